@@ -1,0 +1,27 @@
+/* csv.h - flat arrays of numbers in text files, as numpy.savetxt writes
+ * them (with or without delimiter=','). Used by `mpicnn op`. */
+#ifndef MPICNN_CSV_H
+#define MPICNN_CSV_H
+
+#include <stddef.h>
+
+#include "mpicnn/status.h"
+
+/* Reads every number in `path` (separated by commas, spaces, tabs or
+ * newlines; '#' starts a comment to the end of the line) in order.
+ * `what` names the value in messages (e.g. "--x"). On success *out is a
+ * malloc'd array of *n floats that the caller frees. Errors: CNN_EDATA for
+ * a missing/unreadable file or a token that is not a finite number (the
+ * message gives the line and the token), CNN_ENOMEM. */
+cnn_status_t cnn_csv_read(const char *path, const char *what, float **out,
+                          size_t *n);
+
+/* Parses numbers from a string the same way (what/name for messages). */
+cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
+                           const char *name, float **out, size_t *n);
+
+/* Writes n values, one per line with 9 significant digits. CNN_EIO names
+ * the file if it cannot be written completely. */
+cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n);
+
+#endif

@@ -1,0 +1,111 @@
+/* layer.h - the layer ops table and the layer registry.
+ *
+ * A layer is a spec (what the config says), a shape (what shape inference
+ * decided) and pointers into the network's arenas. The network calls a
+ * layer only through its ops table; the registry maps a type name
+ * ("conv", "relu", ...) to that table.
+ *
+ * Layout is NCHW float32 throughout. A flat vector of D values is the
+ * shape (N, D, 1, 1). Every shape below is per batch: `n` is the batch. */
+#ifndef MPICNN_LAYER_H
+#define MPICNN_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpicnn/status.h"
+
+typedef struct {
+    int n, c, h, w;
+} cnn_shape_t;
+
+/* Elements of one image of a shape (c*h*w). */
+static inline size_t cnn_shape_image(cnn_shape_t s)
+{
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+#define CNN_NAME_MAX 32
+
+/* What the config says about one layer. Fields a type does not use are 0. */
+typedef struct {
+    char name[CNN_NAME_MAX]; /* as in the config, e.g. "conv1" */
+    char type[16];           /* registry name, e.g. "conv" */
+    int filters;             /* conv: output channels K; dense: units M */
+    int kh, kw;              /* conv kernel / pool window */
+    int stride;              /* conv / pool stride (>= 1) */
+    int pad;                 /* conv zero padding, per side */
+    float p;                 /* dropout: drop probability in [0, 1) */
+    float eps;               /* batchnorm: variance epsilon */
+    float momentum;          /* batchnorm: running = (1-m)*running + m*batch */
+} cnn_layer_spec_t;
+
+/* Memory a layer asks for at build time, in floats. */
+typedef struct {
+    size_t params; /* trainable parameters (and as many gradients) */
+    size_t state;  /* persistent non-trainable values (batchnorm stats) */
+    size_t cache;  /* values kept from forward to backward, at max batch */
+    size_t work;   /* scratch per thread, valid during one call only */
+} cnn_layer_sizes_t;
+
+/* Per-call context: mode, randomness and scratch. Built by the caller. */
+typedef struct {
+    int train;          /* 1: training mode (dropout on, batch stats) */
+    uint64_t seed;      /* run seed; dropout masks derive from it */
+    int rank;           /* rank in the training communicator */
+    uint64_t step;      /* global optimizer step, for dropout streams */
+    int nthreads;       /* OpenMP threads to use (>= 1) */
+    float *work;        /* nthreads * work_stride floats, 64-byte aligned */
+    size_t work_stride; /* floats of scratch per thread */
+} cnn_ctx_t;
+
+typedef struct cnn_layer cnn_layer_t;
+
+typedef struct {
+    const char *type;
+    /* Validates `spec` against input shape `in` (in.n = max batch) and
+     * fills the output shape and memory sizes. Returns CNN_ECONFIG with a
+     * message naming the layer and the shapes on a mismatch. */
+    cnn_status_t (*shape)(const cnn_layer_spec_t *spec, cnn_shape_t in,
+                          cnn_shape_t *out, cnn_layer_sizes_t *sz);
+    /* Initial parameters and state; may be NULL (nothing to initialise).
+     * Deterministic in `seed`. */
+    void (*init)(cnn_layer_t *l, uint64_t seed);
+    /* x is (n, in.c, in.h, in.w), y is (n, out.c, out.h, out.w), n <= max. */
+    void (*forward)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                    const float *x, float *y);
+    /* Given dy, ADDS parameter gradients into l->grads and WRITES dx
+     * (dx may be NULL: the input gradient is not needed). x and y are the
+     * tensors of the forward call that preceded it. */
+    void (*backward)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                     const float *x, const float *y, const float *dy,
+                     float *dx);
+} cnn_layer_ops_t;
+
+struct cnn_layer {
+    cnn_layer_spec_t spec;
+    const cnn_layer_ops_t *ops;
+    int index;             /* position in the net, for RNG streams */
+    cnn_shape_t in, out;   /* n = max batch */
+    cnn_layer_sizes_t sz;
+    float *params;         /* sz.params floats in the parameter arena */
+    float *grads;          /* sz.params floats in the gradient arena */
+    float *state;          /* sz.state floats in the state arena */
+    float *cache;          /* sz.cache floats, private to this layer */
+};
+
+/* The ops table for a type name, or NULL. Static; do not free. */
+const cnn_layer_ops_t *cnn_layer_find(const char *type);
+
+/* The registered type names, NULL-terminated. Static. */
+const char *const *cnn_layer_types(void);
+
+/* Shapes as "(n,c,h,w)" into buf; returns buf. */
+char *cnn_shape_str(cnn_shape_t s, char *buf, size_t len);
+
+/* Layer ops tables, one per file in src/layers/. */
+extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
+    cnn_avgpool_ops, cnn_gap_ops, cnn_flatten_ops, cnn_dense_ops,
+    cnn_dropout_ops, cnn_batchnorm_ops;
+
+#endif

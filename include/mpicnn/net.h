@@ -1,0 +1,74 @@
+/* net.h - a network: a list of layers over one parameter arena.
+ *
+ * cnn_net_create() runs shape inference and plans all memory: one block
+ * of parameters, one of gradients (same layout, so a single all-reduce
+ * covers every layer), one of non-trainable state, the activations of
+ * every layer at the maximum batch, two gradient ping-pong buffers and
+ * per-thread scratch. forward/backward never allocate. */
+#ifndef MPICNN_NET_H
+#define MPICNN_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mpicnn/layer.h"
+#include "mpicnn/status.h"
+
+typedef struct {
+    int nlayers;
+    cnn_layer_t *layers;   /* nlayers entries */
+    cnn_shape_t input;     /* n = max batch */
+    cnn_shape_t output;    /* of the last layer; n = max batch */
+    int nthreads;          /* OpenMP threads planned for */
+    size_t nparams;        /* floats in params and grads */
+    size_t nstate;         /* floats in state */
+    float *params;         /* (nparams) */
+    float *grads;          /* (nparams) */
+    float *state;          /* (nstate) */
+    float **act;           /* act[0] is the input (max batch), act[i+1] the
+                              output of layer i */
+    float *dbuf[2];        /* gradient ping-pong, each the largest activation */
+    float *work;           /* nthreads * work_stride */
+    size_t work_stride;
+    float *cache;          /* all layers' caches */
+} cnn_net_t;
+
+/* Builds a net of `nlayers` specs on input shape `input` (input.n = the
+ * largest batch forward will see) for `nthreads` threads (0: OpenMP's
+ * default). On failure returns CNN_ECONFIG (shape mismatch, naming the
+ * layer) or CNN_ENOMEM and leaves *out NULL. Free with cnn_net_free(). */
+cnn_status_t cnn_net_create(const cnn_layer_spec_t *specs, int nlayers,
+                            cnn_shape_t input, int nthreads, cnn_net_t **out);
+
+void cnn_net_free(cnn_net_t *net);
+
+/* Initialises all parameters and state, deterministically in `seed`. */
+void cnn_net_init(cnn_net_t *net, uint64_t seed);
+
+/* A context for this net: scratch pointers, thread count, mode. */
+cnn_ctx_t cnn_net_ctx(const cnn_net_t *net, int train, uint64_t seed,
+                      int rank, uint64_t step);
+
+/* Input buffer to fill: (max batch, c, h, w). Owned by the net. */
+static inline float *cnn_net_input(cnn_net_t *net) { return net->act[0]; }
+
+/* Runs every layer on the first n images of the input buffer. Returns the
+ * output (n, out.c, out.h, out.w), owned by the net, valid until the next
+ * forward. */
+const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
+
+/* Backpropagates dout (n, out...) through the layers of the last forward,
+ * ADDING parameter gradients into net->grads. */
+void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
+                      const float *dout);
+
+void cnn_net_zero_grad(cnn_net_t *net);
+
+/* The layer called `name`, or NULL. */
+cnn_layer_t *cnn_net_layer(cnn_net_t *net, const char *name);
+
+/* Prints a summary table (layer, type, output shape, parameters) to f. */
+void cnn_net_print(const cnn_net_t *net, FILE *f);
+
+#endif

@@ -1,0 +1,45 @@
+/* cli.h - subcommands and the small flag parser they share.
+ *
+ * Each subcommand returns a cnn_status_t; main() prints the recorded
+ * message (naming the rank) and turns the status into the exit code. */
+#ifndef MPICNN_CLI_H
+#define MPICNN_CLI_H
+
+#include <mpi.h>
+
+#include "mpicnn.h"
+
+#define CLI_MAX_FLAGS 64
+
+/* "--name value" pairs, and the positional arguments, in order. */
+typedef struct {
+    int nflags;
+    const char *name[CLI_MAX_FLAGS];
+    const char *value[CLI_MAX_FLAGS]; /* NULL for a bare switch */
+    int used[CLI_MAX_FLAGS];
+    int npos;
+    const char *pos[CLI_MAX_FLAGS];
+} cli_args_t;
+
+/* Splits argv. `switches` lists the flags that take no value
+ * (NULL-terminated, may be NULL). Repeated flags are kept in order. */
+cnn_status_t cli_parse(int argc, char **argv, const char *const *switches,
+                       cli_args_t *a);
+/* Value of the last --name, or NULL. Marks it used. */
+const char *cli_get(cli_args_t *a, const char *name);
+/* 1 if the switch was given. */
+int cli_has(cli_args_t *a, const char *name);
+/* Like cli_get but a missing flag is a usage error naming it. */
+cnn_status_t cli_need(cli_args_t *a, const char *name, const char **out);
+/* Usage error for any flag that no cli_get/cli_has asked for. */
+cnn_status_t cli_check_unused(const cli_args_t *a);
+/* Strict number parsing; errors name the flag. */
+cnn_status_t cli_int(const char *flag, const char *s, long lo, long hi, long *out);
+cnn_status_t cli_float(const char *flag, const char *s, double *out);
+/* "2,3,4,4" -> dims; 1..maxd positive integers. */
+cnn_status_t cli_dims(const char *flag, const char *s, int maxd, int *dims, int *nd);
+
+/* Subcommands. argv[0] is the subcommand's name. */
+cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);
+
+#endif

@@ -1,0 +1,1 @@
+# data module: sources and tests (filled in by the data module)

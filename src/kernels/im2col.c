@@ -1,0 +1,80 @@
+/* im2col.c - unfold image patches into columns and fold them back.
+ * The column matrix has one row per (channel, ky, kx) and one column per
+ * output pixel, so a convolution becomes W (K, C*KH*KW) x col. */
+#include "mpicnn/kernels.h"
+
+#include <string.h>
+
+int cnn_conv_out_size(int in, int k, int stride, int pad)
+{
+    int span = in + 2 * pad - k;
+    if (k <= 0 || stride <= 0 || span < 0) return 0;
+    return span / stride + 1;
+}
+
+/* x is (C,H,W), col is (C*KH*KW, OH*OW). */
+void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
+                int stride, int pad, float *col)
+{
+    const int OH = cnn_conv_out_size(H, KH, stride, pad);
+    const int OW = cnn_conv_out_size(W, KW, stride, pad);
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int ky = 0; ky < KH; ky++) {
+            for (int kx = 0; kx < KW; kx++) {
+                float *row = col + ((size_t)(c * KH + ky) * KW + kx) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    const int iy = oy * stride - pad + ky;
+                    float *dst = row + (size_t)oy * OW;
+                    if (iy < 0 || iy >= H) {
+                        memset(dst, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    const float *src = xc + (size_t)iy * W;
+                    if (stride == 1) {
+                        /* contiguous run: zero the padded edges, copy the rest */
+                        int ox0 = pad - kx > 0 ? pad - kx : 0;
+                        int ox1 = W + pad - kx < OW ? W + pad - kx : OW;
+                        if (ox1 < ox0) ox1 = ox0;
+                        for (int ox = 0; ox < ox0; ox++) dst[ox] = 0.0f;
+                        if (ox1 > ox0)
+                            memcpy(dst + ox0, src + ox0 - pad + kx,
+                                   sizeof(float) * (size_t)(ox1 - ox0));
+                        for (int ox = ox1; ox < OW; ox++) dst[ox] = 0.0f;
+                    } else {
+                        for (int ox = 0; ox < OW; ox++) {
+                            const int ix = ox * stride - pad + kx;
+                            dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* col is (C*KH*KW, OH*OW); adds into dx (C,H,W). */
+void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW,
+                int stride, int pad, float *dx)
+{
+    const int OH = cnn_conv_out_size(H, KH, stride, pad);
+    const int OW = cnn_conv_out_size(W, KW, stride, pad);
+    for (int c = 0; c < C; c++) {
+        float *dc = dx + (size_t)c * H * W;
+        for (int ky = 0; ky < KH; ky++) {
+            for (int kx = 0; kx < KW; kx++) {
+                const float *row = col + ((size_t)(c * KH + ky) * KW + kx) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    const int iy = oy * stride - pad + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    const float *src = row + (size_t)oy * OW;
+                    float *dst = dc + (size_t)iy * W;
+                    for (int ox = 0; ox < OW; ox++) {
+                        const int ix = ox * stride - pad + kx;
+                        if (ix >= 0 && ix < W) dst[ix] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}

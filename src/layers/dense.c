@@ -1,0 +1,104 @@
+/* dense.c - fully connected layer, y = x W^T + b.
+ *
+ * Parameters: W (M, D) as PyTorch's nn.Linear stores them, then b (M).
+ * The input must be flat, (n, D, 1, 1): put a flatten layer before it.
+ * Threads take row blocks (of the batch for y and dx, of W for dW), so
+ * no two threads write one element and each element's sum has the same
+ * order for any thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "layer_util.h"
+#include "mpicnn/kernels.h"
+
+static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    char why[160];
+    if (s->filters < 1) {
+        snprintf(why, sizeof why, "needs units >= 1 (got %d)", s->filters);
+        return layer_shape_error(s, in, why);
+    }
+    if (in.h != 1 || in.w != 1) {
+        snprintf(why, sizeof why,
+                 "expects a flat input (n,%d,1,1); add a flatten layer before it",
+                 in.c * in.h * in.w);
+        return layer_shape_error(s, in, why);
+    }
+    *out = (cnn_shape_t){in.n, s->filters, 1, 1};
+    *sz = (cnn_layer_sizes_t){0};
+    sz->params = (size_t)s->filters * in.c + (size_t)s->filters;
+    return CNN_OK;
+}
+
+static void dense_init(cnn_layer_t *l, uint64_t seed)
+{
+    const int M = l->out.c, D = l->in.c;
+    const float std = sqrtf(2.0f / (float)D);
+    for (size_t i = 0; i < (size_t)M * D; i++)
+        l->params[i] = std * cnn_randn(seed, (uint64_t)l->index, i);
+    memset(l->params + (size_t)M * D, 0, sizeof(float) * (size_t)M);
+}
+
+/* Splits [0, total) into the block of thread t of T. */
+static void block(int total, int t, int T, int *lo, int *hi)
+{
+    *lo = (int)((long)total * t / T);
+    *hi = (int)((long)total * (t + 1) / T);
+}
+
+/* x (n,D) -> y (n,M) */
+static void dense_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                          const float *x, float *y)
+{
+    const int M = l->out.c, D = l->in.c;
+    const float *w = l->params, *b = l->params + (size_t)M * D;
+#pragma omp parallel num_threads(ctx->nthreads)
+    {
+        int lo, hi;
+        block(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int i = lo; i < hi; i++) memcpy(y + (size_t)i * M, b, sizeof(float) * M);
+        if (hi > lo)
+            cnn_sgemm(0, 1, hi - lo, M, D, 1.0f, x + (size_t)lo * D, D, w, D,
+                      1.0f, y + (size_t)lo * M, M);
+    }
+}
+
+static void dense_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                           const float *x, const float *y, const float *dy,
+                           float *dx)
+{
+    const int M = l->out.c, D = l->in.c;
+    const float *w = l->params;
+    float *dw = l->grads, *db = l->grads + (size_t)M * D;
+#pragma omp parallel num_threads(ctx->nthreads)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int lo, hi;
+        /* dW rows [lo,hi) (M,D) += dy^T (M,n) x x (n,D) */
+        block(M, t, T, &lo, &hi);
+        if (hi > lo && n > 0)
+            cnn_sgemm(1, 0, hi - lo, D, n, 1.0f, dy + lo, M, x, D, 1.0f,
+                      dw + (size_t)lo * D, D);
+        for (int m = lo; m < hi; m++) {
+            float s = 0.0f;
+            for (int i = 0; i < n; i++) s += dy[(size_t)i * M + m];
+            db[m] += s;
+        }
+        /* dx rows [lo,hi) (n,D) = dy (n,M) x W (M,D) */
+        if (dx) {
+            block(n, t, T, &lo, &hi);
+            if (hi > lo)
+                cnn_sgemm(0, 0, hi - lo, D, M, 1.0f, dy + (size_t)lo * M, M, w,
+                          D, 0.0f, dx + (size_t)lo * D, D);
+        }
+    }
+}
+
+const cnn_layer_ops_t cnn_dense_ops = {
+    .type = "dense",
+    .shape = dense_shape,
+    .init = dense_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+};

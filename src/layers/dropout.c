@@ -1,0 +1,66 @@
+/* dropout.c - inverted dropout: in training each value is dropped with
+ * probability p and the survivors are scaled by 1/(1-p); at test time
+ * the layer is the identity.
+ *
+ * The mask of element j of sample i comes from a hash of (seed, rank,
+ * step, layer, i, j), so it does not depend on the thread count and a
+ * resumed run draws the same masks. */
+#include <string.h>
+
+#include "layer_util.h"
+#include "mpicnn/kernels.h"
+
+static cnn_status_t dropout_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                  cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    if (!(s->p >= 0.0f && s->p < 1.0f)) {
+        char why[96];
+        snprintf(why, sizeof why, "needs 0 <= p < 1 (got %g)", (double)s->p);
+        return layer_shape_error(s, in, why);
+    }
+    *out = in;
+    *sz = (cnn_layer_sizes_t){0};
+    sz->cache = (size_t)in.n * cnn_shape_image(in); /* the scaled mask */
+    return CNN_OK;
+}
+
+static void dropout_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                            const float *x, float *y)
+{
+    const size_t img = cnn_shape_image(l->in), total = (size_t)n * img;
+    if (!ctx->train || l->spec.p == 0.0f) {
+        memcpy(y, x, sizeof(float) * total);
+        return;
+    }
+    const float p = l->spec.p, keep = 1.0f / (1.0f - p);
+    const uint64_t stream = cnn_hash4(ctx->seed, (uint64_t)ctx->rank, ctx->step,
+                                      (uint64_t)l->index);
+    float *mask = l->cache;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (size_t j = 0; j < total; j++) {
+        mask[j] = cnn_u01(cnn_hash4(stream, j, 0, 0)) < p ? 0.0f : keep;
+        y[j] = x[j] * mask[j];
+    }
+}
+
+static void dropout_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                             const float *x, const float *y, const float *dy,
+                             float *dx)
+{
+    if (!dx) return;
+    const size_t total = (size_t)n * cnn_shape_image(l->in);
+    if (!ctx->train || l->spec.p == 0.0f) {
+        memcpy(dx, dy, sizeof(float) * total);
+        return;
+    }
+    const float *mask = l->cache;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (size_t j = 0; j < total; j++) dx[j] = dy[j] * mask[j];
+}
+
+const cnn_layer_ops_t cnn_dropout_ops = {
+    .type = "dropout",
+    .shape = dropout_shape,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+};

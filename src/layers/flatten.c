@@ -1,0 +1,32 @@
+/* flatten.c - (n,C,H,W) -> (n,C*H*W,1,1); the data does not move. */
+#include <string.h>
+
+#include "layer_util.h"
+
+static cnn_status_t flatten_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                  cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    *out = (cnn_shape_t){in.n, in.c * in.h * in.w, 1, 1};
+    *sz = (cnn_layer_sizes_t){0};
+    return CNN_OK;
+}
+
+static void flatten_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                            const float *x, float *y)
+{
+    memcpy(y, x, sizeof(float) * (size_t)n * cnn_shape_image(l->in));
+}
+
+static void flatten_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                             const float *x, const float *y, const float *dy,
+                             float *dx)
+{
+    if (dx) memcpy(dx, dy, sizeof(float) * (size_t)n * cnn_shape_image(l->in));
+}
+
+const cnn_layer_ops_t cnn_flatten_ops = {
+    .type = "flatten",
+    .shape = flatten_shape,
+    .forward = flatten_forward,
+    .backward = flatten_backward,
+};

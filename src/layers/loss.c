@@ -1,0 +1,70 @@
+/* loss.c - softmax cross-entropy and multiclass hinge (SVM) losses. */
+#include <math.h>
+#include <string.h>
+
+#include "mpicnn/loss.h"
+
+int cnn_argmax(const float *v, int k)
+{
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (v[j] > v[best]) best = j;
+    return best;
+}
+
+/* logits (n,k); numerically stable: log-sum-exp after subtracting the max */
+static void softmax_ce(const float *logits, const int *labels, int n, int k,
+                       float scale, double *sum, float *dlogits)
+{
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        const float zmax = z[cnn_argmax(z, k)];
+        double se = 0.0;
+        for (int j = 0; j < k; j++) se += exp((double)z[j] - zmax);
+        const double lse = zmax + log(se);
+        total += lse - z[labels[i]];
+        if (dlogits) {
+            float *d = dlogits + (size_t)i * k;
+            for (int j = 0; j < k; j++)
+                d[j] = scale * (float)exp((double)z[j] - lse);
+            d[labels[i]] -= scale;
+        }
+    }
+    *sum = total;
+}
+
+/* sum over j != y of max(0, z_j - z_y + 1) */
+static void hinge(const float *logits, const int *labels, int n, int k,
+                  float scale, double *sum, float *dlogits)
+{
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        const int y = labels[i];
+        float *d = dlogits ? dlogits + (size_t)i * k : NULL;
+        int active = 0;
+        for (int j = 0; j < k; j++) {
+            if (d) d[j] = 0.0f;
+            if (j == y) continue;
+            const double margin = (double)z[j] - z[y] + 1.0;
+            if (margin > 0.0) {
+                total += margin;
+                active++;
+                if (d) d[j] = scale;
+            }
+        }
+        if (d) d[y] = -scale * (float)active;
+    }
+    *sum = total;
+}
+
+const cnn_loss_t cnn_loss_softmax_ce = {"softmax_ce", softmax_ce};
+const cnn_loss_t cnn_loss_hinge = {"hinge", hinge};
+
+const cnn_loss_t *cnn_loss_find(const char *name)
+{
+    if (strcmp(name, cnn_loss_softmax_ce.name) == 0) return &cnn_loss_softmax_ce;
+    if (strcmp(name, cnn_loss_hinge.name) == 0) return &cnn_loss_hinge;
+    return NULL;
+}

@@ -1,0 +1,204 @@
+/* pool.c - max pooling, average pooling and global average pooling.
+ *
+ * Windows are KH x KW with stride S and no padding; windows that would
+ * run past the edge are dropped (floor), as PyTorch does by default.
+ * Threads split the (image, channel) planes, so overlapping windows
+ * never make two threads write one input element. */
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "layer_util.h"
+#include "mpicnn/kernels.h"
+
+static cnn_status_t window_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                 cnn_shape_t *out, cnn_layer_sizes_t *sz,
+                                 int cache_argmax)
+{
+    char why[160];
+    if (s->kh < 1 || s->kw < 1 || s->stride < 1) {
+        snprintf(why, sizeof why, "needs size >= 1 and stride >= 1 (got %dx%d, stride %d)",
+                 s->kh, s->kw, s->stride);
+        return layer_shape_error(s, in, why);
+    }
+    int oh = cnn_conv_out_size(in.h, s->kh, s->stride, 0);
+    int ow = cnn_conv_out_size(in.w, s->kw, s->stride, 0);
+    if (oh < 1 || ow < 1) {
+        snprintf(why, sizeof why, "a %dx%d window needs at least %dx%d input pixels",
+                 s->kh, s->kw, s->kh, s->kw);
+        return layer_shape_error(s, in, why);
+    }
+    *out = (cnn_shape_t){in.n, in.c, oh, ow};
+    *sz = (cnn_layer_sizes_t){0};
+    /* arg-max index of each output, stored as int32 in the float cache */
+    if (cache_argmax) sz->cache = (size_t)in.n * in.c * oh * ow;
+    return CNN_OK;
+}
+
+static cnn_status_t maxpool_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                  cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    return window_shape(s, in, out, sz, 1);
+}
+
+static cnn_status_t avgpool_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                  cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    return window_shape(s, in, out, sz, 0);
+}
+
+/* x (n,C,H,W) -> y (n,C,OH,OW); cache holds each output's input index
+ * within its plane */
+static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                            const float *x, float *y)
+{
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    const int KH = l->spec.kh, KW = l->spec.kw, S = l->spec.stride;
+    const int planes = n * l->in.c;
+    int32_t *arg = (int32_t *)l->cache;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * H * W;
+        float *yp = y + (size_t)p * OH * OW;
+        int32_t *ap = arg + (size_t)p * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int best = (oy * S) * W + ox * S;
+                float m = xp[best];
+                for (int ky = 0; ky < KH; ky++)
+                    for (int kx = 0; kx < KW; kx++) {
+                        int idx = (oy * S + ky) * W + ox * S + kx;
+                        /* strict '>' keeps the first maximum, as PyTorch */
+                        if (xp[idx] > m || xp[idx] != xp[idx]) {
+                            m = xp[idx];
+                            best = idx;
+                        }
+                    }
+                yp[oy * OW + ox] = m;
+                ap[oy * OW + ox] = best;
+            }
+    }
+}
+
+static void maxpool_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                             const float *x, const float *y, const float *dy,
+                             float *dx)
+{
+    if (!dx) return;
+    const size_t in_plane = (size_t)l->in.h * l->in.w;
+    const size_t out_plane = (size_t)l->out.h * l->out.w;
+    const int planes = n * l->in.c;
+    const int32_t *arg = (const int32_t *)l->cache;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int p = 0; p < planes; p++) {
+        float *dxp = dx + (size_t)p * in_plane;
+        const float *dyp = dy + (size_t)p * out_plane;
+        const int32_t *ap = arg + (size_t)p * out_plane;
+        memset(dxp, 0, sizeof(float) * in_plane);
+        for (size_t j = 0; j < out_plane; j++) dxp[ap[j]] += dyp[j];
+    }
+}
+
+static void avgpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                            const float *x, float *y)
+{
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    const int KH = l->spec.kh, KW = l->spec.kw, S = l->spec.stride;
+    const float scale = 1.0f / (float)(KH * KW);
+    const int planes = n * l->in.c;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * H * W;
+        float *yp = y + (size_t)p * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float s = 0.0f;
+                for (int ky = 0; ky < KH; ky++)
+                    for (int kx = 0; kx < KW; kx++)
+                        s += xp[(oy * S + ky) * W + ox * S + kx];
+                yp[oy * OW + ox] = s * scale;
+            }
+    }
+}
+
+static void avgpool_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                             const float *x, const float *y, const float *dy,
+                             float *dx)
+{
+    if (!dx) return;
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    const int KH = l->spec.kh, KW = l->spec.kw, S = l->spec.stride;
+    const float scale = 1.0f / (float)(KH * KW);
+    const int planes = n * l->in.c;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int p = 0; p < planes; p++) {
+        float *dxp = dx + (size_t)p * H * W;
+        const float *dyp = dy + (size_t)p * OH * OW;
+        memset(dxp, 0, sizeof(float) * (size_t)H * W);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float g = dyp[oy * OW + ox] * scale;
+                for (int ky = 0; ky < KH; ky++)
+                    for (int kx = 0; kx < KW; kx++)
+                        dxp[(oy * S + ky) * W + ox * S + kx] += g;
+            }
+    }
+}
+
+/* global average pooling: (n,C,H,W) -> (n,C,1,1) */
+static cnn_status_t gap_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                              cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    *out = (cnn_shape_t){in.n, in.c, 1, 1};
+    *sz = (cnn_layer_sizes_t){0};
+    return CNN_OK;
+}
+
+static void gap_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                        const float *x, float *y)
+{
+    const size_t hw = (size_t)l->in.h * l->in.w;
+    const int planes = n * l->in.c;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * hw;
+        double s = 0.0;
+        for (size_t j = 0; j < hw; j++) s += xp[j];
+        y[p] = (float)(s / (double)hw);
+    }
+}
+
+static void gap_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                         const float *x, const float *y, const float *dy,
+                         float *dx)
+{
+    if (!dx) return;
+    const size_t hw = (size_t)l->in.h * l->in.w;
+    const int planes = n * l->in.c;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int p = 0; p < planes; p++) {
+        const float g = dy[p] / (float)hw;
+        for (size_t j = 0; j < hw; j++) dx[(size_t)p * hw + j] = g;
+    }
+}
+
+const cnn_layer_ops_t cnn_maxpool_ops = {
+    .type = "maxpool",
+    .shape = maxpool_shape,
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+};
+
+const cnn_layer_ops_t cnn_avgpool_ops = {
+    .type = "avgpool",
+    .shape = avgpool_shape,
+    .forward = avgpool_forward,
+    .backward = avgpool_backward,
+};
+
+const cnn_layer_ops_t cnn_gap_ops = {
+    .type = "gap",
+    .shape = gap_shape,
+    .forward = gap_forward,
+    .backward = gap_backward,
+};

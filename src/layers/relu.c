@@ -1,0 +1,35 @@
+/* relu.c - y = max(x, 0), elementwise. */
+#include "layer_util.h"
+
+static cnn_status_t relu_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                               cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    *out = in;
+    *sz = (cnn_layer_sizes_t){0};
+    return CNN_OK;
+}
+
+static void relu_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                         const float *x, float *y)
+{
+    const size_t total = (size_t)n * cnn_shape_image(l->in);
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                          const float *x, const float *y, const float *dy,
+                          float *dx)
+{
+    if (!dx) return;
+    const size_t total = (size_t)n * cnn_shape_image(l->in);
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (size_t i = 0; i < total; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+const cnn_layer_ops_t cnn_relu_ops = {
+    .type = "relu",
+    .shape = relu_shape,
+    .forward = relu_forward,
+    .backward = relu_backward,
+};

@@ -1,0 +1,129 @@
+/* test_kernels.c - im2col/col2im against direct indexing and as adjoints,
+ * the GEMM wrapper in every transpose against a naive product, and the
+ * counter-based RNG. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mpicnn.h"
+#include "testutil.h"
+
+typedef struct { int C, H, W, KH, KW, S, P; } geo_t;
+
+static const geo_t geos[] = {
+    {3, 5, 5, 3, 3, 1, 1}, {2, 7, 6, 3, 2, 2, 0}, {1, 4, 4, 4, 4, 2, 1},
+    {2, 3, 4, 2, 3, 1, 2}, {4, 9, 9, 5, 5, 3, 2}, {1, 1, 1, 1, 1, 1, 0},
+};
+
+static void test_out_size(void **state)
+{
+    assert_int_equal(cnn_conv_out_size(28, 3, 1, 1), 28);
+    assert_int_equal(cnn_conv_out_size(5, 2, 2, 0), 2);
+    assert_int_equal(cnn_conv_out_size(4, 4, 2, 1), 2);
+    assert_int_equal(cnn_conv_out_size(3, 5, 1, 0), 0);
+    assert_int_equal(cnn_conv_out_size(3, 5, 1, 1), 1);
+    assert_int_equal(cnn_conv_out_size(3, 3, 0, 1), 0);
+}
+
+static void test_im2col(void **state)
+{
+    for (size_t g = 0; g < sizeof geos / sizeof geos[0]; g++) {
+        const geo_t q = geos[g];
+        int OH = cnn_conv_out_size(q.H, q.KH, q.S, q.P);
+        int OW = cnn_conv_out_size(q.W, q.KW, q.S, q.P);
+        size_t nx = (size_t)q.C * q.H * q.W, nc = (size_t)q.C * q.KH * q.KW * OH * OW;
+        float *x = malloc(nx * sizeof(float)), *col = malloc(nc * sizeof(float));
+        float *c2 = malloc(nc * sizeof(float)), *dx = calloc(nx, sizeof(float));
+        double *ref = malloc(nc * sizeof(double));
+        uint64_t seed = 7 + g;
+        for (size_t i = 0; i < nx; i++) x[i] = (float)tu_uniform(&seed, -1, 1);
+        for (size_t i = 0; i < nc; i++) c2[i] = (float)tu_uniform(&seed, -1, 1);
+        for (int c = 0; c < q.C; c++)
+            for (int ky = 0; ky < q.KH; ky++)
+                for (int kx = 0; kx < q.KW; kx++)
+                    for (int oy = 0; oy < OH; oy++)
+                        for (int ox = 0; ox < OW; ox++) {
+                            int iy = oy * q.S - q.P + ky, ix = ox * q.S - q.P + kx;
+                            size_t r = ((size_t)(c * q.KH + ky) * q.KW + kx);
+                            ref[r * OH * OW + (size_t)oy * OW + ox] =
+                                (iy < 0 || ix < 0 || iy >= q.H || ix >= q.W)
+                                    ? 0.0 : x[((size_t)c * q.H + iy) * q.W + ix];
+                        }
+        cnn_im2col(x, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, col);
+        TU_ASSERT_CLOSE("im2col (exact copy)", col, ref, nc, 1e-30, 0);
+        /* col2im is the adjoint: <im2col(x), c2> == <x, col2im(c2)> */
+        cnn_col2im(c2, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx);
+        double lhs = 0, rhs = 0;
+        for (size_t i = 0; i < nc; i++) lhs += (double)col[i] * c2[i];
+        for (size_t i = 0; i < nx; i++) rhs += (double)x[i] * dx[i];
+        assert_float_equal(lhs, rhs, 1e-4 * (1 + fabs(lhs)));
+        free(x); free(col); free(c2); free(dx); free(ref);
+    }
+}
+
+static void test_sgemm(void **state)
+{
+    const int M = 7, N = 5, K = 9;
+    uint64_t seed = 3;
+    float A[K * M], B[N * K], C[M * N];
+    double ref[M * N];
+    for (int i = 0; i < K * M; i++) A[i] = (float)tu_uniform(&seed, -1, 1);
+    for (int i = 0; i < N * K; i++) B[i] = (float)tu_uniform(&seed, -1, 1);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            for (int i = 0; i < M * N; i++) C[i] = 1.0f;
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++) {
+                        double a = ta ? A[k * M + m] : A[m * K + k];
+                        double b = tb ? B[n * K + k] : B[k * N + n];
+                        s += a * b;
+                    }
+                    ref[m * N + n] = 2.0 * s + 0.5;
+                }
+            cnn_sgemm(ta, tb, M, N, K, 2.0f, A, ta ? M : K, B, tb ? K : N, 0.5f, C, N);
+            TU_ASSERT_CLOSE("sgemm", C, ref, M * N, 1e-6, 1e-6);
+        }
+}
+
+static void test_rng(void **state)
+{
+    assert_true(cnn_hash4(1, 2, 3, 4) == cnn_hash4(1, 2, 3, 4));
+    assert_true(cnn_hash4(1, 2, 3, 4) != cnn_hash4(1, 2, 3, 5));
+    assert_true(cnn_hash4(1, 2, 3, 4) != cnn_hash4(2, 1, 3, 4));
+    double s = 0, s2 = 0;
+    const int n = 100000;
+    for (int i = 0; i < n; i++) {
+        double v = cnn_randn(5, 1, (uint64_t)i);
+        s += v;
+        s2 += v * v;
+    }
+    assert_float_equal(s / n, 0.0, 0.02);
+    assert_float_equal(s2 / n, 1.0, 0.02);
+    float u = cnn_u01(~0ULL);
+    assert_true(u < 1.0f && u >= 0.0f);
+}
+
+static void test_all_finite(void **state)
+{
+    float v[4] = {1, 2, 3, 4};
+    assert_true(cnn_all_finite(v, 4));
+    v[2] = NAN;
+    assert_false(cnn_all_finite(v, 4));
+    v[2] = INFINITY;
+    assert_false(cnn_all_finite(v, 4));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_out_size), cmocka_unit_test(test_im2col),
+        cmocka_unit_test(test_sgemm),    cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_all_finite),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

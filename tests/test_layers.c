@@ -1,0 +1,365 @@
+/* test_layers.c - every layer three ways: forward against the naive double
+ * reference (tests/naive.c), input and parameter gradients against central
+ * finite differences of that reference, and 1 vs 2 OpenMP threads.
+ *
+ * Tolerances (stated once, used everywhere):
+ *   forward:   |float - ref| <= 1e-5 + 1e-5 |ref|
+ *   gradients: |analytic - fd| <= 1e-4 + 1e-3 |fd|, with fd the central
+ *              difference of sum(r * y) in double, step 1e-6
+ *   threads:   |1 thread - 2 threads| <= 1e-6 + 1e-6 |1 thread|
+ * A failure prints the worst element, both values and its index. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mpicnn.h"
+#include "naive.h"
+#include "testutil.h"
+
+#define FWD_ATOL 1e-5
+#define FWD_RTOL 1e-5
+#define GRAD_ATOL 1e-4
+#define GRAD_RTOL 1e-3
+#define FD_STEP 1e-6
+
+typedef struct {
+    size_t nin, nout, np, nstate;
+    float *y, *dx, *dp; /* results of one run */
+    float *mask;        /* dropout mask used */
+} run_t;
+
+static void run_free(run_t *r)
+{
+    free(r->y);
+    free(r->dx);
+    free(r->dp);
+    free(r->mask);
+}
+
+/* Runs forward + backward of one layer with given x, params, state, dy. */
+static run_t run_layer(const cnn_layer_spec_t *spec, cnn_shape_t in, int train,
+                       int nthreads, const double *x, const double *p,
+                       const double *state, const double *dy)
+{
+    cnn_net_t *net = NULL;
+    cnn_status_t st = cnn_net_create(spec, 1, in, nthreads, &net);
+    if (st != CNN_OK) fail_msg("create %s: %s", spec->name, cnn_error_message());
+    cnn_layer_t *l = &net->layers[0];
+    run_t r = {.nin = (size_t)in.n * cnn_shape_image(in),
+               .nout = (size_t)in.n * cnn_shape_image(l->out),
+               .np = l->sz.params, .nstate = l->sz.state};
+    for (size_t i = 0; i < r.nin; i++) net->act[0][i] = (float)x[i];
+    for (size_t i = 0; i < r.np; i++) l->params[i] = (float)p[i];
+    for (size_t i = 0; i < r.nstate; i++) l->state[i] = (float)state[i];
+    cnn_ctx_t ctx = cnn_net_ctx(net, train, 1234, 1, 17);
+    const float *y = cnn_net_forward(net, &ctx, in.n);
+    float *dyf = malloc(sizeof(float) * r.nout);
+    for (size_t i = 0; i < r.nout; i++) dyf[i] = (float)dy[i];
+    r.y = malloc(sizeof(float) * r.nout);
+    r.dx = malloc(sizeof(float) * r.nin);
+    r.dp = calloc(r.np + 1, sizeof(float));
+    memcpy(r.y, y, sizeof(float) * r.nout);
+    cnn_net_zero_grad(net);
+    l->ops->backward(l, &ctx, in.n, net->act[0], net->act[1], dyf, r.dx);
+    memcpy(r.dp, l->grads, sizeof(float) * r.np);
+    if (!strcmp(spec->type, "dropout")) {
+        r.mask = malloc(sizeof(float) * r.nin);
+        for (size_t i = 0; i < r.nin; i++)
+            r.mask[i] = train && spec->p > 0 ? l->cache[i] : 1.0f;
+    }
+    free(dyf);
+    cnn_net_free(net);
+    return r;
+}
+
+/* Analytic gradient against central differences of the reference. */
+static void check_fd(const char *what, const cnn_layer_spec_t *s, cnn_shape_t in,
+                     cnn_shape_t out, double *x, double *p, const double *state,
+                     const double *mask, int train, const double *r, int wrt_params,
+                     size_t nv, const float *analytic)
+{
+    double *fd = malloc(sizeof(double) * nv);
+    naive_grad(s, in, out, x, p, state, mask, train, r, wrt_params, nv, fd);
+    for (size_t i = 0; i < nv; i++) {
+        double err = fabs(analytic[i] - fd[i]);
+        if (err > GRAD_ATOL + GRAD_RTOL * fabs(fd[i]))
+            fail_msg("%s gradient of layer %s at [%zu]: analytic %.9g, finite "
+                     "difference %.9g (|diff| %.3g > %.1g + %.1g*|fd|)",
+                     what, s->name, i, analytic[i], fd[i], err, GRAD_ATOL, GRAD_RTOL);
+    }
+    free(fd);
+}
+
+/* The whole three-way check of one layer configuration. */
+static void check_layer(cnn_layer_spec_t spec, cnn_shape_t in, int train)
+{
+    cnn_net_t *probe = NULL;
+    if (cnn_net_create(&spec, 1, in, 1, &probe) != CNN_OK)
+        fail_msg("create %s: %s", spec.name, cnn_error_message());
+    cnn_shape_t out = probe->layers[0].out;
+    size_t np = probe->layers[0].sz.params, ns = probe->layers[0].sz.state;
+    cnn_net_free(probe);
+
+    size_t nin = (size_t)in.n * cnn_shape_image(in);
+    size_t nout = (size_t)in.n * cnn_shape_image(out);
+    uint64_t seed = 0x9e3779b97f4a7c15ULL ^ nin ^ (np << 20);
+    double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * (np + 1));
+    double *st = calloc(ns + 1, sizeof(double)), *r = calloc(nout, sizeof(double));
+    double *yref = malloc(sizeof(double) * nout), *mask = malloc(sizeof(double) * nin);
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.5, 0.5);
+    if (!strcmp(spec.type, "batchnorm")) {
+        for (int c = 0; c < in.c; c++) {
+            p[c] = tu_uniform(&seed, 0.5, 1.5);
+            st[c] = tu_uniform(&seed, -0.2, 0.2);
+            st[in.c + c] = tu_uniform(&seed, 0.5, 2.0);
+        }
+    }
+    for (size_t i = 0; i < nout; i++) r[i] = tu_uniform(&seed, -1, 1);
+
+    run_t a = run_layer(&spec, in, train, 1, x, p, st, r);
+    for (size_t i = 0; i < nin; i++) mask[i] = a.mask ? a.mask[i] : 1.0;
+
+    naive_forward(&spec, in, out, x, p, st, mask, train, yref);
+    TU_ASSERT_CLOSE("forward", a.y, yref, nout, FWD_ATOL, FWD_RTOL);
+
+    check_fd("input", &spec, in, out, x, p, st, mask, train, r, 0, nin, a.dx);
+    if (np) check_fd("parameter", &spec, in, out, x, p, st, mask, train, r, 1, np, a.dp);
+
+    /* 2 threads give the same answer */
+    run_t b = run_layer(&spec, in, train, 2, x, p, st, r);
+    double *ad = malloc(sizeof(double) * (nin + nout + np));
+    for (size_t i = 0; i < nout; i++) ad[i] = a.y[i];
+    TU_ASSERT_CLOSE("forward, 2 threads vs 1", b.y, ad, nout, 1e-6, 1e-6);
+    for (size_t i = 0; i < nin; i++) ad[i] = a.dx[i];
+    TU_ASSERT_CLOSE("input gradient, 2 threads vs 1", b.dx, ad, nin, 1e-6, 1e-6);
+    for (size_t i = 0; i < np; i++) ad[i] = a.dp[i];
+    TU_ASSERT_CLOSE("parameter gradient, 2 threads vs 1", b.dp, ad, np, 1e-6, 1e-6);
+
+    run_free(&a);
+    run_free(&b);
+    free(ad);
+    free(x);
+    free(p);
+    free(st);
+    free(r);
+    free(yref);
+    free(mask);
+}
+
+static cnn_layer_spec_t mk(const char *type, int filters, int kh, int kw,
+                           int stride, int pad)
+{
+    cnn_layer_spec_t s = {.filters = filters, .kh = kh, .kw = kw,
+                          .stride = stride, .pad = pad, .eps = 1e-5f,
+                          .momentum = 0.1f};
+    snprintf(s.name, sizeof s.name, "%s_t", type);
+    snprintf(s.type, sizeof s.type, "%s", type);
+    return s;
+}
+
+static cnn_shape_t sh(int n, int c, int h, int w) { return (cnn_shape_t){n, c, h, w}; }
+
+static void test_conv(void **state)
+{
+    check_layer(mk("conv", 4, 3, 3, 1, 1), sh(2, 3, 5, 5), 1);
+    check_layer(mk("conv", 3, 3, 2, 2, 0), sh(1, 2, 7, 6), 1);  /* non-square, uneven */
+    check_layer(mk("conv", 3, 4, 4, 2, 1), sh(2, 3, 4, 4), 1);
+    check_layer(mk("conv", 5, 1, 1, 1, 0), sh(2, 4, 3, 3), 1);  /* pointwise path */
+    check_layer(mk("conv", 2, 5, 5, 3, 2), sh(3, 1, 8, 8), 1);
+    check_layer(mk("conv", 6, 2, 3, 1, 2), sh(1, 2, 3, 4), 1);  /* pad > kernel/2 */
+}
+
+static void test_relu(void **state)
+{
+    check_layer(mk("relu", 0, 0, 0, 0, 0), sh(2, 3, 4, 5), 1);
+    check_layer(mk("relu", 0, 0, 0, 0, 0), sh(1, 7, 1, 1), 0);
+}
+
+static void test_maxpool(void **state)
+{
+    check_layer(mk("maxpool", 0, 2, 2, 2, 0), sh(2, 3, 5, 5), 1); /* drops the edge */
+    check_layer(mk("maxpool", 0, 3, 2, 1, 0), sh(1, 2, 6, 7), 1); /* overlapping */
+    check_layer(mk("maxpool", 0, 2, 2, 2, 0), sh(2, 2, 4, 4), 1);
+}
+
+static void test_avgpool(void **state)
+{
+    check_layer(mk("avgpool", 0, 2, 2, 2, 0), sh(2, 3, 5, 5), 1);
+    check_layer(mk("avgpool", 0, 3, 2, 1, 0), sh(1, 2, 6, 7), 1);
+}
+
+static void test_gap_flatten(void **state)
+{
+    check_layer(mk("gap", 0, 0, 0, 0, 0), sh(2, 3, 4, 5), 1);
+    check_layer(mk("flatten", 0, 0, 0, 0, 0), sh(2, 3, 2, 2), 1);
+}
+
+static void test_dense(void **state)
+{
+    check_layer(mk("dense", 5, 0, 0, 0, 0), sh(3, 7, 1, 1), 1);
+    check_layer(mk("dense", 3, 0, 0, 0, 0), sh(1, 10, 1, 1), 1);
+    check_layer(mk("dense", 17, 0, 0, 0, 0), sh(9, 33, 1, 1), 1);
+}
+
+static void test_dropout(void **state)
+{
+    cnn_layer_spec_t s = mk("dropout", 0, 0, 0, 0, 0);
+    s.p = 0.3f;
+    check_layer(s, sh(2, 3, 4, 4), 1);
+    check_layer(s, sh(2, 3, 4, 4), 0);
+
+    /* the mask drops about p of the values and scales the rest by 1/(1-p) */
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(&s, 1, sh(10, 10, 10, 10), 2, &net), CNN_OK);
+    for (size_t i = 0; i < 10000; i++) net->act[0][i] = 1.0f;
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 99, 0, 5);
+    const float *y = cnn_net_forward(net, &ctx, 10);
+    int zeros = 0;
+    for (size_t i = 0; i < 10000; i++) {
+        if (y[i] == 0.0f) zeros++;
+        else assert_float_equal(y[i], 1.0f / 0.7f, 1e-6);
+    }
+    assert_in_range(zeros, 2800, 3200);
+    /* same (seed, rank, step) -> same mask; another step -> another mask */
+    float first[100];
+    memcpy(first, y, sizeof first);
+    y = cnn_net_forward(net, &ctx, 10);
+    assert_memory_equal(first, y, sizeof first);
+    ctx.step = 6;
+    y = cnn_net_forward(net, &ctx, 10);
+    assert_true(memcmp(first, y, sizeof first) != 0);
+    cnn_net_free(net);
+}
+
+static void test_batchnorm(void **state)
+{
+    check_layer(mk("batchnorm", 0, 0, 0, 0, 0), sh(4, 3, 3, 3), 1);
+    check_layer(mk("batchnorm", 0, 0, 0, 0, 0), sh(5, 6, 1, 1), 1);
+    check_layer(mk("batchnorm", 0, 0, 0, 0, 0), sh(2, 3, 3, 3), 0);
+
+    /* running statistics follow PyTorch: (1-m) r + m * batch (unbiased var) */
+    cnn_layer_spec_t s = mk("batchnorm", 0, 0, 0, 0, 0);
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(&s, 1, sh(4, 1, 1, 1), 1, &net), CNN_OK);
+    cnn_net_init(net, 1);
+    const float v[4] = {1, 2, 3, 6};
+    memcpy(net->act[0], v, sizeof v);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    cnn_net_forward(net, &ctx, 4);
+    assert_float_equal(net->state[0], 0.1 * 3.0, 1e-6);           /* mean 3 */
+    assert_float_equal(net->state[1], 0.9 + 0.1 * (14.0 / 3), 1e-6); /* var */
+    cnn_net_free(net);
+}
+
+/* Course-style fixed values: linspace inputs as the course notebooks build
+ * them; the expected values come from the double reference. */
+static void test_course_linspace(void **state)
+{
+    cnn_layer_spec_t s = mk("conv", 3, 4, 4, 2, 1);
+    cnn_shape_t in = sh(2, 3, 4, 4);
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(&s, 1, in, 2, &net), CNN_OK);
+    assert_int_equal(net->output.h, 2);
+    assert_int_equal(net->output.w, 2);
+    double x[96], p[147], y[24];
+    naive_linspace(-0.1, 0.5, 96, x);
+    naive_linspace(-0.2, 0.3, 144, p);
+    naive_linspace(-0.1, 0.2, 3, p + 144);
+    for (int i = 0; i < 96; i++) net->act[0][i] = (float)x[i];
+    for (int i = 0; i < 147; i++) net->params[i] = (float)p[i];
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    const float *out = cnn_net_forward(net, &ctx, 2);
+    naive_forward(&s, in, net->output, x, p, NULL, NULL, 1, y);
+    TU_ASSERT_CLOSE("conv linspace", out, y, 24, 1e-7, 1e-6);
+    cnn_net_free(net);
+
+    s = mk("maxpool", 0, 2, 2, 2, 0);
+    assert_int_equal(cnn_net_create(&s, 1, in, 1, &net), CNN_OK);
+    naive_linspace(-0.3, 0.4, 96, x);
+    for (int i = 0; i < 96; i++) net->act[0][i] = (float)x[i];
+    out = cnn_net_forward(net, &ctx, 2);
+    naive_forward(&s, in, net->output, x, NULL, NULL, NULL, 1, y);
+    TU_ASSERT_CLOSE("maxpool linspace", out, y, 24, 1e-7, 1e-6);
+    cnn_net_free(net);
+}
+
+static void check_loss(const cnn_loss_t *loss, double (*ref)(const double *, const int *, int, int))
+{
+    enum { N = 5, K = 4 };
+    uint64_t seed = 42;
+    double z[N * K];
+    float zf[N * K], d[N * K];
+    int labels[N] = {0, 3, 1, 1, 2};
+    for (int i = 0; i < N * K; i++) zf[i] = (float)(z[i] = tu_uniform(&seed, -3, 3));
+    double sum;
+    loss->compute(zf, labels, N, K, 1.0f / N, &sum, d);
+    assert_float_equal(sum, ref(z, labels, N, K), 1e-5);
+    for (int i = 0; i < N * K; i++) {
+        double keep = z[i];
+        z[i] = keep + FD_STEP;
+        double fp = ref(z, labels, N, K);
+        z[i] = keep - FD_STEP;
+        double fm = ref(z, labels, N, K);
+        z[i] = keep;
+        double fd = (fp - fm) / (2 * FD_STEP) / N;
+        if (fabs(d[i] - fd) > GRAD_ATOL + GRAD_RTOL * fabs(fd))
+            fail_msg("%s gradient at [%d]: %.9g vs fd %.9g", loss->name, i, d[i], fd);
+    }
+    /* large logits stay finite */
+    zf[0] = 1e4f;
+    zf[1] = -1e4f;
+    loss->compute(zf, labels, N, K, 1.0f / N, &sum, d);
+    assert_true(isfinite(sum));
+    assert_true(cnn_all_finite(d, N * K));
+}
+
+static void test_losses(void **state)
+{
+    check_loss(cnn_loss_find("softmax_ce"), naive_softmax_ce);
+    check_loss(cnn_loss_find("hinge"), naive_hinge);
+    assert_null(cnn_loss_find("mse"));
+}
+
+static void test_shape_errors(void **state)
+{
+    cnn_net_t *net = NULL;
+    cnn_layer_spec_t s = mk("conv", 4, 5, 5, 1, 0);
+    snprintf(s.name, sizeof s.name, "conv1");
+    assert_int_equal(cnn_net_create(&s, 1, sh(2, 1, 3, 3), 1, &net), CNN_ECONFIG);
+    assert_null(net);
+    assert_non_null(strstr(cnn_error_message(), "conv1"));
+    assert_non_null(strstr(cnn_error_message(), "(2,1,3,3)"));
+
+    cnn_layer_spec_t two[2] = {mk("conv", 4, 3, 3, 1, 1), mk("dense", 10, 0, 0, 0, 0)};
+    snprintf(two[1].name, sizeof two[1].name, "fc1");
+    assert_int_equal(cnn_net_create(two, 2, sh(2, 1, 8, 8), 1, &net), CNN_ECONFIG);
+    assert_non_null(strstr(cnn_error_message(), "fc1"));
+    assert_non_null(strstr(cnn_error_message(), "flatten"));
+
+    s = mk("pool", 0, 2, 2, 2, 0);
+    assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 4, 4), 1, &net), CNN_ECONFIG);
+    assert_non_null(strstr(cnn_error_message(), "unknown type"));
+
+    s = mk("maxpool", 0, 5, 5, 1, 0);
+    assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 4, 4), 1, &net), CNN_ECONFIG);
+    s = mk("dropout", 0, 0, 0, 0, 0);
+    s.p = 1.0f;
+    assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 4, 4), 1, &net), CNN_ECONFIG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv),          cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_shape_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,160 @@
+/* test_net.c - whole networks: shape inference and parameter counts,
+ * memory planning, a finite-difference check of the chained backward pass
+ * with the loss, and reproducibility. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mpicnn.h"
+#include "testutil.h"
+
+static cnn_layer_spec_t L(const char *name, const char *type, int f, int k,
+                          int stride, int pad)
+{
+    cnn_layer_spec_t s = {.filters = f, .kh = k, .kw = k, .stride = stride,
+                          .pad = pad, .eps = 1e-5f, .momentum = 0.1f};
+    snprintf(s.name, sizeof s.name, "%s", name);
+    snprintf(s.type, sizeof s.type, "%s", type);
+    return s;
+}
+
+static void test_fmnist_ref_shape(void **state)
+{
+    /* DESIGN.md: about 421,642 parameters */
+    cnn_layer_spec_t specs[] = {
+        L("conv1", "conv", 32, 3, 1, 1), L("relu1", "relu", 0, 0, 0, 0),
+        L("pool1", "maxpool", 0, 2, 2, 0), L("conv2", "conv", 64, 3, 1, 1),
+        L("relu2", "relu", 0, 0, 0, 0),   L("pool2", "maxpool", 0, 2, 2, 0),
+        L("flat", "flatten", 0, 0, 0, 0), L("fc1", "dense", 128, 0, 0, 0),
+        L("relu3", "relu", 0, 0, 0, 0),   L("fc2", "dense", 10, 0, 0, 0),
+    };
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(specs, 10, (cnn_shape_t){64, 1, 28, 28}, 2, &net), CNN_OK);
+    assert_int_equal(net->nparams, 421642);
+    assert_int_equal(net->output.c, 10);
+    assert_int_equal(net->layers[6].out.c, 64 * 7 * 7);
+    assert_ptr_equal(cnn_net_layer(net, "fc1"), &net->layers[7]);
+    assert_null(cnn_net_layer(net, "fc9"));
+    /* parameters of consecutive layers are contiguous in one arena */
+    assert_ptr_equal(net->layers[3].params, net->layers[0].params + 32 * 9 + 32);
+    cnn_net_free(net);
+    cnn_net_free(NULL);
+}
+
+/* loss(x) for the net at its current parameters */
+static double net_loss(cnn_net_t *net, const cnn_ctx_t *ctx, int n, const int *labels)
+{
+    const float *y = cnn_net_forward(net, ctx, n);
+    double sum;
+    cnn_loss_softmax_ce.compute(y, labels, n, net->output.c, 1.0f, &sum, NULL);
+    return sum;
+}
+
+static void check_net_gradient(const cnn_layer_spec_t *specs, int nl, cnn_shape_t in)
+{
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(specs, nl, in, 2, &net), CNN_OK);
+    cnn_net_init(net, 11);
+    uint64_t seed = 5;
+    size_t nin = (size_t)in.n * cnn_shape_image(in);
+    for (size_t i = 0; i < nin; i++) net->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+    int labels[8];
+    for (int i = 0; i < in.n; i++) labels[i] = i % net->output.c;
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 3, 0, 1);
+    const float *y = cnn_net_forward(net, &ctx, in.n);
+    size_t nout = (size_t)in.n * net->output.c;
+    float *dy = malloc(sizeof(float) * nout);
+    double sum;
+    cnn_loss_softmax_ce.compute(y, labels, in.n, net->output.c, 1.0f, &sum, dy);
+    cnn_net_zero_grad(net);
+    cnn_net_backward(net, &ctx, in.n, dy);
+    float *g = malloc(sizeof(float) * net->nparams);
+    memcpy(g, net->grads, sizeof(float) * net->nparams);
+    /* central differences of the float net: step 1e-3, tolerance
+     * 2e-3 + 2e-2 |fd| (float forward passes limit the precision) */
+    const double h = 1e-3;
+    size_t stride = net->nparams / 200 + 1;
+    for (size_t i = 0; i < net->nparams; i += stride) {
+        float keep = net->params[i];
+        net->params[i] = keep + (float)h;
+        double fp = net_loss(net, &ctx, in.n, labels);
+        net->params[i] = keep - (float)h;
+        double fm = net_loss(net, &ctx, in.n, labels);
+        net->params[i] = keep;
+        double fd = (fp - fm) / (2 * h);
+        if (fabs(g[i] - fd) > 2e-3 + 2e-2 * fabs(fd))
+            fail_msg("net gradient at parameter %zu: analytic %.6g, fd %.6g", i, g[i], fd);
+    }
+    free(dy);
+    free(g);
+    cnn_net_free(net);
+}
+
+static void test_net_gradient(void **state)
+{
+    cnn_layer_spec_t a[] = {
+        L("c1", "conv", 4, 3, 1, 1),  L("r1", "relu", 0, 0, 0, 0),
+        L("p1", "maxpool", 0, 2, 2, 0), L("c2", "conv", 3, 3, 2, 1),
+        L("bn", "batchnorm", 0, 0, 0, 0), L("r2", "relu", 0, 0, 0, 0),
+        L("ap", "avgpool", 0, 1, 1, 0), L("f", "flatten", 0, 0, 0, 0),
+        L("d1", "dense", 6, 0, 0, 0), L("do", "dropout", 0, 0, 0, 0),
+        L("d2", "dense", 3, 0, 0, 0),
+    };
+    a[9].p = 0.25f;
+    check_net_gradient(a, 11, (cnn_shape_t){4, 2, 9, 9});
+    cnn_layer_spec_t b[] = {L("c1", "conv", 5, 3, 1, 0), L("g", "gap", 0, 0, 0, 0),
+                            L("f", "flatten", 0, 0, 0, 0), L("d", "dense", 4, 0, 0, 0)};
+    check_net_gradient(b, 4, (cnn_shape_t){3, 3, 6, 5});
+}
+
+static void test_reproducible(void **state)
+{
+    cnn_layer_spec_t a[] = {L("c1", "conv", 8, 3, 1, 1), L("r1", "relu", 0, 0, 0, 0),
+                            L("f", "flatten", 0, 0, 0, 0), L("d", "dense", 5, 0, 0, 0)};
+    float *g[2];
+    for (int run = 0; run < 2; run++) {
+        cnn_net_t *net;
+        assert_int_equal(cnn_net_create(a, 4, (cnn_shape_t){6, 2, 8, 8}, 2, &net), CNN_OK);
+        cnn_net_init(net, 3);
+        for (size_t i = 0; i < 6 * 2 * 64; i++) net->act[0][i] = (float)(i % 13) / 13.0f;
+        cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+        const float *y = cnn_net_forward(net, &ctx, 6);
+        cnn_net_zero_grad(net);
+        cnn_net_backward(net, &ctx, 6, y); /* any dout will do */
+        g[run] = malloc(sizeof(float) * net->nparams);
+        memcpy(g[run], net->grads, sizeof(float) * net->nparams);
+        if (run == 1) assert_memory_equal(g[0], g[1], sizeof(float) * net->nparams);
+        cnn_net_free(net);
+    }
+    free(g[0]);
+    free(g[1]);
+}
+
+static void test_partial_batch(void **state)
+{
+    /* forward on fewer images than planned gives the same first rows */
+    cnn_layer_spec_t a[] = {L("c1", "conv", 4, 3, 1, 1), L("f", "flatten", 0, 0, 0, 0),
+                            L("d", "dense", 3, 0, 0, 0)};
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(a, 3, (cnn_shape_t){8, 1, 5, 5}, 2, &net), CNN_OK);
+    cnn_net_init(net, 9);
+    for (size_t i = 0; i < 8 * 25; i++) net->act[0][i] = (float)i / 100.0f;
+    cnn_ctx_t ctx = cnn_net_ctx(net, 0, 1, 0, 0);
+    float full[24];
+    memcpy(full, cnn_net_forward(net, &ctx, 8), sizeof full);
+    const float *part = cnn_net_forward(net, &ctx, 3);
+    assert_memory_equal(full, part, sizeof(float) * 9);
+    cnn_net_free(net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fmnist_ref_shape), cmocka_unit_test(test_net_gradient),
+        cmocka_unit_test(test_reproducible), cmocka_unit_test(test_partial_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
