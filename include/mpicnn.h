@@ -7,5 +7,16 @@
 #include "mpicnn/layer.h"
 #include "mpicnn/net.h"
 #include "mpicnn/loss.h"
+#include "mpicnn/optim.h"
+#include "mpicnn/csv.h"
+#include "mpicnn/config.h"
+#include "mpicnn/data.h"
+#include "mpicnn/dataprep.h"
+#include "mpicnn/dist.h"
+#include "mpicnn/evaluate.h"
+#include "mpicnn/h5io.h"
+#include "mpicnn/model.h"
+#include "mpicnn/checkpoint.h"
+#include "mpicnn/train.h"
 
 #endif

@@ -203,6 +203,7 @@ static void test_dense(void **state)
     check_layer(mk("dense", 5, 0, 0, 0, 0), sh(3, 7, 1, 1), 1);
     check_layer(mk("dense", 3, 0, 0, 0, 0), sh(1, 10, 1, 1), 1);
     check_layer(mk("dense", 17, 0, 0, 0, 0), sh(9, 33, 1, 1), 1);
+    check_layer(mk("dense", 4, 0, 0, 0, 0), sh(2, 3, 2, 3), 1); /* implicit flatten */
 }
 
 static void test_dropout(void **state)
@@ -334,11 +335,16 @@ static void test_shape_errors(void **state)
     assert_non_null(strstr(cnn_error_message(), "conv1"));
     assert_non_null(strstr(cnn_error_message(), "(2,1,3,3)"));
 
+    /* dense reads a (c,h,w) input as flat, as after a flatten layer */
     cnn_layer_spec_t two[2] = {mk("conv", 4, 3, 3, 1, 1), mk("dense", 10, 0, 0, 0, 0)};
+    assert_int_equal(cnn_net_create(two, 2, sh(2, 1, 8, 8), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[1].sz.params, 10 * 4 * 8 * 8 + 10);
+    cnn_net_free(net);
+    net = NULL;
+    two[1].filters = 0;
     snprintf(two[1].name, sizeof two[1].name, "fc1");
     assert_int_equal(cnn_net_create(two, 2, sh(2, 1, 8, 8), 1, &net), CNN_ECONFIG);
     assert_non_null(strstr(cnn_error_message(), "fc1"));
-    assert_non_null(strstr(cnn_error_message(), "flatten"));
 
     s = mk("pool", 0, 2, 2, 2, 0);
     assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 4, 4), 1, &net), CNN_ECONFIG);

@@ -56,6 +56,18 @@ const char *cli_get(cli_args_t *a, const char *name)
     return v;
 }
 
+int cli_get_all(cli_args_t *a, const char *name, const char **vals, int max)
+{
+    int n = 0;
+    for (int i = 0; i < a->nflags; i++)
+        if (!strcmp(a->name[i], name)) {
+            a->used[i] = 1;
+            if (n < max) vals[n] = a->value[i];
+            n++;
+        }
+    return n;
+}
+
 int cli_has(cli_args_t *a, const char *name)
 {
     int found = 0;

@@ -8,6 +8,8 @@
 #include <mpi.h>
 
 #include "mpicnn.h"
+#include "mpicnn/config.h"
+#include "mpicnn/model.h"
 
 #define CLI_MAX_FLAGS 64
 
@@ -27,6 +29,9 @@ cnn_status_t cli_parse(int argc, char **argv, const char *const *switches,
                        cli_args_t *a);
 /* Value of the last --name, or NULL. Marks it used. */
 const char *cli_get(cli_args_t *a, const char *name);
+/* Every value of a repeated --name, in order, into vals[0..max); returns
+ * how many there were (which may exceed max). Marks them used. */
+int cli_get_all(cli_args_t *a, const char *name, const char **vals, int max);
 /* 1 if the switch was given. */
 int cli_has(cli_args_t *a, const char *name);
 /* Like cli_get but a missing flag is a usage error naming it. */
@@ -39,7 +44,20 @@ cnn_status_t cli_float(const char *flag, const char *s, double *out);
 /* "2,3,4,4" -> dims; 1..maxd positive integers. */
 cnn_status_t cli_dims(const char *flag, const char *s, int maxd, int *dims, int *nd);
 
+/* Routes SIGUSR1, SIGTERM and SIGINT to cnn_train_request_stop(). */
+void cli_install_stop_signals(void);
+
+/* Loads a model file: its metadata, its config (with data.* overrides
+ * applied), and a net built from it holding its weights, for max batch
+ * `batch` (0: the config's batch size). Frees nothing on failure that it
+ * did not allocate; free with cnn_model_meta_free / cnn_net_free. */
+cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
+                            cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
+
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm);
 
 #endif

@@ -14,6 +14,9 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"train", cli_train, "train a net from a config file", 1},
+    {"eval", cli_eval, "score a model on a test set", 1},
+    {"info", cli_info, "describe a model file", 0},
     {"op", cli_op, "run one layer forward/backward on CSV files", 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

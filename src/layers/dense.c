@@ -1,7 +1,8 @@
 /* dense.c - fully connected layer, y = x W^T + b.
  *
  * Parameters: W (M, D) as PyTorch's nn.Linear stores them, then b (M).
- * The input must be flat, (n, D, 1, 1): put a flatten layer before it.
+ * An input (n, C, H, W) is read as flat, D = C*H*W, in NCHW order, which
+ * is what a flatten layer (or PyTorch's nn.Flatten) would give.
  * Threads take row blocks (of the batch for y and dx, of W for dW), so
  * no two threads write one element and each element's sum has the same
  * order for any thread count. */
@@ -19,21 +20,15 @@ static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
         snprintf(why, sizeof why, "needs units >= 1 (got %d)", s->filters);
         return layer_shape_error(s, in, why);
     }
-    if (in.h != 1 || in.w != 1) {
-        snprintf(why, sizeof why,
-                 "expects a flat input (n,%d,1,1); add a flatten layer before it",
-                 in.c * in.h * in.w);
-        return layer_shape_error(s, in, why);
-    }
     *out = (cnn_shape_t){in.n, s->filters, 1, 1};
     *sz = (cnn_layer_sizes_t){0};
-    sz->params = (size_t)s->filters * in.c + (size_t)s->filters;
+    sz->params = (size_t)s->filters * cnn_shape_image(in) + (size_t)s->filters;
     return CNN_OK;
 }
 
 static void dense_init(cnn_layer_t *l, uint64_t seed)
 {
-    const int M = l->out.c, D = l->in.c;
+    const int M = l->out.c, D = (int)cnn_shape_image(l->in);
     const float std = sqrtf(2.0f / (float)D);
     for (size_t i = 0; i < (size_t)M * D; i++)
         l->params[i] = std * cnn_randn(seed, (uint64_t)l->index, i);
@@ -51,7 +46,7 @@ static void block(int total, int t, int T, int *lo, int *hi)
 static void dense_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                           const float *x, float *y)
 {
-    const int M = l->out.c, D = l->in.c;
+    const int M = l->out.c, D = (int)cnn_shape_image(l->in);
     const float *w = l->params, *b = l->params + (size_t)M * D;
 #pragma omp parallel num_threads(ctx->nthreads)
     {
@@ -68,7 +63,7 @@ static void dense_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                            const float *x, const float *y, const float *dy,
                            float *dx)
 {
-    const int M = l->out.c, D = l->in.c;
+    const int M = l->out.c, D = (int)cnn_shape_image(l->in);
     const float *w = l->params;
     float *dw = l->grads, *db = l->grads + (size_t)M * D;
 #pragma omp parallel num_threads(ctx->nthreads)

@@ -1,0 +1,52 @@
+/* checkpoint.h - the complete training state in one HDF5 file, so that a
+ * resumed run continues bit for bit where the interrupted one stopped.
+ *
+ * Layout (docs/model-format.md, "Checkpoints"): the model layout of the
+ * current weights under /layers, plus /best/layers (the early-stopping
+ * best weights), /optimizer (kind, step count, moment arenas), /train
+ * (every counter of cnn_train_state_t), /history, and the attributes
+ * world_size, threads, config and config_hash on "/". Randomness needs no
+ * state of its own: shuffling derives from (seed, epoch) and dropout from
+ * (seed, rank, global step, layer). Written atomically by rank 0. */
+#ifndef MPICNN_CHECKPOINT_H
+#define MPICNN_CHECKPOINT_H
+
+#include "mpicnn/config.h"
+#include "mpicnn/model.h"
+#include "mpicnn/net.h"
+#include "mpicnn/optim.h"
+#include "mpicnn/train.h"
+
+typedef struct {
+    const cnn_net_t *net;         /* current weights and state */
+    const cnn_optim_t *opt;
+    const cnn_train_state_t *ts;
+    const float *best_params;     /* (net->nparams) or NULL if !ts->has_best */
+    const float *best_state;      /* (net->nstate) */
+    const cnn_model_meta_t *meta; /* config text, classes, normalisation */
+    int world_size;
+    int threads;
+} cnn_checkpoint_t;
+
+/* Writes the checkpoint atomically (temp file, fsync, rename, fsync dir).
+ * Refuses non-finite weights (CNN_ENUMERIC) and leaves an existing file
+ * intact on any failure (CNN_EIO names the path). */
+cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck);
+
+/* Reads a checkpoint into net, opt, ts, best_params, best_state (arrays
+ * the caller owns, sized for net). Before touching anything it checks
+ * that the checkpoint was made by the same config (after the documented
+ * safe changes; see cnn_checkpoint_compatible), world size and optimizer,
+ * and refuses otherwise with CNN_ECONFIG saying what differs. */
+cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
+                                 cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
+                                 float *best_params, float *best_state);
+
+/* Compares a checkpoint's config with this run's. Keys that may change on
+ * resume: train.epochs, train.log_every, train.threads,
+ * train.watchdog_seconds, early_stopping.patience, checkpoint.*. Any other
+ * difference is CNN_ECONFIG naming the key and both values. */
+cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_config,
+                                       const cnn_config_t *cfg);
+
+#endif

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Quick start for a fresh Debian 12 machine.
+#
+#   jobs/quickstart.sh          install, build, then train on Fashion-MNIST
+#   jobs/quickstart.sh check    install, build, then run the test suite
+#
+# Missing Debian packages are installed with apt-get (needs root; nothing
+# is installed when everything is already there). Then the project is
+# built with autoreconf -fi && ./configure && make.
+set -euo pipefail
+
+mode=${1:-train}
+case "$mode" in
+  train|check) ;;
+  *) echo "usage: $0 [check]" >&2; exit 2 ;;
+esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+packages=(gcc make autoconf automake libtool pkg-config
+          libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
+          libopenblas-dev zlib1g-dev libinih-dev libcmocka-dev libpng-dev
+          gnuplot-nox dataset-fashion-mnist)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "quickstart: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+jobs=$(nproc)
+autoreconf -fi
+./configure
+make -j"$jobs"
+
+# Open MPI refuses to run as root unless told it is wanted.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
+if [ "$mode" = check ]; then
+  make check -j"$jobs"
+  exit 0
+fi
+
+ranks=${MPICNN_RANKS:-2}
+out=${MPICNN_OUT:-runs/fashion-mnist}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+exec mpirun -np "$ranks" --oversubscribe src/mpicnn train jobs/fashion-mnist.ini --out "$out"

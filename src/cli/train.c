@@ -1,0 +1,82 @@
+/* train.c - `mpicnn train CONFIG [--set section.key=value ...] [--out DIR]
+ * [--resume]`. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mpicnn/train.h"
+
+static const char train_usage[] =
+    "usage: mpicnn train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
+    "  Trains the net CONFIG describes (docs/config.md), data-parallel over the\n"
+    "  ranks of mpirun. Writes DIR/model.h5 (best model), DIR/checkpoint.h5\n"
+    "  (latest state) and DIR/metrics.csv. DIR defaults to runs/<config name>.\n"
+    "  --resume continues from DIR/checkpoint.h5. SIGUSR1, SIGTERM or SIGINT\n"
+    "  checkpoint at the next step and exit with code 75.\n";
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    cnn_train_request_stop();
+}
+
+void cli_install_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* runs/<basename of config without .ini> */
+static void default_out(const char *config, char *out, size_t len)
+{
+    const char *base = strrchr(config, '/');
+    base = base ? base + 1 : config;
+    size_t n = strlen(base);
+    if (n > 4 && !strcmp(base + n - 4, ".ini")) n -= 4;
+    snprintf(out, len, "runs/%.*s", (int)n, base);
+}
+
+cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
+{
+    static const char *const sw[] = {"--help", "--resume", NULL};
+    cli_args_t a;
+    const char *sets[CLI_MAX_FLAGS];
+    char out[CNN_PATH_MAX];
+    CNN_TRY(cli_parse(argc, argv, sw, &a));
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (cli_has(&a, "--help")) {
+        if (rank == 0) fputs(train_usage, stdout);
+        return CNN_OK;
+    }
+    if (a.npos != 1) {
+        if (rank == 0) fputs(train_usage, stderr);
+        return cnn_error_set(CNN_EUSAGE, "train: expected one CONFIG file, got %d arguments", a.npos);
+    }
+    int nsets = cli_get_all(&a, "--set", sets, CLI_MAX_FLAGS);
+    const char *dir = cli_get(&a, "--out");
+    int resume = cli_has(&a, "--resume");
+    CNN_TRY(cli_check_unused(&a));
+    if (dir) snprintf(out, sizeof out, "%s", dir);
+    else default_out(a.pos[0], out, sizeof out);
+
+    cnn_config_t *cfg = malloc(sizeof *cfg);
+    if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    cnn_status_t st = cnn_config_load(a.pos[0], sets, nsets, cfg);
+    if (st == CNN_OK) {
+        cli_install_stop_signals();
+        cnn_train_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume};
+        cnn_train_result_t res;
+        st = cnn_train(cfg, &opts, &res);
+    }
+    free(cfg);
+    return st;
+}

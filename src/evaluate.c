@@ -1,0 +1,82 @@
+/* evaluate.c - distributed scoring of a data set. */
+#include "mpicnn/evaluate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpicnn/dist.h"
+
+cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds,
+                          const float *mean, const float *std,
+                          const cnn_loss_t *loss, int want_scores, float *scores,
+                          cnn_eval_t *out)
+{
+    cnn_status_t st = CNN_OK;
+    int rank, size;
+    const int K = net->output.c, B = net->input.n;
+    size_t *idx = malloc(sizeof(size_t) * (size_t)B);
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)B);
+    float *mine = NULL;
+    int *counts = NULL, *displs = NULL;
+    double sums[2] = {0, 0}; /* loss, correct */
+    if (!idx || !labels) {
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+        goto error;
+    }
+    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
+    size_t lo, hi;
+    cnn_sampler_eval_range(ds->n, rank, size, &lo, &hi);
+    if (want_scores) {
+        mine = malloc(sizeof(float) * ((hi - lo) * (size_t)K + 1));
+        if (!mine) {
+            st = cnn_error_set(CNN_ENOMEM, "out of memory");
+            goto error;
+        }
+    }
+    cnn_ctx_t ctx = cnn_net_ctx(net, 0, 0, rank, 0);
+    for (size_t start = lo; start < hi; start += (size_t)B) {
+        int n = (int)(hi - start < (size_t)B ? hi - start : (size_t)B);
+        for (int i = 0; i < n; i++) idx[i] = start + (size_t)i;
+        cnn_dataset_batch(ds, idx, n, mean, std, cnn_net_input(net), labels);
+        const float *y = cnn_net_forward(net, &ctx, n);
+        double s;
+        loss->compute(y, labels, n, K, 0.0f, &s, NULL);
+        sums[0] += s;
+        for (int i = 0; i < n; i++)
+            sums[1] += cnn_argmax(y + (size_t)i * K, K) == labels[i];
+        if (mine) memcpy(mine + (start - lo) * K, y, sizeof(float) * (size_t)n * K);
+    }
+    if ((st = cnn_dist_sum_doubles(comm, sums, 2)) != CNN_OK) goto error;
+    out->total = (long)ds->n;
+    out->correct = (long)sums[1];
+    out->loss = ds->n ? sums[0] / (double)ds->n : 0.0;
+    out->acc = ds->n ? sums[1] / (double)ds->n : 0.0;
+    if (want_scores) {
+        counts = malloc(sizeof(int) * (size_t)size);
+        displs = malloc(sizeof(int) * (size_t)size);
+        if (!counts || !displs) {
+            st = cnn_error_set(CNN_ENOMEM, "out of memory");
+            goto error;
+        }
+        if (ds->n * (size_t)K > 0x7fffffff) {
+            st = cnn_error_set(CNN_EDATA, "too many scores to gather (%zu)", ds->n * (size_t)K);
+            goto error;
+        }
+        for (int r = 0; r < size; r++) {
+            size_t a, b;
+            cnn_sampler_eval_range(ds->n, r, size, &a, &b);
+            counts[r] = (int)((b - a) * (size_t)K);
+            displs[r] = (int)(a * (size_t)K);
+        }
+        CNN_MPI_CHECK(st, MPI_Gatherv(mine, counts[rank], MPI_FLOAT, scores, counts, displs,
+                                      MPI_FLOAT, 0, comm), error);
+    }
+error:
+    free(idx);
+    free(labels);
+    free(mine);
+    free(counts);
+    free(displs);
+    return st;
+}

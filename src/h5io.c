@@ -1,0 +1,1142 @@
+/* h5io.c - checked HDF5 reading and atomic HDF5 writing (see h5io.h).
+ *
+ * HDF5's automatic error printing is switched off; a failed call is
+ * summarised from a copy of the error stack (outermost and innermost
+ * descriptions plus the minor message) into the status message. */
+#include "mpicnn/h5io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Largest string array / string size we read (refused before allocating). */
+#define STR_BYTES_MAX ((size_t)1 << 30)
+/* Most children of one group cnn_h5r_list() enumerates. */
+#define LIST_MAX ((hsize_t)1 << 20)
+
+/* ---- errors ----------------------------------------------------------- */
+
+typedef struct {
+    char inner[256], outer[160], minor[96];
+    int n;
+} walk_t;
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *p)
+{
+    walk_t *wk = p;
+    const char *desc = e->desc && e->desc[0] ? e->desc : e->func_name;
+    if (wk->n == 0) {
+        /* H5E_WALK_UPWARD starts where the error was detected */
+        snprintf(wk->inner, sizeof wk->inner, "%s", desc ? desc : "");
+        if (H5Eget_msg(e->min_num, NULL, wk->minor, sizeof wk->minor) < 0)
+            wk->minor[0] = '\0';
+    }
+    snprintf(wk->outer, sizeof wk->outer, "%s", desc ? desc : "");
+    wk->n++;
+    return 0;
+}
+
+/* One line from HDF5's current error stack, which is cleared. */
+static void h5_summary(char *buf, size_t len)
+{
+    walk_t wk = {.n = 0};
+    hid_t stk = H5Eget_current_stack();
+    if (stk < 0) {
+        snprintf(buf, len, "no HDF5 error details");
+        return;
+    }
+    if (H5Ewalk2(stk, H5E_WALK_UPWARD, walk_cb, &wk) < 0 || wk.n == 0) {
+        snprintf(buf, len, "no HDF5 error details");
+    } else {
+        const int full = strstr(wk.inner, "errno = 28") != NULL ||
+                         strstr(wk.inner, "No space left") != NULL;
+        /* the outer description often repeats the inner one's start */
+        const int same = wk.n == 1 || strncmp(wk.inner, wk.outer, strlen(wk.outer)) == 0;
+        snprintf(buf, len, "%s%s%s%s%s%s%s", full ? "disk full: " : "",
+                 same ? "" : wk.outer, same ? "" : ": ", wk.inner,
+                 wk.minor[0] ? " (" : "", wk.minor, wk.minor[0] ? ")" : "");
+    }
+    H5Eclose_stack(stk);
+}
+
+cnn_status_t cnn_h5_error_set(cnn_status_t status, const char *file, int line,
+                              const char *call)
+{
+    char sum[600];
+    const char *base = strrchr(file, '/');
+    h5_summary(sum, sizeof sum);
+    return cnn_error_set(status, "%s:%d: %.160s: %s", base ? base + 1 : file,
+                         line, call, sum);
+}
+
+/* Switches off HDF5's printing of error stacks (idempotent and cheap). */
+static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+void cnn_h5_strings_free(char **s, size_t n)
+{
+    if (!s) return;
+    for (size_t i = 0; i < n; i++) free(s[i]);
+    free(s);
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* Splits path into a malloc'd directory ("." if none) and base name. */
+static cnn_status_t split_path(const char *path, char **dir, char **base)
+{
+    const char *slash = strrchr(path, '/');
+    const char *b = slash ? slash + 1 : path;
+    *dir = *base = NULL;
+    if (!*b)
+        return cnn_error_set(CNN_EIO, "%s: not a file name (ends in '/')", path);
+    if (!slash) {
+        *dir = dup_str(".");
+    } else if (slash == path) {
+        *dir = dup_str("/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        *dir = malloc(n + 1);
+        if (*dir) {
+            memcpy(*dir, path, n);
+            (*dir)[n] = '\0';
+        }
+    }
+    *base = dup_str(b);
+    if (!*dir || !*base) {
+        free(*dir);
+        free(*base);
+        *dir = *base = NULL;
+        return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+    }
+    return CNN_OK;
+}
+
+/* 1 if every component of `obj` resolves to an object in `file`. */
+static int path_exists(hid_t file, const char *obj)
+{
+    if (!obj || obj[0] != '/') return 0;
+    if (strcmp(obj, "/") == 0) return 1;
+    char *buf = dup_str(obj);
+    if (!buf) return 0;
+    int ok = 1;
+    for (char *p = buf + 1; ok; p++) {
+        if (*p == '/' || *p == '\0') {
+            const char c = *p;
+            *p = '\0';
+            if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) ok = 0;
+            *p = c;
+            if (c == '\0') break;
+        }
+    }
+    if (ok && H5Oexists_by_name(file, obj, H5P_DEFAULT) <= 0) ok = 0;
+    free(buf);
+    H5Eclear2(H5E_DEFAULT);
+    return ok;
+}
+
+/* A variable-length UTF-8 string type (close it). Negative on failure. */
+static hid_t vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* ---- writer ----------------------------------------------------------- */
+
+struct cnn_h5w {
+    hid_t file;
+    hid_t lcpl; /* creates intermediate groups */
+    char *path, *tmp, *dir;
+};
+
+const char *cnn_h5w_path(const cnn_h5w_t *w) { return w->path; }
+hid_t cnn_h5w_file(const cnn_h5w_t *w) { return w->file; }
+
+static void writer_free(cnn_h5w_t *w)
+{
+    free(w->path);
+    free(w->tmp);
+    free(w->dir);
+    free(w);
+}
+
+void cnn_h5w_abort(cnn_h5w_t *w)
+{
+    if (!w) return;
+    if (w->lcpl >= 0) H5Pclose(w->lcpl);
+    if (w->file >= 0) H5Fclose(w->file);
+    H5Eclear2(H5E_DEFAULT);
+    if (w->tmp) unlink(w->tmp);
+    writer_free(w);
+}
+
+cnn_status_t cnn_h5w_open(const char *path, cnn_h5w_t **w)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t fapl = H5I_INVALID_HID;
+    char *base = NULL;
+    cnn_h5w_t *x = NULL;
+
+    *w = NULL;
+    h5_quiet();
+    x = calloc(1, sizeof *x);
+    if (!x) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+    x->file = x->lcpl = H5I_INVALID_HID;
+    st = split_path(path, &x->dir, &base);
+    if (st != CNN_OK) goto fail;
+    x->path = dup_str(path);
+    size_t n = strlen(x->dir) + strlen(base) + 48;
+    x->tmp = malloc(n);
+    if (!x->path || !x->tmp) {
+        st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    snprintf(x->tmp, n, "%s/.%s.tmp.%ld", x->dir, base, (long)getpid());
+
+    /* Create it ourselves first: HDF5 would hide errno (ENOENT, ENOTDIR,
+     * EACCES, ENOSPC) behind "unable to open file". */
+    int fd = open(x->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        free(x->tmp);
+        x->tmp = NULL; /* nothing to remove */
+        st = cnn_error_set(CNN_EIO, "cannot write %s: %s", path,
+                           err == ENOSPC ? "disk full" : strerror(err));
+        goto fail;
+    }
+    close(fd);
+
+    CNN_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS), fail);
+    /* closing the file closes every object still open in it */
+    CNN_H5_CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), fail);
+    CNN_H5_CHECK(x->file = H5Fcreate(x->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fail);
+    CNN_H5_CHECK(x->lcpl = H5Pcreate(H5P_LINK_CREATE), fail);
+    CNN_H5_CHECK(H5Pset_create_intermediate_group(x->lcpl, 1), fail);
+    H5Pclose(fapl);
+    free(base);
+    *w = x;
+    return CNN_OK;
+
+fail:
+    if (fapl >= 0) H5Pclose(fapl);
+    if (st != CNN_OK && x->path && x->tmp) cnn_error_prefix("cannot write %s", path);
+    free(base);
+    cnn_h5w_abort(x);
+    return st;
+}
+
+/* Records a failed system call of commit: "cannot write PATH: what: why". */
+static cnn_status_t commit_error(const cnn_h5w_t *w, const char *what, int err)
+{
+    return cnn_error_set(CNN_EIO, "cannot write %s: %s: %s%s%s", w->path, what,
+                         err == ENOSPC ? "disk full (" : "", strerror(err),
+                         err == ENOSPC ? ")" : "");
+}
+
+cnn_status_t cnn_h5w_commit(cnn_h5w_t *w)
+{
+    cnn_status_t st = CNN_OK;
+    int fd = -1;
+
+    if (!w) return cnn_error_set(CNN_EINTERNAL, "cnn_h5w_commit: no writer");
+    if (w->lcpl >= 0) H5Pclose(w->lcpl);
+    w->lcpl = H5I_INVALID_HID;
+    errno = 0;
+    herr_t e = H5Fclose(w->file);
+    const int cerr = errno;
+    w->file = H5I_INVALID_HID;
+    if (e < 0) {
+        st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Fclose(w->file)");
+        cnn_error_prefix("cannot write %s%s", w->path,
+                         cerr == ENOSPC ? " (disk full)" : "");
+        goto fail;
+    }
+    fd = open(w->tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        st = commit_error(w, "open", errno);
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        st = commit_error(w, "fsync", errno);
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        st = commit_error(w, "close", errno);
+        goto fail;
+    }
+    fd = -1;
+    if (rename(w->tmp, w->path) < 0) {
+        st = commit_error(w, "rename", errno);
+        goto fail;
+    }
+    /* The new file is in place; make its directory entry durable. Some
+     * file systems cannot fsync a directory (EINVAL): nothing to do. */
+    fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL))
+        st = commit_error(w, "fsync of the directory", errno);
+    if (fd >= 0) close(fd);
+    writer_free(w);
+    return st;
+
+fail:
+    if (fd >= 0) close(fd);
+    unlink(w->tmp);
+    writer_free(w);
+    return st;
+}
+
+cnn_status_t cnn_h5_clean_stale(const char *path, int *nremoved)
+{
+    char *dir = NULL, *base = NULL, *prefix = NULL;
+    int count = 0;
+    cnn_status_t st = split_path(path, &dir, &base);
+
+    if (nremoved) *nremoved = 0;
+    if (st != CNN_OK) return st;
+    size_t plen = strlen(base) + 6;
+    prefix = malloc(plen + 1);
+    if (!prefix) {
+        st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    snprintf(prefix, plen + 1, ".%s.tmp.", base);
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno != ENOENT)
+            st = cnn_error_set(CNN_EIO, "%s: cannot read directory %s: %s", path,
+                               dir, strerror(errno));
+        goto done;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, plen) == 0 && de->d_name[plen] != '\0' &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0)
+            count++;
+    }
+    closedir(d);
+done:
+    if (nremoved) *nremoved = count;
+    free(dir);
+    free(base);
+    free(prefix);
+    return st;
+}
+
+cnn_status_t cnn_h5w_group(cnn_h5w_t *w, const char *obj)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t g = H5I_INVALID_HID;
+    if (path_exists(w->file, obj)) return CNN_OK;
+    CNN_H5_CHECK(g = H5Gcreate2(w->file, obj, w->lcpl, H5P_DEFAULT, H5P_DEFAULT), done);
+done:
+    if (g >= 0 && H5Gclose(g) < 0 && st == CNN_OK)
+        st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Gclose(g)");
+    if (st != CNN_OK) cnn_error_prefix("%s: %s", w->path, obj);
+    return st;
+}
+
+/* Creates dataset obj of file type ftype and shape dims[ndims] and writes
+ * `total` elements of memory type mtype from data. */
+static cnn_status_t write_dataset(cnn_h5w_t *w, const char *obj, hid_t ftype,
+                                  hid_t mtype, int ndims, const hsize_t *dims,
+                                  size_t total, const void *data)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+
+    CNN_H5_CHECK(space = H5Screate_simple(ndims, dims, NULL), done);
+    CNN_H5_CHECK(ds = H5Dcreate2(w->file, obj, ftype, space, w->lcpl, H5P_DEFAULT,
+                                 H5P_DEFAULT), done);
+    if (total > 0)
+        CNN_H5_CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), done);
+done:
+    if (ds >= 0 && H5Dclose(ds) < 0 && st == CNN_OK)
+        st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Dclose(ds)");
+    if (space >= 0) H5Sclose(space);
+    if (st != CNN_OK) cnn_error_prefix("%s: %s", w->path, obj);
+    return st;
+}
+
+cnn_status_t cnn_h5w_floats(cnn_h5w_t *w, const char *obj, int ndims,
+                            const size_t *dims, const float *data)
+{
+    hsize_t hd[CNN_H5_MAXDIMS];
+    size_t total = 1;
+    if (ndims < 1 || ndims > CNN_H5_MAXDIMS)
+        return cnn_error_set(CNN_EINTERNAL, "%s: %s: rank %d not in 1..%d",
+                             w->path, obj, ndims, CNN_H5_MAXDIMS);
+    for (int i = 0; i < ndims; i++) {
+        hd[i] = dims[i];
+        total *= dims[i];
+    }
+    return write_dataset(w, obj, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndims, hd,
+                         total, data);
+}
+
+cnn_status_t cnn_h5w_doubles(cnn_h5w_t *w, const char *obj, size_t n,
+                             const double *data)
+{
+    hsize_t d = n;
+    return write_dataset(w, obj, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d, n, data);
+}
+
+cnn_status_t cnn_h5w_int64s(cnn_h5w_t *w, const char *obj, size_t n,
+                            const int64_t *data)
+{
+    hsize_t d = n;
+    return write_dataset(w, obj, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &d, n, data);
+}
+
+/* strs with NULL entries replaced by "" (a malloc'd array), or NULL. */
+static const char **strs_or_empty(size_t n, const char *const *strs)
+{
+    const char **s = malloc((n ? n : 1) * sizeof *s);
+    if (!s) return NULL;
+    for (size_t i = 0; i < n; i++) s[i] = strs[i] ? strs[i] : "";
+    return s;
+}
+
+cnn_status_t cnn_h5w_strings(cnn_h5w_t *w, const char *obj, size_t n,
+                             const char *const *strs)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t t = H5I_INVALID_HID;
+    hsize_t d = n;
+    const char **s = strs_or_empty(n, strs);
+    if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", w->path, obj);
+    CNN_H5_CHECK(t = vlen_str_type(), fail);
+    st = write_dataset(w, obj, t, t, 1, &d, n, s);
+    H5Tclose(t);
+    free(s);
+    return st;
+fail:
+    cnn_error_prefix("%s: %s", w->path, obj);
+    free(s);
+    return st;
+}
+
+/* Writes attribute `name` of obj (replacing one of that name). */
+static cnn_status_t write_attr(cnn_h5w_t *w, const char *obj, const char *name,
+                               hid_t ftype, hid_t mtype, hid_t space,
+                               const void *data)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t a = H5I_INVALID_HID;
+    htri_t ex;
+
+    CNN_H5_CHECK(ex = H5Aexists_by_name(w->file, obj, name, H5P_DEFAULT), done);
+    if (ex > 0) CNN_H5_CHECK(H5Adelete_by_name(w->file, obj, name, H5P_DEFAULT), done);
+    CNN_H5_CHECK(a = H5Acreate_by_name(w->file, obj, name, ftype, space, H5P_DEFAULT,
+                                       H5P_DEFAULT, H5P_DEFAULT), done);
+    CNN_H5_CHECK(H5Awrite(a, mtype, data), done);
+done:
+    if (a >= 0 && H5Aclose(a) < 0 && st == CNN_OK)
+        st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Aclose(a)");
+    if (st != CNN_OK) cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    return st;
+}
+
+/* A scalar attribute of the given types. */
+static cnn_status_t write_scalar_attr(cnn_h5w_t *w, const char *obj,
+                                      const char *name, hid_t ftype, hid_t mtype,
+                                      const void *data)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t space = H5I_INVALID_HID;
+    CNN_H5_CHECK(space = H5Screate(H5S_SCALAR), fail);
+    st = write_attr(w, obj, name, ftype, mtype, space, data);
+    H5Sclose(space);
+    return st;
+fail:
+    cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    return st;
+}
+
+cnn_status_t cnn_h5w_attr_str(cnn_h5w_t *w, const char *obj, const char *name,
+                              const char *value)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t t = H5I_INVALID_HID;
+    const char *v = value ? value : "";
+    CNN_H5_CHECK(t = vlen_str_type(), fail);
+    st = write_scalar_attr(w, obj, name, t, t, &v);
+    H5Tclose(t);
+    return st;
+fail:
+    cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    return st;
+}
+
+cnn_status_t cnn_h5w_attr_strings(cnn_h5w_t *w, const char *obj,
+                                  const char *name, size_t n,
+                                  const char *const *strs)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t t = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    hsize_t d = n;
+    const char **s = strs_or_empty(n, strs);
+    if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", w->path, obj);
+    CNN_H5_CHECK(t = vlen_str_type(), fail);
+    CNN_H5_CHECK(space = H5Screate_simple(1, &d, NULL), fail);
+    st = write_attr(w, obj, name, t, t, space, s);
+    H5Sclose(space);
+    H5Tclose(t);
+    free(s);
+    return st;
+fail:
+    if (t >= 0) H5Tclose(t);
+    cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    free(s);
+    return st;
+}
+
+cnn_status_t cnn_h5w_attr_int64(cnn_h5w_t *w, const char *obj, const char *name,
+                                int64_t value)
+{
+    return write_scalar_attr(w, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+cnn_status_t cnn_h5w_attr_double(cnn_h5w_t *w, const char *obj,
+                                 const char *name, double value)
+{
+    return write_scalar_attr(w, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                             &value);
+}
+
+/* ---- reader ----------------------------------------------------------- */
+
+struct cnn_h5r {
+    hid_t file;
+    char *path;
+};
+
+const char *cnn_h5r_path(const cnn_h5r_t *r) { return r->path; }
+hid_t cnn_h5r_file(const cnn_h5r_t *r) { return r->file; }
+
+void cnn_h5r_close(cnn_h5r_t *r)
+{
+    if (!r) return;
+    if (r->file >= 0) H5Fclose(r->file);
+    H5Eclear2(H5E_DEFAULT);
+    free(r->path);
+    free(r);
+}
+
+cnn_status_t cnn_h5r_open(const char *path, cnn_h5r_t **r)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t fapl = H5I_INVALID_HID;
+    struct stat sb;
+    cnn_h5r_t *x = NULL;
+
+    *r = NULL;
+    h5_quiet();
+    if (stat(path, &sb) < 0)
+        return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return cnn_error_set(CNN_EDATA, "%s: is a directory, not an HDF5 file", path);
+    x = calloc(1, sizeof *x);
+    if (!x || !(x->path = dup_str(path))) {
+        free(x);
+        return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+    }
+    x->file = H5I_INVALID_HID;
+    CNN_H5_CHECK_AS(CNN_EDATA, fapl = H5Pcreate(H5P_FILE_ACCESS), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), fail);
+    x->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (x->file < 0) {
+        char sum[600];
+        h5_summary(sum, sizeof sum);
+        st = cnn_error_set(CNN_EDATA, "%s: not an HDF5 file, or truncated or damaged (%s)",
+                           path, sum);
+        goto fail;
+    }
+    H5Pclose(fapl);
+    *r = x;
+    return CNN_OK;
+fail:
+    if (fapl >= 0) H5Pclose(fapl);
+    cnn_h5r_close(x);
+    return st;
+}
+
+int cnn_h5r_exists(cnn_h5r_t *r, const char *obj) { return path_exists(r->file, obj); }
+
+int cnn_h5r_attr_exists(cnn_h5r_t *r, const char *obj, const char *name)
+{
+    if (!path_exists(r->file, obj)) return 0;
+    htri_t ex = H5Aexists_by_name(r->file, obj, name, H5P_DEFAULT);
+    H5Eclear2(H5E_DEFAULT);
+    return ex > 0;
+}
+
+/* The type (H5I_GROUP, H5I_DATASET, ...) of obj, H5I_BADID if missing. */
+static H5I_type_t obj_kind(hid_t file, const char *obj)
+{
+    if (!path_exists(file, obj)) return H5I_BADID;
+    hid_t o = H5Oopen(file, obj, H5P_DEFAULT);
+    if (o < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return H5I_BADID;
+    }
+    H5I_type_t t = H5Iget_type(o);
+    H5Oclose(o);
+    return t;
+}
+
+int cnn_h5r_is_group(cnn_h5r_t *r, const char *obj)
+{
+    return obj_kind(r->file, obj) == H5I_GROUP;
+}
+
+/* A dataset or an attribute being read; `what` names it in messages. */
+typedef struct {
+    hid_t id;
+    int is_attr;
+    char what[320];
+} src_t;
+
+static cnn_status_t src_error(const cnn_h5r_t *r, const src_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static cnn_status_t src_error(const cnn_h5r_t *r, const src_t *s, const char *fmt, ...)
+{
+    char why[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return cnn_error_set(CNN_EDATA, "%s: %s: %s", r->path, s->what, why);
+}
+
+static void src_close(src_t *s)
+{
+    if (s->id < 0) return;
+    if (s->is_attr) H5Aclose(s->id);
+    else H5Oclose(s->id);
+    s->id = H5I_INVALID_HID;
+}
+
+static hid_t src_type(const src_t *s)
+{
+    return s->is_attr ? H5Aget_type(s->id) : H5Dget_type(s->id);
+}
+
+static hid_t src_space(const src_t *s)
+{
+    return s->is_attr ? H5Aget_space(s->id) : H5Dget_space(s->id);
+}
+
+static herr_t src_read(const src_t *s, hid_t mtype, void *buf)
+{
+    return s->is_attr ? H5Aread(s->id, mtype, buf)
+                      : H5Dread(s->id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+}
+
+/* Opens dataset obj; CNN_EDATA if it is missing or not a dataset. */
+static cnn_status_t open_dataset(cnn_h5r_t *r, const char *obj, src_t *s)
+{
+    cnn_status_t st = CNN_OK;
+    s->id = H5I_INVALID_HID;
+    s->is_attr = 0;
+    snprintf(s->what, sizeof s->what, "%s", obj);
+    if (!path_exists(r->file, obj)) return src_error(r, s, "dataset missing");
+    CNN_H5_CHECK_AS(CNN_EDATA, s->id = H5Oopen(r->file, obj, H5P_DEFAULT), fail);
+    if (H5Iget_type(s->id) != H5I_DATASET) {
+        src_close(s);
+        return src_error(r, s, "is a group, expected a dataset");
+    }
+    return CNN_OK;
+fail:
+    cnn_error_prefix("%s: %s", r->path, obj);
+    return st;
+}
+
+static cnn_status_t open_attr(cnn_h5r_t *r, const char *obj, const char *name,
+                              src_t *s)
+{
+    cnn_status_t st = CNN_OK;
+    s->id = H5I_INVALID_HID;
+    s->is_attr = 1;
+    snprintf(s->what, sizeof s->what, "%s attribute '%s'", obj, name);
+    if (!cnn_h5r_attr_exists(r, obj, name)) return src_error(r, s, "missing");
+    CNN_H5_CHECK_AS(CNN_EDATA, s->id = H5Aopen_by_name(r->file, obj, name,
+                                                        H5P_DEFAULT, H5P_DEFAULT), fail);
+    return CNN_OK;
+fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+    return st;
+}
+
+/* numpy-style shape text: "(32,1,3,3)", "(5,)", "()". */
+static void shape_text(char *buf, size_t len, int nd, const hsize_t *dims)
+{
+    size_t k = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < nd && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%llu", i ? "," : "",
+                              (unsigned long long)dims[i]);
+    if (k < len) snprintf(buf + k, len - k, "%s)", nd == 1 ? "," : "");
+}
+
+/* "float32", "int64", "uint8", "string", ... */
+static void type_text(hid_t t, char *buf, size_t len)
+{
+    const size_t bits = H5Tget_size(t) * 8;
+    switch (H5Tget_class(t)) {
+    case H5T_INTEGER:
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(buf, len, "float%zu", bits); break;
+    case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
+    case H5T_ENUM: snprintf(buf, len, "enum"); break;
+    case H5T_ARRAY: snprintf(buf, len, "array"); break;
+    case H5T_VLEN: snprintf(buf, len, "vlen"); break;
+    default: snprintf(buf, len, "HDF5 class %d", (int)H5Tget_class(t)); break;
+    }
+}
+
+/* Shape of a dataset or attribute: *nd (0: scalar), dims. */
+static cnn_status_t src_shape(cnn_h5r_t *r, const src_t *s, int *nd, hsize_t *dims)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t space = H5I_INVALID_HID;
+    H5S_class_t cls;
+    int n = 0;
+
+    CNN_H5_CHECK_AS(CNN_EDATA, space = src_space(s), fail);
+    cls = H5Sget_simple_extent_type(space);
+    if (cls == H5S_NULL) {
+        st = src_error(r, s, "has no data (null dataspace)");
+        goto done;
+    }
+    if (cls != H5S_SCALAR) {
+        CNN_H5_CHECK_AS(CNN_EDATA, n = H5Sget_simple_extent_ndims(space), fail);
+        if (n > CNN_H5_MAXDIMS) {
+            st = src_error(r, s, "rank %d exceeds %d", n, CNN_H5_MAXDIMS);
+            goto done;
+        }
+        CNN_H5_CHECK_AS(CNN_EDATA, H5Sget_simple_extent_dims(space, dims, NULL), fail);
+    }
+    *nd = n;
+    goto done;
+fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    if (space >= 0) H5Sclose(space);
+    return st;
+}
+
+/* Opens a 1-d (or, if allow_scalar, scalar: length 1) dataset or
+ * attribute of class `cls` (or cls2) and checks its length <= maxlen. */
+static cnn_status_t check_1d(cnn_h5r_t *r, const src_t *s, H5T_class_t cls,
+                             H5T_class_t cls2, const char *want, int allow_scalar,
+                             size_t maxlen, size_t *len)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t t = H5I_INVALID_HID;
+    hsize_t dims[CNN_H5_MAXDIMS];
+    int nd;
+    char tt[32];
+
+    CNN_H5_CHECK_AS(CNN_EDATA, t = src_type(s), fail);
+    H5T_class_t c = H5Tget_class(t);
+    if (c != cls && c != cls2) {
+        type_text(t, tt, sizeof tt);
+        st = src_error(r, s, "dtype %s, expected %s", tt, want);
+        goto done;
+    }
+    st = src_shape(r, s, &nd, dims);
+    if (st != CNN_OK) goto done;
+    if (nd == 0 && allow_scalar) {
+        nd = 1;
+        dims[0] = 1;
+    }
+    if (nd != 1) {
+        char sh[200];
+        shape_text(sh, sizeof sh, nd, dims);
+        st = src_error(r, s, "shape %s, expected a 1-d array", sh);
+        goto done;
+    }
+    if (dims[0] > (hsize_t)maxlen) {
+        st = src_error(r, s, "length %llu exceeds the limit %zu",
+                       (unsigned long long)dims[0], maxlen);
+        goto done;
+    }
+    *len = (size_t)dims[0];
+    goto done;
+fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    if (t >= 0) H5Tclose(t);
+    return st;
+}
+
+cnn_status_t cnn_h5r_shape(cnn_h5r_t *r, const char *obj, int *ndims,
+                           size_t dims[CNN_H5_MAXDIMS])
+{
+    src_t s;
+    hsize_t hd[CNN_H5_MAXDIMS];
+    cnn_status_t st = open_dataset(r, obj, &s);
+    if (st != CNN_OK) return st;
+    st = src_shape(r, &s, ndims, hd);
+    if (st == CNN_OK)
+        for (int i = 0; i < *ndims; i++) dims[i] = (size_t)hd[i];
+    src_close(&s);
+    return st;
+}
+
+cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
+                            const size_t *want_dims, float *out)
+{
+    cnn_status_t st;
+    src_t s;
+    hid_t t = H5I_INVALID_HID;
+    hsize_t dims[CNN_H5_MAXDIMS], want[CNN_H5_MAXDIMS];
+    double *tmp = NULL;
+    int nd = 0;
+    size_t total = 1, bad = 0;
+    char a[200], b[200];
+
+    if (ndims < 0 || ndims > CNN_H5_MAXDIMS)
+        return cnn_error_set(CNN_EINTERNAL, "%s: %s: rank %d not in 0..%d", r->path,
+                             obj, ndims, CNN_H5_MAXDIMS);
+    for (int i = 0; i < ndims; i++) {
+        want[i] = want_dims[i];
+        total *= want_dims[i];
+    }
+    st = open_dataset(r, obj, &s);
+    if (st != CNN_OK) return st;
+    CNN_H5_CHECK_AS(CNN_EDATA, t = src_type(&s), h5fail);
+    const size_t size = H5Tget_size(t);
+    if (H5Tget_class(t) != H5T_FLOAT || (size != 4 && size != 8)) {
+        type_text(t, a, sizeof a);
+        st = src_error(r, &s, "dtype %s, expected float32", a);
+        goto done;
+    }
+    st = src_shape(r, &s, &nd, dims);
+    if (st != CNN_OK) goto done;
+    int same = nd == ndims;
+    for (int i = 0; same && i < nd; i++) same = dims[i] == want[i];
+    if (!same) {
+        shape_text(a, sizeof a, nd, dims);
+        shape_text(b, sizeof b, ndims, want);
+        st = src_error(r, &s, "shape %s expected %s", a, b);
+        goto done;
+    }
+    if (total == 0) goto done;
+    if (size == 8) {
+        /* read float64 as double so out-of-range values are caught, not
+         * clipped by the conversion */
+        tmp = malloc(total * sizeof *tmp);
+        if (!tmp) {
+            st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, obj);
+            goto done;
+        }
+        CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, H5T_NATIVE_DOUBLE, tmp), h5fail);
+        for (size_t i = 0; i < total; i++) {
+            if (!isfinite(tmp[i]) || fabs(tmp[i]) > FLT_MAX) {
+                st = src_error(r, &s, "contains %s at index %zu",
+                               isnan(tmp[i]) ? "NaN" : isinf(tmp[i]) ? "Inf"
+                                                                      : "a value beyond float32",
+                               i);
+                goto done;
+            }
+            out[i] = (float)tmp[i];
+        }
+        goto done;
+    }
+    CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, H5T_NATIVE_FLOAT, out), h5fail);
+    for (bad = 0; bad < total && isfinite(out[bad]); bad++) {
+    }
+    if (bad < total)
+        st = src_error(r, &s, "contains %s at index %zu", isnan(out[bad]) ? "NaN" : "Inf",
+                       bad);
+    goto done;
+h5fail:
+    cnn_error_prefix("%s: %s", r->path, obj);
+done:
+    free(tmp);
+    if (t >= 0) H5Tclose(t);
+    src_close(&s);
+    return st;
+}
+
+/* Reads a 1-d numeric dataset of class cls/cls2 as mtype (esize bytes). */
+static cnn_status_t read_1d(cnn_h5r_t *r, const char *obj, H5T_class_t cls,
+                            H5T_class_t cls2, const char *want, hid_t mtype,
+                            size_t esize, size_t maxlen, void **out, size_t *n)
+{
+    src_t s;
+    size_t len = 0;
+    void *buf = NULL;
+    cnn_status_t st;
+
+    *out = NULL;
+    *n = 0;
+    st = open_dataset(r, obj, &s);
+    if (st != CNN_OK) return st;
+    st = check_1d(r, &s, cls, cls2, want, 0, maxlen, &len);
+    if (st != CNN_OK) goto done;
+    buf = malloc(len ? len * esize : 1);
+    if (!buf) {
+        st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, obj);
+        goto done;
+    }
+    if (len > 0) CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, mtype, buf), h5fail);
+    *out = buf;
+    *n = len;
+    buf = NULL;
+    goto done;
+h5fail:
+    cnn_error_prefix("%s: %s", r->path, obj);
+done:
+    free(buf);
+    src_close(&s);
+    return st;
+}
+
+cnn_status_t cnn_h5r_doubles(cnn_h5r_t *r, const char *obj, size_t maxlen,
+                             double **out, size_t *n)
+{
+    void *p;
+    cnn_status_t st = read_1d(r, obj, H5T_FLOAT, H5T_INTEGER, "float64",
+                              H5T_NATIVE_DOUBLE, sizeof(double), maxlen, &p, n);
+    *out = p;
+    return st;
+}
+
+cnn_status_t cnn_h5r_int64s(cnn_h5r_t *r, const char *obj, size_t maxlen,
+                            int64_t **out, size_t *n)
+{
+    void *p;
+    cnn_status_t st = read_1d(r, obj, H5T_INTEGER, H5T_INTEGER, "int64",
+                              H5T_NATIVE_INT64, sizeof(int64_t), maxlen, &p, n);
+    *out = p;
+    return st;
+}
+
+/* Reads the len strings of s (vlen or fixed) into malloc'd copies. */
+static cnn_status_t read_strs(cnn_h5r_t *r, const src_t *s, size_t len, char ***out)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    char **res = NULL, **vl = NULL, *fixed = NULL;
+    htri_t var;
+
+    *out = NULL;
+    res = calloc(len ? len : 1, sizeof *res);
+    if (!res) goto nomem;
+    CNN_H5_CHECK_AS(CNN_EDATA, t = src_type(s), h5fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, var = H5Tis_variable_str(t), h5fail);
+    if (len == 0) goto ok;
+    if (var) {
+        vl = calloc(len, sizeof *vl);
+        if (!vl) goto nomem;
+        CNN_H5_CHECK_AS(CNN_EDATA, mt = vlen_str_type(), h5fail);
+        CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, mt, vl), h5fail);
+        for (size_t i = 0; i < len; i++) {
+            res[i] = dup_str(vl[i] ? vl[i] : "");
+            if (!res[i]) goto nomem;
+        }
+    } else {
+        const size_t sz = H5Tget_size(t);
+        if (sz == 0 || sz >= STR_BYTES_MAX / len) {
+            st = src_error(r, s, "strings of %zu bytes too large", sz);
+            goto done;
+        }
+        fixed = malloc(len * (sz + 1));
+        if (!fixed) goto nomem;
+        CNN_H5_CHECK_AS(CNN_EDATA, mt = H5Tcopy(H5T_C_S1), h5fail);
+        CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_size(mt, sz + 1), h5fail);
+        CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_strpad(mt, H5T_STR_NULLTERM), h5fail);
+        CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, mt, fixed), h5fail);
+        for (size_t i = 0; i < len; i++) {
+            const char *p = fixed + i * (sz + 1);
+            size_t k = strnlen(p, sz);
+            res[i] = malloc(k + 1);
+            if (!res[i]) goto nomem;
+            memcpy(res[i], p, k);
+            res[i][k] = '\0';
+        }
+    }
+ok:
+    *out = res;
+    res = NULL;
+    goto done;
+nomem:
+    st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+    goto done;
+h5fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    if (vl) {
+        for (size_t i = 0; i < len; i++)
+            if (vl[i]) H5free_memory(vl[i]);
+        free(vl);
+    }
+    free(fixed);
+    cnn_h5_strings_free(res, len);
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    return st;
+}
+
+static cnn_status_t read_str_array(cnn_h5r_t *r, src_t *s, size_t maxlen,
+                                   char ***out, size_t *n)
+{
+    size_t len = 0;
+    cnn_status_t st = check_1d(r, s, H5T_STRING, H5T_STRING, "string", 0, maxlen, &len);
+    if (st == CNN_OK) st = read_strs(r, s, len, out);
+    if (st == CNN_OK) *n = len;
+    return st;
+}
+
+cnn_status_t cnn_h5r_strings(cnn_h5r_t *r, const char *obj, size_t maxlen,
+                             char ***out, size_t *n)
+{
+    src_t s;
+    *out = NULL;
+    *n = 0;
+    cnn_status_t st = open_dataset(r, obj, &s);
+    if (st != CNN_OK) return st;
+    st = read_str_array(r, &s, maxlen, out, n);
+    src_close(&s);
+    return st;
+}
+
+cnn_status_t cnn_h5r_attr_strings(cnn_h5r_t *r, const char *obj,
+                                  const char *name, size_t maxlen, char ***out,
+                                  size_t *n)
+{
+    src_t s;
+    *out = NULL;
+    *n = 0;
+    cnn_status_t st = open_attr(r, obj, name, &s);
+    if (st != CNN_OK) return st;
+    st = read_str_array(r, &s, maxlen, out, n);
+    src_close(&s);
+    return st;
+}
+
+/* Checks that attribute s holds exactly one value of class cls/cls2. */
+static cnn_status_t check_single(cnn_h5r_t *r, const src_t *s, H5T_class_t cls,
+                                 H5T_class_t cls2, const char *want)
+{
+    size_t len = 0;
+    cnn_status_t st = check_1d(r, s, cls, cls2, want, 1, 1, &len);
+    if (st == CNN_OK && len != 1) st = src_error(r, s, "empty, expected one %s", want);
+    return st;
+}
+
+cnn_status_t cnn_h5r_attr_str(cnn_h5r_t *r, const char *obj, const char *name,
+                              char **out)
+{
+    src_t s;
+    char **v = NULL;
+    *out = NULL;
+    cnn_status_t st = open_attr(r, obj, name, &s);
+    if (st != CNN_OK) return st;
+    st = check_single(r, &s, H5T_STRING, H5T_STRING, "string");
+    if (st == CNN_OK) st = read_strs(r, &s, 1, &v);
+    if (st == CNN_OK) {
+        *out = v[0];
+        free(v);
+    }
+    src_close(&s);
+    return st;
+}
+
+static cnn_status_t attr_number(cnn_h5r_t *r, const char *obj, const char *name,
+                                H5T_class_t cls, H5T_class_t cls2, const char *want,
+                                hid_t mtype, void *out)
+{
+    src_t s;
+    cnn_status_t st = open_attr(r, obj, name, &s);
+    if (st != CNN_OK) return st;
+    st = check_single(r, &s, cls, cls2, want);
+    if (st == CNN_OK && src_read(&s, mtype, out) < 0) {
+        st = cnn_h5_error_set(CNN_EDATA, __FILE__, __LINE__, "H5Aread(attribute)");
+        cnn_error_prefix("%s: %s", r->path, s.what);
+    }
+    src_close(&s);
+    return st;
+}
+
+cnn_status_t cnn_h5r_attr_int64(cnn_h5r_t *r, const char *obj, const char *name,
+                                int64_t *out)
+{
+    return attr_number(r, obj, name, H5T_INTEGER, H5T_INTEGER, "int64",
+                       H5T_NATIVE_INT64, out);
+}
+
+cnn_status_t cnn_h5r_attr_double(cnn_h5r_t *r, const char *obj,
+                                 const char *name, double *out)
+{
+    return attr_number(r, obj, name, H5T_FLOAT, H5T_INTEGER, "float64",
+                       H5T_NATIVE_DOUBLE, out);
+}
+
+cnn_status_t cnn_h5r_list(cnn_h5r_t *r, const char *obj, char ***names, size_t *n)
+{
+    cnn_status_t st = CNN_OK;
+    H5G_info_t info;
+    char **res = NULL;
+    size_t cnt = 0;
+
+    *names = NULL;
+    *n = 0;
+    if (!cnn_h5r_is_group(r, obj))
+        return cnn_error_set(CNN_EDATA, "%s: %s: group missing", r->path, obj);
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Gget_info_by_name(r->file, obj, &info, H5P_DEFAULT),
+                    h5fail);
+    if (info.nlinks > LIST_MAX)
+        return cnn_error_set(CNN_EDATA, "%s: %s: %llu members exceed the limit %llu",
+                             r->path, obj, (unsigned long long)info.nlinks,
+                             (unsigned long long)LIST_MAX);
+    cnt = (size_t)info.nlinks;
+    res = calloc(cnt ? cnt : 1, sizeof *res);
+    if (!res) goto nomem;
+    for (size_t i = 0; i < cnt; i++) {
+        ssize_t len;
+        CNN_H5_CHECK_AS(CNN_EDATA, len = H5Lget_name_by_idx(r->file, obj, H5_INDEX_NAME,
+                                                            H5_ITER_INC, i, NULL, 0,
+                                                            H5P_DEFAULT), h5fail);
+        res[i] = malloc((size_t)len + 1);
+        if (!res[i]) goto nomem;
+        CNN_H5_CHECK_AS(CNN_EDATA, H5Lget_name_by_idx(r->file, obj, H5_INDEX_NAME,
+                                                      H5_ITER_INC, i, res[i],
+                                                      (size_t)len + 1, H5P_DEFAULT),
+                        h5fail);
+    }
+    *names = res;
+    *n = cnt;
+    return CNN_OK;
+nomem:
+    cnn_h5_strings_free(res, cnt);
+    return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, obj);
+h5fail:
+    cnn_h5_strings_free(res, cnt);
+    cnn_error_prefix("%s: %s", r->path, obj);
+    return st;
+}

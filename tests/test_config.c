@@ -1,0 +1,777 @@
+/* test_config.c - the INI config: a full config with every value checked,
+ * the resolved text round trip, overrides, every class of error (with
+ * file, line and key in the message), the lr schedules and the hash. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mpicnn/config.h"
+
+/* fmnist-ref plus one of every kind of key. */
+static const char *full_ini =
+    "# a full config\n"
+    "[data]\n"
+    "format = idx\n"
+    "dir = /data/fmnist\n"
+    "train_images = train-images-idx3-ubyte.gz\n"
+    "train_labels = train-labels-idx1-ubyte.gz\n"
+    "test_images = t10k-images-idx3-ubyte.gz\n"
+    "test_labels = t10k-labels-idx1-ubyte.gz\n"
+    "classes = T-shirt/top, 3,Ankle boot\n"
+    "class_names = fashion-mnist\n"
+    "validation = 5000\n"
+    "normalize = no\n"
+    "\n"
+    "[net]\n"
+    "layers = conv1, relu1, pool1, conv2, relu2, pool2, flat, fc1, bn, relu3, drop, fc2\n"
+    "\n"
+    "[conv1]\n"
+    "type = conv\n"
+    "filters = 32\n"
+    "kernel = 3\n"
+    "pad = 1\n"
+    "[relu1]\n"
+    "type = relu\n"
+    "[pool1]\n"
+    "type = maxpool\n"
+    "size = 2\n"
+    "[conv2]\n"
+    "  type = conv    ; indented, with an inline comment\n"
+    "  filters = 64\n"
+    "  kernel = 3x5\n"
+    "  stride = 2\n"
+    "  pad = 1\n"
+    "[relu2]\n"
+    "type = relu\n"
+    "[pool2]\n"
+    "type = avgpool\n"
+    "size = 3x2\n"
+    "stride = 1\n"
+    "[flat]\n"
+    "type = flatten\n"
+    "[fc1]\n"
+    "type = dense\n"
+    "units = 128\n"
+    "[bn]\n"
+    "type = batchnorm\n"
+    "momentum = 0.2\n"
+    "[relu3]\n"
+    "type = relu\n"
+    "[drop]\n"
+    "type = dropout\n"
+    "p = 0.25\n"
+    "[fc2]\n"
+    "type = dense\n"
+    "units = 10\n"
+    "\n"
+    "[optimizer]\n"
+    "type = nesterov\n"
+    "lr = 0.01\n"
+    "momentum = 0.95\n"
+    "weight_decay = 5e-4\n"
+    "lr_schedule = step\n"
+    "lr_decay = 0.5\n"
+    "lr_decay_every = 10\n"
+    "\n"
+    "[train]\r\n"
+    "epochs = 30\r\n"
+    "batch_size = 128\n"
+    "seed = 18446744073709551615\n"
+    "loss = hinge\n"
+    "threads = 4\n"
+    "validate_every = 100\n"
+    "log_every = 10\n"
+    "nan_policy = skip\n"
+    "watchdog_seconds = 600\n"
+    "\n"
+    "[early_stopping]\n"
+    "enabled = yes\n"
+    "metric = val_loss\n"
+    "patience = 3\n"
+    "min_delta = 0.001\n"
+    "\n"
+    "[checkpoint]\n"
+    "every_steps = 500\n"
+    "every_minutes = 15.5\n"
+    "\n"
+    "[sweep]\n"
+    "mode = halving\n"
+    "ranks_per_trial = 2\n"
+    "halving_epochs = 3\n"
+    "halving_keep = 0.25\n"
+    "optimizer.lr = 0.1, 0.01, 0.001\n"
+    "conv1.filters = 16,32\n";
+
+/* The smallest valid config; error cases edit it. Line numbers:
+ * 1 [data] .. 6 test_labels, 7 [net], 8 layers, 9 [fc], 10 type,
+ * 11 units, 12 [optimizer], 13 lr, 14 [train], 15 epochs. */
+static const char *min_ini =
+    "[data]\n"
+    "format = idx\n"
+    "train_images = tr-img.gz\n"
+    "train_labels = tr-lab.gz\n"
+    "test_images = te-img\n"
+    "test_labels = te-lab\n"
+    "[net]\n"
+    "layers = fc\n"
+    "[fc]\n"
+    "type = dense\n"
+    "units = 10\n"
+    "[optimizer]\n"
+    "lr = 0.1\n"
+    "[train]\n"
+    "epochs = 2\n";
+
+static const char *cifar_ini =
+    "[data]\n"
+    "format = cifar100\n"
+    "train_files = train.bin\n"
+    "test_files = \n"
+    "labels = coarse\n"
+    "classes = vehicles_1, 19\n"
+    "validation = 0.1\n"
+    "[net]\n"
+    "layers = c, g\n"
+    "[c]\n"
+    "type = conv\n"
+    "filters = 8\n"
+    "kernel = 5\n"
+    "[g]\n"
+    "type = gap\n"
+    "[optimizer]\n"
+    "type = adam\n"
+    "lr = 1e-3\n"
+    "lr_schedule = exponential\n"
+    "lr_decay = 0.9\n"
+    "lr_decay_every = 100\n"
+    "lr_decay_unit = steps\n"
+    "[train]\n"
+    "epochs = 1\n";
+
+/* ---- fixtures: the config is ~200 KB, so it lives on the heap */
+
+static int setup(void **state)
+{
+    cnn_config_t *cfg = malloc(sizeof *cfg);
+    if (!cfg) return -1;
+    cnn_config_defaults(cfg);
+    *state = cfg;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    free(*state);
+    return 0;
+}
+
+/* base with the first `from` replaced by `to`; from NULL appends, "^"
+ * prepends. Caller frees. */
+static char *edit(const char *base, const char *from, const char *to)
+{
+    size_t nb = strlen(base), nt = strlen(to);
+    char *out = malloc(nb + nt + 1);
+    assert_non_null(out);
+    if (!from) {
+        memcpy(out, base, nb);
+        memcpy(out + nb, to, nt + 1);
+    } else if (strcmp(from, "^") == 0) {
+        memcpy(out, to, nt);
+        memcpy(out + nt, base, nb + 1);
+    } else {
+        const char *at = strstr(base, from);
+        assert_non_null(at);
+        size_t pre = (size_t)(at - base), nf = strlen(from);
+        memcpy(out, base, pre);
+        memcpy(out + pre, to, nt);
+        memcpy(out + pre + nt, at + nf, nb - pre - nf + 1);
+    }
+    return out;
+}
+
+static void assert_contains(const char *msg, const char *needle)
+{
+    if (!strstr(msg, needle)) fail_msg("message \"%s\" lacks \"%s\"", msg, needle);
+}
+
+/* ---- tests */
+
+static void test_defaults(void **state)
+{
+    cnn_config_t *cfg = *state;
+    assert_int_equal(cfg->data.format, CNN_FORMAT_UNSET);
+    assert_string_equal(cfg->data.dir, "");
+    assert_int_equal(cfg->data.labels, CNN_LABELS_FINE);
+    assert_int_equal(cfg->data.nclasses, 0);
+    assert_true(cfg->data.validation == 0 && !cfg->data.validation_is_fraction);
+    assert_int_equal(cfg->data.normalize, 1);
+    assert_int_equal(cfg->nlayers, 0);
+    assert_int_equal(cfg->opt.type, CNN_OPT_SGD);
+    assert_true(cfg->opt.lr == 0);
+    assert_true(cfg->opt.momentum == 0.9 && cfg->opt.beta1 == 0.9);
+    assert_true(cfg->opt.beta2 == 0.999 && cfg->opt.eps == 1e-8);
+    assert_true(cfg->opt.weight_decay == 0 && cfg->opt.lr_decay == 1);
+    assert_int_equal(cfg->opt.lr_schedule, CNN_LR_CONSTANT);
+    assert_int_equal(cfg->opt.lr_decay_every, 1);
+    assert_int_equal(cfg->opt.lr_decay_unit, CNN_LR_UNIT_EPOCHS);
+    assert_int_equal(cfg->train.epochs, 0);
+    assert_int_equal(cfg->train.batch_size, 64);
+    assert_true(cfg->train.seed == 1);
+    assert_int_equal(cfg->train.loss, CNN_LOSS_SOFTMAX_CE);
+    assert_int_equal(cfg->train.threads, 0);
+    assert_int_equal(cfg->train.validate_every, 0);
+    assert_int_equal(cfg->train.log_every, 50);
+    assert_int_equal(cfg->train.nan_policy, CNN_NAN_STOP);
+    assert_true(cfg->train.watchdog_seconds == 0);
+    assert_int_equal(cfg->early_stopping.enabled, 0);
+    assert_int_equal(cfg->early_stopping.metric, CNN_METRIC_VAL_ACC);
+    assert_int_equal(cfg->early_stopping.patience, 5);
+    assert_true(cfg->early_stopping.min_delta == 0);
+    assert_int_equal(cfg->checkpoint.every_steps, 0);
+    assert_true(cfg->checkpoint.every_minutes == 0);
+    assert_int_equal(cfg->sweep.mode, CNN_SWEEP_GRID);
+    assert_int_equal(cfg->sweep.ranks_per_trial, 1);
+    assert_int_equal(cfg->sweep.halving_epochs, 1);
+    assert_true(cfg->sweep.halving_keep == 0.5);
+    assert_int_equal(cfg->sweep.nparams, 0);
+}
+
+static void check_layer(const cnn_layer_spec_t *l, const char *name, const char *type,
+                        int filters, int kh, int kw, int stride, int pad)
+{
+    assert_string_equal(l->name, name);
+    assert_string_equal(l->type, type);
+    assert_int_equal(l->filters, filters);
+    assert_int_equal(l->kh, kh);
+    assert_int_equal(l->kw, kw);
+    assert_int_equal(l->stride, stride);
+    assert_int_equal(l->pad, pad);
+}
+
+static void test_full(void **state)
+{
+    cnn_config_t *cfg = *state;
+    cnn_status_t st = cnn_config_parse_string(full_ini, "full.ini", NULL, 0, cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_string_equal(cfg->source, "full.ini");
+    const cnn_data_config_t *d = &cfg->data;
+    assert_int_equal(d->format, CNN_FORMAT_IDX);
+    assert_string_equal(d->dir, "/data/fmnist");
+    assert_string_equal(d->train_images, "train-images-idx3-ubyte.gz");
+    assert_string_equal(d->train_labels, "train-labels-idx1-ubyte.gz");
+    assert_string_equal(d->test_images, "t10k-images-idx3-ubyte.gz");
+    assert_string_equal(d->test_labels, "t10k-labels-idx1-ubyte.gz");
+    assert_int_equal(d->ntrain_files, 0);
+    assert_int_equal(d->nclasses, 3);
+    assert_string_equal(d->classes[0], "T-shirt/top");
+    assert_string_equal(d->classes[1], "3");
+    assert_string_equal(d->classes[2], "Ankle boot");
+    assert_int_equal(d->class_names, CNN_CLASSNAMES_FASHION_MNIST);
+    assert_true(d->validation == 5000 && !d->validation_is_fraction);
+    assert_int_equal(d->normalize, 0);
+
+    assert_int_equal(cfg->nlayers, 12);
+    check_layer(&cfg->layers[0], "conv1", "conv", 32, 3, 3, 1, 1);
+    check_layer(&cfg->layers[1], "relu1", "relu", 0, 0, 0, 0, 0);
+    check_layer(&cfg->layers[2], "pool1", "maxpool", 0, 2, 2, 2, 0);
+    check_layer(&cfg->layers[3], "conv2", "conv", 64, 3, 5, 2, 1);
+    check_layer(&cfg->layers[5], "pool2", "avgpool", 0, 3, 2, 1, 0);
+    check_layer(&cfg->layers[6], "flat", "flatten", 0, 0, 0, 0, 0);
+    check_layer(&cfg->layers[7], "fc1", "dense", 128, 0, 0, 0, 0);
+    check_layer(&cfg->layers[8], "bn", "batchnorm", 0, 0, 0, 0, 0);
+    assert_true(cfg->layers[8].eps == 1e-5f && cfg->layers[8].momentum == 0.2f);
+    check_layer(&cfg->layers[10], "drop", "dropout", 0, 0, 0, 0, 0);
+    assert_true(cfg->layers[10].p == 0.25f);
+    assert_true(cfg->layers[10].eps == 0 && cfg->layers[0].p == 0);
+    check_layer(&cfg->layers[11], "fc2", "dense", 10, 0, 0, 0, 0);
+
+    const cnn_opt_config_t *o = &cfg->opt;
+    assert_int_equal(o->type, CNN_OPT_NESTEROV);
+    assert_true(o->lr == 0.01 && o->momentum == 0.95 && o->weight_decay == 5e-4);
+    assert_true(o->beta1 == 0.9 && o->beta2 == 0.999 && o->eps == 1e-8);
+    assert_int_equal(o->lr_schedule, CNN_LR_STEP);
+    assert_true(o->lr_decay == 0.5);
+    assert_int_equal(o->lr_decay_every, 10);
+    assert_int_equal(o->lr_decay_unit, CNN_LR_UNIT_EPOCHS);
+
+    const cnn_train_config_t *t = &cfg->train;
+    assert_int_equal(t->epochs, 30);
+    assert_int_equal(t->batch_size, 128);
+    assert_true(t->seed == UINT64_MAX);
+    assert_int_equal(t->loss, CNN_LOSS_HINGE);
+    assert_int_equal(t->threads, 4);
+    assert_int_equal(t->validate_every, 100);
+    assert_int_equal(t->log_every, 10);
+    assert_int_equal(t->nan_policy, CNN_NAN_SKIP);
+    assert_true(t->watchdog_seconds == 600);
+
+    assert_int_equal(cfg->early_stopping.enabled, 1);
+    assert_int_equal(cfg->early_stopping.metric, CNN_METRIC_VAL_LOSS);
+    assert_int_equal(cfg->early_stopping.mode, CNN_MODE_MIN); /* derived */
+    assert_int_equal(cfg->early_stopping.patience, 3);
+    assert_true(cfg->early_stopping.min_delta == 0.001);
+    assert_int_equal(cfg->checkpoint.every_steps, 500);
+    assert_true(cfg->checkpoint.every_minutes == 15.5);
+
+    const cnn_sweep_config_t *s = &cfg->sweep;
+    assert_int_equal(s->mode, CNN_SWEEP_HALVING);
+    assert_int_equal(s->ranks_per_trial, 2);
+    assert_int_equal(s->halving_epochs, 3);
+    assert_true(s->halving_keep == 0.25);
+    assert_int_equal(s->nparams, 2);
+    assert_string_equal(s->params[0].key, "optimizer.lr");
+    assert_string_equal(s->params[0].values, "0.1, 0.01, 0.001");
+    assert_string_equal(s->params[1].key, "conv1.filters");
+    assert_string_equal(s->params[1].values, "16,32");
+}
+
+static void test_cifar(void **state)
+{
+    cnn_config_t *cfg = *state;
+    cnn_status_t st = cnn_config_parse_string(cifar_ini, "c.ini", NULL, 0, cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_int_equal(cfg->data.format, CNN_FORMAT_CIFAR100);
+    assert_int_equal(cfg->data.ntrain_files, 1);
+    assert_string_equal(cfg->data.train_files[0], "train.bin");
+    assert_int_equal(cfg->data.ntest_files, 0);
+    assert_int_equal(cfg->data.labels, CNN_LABELS_COARSE);
+    assert_int_equal(cfg->data.class_names, CNN_CLASSNAMES_CIFAR100_COARSE);
+    assert_true(cfg->data.validation == 0.1 && cfg->data.validation_is_fraction);
+    assert_string_equal(cfg->data.train_images, "");
+    check_layer(&cfg->layers[0], "c", "conv", 8, 5, 5, 1, 0);
+    check_layer(&cfg->layers[1], "g", "gap", 0, 0, 0, 0, 0);
+    assert_int_equal(cfg->opt.type, CNN_OPT_ADAM);
+    assert_int_equal(cfg->early_stopping.mode, CNN_MODE_MAX);
+
+    /* class_names defaults follow format and labels */
+    st = cnn_config_parse_string(cifar_ini, "c.ini", (const char *[]){"data.labels=fine"}, 1,
+                                 cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_int_equal(cfg->data.class_names, CNN_CLASSNAMES_CIFAR100_FINE);
+    const char *c10[] = {"data.format=cifar10"};
+    st = cnn_config_parse_string(cifar_ini, "c.ini", c10, 1, cfg);
+    assert_int_equal(st, CNN_ECONFIG); /* labels is cifar100-only */
+    assert_contains(cnn_error_message(), "c.ini:5: [data] labels: applies only to format = cifar100");
+    char *text = edit(cifar_ini, "labels = coarse\n", "class_names = mnist\n");
+    st = cnn_config_parse_string(text, "c.ini", NULL, 0, cfg);
+    assert_int_equal(st, CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "c.ini:5: [data] class_names: mnist names 10 classes");
+    free(text);
+    text = edit(cifar_ini, "vehicles_1, 19", "20");
+    st = cnn_config_parse_string(text, "c.ini", NULL, 0, cfg);
+    assert_int_equal(st, CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "c.ini:6: [data] classes: class index 20 is out of range");
+    free(text);
+}
+
+/* Lines longer than inih's 200-byte buffer keep their full value. */
+static void test_long_lines(void **state)
+{
+    cnn_config_t *cfg = *state;
+    char dir[1200], line[1300];
+    memset(dir, 'a', sizeof dir - 1);
+    dir[0] = '/';
+    dir[sizeof dir - 1] = '\0';
+    snprintf(line, sizeof line, "dir = %s ; comment\n[net]\n", dir);
+    char *text = edit(min_ini, "[net]\n", line);
+    cnn_status_t st = cnn_config_parse_string(text, "t.ini", NULL, 0, cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_string_equal(cfg->data.dir, dir);
+    assert_int_equal(cfg->train.epochs, 2); /* later lines keep their numbers */
+    free(text);
+
+    /* a long line still gets its error at the right line */
+    snprintf(line, sizeof line, "dir = %s\n[net]\nbogus = 1\n", dir);
+    text = edit(min_ini, "[net]\n", line);
+    st = cnn_config_parse_string(text, "t.ini", NULL, 0, cfg);
+    assert_int_equal(st, CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "t.ini:9: [net] bogus: unknown key");
+    free(text);
+}
+
+static void test_round_trip(void **state)
+{
+    cnn_config_t *a = *state;
+    cnn_config_t *b = malloc(sizeof *b);
+    assert_non_null(b);
+    const char *texts[] = {full_ini, cifar_ini, min_ini};
+    for (int i = 0; i < 3; i++) {
+        cnn_status_t st = cnn_config_parse_string(texts[i], "rt.ini", NULL, 0, a);
+        if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+        char *s1 = cnn_config_to_string(a);
+        assert_non_null(s1);
+        st = cnn_config_parse_string(s1, "rt.ini", NULL, 0, b);
+        if (st != CNN_OK) fail_msg("%s\n%s", cnn_error_message(), s1);
+        char *s2 = cnn_config_to_string(b);
+        assert_non_null(s2);
+        assert_string_equal(s1, s2);
+        assert_memory_equal(a->layers, b->layers, sizeof a->layers);
+        assert_memory_equal(&a->data, &b->data, sizeof a->data);
+        assert_memory_equal(&a->opt, &b->opt, sizeof a->opt);
+        assert_memory_equal(&a->train, &b->train, sizeof a->train);
+        assert_memory_equal(&a->sweep, &b->sweep, sizeof a->sweep);
+        assert_true(a->early_stopping.mode == b->early_stopping.mode);
+        assert_true(cnn_config_hash(s1) == cnn_config_hash(s2));
+        free(s1);
+        free(s2);
+    }
+    /* the resolved text names every key, defaults included */
+    char *s = cnn_config_to_string(a);
+    assert_contains(s, "[train]\nepochs = 2\nbatch_size = 64\nseed = 1\n");
+    assert_contains(s, "[fc]\ntype = dense\nunits = 10\n");
+    assert_contains(s, "eps = 1e-08\n");
+    assert_contains(s, "[sweep]\nmode = grid\n");
+    free(s);
+    free(b);
+}
+
+static void test_overrides(void **state)
+{
+    cnn_config_t *cfg = *state;
+    const char *ovr[] = {
+        "optimizer.lr=0.5",
+        " train.batch_size = 32 ",
+        "conv1.filters=16",
+        "pool1.size=3",              /* the derived stride follows */
+        "early_stopping.enabled=on", /* a key the file does not set */
+        "train.batch_size=16",       /* later wins */
+        "sweep.train.seed=1,2,3",
+        "data.dir=/x=y",             /* '=' in the value */
+    };
+    cnn_status_t st = cnn_config_parse_string(full_ini, "full.ini", ovr, 8, cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_true(cfg->opt.lr == 0.5);
+    assert_int_equal(cfg->train.batch_size, 16);
+    assert_int_equal(cfg->layers[0].filters, 16);
+    assert_int_equal(cfg->layers[2].kh, 3);
+    assert_int_equal(cfg->layers[2].stride, 3);
+    assert_int_equal(cfg->early_stopping.enabled, 1);
+    assert_int_equal(cfg->sweep.nparams, 3);
+    assert_string_equal(cfg->sweep.params[2].key, "train.seed");
+    assert_string_equal(cfg->sweep.params[2].values, "1,2,3");
+    assert_string_equal(cfg->data.dir, "/x=y");
+}
+
+static void test_set(void **state)
+{
+    cnn_config_t *cfg = *state;
+    cnn_status_t st = cnn_config_parse_string(full_ini, "full.ini", NULL, 0, cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_int_equal(cnn_config_set(cfg, "conv2.filters=48"), CNN_OK);
+    assert_int_equal(cfg->layers[3].filters, 48);
+    assert_int_equal(cnn_config_set(cfg, "optimizer.lr=0.2"), CNN_OK);
+    assert_true(cfg->opt.lr == 0.2);
+    assert_string_equal(cfg->source, "full.ini");
+    /* resolved: pool1's stride stays 2 when its size changes */
+    assert_int_equal(cnn_config_set(cfg, "pool1.size=3"), CNN_OK);
+    assert_int_equal(cfg->layers[2].kh, 3);
+    assert_int_equal(cfg->layers[2].stride, 2);
+
+    char *before = cnn_config_to_string(cfg);
+    assert_int_equal(cnn_config_set(cfg, "train.epochs=0"), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "--set train.epochs: [train] epochs: 0 is out of range");
+    assert_int_equal(cnn_config_set(cfg, "conv1.type=relu"), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "[conv1] filters: does not apply to a relu layer");
+    assert_contains(cnn_error_message(), "type set by --set conv1.type");
+    char *after = cnn_config_to_string(cfg);
+    assert_string_equal(before, after); /* unchanged by the failures */
+    free(before);
+    free(after);
+}
+
+typedef struct {
+    const char *from, *to; /* edit of min_ini (see edit()) */
+    const char *ovr;       /* one override or NULL */
+    const char *want[3];   /* substrings of the message */
+} err_case_t;
+
+static const err_case_t err_cases[] = {
+    /* unknown section */
+    {NULL, "[foo]\nx = 1\n", NULL, {"t.ini:16: [foo]: unknown section"}},
+    /* unknown key */
+    {NULL, "bogus = 1\n", NULL, {"t.ini:16: [train] bogus: unknown key", "epochs"}},
+    {"lr = 0.1\n", "lr = 0.1\nlearning_rate = 1\n", NULL,
+     {"t.ini:14: [optimizer] learning_rate: unknown key"}},
+    {"units = 10\n", "units = 10\nstrides = 1\n", NULL,
+     {"t.ini:12: [fc] strides: unknown key", "dense takes: type, units"}},
+    /* key not valid for the layer type */
+    {"units = 10\n", "units = 10\nkernel = 3\n", NULL,
+     {"t.ini:12: [fc] kernel: does not apply to a dense layer"}},
+    {"layers = fc", "layers = r, fc", NULL, {"t.ini:18: [r] filters: does not apply to a relu"}},
+    {"units = 10\n", "units = 10\n", "fc.type=relu",
+     {"t.ini:11: [fc] units: does not apply to a relu layer", "type set by --set fc.type"}},
+    /* missing required keys */
+    {"epochs = 2\n", "", NULL, {"t.ini:14: [train] epochs: missing required key", "1..100000"}},
+    {"units = 10\n", "", NULL, {"t.ini:9: [fc] units: missing required key for a dense layer"}},
+    {"type = dense\n", "", NULL, {"t.ini:9: [fc] type: missing required key"}},
+    {"format = idx\n", "", NULL, {"t.ini:1: [data] format: missing required key",
+                                  "idx | cifar10 | cifar100"}},
+    {"test_labels = te-lab\n", "", NULL,
+     {"t.ini:1: [data] test_labels: missing required key for format = idx"}},
+    {"[optimizer]\nlr = 0.1\n", "", NULL, {"t.ini: [optimizer] lr: missing required key"}},
+    /* bad numbers */
+    {NULL, "batch_size = 12abc\n", NULL,
+     {"t.ini:16: [train] batch_size: '12abc' is not an integer", "1..65536"}},
+    {NULL, "batch_size = 1.5\n", NULL, {"t.ini:16: [train] batch_size: '1.5' is not an integer"}},
+    {NULL, "batch_size =\n", NULL, {"t.ini:16: [train] batch_size: '' is not an integer"}},
+    {NULL, "seed = -1\n", NULL, {"t.ini:16: [train] seed: '-1' is not an unsigned integer"}},
+    {NULL, "seed = 18446744073709551616\n", NULL, {"t.ini:16: [train] seed:", "out of range"}},
+    {"lr = 0.1", "lr = 0.1x", NULL, {"t.ini:13: [optimizer] lr: '0.1x' is not a number"}},
+    {"epochs = 2", "epochs = 2 # two", NULL, {"t.ini:15: [train] epochs: '2 # two' is not"}},
+    /* out of range */
+    {NULL, "batch_size = 0\n", NULL, {"t.ini:16: [train] batch_size: 0 is out of range"}},
+    {NULL, "batch_size = 99999999999999999999\n", NULL, {"t.ini:16: [train] batch_size:",
+                                                         "out of range"}},
+    {"epochs = 2", "epochs = 100001", NULL, {"t.ini:15: [train] epochs: 100001 is out of range"}},
+    {"lr = 0.1", "lr = 0", NULL, {"t.ini:13: [optimizer] lr: 0 is out of range", "> 0"}},
+    {"lr = 0.1", "lr = nan", NULL, {"t.ini:13: [optimizer] lr: nan is out of range"}},
+    {"lr = 0.1", "lr = 1e999", NULL, {"t.ini:13: [optimizer] lr: 1e999 is out of range"}},
+    {"lr = 0.1", "lr = 0.1\nmomentum = 1", NULL, {"t.ini:14: [optimizer] momentum: 1 is out",
+                                                  "[0, 1)"}},
+    {"layers = fc", "layers = d, fc", NULL, {"t.ini:18: [d] p: 1 is out of range", "[0, 1)"}},
+    {"layers = fc", "layers = d, fc", "d.p=0.99999999", {"--set d.p: [d] p: 0.99999999 is out"}},
+    {"units = 10", "units = 10000001", NULL, {"t.ini:11: [fc] units: 10000001 is out of range"}},
+    {"test_labels = te-lab\n", "test_labels = te-lab\nvalidation = 1.5\n", NULL,
+     {"t.ini:7: [data] validation: 1.5 is out of range"}},
+    {"test_labels = te-lab\n", "test_labels = te-lab\nvalidation = -3\n", NULL,
+     {"t.ini:7: [data] validation: -3 is out of range"}},
+    /* bad bool, bad choice, bad size */
+    {NULL, "[early_stopping]\nenabled = maybe\n", NULL,
+     {"t.ini:17: [early_stopping] enabled: 'maybe' is not a boolean"}},
+    {NULL, "loss = mse\n", NULL, {"t.ini:16: [train] loss: 'mse' is not a valid choice",
+                                  "softmax_ce | hinge"}},
+    {"type = dense", "type = dens", NULL, {"t.ini:10: [fc] type: 'dens' is not a layer type"}},
+    {"layers = fc", "layers = k, fc", NULL, {"t.ini:18: [k] kernel: '3y3' is not a size"}},
+    /* duplicates */
+    {NULL, "epochs = 3\n", NULL, {"t.ini:16: [train] epochs: duplicate key (first set at line 15)"}},
+    {NULL, "[train]\n", NULL, {"t.ini:16: [train]: duplicate section (first at line 14)"}},
+    {"layers = fc", "layers = fc, fc", NULL, {"t.ini:8: [net] layers: 'fc' is listed twice"}},
+    /* net.layers and layer sections */
+    {"layers = fc", "layers = fc, fc2", NULL,
+     {"t.ini:8: [net] layers: layer 'fc2' has no [fc2] section"}},
+    {NULL, "[fc2]\ntype = relu\n", NULL, {"t.ini:16: [fc2]: unknown section"}},
+    {"layers = fc", "layers = fc, data", NULL, {"t.ini:8: [net] layers: 'data' is the name"}},
+    {"layers = fc", "layers = fc, a b", NULL, {"t.ini:8: [net] layers: 'a b' is not a valid"}},
+    {"layers = fc", "layers = fc,", NULL, {"t.ini:8: [net] layers: empty item"}},
+    /* data keys of another format */
+    {"[net]", "train_files = a.bin\n[net]", NULL,
+     {"t.ini:7: [data] train_files: applies only to format = cifar10 or cifar100"}},
+    {"format = idx", "format = idx", "data.format=cifar10",
+     {"t.ini:3: [data] train_images: applies only to format = idx (format is cifar10)"}},
+    {"[net]", "classes = cat\n[net]", NULL,
+     {"t.ini:7: [data] classes: 'cat' is not a class index and class_names = none"}},
+    /* syntax */
+    {NULL, "just words\n", NULL, {"t.ini:16: syntax error in 'just words'"}},
+    {NULL, "[unclosed\n", NULL, {"t.ini:16: syntax error"}},
+    {NULL, "[checkpoint] x\n", NULL, {"t.ini:16: [checkpoint]: text after the section header"}},
+    {"^", "x = 1\n", NULL, {"t.ini:1: [] x: key outside any section"}},
+    /* [sweep] */
+    {NULL, "[sweep]\noptimizer.lrr = 1, 2\n", NULL,
+     {"t.ini:17: [sweep] optimizer.lrr: 'optimizer.lrr' names no config key"}},
+    {NULL, "[sweep]\noptimizer.lr = 0.1, abc\n", NULL,
+     {"t.ini:17: [sweep] optimizer.lr: 'abc' is not a number"}},
+    {NULL, "[sweep]\nfc.filters = 1, 2\n", NULL,
+     {"t.ini:17: [sweep] fc.filters: 'filters' is not a key of fc, a dense layer"}},
+    {NULL, "[sweep]\nfc.units = 1,,2\n", NULL, {"t.ini:17: [sweep] fc.units: empty value"}},
+    {NULL, "[sweep]\nnet.layers = a, b\n", NULL, {"t.ini:17: [sweep] net.layers: a list-valued"}},
+    {NULL, "[sweep]\nhalving = 2\n", NULL, {"t.ini:17: [sweep] halving: unknown key"}},
+    /* overrides */
+    {NULL, "", "train.epoch=3", {"--set train.epoch: [train] epoch: unknown key"}},
+    {NULL, "", "conv1.filters=16", {"--set conv1.filters: [conv1] filters: no such section",
+                                    "cannot add a section"}},
+    {NULL, "", "optimizer.lr=-1", {"--set optimizer.lr: [optimizer] lr: -1 is out of range"}},
+    {NULL, "", "fc.units=ten", {"--set fc.units: [fc] units: 'ten' is not an integer"}},
+    {NULL, "", "train.epochs", {"--set train.epochs: malformed override",
+                                "section.key=value"}},
+    {NULL, "", "epochs=3", {"--set epochs=3: malformed override"}},
+    {NULL, "", ".epochs=3", {"--set .epochs=3: malformed override"}},
+};
+
+static void test_errors(void **state)
+{
+    cnn_config_t *cfg = *state;
+    /* a valid config first, to show that a failure leaves it unchanged */
+    assert_int_equal(cnn_config_parse_string(min_ini, "ok.ini", NULL, 0, cfg), CNN_OK);
+    for (size_t i = 0; i < sizeof err_cases / sizeof err_cases[0]; i++) {
+        const err_case_t *c = &err_cases[i];
+        char *text = edit(min_ini, c->from, c->to);
+        char *extra = NULL;
+        if (c->from && strcmp(c->from, "layers = fc") == 0 && strstr(c->to, "r, fc"))
+            extra = edit(text, NULL, "[r]\ntype = relu\nfilters = 3\n");
+        else if (c->from && strcmp(c->from, "layers = fc") == 0 && strstr(c->to, "d, fc"))
+            extra = edit(text, NULL, "[d]\ntype = dropout\np = 1\n");
+        else if (c->from && strcmp(c->from, "layers = fc") == 0 && strstr(c->to, "k, fc"))
+            extra = edit(text, NULL, "[k]\ntype = conv\nkernel = 3y3\n");
+        if (extra) {
+            free(text);
+            text = extra;
+        }
+        if (c->ovr && strcmp(c->ovr, "d.p=0.99999999") == 0) {
+            /* the file value is valid here; the override is not */
+            char *fixed = edit(text, "p = 1\n", "p = 0.5\n");
+            free(text);
+            text = fixed;
+        }
+        const char *ovr[1] = {c->ovr};
+        cnn_status_t st = cnn_config_parse_string(text, "t.ini", ovr, c->ovr ? 1 : 0, cfg);
+        if (st != CNN_ECONFIG)
+            fail_msg("case %zu: status %d (want CNN_ECONFIG), message \"%s\"\n%s", i, (int)st,
+                     cnn_error_message(), text);
+        for (int j = 0; j < 3 && c->want[j]; j++) {
+            if (!strstr(cnn_error_message(), c->want[j]))
+                fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, cnn_error_message(),
+                         c->want[j]);
+        }
+        free(text);
+    }
+    assert_string_equal(cfg->source, "ok.ini");
+    assert_int_equal(cfg->train.epochs, 2);
+}
+
+static void test_load(void **state)
+{
+    cnn_config_t *cfg = *state;
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs("\xEF\xBB\xBF", f); /* a UTF-8 byte order mark is allowed */
+    fputs(full_ini, f);
+    fclose(f);
+    const char *ovr[] = {"train.epochs=7"};
+    cnn_status_t st = cnn_config_load(path, ovr, 1, cfg);
+    if (st != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_string_equal(cfg->source, path);
+    assert_int_equal(cfg->train.epochs, 7);
+    assert_int_equal(cfg->nlayers, 12);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(min_ini, f);
+    fputs("threads = 2000\n", f);
+    fclose(f);
+    assert_int_equal(cnn_config_load(path, NULL, 0, cfg), CNN_ECONFIG);
+    char want[128];
+    snprintf(want, sizeof want, "%s:16: [train] threads: 2000 is out of range", path);
+    assert_contains(cnn_error_message(), want);
+    unlink(path);
+
+    assert_int_equal(cnn_config_load("/nonexistent/dir/x.ini", NULL, 0, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "/nonexistent/dir/x.ini");
+    assert_contains(cnn_error_message(), "No such file or directory");
+    assert_string_equal(cfg->source, path); /* unchanged */
+}
+
+static void assert_close(double got, double want, double tol)
+{
+    if (!(fabs(got - want) <= tol)) fail_msg("got %.17g, want %.17g", got, want);
+}
+
+static void test_lr(void **state)
+{
+    cnn_config_t *cfg = *state;
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", NULL, 0, cfg), CNN_OK);
+    assert_true(cnn_config_lr(cfg, 0, 0) == 0.1);
+    assert_true(cnn_config_lr(cfg, 57.5, 100000) == 0.1); /* constant */
+
+    const char *step[] = {"optimizer.lr_schedule=step", "optimizer.lr_decay=0.5",
+                          "optimizer.lr_decay_every=10"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", step, 3, cfg), CNN_OK);
+    assert_true(cnn_config_lr(cfg, 0, 0) == 0.1);
+    assert_true(cnn_config_lr(cfg, 9.99, 5000) == 0.1);
+    assert_true(cnn_config_lr(cfg, 10, 0) == 0.05);
+    assert_true(cnn_config_lr(cfg, 25.5, 0) == 0.025);
+
+    const char *expo[] = {"optimizer.lr_schedule=exponential", "optimizer.lr_decay=0.5",
+                          "optimizer.lr_decay_every=100", "optimizer.lr_decay_unit=steps"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", expo, 4, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 3, 0), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 50), 0.1 * pow(0.5, 0.5), 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 200), 0.025, 1e-15);
+
+    const char *stepsteps[] = {"optimizer.lr_schedule=step", "optimizer.lr_decay=0.1",
+                               "optimizer.lr_decay_every=3", "optimizer.lr_decay_unit=steps"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", stepsteps, 4, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 99, 2), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 7), 0.001, 1e-15);
+}
+
+static void test_hash(void **state)
+{
+    cnn_config_t *cfg = *state;
+    /* FNV-1a 64 reference values */
+    assert_true(cnn_config_hash("") == 0xcbf29ce484222325ULL);
+    assert_true(cnn_config_hash("a") == 0xaf63dc4c8601ec8cULL);
+    assert_true(cnn_config_hash("foobar") == 0x85944171f73967e8ULL);
+
+    assert_int_equal(cnn_config_parse_string(full_ini, "h.ini", NULL, 0, cfg), CNN_OK);
+    char *s1 = cnn_config_to_string(cfg);
+    assert_int_equal(cnn_config_set(cfg, "drop.p=0.3"), CNN_OK);
+    char *s2 = cnn_config_to_string(cfg);
+    assert_int_equal(cnn_config_set(cfg, "drop.p=0.25"), CNN_OK);
+    char *s3 = cnn_config_to_string(cfg);
+    assert_true(cnn_config_hash(s1) != cnn_config_hash(s2));
+    assert_true(cnn_config_hash(s1) == cnn_config_hash(s3));
+    free(s1);
+    free(s2);
+    free(s3);
+}
+
+static void test_get_string(void **state)
+{
+    cnn_config_t *cfg = *state;
+    char buf[64];
+    assert_int_equal(cnn_config_parse_string(full_ini, "g.ini", NULL, 0, cfg), CNN_OK);
+    struct { const char *key, *want; } ok[] = {
+        {"optimizer.lr", "0.01"}, {"optimizer.type", "nesterov"},
+        {"conv1.filters", "32"}, {"conv2.kernel", "3x5"}, {"pool1.stride", "2"},
+        {"bn.eps", "1e-05"}, {"drop.p", "0.25"}, {"drop.type", "dropout"},
+        {"train.seed", "18446744073709551615"}, {"data.validation", "5000"},
+        {"data.normalize", "false"}, {"early_stopping.mode", "min"},
+        {"data.classes", "T-shirt/top, 3, Ankle boot"}, {"sweep.optimizer.lr", "0.1, 0.01, 0.001"},
+        {"checkpoint.every_minutes", "15.5"}, {"optimizer.weight_decay", "0.0005"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cnn_status_t st = cnn_config_get_string(cfg, ok[i].key, buf, sizeof buf);
+        if (st != CNN_OK) fail_msg("%s: %s", ok[i].key, cnn_error_message());
+        assert_string_equal(buf, ok[i].want);
+    }
+    assert_int_equal(cnn_config_get_string(cfg, "optimizer.nope", buf, sizeof buf), CNN_ECONFIG);
+    assert_int_equal(cnn_config_get_string(cfg, "relu1.filters", buf, sizeof buf), CNN_ECONFIG);
+    assert_int_equal(cnn_config_get_string(cfg, "data.train_files", buf, sizeof buf), CNN_ECONFIG);
+    assert_int_equal(cnn_config_get_string(cfg, "nodot", buf, sizeof buf), CNN_ECONFIG);
+    assert_int_equal(cnn_config_get_string(cfg, "data.dir", buf, 4), CNN_EINTERNAL);
+    assert_int_equal(cnn_config_parse_string(cifar_ini, "g.ini", NULL, 0, cfg), CNN_OK);
+    assert_int_equal(cnn_config_get_string(cfg, "data.test_files", buf, sizeof buf), CNN_OK);
+    assert_string_equal(buf, "");
+    assert_int_equal(cnn_config_get_string(cfg, "data.validation", buf, sizeof buf), CNN_OK);
+    assert_string_equal(buf, "0.1");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cifar, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overrides, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_string, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
