@@ -46,11 +46,11 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 if [ "$mode" = check ]; then
-  make check -j"$jobs"
+  make check -j"$jobs" VERBOSE=1
   exit 0
 fi
 
 ranks=${MPICNN_RANKS:-2}
-out=${MPICNN_OUT:-runs/fashion-mnist}
+out=${MPICNN_OUT:-runs/fashion-mnist-$(date +%Y%m%d-%H%M%S)}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec mpirun -np "$ranks" --oversubscribe src/mpicnn train jobs/fashion-mnist.ini --out "$out"

@@ -67,6 +67,7 @@ typedef struct {
     char model_path[CNN_PATH_MAX + 32], ckpt_path[CNN_PATH_MAX + 32];
     char metrics_path[CNN_PATH_MAX + 32];
     double last_ckpt_time;
+    double last_bar_time;
     int tty;
     int stop_early;
 } run_t;
@@ -184,15 +185,19 @@ static cnn_status_t save_agreed(run_t *r, int model, int checkpoint, int metrics
 /* ------------------------------------------------------------------ */
 /* progress                                                            */
 
-static void progress(const run_t *r, size_t step, size_t steps, double seconds)
+static void progress(run_t *r, size_t step, size_t steps, double seconds)
 {
-    if (r->rank != 0 || r->opts->quiet) return;
+    if (r->rank != 0 || r->opts->quiet || r->opts->progress == CNN_PROGRESS_NONE) return;
     const cnn_train_state_t *ts = &r->ts;
     const double loss = ts->acc_seen > 0 ? ts->acc_loss / ts->acc_seen : 0.0;
     const double acc = ts->acc_seen > 0 ? ts->acc_correct / ts->acc_seen : 0.0;
     const double ips = seconds > 0 ? ts->acc_seen / seconds : 0.0;
     const char *tag = r->opts->tag ? r->opts->tag : "";
     if (r->tty) {
+        /* a few redraws a second are live enough and keep logs small */
+        const double now = MPI_Wtime();
+        if (step < steps && now - r->last_bar_time < 0.25) return;
+        r->last_bar_time = now;
         char bar[31];
         int fill = (int)(30.0 * (double)step / (double)steps);
         for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
@@ -373,7 +378,8 @@ static cnn_status_t setup(run_t *r)
     snprintf(r->model_path, sizeof r->model_path, "%s/model.h5", dir);
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.h5", dir);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.csv", dir);
-    r->tty = isatty(STDOUT_FILENO);
+    r->tty = r->opts->progress == CNN_PROGRESS_BAR ||
+             (r->opts->progress == CNN_PROGRESS_AUTO && isatty(STDOUT_FILENO));
 error:
     return st;
 }

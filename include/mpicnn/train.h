@@ -36,11 +36,19 @@ typedef struct {
     double *history;        /* (nhistory, CNN_HISTORY_COLS), owned */
 } cnn_train_state_t;
 
+typedef enum {
+    CNN_PROGRESS_AUTO = 0, /* a live bar if stdout is a terminal, else lines */
+    CNN_PROGRESS_BAR,
+    CNN_PROGRESS_LINES,    /* a line every train.log_every steps */
+    CNN_PROGRESS_NONE      /* epoch lines only */
+} cnn_progress_t;
+
 typedef struct {
     MPI_Comm comm;          /* the ranks that train this model */
     const char *out_dir;    /* created if missing */
     int resume;             /* continue from out_dir/checkpoint.h5 */
-    int quiet;              /* no progress lines (sweeps print their own) */
+    int quiet;              /* print nothing (sweeps print their own) */
+    cnn_progress_t progress;
     const cnn_data_t *data; /* preloaded data, or NULL to load cfg->data */
     const char *tag;        /* prefix of progress lines, or NULL */
 } cnn_train_opts_t;

@@ -10,11 +10,15 @@
 
 static const char train_usage[] =
     "usage: mpicnn train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
+    "                    [--progress auto|bar|lines|none]\n"
     "  Trains the net CONFIG describes (docs/config.md), data-parallel over the\n"
     "  ranks of mpirun. Writes DIR/model.h5 (best model), DIR/checkpoint.h5\n"
     "  (latest state) and DIR/metrics.csv. DIR defaults to runs/<config name>.\n"
     "  --resume continues from DIR/checkpoint.h5. SIGUSR1, SIGTERM or SIGINT\n"
-    "  checkpoint at the next step and exit with code 75.\n";
+    "  checkpoint at the next step and exit with code 75. --progress: a live bar\n"
+    "  (auto: when stdout is a terminal; mpirun gives ranks a terminal even when\n"
+    "  its own output goes to a file, so batch jobs should say lines), a line\n"
+    "  every train.log_every steps, or epoch lines only.\n";
 
 static void on_stop_signal(int sig)
 {
@@ -64,7 +68,17 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     int nsets = cli_get_all(&a, "--set", sets, CLI_MAX_FLAGS);
     const char *dir = cli_get(&a, "--out");
     int resume = cli_has(&a, "--resume");
+    const char *prog = cli_get(&a, "--progress");
     CNN_TRY(cli_check_unused(&a));
+    static const char *const modes[] = {"auto", "bar", "lines", "none"};
+    int progress = -1;
+    for (int i = 0; i < 4; i++)
+        if (!prog || !strcmp(prog, modes[i])) {
+            progress = i;
+            break;
+        }
+    if (progress < 0)
+        return cnn_error_set(CNN_EUSAGE, "--progress: '%s' must be auto, bar, lines or none", prog);
     if (dir) snprintf(out, sizeof out, "%s", dir);
     else default_out(a.pos[0], out, sizeof out);
 
@@ -73,7 +87,8 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     cnn_status_t st = cnn_config_load(a.pos[0], sets, nsets, cfg);
     if (st == CNN_OK) {
         cli_install_stop_signals();
-        cnn_train_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume};
+        cnn_train_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume,
+                                 .progress = (cnn_progress_t)progress};
         cnn_train_result_t res;
         st = cnn_train(cfg, &opts, &res);
     }

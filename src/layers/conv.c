@@ -62,13 +62,13 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
 
 static void conv_init(cnn_layer_t *l, uint64_t seed)
 {
-    /* He (Kaiming) normal: std = sqrt(2 / fan_in); bias 0 */
+    /* PyTorch's default: weights and bias uniform in +-1/sqrt(fan_in)
+     * (kaiming_uniform with a = sqrt(5)), so the same net starts alike */
     geom_t g = geom(l);
-    size_t nw = (size_t)g.K * g.ckk;
-    float std = sqrtf(2.0f / (float)g.ckk);
-    for (size_t i = 0; i < nw; i++)
-        l->params[i] = std * cnn_randn(seed, (uint64_t)l->index, i);
-    memset(l->params + nw, 0, sizeof(float) * (size_t)g.K);
+    const size_t np = l->sz.params;
+    const float bound = 1.0f / sqrtf((float)g.ckk);
+    for (size_t i = 0; i < np; i++)
+        l->params[i] = bound * (2.0f * cnn_u01(cnn_hash4(seed, (uint64_t)l->index, i, 0)) - 1.0f);
 }
 
 /* x (n,C,H,W) -> y (n,K,OH,OW) */

@@ -28,11 +28,10 @@ static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
 
 static void dense_init(cnn_layer_t *l, uint64_t seed)
 {
-    const int M = l->out.c, D = (int)cnn_shape_image(l->in);
-    const float std = sqrtf(2.0f / (float)D);
-    for (size_t i = 0; i < (size_t)M * D; i++)
-        l->params[i] = std * cnn_randn(seed, (uint64_t)l->index, i);
-    memset(l->params + (size_t)M * D, 0, sizeof(float) * (size_t)M);
+    /* PyTorch's default for nn.Linear: uniform in +-1/sqrt(fan_in) */
+    const float bound = 1.0f / sqrtf((float)cnn_shape_image(l->in));
+    for (size_t i = 0; i < l->sz.params; i++)
+        l->params[i] = bound * (2.0f * cnn_u01(cnn_hash4(seed, (uint64_t)l->index, i, 0)) - 1.0f);
 }
 
 /* Splits [0, total) into the block of thread t of T. */
