@@ -31,6 +31,7 @@ void cnn_net_free(cnn_net_t *net)
     free(net->dbuf[0]);
     free(net->dbuf[1]);
     free(net->work);
+    free(net->shared);
     free(net->cache);
     free(net);
 }
@@ -77,6 +78,7 @@ cnn_status_t cnn_net_create(const cnn_layer_spec_t *specs, int nlayers,
         net->nstate += l->sz.state;
         cache += l->sz.cache;
         if (l->sz.work > net->work_stride) net->work_stride = l->sz.work;
+        if (l->sz.shared > net->nshared) net->nshared = l->sz.shared;
         size_t a = (size_t)shape.n * cnn_shape_image(shape);
         if (a > max_act) max_act = a;
     }
@@ -90,10 +92,11 @@ cnn_status_t cnn_net_create(const cnn_layer_spec_t *specs, int nlayers,
     net->state = alloc_floats(net->nstate);
     net->cache = alloc_floats(cache);
     net->work = alloc_floats(net->work_stride * (size_t)net->nthreads);
+    net->shared = alloc_floats(net->nshared);
     net->dbuf[0] = alloc_floats(max_act);
     net->dbuf[1] = alloc_floats(max_act);
     if (!net->params || !net->grads || !net->state || !net->cache ||
-        !net->work || !net->dbuf[0] || !net->dbuf[1])
+        !net->work || !net->shared || !net->dbuf[0] || !net->dbuf[1])
         goto nomem;
     net->act[0] = alloc_floats((size_t)input.n * cnn_shape_image(input));
     if (!net->act[0]) goto nomem;
@@ -134,7 +137,7 @@ cnn_ctx_t cnn_net_ctx(const cnn_net_t *net, int train, uint64_t seed,
 {
     cnn_ctx_t ctx = {.train = train, .seed = seed, .rank = rank, .step = step,
                      .nthreads = net->nthreads, .work = net->work,
-                     .work_stride = net->work_stride};
+                     .work_stride = net->work_stride, .shared = net->shared};
     return ctx;
 }
 

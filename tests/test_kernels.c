@@ -52,16 +52,38 @@ static void test_im2col(void **state)
                                 (iy < 0 || ix < 0 || iy >= q.H || ix >= q.W)
                                     ? 0.0 : x[((size_t)c * q.H + iy) * q.W + ix];
                         }
-        cnn_im2col(x, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, col);
+        cnn_im2col(x, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, col, (size_t)OH * OW);
         TU_ASSERT_CLOSE("im2col (exact copy)", col, ref, nc, 1e-30, 0);
         /* col2im is the adjoint: <im2col(x), c2> == <x, col2im(c2)> */
-        cnn_col2im(c2, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx);
+        cnn_col2im(c2, (size_t)OH * OW, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx);
         double lhs = 0, rhs = 0;
         for (size_t i = 0; i < nc; i++) lhs += (double)col[i] * c2[i];
         for (size_t i = 0; i < nx; i++) rhs += (double)x[i] * dx[i];
         assert_float_equal(lhs, rhs, 1e-4 * (1 + fabs(lhs)));
         free(x); free(col); free(c2); free(dx); free(ref);
     }
+}
+
+/* Two images side by side in one wide column matrix equal each image's
+ * own matrix; col2im reads them back from there. */
+static void test_im2col_wide(void **state)
+{
+    const geo_t q = {2, 5, 4, 3, 3, 2, 1};
+    const int OH = cnn_conv_out_size(q.H, q.KH, q.S, q.P), OW = cnn_conv_out_size(q.W, q.KW, q.S, q.P);
+    const size_t ohw = (size_t)OH * OW, rows = (size_t)q.C * q.KH * q.KW, nx = (size_t)q.C * q.H * q.W;
+    float x[2 * 40], one[2][18 * 6], wide[18 * 12], dx1[40] = {0}, dx2[40] = {0};
+    uint64_t seed = 11;
+    for (size_t i = 0; i < 2 * nx; i++) x[i] = (float)tu_uniform(&seed, -1, 1);
+    for (int b = 0; b < 2; b++) {
+        cnn_im2col(x + b * nx, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, one[b], ohw);
+        cnn_im2col(x + b * nx, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, wide + b * ohw, 2 * ohw);
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (int b = 0; b < 2; b++)
+            assert_memory_equal(wide + r * 2 * ohw + b * ohw, one[b] + r * ohw, ohw * sizeof(float));
+    cnn_col2im(one[1], ohw, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx1);
+    cnn_col2im(wide + ohw, 2 * ohw, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx2);
+    assert_memory_equal(dx1, dx2, sizeof dx1);
 }
 
 static void test_sgemm(void **state)
@@ -122,6 +144,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_size), cmocka_unit_test(test_im2col),
+        cmocka_unit_test(test_im2col_wide),
         cmocka_unit_test(test_sgemm),    cmocka_unit_test(test_rng),
         cmocka_unit_test(test_all_finite),
     };

@@ -74,20 +74,32 @@ static void check_net_gradient(const cnn_layer_spec_t *specs, int nl, cnn_shape_
     float *g = malloc(sizeof(float) * net->nparams);
     memcpy(g, net->grads, sizeof(float) * net->nparams);
     /* central differences of the float net: step 1e-3, tolerance
-     * 2e-3 + 2e-2 |fd| (float forward passes limit the precision) */
+     * 2e-3 + 2e-2 |fd| (float forward passes limit the precision). Like
+     * Caffe's checker, a parameter whose step crosses a kink (relu, max)
+     * is skipped: there the estimates with h and h/2 disagree. At most a
+     * tenth of the parameters may be skipped. */
     const double h = 1e-3;
-    size_t stride = net->nparams / 200 + 1;
+    size_t stride = net->nparams / 200 + 1, checked = 0, skipped = 0;
     for (size_t i = 0; i < net->nparams; i += stride) {
         float keep = net->params[i];
-        net->params[i] = keep + (float)h;
-        double fp = net_loss(net, &ctx, in.n, labels);
-        net->params[i] = keep - (float)h;
-        double fm = net_loss(net, &ctx, in.n, labels);
+        double f[4];
+        const double steps[4] = {h, -h, h / 2, -h / 2};
+        for (int k = 0; k < 4; k++) {
+            net->params[i] = keep + (float)steps[k];
+            f[k] = net_loss(net, &ctx, in.n, labels);
+        }
         net->params[i] = keep;
-        double fd = (fp - fm) / (2 * h);
+        double fd = (f[0] - f[1]) / (2 * h), fd_half = (f[2] - f[3]) / h;
+        if (fabs(fd - fd_half) > 2e-3 + 2e-2 * fabs(fd)) {
+            skipped++;
+            continue;
+        }
+        checked++;
         if (fabs(g[i] - fd) > 2e-3 + 2e-2 * fabs(fd))
             fail_msg("net gradient at parameter %zu: analytic %.6g, fd %.6g", i, g[i], fd);
     }
+    if (skipped * 10 > checked + skipped)
+        fail_msg("%zu of %zu parameters sat on a kink", skipped, checked + skipped);
     free(dy);
     free(g);
     cnn_net_free(net);
@@ -95,9 +107,12 @@ static void check_net_gradient(const cnn_layer_spec_t *specs, int nl, cnn_shape_
 
 static void test_net_gradient(void **state)
 {
+    /* avgpool rather than maxpool here: a step of 1e-3 can swap two
+     * nearly equal maxima, which no step-size check detects reliably;
+     * maxpool's gradient is checked exactly in test_layers */
     cnn_layer_spec_t a[] = {
         L("c1", "conv", 4, 3, 1, 1),  L("r1", "relu", 0, 0, 0, 0),
-        L("p1", "maxpool", 0, 2, 2, 0), L("c2", "conv", 3, 3, 2, 1),
+        L("p1", "avgpool", 0, 2, 2, 0), L("c2", "conv", 3, 3, 2, 1),
         L("bn", "batchnorm", 0, 0, 0, 0), L("r2", "relu", 0, 0, 0, 0),
         L("ap", "avgpool", 0, 1, 1, 0), L("f", "flatten", 0, 0, 0, 0),
         L("d1", "dense", 6, 0, 0, 0), L("do", "dropout", 0, 0, 0, 0),

@@ -13,15 +13,17 @@
  * or 0 if the window does not fit. */
 int cnn_conv_out_size(int in, int k, int stride, int pad);
 
-/* x is (C,H,W), col is (C*KH*KW, OH*OW). Zero padding `pad` per side. */
+/* x is (C,H,W); writes the column matrix (C*KH*KW, OH*OW) whose rows
+ * start ldcol floats apart (ldcol >= OH*OW: several images side by side
+ * make one wide matrix). Zero padding `pad` per side. */
 void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
-                int stride, int pad, float *col);
+                int stride, int pad, float *col, size_t ldcol);
 
-/* Adds col (C*KH*KW, OH*OW) back into dx (C,H,W). dx is NOT zeroed
- * first, so the caller zeroes it. One image per call: no atomics needed
- * when threads own different images. */
-void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW,
-                int stride, int pad, float *dx);
+/* Adds the column matrix (C*KH*KW, OH*OW; rows ldcol apart) back into
+ * dx (C,H,W). dx is NOT zeroed first, so the caller zeroes it. One image
+ * per call: no atomics needed when threads own different images. */
+void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
+                int KW, int stride, int pad, float *dx);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major.
  * op(A) is (M,K), op(B) is (K,N), C is (M,N). ta/tb: 1 = transposed. */

@@ -46,6 +46,7 @@ typedef struct {
     size_t state;  /* persistent non-trainable values (batchnorm stats) */
     size_t cache;  /* values kept from forward to backward, at max batch */
     size_t work;   /* scratch per thread, valid during one call only */
+    size_t shared; /* scratch shared by the threads of one call */
 } cnn_layer_sizes_t;
 
 /* Per-call context: mode, randomness and scratch. Built by the caller. */
@@ -57,6 +58,7 @@ typedef struct {
     int nthreads;       /* OpenMP threads to use (>= 1) */
     float *work;        /* nthreads * work_stride floats, 64-byte aligned */
     size_t work_stride; /* floats of scratch per thread */
+    float *shared;      /* the largest sz.shared of the net, 64-byte aligned */
 } cnn_ctx_t;
 
 typedef struct cnn_layer cnn_layer_t;

@@ -31,6 +31,8 @@ typedef struct {
     float *dbuf[2];        /* gradient ping-pong, each the largest activation */
     float *work;           /* nthreads * work_stride */
     size_t work_stride;
+    float *shared;         /* scratch shared by the threads of one layer call */
+    size_t nshared;
     float *cache;          /* all layers' caches */
 } cnn_net_t;
 

@@ -12,9 +12,9 @@ int cnn_conv_out_size(int in, int k, int stride, int pad)
     return span / stride + 1;
 }
 
-/* x is (C,H,W), col is (C*KH*KW, OH*OW). */
+/* x is (C,H,W); col rows are C*KH*KW, each OH*OW long, ldcol apart. */
 void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
-                int stride, int pad, float *col)
+                int stride, int pad, float *col, size_t ldcol)
 {
     const int OH = cnn_conv_out_size(H, KH, stride, pad);
     const int OW = cnn_conv_out_size(W, KW, stride, pad);
@@ -22,7 +22,7 @@ void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
         const float *xc = x + (size_t)c * H * W;
         for (int ky = 0; ky < KH; ky++) {
             for (int kx = 0; kx < KW; kx++) {
-                float *row = col + ((size_t)(c * KH + ky) * KW + kx) * OH * OW;
+                float *row = col + ((size_t)(c * KH + ky) * KW + kx) * ldcol;
                 for (int oy = 0; oy < OH; oy++) {
                     const int iy = oy * stride - pad + ky;
                     float *dst = row + (size_t)oy * OW;
@@ -53,9 +53,9 @@ void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
     }
 }
 
-/* col is (C*KH*KW, OH*OW); adds into dx (C,H,W). */
-void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW,
-                int stride, int pad, float *dx)
+/* col rows (C*KH*KW of them, ldcol apart); adds into dx (C,H,W). */
+void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
+                int KW, int stride, int pad, float *dx)
 {
     const int OH = cnn_conv_out_size(H, KH, stride, pad);
     const int OW = cnn_conv_out_size(W, KW, stride, pad);
@@ -63,7 +63,7 @@ void cnn_col2im(const float *col, int C, int H, int W, int KH, int KW,
         float *dc = dx + (size_t)c * H * W;
         for (int ky = 0; ky < KH; ky++) {
             for (int kx = 0; kx < KW; kx++) {
-                const float *row = col + ((size_t)(c * KH + ky) * KW + kx) * OH * OW;
+                const float *row = col + ((size_t)(c * KH + ky) * KW + kx) * ldcol;
                 for (int oy = 0; oy < OH; oy++) {
                     const int iy = oy * stride - pad + ky;
                     if (iy < 0 || iy >= H) continue;

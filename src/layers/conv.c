@@ -1,19 +1,38 @@
 /* conv.c - 2-D convolution as im2col + GEMM.
  *
  * Parameters: W (K, C, KH, KW) as PyTorch stores them, then b (K).
- * Each thread takes whole images, so no two threads write one output;
- * weight gradients go to per-thread partial sums that are added in thread
- * order, so a run is reproducible for a given thread count. */
+ *
+ * The images of a chunk are unfolded side by side into one wide column
+ * matrix col (C*KH*KW, nb*OH*OW), so each pass is one large GEMM rather
+ * than many small ones per image; chunks keep col under CHUNK_FLOATS.
+ * OpenMP threads split the GEMMs into disjoint blocks of output (columns
+ * for the forward pass and the input gradient, rows or columns of dW for
+ * the weight gradient) and run a single-threaded BLAS on their block, so
+ * no two threads write one element, and every element is summed in the
+ * same order whatever the thread count. im2col, col2im and the layout
+ * changes take whole images per thread. */
 #include <math.h>
 #include <string.h>
 
 #include "layer_util.h"
 #include "mpicnn/kernels.h"
 
+/* Upper bound of the column matrix of one chunk (16 MB of floats). */
+#define CHUNK_FLOATS ((size_t)4 << 20)
+
 typedef struct {
     int C, H, W, K, KH, KW, S, P, OH, OW;
     size_t ckk, ohw;
+    int chunk; /* images per chunk */
 } geom_t;
+
+static int chunk_images(size_t ckk, size_t ohw, int nmax)
+{
+    size_t per = ckk * ohw;
+    size_t c = per ? CHUNK_FLOATS / per : (size_t)nmax;
+    if (c < 1) c = 1;
+    return c < (size_t)nmax ? (int)c : nmax;
+}
 
 static geom_t geom(const cnn_layer_t *l)
 {
@@ -22,13 +41,18 @@ static geom_t geom(const cnn_layer_t *l)
                 .P = l->spec.pad, .OH = l->out.h, .OW = l->out.w};
     g.ckk = (size_t)g.C * g.KH * g.KW;
     g.ohw = (size_t)g.OH * g.OW;
+    g.chunk = chunk_images(g.ckk, g.ohw, l->in.n);
     return g;
 }
 
-/* 1x1, stride 1, no padding: the input already is the column matrix. */
-static int is_pointwise(const geom_t *g)
+/* Thread t's share of n columns, in blocks of 16 for aligned stores. */
+static void split(size_t n, int t, int T, size_t *lo, size_t *hi)
 {
-    return g->KH == 1 && g->KW == 1 && g->S == 1 && g->P == 0;
+    size_t blocks = (n + 15) / 16;
+    *lo = blocks * (size_t)t / (size_t)T * 16;
+    *hi = blocks * (size_t)(t + 1) / (size_t)T * 16;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
 }
 
 static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
@@ -51,12 +75,13 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
         return layer_shape_error(s, in, why);
     }
     *out = (cnn_shape_t){in.n, s->filters, oh, ow};
-    size_t ckk = (size_t)in.c * s->kh * s->kw;
+    const size_t ckk = (size_t)in.c * s->kh * s->kw, ohw = (size_t)oh * ow;
+    const size_t n = (size_t)chunk_images(ckk, ohw, in.n) * ohw;
+    *sz = (cnn_layer_sizes_t){0};
     sz->params = (size_t)s->filters * ckk + (size_t)s->filters;
-    sz->state = 0;
-    sz->cache = 0;
-    /* one column matrix + one partial weight gradient per thread */
-    sz->work = ckk * (size_t)oh * ow + sz->params;
+    /* a chunk's column matrix, then its output (or output gradient)
+     * with the images side by side: (K, nb*OH*OW) */
+    sz->shared = ckk * n + (size_t)s->filters * n;
     return CNN_OK;
 }
 
@@ -77,23 +102,33 @@ static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 {
     const geom_t g = geom(l);
     const float *w = l->params, *b = l->params + (size_t)g.K * g.ckk;
-#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * g.C * g.H * g.W;
-        float *yi = y + (size_t)i * g.K * g.ohw;
-        const float *col = xi;
-        if (!is_pointwise(&g)) {
-            float *buf = layer_work(ctx);
-            cnn_im2col(xi, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P, buf);
-            col = buf;
+    const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
+    float *col = ctx->shared, *yb = ctx->shared + g.ckk * g.chunk * g.ohw;
+    for (int b0 = 0; b0 < n; b0 += g.chunk) {
+        const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
+        const size_t N = (size_t)nb * g.ohw;
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++)
+                cnn_im2col(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P,
+                           col + (size_t)i * g.ohw, N);
+            size_t c0, c1;
+            split(N, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+            /* yb[:, c0:c1] (K, N) = W (K, CKK) x col[:, c0:c1] (CKK, N) */
+            if (c1 > c0)
+                cnn_sgemm(0, 0, g.K, (int)(c1 - c0), (int)g.ckk, 1.0f, w, (int)g.ckk, col + c0,
+                          (int)N, 0.0f, yb + c0, (int)N);
+#pragma omp barrier
+            /* (K, nb, OHW) -> (nb, K, OHW), adding the bias */
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++)
+                for (int k = 0; k < g.K; k++) {
+                    const float *src = yb + (size_t)k * N + (size_t)i * g.ohw;
+                    float *dst = y + (size_t)(b0 + i) * kohw + (size_t)k * g.ohw;
+                    for (size_t p = 0; p < g.ohw; p++) dst[p] = src[p] + b[k];
+                }
         }
-        for (int k = 0; k < g.K; k++) {
-            float *row = yi + (size_t)k * g.ohw;
-            for (size_t j = 0; j < g.ohw; j++) row[j] = b[k];
-        }
-        /* yi (K, OHW) += W (K, CKK) x col (CKK, OHW) */
-        cnn_sgemm(0, 0, g.K, (int)g.ohw, (int)g.ckk, 1.0f, w, (int)g.ckk, col,
-                  (int)g.ohw, 1.0f, yi, (int)g.ohw);
     }
 }
 
@@ -102,58 +137,65 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                           float *dx)
 {
     const geom_t g = geom(l);
-    const size_t nw = (size_t)g.K * g.ckk, np = l->sz.params;
-    const size_t colsz = g.ckk * g.ohw;
+    const size_t nw = (size_t)g.K * g.ckk;
+    const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
     const float *w = l->params;
-    const int T = ctx->nthreads;
-
-#pragma omp parallel num_threads(T)
-    {
-        float *col = layer_work(ctx);
-        float *part = col + colsz; /* this thread's (dW, db) */
-        memset(part, 0, sizeof(float) * np);
+    float *dw = l->grads, *db = l->grads + nw;
+    float *col = ctx->shared, *dyt = ctx->shared + g.ckk * g.chunk * g.ohw;
+    /* split dW by its longer side, so both threads get real work */
+    const int by_rows = (size_t)g.K >= g.ckk;
+    for (int b0 = 0; b0 < n; b0 += g.chunk) {
+        const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
+        const size_t N = (size_t)nb * g.ohw;
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+            const int t = omp_get_thread_num(), T = omp_get_num_threads();
+            /* the columns again, and dy as (K, nb*OHW) */
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * g.C * g.H * g.W;
-            const float *dyi = dy + (size_t)i * g.K * g.ohw;
-            const float *c = xi;
-            if (!is_pointwise(&g)) {
-                cnn_im2col(xi, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P, col);
-                c = col;
+            for (int i = 0; i < nb; i++) {
+                cnn_im2col(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P,
+                           col + (size_t)i * g.ohw, N);
+                for (int k = 0; k < g.K; k++)
+                    memcpy(dyt + (size_t)k * N + (size_t)i * g.ohw,
+                           dy + (size_t)(b0 + i) * kohw + (size_t)k * g.ohw,
+                           sizeof(float) * g.ohw);
             }
-            /* dW (K, CKK) += dy_i (K, OHW) x col^T (OHW, CKK) */
-            cnn_sgemm(0, 1, g.K, (int)g.ckk, (int)g.ohw, 1.0f, dyi, (int)g.ohw,
-                      c, (int)g.ohw, 1.0f, part, (int)g.ckk);
+            /* dW (K, CKK) += dyt (K, N) x col^T (N, CKK), one block each */
+            size_t lo, hi;
+            if (by_rows) {
+                split((size_t)g.K, t, T, &lo, &hi);
+                if (hi > lo)
+                    cnn_sgemm(0, 1, (int)(hi - lo), (int)g.ckk, (int)N, 1.0f, dyt + lo * N,
+                              (int)N, col, (int)N, 1.0f, dw + lo * g.ckk, (int)g.ckk);
+            } else {
+                split(g.ckk, t, T, &lo, &hi);
+                if (hi > lo)
+                    cnn_sgemm(0, 1, g.K, (int)(hi - lo), (int)N, 1.0f, dyt, (int)N,
+                              col + lo * N, (int)N, 1.0f, dw + lo, (int)g.ckk);
+            }
+#pragma omp for schedule(static)
             for (int k = 0; k < g.K; k++) {
-                const float *row = dyi + (size_t)k * g.ohw;
+                const float *row = dyt + (size_t)k * N;
                 float s = 0.0f;
-                for (size_t j = 0; j < g.ohw; j++) s += row[j];
-                part[nw + k] += s;
+                for (size_t p = 0; p < N; p++) s += row[p];
+                db[k] += s;
             }
             if (dx) {
-                float *dxi = dx + (size_t)i * g.C * g.H * g.W;
-                if (is_pointwise(&g)) {
-                    /* dx_i (C, HW) = W^T (C, K) x dy_i (K, HW) */
-                    cnn_sgemm(1, 0, (int)g.ckk, (int)g.ohw, g.K, 1.0f, w,
-                              (int)g.ckk, dyi, (int)g.ohw, 0.0f, dxi, (int)g.ohw);
-                } else {
-                    /* dcol (CKK, OHW) = W^T x dy_i, reusing the column buffer */
-                    cnn_sgemm(1, 0, (int)g.ckk, (int)g.ohw, g.K, 1.0f, w,
-                              (int)g.ckk, dyi, (int)g.ohw, 0.0f, col, (int)g.ohw);
-                    memset(dxi, 0, sizeof(float) * (size_t)g.C * g.H * g.W);
-                    cnn_col2im(col, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P, dxi);
+                /* implicit barrier above: col is free again.
+                 * dcol[:, c0:c1] (CKK, N) = W^T (CKK, K) x dyt[:, c0:c1] */
+                split(N, t, T, &lo, &hi);
+                if (hi > lo)
+                    cnn_sgemm(1, 0, (int)g.ckk, (int)(hi - lo), g.K, 1.0f, w, (int)g.ckk,
+                              dyt + lo, (int)N, 0.0f, col + lo, (int)N);
+#pragma omp barrier
+#pragma omp for schedule(static)
+                for (int i = 0; i < nb; i++) {
+                    float *dxi = dx + (size_t)(b0 + i) * chw;
+                    memset(dxi, 0, sizeof(float) * chw);
+                    cnn_col2im(col + (size_t)i * g.ohw, N, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P,
+                               dxi);
                 }
             }
-        }
-        /* implicit barrier: every partial is complete. Sum them in thread
-         * order over the team actually started (it may be < T). */
-        const int team = omp_get_num_threads();
-#pragma omp for schedule(static)
-        for (size_t j = 0; j < np; j++) {
-            float s = 0.0f;
-            for (int t = 0; t < team; t++)
-                s += ctx->work[(size_t)t * ctx->work_stride + colsz + j];
-            l->grads[j] += s;
         }
     }
 }

@@ -1,0 +1,258 @@
+/* bench.c - the performance table: sgemm peak, every layer of fmnist-ref
+ * and cifar-3layer forward and backward (time, GFLOP/s, share of the
+ * sgemm peak), whole training steps (images/s) with the all-reduce time
+ * and its share, and the peak resident memory per rank.
+ *
+ *   bench/mpicnn-bench [--threads T] [--batch B] [--seconds S] [--layers-only]
+ *   mpirun -np 2 bench/mpicnn-bench --threads 1 --steps-only
+ *
+ * Random data: only speed is measured here (accuracy is the trainer's). */
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "mpicnn.h"
+
+static double now(void) { return MPI_Wtime(); }
+
+static cnn_layer_spec_t L(const char *name, const char *type, int f, int k, int s, int p)
+{
+    cnn_layer_spec_t l = {.filters = f, .kh = k, .kw = k, .stride = s, .pad = p, .eps = 1e-5f,
+                          .momentum = 0.1f};
+    snprintf(l.name, sizeof l.name, "%s", name);
+    snprintf(l.type, sizeof l.type, "%s", type);
+    return l;
+}
+
+typedef struct {
+    const char *name;
+    cnn_shape_t in; /* per image */
+    int n;
+    cnn_layer_spec_t layers[16];
+} netdef_t;
+
+static netdef_t fmnist(void)
+{
+    netdef_t d = {"fmnist-ref", {1, 1, 28, 28}, 10, {
+        L("conv1", "conv", 32, 3, 1, 1), L("relu1", "relu", 0, 0, 0, 0),
+        L("pool1", "maxpool", 0, 2, 2, 0), L("conv2", "conv", 64, 3, 1, 1),
+        L("relu2", "relu", 0, 0, 0, 0), L("pool2", "maxpool", 0, 2, 2, 0),
+        L("flatten", "flatten", 0, 0, 0, 0), L("fc1", "dense", 128, 0, 0, 0),
+        L("relu3", "relu", 0, 0, 0, 0), L("fc2", "dense", 10, 0, 0, 0)}};
+    return d;
+}
+
+static netdef_t cifar3(void)
+{
+    netdef_t d = {"cifar-3layer", {1, 3, 32, 32}, 5, {
+        L("conv1", "conv", 32, 5, 1, 2), L("relu1", "relu", 0, 0, 0, 0),
+        L("conv2", "conv", 16, 3, 1, 1), L("relu2", "relu", 0, 0, 0, 0),
+        L("fc", "dense", 10, 0, 0, 0)}};
+    return d;
+}
+
+/* FLOPs of one image through a layer: forward, and backward (weights and,
+ * unless it is the first layer, the input). 0 for layers without GEMMs. */
+static void layer_flops(const cnn_layer_t *l, int first, double *fwd, double *bwd)
+{
+    *fwd = *bwd = 0;
+    if (!strcmp(l->spec.type, "conv") || !strcmp(l->spec.type, "dense")) {
+        double macs = (double)(l->sz.params - (size_t)l->out.c) * l->out.h * l->out.w;
+        *fwd = 2 * macs;
+        *bwd = (first ? 2 : 4) * macs;
+    }
+}
+
+static double sgemm_gflops(int threads)
+{
+    const int n = 2048;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n);
+    float *c = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++) a[i] = b[i] = 1.0f / (1 + i % 7);
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t = now();
+        /* OpenMP threads each take a block of rows, as the layers do */
+#pragma omp parallel num_threads(threads)
+        {
+            int T = omp_get_num_threads(), id = omp_get_thread_num();
+            int lo = n * id / T, hi = n * (id + 1) / T;
+            cnn_sgemm(0, 0, hi - lo, n, n, 1.0f, a + (size_t)lo * n, n, b, n, 0.0f,
+                      c + (size_t)lo * n, n);
+        }
+        t = now() - t;
+        double g = 2.0 * n * n * (double)n / t / 1e9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * cnn_u01(cnn_hash4(seed, i, 0, 0)) - 1.0f;
+}
+
+/* Times each layer of the net, forward and backward, at batch B. */
+static void bench_layers(const netdef_t *d, int B, int threads, double peak, double seconds)
+{
+    cnn_shape_t in = d->in;
+    in.n = B;
+    printf("\n%s, batch %d, %d thread%s (sgemm peak %.1f GFLOP/s)\n", d->name, B, threads,
+           threads > 1 ? "s" : "", peak);
+    printf("%-8s %-8s %10s %8s %6s %10s %8s %6s\n", "layer", "type", "fwd ms", "GFLOP/s", "peak",
+           "bwd ms", "GFLOP/s", "peak");
+    cnn_net_t *net;
+    if (cnn_net_create(d->layers, d->n, in, threads, &net) != CNN_OK) {
+        fprintf(stderr, "bench: %s\n", cnn_error_message());
+        return;
+    }
+    cnn_net_init(net, 1);
+    fill(net->act[0], (size_t)B * cnn_shape_image(in), 2);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    cnn_net_forward(net, &ctx, B);
+    double tf_all = 0, tb_all = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        cnn_layer_t *l = &net->layers[i];
+        float *dy = net->dbuf[0], *dx = i ? net->dbuf[1] : NULL;
+        fill(dy, (size_t)B * cnn_shape_image(l->out), 3);
+        int reps = 0;
+        double t = now(), tf, tb;
+        do {
+            l->ops->forward(l, &ctx, B, net->act[i], net->act[i + 1]);
+            reps++;
+        } while ((tf = now() - t) < seconds / 2 / net->nlayers || reps < 3);
+        tf /= reps;
+        reps = 0;
+        t = now();
+        do {
+            l->ops->backward(l, &ctx, B, net->act[i], net->act[i + 1], dy, dx);
+            reps++;
+        } while ((tb = now() - t) < seconds / 2 / net->nlayers || reps < 3);
+        tb /= reps;
+        double ff, fb;
+        layer_flops(l, i == 0, &ff, &fb);
+        tf_all += tf;
+        tb_all += tb;
+        if (ff > 0)
+            printf("%-8s %-8s %10.3f %8.1f %5.0f%% %10.3f %8.1f %5.0f%%\n", l->spec.name,
+                   l->spec.type, tf * 1e3, ff * B / tf / 1e9, 100 * ff * B / tf / 1e9 / peak,
+                   tb * 1e3, fb * B / tb / 1e9, 100 * fb * B / tb / 1e9 / peak);
+        else
+            printf("%-8s %-8s %10.3f %8s %6s %10.3f %8s %6s\n", l->spec.name, l->spec.type,
+                   tf * 1e3, "-", "", tb * 1e3, "-", "");
+    }
+    printf("%-17s %10.3f %24.3f   (%.0f images/s without loss, update, data)\n", "sum",
+           tf_all * 1e3, tb_all * 1e3, B / (tf_all + tb_all));
+    cnn_net_free(net);
+}
+
+/* Whole steps: batch, forward, loss, backward, all-reduce, update. */
+static void bench_steps(const netdef_t *d, int B, int threads, double seconds, MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    cnn_shape_t in = d->in;
+    in.n = B;
+    cnn_net_t *net;
+    if (cnn_net_create(d->layers, d->n, in, threads, &net) != CNN_OK) {
+        fprintf(stderr, "bench: %s\n", cnn_error_message());
+        return;
+    }
+    cnn_net_init(net, 1);
+    cnn_optim_t *opt;
+    cnn_optim_create(CNN_MOMENTUM, net->nparams, &opt);
+    const int K = net->output.c;
+    int *labels = malloc(sizeof(int) * B);
+    for (int i = 0; i < B; i++) labels[i] = i % K;
+    float *dy = malloc(sizeof(float) * (size_t)B * K);
+    double t_reduce = 0, t0 = 0;
+    long steps = 0, warm = 3;
+    for (;;) {
+        if (steps == warm) {
+            MPI_Barrier(comm);
+            t0 = now();
+            t_reduce = 0;
+        }
+        fill(net->act[0], (size_t)B * cnn_shape_image(in), (uint64_t)steps);
+        cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, rank, (uint64_t)steps);
+        const float *y = cnn_net_forward(net, &ctx, B);
+        double loss;
+        cnn_loss_softmax_ce.compute(y, labels, B, K, 1.0f / (B * size), &loss, dy);
+        cnn_net_zero_grad(net);
+        cnn_net_backward(net, &ctx, B, dy);
+        double tr = now();
+        cnn_dist_sum_floats(comm, net->grads, net->nparams);
+        t_reduce += now() - tr;
+        cnn_optim_step(opt, net->params, net->grads, 1e-4, net->nthreads);
+        steps++;
+        /* rank 0's clock decides when to stop, for everyone */
+        int done = steps > warm && now() - t0 >= seconds;
+        MPI_Bcast(&done, 1, MPI_INT, 0, comm);
+        if (done) break;
+    }
+    double t = now() - t0;
+    long n = steps - warm;
+    double rmax;
+    MPI_Allreduce(&t_reduce, &rmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long rss = ru.ru_maxrss, rss_max;
+    MPI_Allreduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, comm);
+    if (rank == 0)
+        printf("%-13s -np %d x %d thread%s, batch %d/rank: %8.0f images/s  step %.2f ms  "
+               "all-reduce %.3f ms (%.1f%%)  peak RSS %.0f MB/rank\n",
+               d->name, size, threads, threads > 1 ? "s" : " ", B, (double)n * B * size / t,
+               1e3 * t / n, 1e3 * rmax / n, 100 * rmax / t, rss_max / 1024.0);
+    free(labels);
+    free(dy);
+    cnn_optim_free(opt);
+    cnn_net_free(net);
+}
+
+int main(int argc, char **argv)
+{
+    int provided, rank;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    cnn_blas_single_thread();
+    int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1;
+    double seconds = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--steps-only")) layers = 0;
+        else if (!strcmp(argv[i], "--layers-only")) steps = 0;
+        else {
+            if (rank == 0)
+                fprintf(stderr, "usage: mpicnn-bench [--threads T] [--batch B] [--seconds S] "
+                                "[--steps-only|--layers-only]\n");
+            MPI_Finalize();
+            return 2;
+        }
+    }
+    if (threads < 1 || B < 1 || seconds <= 0) {
+        if (rank == 0) fprintf(stderr, "mpicnn-bench: bad argument\n");
+        MPI_Finalize();
+        return 2;
+    }
+    netdef_t nets[2] = {fmnist(), cifar3()};
+    if (layers && rank == 0) {
+        double peak1 = sgemm_gflops(1), peak = threads > 1 ? sgemm_gflops(threads) : peak1;
+        printf("sgemm 2048^3: %.1f GFLOP/s on 1 thread, %.1f on %d\n", peak1, peak, threads);
+        for (int i = 0; i < 2; i++) bench_layers(&nets[i], B, threads, peak, seconds);
+        printf("\n");
+    }
+    if (steps)
+        for (int i = 0; i < 2; i++) bench_steps(&nets[i], B, threads, seconds, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return 0;
+}
