@@ -59,5 +59,6 @@ cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm);
 
 #endif

@@ -17,6 +17,7 @@ static const command_t commands[] = {
     {"train", cli_train, "train a net from a config file", 1},
     {"eval", cli_eval, "score a model on a test set", 1},
     {"info", cli_info, "describe a model file", 0},
+    {"gradcheck", cli_gradcheck, "check a config's gradients by finite differences", 0},
     {"op", cli_op, "run one layer forward/backward on CSV files", 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
