@@ -61,18 +61,44 @@ static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         const float *xp = x + (size_t)p * H * W;
         float *yp = y + (size_t)p * OH * OW;
         int32_t *ap = arg + (size_t)p * OH * OW;
+        if (KH == 2 && KW == 2 && S == 2) {
+            /* the common 2x2 window, unrolled */
+            for (int oy = 0; oy < OH; oy++) {
+                const float *r0 = xp + (size_t)(2 * oy) * W, *r1 = r0 + W;
+                for (int ox = 0; ox < OW; ox++) {
+                    const int i0 = 2 * oy * W + 2 * ox;
+                    float m = r0[2 * ox];
+                    int best = i0;
+                    const float v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
+                    int take = v1 > m || v1 != v1;
+                    best = take ? i0 + 1 : best;
+                    m = take ? v1 : m;
+                    take = v2 > m || v2 != v2;
+                    best = take ? i0 + W : best;
+                    m = take ? v2 : m;
+                    take = v3 > m || v3 != v3;
+                    best = take ? i0 + W + 1 : best;
+                    m = take ? v3 : m;
+                    yp[oy * OW + ox] = m;
+                    ap[oy * OW + ox] = best;
+                }
+            }
+            continue;
+        }
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 int best = (oy * S) * W + ox * S;
                 float m = xp[best];
                 for (int ky = 0; ky < KH; ky++)
                     for (int kx = 0; kx < KW; kx++) {
-                        int idx = (oy * S + ky) * W + ox * S + kx;
-                        /* strict '>' keeps the first maximum, as PyTorch */
-                        if (xp[idx] > m || xp[idx] != xp[idx]) {
-                            m = xp[idx];
-                            best = idx;
-                        }
+                        const int idx = (oy * S + ky) * W + ox * S + kx;
+                        const float v = xp[idx];
+                        /* strict '>' keeps the first maximum, as PyTorch;
+                         * a NaN wins so that it propagates. Selects, not
+                         * branches: random data would mispredict them */
+                        const int take = v > m || v != v;
+                        best = take ? idx : best;
+                        m = take ? v : m;
                     }
                 yp[oy * OW + ox] = m;
                 ap[oy * OW + ox] = best;
