@@ -69,9 +69,17 @@ void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
                     if (iy < 0 || iy >= H) continue;
                     const float *src = row + (size_t)oy * OW;
                     float *dst = dc + (size_t)iy * W;
-                    for (int ox = 0; ox < OW; ox++) {
-                        const int ix = ox * stride - pad + kx;
-                        if (ix >= 0 && ix < W) dst[ix] += src[ox];
+                    if (stride == 1) {
+                        /* the columns that land inside the row, in one run */
+                        int ox0 = pad - kx > 0 ? pad - kx : 0;
+                        int ox1 = W + pad - kx < OW ? W + pad - kx : OW;
+                        float *d = dst + ox0 - pad + kx;
+                        for (int ox = ox0; ox < ox1; ox++) d[ox - ox0] += src[ox];
+                    } else {
+                        for (int ox = 0; ox < OW; ox++) {
+                            const int ix = ox * stride - pad + kx;
+                            if (ix >= 0 && ix < W) dst[ix] += src[ox];
+                        }
                     }
                 }
             }
