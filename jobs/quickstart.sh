@@ -22,8 +22,10 @@ packages=(gcc make autoconf automake libtool pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
           libopenblas-dev zlib1g-dev libinih-dev libcmocka-dev libpng-dev
           gnuplot-nox dataset-fashion-mnist)
-# the test suite also builds the fuzz targets (clang, libFuzzer)
-[ "$mode" = check ] && packages+=(clang libclang-rt-14-dev llvm)
+# the test suite also builds the fuzz targets (clang, libFuzzer), runs the
+# SLURM job scripts on a one-node cluster of its own (slurm-wlm, munge) and
+# kills ranks by pid (procps)
+[ "$mode" = check ] && packages+=(clang libclang-rt-14-dev llvm slurm-wlm munge procps)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,15 @@
-/* checkpoint.c - write and read the complete training state. */
+/* checkpoint.c - write and read the complete training state.
+ *
+ * MPICNN_FAULT=ckpt_kill[@STEP] (tests only) kills the writing process
+ * with SIGKILL half-way through the first checkpoint it writes at global
+ * step STEP or later (default 0): the temporary file exists and holds data,
+ * the rename has not happened. It shows that a crash during the write
+ * leaves the previous checkpoint intact. Any other MPICNN_FAULT value is
+ * left to other fault kinds. */
 #include "mpicnn/checkpoint.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,21 +18,39 @@
 #include "mpicnn/kernels.h"
 
 #define CKPT_FORMAT "mpicnn-checkpoint"
-#define CKPT_VERSION 1
+/* 2: /train/counters gained stopped_early and /train/values lr */
+#define CKPT_VERSION 2
 
 /* Counters of cnn_train_state_t, in the order of /train/counters. */
 enum { C_EPOCH, C_STEP, C_GLOBAL_STEP, C_SKIPPED, C_EVALS, C_HAS_BEST, C_BEST_EPOCH,
-       C_BAD_EVALS, C_N };
+       C_BAD_EVALS, C_STOPPED_EARLY, C_N };
 /* Reals of cnn_train_state_t, in the order of /train/values. */
 enum { V_BEST_METRIC, V_ACC_LOSS, V_ACC_CORRECT, V_ACC_SEEN, V_EPOCH_SECONDS, V_VAL_LOSS,
-       V_VAL_ACC, V_N };
+       V_VAL_ACC, V_LR, V_N };
 
 static const char *const counter_names[C_N] = {
     "epoch", "step", "global_step", "skipped_steps", "evals", "has_best", "best_epoch",
-    "bad_evals"};
+    "bad_evals", "stopped_early"};
 static const char *const value_names[V_N] = {
     "best_metric", "acc_loss", "acc_correct", "acc_seen", "epoch_seconds", "val_loss",
-    "val_acc"};
+    "val_acc", "lr"};
+
+/* The MPICNN_FAULT=ckpt_kill hook (see the top of this file). One getenv
+ * per checkpoint when unset. */
+static void fault_ckpt_kill(cnn_h5w_t *w, int64_t global_step)
+{
+    const char *f = getenv("MPICNN_FAULT");
+    const size_t n = strlen("ckpt_kill");
+    if (!f || strncmp(f, "ckpt_kill", n) || (f[n] != '\0' && f[n] != '@' && f[n] != ','))
+        return;
+    const long long at = f[n] == '@' ? atoll(f + n + 1) : 0;
+    if (global_step < at) return;
+    /* the data on disk, as after a full write, before the rename */
+    (void)H5Fflush(cnn_h5w_file(w), H5F_SCOPE_LOCAL); /* best effort: we die next */
+    fprintf(stderr, "mpicnn: MPICNN_FAULT=%s: killed while writing the checkpoint of global "
+                    "step %lld\n", f, (long long)global_step);
+    raise(SIGKILL);
+}
 
 cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck)
 {
@@ -67,9 +93,9 @@ cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck)
 
     /* counters */
     int64_t c[C_N] = {ts->epoch, ts->step, ts->global_step, ts->skipped_steps, ts->evals,
-                      ts->has_best, ts->best_epoch, ts->bad_evals};
+                      ts->has_best, ts->best_epoch, ts->bad_evals, ts->stopped_early};
     double v[V_N] = {ts->best_metric, ts->acc_loss, ts->acc_correct, ts->acc_seen,
-                     ts->epoch_seconds, ts->val_loss, ts->val_acc};
+                     ts->epoch_seconds, ts->val_loss, ts->val_acc, ts->lr};
     if ((st = cnn_h5w_int64s(w, "/train/counters", C_N, c)) != CNN_OK) goto fail;
     if ((st = cnn_h5w_attr_strings(w, "/train/counters", "names", C_N, counter_names)) != CNN_OK)
         goto fail;
@@ -80,6 +106,7 @@ cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck)
         (st = cnn_h5w_doubles(w, "/train/history", (size_t)ts->nhistory * CNN_HISTORY_COLS,
                               ts->history)) != CNN_OK)
         goto fail;
+    fault_ckpt_kill(w, ts->global_step);
     return cnn_h5w_commit(w);
 fail:
     cnn_h5w_abort(w);
@@ -186,11 +213,11 @@ cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_confi
 
 cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
                                  cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
-                                 float *best_params, float *best_state)
+                                 float *best_params, float *best_state, int *threads)
 {
     cnn_h5r_t *r = NULL;
     char *fmt = NULL, *config = NULL, *kind = NULL;
-    int64_t *c = NULL, ws = 0, version = 0, t = 0;
+    int64_t *c = NULL, ws = 0, version = 0, t = 0, nthreads = 0;
     double *v = NULL, *hist = NULL;
     size_t nc = 0, nv = 0, nh = 0;
     cnn_status_t st;
@@ -251,6 +278,7 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
         (st = cnn_model_read_layers(r, path, "/best/layers", net, best_params, best_state)) != CNN_OK)
         goto done;
     if ((st = cnn_h5r_attr_int64(r, "/optimizer", "t", &t)) != CNN_OK) goto done;
+    if ((st = cnn_h5r_attr_int64(r, "/", "threads", &nthreads)) != CNN_OK) goto done;
     size_t dims[1] = {opt->n};
     if (opt->m && (st = cnn_h5r_floats(r, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) goto done;
     if (opt->v && (st = cnn_h5r_floats(r, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) goto done;
@@ -264,6 +292,7 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
     ts->has_best = (int)c[C_HAS_BEST];
     ts->best_epoch = c[C_BEST_EPOCH];
     ts->bad_evals = c[C_BAD_EVALS];
+    ts->stopped_early = c[C_STOPPED_EARLY] != 0;
     ts->best_metric = v[V_BEST_METRIC];
     ts->acc_loss = v[V_ACC_LOSS];
     ts->acc_correct = v[V_ACC_CORRECT];
@@ -271,6 +300,8 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
     ts->epoch_seconds = v[V_EPOCH_SECONDS];
     ts->val_loss = v[V_VAL_LOSS];
     ts->val_acc = v[V_VAL_ACC];
+    ts->lr = v[V_LR];
+    if (threads) *threads = (int)nthreads;
     free(ts->history);
     ts->history = hist;
     ts->nhistory = (int)(nh / CNN_HISTORY_COLS);

@@ -69,7 +69,6 @@ typedef struct {
     double last_ckpt_time;
     double last_bar_time;
     int tty;
-    int stop_early;
 } run_t;
 
 /* ------------------------------------------------------------------ */
@@ -97,8 +96,9 @@ static cnn_status_t make_dir(const char *dir)
 /* metrics.csv from the whole history, replaced atomically. */
 static cnn_status_t write_metrics(const run_t *r)
 {
+    /* the temp-file name cnn_h5_clean_stale() knows */
     char tmp[CNN_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", r->metrics_path, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s/.metrics.csv.tmp.%ld", r->opts->out_dir, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f)
         return cnn_error_set(CNN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
@@ -256,7 +256,7 @@ static cnn_status_t validate(run_t *r, int *new_best)
     } else {
         ts->bad_evals++;
     }
-    r->stop_early = decision[1];
+    ts->stopped_early = decision[1];
 keep:
     if (*new_best) {
         memcpy(r->best_params, r->net->params, sizeof(float) * r->net->nparams);
@@ -373,6 +373,7 @@ static cnn_status_t setup(run_t *r)
         !r->config_text)
         return cnn_error_set(CNN_ENOMEM, "out of memory setting up training");
     r->ts.val_loss = r->ts.val_acc = NAN;
+    r->ts.lr = cfg->opt.lr;
 
     const char *dir = r->opts->out_dir;
     snprintf(r->model_path, sizeof r->model_path, "%s/model.h5", dir);
@@ -388,12 +389,13 @@ error:
 static cnn_status_t prepare_outputs(run_t *r)
 {
     cnn_status_t st = CNN_OK;
-    int exists = 0;
+    int exists = 0, threads = 0;
     if (r->rank == 0) {
         st = make_dir(r->opts->out_dir);
         if (st == CNN_OK) {
             cnn_h5_clean_stale(r->ckpt_path, NULL);
             cnn_h5_clean_stale(r->model_path, NULL);
+            cnn_h5_clean_stale(r->metrics_path, NULL);
             exists = access(r->ckpt_path, F_OK) == 0;
             if (exists && !r->opts->resume)
                 st = cnn_error_set(CNN_EUSAGE,
@@ -404,7 +406,7 @@ static cnn_status_t prepare_outputs(run_t *r)
                 st = cnn_error_set(CNN_EUSAGE, "--resume: %s does not exist", r->ckpt_path);
             else if (exists)
                 st = cnn_checkpoint_load(r->ckpt_path, r->cfg, r->size, r->net, r->opt, &r->ts,
-                                         r->best_params, r->best_state);
+                                         r->best_params, r->best_state, &threads);
         }
     }
     CNN_TRY(cnn_dist_agree(r->comm, st));
@@ -413,12 +415,13 @@ static cnn_status_t prepare_outputs(run_t *r)
     /* rank 0 read the checkpoint: share it */
     cnn_net_t *net = r->net;
     cnn_train_state_t *ts = &r->ts;
-    int64_t c[9] = {ts->epoch, ts->step, ts->global_step, ts->skipped_steps, ts->evals,
-                    ts->has_best, ts->best_epoch, ts->bad_evals, ts->nhistory};
-    double v[7] = {ts->best_metric, ts->acc_loss, ts->acc_correct, ts->acc_seen,
-                   ts->epoch_seconds, ts->val_loss, ts->val_acc};
-    CNN_MPI_CHECK(st, MPI_Bcast(c, 9, MPI_INT64_T, 0, r->comm), error);
-    CNN_MPI_CHECK(st, MPI_Bcast(v, 7, MPI_DOUBLE, 0, r->comm), error);
+    int64_t c[10] = {ts->epoch, ts->step, ts->global_step, ts->skipped_steps, ts->evals,
+                     ts->has_best, ts->best_epoch, ts->bad_evals, ts->nhistory,
+                     ts->stopped_early};
+    double v[8] = {ts->best_metric, ts->acc_loss, ts->acc_correct, ts->acc_seen,
+                   ts->epoch_seconds, ts->val_loss, ts->val_acc, ts->lr};
+    CNN_MPI_CHECK(st, MPI_Bcast(c, 10, MPI_INT64_T, 0, r->comm), error);
+    CNN_MPI_CHECK(st, MPI_Bcast(v, 8, MPI_DOUBLE, 0, r->comm), error);
     ts->epoch = c[0];
     ts->step = c[1];
     ts->global_step = c[2];
@@ -427,6 +430,7 @@ static cnn_status_t prepare_outputs(run_t *r)
     ts->has_best = (int)c[5];
     ts->best_epoch = c[6];
     ts->bad_evals = c[7];
+    ts->stopped_early = (int)c[9];
     ts->best_metric = v[0];
     ts->acc_loss = v[1];
     ts->acc_correct = v[2];
@@ -434,6 +438,7 @@ static cnn_status_t prepare_outputs(run_t *r)
     ts->epoch_seconds = v[4];
     ts->val_loss = v[5];
     ts->val_acc = v[6];
+    ts->lr = v[7];
     if (r->rank != 0) {
         free(ts->history);
         ts->history = malloc(sizeof(double) * CNN_HISTORY_COLS * (size_t)(c[8] + 1));
@@ -459,10 +464,20 @@ static cnn_status_t prepare_outputs(run_t *r)
         CNN_MPI_CHECK(st, MPI_Bcast(r->opt->m, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
     if (r->opt->v)
         CNN_MPI_CHECK(st, MPI_Bcast(r->opt->v, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
-    if (r->rank == 0 && !r->opts->quiet)
-        printf("%sresuming at epoch %lld, step %lld (global step %lld)\n",
-               r->opts->tag ? r->opts->tag : "", (long long)ts->epoch + 1, (long long)ts->step,
-               (long long)ts->global_step);
+    if (r->rank == 0 && !r->opts->quiet) {
+        const char *tag = r->opts->tag ? r->opts->tag : "";
+        if (ts->stopped_early || ts->epoch >= r->cfg->train.epochs)
+            printf("%sresuming a finished run (%lld epochs%s): scoring the best model again\n",
+                   tag, (long long)ts->epoch, ts->stopped_early ? ", stopped early" : "");
+        else
+            printf("%sresuming at epoch %lld, step %lld (global step %lld)\n", tag,
+                   (long long)ts->epoch + 1, (long long)ts->step, (long long)ts->global_step);
+        if (threads != net->nthreads)
+            printf("%snote: the checkpoint was written with %d thread%s, this run has %d: the "
+                   "result will not be bitwise that of an uninterrupted run\n",
+                   tag, threads, threads == 1 ? "" : "s", net->nthreads);
+        fflush(stdout);
+    }
 error:
     return st;
 }
@@ -540,10 +555,9 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     const double t_start = MPI_Wtime();
     double images_total = 0.0;
     const size_t steps = cnn_sampler_steps(r.sampler);
-    double lr = cfg->opt.lr;
     int stopped = 0;
 
-    while (ts->epoch < cfg->train.epochs && !r.stop_early && !stopped) {
+    while (ts->epoch < cfg->train.epochs && !ts->stopped_early && !stopped) {
         cnn_sampler_set_epoch(r.sampler, (long)ts->epoch);
         const double t_epoch = MPI_Wtime() - ts->epoch_seconds;
         while ((size_t)ts->step < steps) {
@@ -575,9 +589,9 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
                     fprintf(stderr, "mpicnn: warning: non-finite gradient at epoch %lld step "
                                     "%zu: step skipped\n", (long long)ts->epoch + 1, step + 1);
             } else {
-                lr = cnn_config_lr(cfg, (double)ts->epoch + (double)step / (double)steps,
-                                   (long)ts->global_step);
-                cnn_optim_step(r.opt, net->params, net->grads, lr, net->nthreads);
+                ts->lr = cnn_config_lr(cfg, (double)ts->epoch + (double)step / (double)steps,
+                                       (long)ts->global_step);
+                cnn_optim_step(r.opt, net->params, net->grads, ts->lr, net->nthreads);
                 ts->acc_loss += loss_sum;
                 ts->acc_correct += correct;
                 ts->acc_seen += n_global;
@@ -594,7 +608,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
                 int new_best;
                 if ((st = validate(&r, &new_best)) != CNN_OK) goto done;
                 if (new_best && (st = save_agreed(&r, 1, 0, 0)) != CNN_OK) goto done;
-                if (r.stop_early) break;
+                if (ts->stopped_early) break;
             }
             if (aux[AUX_STOP] > 0) {
                 /* a signal: checkpoint at this step boundary and leave */
@@ -609,17 +623,15 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
         ts->epoch_seconds = MPI_Wtime() - t_epoch;
         const double seconds = ts->epoch_seconds;
         int new_best = 0;
-        if (!r.stop_early && (st = validate(&r, &new_best)) != CNN_OK) goto done;
+        if (!ts->stopped_early && (st = validate(&r, &new_best)) != CNN_OK) goto done;
         ts->epoch++;
         ts->step = 0;
-        if ((st = add_history(&r, lr, seconds)) != CNN_OK) goto done;
+        if ((st = add_history(&r, ts->lr, seconds)) != CNN_OK) goto done;
         print_epoch(&r, new_best);
-        res->train_loss = r.ts.history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 1];
-        res->train_acc = r.ts.history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 2];
         ts->acc_loss = ts->acc_correct = ts->acc_seen = 0.0;
         ts->epoch_seconds = 0.0;
         if ((st = save_agreed(&r, new_best, 1, 1)) != CNN_OK) goto done;
-        if (r.stop_early && r.rank == 0 && !opts->quiet)
+        if (ts->stopped_early && r.rank == 0 && !opts->quiet)
             printf("%searly stop: no improvement in %d validation%s; best epoch %lld\n",
                    opts->tag ? opts->tag : "", cfg->early_stopping.patience,
                    cfg->early_stopping.patience > 1 ? "s" : "", (long long)ts->best_epoch);
@@ -627,7 +639,12 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     res->seconds = MPI_Wtime() - t_start;
     res->images_per_second = res->seconds > 0 ? images_total / res->seconds : 0.0;
     res->epochs_run = (int)ts->epoch;
-    res->stopped_early = r.stop_early;
+    res->stopped_early = ts->stopped_early;
+    if (ts->nhistory > 0) {
+        /* from the history, so that a resumed finished run reports them too */
+        res->train_loss = ts->history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 1];
+        res->train_acc = ts->history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 2];
+    }
     if (stopped) {
         if (r.rank == 0 && !opts->quiet)
             printf("\n%sstopped by a signal at epoch %lld step %lld; checkpoint written to %s\n",
@@ -652,7 +669,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
         res->val_loss = ev.loss;
         res->val_acc = ev.acc;
     }
-    if (r.d->test) {
+    if (r.d->test && !opts->skip_test) {
         if ((st = cnn_evaluate(r.comm, net, r.d->test, r.d->mean, r.d->std, r.loss, 0, NULL, &ev)) != CNN_OK)
             goto done;
         res->test_loss = ev.loss;
@@ -672,7 +689,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
                res->epochs_run, res->seconds, res->images_per_second);
         printf("%strain accuracy: %.4f (last epoch, running)\n", tag, res->train_acc);
         if (r.d->val) printf("%sval accuracy: %.4f\n", tag, res->val_acc);
-        if (r.d->test)
+        if (r.d->test && !opts->skip_test)
             printf("%stest accuracy: %.4f (%ld/%ld)\n", tag, res->test_acc, res->test_correct,
                    res->test_total);
         printf("%smodel: %s\n", tag, r.model_path);

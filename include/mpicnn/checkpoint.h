@@ -1,13 +1,21 @@
 /* checkpoint.h - the complete training state in one HDF5 file, so that a
  * resumed run continues bit for bit where the interrupted one stopped.
  *
- * Layout (docs/model-format.md, "Checkpoints"): the model layout of the
- * current weights under /layers, plus /best/layers (the early-stopping
- * best weights), /optimizer (kind, step count, moment arenas), /train
- * (every counter of cnn_train_state_t), /history, and the attributes
- * world_size, threads, config and config_hash on "/". Randomness needs no
- * state of its own: shuffling derives from (seed, epoch) and dropout from
- * (seed, rank, global step, layer). Written atomically by rank 0. */
+ * Layout (docs/slurm.md, "What a checkpoint holds"): the model layout of
+ * the current weights and batchnorm statistics under /layers, plus
+ * /best/layers (the early-stopping best weights), /optimizer (kind, step
+ * count t, moment arenas m and v), /train/counters and /train/values
+ * (every field of cnn_train_state_t, named by a "names" attribute),
+ * /train/history (the metrics rows), and the attributes format,
+ * format_version, world_size, threads, config and config_hash_hex on "/".
+ *
+ * Randomness needs no state of its own. Shuffling derives from (seed,
+ * epoch), so the sampler's position is (epoch, step); dropout masks derive
+ * from (seed, rank, global step, layer, element); the initial weights from
+ * the seed. The learning rate is a function of (epoch, step, global step).
+ * Timing fields (epoch_seconds, the history's seconds) never feed back into
+ * the weights. Written atomically by rank 0 (h5io.h), at step boundaries
+ * only. */
 #ifndef MPICNN_CHECKPOINT_H
 #define MPICNN_CHECKPOINT_H
 
@@ -30,17 +38,24 @@ typedef struct {
 
 /* Writes the checkpoint atomically (temp file, fsync, rename, fsync dir).
  * Refuses non-finite weights (CNN_ENUMERIC) and leaves an existing file
- * intact on any failure (CNN_EIO names the path). */
+ * intact on any failure (CNN_EIO names the path). For tests,
+ * MPICNN_FAULT=ckpt_kill[@STEP] kills the process with SIGKILL after the
+ * temporary file is written and before the rename (the first checkpoint
+ * at global step >= STEP). */
 cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck);
 
 /* Reads a checkpoint into net, opt, ts, best_params, best_state (arrays
- * the caller owns, sized for net). Before touching anything it checks
- * that the checkpoint was made by the same config (after the documented
- * safe changes; see cnn_checkpoint_compatible), world size and optimizer,
- * and refuses otherwise with CNN_ECONFIG saying what differs. */
+ * the caller owns, sized for net) and, unless it is NULL, *threads (the
+ * OpenMP thread count of the run that wrote it: a different count gives a
+ * valid but not bitwise identical continuation). ts->history is replaced
+ * (ts owns the new array). Before touching anything it checks that the
+ * checkpoint was made by the same config (after the documented safe
+ * changes; see cnn_checkpoint_compatible), world size and optimizer, and
+ * refuses otherwise with CNN_ECONFIG saying what differs. A file of
+ * another format version is CNN_EDATA. */
 cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
                                  cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
-                                 float *best_params, float *best_state);
+                                 float *best_params, float *best_state, int *threads);
 
 /* Compares a checkpoint's config with this run's. Keys that may change on
  * resume: train.epochs, train.log_every, train.threads,

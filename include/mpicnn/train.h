@@ -29,6 +29,8 @@ typedef struct {
     double best_metric;     /* its early-stopping metric */
     int64_t best_epoch;     /* its epoch (1-based) */
     int64_t bad_evals;      /* validations since the best (patience counter) */
+    int stopped_early;      /* early stopping has ended the run */
+    double lr;              /* learning rate of the last step taken (history) */
     double acc_loss, acc_correct, acc_seen; /* running sums of this epoch */
     double epoch_seconds;   /* seconds spent in this epoch so far */
     double val_loss, val_acc; /* latest validation, NaN if none */
@@ -51,6 +53,7 @@ typedef struct {
     cnn_progress_t progress;
     const cnn_data_t *data; /* preloaded data, or NULL to load cfg->data */
     const char *tag;        /* prefix of progress lines, or NULL */
+    int skip_test;          /* 1: do not score the test set (res->test_* stay NaN/0) */
 } cnn_train_opts_t;
 
 typedef struct {

@@ -1,5 +1,6 @@
 /* train.c - `mpicnn train CONFIG [--set section.key=value ...] [--out DIR]
  * [--resume]`. */
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,9 @@ static const char train_usage[] =
     "  ranks of mpirun. Writes DIR/model.h5 (best model), DIR/checkpoint.h5\n"
     "  (latest state) and DIR/metrics.csv. DIR defaults to runs/<config name>.\n"
     "  --resume continues from DIR/checkpoint.h5. SIGUSR1, SIGTERM or SIGINT\n"
-    "  checkpoint at the next step and exit with code 75. --progress: a live bar\n"
+    "  checkpoint at the next step and exit with code 75 (docs/slurm.md). In a\n"
+    "  SLURM job with train.threads = 0 and no OMP_NUM_THREADS, the thread count\n"
+    "  is SLURM_CPUS_PER_TASK. --progress: a live bar\n"
     "  (auto: when stdout is a terminal; mpirun gives ranks a terminal even when\n"
     "  its own output goes to a file, so batch jobs should say lines), a line\n"
     "  every train.log_every steps, or epoch lines only.\n";
@@ -36,6 +39,26 @@ void cli_install_stop_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+}
+
+/* Under SLURM: one line on rank 0 saying where the run is, and the thread
+ * count from SLURM_CPUS_PER_TASK when neither the config (train.threads =
+ * 0) nor OMP_NUM_THREADS sets one. Nothing else depends on SLURM. */
+static void slurm_setup(const cnn_config_t *cfg, int rank)
+{
+    const char *job = getenv("SLURM_JOB_ID");
+    const char *cpus = getenv("SLURM_CPUS_PER_TASK");
+    if (cfg->train.threads == 0 && !getenv("OMP_NUM_THREADS") && cpus) {
+        char *end;
+        long n = strtol(cpus, &end, 10);
+        if (end != cpus && *end == '\0' && n >= 1 && n <= 1024) omp_set_num_threads((int)n);
+    }
+    if (!job || rank != 0) return;
+    const char *nodes = getenv("SLURM_JOB_NODELIST");
+    const char *restarts = getenv("SLURM_RESTART_COUNT");
+    printf("running on %s as job %s (restart %s)\n", nodes ? nodes : "?", job,
+           restarts ? restarts : "0");
+    fflush(stdout);
 }
 
 /* runs/<basename of config without .ini> */
@@ -86,6 +109,7 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
     cnn_status_t st = cnn_config_load(a.pos[0], sets, nsets, cfg);
     if (st == CNN_OK) {
+        slurm_setup(cfg, rank);
         cli_install_stop_signals();
         cnn_train_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume,
                                  .progress = (cnn_progress_t)progress};
