@@ -19,6 +19,8 @@ static const command_t commands[] = {
     {"info", cli_info, "describe a model file", 0},
     {"gradcheck", cli_gradcheck, "check a config's gradients by finite differences", 0},
     {"op", cli_op, "run one layer forward/backward on CSV files", 0},
+    {"knn", cli_knn, "k-nearest-neighbour baseline, or k-NN regions of 2-D points as a PNG", 1},
+    {"filter", cli_filter, "filter a PNG image with a kernel through the conv layer", 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
