@@ -5,6 +5,7 @@
  *
  *   bench/mpicnn-bench [--threads T] [--batch B] [--seconds S] [--layers-only]
  *   mpirun -np 2 bench/mpicnn-bench --threads 1 --steps-only
+ *   mpirun -np 2 bench/mpicnn-bench --allreduce
  *
  * Random data: only speed is measured here (accuracy is the trainer's). */
 #include <math.h>
@@ -217,13 +218,39 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
     cnn_net_free(net);
 }
 
+/* MPI_Allreduce (sum of floats) time over message sizes: the latency and
+ * bandwidth the scaling model in docs/performance.md uses. */
+static void bench_allreduce(MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    const size_t maxn = (size_t)4 << 20;
+    float *buf = calloc(maxn, sizeof(float));
+    if (rank == 0) printf("all-reduce over %d ranks (sum of floats)\n%12s %12s %10s\n", size, "bytes", "us", "GB/s");
+    for (size_t n = 1; n <= maxn; n *= 4) {
+        int reps = n < 65536 ? 200 : 20;
+        MPI_Barrier(comm);
+        double t = now();
+        for (int r = 0; r < reps; r++) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, comm);
+        t = (now() - t) / reps;
+        double tmax;
+        MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+        /* ring all-reduce moves 2 (P-1)/P of the buffer per rank */
+        if (rank == 0)
+            printf("%12zu %12.1f %10.2f\n", n * 4, tmax * 1e6,
+                   size > 1 ? 2.0 * (size - 1) / size * n * 4 / tmax / 1e9 : 0.0);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     int provided, rank;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     cnn_blas_single_thread();
-    int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1;
+    int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1, allreduce = 0;
     double seconds = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
@@ -231,10 +258,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--steps-only")) layers = 0;
         else if (!strcmp(argv[i], "--layers-only")) steps = 0;
+        else if (!strcmp(argv[i], "--allreduce")) allreduce = 1;
         else {
             if (rank == 0)
                 fprintf(stderr, "usage: mpicnn-bench [--threads T] [--batch B] [--seconds S] "
-                                "[--steps-only|--layers-only]\n");
+                                "[--steps-only|--layers-only|--allreduce]\n");
             MPI_Finalize();
             return 2;
         }
@@ -243,6 +271,11 @@ int main(int argc, char **argv)
         if (rank == 0) fprintf(stderr, "mpicnn-bench: bad argument\n");
         MPI_Finalize();
         return 2;
+    }
+    if (allreduce) {
+        bench_allreduce(MPI_COMM_WORLD);
+        MPI_Finalize();
+        return 0;
     }
     netdef_t nets[2] = {fmnist(), cifar3()};
     if (layers && rank == 0) {

@@ -23,6 +23,11 @@ if [ "$cores" -gt 1 ]; then
   "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --seconds "$secs"
 fi
 
+if [ "$cores" -gt 1 ]; then
+  echo "== all-reduce"
+  "$MPIEXEC" -np 2 "$bench" --allreduce
+fi
+
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   echo "== PyTorch on the same cores"
   /usr/bin/python3 "$here/torch_ref.py" steps --threads 1 --seconds "$secs"
