@@ -18,5 +18,6 @@
 #include "mpicnn/model.h"
 #include "mpicnn/checkpoint.h"
 #include "mpicnn/train.h"
+#include "mpicnn/sweep.h"
 
 #endif

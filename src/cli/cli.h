@@ -57,6 +57,7 @@ cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm);

@@ -15,6 +15,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"train", cli_train, "train a net from a config file", 1},
+    {"sweep", cli_sweep, "grid search over [sweep] values on groups of ranks", 1},
     {"eval", cli_eval, "score a model on a test set", 1},
     {"info", cli_info, "describe a model file", 0},
     {"gradcheck", cli_gradcheck, "check a config's gradients by finite differences", 0},

@@ -1,0 +1,70 @@
+/* sweep.c - `mpicnn sweep CONFIG [--set section.key=value ...] [--out DIR]
+ * [--resume] [--quiet]`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mpicnn/sweep.h"
+
+static const char sweep_usage[] =
+    "usage: mpicnn sweep CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
+    "                    [--quiet]\n"
+    "  Trains every combination of the values in the config's [sweep] section\n"
+    "  (docs/sweeps.md). The ranks of mpirun form groups of sweep.ranks_per_trial;\n"
+    "  each group trains one trial at a time and takes the next when it is done.\n"
+    "  sweep.mode = halving trains all trials for sweep.halving_epochs, keeps the\n"
+    "  best sweep.halving_keep of them and continues those, until train.epochs.\n"
+    "  Writes DIR/trials/<n>/ (each trial's run), DIR/sweep.journal (one line per\n"
+    "  finished trial), DIR/sweep.csv (ranked results) and DIR/best/model.h5, and\n"
+    "  reports the best trial's test accuracy. DIR defaults to runs/<config name>.\n"
+    "  --resume skips the journaled trials and continues the others (from their\n"
+    "  checkpoints). SIGUSR1, SIGTERM or SIGINT checkpoint the trials in flight\n"
+    "  and exit with code 75. --quiet prints nothing but errors.\n";
+
+/* runs/<basename of config without .ini> */
+static void default_out(const char *config, char *out, size_t len)
+{
+    const char *base = strrchr(config, '/');
+    base = base ? base + 1 : config;
+    size_t n = strlen(base);
+    if (n > 4 && !strcmp(base + n - 4, ".ini")) n -= 4;
+    snprintf(out, len, "runs/%.*s", (int)n, base);
+}
+
+cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm)
+{
+    static const char *const sw[] = {"--help", "--resume", "--quiet", NULL};
+    cli_args_t a;
+    const char *sets[CLI_MAX_FLAGS];
+    char out[CNN_PATH_MAX];
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    CNN_TRY(cli_parse(argc, argv, sw, &a));
+    if (cli_has(&a, "--help")) {
+        if (rank == 0) fputs(sweep_usage, stdout);
+        return CNN_OK;
+    }
+    if (a.npos != 1) {
+        if (rank == 0) fputs(sweep_usage, stderr);
+        return cnn_error_set(CNN_EUSAGE, "sweep: expected one CONFIG file, got %d arguments", a.npos);
+    }
+    int nsets = cli_get_all(&a, "--set", sets, CLI_MAX_FLAGS);
+    const char *dir = cli_get(&a, "--out");
+    const int resume = cli_has(&a, "--resume"), quiet = cli_has(&a, "--quiet");
+    CNN_TRY(cli_check_unused(&a));
+    if (dir) snprintf(out, sizeof out, "%s", dir);
+    else default_out(a.pos[0], out, sizeof out);
+
+    cnn_config_t *cfg = malloc(sizeof *cfg);
+    if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    cnn_status_t st = cnn_config_load(a.pos[0], sets, nsets, cfg);
+    if (st == CNN_OK) {
+        cli_install_stop_signals();
+        cnn_sweep_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume, .quiet = quiet};
+        cnn_sweep_result_t res;
+        st = cnn_sweep_run(cfg, &opts, &res);
+    }
+    free(cfg);
+    return st;
+}
