@@ -63,5 +63,6 @@ cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_knn(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_filter(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_plot(int argc, char **argv, MPI_Comm comm);
 
 #endif

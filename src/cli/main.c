@@ -22,6 +22,7 @@ static const command_t commands[] = {
     {"op", cli_op, "run one layer forward/backward on CSV files", 0},
     {"knn", cli_knn, "k-nearest-neighbour baseline, or k-NN regions of 2-D points as a PNG", 1},
     {"filter", cli_filter, "filter a PNG image with a kernel through the conv layer", 0},
+    {"plot", cli_plot, "PNG pictures of a run: learning curves, filters, confusion, mistakes", 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -42,10 +43,11 @@ static void usage(FILE *f)
             "  %3d  numerical failure (NaN/Inf)\n"
             "  %3d  communication failure or timeout\n"
             "  %3d  out of memory\n"
+            "  %3d  a program it needs is missing (gnuplot for mpicnn plot)\n"
             "  %3d  checkpointed after a signal: resubmit to continue\n",
             CNN_EXIT_OK, CNN_EXIT_INTERNAL, CNN_EXIT_USAGE, CNN_EXIT_DATA,
             CNN_EXIT_CONFIG, CNN_EXIT_IO, CNN_EXIT_NUMERIC, CNN_EXIT_COMM,
-            CNN_EXIT_NOMEM, CNN_EXIT_REQUEUE);
+            CNN_EXIT_NOMEM, CNN_EXIT_UNAVAILABLE, CNN_EXIT_REQUEUE);
 }
 
 int main(int argc, char **argv)
