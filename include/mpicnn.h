@@ -18,6 +18,8 @@
 #include "mpicnn/model.h"
 #include "mpicnn/checkpoint.h"
 #include "mpicnn/train.h"
+#include "mpicnn/watchdog.h"
+#include "mpicnn/fault.h"
 #include "mpicnn/sweep.h"
 
 #endif

@@ -1,11 +1,10 @@
 /* checkpoint.c - write and read the complete training state.
  *
- * MPICNN_FAULT=ckpt_kill[@STEP] (tests only) kills the writing process
- * with SIGKILL half-way through the first checkpoint it writes at global
- * step STEP or later (default 0): the temporary file exists and holds data,
- * the rename has not happened. It shows that a crash during the write
- * leaves the previous checkpoint intact. Any other MPICNN_FAULT value is
- * left to other fault kinds. */
+ * MPICNN_FAULT=ckpt_kill[@STEP] (tests only; see fault.h) kills the
+ * writing process with SIGKILL half-way through the first checkpoint it
+ * writes once STEP global steps are done (default 0): the temporary file
+ * holds half the file, the rename has not happened. It shows that a
+ * crash during the write leaves the previous checkpoint intact. */
 #include "mpicnn/checkpoint.h"
 
 #include <math.h>
@@ -14,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpicnn/fault.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/kernels.h"
 
@@ -35,20 +35,24 @@ static const char *const value_names[V_N] = {
     "best_metric", "acc_loss", "acc_correct", "acc_seen", "epoch_seconds", "val_loss",
     "val_acc", "lr"};
 
-/* The MPICNN_FAULT=ckpt_kill hook (see the top of this file). One getenv
- * per checkpoint when unset. */
+/* The MPICNN_FAULT=ckpt_kill hook (see the top of this file). */
 static void fault_ckpt_kill(cnn_h5w_t *w, int64_t global_step)
 {
-    const char *f = getenv("MPICNN_FAULT");
-    const size_t n = strlen("ckpt_kill");
-    if (!f || strncmp(f, "ckpt_kill", n) || (f[n] != '\0' && f[n] != '@' && f[n] != ','))
-        return;
-    const long long at = f[n] == '@' ? atoll(f + n + 1) : 0;
-    if (global_step < at) return;
-    /* the data on disk, as after a full write, before the rename */
-    (void)H5Fflush(cnn_h5w_file(w), H5F_SCOPE_LOCAL); /* best effort: we die next */
+    if (!cnn_fault_write_due(CNN_FAULT_CKPT_KILL, global_step)) return;
+    /* half the file in the temporary file, as a crash in the middle of
+     * commit's write would leave it; best effort: we die next */
+    void *image = NULL;
+    size_t size = 0;
+    if (cnn_h5w_image(w, &image, &size) == CNN_OK) {
+        FILE *f = fopen(cnn_h5w_tmp_path(w), "wb");
+        if (f) {
+            fwrite(image, 1, size / 2, f);
+            fclose(f);
+        }
+        free(image);
+    }
     fprintf(stderr, "mpicnn: MPICNN_FAULT=%s: killed while writing the checkpoint of global "
-                    "step %lld\n", f, (long long)global_step);
+                    "step %lld\n", cnn_fault_get()->text, (long long)global_step);
     raise(SIGKILL);
 }
 
@@ -260,7 +264,11 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
     }
     if (c[C_EPOCH] < 0 || c[C_STEP] < 0 || c[C_GLOBAL_STEP] < 0 || c[C_EPOCH] > 100000000 ||
         c[C_GLOBAL_STEP] > ((int64_t)1 << 50)) {
-        st = cnn_error_set(CNN_EDATA, "%s: /train/counters holds impossible values", path);
+        st = cnn_error_set(CNN_EDATA,
+                           "%s: /train/counters holds impossible values: epoch %lld, step %lld, "
+                           "global step %lld (expected epoch in 0..100000000, step >= 0, global "
+                           "step in 0..2^50)", path, (long long)c[C_EPOCH], (long long)c[C_STEP],
+                           (long long)c[C_GLOBAL_STEP]);
         goto done;
     }
     if (cnn_h5r_exists(r, "/train/history") &&

@@ -53,12 +53,34 @@ error:
 cnn_status_t cnn_dist_agree(MPI_Comm comm, cnn_status_t local)
 {
     cnn_status_t st = CNN_OK;
-    int mine = (int)local, worst = 0;
-    CNN_MPI_CHECK(st, MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, comm), error);
-    if (worst != CNN_OK && local == CNN_OK)
-        return cnn_error_set((cnn_status_t)worst, "another rank failed (%s)",
-                             cnn_status_name((cnn_status_t)worst));
-    return (cnn_status_t)worst;
+    /* the worst status and the lowest rank that has it */
+    int mine[2] = {(int)local, 0}, worst[2] = {0, 0};
+    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &mine[1]), error);
+    CNN_MPI_CHECK(st, MPI_Allreduce(mine, worst, 1, MPI_2INT, MPI_MAXLOC, comm), error);
+    if (worst[0] == CNN_OK) return CNN_OK;
+    /* Failures are rare: that rank's message goes to every rank, so each
+     * one's error line says what went wrong (the file, the key) */
+    char text[512];
+    snprintf(text, sizeof text, "%s", mine[1] == worst[1] ? cnn_error_message() : "");
+    CNN_MPI_CHECK(st, MPI_Bcast(text, (int)sizeof text, MPI_CHAR, worst[1], comm), error);
+    text[sizeof text - 1] = '\0';
+    if (local != CNN_OK) return (cnn_status_t)worst[0];
+    int who = worst[1], initialized = 0;
+    MPI_Group g = MPI_GROUP_NULL, gw = MPI_GROUP_NULL;
+    /* name it as mpirun and the error lines do: its rank in MPI_COMM_WORLD
+     * (a query, no communication; best effort: if it fails, the rank in
+     * comm is named instead) */
+    MPI_Initialized(&initialized);
+    if (initialized && MPI_Comm_group(comm, &g) == MPI_SUCCESS &&
+        MPI_Comm_group(MPI_COMM_WORLD, &gw) == MPI_SUCCESS &&
+        (MPI_Group_translate_ranks(g, 1, &worst[1], gw, &who) != MPI_SUCCESS ||
+         who == MPI_UNDEFINED))
+        who = worst[1];
+    if (g != MPI_GROUP_NULL) MPI_Group_free(&g);
+    if (gw != MPI_GROUP_NULL) MPI_Group_free(&gw);
+    return cnn_error_set((cnn_status_t)worst[0], "another rank failed (%s): rank %d: %s",
+                         cnn_status_name((cnn_status_t)worst[0]), who,
+                         text[0] ? text : "no message");
 error:
     return st;
 }

@@ -2,7 +2,11 @@
  *
  * HDF5's automatic error printing is switched off; a failed call is
  * summarised from a copy of the error stack (outermost and innermost
- * descriptions plus the minor message) into the status message. */
+ * descriptions plus the minor message) into the status message.
+ *
+ * MPICNN_FAULT=write_fail[@STEP] (tests only; see fault.h) makes the first
+ * commit once STEP global steps are done fail as a full disk would, after
+ * the data is written and before the rename: the target stays as it was. */
 #include "mpicnn/h5io.h"
 
 #include <dirent.h>
@@ -17,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpicnn/fault.h"
+
 /* Largest string array / string size we read (refused before allocating). */
 #define STR_BYTES_MAX ((size_t)1 << 30)
 /* Most children of one group cnn_h5r_list() enumerates. */
@@ -29,17 +35,35 @@ typedef struct {
     int n;
 } walk_t;
 
+/* One line from an HDF5 error description: the text before its details
+ * (a system call failure reads "file write failed: time = ...\n,
+ * filename = ..., errno = 28, error message = '...', buf = ..."), plus
+ * the system's message if there is one. */
+static void tidy_desc(char *dst, size_t len, const char *desc)
+{
+    size_t n = strcspn(desc, "\n");
+    const char *t = strstr(desc, ": time = ");
+    if (t && (size_t)(t - desc) < n) n = (size_t)(t - desc);
+    const char *m = strstr(desc, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        snprintf(dst, len, "%.*s: %.*s", (int)n, desc, (int)strcspn(m, "'\n"), m);
+    } else {
+        snprintf(dst, len, "%.*s", (int)n, desc);
+    }
+}
+
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *p)
 {
     walk_t *wk = p;
     const char *desc = e->desc && e->desc[0] ? e->desc : e->func_name;
     if (wk->n == 0) {
         /* H5E_WALK_UPWARD starts where the error was detected */
-        snprintf(wk->inner, sizeof wk->inner, "%s", desc ? desc : "");
+        tidy_desc(wk->inner, sizeof wk->inner, desc ? desc : "");
         if (H5Eget_msg(e->min_num, NULL, wk->minor, sizeof wk->minor) < 0)
             wk->minor[0] = '\0';
     }
-    snprintf(wk->outer, sizeof wk->outer, "%s", desc ? desc : "");
+    tidy_desc(wk->outer, sizeof wk->outer, desc ? desc : "");
     wk->n++;
     return 0;
 }
@@ -228,6 +252,11 @@ cnn_status_t cnn_h5w_open(const char *path, cnn_h5w_t **w)
     CNN_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS), fail);
     /* closing the file closes every object still open in it */
     CNN_H5_CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), fail);
+    /* HDF5 builds the file in memory; commit writes the image with
+     * write(2). A write error inside HDF5 (a full disk at H5Fclose) leaves
+     * the library in a state that crashes at exit (HDF5 1.10); ours gives
+     * a plain errno and nothing to clean up. */
+    CNN_H5_CHECK(H5Pset_fapl_core(fapl, (size_t)1 << 22, 0), fail);
     CNN_H5_CHECK(x->file = H5Fcreate(x->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fail);
     CNN_H5_CHECK(x->lcpl = H5Pcreate(H5P_LINK_CREATE), fail);
     CNN_H5_CHECK(H5Pset_create_intermediate_group(x->lcpl, 1), fail);
@@ -252,27 +281,69 @@ static cnn_status_t commit_error(const cnn_h5w_t *w, const char *what, int err)
                          err == ENOSPC ? ")" : "");
 }
 
+cnn_status_t cnn_h5w_image(cnn_h5w_t *w, void **image, size_t *size)
+{
+    cnn_status_t st = CNN_OK;
+    ssize_t n = -1;
+    *image = NULL;
+    *size = 0;
+    CNN_H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL), fail);
+    CNN_H5_CHECK(n = H5Fget_file_image(w->file, NULL, 0), fail);
+    *image = malloc(n > 0 ? (size_t)n : 1);
+    if (!*image) return cnn_error_set(CNN_ENOMEM, "cannot write %s: out of memory", w->path);
+    CNN_H5_CHECK(H5Fget_file_image(w->file, *image, (size_t)n), fail);
+    *size = (size_t)n;
+    return CNN_OK;
+fail:
+    free(*image);
+    *image = NULL;
+    cnn_error_prefix("cannot write %s", w->path);
+    return st;
+}
+
+const char *cnn_h5w_tmp_path(const cnn_h5w_t *w) { return w->tmp; }
+
 cnn_status_t cnn_h5w_commit(cnn_h5w_t *w)
 {
     cnn_status_t st = CNN_OK;
     int fd = -1;
+    void *image = NULL;
+    size_t size = 0;
 
     if (!w) return cnn_error_set(CNN_EINTERNAL, "cnn_h5w_commit: no writer");
     if (w->lcpl >= 0) H5Pclose(w->lcpl);
     w->lcpl = H5I_INVALID_HID;
-    errno = 0;
+    st = cnn_h5w_image(w, &image, &size);
+    /* an in-memory file: closing it touches no disk */
     herr_t e = H5Fclose(w->file);
-    const int cerr = errno;
     w->file = H5I_INVALID_HID;
+    if (st != CNN_OK) goto fail;
     if (e < 0) {
         st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Fclose(w->file)");
-        cnn_error_prefix("cannot write %s%s", w->path,
-                         cerr == ENOSPC ? " (disk full)" : "");
+        cnn_error_prefix("cannot write %s", w->path);
         goto fail;
     }
-    fd = open(w->tmp, O_RDONLY | O_CLOEXEC);
+    fd = open(w->tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0) {
         st = commit_error(w, "open", errno);
+        goto fail;
+    }
+    for (size_t off = 0; off < size;) {
+        ssize_t k = write(fd, (const char *)image + off, size - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            st = commit_error(w, "write", errno);
+            goto fail;
+        }
+        off += (size_t)k;
+    }
+    free(image);
+    image = NULL;
+    if (cnn_fault_write_due(CNN_FAULT_WRITE_FAIL, -1)) {
+        /* MPICNN_FAULT=write_fail (tests only): the disk fills up now */
+        st = cnn_error_set(CNN_EIO, "cannot write %s: fsync: disk full (%s) [simulated by "
+                                    "MPICNN_FAULT=%s]", w->path, strerror(ENOSPC),
+                           cnn_fault_get()->text);
         goto fail;
     }
     if (fsync(fd) < 0) {
@@ -300,6 +371,7 @@ cnn_status_t cnn_h5w_commit(cnn_h5w_t *w)
 
 fail:
     if (fd >= 0) close(fd);
+    free(image);
     unlink(w->tmp);
     writer_free(w);
     return st;

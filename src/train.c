@@ -7,7 +7,12 @@
  * accuracy sums and the stop/checkpoint flags. Everything a rank decides
  * afterwards depends only on reduced values, so every rank takes the same
  * branch without further messages. Early stopping is decided by rank 0
- * and broadcast. */
+ * and broadcast.
+ *
+ * With train.watchdog_seconds > 0 a watchdog (watchdog.h) is told the
+ * phase of every step, validation and save, and an arrival check runs
+ * before the gradient all-reduce; a stalled rank ends the job with exit
+ * code 7. MPICNN_FAULT (fault.h, tests only) is read once per run. */
 #include "mpicnn/train.h"
 
 #include <errno.h>
@@ -22,12 +27,14 @@
 #include "mpicnn/checkpoint.h"
 #include "mpicnn/dist.h"
 #include "mpicnn/evaluate.h"
+#include "mpicnn/fault.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/loss.h"
 #include "mpicnn/model.h"
 #include "mpicnn/net.h"
 #include "mpicnn/optim.h"
+#include "mpicnn/watchdog.h"
 
 /* Set from a signal handler; read at step boundaries. */
 static volatile sig_atomic_t stop_requested;
@@ -61,6 +68,7 @@ typedef struct {
     float *best_params, *best_state, *prev_state;
     double *aux;              /* nstate + AUX_N */
     int32_t *labels;
+    cnn_watchdog_t *wd;       /* NULL when train.watchdog_seconds = 0 */
     cnn_train_state_t ts;
     cnn_model_meta_t meta;    /* borrowed pointers: config text, names, norm */
     char *config_text;
@@ -174,6 +182,8 @@ static cnn_status_t write_checkpoint(run_t *r)
 static cnn_status_t save_agreed(run_t *r, int model, int checkpoint, int metrics)
 {
     cnn_status_t st = CNN_OK;
+    cnn_watchdog_phase(r->wd, CNN_WD_SAVE);
+    cnn_fault_set_step(r->ts.global_step);
     if (r->rank == 0) {
         if (st == CNN_OK && metrics) st = write_metrics(r);
         if (st == CNN_OK && model) st = write_model(r);
@@ -225,6 +235,7 @@ static cnn_status_t validate(run_t *r, int *new_best)
     cnn_train_state_t *ts = &r->ts;
     int decision[2] = {0, 0}; /* new best, stop */
     *new_best = 0;
+    cnn_watchdog_phase(r->wd, CNN_WD_VALIDATE);
     if (!r->d->val) {
         /* without validation the latest model is the one kept */
         ts->val_loss = ts->val_acc = NAN;
@@ -300,8 +311,17 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, int *fini
     for (size_t i = 0; i < net->nstate; i++) r->aux[i] = net->state[i];
     aux[AUX_STOP] = cnn_train_stop_requested() ? 1.0 : 0.0;
     aux[AUX_CKPT] = want_ckpt ? 1.0 : 0.0;
+    if (net->nparams > 0 && cnn_fault_step_due(CNN_FAULT_NAN, r->ts.global_step + 1)) {
+        fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's gradient of "
+                        "global step %lld\n", r->rank, cnn_fault_get()->text,
+                (long long)r->ts.global_step + 1);
+        net->grads[0] = NAN;
+    }
+    CNN_TRY(cnn_watchdog_arrive(r->wd));
     CNN_TRY(cnn_dist_sum_floats(r->comm, net->grads, net->nparams));
+    cnn_watchdog_phase(r->wd, CNN_WD_ALLREDUCE_AUX);
     CNN_TRY(cnn_dist_sum_doubles(r->comm, r->aux, net->nstate + AUX_N));
+    cnn_watchdog_phase(r->wd, CNN_WD_UPDATE);
     *finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(net->grads, net->nparams);
     for (size_t i = 0; i < net->nstate; i++) net->state[i] = (float)(r->aux[i] / r->size);
     *loss_sum = aux[AUX_LOSS];
@@ -314,6 +334,7 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, int *fini
 
 static void run_free(run_t *r)
 {
+    cnn_watchdog_stop(r->wd);
     cnn_net_free(r->net);
     cnn_optim_free(r->opt);
     cnn_sampler_free(r->sampler);
@@ -537,8 +558,13 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     res->val_loss = res->val_acc = res->test_loss = res->test_acc = NAN;
 
     st = setup(&r);
+    if (st == CNN_OK) st = cnn_fault_init(r.rank);
     st = cnn_dist_agree(r.comm, st);
     if (st != CNN_OK) goto done;
+    /* watched from here on; loading the data above is not */
+    st = cnn_watchdog_start(r.comm, cfg->train.watchdog_seconds, &r.wd);
+    if ((st = cnn_dist_agree(r.comm, st)) != CNN_OK) goto done;
+    cnn_watchdog_phase(r.wd, CNN_WD_OUTPUTS);
     if ((st = prepare_outputs(&r)) != CNN_OK) goto done;
     cnn_net_t *net = r.net;
     cnn_train_state_t *ts = &r.ts;
@@ -571,27 +597,44 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
             }
             int finite, n_global;
             double loss_sum, correct;
+            cnn_watchdog_position(r.wd, ts->epoch + 1, ts->step + 1, ts->global_step + 1);
+            cnn_watchdog_phase(r.wd, CNN_WD_COMPUTE);
+            cnn_fault_step_hook(ts->global_step + 1);
             st = compute_step(&r, step, want_ckpt, &finite, &loss_sum, &correct, &n_global);
             if (st != CNN_OK) goto done;
             if (!finite) {
+                /* the reduced values: the same on every rank, so is this branch */
+                const char *what = isfinite(loss_sum) ? "gradient"
+                                   : cnn_all_finite(net->grads, net->nparams) ? "loss"
+                                                                              : "loss and gradient";
                 if (cfg->train.nan_policy == CNN_NAN_STOP) {
                     st = cnn_error_set(CNN_ENUMERIC,
-                                       "non-finite loss or gradient at epoch %lld step %zu "
-                                       "(global step %lld); train.nan_policy = stop",
-                                       (long long)ts->epoch + 1, step + 1,
+                                       "non-finite %s (summed over all ranks) at epoch %lld step "
+                                       "%zu (global step %lld); train.nan_policy = stop",
+                                       what, (long long)ts->epoch + 1, step + 1,
                                        (long long)ts->global_step + 1);
                     goto done;
                 }
-                /* skip: every rank sees the same reduced values, so all skip */
                 memcpy(net->state, r.prev_state, sizeof(float) * net->nstate);
                 ts->skipped_steps++;
-                if (r.rank == 0 && !opts->quiet)
-                    fprintf(stderr, "mpicnn: warning: non-finite gradient at epoch %lld step "
-                                    "%zu: step skipped\n", (long long)ts->epoch + 1, step + 1);
+                /* every rank says so: the proof that they all skipped */
+                if (!opts->quiet)
+                    fprintf(stderr, "mpicnn: rank %d: warning: non-finite %s at epoch %lld step "
+                                    "%zu (global step %lld): step skipped on every rank "
+                                    "(train.nan_policy = skip; %lld skipped so far)\n",
+                            r.rank, what, (long long)ts->epoch + 1, step + 1,
+                            (long long)ts->global_step + 1, (long long)ts->skipped_steps);
             } else {
                 ts->lr = cnn_config_lr(cfg, (double)ts->epoch + (double)step / (double)steps,
                                        (long)ts->global_step);
                 cnn_optim_step(r.opt, net->params, net->grads, ts->lr, net->nthreads);
+                if (net->nparams > 0 &&
+                    cnn_fault_step_due(CNN_FAULT_NAN_WEIGHTS, ts->global_step + 1)) {
+                    fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's "
+                                    "weights after global step %lld\n", r.rank,
+                            cnn_fault_get()->text, (long long)ts->global_step + 1);
+                    net->params[0] = NAN;
+                }
                 ts->acc_loss += loss_sum;
                 ts->acc_correct += correct;
                 ts->acc_seen += n_global;
@@ -662,6 +705,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     }
     res->best_epoch = (int)ts->best_epoch;
     res->params_hash = hash_arenas(net);
+    cnn_watchdog_phase(r.wd, CNN_WD_EVALUATE);
     cnn_eval_t ev;
     if (r.d->val) {
         if ((st = cnn_evaluate(r.comm, net, r.d->val, r.d->mean, r.d->std, r.loss, 0, NULL, &ev)) != CNN_OK)

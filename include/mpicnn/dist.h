@@ -36,8 +36,10 @@ cnn_status_t cnn_dist_sum_doubles(MPI_Comm comm, double *buf, size_t n);
 
 /* All ranks agree on one status: the most severe (largest) of the local
  * ones. A rank whose own status is OK but whose peers failed gets that
- * status with the message "another rank failed (...)". If the agreement
- * itself fails, CNN_ECOMM. */
+ * status with the message "another rank failed (<status>): rank R:
+ * <R's message>", R being the lowest rank with that status (numbered as
+ * in MPI_COMM_WORLD). A failing rank keeps its own message. If the
+ * agreement itself fails, CNN_ECOMM. */
 cnn_status_t cnn_dist_agree(MPI_Comm comm, cnn_status_t local);
 
 #endif

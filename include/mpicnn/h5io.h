@@ -6,9 +6,13 @@
  * stderr is switched off the first time any function here runs).
  *
  * Writing is atomic. cnn_h5w_open() creates a temporary file next to the
- * target, `<dir>/.<base>.tmp.<pid>`; cnn_h5w_commit() closes, fsyncs and
- * renames it over the target, then fsyncs the directory. A reader sees
- * either the old file or the complete new one, never a partial file.
+ * target, `<dir>/.<base>.tmp.<pid>`, and an HDF5 file in memory (the core
+ * driver); cnn_h5w_commit() writes the memory image to the temporary
+ * file, fsyncs it and renames it over the target, then fsyncs the
+ * directory. A reader sees either the old file or the complete new one,
+ * never a partial file. HDF5 itself never touches the disk while
+ * writing, so a full disk is a plain ENOSPC from write(2) or fsync(2)
+ * ("disk full"), never a half-closed HDF5 file.
  *
  * Object paths are absolute HDF5 paths ("/layers/conv1/weight"); writers
  * create the intermediate groups. Readers check the class, rank and every
@@ -83,6 +87,14 @@ const char *cnn_h5w_path(const cnn_h5w_t *w);
 /* The open HDF5 file of w, for calls this module does not wrap. Owned by
  * w: do not close it; objects opened on it must be closed before commit. */
 hid_t cnn_h5w_file(const cnn_h5w_t *w);
+
+/* The bytes of the file as it stands (flushed), in a malloc'd *image of
+ * *size bytes (caller frees). commit writes exactly this; the ckpt_kill
+ * test hook writes part of it to show a crash in the middle of a write. */
+cnn_status_t cnn_h5w_image(cnn_h5w_t *w, void **image, size_t *size);
+
+/* The temporary file of w (`<dir>/.<base>.tmp.<pid>`). Owned by w. */
+const char *cnn_h5w_tmp_path(const cnn_h5w_t *w);
 
 /* Removes leftover temporary files of `path` (`<dir>/.<base>.tmp.*`, from
  * a writer that crashed). Best effort: files that cannot be removed are

@@ -1,6 +1,7 @@
 /* eval.c - `mpicnn eval MODEL.h5 [--set data.key=value ...]
  * [--predictions FILE.csv] [--confusion FILE.csv]`: scores a model on the
  * test set its config names (or another, through --set). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +31,17 @@ static FILE *open_tmp(const char *path, char *tmp, size_t len)
 
 static cnn_status_t close_tmp(FILE *f, const char *tmp, const char *path)
 {
+    errno = 0;
     int bad = ferror(f);
+    bad |= fflush(f) != 0;
+    int err = errno;
     bad |= fclose(f) != 0;
+    if (!err) err = errno;
     if (bad || rename(tmp, path) != 0) {
+        if (!bad) err = errno;
         remove(tmp);
-        return cnn_error_set(CNN_EIO, "%s: write failed", path);
+        return cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
+                             err == ENOSPC ? "disk full" : err ? strerror(err) : "I/O error");
     }
     return CNN_OK;
 }
@@ -57,7 +64,7 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
     char tmp[CNN_PATH_MAX + 8], nb[32];
     if (pred_path) {
         if (!(pf = open_tmp(pred_path, tmp, sizeof tmp))) {
-            st = cnn_error_set(CNN_EIO, "%s: cannot create", pred_path);
+            st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", pred_path, strerror(errno));
             goto done;
         }
         fprintf(pf, "index,label,predicted");
@@ -86,7 +93,7 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
     if (conf_path) {
         FILE *cf = open_tmp(conf_path, tmp, sizeof tmp);
         if (!cf) {
-            st = cnn_error_set(CNN_EIO, "%s: cannot create", conf_path);
+            st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", conf_path, strerror(errno));
             goto done;
         }
         fprintf(cf, "true\\predicted");

@@ -33,7 +33,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\n'mpicnn COMMAND --help' describes a command.\n"
-            "\nexit codes:\n"
+            "\nexit codes (docs/reliability.md):\n"
             "  %3d  success\n"
             "  %3d  internal error\n"
             "  %3d  usage error (command line)\n"
@@ -53,6 +53,10 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     int provided, rank = 0, code = CNN_EXIT_OK;
+    /* FUNNELED: only this thread calls MPI. OpenMP's threads compute, and
+     * the training watchdog's thread (watchdog.h) only reads a clock and
+     * writes to stderr; it ends a stalled job with _exit(), never with an
+     * MPI call, so no higher (and slower) thread level is needed. */
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "mpicnn: cannot initialise MPI\n");
         return CNN_EXIT_COMM;
