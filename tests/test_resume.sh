@@ -182,8 +182,12 @@ np2 ref || fail "the uninterrupted run failed"
 grep -q '^test accuracy' "$d/ref.log" || fail "the uninterrupted run printed no test accuracy"
 echo "ok: uninterrupted run: $(grep '^test accuracy' "$d/ref.log")"
 
-# --- 1. SIGKILL both ranks mid-run, then --resume
+# --- 1. SIGKILL both ranks mid-run, then --resume. MPICNN_FAULT=slow:10
+# makes each step 10 ms longer, so that the signal lands in the middle of
+# the run however fast the machine is (sleeping changes no number).
+fault=slow:10
 start kill
+fault=""
 wait_for "$d/kill/checkpoint.h5"
 ranks=$(ps -o pid= --ppid "$bg")
 [ -n "$ranks" ] || fail "no ranks under the launcher (pid $bg)"
@@ -200,7 +204,9 @@ same kill
 echo "ok: resumed after SIGKILL: bitwise the uninterrupted run's weights"
 
 # --- 2. SIGUSR1 mid-epoch: exit 75, a valid checkpoint, resume
+fault=slow:10
 start usr1
+fault=""
 wait_for "$d/usr1/checkpoint.h5"
 sleep 0.3
 kill -USR1 "$bg"

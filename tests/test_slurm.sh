@@ -242,8 +242,11 @@ expect "$t/a.out" "finished: $t/a/model.h5" "job A"
 "$MPICNN" info "$t/a/model.h5" >"$t/a-info.out" 2>&1 || fail "job A: model.h5 does not load"
 echo "ok: job $a (srun) finished: $(grep '^test accuracy' "$t/a.out")"
 
-# --- job B: signalled mid-run, checkpoints, requeues, resumes, finishes
-submit b mpirun
+# --- job B: signalled mid-run, checkpoints, requeues, resumes, finishes.
+# MPICNN_FAULT=slow:5 (passed on by sbatch) makes each step 5 ms longer,
+# so that the signal lands in the middle of the run however fast the
+# machine is (sleeping changes no number).
+MPICNN_FAULT=slow:5 submit b mpirun
 b=$job
 wait_until 60 "job $b to write its first checkpoint" test -e "$t/b/checkpoint.h5"
 scancel --signal=USR1 --batch "$b" || fail "scancel --signal=USR1 --batch $b failed"
