@@ -171,6 +171,28 @@ static void test_conv(void **state)
     check_layer(mk("conv", 5, 1, 1, 1, 0), sh(2, 4, 3, 3), 1);  /* pointwise path */
     check_layer(mk("conv", 2, 5, 5, 3, 2), sh(3, 1, 8, 8), 1);
     check_layer(mk("conv", 6, 2, 3, 1, 2), sh(1, 2, 3, 4), 1);  /* pad > kernel/2 */
+    /* the forward pass in eval mode leaves no columns: backward unfolds */
+    check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
+}
+
+/* Layers too big to keep their columns unfold again in the backward pass,
+ * a chunk of images at a time: here one or two images per chunk. */
+static void test_conv_chunked(void **state)
+{
+    (void)state;
+    cnn_conv_set_chunk_floats(27 * 25); /* one image of the first case */
+    cnn_layer_spec_t s = mk("conv", 4, 3, 3, 1, 1);
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.cache, 0);              /* nothing kept */
+    assert_int_equal(net->layers[0].sz.shared, 27 * 25);       /* one image */
+    cnn_net_free(net);
+    check_layer(s, sh(3, 3, 5, 5), 1);
+    check_layer(mk("conv", 5, 1, 1, 1, 0), sh(3, 4, 3, 3), 1);
+    cnn_conv_set_chunk_floats(2 * 25 * 9); /* two images per chunk */
+    check_layer(mk("conv", 2, 5, 5, 3, 2), sh(5, 1, 8, 8), 1);
+    check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
+    cnn_conv_set_chunk_floats(0);
 }
 
 static void test_relu(void **state)
@@ -360,7 +382,8 @@ static void test_shape_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),          cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),

@@ -110,4 +110,11 @@ extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
     cnn_avgpool_ops, cnn_gap_ops, cnn_flatten_ops, cnn_dense_ops,
     cnn_dropout_ops, cnn_batchnorm_ops;
 
+/* Largest number of floats of column matrices the conv layer keeps at once
+ * (0: the default, 16 MB). A layer whose whole batch fits keeps its
+ * columns from the forward to the backward pass; a bigger one unfolds
+ * again, in chunks of this size. Takes effect for nets built after the
+ * call; for tests and tuning. */
+void cnn_conv_set_chunk_floats(size_t n);
+
 #endif

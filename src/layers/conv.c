@@ -1,35 +1,53 @@
-/* conv.c - 2-D convolution as im2col + GEMM.
+/* conv.c - 2-D convolution as im2col + GEMM, one image per GEMM.
  *
  * Parameters: W (K, C, KH, KW) as PyTorch stores them, then b (K).
  *
- * The images of a chunk are unfolded side by side into one wide column
- * matrix col (C*KH*KW, nb*OH*OW), so each pass is one large GEMM rather
- * than many small ones per image; chunks keep col under CHUNK_FLOATS.
- * OpenMP threads split the GEMMs into disjoint blocks of output (columns
- * for the forward pass and the input gradient, rows or columns of dW for
- * the weight gradient) and run a single-threaded BLAS on their block, so
- * no two threads write one element, and every element is summed in the
- * same order whatever the thread count. im2col, col2im and the layout
- * changes take whole images per thread. */
+ * Each image's patches are unfolded into a column matrix col_i
+ * (C*KH*KW, OH*OW); then
+ *   forward:  y_i  (K, OH*OW)   = b + W x col_i       (straight into y)
+ *   backward: dW   (K, C*KH*KW) += sum_i dy_i x col_i^T
+ *             db   (K)          += sum_i rows of dy_i
+ *             dx_i              = col2im(W^T x dy_i)
+ * y_i and dy_i are already (K, OH*OW) slices of NCHW tensors, so no
+ * layout change is needed around the GEMMs, and the bias is the GEMM's
+ * starting value.
+ *
+ * In training the forward pass keeps every col_i in the layer's cache, so
+ * the backward pass does not unfold the images again. The cache is sized
+ * for the whole batch when that is at most CHUNK_FLOATS (16 MB), as for
+ * every layer of the reference nets; a bigger layer unfolds again in the
+ * backward pass, a chunk of images at a time in the shared scratch.
+ *
+ * Threads: the forward pass and the input gradient take whole images per
+ * thread (each thread unfolds into its own scratch); dW and db are split
+ * into blocks of rows or columns, each thread summing over every image in
+ * order. No two threads write one element, and every element is summed in
+ * the same order whatever the thread count. */
 #include <math.h>
 #include <string.h>
 
 #include "layer_util.h"
 #include "mpicnn/kernels.h"
 
-/* Upper bound of the column matrix of one chunk (16 MB of floats). */
+/* Upper bound of the column matrices kept at once (16 MB of floats). */
 #define CHUNK_FLOATS ((size_t)4 << 20)
+static size_t chunk_floats = CHUNK_FLOATS;
+
+void cnn_conv_set_chunk_floats(size_t n)
+{
+    chunk_floats = n ? n : CHUNK_FLOATS;
+}
 
 typedef struct {
     int C, H, W, K, KH, KW, S, P, OH, OW;
-    size_t ckk, ohw;
-    int chunk; /* images per chunk */
+    size_t ckk, ohw, colsz; /* colsz = ckk * ohw, one image's columns */
+    int chunk;              /* images per chunk of the backward pass */
+    int cached;             /* 1: the forward pass keeps col in l->cache */
 } geom_t;
 
-static int chunk_images(size_t ckk, size_t ohw, int nmax)
+static int chunk_images(size_t colsz, int nmax)
 {
-    size_t per = ckk * ohw;
-    size_t c = per ? CHUNK_FLOATS / per : (size_t)nmax;
+    size_t c = colsz ? chunk_floats / colsz : (size_t)nmax;
     if (c < 1) c = 1;
     return c < (size_t)nmax ? (int)c : nmax;
 }
@@ -41,18 +59,17 @@ static geom_t geom(const cnn_layer_t *l)
                 .P = l->spec.pad, .OH = l->out.h, .OW = l->out.w};
     g.ckk = (size_t)g.C * g.KH * g.KW;
     g.ohw = (size_t)g.OH * g.OW;
-    g.chunk = chunk_images(g.ckk, g.ohw, l->in.n);
+    g.colsz = g.ckk * g.ohw;
+    g.cached = l->sz.cache > 0;
+    g.chunk = g.cached ? l->in.n : chunk_images(g.colsz, l->in.n);
     return g;
 }
 
-/* Thread t's share of n columns, in blocks of 16 for aligned stores. */
+/* Thread t's share [lo, hi) of n items. */
 static void split(size_t n, int t, int T, size_t *lo, size_t *hi)
 {
-    size_t blocks = (n + 15) / 16;
-    *lo = blocks * (size_t)t / (size_t)T * 16;
-    *hi = blocks * (size_t)(t + 1) / (size_t)T * 16;
-    if (*lo > n) *lo = n;
-    if (*hi > n) *hi = n;
+    *lo = n * (size_t)t / (size_t)T;
+    *hi = n * (size_t)(t + 1) / (size_t)T;
 }
 
 static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
@@ -75,13 +92,15 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
         return layer_shape_error(s, in, why);
     }
     *out = (cnn_shape_t){in.n, s->filters, oh, ow};
-    const size_t ckk = (size_t)in.c * s->kh * s->kw, ohw = (size_t)oh * ow;
-    const size_t n = (size_t)chunk_images(ckk, ohw, in.n) * ohw;
+    const size_t colsz = (size_t)in.c * s->kh * s->kw * (size_t)oh * ow;
+    const int chunk = chunk_images(colsz, in.n);
     *sz = (cnn_layer_sizes_t){0};
-    sz->params = (size_t)s->filters * ckk + (size_t)s->filters;
-    /* a chunk's column matrix, then its output (or output gradient)
-     * with the images side by side: (K, nb*OH*OW) */
-    sz->shared = ckk * n + (size_t)s->filters * n;
+    sz->params = (size_t)s->filters * in.c * s->kh * s->kw + (size_t)s->filters;
+    sz->work = colsz; /* one image's columns: forward without cache, dx */
+    if (chunk >= in.n)
+        sz->cache = colsz * (size_t)in.n; /* every image's columns */
+    else
+        sz->shared = colsz * (size_t)chunk; /* a chunk's, again */
     return CNN_OK;
 }
 
@@ -96,6 +115,11 @@ static void conv_init(cnn_layer_t *l, uint64_t seed)
         l->params[i] = bound * (2.0f * cnn_u01(cnn_hash4(seed, (uint64_t)l->index, i, 0)) - 1.0f);
 }
 
+static void unfold(const geom_t *g, const float *xi, float *col)
+{
+    cnn_im2col(xi, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, col, g->ohw);
+}
+
 /* x (n,C,H,W) -> y (n,K,OH,OW) */
 static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                          const float *x, float *y)
@@ -103,32 +127,17 @@ static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     const geom_t g = geom(l);
     const float *w = l->params, *b = l->params + (size_t)g.K * g.ckk;
     const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
-    float *col = ctx->shared, *yb = ctx->shared + g.ckk * g.chunk * g.ohw;
-    for (int b0 = 0; b0 < n; b0 += g.chunk) {
-        const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
-        const size_t N = (size_t)nb * g.ohw;
-#pragma omp parallel num_threads(ctx->nthreads)
-        {
-#pragma omp for schedule(static)
-            for (int i = 0; i < nb; i++)
-                cnn_im2col(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P,
-                           col + (size_t)i * g.ohw, N);
-            size_t c0, c1;
-            split(N, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
-            /* yb[:, c0:c1] (K, N) = W (K, CKK) x col[:, c0:c1] (CKK, N) */
-            if (c1 > c0)
-                cnn_sgemm(0, 0, g.K, (int)(c1 - c0), (int)g.ckk, 1.0f, w, (int)g.ckk, col + c0,
-                          (int)N, 0.0f, yb + c0, (int)N);
-#pragma omp barrier
-            /* (K, nb, OHW) -> (nb, K, OHW), adding the bias */
-#pragma omp for schedule(static)
-            for (int i = 0; i < nb; i++)
-                for (int k = 0; k < g.K; k++) {
-                    const float *src = yb + (size_t)k * N + (size_t)i * g.ohw;
-                    float *dst = y + (size_t)(b0 + i) * kohw + (size_t)k * g.ohw;
-                    for (size_t p = 0; p < g.ohw; p++) dst[p] = src[p] + b[k];
-                }
-        }
+    const int keep = g.cached && ctx->train;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int i = 0; i < n; i++) {
+        float *col = keep ? l->cache + (size_t)i * g.colsz : layer_work(ctx);
+        float *yi = y + (size_t)i * kohw;
+        unfold(&g, x + (size_t)i * chw, col);
+        for (int k = 0; k < g.K; k++)
+            for (size_t p = 0; p < g.ohw; p++) yi[(size_t)k * g.ohw + p] = b[k];
+        /* y_i (K, OHW) += W (K, CKK) x col_i (CKK, OHW) */
+        cnn_sgemm(0, 0, g.K, (int)g.ohw, (int)g.ckk, 1.0f, w, (int)g.ckk, col, (int)g.ohw,
+                  1.0f, yi, (int)g.ohw);
     }
 }
 
@@ -136,64 +145,63 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                           const float *x, const float *y, const float *dy,
                           float *dx)
 {
+    (void)y;
     const geom_t g = geom(l);
     const size_t nw = (size_t)g.K * g.ckk;
     const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
     const float *w = l->params;
     float *dw = l->grads, *db = l->grads + nw;
-    float *col = ctx->shared, *dyt = ctx->shared + g.ckk * g.chunk * g.ohw;
-    /* split dW by its longer side, so both threads get real work */
+    /* the forward pass of a training step kept the columns */
+    const int have = g.cached && ctx->train;
+    /* split dW by its longer side, so every thread gets real work */
     const int by_rows = (size_t)g.K >= g.ckk;
     for (int b0 = 0; b0 < n; b0 += g.chunk) {
         const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
-        const size_t N = (size_t)nb * g.ohw;
+        /* else unfold again, into the cache (an eval-mode forward left it
+         * stale) or a chunk at a time into the shared scratch */
+        float *col = g.cached ? l->cache : ctx->shared;
+        if (have) col += (size_t)b0 * g.colsz;
 #pragma omp parallel num_threads(ctx->nthreads)
         {
             const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            /* the columns again, and dy as (K, nb*OHW) */
+            if (!have) {
 #pragma omp for schedule(static)
-            for (int i = 0; i < nb; i++) {
-                cnn_im2col(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P,
-                           col + (size_t)i * g.ohw, N);
-                for (int k = 0; k < g.K; k++)
-                    memcpy(dyt + (size_t)k * N + (size_t)i * g.ohw,
-                           dy + (size_t)(b0 + i) * kohw + (size_t)k * g.ohw,
-                           sizeof(float) * g.ohw);
+                for (int i = 0; i < nb; i++)
+                    unfold(&g, x + (size_t)(b0 + i) * chw, col + (size_t)i * g.colsz);
             }
-            /* dW (K, CKK) += dyt (K, N) x col^T (N, CKK), one block each */
             size_t lo, hi;
-            if (by_rows) {
-                split((size_t)g.K, t, T, &lo, &hi);
-                if (hi > lo)
-                    cnn_sgemm(0, 1, (int)(hi - lo), (int)g.ckk, (int)N, 1.0f, dyt + lo * N,
-                              (int)N, col, (int)N, 1.0f, dw + lo * g.ckk, (int)g.ckk);
-            } else {
-                split(g.ckk, t, T, &lo, &hi);
-                if (hi > lo)
-                    cnn_sgemm(0, 1, g.K, (int)(hi - lo), (int)N, 1.0f, dyt, (int)N,
-                              col + lo * N, (int)N, 1.0f, dw + lo, (int)g.ckk);
+            split(by_rows ? (size_t)g.K : g.ckk, t, T, &lo, &hi);
+            for (int i = 0; i < nb && hi > lo; i++) {
+                const float *dyi = dy + (size_t)(b0 + i) * kohw, *ci = col + (size_t)i * g.colsz;
+                if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
+                    cnn_sgemm(0, 1, (int)(hi - lo), (int)g.ckk, (int)g.ohw, 1.0f,
+                              dyi + lo * g.ohw, (int)g.ohw, ci, (int)g.ohw, 1.0f,
+                              dw + lo * g.ckk, (int)g.ckk);
+                else /* dW[:, lo:hi] += dy_i x col_i[lo:hi, :]^T */
+                    cnn_sgemm(0, 1, g.K, (int)(hi - lo), (int)g.ohw, 1.0f, dyi, (int)g.ohw,
+                              ci + lo * g.ohw, (int)g.ohw, 1.0f, dw + lo, (int)g.ckk);
             }
-#pragma omp for schedule(static)
-            for (int k = 0; k < g.K; k++) {
-                const float *row = dyt + (size_t)k * N;
+            split((size_t)g.K, t, T, &lo, &hi);
+            for (size_t k = lo; k < hi; k++) {
                 float s = 0.0f;
-                for (size_t p = 0; p < N; p++) s += row[p];
+                for (int i = 0; i < nb; i++) {
+                    const float *row = dy + (size_t)(b0 + i) * kohw + k * g.ohw;
+                    for (size_t p = 0; p < g.ohw; p++) s += row[p];
+                }
                 db[k] += s;
             }
             if (dx) {
-                /* implicit barrier above: col is free again.
-                 * dcol[:, c0:c1] (CKK, N) = W^T (CKK, K) x dyt[:, c0:c1] */
-                split(N, t, T, &lo, &hi);
-                if (hi > lo)
-                    cnn_sgemm(1, 0, (int)g.ckk, (int)(hi - lo), g.K, 1.0f, w, (int)g.ckk,
-                              dyt + lo, (int)N, 0.0f, col + lo, (int)N);
-#pragma omp barrier
+                /* dcol_i (CKK, OHW) = W^T (CKK, K) x dy_i (K, OHW), folded
+                 * back into dx_i */
+                float *dcol = layer_work(ctx);
 #pragma omp for schedule(static)
                 for (int i = 0; i < nb; i++) {
                     float *dxi = dx + (size_t)(b0 + i) * chw;
+                    cnn_sgemm(1, 0, (int)g.ckk, (int)g.ohw, g.K, 1.0f, w, (int)g.ckk,
+                              dy + (size_t)(b0 + i) * kohw, (int)g.ohw, 0.0f, dcol,
+                              (int)g.ohw);
                     memset(dxi, 0, sizeof(float) * chw);
-                    cnn_col2im(col + (size_t)i * g.ohw, N, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P,
-                               dxi);
+                    cnn_col2im(dcol, g.ohw, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P, dxi);
                 }
             }
         }
