@@ -115,6 +115,18 @@ static void conv_init(cnn_layer_t *l, uint64_t seed)
         l->params[i] = bound * (2.0f * cnn_u01(cnn_hash4(seed, (uint64_t)l->index, i, 0)) - 1.0f);
 }
 
+/* acc[j] += x[j], x[LANES + j], ...: a sum in a fixed order that the
+ * compiler turns into vector adds (a plain running sum is one long chain
+ * of dependent scalar adds). */
+#define LANES 16
+static inline void add_lanes(const float *x, size_t n, float acc[LANES])
+{
+    size_t p = 0;
+    for (; p + LANES <= n; p += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += x[p + j];
+    for (int j = 0; p < n; p++, j++) acc[j] += x[p];
+}
+
 static void unfold(const geom_t *g, const float *xi, float *col)
 {
     cnn_im2col(xi, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, col, g->ohw);
@@ -183,11 +195,11 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
             }
             split((size_t)g.K, t, T, &lo, &hi);
             for (size_t k = lo; k < hi; k++) {
+                float acc[LANES] = {0};
+                for (int i = 0; i < nb; i++)
+                    add_lanes(dy + (size_t)(b0 + i) * kohw + k * g.ohw, g.ohw, acc);
                 float s = 0.0f;
-                for (int i = 0; i < nb; i++) {
-                    const float *row = dy + (size_t)(b0 + i) * kohw + k * g.ohw;
-                    for (size_t p = 0; p < g.ohw; p++) s += row[p];
-                }
+                for (int j = 0; j < LANES; j++) s += acc[j];
                 db[k] += s;
             }
             if (dx) {
