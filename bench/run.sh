@@ -2,6 +2,19 @@
 # The benchmark table (docs/performance.md): mpicnn and, when python3-torch
 # is installed, PyTorch side by side in one run, on the same cores.
 #   make bench            (or: sh bench/run.sh from the build directory)
+#   BENCH_SECONDS=S       seconds per measurement (default 5)
+#   BENCH_ROUNDS=R        rounds of the whole-step comparison (default 3)
+# Whole training steps are measured in R rounds that alternate mpicnn and
+# PyTorch, so both see the same load on a shared machine; the summary
+# takes each one's best round (and its median) and the ratio of the two.
+#
+# PyTorch allocates and frees its activations every step. Under glibc's
+# default malloc settings blocks of this size are mmap'ed and unmapped
+# each time, and the page faults cost PyTorch half its speed on these nets
+# (a real training script usually escapes this by accident: freeing the
+# data set's temporaries raises glibc's mmap threshold). PyTorch therefore
+# runs with the threshold raised (BENCH_TORCH_MALLOC=default to measure
+# it without). mpicnn allocates nothing per step and is not affected.
 set -eu
 MPIEXEC=${MPIEXEC:-mpirun}
 if [ "$(id -u)" -eq 0 ]; then
@@ -10,29 +23,76 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 bench=${BENCH:-bench/mpicnn-bench}
 secs=${BENCH_SECONDS:-5}
+rounds=${BENCH_ROUNDS:-3}
 cores=$(nproc)
+torch=0
+torchenv="MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456"
+[ "${BENCH_TORCH_MALLOC:-}" = default ] && torchenv=""
+/usr/bin/python3 -c "import torch" 2>/dev/null && torch=1
+log=$(mktemp)
+trap 'rm -f "$log" "$log.out"' EXIT
 
 echo "== layers (1 thread, then $cores threads)"
 OMP_NUM_THREADS=1 "$bench" --threads 1 --layers-only --seconds "$secs"
 [ "$cores" -gt 1 ] && OMP_NUM_THREADS=$cores "$bench" --threads "$cores" --layers-only --seconds "$secs"
 
-echo "== whole training steps"
-"$MPIEXEC" -np 1 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --seconds "$secs"
-if [ "$cores" -gt 1 ]; then
-  "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=2 "$bench" --threads 2 --steps-only --seconds "$secs"
-  "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --seconds "$secs"
-fi
+# measure TAG COMMAND...: runs COMMAND, shows its output and keeps each
+# of its "NET ... N images/s" lines in $log as "TAG NET N"
+measure() {
+  t=$1
+  shift
+  "$@" >"$log.out"
+  cat "$log.out"
+  sed -n "s/^\(pytorch \)\{0,1\}\([a-z0-9-]*\) .* \([0-9][0-9]*\) images\/s.*/$t \2 \3/p" "$log.out" >>"$log"
+}
+
+echo "== whole training steps, $rounds rounds (mpicnn, then PyTorch, on the same cores)"
+[ -n "$torchenv" ] && echo "   (PyTorch runs with $torchenv)"
+[ "$torch" -eq 1 ] || echo "   (python3-torch is not installed: apt-get install python3-torch; no comparison)"
+r=1
+while [ "$r" -le "$rounds" ]; do
+  echo "-- round $r"
+  measure 1x1 "$MPIEXEC" -np 1 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --seconds "$secs"
+  [ "$torch" -eq 1 ] && measure 1x1-torch env $torchenv /usr/bin/python3 "$here/torch_ref.py" steps --threads 1 --seconds "$secs"
+  if [ "$cores" -gt 1 ]; then
+    measure 1x2 "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=2 "$bench" --threads 2 --steps-only --seconds "$secs"
+    [ "$torch" -eq 1 ] && measure 1x2-torch env $torchenv /usr/bin/python3 "$here/torch_ref.py" steps --threads 2 --seconds "$secs"
+    measure 2x1 "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --seconds "$secs"
+    [ "$torch" -eq 1 ] && measure 2x1-torch env $torchenv /usr/bin/python3 "$here/torch_ref.py" ddp --seconds "$secs"
+  fi
+  r=$((r + 1))
+done
+
+echo "== summary: images/s, best of $rounds rounds (median in brackets)"
+awk -v torch="$torch" '
+  { key = $1 " " $2; v[key, ++n[key]] = $3 }
+  function best(k,   i, b) { b = 0; for (i = 1; i <= n[k]; i++) if (v[k, i] > b) b = v[k, i]; return b }
+  function median(k,   i, j, t, a, m) {
+    m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k, i]
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+  END {
+    split("1x1 1x2 2x1", cfg, " ")
+    name["1x1"] = "-np 1 x 1 thread "; name["1x2"] = "-np 1 x 2 threads"; name["2x1"] = "-np 2 x 1 thread "
+    tname["1x1"] = "1 thread"; tname["1x2"] = "2 threads"; tname["2x1"] = "DDP 2 x 1"
+    printf "%-13s %-18s %16s %18s %14s\n", "net", "run", "mpicnn", "pytorch", "ratio (best)"
+    split("fmnist-ref cifar-3layer", nets, " ")
+    for (a = 1; a <= 2; a++) for (c = 1; c <= 3; c++) {
+      k = cfg[c] " " nets[a]; t = cfg[c] "-torch " nets[a]
+      if (!n[k]) continue
+      if (torch && n[t])
+        printf "%-13s %-18s %7d (%6d) %9d (%6d) %13.2fx\n", nets[a], name[cfg[c]], best(k), median(k),
+               best(t), median(t), best(k) / best(t)
+      else
+        printf "%-13s %-18s %7d (%6d)\n", nets[a], name[cfg[c]], best(k), median(k)
+    }
+    for (a = 1; a <= 2; a++) {
+      k1 = "1x1 " nets[a]; k2 = "2x1 " nets[a]
+      if (n[k1] && n[k2]) printf "%-13s -np 2 / -np 1 (same batch per rank): %.2fx\n", nets[a], best(k2) / best(k1)
+    }
+  }' "$log"
 
 if [ "$cores" -gt 1 ]; then
   echo "== all-reduce"
   "$MPIEXEC" -np 2 "$bench" --allreduce
-fi
-
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "== PyTorch on the same cores"
-  /usr/bin/python3 "$here/torch_ref.py" steps --threads 1 --seconds "$secs"
-  [ "$cores" -gt 1 ] && /usr/bin/python3 "$here/torch_ref.py" steps --threads 2 --seconds "$secs"
-  [ "$cores" -gt 1 ] && /usr/bin/python3 "$here/torch_ref.py" ddp --seconds "$secs"
-else
-  echo "== PyTorch: python3-torch is not installed (apt-get install python3-torch); no comparison"
 fi
