@@ -13,5 +13,5 @@ check_PROGRAMS += tests/test_plot
 tests_test_plot_SOURCES = tests/test_plot.c tests/synth.h
 tests_test_plot_CFLAGS = $(TEST_CFLAGS)
 tests_test_plot_LDADD = $(TEST_LIBS)
-TESTS += tests/test_plot tests/test_plot.sh
-EXTRA_DIST += tests/test_plot.sh
+TESTS += tests/test_plot tests/test_plot.sh tests/test_predict.sh
+EXTRA_DIST += tests/test_plot.sh tests/test_predict.sh

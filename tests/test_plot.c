@@ -12,7 +12,9 @@
  * and one makes the filter example pictures of docs/plots.md:
  *   test_plot --idx-png IMAGES LABELS INDEX SCALE OUT.png
  *                           image INDEX of an IDX pair, upscaled SCALE
- *                           times (nearest neighbour), as a gray PNG */
+ *                           times (nearest neighbour), as a gray PNG
+ *   test_plot --idx-png-rgb ...  the same as an RGB PNG (R = G = B), for
+ *                           tests/test_predict.sh */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -341,7 +343,7 @@ static int png_info(const char *path)
 }
 
 static int idx_png(const char *images, const char *labels, long index, int scale,
-                   const char *out)
+                   const char *out, int channels)
 {
     cnn_dataset_t *ds = NULL;
     if (cnn_idx_load(images, labels, &ds) != CNN_OK || index < 0 || (size_t)index >= ds->n ||
@@ -351,11 +353,13 @@ static int idx_png(const char *images, const char *labels, long index, int scale
         return 1;
     }
     const int w = ds->w * scale, h = ds->h * scale;
-    uint8_t *px = malloc((size_t)w * (size_t)h);
+    uint8_t *px = malloc((size_t)w * (size_t)h * (size_t)channels);
     const uint8_t *src = ds->images + (size_t)index * (size_t)ds->c * ds->h * ds->w;
     for (int y = 0; px && y < h; y++)
-        for (int x = 0; x < w; x++) px[(size_t)y * w + x] = src[(y / scale) * ds->w + x / scale];
-    const cnn_status_t st = px ? cnn_png_write(out, px, w, h, 1) : CNN_ENOMEM;
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < channels; k++)
+                px[((size_t)y * w + x) * channels + k] = src[(y / scale) * ds->w + x / scale];
+    const cnn_status_t st = px ? cnn_png_write(out, px, w, h, channels) : CNN_ENOMEM;
     if (st != CNN_OK) fprintf(stderr, "%s\n", cnn_error_message());
     else printf("%s: image %ld (class %d), %d x %d\n", out, index, ds->labels[index], w, h);
     free(px);
@@ -366,7 +370,9 @@ static int idx_png(const char *images, const char *labels, long index, int scale
 int main(int argc, char **argv)
 {
     if (argc == 7 && !strcmp(argv[1], "--idx-png"))
-        return idx_png(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), argv[6]);
+        return idx_png(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), argv[6], 1);
+    if (argc == 7 && !strcmp(argv[1], "--idx-png-rgb"))
+        return idx_png(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), argv[6], 3);
     if (argc == 3 && !strcmp(argv[1], "--synth")) return write_synth(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "--png")) return png_info(argv[2]);
     const struct CMUnitTest tests[] = {

@@ -52,7 +52,8 @@ void cnn_dataset_free(cnn_dataset_t *ds);
  * one over the limits above, truncated body, trailing bytes, image and
  * label counts that differ, a corrupt gzip stream. CNN_ENOMEM if memory
  * runs out. On success *out is a new data set (free with
- * cnn_dataset_free()); on failure *out is NULL. */
+ * cnn_dataset_free()); on failure *out is NULL. labels_path may be NULL
+ * (images to classify): every label is then 0. */
 cnn_status_t cnn_idx_load(const char *images_path, const char *labels_path,
                           cnn_dataset_t **out);
 

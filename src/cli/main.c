@@ -17,6 +17,7 @@ static const command_t commands[] = {
     {"train", cli_train, "train a net from a config file", 1},
     {"sweep", cli_sweep, "grid search over [sweep] values on groups of ranks", 1},
     {"eval", cli_eval, "score a model on a test set", 1},
+    {"predict", cli_predict, "classify PNG images, or IDX or CIFAR files, with a model", 1},
     {"info", cli_info, "describe a model file", 0},
     {"gradcheck", cli_gradcheck, "check a config's gradients by finite differences", 0},
     {"op", cli_op, "run one layer forward/backward on CSV files", 0},

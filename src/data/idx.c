@@ -257,8 +257,8 @@ cnn_status_t cnn_idx_load_named(const char *images_path,
 
     *out = NULL;
     if (nnames < 0 || (nnames > 0 && !names))
-        return cnn_error_set(CNN_ECONFIG, "%s: %d class names given", labels_path,
-                             nnames);
+        return cnn_error_set(CNN_ECONFIG, "%s: %d class names given",
+                             labels_path ? labels_path : images_path, nnames);
 
     st = src_open(&si, images_path);
     if (st != CNN_OK) goto done;
@@ -291,10 +291,14 @@ cnn_status_t cnn_idx_load_named(const char *images_path,
     }
     size_t n = di[0], body = (size_t)body64;
 
-    st = src_open(&sl, labels_path);
-    if (st != CNN_OK) goto done;
-    st = idx_header(&sl, IDX_MAGIC_LABELS, dl, "an IDX labels file (n)");
-    if (st != CNN_OK) goto done;
+    if (labels_path) {
+        st = src_open(&sl, labels_path);
+        if (st != CNN_OK) goto done;
+        st = idx_header(&sl, IDX_MAGIC_LABELS, dl, "an IDX labels file (n)");
+        if (st != CNN_OK) goto done;
+    } else {
+        dl[0] = di[0];
+    }
     if (dl[0] != di[0]) {
         st = cnn_error_set(CNN_EDATA, "%s: %u labels, but %s has %u images",
                            labels_path, dl[0], images_path, di[0]);
@@ -304,14 +308,15 @@ cnn_status_t cnn_idx_load_named(const char *images_path,
     snprintf(what, sizeof what, "%zu images of %u x %u", n, di[1], di[2]);
     st = check_size(&si, 16, body, what);
     if (st != CNN_OK) goto done;
-    snprintf(what, sizeof what, "%zu labels", n);
-    st = check_size(&sl, 8, n, what);
-    if (st != CNN_OK) goto done;
-
-    st = read_body(&sl, n, what, &lab);
-    if (st != CNN_OK) goto done;
     int maxlab = 0;
-    for (size_t i = 0; i < n; i++) {
+    if (labels_path) {
+        snprintf(what, sizeof what, "%zu labels", n);
+        st = check_size(&sl, 8, n, what);
+        if (st != CNN_OK) goto done;
+        st = read_body(&sl, n, what, &lab);
+        if (st != CNN_OK) goto done;
+    }
+    for (size_t i = 0; lab && i < n; i++) {
         if (nnames > 0 && lab[i] >= nnames) {
             st = cnn_error_set(CNN_EDATA,
                                "%s: label %d of image %zu is out of range, "
@@ -333,10 +338,10 @@ cnn_status_t cnn_idx_load_named(const char *images_path,
     ds->labels = malloc(n * sizeof *ds->labels);
     if (!ds->labels) {
         st = cnn_error_set(CNN_ENOMEM, "%s: cannot allocate %zu labels",
-                           labels_path, n);
+                           images_path, n);
         goto done;
     }
-    for (size_t i = 0; i < n; i++) ds->labels[i] = lab[i];
+    for (size_t i = 0; i < n; i++) ds->labels[i] = lab ? lab[i] : 0;
     ds->n = n;
     ds->c = 1;
     ds->h = (int)di[1];

@@ -1,0 +1,254 @@
+/* predict.c - `mpicnn predict MODEL.h5 INPUT... [--out FILE.csv]`:
+ * classifies images with a model. Each INPUT is a PNG image, an IDX
+ * images file (raw or .gz; no labels needed) or a CIFAR binary file (read
+ * as the model's data.format says). Every image must have the model's
+ * height and width; channels are adapted (see to_chw). The images are
+ * scored in test mode with the model's normalisation, spread over the
+ * ranks like `eval`; rank 0 writes one CSV row per image:
+ *   input,index,predicted,class,score
+ * (index within its file; score: the softmax probability of the predicted
+ * class, or its raw score for a hinge-loss model). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mpicnn/dist.h"
+#include "mpicnn/evaluate.h"
+#include "mpicnn/png.h"
+
+static const char predict_usage[] =
+    "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv]\n"
+    "  Classifies images: each INPUT is a PNG image, an IDX images file (raw or\n"
+    "  .gz) or a CIFAR binary file (as the model's data.format). Images must\n"
+    "  have the model's height and width; a gray image feeds an RGB model on\n"
+    "  every channel, an RGB one a gray model as its luminance, and alpha is\n"
+    "  dropped. Writes CSV to standard output (or atomically to --out):\n"
+    "    input,index,predicted,class,score\n"
+    "  score: the softmax probability of the predicted class (the raw score for a\n"
+    "  hinge-loss model).\n";
+
+/* One input file's images, in CHW order. */
+typedef struct {
+    const char *path;
+    size_t n;
+    uint8_t *images; /* (n, c, h, w) */
+} input_t;
+
+static int file_kind(const char *path, char *why, size_t len)
+{
+    unsigned char m[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, len, "%s", strerror(errno));
+        return -1;
+    }
+    size_t got = fread(m, 1, sizeof m, f);
+    fclose(f);
+    if (got >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) return 'p';
+    if (got >= 2 && m[0] == 0x1f && m[1] == 0x8b) return 'i'; /* gzip: IDX */
+    if (got >= 4 && m[0] == 0 && m[1] == 0 && m[2] == 8 && m[3] == 3) return 'i';
+    return 'c';
+}
+
+/* A PNG (h, w, channels 1/3/4) into (C, H, W) for a model of C channels. */
+static cnn_status_t to_chw(const cnn_image_t *img, const char *path, int C, int H, int W,
+                           uint8_t *out)
+{
+    if (C != 1 && C != 3)
+        return cnn_error_set(CNN_EDATA, "%s: the model takes %d-channel images; PNG input needs "
+                             "a model of 1 or 3 channels", path, C);
+    if (img->h != H || img->w != W)
+        return cnn_error_set(CNN_EDATA, "%s: a %dx%d image, but the model takes %dx%d (WxH)", path,
+                             img->w, img->h, W, H);
+    const int ic = img->channels, colour = ic >= 3;
+    const size_t hw = (size_t)H * W;
+    for (size_t p = 0; p < hw; p++) {
+        const uint8_t *px = img->pixels + p * (size_t)ic;
+        if (C == 1) {
+            /* ITU-R BT.601 luminance, rounded */
+            out[p] = colour ? (uint8_t)((299 * px[0] + 587 * px[1] + 114 * px[2] + 500) / 1000)
+                            : px[0];
+        } else {
+            for (int k = 0; k < C; k++) out[(size_t)k * hw + p] = colour && k < 3 ? px[k] : px[0];
+        }
+    }
+    return CNN_OK;
+}
+
+static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
+                               const cnn_model_meta_t *m, input_t *in)
+{
+    char why[128];
+    const size_t chw = (size_t)m->c * m->h * m->w;
+    in->path = path;
+    int kind = file_kind(path, why, sizeof why);
+    if (kind < 0) return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path, why);
+    if (kind == 'p') {
+        cnn_image_t img;
+        CNN_TRY(cnn_png_read(path, &img));
+        in->n = 1;
+        in->images = malloc(chw);
+        cnn_status_t st = in->images ? to_chw(&img, path, m->c, m->h, m->w, in->images)
+                                     : cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+        cnn_image_free(&img);
+        return st;
+    }
+    cnn_dataset_t *ds = NULL;
+    if (kind == 'i') {
+        CNN_TRY(cnn_idx_load(path, NULL, &ds));
+    } else if (cfg->data.format == CNN_FORMAT_CIFAR10 || cfg->data.format == CNN_FORMAT_CIFAR100) {
+        const char *paths[1] = {path};
+        CNN_TRY(cnn_cifar_load(paths, 1, cfg->data.format == CNN_FORMAT_CIFAR10 ? 10 : 100,
+                               cfg->data.labels == CNN_LABELS_COARSE, &ds));
+    } else {
+        return cnn_error_set(CNN_EDATA, "%s: neither a PNG nor an IDX images file (the model "
+                             "reads %s data, so CIFAR files do not apply)", path, "IDX");
+    }
+    cnn_status_t st = CNN_OK;
+    if (ds->c != m->c || ds->h != m->h || ds->w != m->w)
+        st = cnn_error_set(CNN_EDATA, "%s: images of %dx%dx%d (CxHxW), but the model takes "
+                           "%dx%dx%d", path, ds->c, ds->h, ds->w, m->c, m->h, m->w);
+    if (st == CNN_OK) {
+        in->n = ds->n;
+        in->images = ds->images;
+        ds->images = NULL;
+    }
+    cnn_dataset_free(ds);
+    return st;
+}
+
+/* Rank 0: the CSV rows. */
+static cnn_status_t write_rows(FILE *f, const input_t *ins, int nin, const float *scores, int K,
+                               int hinge, const cnn_model_meta_t *m)
+{
+    fprintf(f, "input,index,predicted,class,score\n");
+    size_t row = 0;
+    for (int j = 0; j < nin; j++)
+        for (size_t i = 0; i < ins[j].n; i++, row++) {
+            const float *s = scores + row * (size_t)K;
+            const int p = cnn_argmax(s, K);
+            double score = s[p];
+            if (!hinge) {
+                double z = 0.0;
+                for (int k = 0; k < K; k++) z += exp((double)s[k] - s[p]);
+                score = 1.0 / z;
+            }
+            /* paths with commas or quotes are quoted, CSV style */
+            const char *path = ins[j].path;
+            if (strpbrk(path, ",\"\n")) {
+                fputc('"', f);
+                for (const char *c = path; *c; c++) {
+                    if (*c == '"') fputc('"', f);
+                    fputc(*c, f);
+                }
+                fputc('"', f);
+            } else {
+                fputs(path, f);
+            }
+            if (m->class_names && p < m->nclasses)
+                fprintf(f, ",%zu,%d,%s,%.6g\n", i, p, m->class_names[p], score);
+            else
+                fprintf(f, ",%zu,%d,%d,%.6g\n", i, p, p, score);
+        }
+    return CNN_OK;
+}
+
+static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, const float *scores,
+                              int K, int hinge, const cnn_model_meta_t *m)
+{
+    if (!path) {
+        write_rows(stdout, ins, nin, scores, K, hinge, m);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            return cnn_error_set(CNN_EIO, "standard output: write failed: %s", strerror(errno));
+        return CNN_OK;
+    }
+    char tmp[CNN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cnn_error_set(CNN_EIO, "%s: cannot create: %s", path, strerror(errno));
+    write_rows(f, ins, nin, scores, K, hinge, m);
+    errno = 0;
+    int bad = ferror(f) | (fflush(f) != 0);
+    int err = errno;
+    bad |= fclose(f) != 0;
+    if (!err) err = errno;
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad) err = errno;
+        remove(tmp);
+        return cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
+                             err == ENOSPC ? "disk full" : err ? strerror(err) : "I/O error");
+    }
+    return CNN_OK;
+}
+
+cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
+{
+    static const char *const sw[] = {"--help", NULL};
+    cli_args_t a;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    CNN_TRY(cli_parse(argc, argv, sw, &a));
+    if (cli_has(&a, "--help")) {
+        if (rank == 0) fputs(predict_usage, stdout);
+        return CNN_OK;
+    }
+    if (a.npos < 2)
+        return cnn_error_set(CNN_EUSAGE, "predict: expected MODEL.h5 and at least one INPUT "
+                             "(see --help)");
+    const char *out = cli_get(&a, "--out");
+    CNN_TRY(cli_check_unused(&a));
+
+    const int nin = a.npos - 1;
+    cnn_config_t *cfg = malloc(sizeof *cfg);
+    input_t *ins = calloc((size_t)nin, sizeof *ins);
+    cnn_model_meta_t meta = {0};
+    cnn_net_t *net = NULL;
+    cnn_dataset_t ds = {0};
+    float *scores = NULL;
+    cnn_status_t st = cfg && ins ? CNN_OK : cnn_error_set(CNN_ENOMEM, "out of memory");
+    if (st == CNN_OK) st = cli_load_model(a.pos[0], NULL, 0, 0, &meta, cfg, &net);
+    for (int j = 0; st == CNN_OK && j < nin; j++) st = load_input(a.pos[1 + j], cfg, &meta, &ins[j]);
+    /* one data set of every image, labels 0 (unused) */
+    const size_t chw = (size_t)meta.c * meta.h * meta.w;
+    if (st == CNN_OK) {
+        for (int j = 0; j < nin; j++) ds.n += ins[j].n;
+        ds.c = meta.c;
+        ds.h = meta.h;
+        ds.w = meta.w;
+        ds.nclasses = 1;
+        ds.images = malloc(ds.n * chw + 1);
+        ds.labels = calloc(ds.n + 1, sizeof *ds.labels);
+        if (!ds.images || !ds.labels) st = cnn_error_set(CNN_ENOMEM, "out of memory for %zu images", ds.n);
+    }
+    if (st == CNN_OK) {
+        size_t at = 0;
+        for (int j = 0; j < nin; j++) {
+            memcpy(ds.images + at * chw, ins[j].images, ins[j].n * chw);
+            at += ins[j].n;
+        }
+    }
+    const int K = net ? net->output.c : 0;
+    if (st == CNN_OK && rank == 0 && !(scores = malloc(sizeof(float) * ds.n * (size_t)K + 1)))
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    if ((st = cnn_dist_agree(comm, st)) != CNN_OK) goto done;
+    const int hinge = cfg->train.loss == CNN_LOSS_HINGE;
+    cnn_eval_t ev;
+    st = cnn_evaluate(comm, net, &ds, meta.mean, meta.std,
+                      hinge ? &cnn_loss_hinge : &cnn_loss_softmax_ce, 1, scores, &ev);
+    if (st != CNN_OK) goto done;
+    if (rank == 0) st = write_csv(out, ins, nin, scores, K, hinge, &meta);
+    st = cnn_dist_agree(comm, st);
+done:
+    for (int j = 0; ins && j < nin; j++) free(ins[j].images);
+    free(ins);
+    free(ds.images);
+    free(ds.labels);
+    free(scores);
+    cnn_net_free(net);
+    cnn_model_meta_free(&meta);
+    free(cfg);
+    return st;
+}

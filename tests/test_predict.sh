@@ -1,0 +1,96 @@
+#!/bin/sh
+# test_predict.sh - `mpicnn predict` end to end: train a small model on
+# synthetic 8x8 IDX data (tests/test_plot --synth), then classify
+#   - the test IDX file (no labels): one row per image, and the same
+#     predictions as `mpicnn eval --predictions`;
+#   - single images as gray and as RGB PNGs: the same class and score as
+#     their rows of the IDX file;
+#   - the IDX file under mpirun -np 2: the same output as one process;
+# and refuse bad inputs with their exit codes (2 usage, 3 data), naming
+# the file, with no output file left behind.
+set -u
+MPIEXEC=${MPIEXEC:-mpirun}
+MPICNN=${MPICNN:-src/mpicnn}
+top_builddir=${top_builddir:-.}
+T=$top_builddir/tests/test_plot
+d=$(mktemp -d /tmp/mpicnn-predict-XXXXXX) || exit 99
+trap 'rm -rf "$d"' EXIT INT TERM
+fail() {
+    echo "FAIL: $*"
+    for f in "$d"/log.*; do echo "--- $f"; cat "$f"; done
+    exit 1
+}
+# expect CODE WHAT TEXT COMMAND...: COMMAND exits with CODE and says TEXT
+expect() {
+    code=$1 what=$2 text=$3
+    shift 3
+    "$@" >"$d/log.err" 2>&1
+    rc=$?
+    [ $rc -eq "$code" ] || fail "$what: exit code $rc, expected $code"
+    grep -q -- "$text" "$d/log.err" || fail "$what: the message does not say '$text'"
+    echo "ok: $what: exit $rc: $(head -n 1 "$d/log.err")"
+}
+
+"$T" --synth "$d" >/dev/null || fail "cannot write the data"
+"$MPICNN" train "$d/plot.ini" --out "$d/run" >"$d/log.train" 2>&1 || fail "train failed"
+model=$d/run/model.h5
+
+# --- the IDX test images, without their labels
+"$MPICNN" predict "$model" "$d/test-images.idx" >"$d/pred.csv" 2>"$d/log.predict" ||
+    fail "predict on the IDX file failed"
+[ "$(head -n 1 "$d/pred.csv")" = "input,index,predicted,class,score" ] || fail "wrong CSV header"
+[ "$(($(wc -l <"$d/pred.csv") - 1))" -eq 60 ] || fail "expected 60 rows"
+"$MPICNN" eval "$model" --predictions "$d/eval.csv" >"$d/log.eval" 2>&1 || fail "eval failed"
+cut -d, -f3 "$d/pred.csv" | tail -n +2 >"$d/p1"
+cut -d, -f3 "$d/eval.csv" | tail -n +2 >"$d/p2"
+cmp -s "$d/p1" "$d/p2" || fail "predict and eval --predictions disagree"
+# the score is the softmax probability of the predicted class: in (0, 1]
+awk -F, 'NR > 1 && !($5 > 0 && $5 <= 1) { exit 1 }' "$d/pred.csv" || fail "a score outside (0, 1]"
+# and it is eval's probability of that class (column 4 + predicted)
+paste -d, "$d/pred.csv" "$d/eval.csv" | awk -F, 'NR > 1 {
+    p = $3; want = $(9 + p)
+    if ((want - $5) > 1e-5 || ($5 - want) > 1e-5) { print "row " NR ": " $5 " vs " want; exit 1 } }' ||
+    fail "predict's score is not eval's probability of the predicted class"
+echo "ok: 60 IDX images, the same classes and probabilities as eval"
+
+# --- single PNG images, gray and RGB
+for i in 0 7 31; do
+    "$T" --idx-png "$d/test-images.idx" "$d/test-labels.idx" $i 1 "$d/g$i.png" >/dev/null ||
+        fail "cannot write a PNG"
+    "$T" --idx-png-rgb "$d/test-images.idx" "$d/test-labels.idx" $i 1 "$d/c$i.png" >/dev/null ||
+        fail "cannot write an RGB PNG"
+done
+"$MPICNN" predict "$model" "$d/g0.png" "$d/c0.png" "$d/g7.png" "$d/c7.png" "$d/g31.png" \
+    "$d/c31.png" --out "$d/png.csv" >"$d/log.png" 2>&1 || fail "predict on PNGs failed"
+for i in 0 7 31; do
+    want=$(awk -F, -v r=$((i + 2)) 'NR == r { print $3 "," $4 "," $5 }' "$d/pred.csv")
+    for k in g c; do
+        got=$(awk -F, -v f="$d/$k$i.png" '$1 == f { print $3 "," $4 "," $5 }' "$d/png.csv")
+        [ "$got" = "$want" ] || fail "$k$i.png: '$got', its IDX row says '$want'"
+    done
+done
+echo "ok: gray and RGB PNGs: the classes and scores of their IDX rows"
+
+# --- two ranks: the same output
+"$MPIEXEC" -np 2 --oversubscribe "$MPICNN" predict "$model" "$d/test-images.idx" \
+    >"$d/pred2.csv" 2>"$d/log.np2" || fail "predict under mpirun -np 2 failed"
+cmp -s "$d/pred.csv" "$d/pred2.csv" || fail "-np 2 printed something else than one process"
+echo "ok: mpirun -np 2: the same output"
+
+# --- bad inputs
+expect 2 "no INPUT" "at least one INPUT" "$MPICNN" predict "$model"
+expect 2 "an unknown flag" "--top" "$MPICNN" predict "$model" "$d/g0.png" --top 3
+expect 3 "a missing input" "$d/none.png" "$MPICNN" predict "$model" "$d/none.png"
+"$T" --idx-png "$d/test-images.idx" "$d/test-labels.idx" 0 2 "$d/big.png" >/dev/null
+expect 3 "a PNG of the wrong size" "16x16 image, but the model takes 8x8" \
+    "$MPICNN" predict "$model" "$d/big.png"
+printf 'not an image at all\n' >"$d/junk.bin"
+expect 3 "neither PNG nor IDX" "$d/junk.bin" "$MPICNN" predict "$model" "$d/junk.bin"
+expect 3 "a labels file" "$d/test-labels.idx" "$MPICNN" predict "$model" "$d/test-labels.idx"
+head -c 100 "$d/test-images.idx" >"$d/cut.idx"
+expect 3 "a truncated IDX file" "truncated" "$MPICNN" predict "$model" "$d/cut.idx"
+expect 3 "a model that is not one" "$d/junk.bin" "$MPICNN" predict "$d/junk.bin" "$d/g0.png"
+expect 3 "one bad input among good ones, --out" "$d/big.png" \
+    "$MPICNN" predict "$model" "$d/g0.png" "$d/big.png" --out "$d/bad.csv"
+[ ! -e "$d/bad.csv" ] && [ ! -e "$d/bad.csv.tmp" ] || fail "a failed predict left a file behind"
+echo "ok: every bad input refused"
