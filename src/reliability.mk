@@ -23,7 +23,7 @@ TESTS += tests/test_fault tests/test_fault_np2.sh
 EXTRA_DIST += tests/test_fault_np2.sh
 
 TESTS += tests/test_fault_ranks.sh tests/test_fault_nan.sh tests/test_fault_disk.sh
-EXTRA_DIST += tests/fault_lib.sh tests/test_fault_ranks.sh tests/test_fault_nan.sh \
+EXTRA_DIST += tests/fault_lib.sh tests/small_run.sh tests/test_fault_ranks.sh tests/test_fault_nan.sh \
 	tests/test_fault_disk.sh
 
 check_PROGRAMS += tests/make_badfiles

@@ -44,53 +44,9 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # 1 if $1 < $2 (reals)
 less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
-# 500 training images of 8x8 in 4 classes, 100 held out, 100 test: 32
-# steps of a global batch of 16 per epoch on 2 ranks
-"$builddir/tests/test_resume_synth" "$d" 600 100 8 || fail "cannot write the data set"
-cat >"$d/run.ini" <<EOF
-[data]
-format = idx
-dir = $d
-train_images = train-images.idx
-train_labels = train-labels.idx
-test_images = test-images.idx
-test_labels = test-labels.idx
-validation = 100
-
-[net]
-layers = conv1, relu1, pool1, fc1
-
-[conv1]
-type = conv
-filters = 4
-kernel = 3
-pad = 1
-
-[relu1]
-type = relu
-
-[pool1]
-type = maxpool
-size = 2
-
-[fc1]
-type = dense
-units = 4
-
-[optimizer]
-type = sgd
-lr = 0.05
-
-[train]
-epochs = 1
-batch_size = 8
-seed = 3
-log_every = 0
-threads = 1
-
-[checkpoint]
-every_steps = 5
-EOF
+# the data set and config (tests/small_run.sh)
+. "${top_srcdir:-.}/tests/small_run.sh"
+small_run "$d" || fail "cannot write the data set"
 
 # run NAME FAULT [ARGS...]: `mpicnn train` on 2 ranks into $d/NAME (made
 # afresh unless ARGS has --resume) with MPICNN_FAULT=FAULT (none if

@@ -26,51 +26,8 @@ fail() {
 }
 
 # --- good data, model and checkpoint (one rank), then the bad files
-"$builddir/tests/test_resume_synth" "$d" 600 100 8 || fail "cannot write the data set"
-cat >"$d/run.ini" <<EOF
-[data]
-format = idx
-dir = $d
-train_images = train-images.idx
-train_labels = train-labels.idx
-test_images = test-images.idx
-test_labels = test-labels.idx
-validation = 100
-
-[net]
-layers = conv1, relu1, pool1, fc1
-
-[conv1]
-type = conv
-filters = 4
-kernel = 3
-pad = 1
-
-[relu1]
-type = relu
-
-[pool1]
-type = maxpool
-size = 2
-
-[fc1]
-type = dense
-units = 4
-
-[optimizer]
-type = sgd
-lr = 0.05
-
-[train]
-epochs = 1
-batch_size = 8
-seed = 3
-log_every = 0
-threads = 1
-
-[checkpoint]
-every_steps = 5
-EOF
+. "${top_srcdir:-.}/tests/small_run.sh"
+small_run "$d" || fail "cannot write the data set"
 timeout -k 5 "$limit" "$MPICNN" train "$d/run.ini" --out "$d/good" --progress none \
     >"$d/good.log" 2>&1 || { cat "$d/good.log"; fail "the good run failed"; }
 "$builddir/tests/make_badfiles" "$B" "$d" "$d/good/model.h5" "$d/good/checkpoint.h5" ||

@@ -6,6 +6,7 @@
 #define MPICNN_CLI_H
 
 #include <mpi.h>
+#include <stdio.h>
 
 #include "mpicnn.h"
 #include "mpicnn/config.h"
@@ -53,6 +54,15 @@ void cli_install_stop_signals(void);
  * did not allocate; free with cnn_model_meta_free / cnn_net_free. */
 cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
+
+/* An output file written as PATH.tmp and renamed into place by
+ * cli_close_tmp(), so PATH is either absent (or the old file) or complete.
+ * cli_open_tmp() puts the temp name in tmp[len]; NULL if it cannot be
+ * created (errno says why). cli_close_tmp() checks every write, closes,
+ * renames; on failure it removes the temp file and returns CNN_EIO
+ * naming PATH and the cause ("disk full", ...). */
+FILE *cli_open_tmp(const char *path, char *tmp, size_t len);
+cnn_status_t cli_close_tmp(FILE *f, const char *tmp, const char *path);
 
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);

@@ -1,4 +1,5 @@
 /* common.c - pieces several subcommands share. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,4 +33,28 @@ fail:
     *net = NULL;
     cnn_model_meta_free(meta);
     return st;
+}
+
+/* Writes to a temp file and renames it into place. */
+FILE *cli_open_tmp(const char *path, char *tmp, size_t len)
+{
+    snprintf(tmp, len, "%s.tmp", path);
+    return fopen(tmp, "w");
+}
+
+cnn_status_t cli_close_tmp(FILE *f, const char *tmp, const char *path)
+{
+    errno = 0;
+    int bad = ferror(f);
+    bad |= fflush(f) != 0;
+    int err = errno;
+    bad |= fclose(f) != 0;
+    if (!err) err = errno;
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad) err = errno;
+        remove(tmp);
+        return cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
+                             err == ENOSPC ? "disk full" : err ? strerror(err) : "I/O error");
+    }
+    return CNN_OK;
 }

@@ -22,30 +22,6 @@ static const char eval_usage[] =
     "  raw scores of a hinge-loss model); --confusion writes the matrix (rows: true\n"
     "  class, columns: predicted).\n";
 
-/* Writes to a temp file and renames it into place. */
-static FILE *open_tmp(const char *path, char *tmp, size_t len)
-{
-    snprintf(tmp, len, "%s.tmp", path);
-    return fopen(tmp, "w");
-}
-
-static cnn_status_t close_tmp(FILE *f, const char *tmp, const char *path)
-{
-    errno = 0;
-    int bad = ferror(f);
-    bad |= fflush(f) != 0;
-    int err = errno;
-    bad |= fclose(f) != 0;
-    if (!err) err = errno;
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad) err = errno;
-        remove(tmp);
-        return cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
-                             err == ENOSPC ? "disk full" : err ? strerror(err) : "I/O error");
-    }
-    return CNN_OK;
-}
-
 static const char *class_name(const cnn_model_meta_t *m, int k, char *buf, size_t len)
 {
     if (m->class_names && k < m->nclasses) return m->class_names[k];
@@ -63,7 +39,7 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
     FILE *pf = NULL;
     char tmp[CNN_PATH_MAX + 8], nb[32];
     if (pred_path) {
-        if (!(pf = open_tmp(pred_path, tmp, sizeof tmp))) {
+        if (!(pf = cli_open_tmp(pred_path, tmp, sizeof tmp))) {
             st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", pred_path, strerror(errno));
             goto done;
         }
@@ -85,13 +61,13 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
             fprintf(pf, "\n");
         }
     }
-    if (pf && (st = close_tmp(pf, tmp, pred_path)) != CNN_OK) {
+    if (pf && (st = cli_close_tmp(pf, tmp, pred_path)) != CNN_OK) {
         pf = NULL;
         goto done;
     }
     pf = NULL;
     if (conf_path) {
-        FILE *cf = open_tmp(conf_path, tmp, sizeof tmp);
+        FILE *cf = cli_open_tmp(conf_path, tmp, sizeof tmp);
         if (!cf) {
             st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", conf_path, strerror(errno));
             goto done;
@@ -104,7 +80,7 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
             for (int k = 0; k < K; k++) fprintf(cf, ",%ld", conf[(size_t)y * K + k]);
             fprintf(cf, "\n");
         }
-        if ((st = close_tmp(cf, tmp, conf_path)) != CNN_OK) goto done;
+        if ((st = cli_close_tmp(cf, tmp, conf_path)) != CNN_OK) goto done;
     }
     /* terminal: the matrix when it fits, then precision and recall */
     if (K <= 20) {

@@ -121,8 +121,8 @@ static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
 }
 
 /* Rank 0: the CSV rows. */
-static cnn_status_t write_rows(FILE *f, const input_t *ins, int nin, const float *scores, int K,
-                               int hinge, const cnn_model_meta_t *m)
+static void write_rows(FILE *f, const input_t *ins, int nin, const float *scores, int K,
+                       int hinge, const cnn_model_meta_t *m)
 {
     fprintf(f, "input,index,predicted,class,score\n");
     size_t row = 0;
@@ -153,7 +153,6 @@ static cnn_status_t write_rows(FILE *f, const input_t *ins, int nin, const float
             else
                 fprintf(f, ",%zu,%d,%d,%.6g\n", i, p, p, score);
         }
-    return CNN_OK;
 }
 
 static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, const float *scores,
@@ -166,22 +165,10 @@ static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, con
         return CNN_OK;
     }
     char tmp[CNN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = cli_open_tmp(path, tmp, sizeof tmp);
     if (!f) return cnn_error_set(CNN_EIO, "%s: cannot create: %s", path, strerror(errno));
     write_rows(f, ins, nin, scores, K, hinge, m);
-    errno = 0;
-    int bad = ferror(f) | (fflush(f) != 0);
-    int err = errno;
-    bad |= fclose(f) != 0;
-    if (!err) err = errno;
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad) err = errno;
-        remove(tmp);
-        return cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
-                             err == ENOSPC ? "disk full" : err ? strerror(err) : "I/O error");
-    }
-    return CNN_OK;
+    return cli_close_tmp(f, tmp, path);
 }
 
 cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
