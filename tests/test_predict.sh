@@ -6,7 +6,8 @@
 #   - single images as gray and as RGB PNGs: the same class and score as
 #     their rows of the IDX file;
 #   - the IDX file under mpirun -np 2: the same output as one process;
-# and refuse bad inputs with their exit codes (2 usage, 3 data), naming
+# and refuse bad inputs with their exit codes (2 usage, 3 data, 5 an
+# output file that cannot be written), naming
 # the file, with no output file left behind.
 set -u
 MPIEXEC=${MPIEXEC:-mpirun}
@@ -93,4 +94,6 @@ expect 3 "a model that is not one" "$d/junk.bin" "$MPICNN" predict "$d/junk.bin"
 expect 3 "one bad input among good ones, --out" "$d/big.png" \
     "$MPICNN" predict "$model" "$d/g0.png" "$d/big.png" --out "$d/bad.csv"
 [ ! -e "$d/bad.csv" ] && [ ! -e "$d/bad.csv.tmp" ] || fail "a failed predict left a file behind"
+expect 5 "--out in a missing directory" "$d/no/such/dir/p.csv" \
+    "$MPICNN" predict "$model" "$d/g0.png" --out "$d/no/such/dir/p.csv"
 echo "ok: every bad input refused"
