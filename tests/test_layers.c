@@ -195,6 +195,83 @@ static void test_conv_chunked(void **state)
     cnn_conv_set_chunk_floats(0);
 }
 
+/* Winograd F(2x2, 3x3): forced on small cases (odd and even outputs,
+ * pads 0-2, eval mode, V kept or computed again, one or more chunks),
+ * then chosen by default for a layer with enough channels. */
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    cnn_conv_set_algo(CNN_CONV_WINOGRAD);
+    cnn_layer_spec_t s = mk("conv", 4, 3, 3, 1, 1), s2 = mk("conv", 4, 3, 3, 2, 1);
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD);
+    cnn_net_free(net);
+    assert_int_equal(cnn_net_create(&s2, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0); /* stride 2: im2col */
+    cnn_net_free(net);
+    check_layer(s, sh(2, 3, 5, 5), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
+    check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
+    check_layer(s, sh(3, 3, 5, 5), 0);
+    /* 5x5 output: 9 tiles; V is 16*3*9 = 432 floats per image, M 576,
+     * and each chunk of V or M has 16 gaps of a cache line (256 floats) */
+    cnn_conv_set_chunk_floats(1200); /* V not kept, one image per chunk */
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3); /* U and dU */
+    assert_int_equal(net->layers[0].sz.shared, 576 + 256 + 432 + 256);
+    cnn_net_free(net);
+    check_layer(s, sh(3, 3, 5, 5), 1);
+    cnn_conv_set_chunk_floats(5000); /* V kept, two images per chunk */
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3 + 3 * (432 + 256));
+    assert_int_equal(net->layers[0].sz.shared, 2 * 576 + 256);
+    cnn_net_free(net);
+    check_layer(s, sh(3, 3, 5, 5), 1);
+    check_layer(s, sh(3, 3, 5, 5), 0);
+    cnn_conv_set_chunk_floats(0);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    cnn_layer_spec_t big = mk("conv", CNN_CONV_WINO_MIN, 3, 3, 1, 1);
+    assert_int_equal(cnn_net_create(&big, 1, sh(2, CNN_CONV_WINO_MIN, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD);
+    cnn_net_free(net);
+    check_layer(big, sh(2, CNN_CONV_WINO_MIN, 7, 6), 1);
+}
+
+/* Winograd and im2col agree on the shape of fmnist-ref's second conv. */
+static void test_conv_winograd_vs_im2col(void **state)
+{
+    (void)state;
+    cnn_layer_spec_t s = mk("conv", 64, 3, 3, 1, 1);
+    cnn_shape_t in = sh(6, 32, 14, 14);
+    size_t nin = (size_t)6 * 32 * 14 * 14, nout = (size_t)6 * 64 * 14 * 14;
+    size_t np = (size_t)64 * 32 * 9 + 64;
+    uint64_t seed = 42;
+    double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
+    double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.1, 0.1);
+    for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
+    cnn_conv_set_algo(CNN_CONV_IM2COL);
+    run_t a = run_layer(&s, in, 1, 2, x, p, st, dy);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    run_t b = run_layer(&s, in, 1, 2, x, p, st, dy);
+    double *ad = malloc(sizeof(double) * (nin + nout + np));
+    for (size_t i = 0; i < nout; i++) ad[i] = a.y[i];
+    TU_ASSERT_CLOSE("forward, Winograd vs im2col", b.y, ad, nout, 1e-5, 1e-4);
+    for (size_t i = 0; i < nin; i++) ad[i] = a.dx[i];
+    TU_ASSERT_CLOSE("input gradient, Winograd vs im2col", b.dx, ad, nin, 1e-5, 1e-4);
+    for (size_t i = 0; i < np; i++) ad[i] = a.dp[i];
+    TU_ASSERT_CLOSE("parameter gradient, Winograd vs im2col", b.dp, ad, np, 1e-4, 1e-4);
+    run_free(&a);
+    run_free(&b);
+    free(ad);
+    free(x);
+    free(p);
+    free(dy);
+    free(st);
+}
+
 static void test_relu(void **state)
 {
     check_layer(mk("relu", 0, 0, 0, 0, 0), sh(2, 3, 4, 5), 1);
@@ -383,7 +460,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
-        cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
+        cmocka_unit_test(test_conv_winograd_vs_im2col),  cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),

@@ -34,6 +34,42 @@ void cnn_sgemm(int ta, int tb, int M, int N, int K, float alpha,
 /* Makes the BLAS single-threaded: parallelism comes from OpenMP. */
 void cnn_blas_single_thread(void);
 
+/* --- Winograd F(2x2, 3x3) for 3x3 stride-1 convolution (winograd.c has
+ * the math). A transformed tensor is 16 matrices, one per position xi of
+ * the 4x4 tile; tiles are th = ceil(OH/2) by tw = ceil(OW/2) per image. */
+
+/* w (K, C, 3, 3) -> U: 16 matrices (K, C), the xi-th at U + xi*K*C. */
+void cnn_wino_filter(const float *w, int K, int C, float *U);
+
+/* Adjoint of cnn_wino_filter: dw (K, C, 3, 3) += the gradient from dU. */
+void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw);
+
+/* Scratch floats per thread for the image transforms below: a padded
+ * plane of (2*th + 2) x (2*tw + 2). */
+size_t cnn_wino_scratch(int th, int tw);
+
+/* x (C, H, W) with zero padding `pad` -> V: 16 matrices (C, ld) xs
+ * floats apart, this image's th*tw tiles in columns [0, th*tw) (offset V
+ * to place them). */
+void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
+                    int tw, float *V, size_t ld, size_t xs, float *scratch);
+
+/* Adjoint of cnn_wino_input: OVERWRITES dx (C, H, W) from dV (layout of
+ * V). */
+void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
+                         int W, int pad, int th, int tw, float *dx, float *scratch);
+
+/* M: 16 matrices (K, ld) xs floats apart -> y (K, OH, OW) = bias (K) +
+ * output tiles. */
+void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
+                     int OW, int th, int tw, const float *bias, float *y,
+                     float *scratch);
+
+/* Adjoint of cnn_wino_output without the bias: dy (K, OH, OW) -> dM, 16
+ * matrices (K, ld) xs floats apart. */
+void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
+                          int tw, float *dM, size_t ld, size_t xs, float *scratch);
+
 /* --- counter-based randomness: same value for the same key on any
  * thread or rank, so dropout and init do not depend on thread counts. */
 

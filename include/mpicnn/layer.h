@@ -47,6 +47,8 @@ typedef struct {
     size_t cache;  /* values kept from forward to backward, at max batch */
     size_t work;   /* scratch per thread, valid during one call only */
     size_t shared; /* scratch shared by the threads of one call */
+    int variant;   /* the layer's own choice made by shape (conv: the
+                      algorithm), so later calls agree with the sizes */
 } cnn_layer_sizes_t;
 
 /* Per-call context: mode, randomness and scratch. Built by the caller. */
@@ -116,5 +118,14 @@ extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
  * again, in chunks of this size. Takes effect for nets built after the
  * call; for tests and tuning. */
 void cnn_conv_set_chunk_floats(size_t n);
+
+/* How conv layers compute: CNN_CONV_AUTO picks Winograd F(2x2, 3x3) for
+ * 3x3 stride-1 layers with at least CNN_CONV_WINO_MIN input and output
+ * channels and im2col + GEMM otherwise; the other two force one (Winograd
+ * only where it applies: 3x3, stride 1). Takes effect for nets built
+ * after the call; for tests and benchmarks. */
+enum { CNN_CONV_AUTO = 0, CNN_CONV_IM2COL = 1, CNN_CONV_WINOGRAD = 2 };
+#define CNN_CONV_WINO_MIN 8
+void cnn_conv_set_algo(int algo);
 
 #endif

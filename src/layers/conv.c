@@ -22,7 +22,20 @@
  * thread (each thread unfolds into its own scratch); dW and db are split
  * into blocks of rows or columns, each thread summing over every image in
  * order. No two threads write one element, and every element is summed in
- * the same order whatever the thread count. */
+ * the same order whatever the thread count.
+ *
+ * 3x3 stride-1 layers with enough channels use Winograd F(2x2, 3x3)
+ * instead (kernels/winograd.c): per chunk of images, the input tiles are
+ * transformed (V), 16 GEMMs M[xi] = U[xi] x V[xi] replace the one big
+ * GEMM, and the output transform adds the bias. The backward pass runs the
+ * adjoints: dM from dy, dU[xi] += dM[xi] x V[xi]^T, dV[xi] = U[xi]^T x
+ * dM[xi] (written over V, which is not needed after), dx from dV, dW from
+ * dU. 2.25x fewer multiply-adds than im2col in all three products. The
+ * cache holds U and dU, and V for the whole batch when it fits in
+ * CHUNK_FLOATS; otherwise V is computed again in the backward pass, a
+ * chunk at a time. Threads take whole images for the transforms and whole
+ * (xi, column block) GEMMs, whose blocks do not depend on the thread
+ * count. */
 #include <math.h>
 #include <string.h>
 
@@ -36,6 +49,50 @@ static size_t chunk_floats = CHUNK_FLOATS;
 void cnn_conv_set_chunk_floats(size_t n)
 {
     chunk_floats = n ? n : CHUNK_FLOATS;
+}
+
+static int conv_algo = CNN_CONV_AUTO;
+
+void cnn_conv_set_algo(int algo)
+{
+    conv_algo = algo;
+}
+
+/* Floats between two of the 16 transformed matrices beyond their size:
+ * one cache line, so that the 16 do not share cache sets. */
+#define XGAP 16
+
+/* Winograd geometry, from the spec and input shape alone. */
+typedef struct {
+    int th, tw;          /* tiles per image: ceil(OH/2) x ceil(OW/2) */
+    size_t tpi;          /* th * tw */
+    size_t vimg, mimg;   /* floats of V and of M per image: 16*C*tpi, 16*K*tpi */
+    size_t ukc;          /* floats of U (and of dU): 16*K*C */
+    int cached;          /* V of the whole batch stays in the cache */
+    int chunk;           /* most images per chunk */
+} wgeom_t;
+
+static int wino_applies(const cnn_layer_spec_t *s, cnn_shape_t in)
+{
+    if (s->kh != 3 || s->kw != 3 || s->stride != 1 || conv_algo == CNN_CONV_IM2COL)
+        return 0;
+    return conv_algo == CNN_CONV_WINOGRAD ||
+           (in.c >= CNN_CONV_WINO_MIN && s->filters >= CNN_CONV_WINO_MIN);
+}
+
+static wgeom_t wgeom(int C, int K, int OH, int OW, int nmax)
+{
+    wgeom_t g = {.th = (OH + 1) / 2, .tw = (OW + 1) / 2};
+    g.tpi = (size_t)g.th * g.tw;
+    g.vimg = 16 * (size_t)C * g.tpi;
+    g.mimg = 16 * (size_t)K * g.tpi;
+    g.ukc = 16 * (size_t)K * C;
+    g.cached = g.vimg * (size_t)nmax <= chunk_floats;
+    /* a quarter of the column budget per chunk keeps M in the caches' reach */
+    const size_t per = g.mimg + (g.cached ? 0 : g.vimg);
+    size_t c = chunk_floats / 4 / per;
+    g.chunk = c < 1 ? 1 : c < (size_t)nmax ? (int)c : nmax;
+    return g;
 }
 
 typedef struct {
@@ -92,6 +149,19 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
         return layer_shape_error(s, in, why);
     }
     *out = (cnn_shape_t){in.n, s->filters, oh, ow};
+    if (wino_applies(s, in)) {
+        const wgeom_t w = wgeom(in.c, s->filters, oh, ow, in.n);
+        *sz = (cnn_layer_sizes_t){0};
+        sz->variant = CNN_CONV_WINOGRAD;
+        sz->params = (size_t)s->filters * in.c * 9 + (size_t)s->filters;
+        sz->work = cnn_wino_scratch(w.th, w.tw);
+        /* V of the whole batch: every chunk (at most one per image) has
+         * its own 16 cache-line gaps */
+        sz->cache = 2 * w.ukc + (w.cached ? (w.vimg + 16 * XGAP) * (size_t)in.n : 0);
+        sz->shared = (size_t)w.chunk * w.mimg + 16 * XGAP +
+                     (w.cached ? 0 : (size_t)w.chunk * w.vimg + 16 * XGAP);
+        return CNN_OK;
+    }
     const size_t colsz = (size_t)in.c * s->kh * s->kw * (size_t)oh * ow;
     const int chunk = chunk_images(colsz, in.n);
     *sz = (cnn_layer_sizes_t){0};
@@ -132,6 +202,163 @@ static void unfold(const geom_t *g, const float *xi, float *col)
     cnn_im2col(xi, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, col, g->ohw);
 }
 
+/* The Winograd geometry of a built layer: what shape decided, read back
+ * from its sizes (not from the settings, which may have changed since). */
+static wgeom_t wgeom_layer(const cnn_layer_t *l)
+{
+    wgeom_t w = wgeom(l->in.c, l->spec.filters, l->out.h, l->out.w, l->in.n);
+    w.cached = l->sz.cache > 2 * w.ukc;
+    w.chunk = (int)((l->sz.shared - 16 * XGAP * (w.cached ? 1 : 2)) /
+                    (w.mimg + (w.cached ? 0 : w.vimg)));
+    return w;
+}
+
+/* Images per chunk for a batch of n: as even as the chunk limit allows. */
+static int wino_chunk(const wgeom_t *w, int n)
+{
+    const int nchunks = (n + w->chunk - 1) / w->chunk;
+    return (n + nchunks - 1) / nchunks;
+}
+
+/* Column blocks of a chunk's GEMMs: fixed by the chunk, not the threads. */
+#define WINO_BLOCK 512
+static int wino_blocks(size_t cols)
+{
+    return (int)((cols + WINO_BLOCK - 1) / WINO_BLOCK);
+}
+
+static void block_range(size_t cols, int nblk, int b, size_t *c0, size_t *c1)
+{
+    *c0 = cols * (size_t)b / (size_t)nblk;
+    *c1 = cols * (size_t)(b + 1) / (size_t)nblk;
+}
+
+/* The chunk's V: in the cache (whole batch) or the shared scratch after M.
+ * b0 is the chunk's first image, nc the images per chunk. */
+static float *wino_v(const cnn_layer_t *l, const cnn_ctx_t *ctx,
+                     const wgeom_t *w, int b0, int nc)
+{
+    if (w->cached)
+        return l->cache + 2 * w->ukc + (size_t)b0 * w->vimg + (size_t)(b0 / nc) * 16 * XGAP;
+    return ctx->shared + (size_t)w->chunk * w->mimg + 16 * XGAP;
+}
+
+static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                         const float *x, float *y)
+{
+    const geom_t g = geom(l);
+    const wgeom_t w = wgeom_layer(l);
+    const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
+    const float *b = l->params + (size_t)g.K * g.ckk;
+    float *U = l->cache, *M = ctx->shared;
+    cnn_wino_filter(l->params, g.K, g.C, U);
+    const int nc = wino_chunk(&w, n);
+    for (int b0 = 0; b0 < n; b0 += nc) {
+        const int nb = n - b0 < nc ? n - b0 : nc;
+        const size_t tc = (size_t)nb * w.tpi;
+        const int nblk = wino_blocks(tc);
+        float *V = wino_v(l, ctx, &w, b0, nc);
+        const size_t vxs = (size_t)g.C * tc + XGAP, mxs = (size_t)g.K * tc + XGAP;
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++)
+                cnn_wino_input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th, w.tw,
+                               V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx));
+            /* M[xi] (K, tc) = U[xi] (K, C) x V[xi] (C, tc), by column blocks */
+#pragma omp for schedule(static)
+            for (int it = 0; it < 16 * nblk; it++) {
+                const int xi = it / nblk;
+                size_t c0, c1;
+                block_range(tc, nblk, it % nblk, &c0, &c1);
+                cnn_sgemm(0, 0, g.K, (int)(c1 - c0), g.C, 1.0f, U + (size_t)xi * g.K * g.C,
+                          g.C, V + (size_t)xi * vxs + c0, (int)tc, 0.0f,
+                          M + (size_t)xi * mxs + c0, (int)tc);
+            }
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++)
+                cnn_wino_output(M + (size_t)i * w.tpi, tc, mxs, g.K, g.OH, g.OW, w.th, w.tw, b,
+                                y + (size_t)(b0 + i) * kohw, layer_work(ctx));
+        }
+    }
+}
+
+/* db[k] += sum over images and pixels of dy, split by k over threads */
+static void bias_grad(const geom_t *g, const cnn_ctx_t *ctx, int n,
+                      const float *dy, float *db)
+{
+    const size_t kohw = (size_t)g->K * g->ohw;
+#pragma omp parallel num_threads(ctx->nthreads)
+    {
+        size_t lo, hi;
+        split((size_t)g->K, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (size_t k = lo; k < hi; k++) {
+            float acc[LANES] = {0};
+            for (int i = 0; i < n; i++) add_lanes(dy + (size_t)i * kohw + k * g->ohw, g->ohw, acc);
+            float s = 0.0f;
+            for (int j = 0; j < LANES; j++) s += acc[j];
+            db[k] += s;
+        }
+    }
+}
+
+static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                          const float *x, const float *dy, float *dx)
+{
+    const geom_t g = geom(l);
+    const wgeom_t w = wgeom_layer(l);
+    const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
+    const size_t kc = (size_t)g.K * g.C;
+    float *dw = l->grads, *db = l->grads + (size_t)g.K * g.ckk;
+    const float *U = l->cache;
+    float *dU = l->cache + w.ukc, *dM = ctx->shared;
+    bias_grad(&g, ctx, n, dy, db);
+    const int nc = wino_chunk(&w, n);
+    for (int b0 = 0; b0 < n; b0 += nc) {
+        const int nb = n - b0 < nc ? n - b0 : nc;
+        const size_t tc = (size_t)nb * w.tpi;
+        const int nblk = wino_blocks(tc);
+        float *V = wino_v(l, ctx, &w, b0, nc);
+        const size_t vxs = (size_t)g.C * tc + XGAP, mxs = (size_t)g.K * tc + XGAP;
+        const float beta = b0 ? 1.0f : 0.0f;
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+            if (!w.cached) {
+#pragma omp for schedule(static)
+                for (int i = 0; i < nb; i++)
+                    cnn_wino_input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th,
+                                   w.tw, V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx));
+            }
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++)
+                cnn_wino_output_grad(dy + (size_t)(b0 + i) * kohw, g.K, g.OH, g.OW, w.th,
+                                     w.tw, dM + (size_t)i * w.tpi, tc, mxs, layer_work(ctx));
+            /* dU[xi] (K, C) += dM[xi] (K, tc) x V[xi]^T (tc, C) */
+#pragma omp for schedule(static)
+            for (int xi = 0; xi < 16; xi++)
+                cnn_sgemm(0, 1, g.K, g.C, (int)tc, 1.0f, dM + (size_t)xi * mxs, (int)tc,
+                          V + (size_t)xi * vxs, (int)tc, beta, dU + (size_t)xi * kc, g.C);
+            if (dx) {
+                /* dV[xi] (C, tc) = U[xi]^T (C, K) x dM[xi] (K, tc), over V */
+#pragma omp for schedule(static)
+                for (int it = 0; it < 16 * nblk; it++) {
+                    const int xi = it / nblk;
+                    size_t c0, c1;
+                    block_range(tc, nblk, it % nblk, &c0, &c1);
+                    cnn_sgemm(1, 0, g.C, (int)(c1 - c0), g.K, 1.0f, U + (size_t)xi * kc, g.C,
+                              dM + (size_t)xi * mxs + c0, (int)tc, 0.0f,
+                              V + (size_t)xi * vxs + c0, (int)tc);
+                }
+#pragma omp for schedule(static)
+                for (int i = 0; i < nb; i++)
+                    cnn_wino_input_grad(V + (size_t)i * w.tpi, tc, vxs, g.C, g.H, g.W, g.P, w.th,
+                                        w.tw, dx + (size_t)(b0 + i) * chw, layer_work(ctx));
+            }
+        }
+    }
+    cnn_wino_filter_grad(dU, g.K, g.C, dw);
+}
+
 /* x (n,C,H,W) -> y (n,K,OH,OW) */
 static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                          const float *x, float *y)
@@ -139,6 +366,10 @@ static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     const geom_t g = geom(l);
     const float *w = l->params, *b = l->params + (size_t)g.K * g.ckk;
     const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
+    if (l->sz.variant == CNN_CONV_WINOGRAD) {
+        wino_forward(l, ctx, n, x, y);
+        return;
+    }
     const int keep = g.cached && ctx->train;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int i = 0; i < n; i++) {
@@ -158,6 +389,10 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                           float *dx)
 {
     (void)y;
+    if (l->sz.variant == CNN_CONV_WINOGRAD) {
+        wino_backward(l, ctx, n, x, dy, dx);
+        return;
+    }
     const geom_t g = geom(l);
     const size_t nw = (size_t)g.K * g.ckk;
     const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
@@ -167,6 +402,7 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     const int have = g.cached && ctx->train;
     /* split dW by its longer side, so every thread gets real work */
     const int by_rows = (size_t)g.K >= g.ckk;
+    bias_grad(&g, ctx, n, dy, db);
     for (int b0 = 0; b0 < n; b0 += g.chunk) {
         const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
         /* else unfold again, into the cache (an eval-mode forward left it
@@ -192,15 +428,6 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                 else /* dW[:, lo:hi] += dy_i x col_i[lo:hi, :]^T */
                     cnn_sgemm(0, 1, g.K, (int)(hi - lo), (int)g.ohw, 1.0f, dyi, (int)g.ohw,
                               ci + lo * g.ohw, (int)g.ohw, 1.0f, dw + lo, (int)g.ckk);
-            }
-            split((size_t)g.K, t, T, &lo, &hi);
-            for (size_t k = lo; k < hi; k++) {
-                float acc[LANES] = {0};
-                for (int i = 0; i < nb; i++)
-                    add_lanes(dy + (size_t)(b0 + i) * kohw + k * g.ohw, g.ohw, acc);
-                float s = 0.0f;
-                for (int j = 0; j < LANES; j++) s += acc[j];
-                db[k] += s;
             }
             if (dx) {
                 /* dcol_i (CKK, OHW) = W^T (CKK, K) x dy_i (K, OHW), folded
