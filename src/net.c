@@ -22,7 +22,8 @@ void cnn_net_free(cnn_net_t *net)
 {
     if (!net) return;
     if (net->act)
-        for (int i = 0; i <= net->nlayers; i++) free(net->act[i]);
+        for (int i = 0; i <= net->nlayers; i++)
+            if (i == 0 || net->act[i] != net->act[i - 1]) free(net->act[i]); /* shared */
     free(net->act);
     free(net->layers);
     free(net->params);
@@ -111,6 +112,12 @@ cnn_status_t cnn_net_create(const cnn_layer_spec_t *specs, int nlayers,
         po += l->sz.params;
         so += l->sz.state;
         co += l->sz.cache;
+        /* an in-place layer (relu) writes over its input, which saves a
+         * buffer and a pass over memory; never over the net's input */
+        if (l->ops->in_place && i > 0) {
+            net->act[i + 1] = net->act[i];
+            continue;
+        }
         net->act[i + 1] = alloc_floats((size_t)l->out.n * cnn_shape_image(l->out));
         if (!net->act[i + 1]) goto nomem;
     }

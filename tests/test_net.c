@@ -40,8 +40,26 @@ static void test_fmnist_ref_shape(void **state)
     assert_null(cnn_net_layer(net, "fc9"));
     /* parameters of consecutive layers are contiguous in one arena */
     assert_ptr_equal(net->layers[3].params, net->layers[0].params + 32 * 9 + 32);
+    /* the relus run in place: their output is their input's buffer */
+    assert_ptr_equal(net->act[2], net->act[1]);
+    assert_ptr_equal(net->act[5], net->act[4]);
+    assert_ptr_equal(net->act[9], net->act[8]);
+    assert_ptr_not_equal(net->act[3], net->act[2]);
     cnn_net_free(net);
     cnn_net_free(NULL);
+    /* but never over the net's input */
+    cnn_layer_spec_t first[] = {L("r", "relu", 0, 0, 0, 0), L("r2", "relu", 0, 0, 0, 0)};
+    assert_int_equal(cnn_net_create(first, 2, (cnn_shape_t){2, 1, 3, 3}, 1, &net), CNN_OK);
+    assert_ptr_not_equal(net->act[1], net->act[0]);
+    assert_ptr_equal(net->act[2], net->act[1]);
+    for (int i = 0; i < 18; i++) net->act[0][i] = (float)i - 9.0f;
+    const cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    const float *y = cnn_net_forward(net, &ctx, 2);
+    for (int i = 0; i < 18; i++) {
+        assert_true(net->act[0][i] == (float)i - 9.0f); /* input intact */
+        assert_true(y[i] == (i > 9 ? (float)i - 9.0f : 0.0f));
+    }
+    cnn_net_free(net);
 }
 
 /* loss(x) for the net at its current parameters */

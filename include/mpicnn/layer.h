@@ -84,6 +84,11 @@ typedef struct {
     void (*backward)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                      const float *x, const float *y, const float *dy,
                      float *dx);
+    /* 1: forward may run in place (y == x) and backward is right with
+     * x == y (relu: x > 0 exactly where y > 0). The net then gives the
+     * layer its input buffer as output, unless it is the first layer. No
+     * layer's backward reads its own y, so overwriting it is safe. */
+    int in_place;
 } cnn_layer_ops_t;
 
 struct cnn_layer {

@@ -27,7 +27,10 @@ typedef struct {
     float *grads;          /* (nparams) */
     float *state;          /* (nstate) */
     float **act;           /* act[0] is the input (max batch), act[i+1] the
-                              output of layer i */
+                              output of layer i; an in-place layer's
+                              output is its input's buffer (act[i+1] ==
+                              act[i]), so after the forward pass act[i]
+                              holds layer i's output, not its input */
     float *dbuf[2];        /* gradient ping-pong, each the largest activation */
     float *work;           /* nthreads * work_stride */
     size_t work_stride;

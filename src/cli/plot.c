@@ -453,9 +453,14 @@ static cnn_status_t draw_activations(plot_t *p, const char *layer, int want)
                  p->names[labels[i]], p->names[cnn_argmax(out + (size_t)i * K, K)]);
         captions[i] = text[i];
     }
-    char title[200], file[CNN_NAME_MAX + 32];
-    snprintf(title, sizeof title, "%s (%s): %d channels of %dx%d; colour per channel, dark = low",
-             l->spec.name, l->spec.type, l->out.c, l->out.h, l->out.w);
+    char title[260], file[CNN_NAME_MAX + 32], after[CNN_NAME_MAX + 16] = "";
+    /* a relu after the layer runs in place: its buffer holds the relu's
+     * output, so say so */
+    const int i = l->index;
+    if (i + 1 < net->nlayers && net->act[i + 2] == net->act[i + 1])
+        snprintf(after, sizeof after, " after %s", net->layers[i + 1].spec.name);
+    snprintf(title, sizeof title, "%s (%s)%s: %d channels of %dx%d; colour per channel, dark = low",
+             l->spec.name, l->spec.type, after, l->out.c, l->out.h, l->out.w);
     /* the file name keeps the layer name's safe characters */
     char safe[CNN_NAME_MAX];
     snprintf(safe, sizeof safe, "%s", l->spec.name);

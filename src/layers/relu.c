@@ -1,4 +1,6 @@
-/* relu.c - y = max(x, 0), elementwise. */
+/* relu.c - y = max(x, 0), elementwise. Runs in place inside a net (y is
+ * x's buffer): the backward test x > 0 reads the same whether x is the
+ * input or the output. */
 #include "layer_util.h"
 
 static cnn_status_t relu_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
@@ -36,4 +38,5 @@ const cnn_layer_ops_t cnn_relu_ops = {
     .shape = relu_shape,
     .forward = relu_forward,
     .backward = relu_backward,
+    .in_place = 1,
 };
