@@ -238,14 +238,27 @@ static void block_range(size_t cols, int nblk, int b, size_t *c0, size_t *c1)
     *c1 = cols * (size_t)(b + 1) / (size_t)nblk;
 }
 
-/* The chunk's V: in the cache (whole batch) or the shared scratch after M.
- * b0 is the chunk's first image, nc the images per chunk. */
-static float *wino_v(const cnn_layer_t *l, const cnn_ctx_t *ctx,
-                     const wgeom_t *w, int b0, int nc)
+/* One chunk of images [b0, b0 + nb) of a batch cut into chunks of nc. */
+typedef struct {
+    int nb, nblk;     /* images, GEMM column blocks */
+    size_t tc;        /* tiles: nb * tpi, the columns of V and M */
+    size_t vxs, mxs;  /* floats between V's (and M's) 16 matrices */
+    float *V;         /* in the cache (whole batch) or the shared scratch after M */
+} wchunk_t;
+
+static wchunk_t wino_chunk_at(const cnn_layer_t *l, const cnn_ctx_t *ctx,
+                              const wgeom_t *w, int n, int b0, int nc)
 {
+    wchunk_t c = {.nb = n - b0 < nc ? n - b0 : nc};
+    c.tc = (size_t)c.nb * w->tpi;
+    c.nblk = wino_blocks(c.tc);
+    c.vxs = (size_t)l->in.c * c.tc + XGAP;
+    c.mxs = (size_t)l->spec.filters * c.tc + XGAP;
     if (w->cached)
-        return l->cache + 2 * w->ukc + (size_t)b0 * w->vimg + (size_t)(b0 / nc) * 16 * XGAP;
-    return ctx->shared + (size_t)w->chunk * w->mimg + 16 * XGAP;
+        c.V = l->cache + 2 * w->ukc + (size_t)b0 * w->vimg + (size_t)(b0 / nc) * 16 * XGAP;
+    else
+        c.V = ctx->shared + (size_t)w->chunk * w->mimg + 16 * XGAP;
+    return c;
 }
 
 static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
@@ -259,11 +272,10 @@ static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     cnn_wino_filter(l->params, g.K, g.C, U);
     const int nc = wino_chunk(&w, n);
     for (int b0 = 0; b0 < n; b0 += nc) {
-        const int nb = n - b0 < nc ? n - b0 : nc;
-        const size_t tc = (size_t)nb * w.tpi;
-        const int nblk = wino_blocks(tc);
-        float *V = wino_v(l, ctx, &w, b0, nc);
-        const size_t vxs = (size_t)g.C * tc + XGAP, mxs = (size_t)g.K * tc + XGAP;
+        const wchunk_t c = wino_chunk_at(l, ctx, &w, n, b0, nc);
+        const int nb = c.nb, nblk = c.nblk;
+        const size_t tc = c.tc, vxs = c.vxs, mxs = c.mxs;
+        float *V = c.V;
 #pragma omp parallel num_threads(ctx->nthreads)
         {
 #pragma omp for schedule(static)
@@ -320,11 +332,10 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     bias_grad(&g, ctx, n, dy, db);
     const int nc = wino_chunk(&w, n);
     for (int b0 = 0; b0 < n; b0 += nc) {
-        const int nb = n - b0 < nc ? n - b0 : nc;
-        const size_t tc = (size_t)nb * w.tpi;
-        const int nblk = wino_blocks(tc);
-        float *V = wino_v(l, ctx, &w, b0, nc);
-        const size_t vxs = (size_t)g.C * tc + XGAP, mxs = (size_t)g.K * tc + XGAP;
+        const wchunk_t c = wino_chunk_at(l, ctx, &w, n, b0, nc);
+        const int nb = c.nb, nblk = c.nblk;
+        const size_t tc = c.tc, vxs = c.vxs, mxs = c.mxs;
+        float *V = c.V;
         const float beta = b0 ? 1.0f : 0.0f;
 #pragma omp parallel num_threads(ctx->nthreads)
         {
