@@ -238,14 +238,59 @@ static void test_conv_winograd(void **state)
     check_layer(big, sh(2, CNN_CONV_WINO_MIN, 7, 6), 1);
 }
 
-/* Winograd and im2col agree on the shape of fmnist-ref's second conv. */
-static void test_conv_winograd_vs_im2col(void **state)
+/* Winograd F(4x4, 3x3), forced: the same cases, tiles cut by the edge
+ * (5, 6 and 7 pixel outputs), V kept or computed again in chunks. */
+static void test_conv_winograd4(void **state)
 {
     (void)state;
-    cnn_layer_spec_t s = mk("conv", 64, 3, 3, 1, 1);
-    cnn_shape_t in = sh(6, 32, 14, 14);
-    size_t nin = (size_t)6 * 32 * 14 * 14, nout = (size_t)6 * 64 * 14 * 14;
-    size_t np = (size_t)64 * 32 * 9 + 64;
+    cnn_conv_set_algo(CNN_CONV_WINOGRAD4);
+    cnn_layer_spec_t s = mk("conv", 4, 3, 3, 1, 1);
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD4);
+    cnn_net_free(net);
+    check_layer(s, sh(2, 3, 5, 5), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
+    check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 1), sh(2, 2, 9, 8), 1);
+    check_layer(s, sh(3, 3, 5, 5), 0);
+    cnn_conv_set_chunk_floats(1000); /* V not kept, one image per chunk */
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3); /* U and dU only */
+    cnn_net_free(net);
+    check_layer(s, sh(3, 3, 5, 5), 1);
+    cnn_conv_set_chunk_floats(0);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    /* by default: F(4x4) from 16x16 outputs in multiples of 4, else F(2x2) */
+    cnn_layer_spec_t big = mk("conv", CNN_CONV_WINO_MIN, 3, 3, 1, 1);
+    assert_int_equal(cnn_net_create(&big, 1, sh(2, CNN_CONV_WINO_MIN, 16, 16), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD4);
+    cnn_net_free(net);
+    assert_int_equal(cnn_net_create(&big, 1, sh(2, CNN_CONV_WINO_MIN, 14, 14), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD);
+    cnn_net_free(net);
+}
+
+/* Largest |v| of n values. */
+static double max_abs(const float *v, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(v[i]));
+    return m;
+}
+
+/* Both Winograd variants agree with im2col at realistic sizes, where the
+ * double reference would be slow: fmnist-ref's conv2 and cifar-3layer's.
+ * The bound is relative to each tensor's largest value: against an exact
+ * double computation im2col and F(2x2) err by 3e-7-7e-7 of it, F(4x4) by
+ * up to 7e-6 (its transforms scale by up to 8 and 1/24). */
+static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
+{
+    const double rel = algo == CNN_CONV_WINOGRAD4 ? 3e-5 : 3e-6;
+    cnn_layer_spec_t s = mk("conv", filters, 3, 3, 1, 1);
+    size_t nin = (size_t)in.n * cnn_shape_image(in);
+    size_t nout = (size_t)in.n * filters * in.h * in.w;
+    size_t np = (size_t)filters * in.c * 9 + filters;
     uint64_t seed = 42;
     double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
     double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
@@ -254,15 +299,18 @@ static void test_conv_winograd_vs_im2col(void **state)
     for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
     cnn_conv_set_algo(CNN_CONV_IM2COL);
     run_t a = run_layer(&s, in, 1, 2, x, p, st, dy);
-    cnn_conv_set_algo(CNN_CONV_AUTO);
+    cnn_conv_set_algo(algo);
     run_t b = run_layer(&s, in, 1, 2, x, p, st, dy);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
     double *ad = malloc(sizeof(double) * (nin + nout + np));
     for (size_t i = 0; i < nout; i++) ad[i] = a.y[i];
-    TU_ASSERT_CLOSE("forward, Winograd vs im2col", b.y, ad, nout, 1e-5, 1e-4);
+    TU_ASSERT_CLOSE("forward, Winograd vs im2col", b.y, ad, nout, rel * max_abs(a.y, nout), 0);
     for (size_t i = 0; i < nin; i++) ad[i] = a.dx[i];
-    TU_ASSERT_CLOSE("input gradient, Winograd vs im2col", b.dx, ad, nin, 1e-5, 1e-4);
+    TU_ASSERT_CLOSE("input gradient, Winograd vs im2col", b.dx, ad, nin,
+                    rel * max_abs(a.dx, nin), 0);
     for (size_t i = 0; i < np; i++) ad[i] = a.dp[i];
-    TU_ASSERT_CLOSE("parameter gradient, Winograd vs im2col", b.dp, ad, np, 1e-4, 1e-4);
+    TU_ASSERT_CLOSE("parameter gradient, Winograd vs im2col", b.dp, ad, np,
+                    rel * max_abs(a.dp, np), 0);
     run_free(&a);
     run_free(&b);
     free(ad);
@@ -270,6 +318,15 @@ static void test_conv_winograd_vs_im2col(void **state)
     free(p);
     free(dy);
     free(st);
+}
+
+static void test_conv_winograd_vs_im2col(void **state)
+{
+    (void)state;
+    compare_with_im2col(64, sh(6, 32, 14, 14), CNN_CONV_WINOGRAD);
+    compare_with_im2col(64, sh(6, 32, 14, 14), CNN_CONV_WINOGRAD4);
+    compare_with_im2col(16, sh(3, 32, 32, 32), CNN_CONV_WINOGRAD);
+    compare_with_im2col(16, sh(3, 32, 32, 32), CNN_CONV_WINOGRAD4);
 }
 
 static void test_relu(void **state)
@@ -461,7 +518,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
-        cmocka_unit_test(test_conv_winograd_vs_im2col),  cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),  cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),

@@ -70,6 +70,22 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
 void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
                           int tw, float *dM, size_t ld, size_t xs, float *scratch);
 
+/* The same six for Winograd F(4x4, 3x3): 6x6 input tiles, 36 matrices,
+ * th = ceil(OH/4) by tw = ceil(OW/4) tiles per image; scratch from
+ * cnn_wino4_scratch(): a padded plane of (4*th + 2) x (4*tw + 2). */
+size_t cnn_wino4_scratch(int th, int tw);
+void cnn_wino4_filter(const float *w, int K, int C, float *U);
+void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw);
+void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
+                     int tw, float *V, size_t ld, size_t xs, float *scratch);
+void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
+                          int W, int pad, int th, int tw, float *dx, float *scratch);
+void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
+                      int OW, int th, int tw, const float *bias, float *y,
+                      float *scratch);
+void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
+                           int tw, float *dM, size_t ld, size_t xs, float *scratch);
+
 /* --- counter-based randomness: same value for the same key on any
  * thread or rank, so dropout and init do not depend on thread counts. */
 

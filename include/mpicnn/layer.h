@@ -124,12 +124,14 @@ extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
  * call; for tests and tuning. */
 void cnn_conv_set_chunk_floats(size_t n);
 
-/* How conv layers compute: CNN_CONV_AUTO picks Winograd F(2x2, 3x3) for
- * 3x3 stride-1 layers with at least CNN_CONV_WINO_MIN input and output
- * channels and im2col + GEMM otherwise; the other two force one (Winograd
- * only where it applies: 3x3, stride 1). Takes effect for nets built
- * after the call; for tests and benchmarks. */
-enum { CNN_CONV_AUTO = 0, CNN_CONV_IM2COL = 1, CNN_CONV_WINOGRAD = 2 };
+/* How conv layers compute: CNN_CONV_AUTO picks Winograd for 3x3 stride-1
+ * layers with at least CNN_CONV_WINO_MIN input and output channels --
+ * F(4x4, 3x3) when both output sides are multiples of 4 and at least 16,
+ * F(2x2, 3x3) otherwise -- and im2col + GEMM for the rest. The others
+ * force one (Winograd only where it applies: 3x3, stride 1). Takes effect
+ * for nets built after the call; for tests and benchmarks. */
+enum { CNN_CONV_AUTO = 0, CNN_CONV_IM2COL = 1, CNN_CONV_WINOGRAD = 2,
+       CNN_CONV_WINOGRAD4 = 3 };
 #define CNN_CONV_WINO_MIN 8
 void cnn_conv_set_algo(int algo);
 
