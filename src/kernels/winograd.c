@@ -76,6 +76,31 @@ void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw)
     }
 }
 
+/* Copies channel xc (H, W) into the interior of the zero-padded plane
+ * (ph, pw), `pad` rows and columns in; the border is left as it is. */
+static void plane_put(const float *xc, int H, int W, int pad, float *plane, int ph, int pw)
+{
+    const int n = W < pw - pad ? W : pw - pad;
+    for (int h = 0; h < H && h + pad < ph; h++)
+        memcpy(plane + (size_t)(h + pad) * pw + pad, xc + (size_t)h * W, sizeof(float) * (size_t)n);
+}
+
+/* The adjoint: channel xc (H, W) = the plane's interior; pixels no tile
+ * reaches get 0. */
+static void plane_get(const float *plane, int ph, int pw, int pad, float *xc, int H, int W)
+{
+    const int n = W < pw - pad ? W : pw - pad;
+    for (int h = 0; h < H; h++) {
+        float *row = xc + (size_t)h * W;
+        if (h + pad >= ph) {
+            memset(row, 0, sizeof(float) * (size_t)W);
+            continue;
+        }
+        memcpy(row, plane + (size_t)(h + pad) * pw + pad, sizeof(float) * (size_t)n);
+        if (n < W) memset(row + n, 0, sizeof(float) * (size_t)(W - n));
+    }
+}
+
 /* Scratch floats per thread for the image transforms: the padded plane,
  * (2*th + 2) x (2*tw + 2). */
 size_t cnn_wino_scratch(int th, int tw)
@@ -95,12 +120,7 @@ void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
     const size_t cl = xs;
     memset(plane, 0, sizeof(float) * (size_t)ph * pw);
     for (int c = 0; c < C; c++) {
-        const float *xc = x + (size_t)c * H * W;
-        for (int h = 0; h < H && h + pad < ph; h++) {
-            const int n = W < pw - pad ? W : pw - pad;
-            memcpy(plane + (size_t)(h + pad) * pw + pad, xc + (size_t)h * W,
-                   sizeof(float) * (size_t)n);
-        }
+        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw);
         float *vc = V + (size_t)c * ld;
         for (int ti = 0; ti < th; ti++) {
             const float *d0 = plane + (size_t)(2 * ti) * pw, *d1 = d0 + pw;
@@ -163,17 +183,7 @@ void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                 }
             }
         }
-        float *xc = dx + (size_t)c * H * W;
-        for (int h = 0; h < H; h++) {
-            if (h + pad >= ph) { /* rows no tile reaches get no gradient */
-                memset(xc + (size_t)h * W, 0, sizeof(float) * (size_t)W);
-                continue;
-            }
-            const int n = W < pw - pad ? W : pw - pad;
-            memcpy(xc + (size_t)h * W, plane + (size_t)(h + pad) * pw + pad,
-                   sizeof(float) * (size_t)n);
-            if (n < W) memset(xc + (size_t)h * W + n, 0, sizeof(float) * (size_t)(W - n));
-        }
+        plane_get(plane, ph, pw, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 
@@ -405,13 +415,9 @@ void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
                      int tw, float *V, size_t ld, size_t xs, float *plane)
 {
     const int ph = 4 * th + 2, pw = 4 * tw + 2, tpi = th * tw;
-    const int n = W < pw - pad ? W : pw - pad;
     memset(plane, 0, sizeof(float) * (size_t)ph * pw);
     for (int c = 0; c < C; c++) {
-        const float *xc = x + (size_t)c * H * W;
-        for (int h = 0; h < H && h + pad < ph; h++)
-            memcpy(plane + (size_t)(h + pad) * pw + pad, xc + (size_t)h * W,
-                   sizeof(float) * (size_t)n);
+        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw);
         for (int t0 = 0; t0 < tpi; t0 += VL) {
             const int nl = tpi - t0 < VL ? tpi - t0 : VL;
             lanes_t d[36], t[36], v[36];
@@ -445,17 +451,7 @@ void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                 for (int e = 0; e < 36; e++) p[(e / 6) * pw + e % 6] += d[e][l];
             }
         }
-        float *xc = dx + (size_t)c * H * W;
-        for (int h = 0; h < H; h++) {
-            if (h + pad >= ph) {
-                memset(xc + (size_t)h * W, 0, sizeof(float) * (size_t)W);
-                continue;
-            }
-            const int n = W < pw - pad ? W : pw - pad;
-            memcpy(xc + (size_t)h * W, plane + (size_t)(h + pad) * pw + pad,
-                   sizeof(float) * (size_t)n);
-            if (n < W) memset(xc + (size_t)h * W + n, 0, sizeof(float) * (size_t)(W - n));
-        }
+        plane_get(plane, ph, pw, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 
