@@ -85,6 +85,7 @@ static const int classnames_count[] = {0, 10, 10, 10, 100, 20};
 static const char *const optimizers[] = {"sgd", "momentum", "nesterov", "adam", NULL};
 static const char *const schedules[] = {"constant", "step", "exponential", NULL};
 static const char *const units[] = {"epochs", "steps", NULL};
+static const char *const scalings[] = {"none", "linear", NULL};
 static const char *const losses[] = {"softmax_ce", "hinge", NULL};
 static const char *const nanpolicies[] = {"stop", "skip", NULL};
 static const char *const metrics[] = {"val_acc", "val_loss", NULL};
@@ -150,6 +151,8 @@ static const keydef_t keys[] = {
     REALK("optimizer", "lr_decay", opt.lr_decay, 0, 1, 1, 0, "1"),
     INTK("optimizer", "lr_decay_every", K_LONG, opt.lr_decay_every, 1, (double)LONG_MAX, "1"),
     ENUMK("optimizer", "lr_decay_unit", opt.lr_decay_unit, units, "epochs"),
+    ENUMK("optimizer", "lr_scaling", opt.lr_scaling, scalings, "none"),
+    REALK("optimizer", "lr_warmup_epochs", opt.lr_warmup_epochs, 0, 0, 1e6, 0, "0"),
 
     {.section = "train", .name = "epochs", .kind = K_INT, .off = OFF(train.epochs),
      .lo = 1, .hi = 100000, .flags = F_REQUIRED},
@@ -1422,17 +1425,26 @@ uint64_t cnn_config_hash(const char *s)
     return h;
 }
 
-double cnn_config_lr(const cnn_config_t *cfg, double epochs_done, long steps_done)
+double cnn_config_lr(const cnn_config_t *cfg, double epochs_done, long steps_done, int ranks)
 {
     const cnn_opt_config_t *o = &cfg->opt;
     double t = o->lr_decay_unit == CNN_LR_UNIT_EPOCHS ? epochs_done : (double)steps_done;
     double every = (double)o->lr_decay_every;
+    double lr = o->lr;
     switch (o->lr_schedule) {
     case CNN_LR_CONSTANT: break;
-    case CNN_LR_STEP: return o->lr * pow(o->lr_decay, floor(t / every));
-    case CNN_LR_EXPONENTIAL: return o->lr * pow(o->lr_decay, t / every);
+    case CNN_LR_STEP: lr = o->lr * pow(o->lr_decay, floor(t / every)); break;
+    case CNN_LR_EXPONENTIAL: lr = o->lr * pow(o->lr_decay, t / every); break;
     }
-    return o->lr;
+    if (o->lr_scaling == CNN_LR_SCALING_LINEAR && ranks > 1) {
+        /* the global batch is `ranks` times one rank's: the linear scaling
+         * rule, reached gradually when a warmup is set */
+        double f = (double)ranks;
+        if (epochs_done < o->lr_warmup_epochs)
+            f = 1.0 + (f - 1.0) * epochs_done / o->lr_warmup_epochs;
+        lr *= f;
+    }
+    return lr;
 }
 
 cnn_status_t cnn_config_get_string(const cnn_config_t *cfg, const char *section_dot_key,

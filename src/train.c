@@ -626,7 +626,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
                             (long long)ts->global_step + 1, (long long)ts->skipped_steps);
             } else {
                 ts->lr = cnn_config_lr(cfg, (double)ts->epoch + (double)step / (double)steps,
-                                       (long)ts->global_step);
+                                       (long)ts->global_step, r.size);
                 cnn_optim_step(r.opt, net->params, net->grads, ts->lr, net->nthreads);
                 if (net->nparams > 0 &&
                     cnn_fault_step_due(CNN_FAULT_NAN_WEIGHTS, ts->global_step + 1)) {

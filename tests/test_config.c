@@ -680,29 +680,55 @@ static void test_lr(void **state)
 {
     cnn_config_t *cfg = *state;
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", NULL, 0, cfg), CNN_OK);
-    assert_true(cnn_config_lr(cfg, 0, 0) == 0.1);
-    assert_true(cnn_config_lr(cfg, 57.5, 100000) == 0.1); /* constant */
+    assert_true(cnn_config_lr(cfg, 0, 0, 1) == 0.1);
+    assert_true(cnn_config_lr(cfg, 57.5, 100000, 1) == 0.1); /* constant */
 
     const char *step[] = {"optimizer.lr_schedule=step", "optimizer.lr_decay=0.5",
                           "optimizer.lr_decay_every=10"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", step, 3, cfg), CNN_OK);
-    assert_true(cnn_config_lr(cfg, 0, 0) == 0.1);
-    assert_true(cnn_config_lr(cfg, 9.99, 5000) == 0.1);
-    assert_true(cnn_config_lr(cfg, 10, 0) == 0.05);
-    assert_true(cnn_config_lr(cfg, 25.5, 0) == 0.025);
+    assert_true(cnn_config_lr(cfg, 0, 0, 1) == 0.1);
+    assert_true(cnn_config_lr(cfg, 9.99, 5000, 1) == 0.1);
+    assert_true(cnn_config_lr(cfg, 10, 0, 1) == 0.05);
+    assert_true(cnn_config_lr(cfg, 25.5, 0, 1) == 0.025);
 
     const char *expo[] = {"optimizer.lr_schedule=exponential", "optimizer.lr_decay=0.5",
                           "optimizer.lr_decay_every=100", "optimizer.lr_decay_unit=steps"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", expo, 4, cfg), CNN_OK);
-    assert_close(cnn_config_lr(cfg, 3, 0), 0.1, 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 50), 0.1 * pow(0.5, 0.5), 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 200), 0.025, 1e-15);
+    assert_close(cnn_config_lr(cfg, 3, 0, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 50, 1), 0.1 * pow(0.5, 0.5), 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 200, 1), 0.025, 1e-15);
 
     const char *stepsteps[] = {"optimizer.lr_schedule=step", "optimizer.lr_decay=0.1",
                                "optimizer.lr_decay_every=3", "optimizer.lr_decay_unit=steps"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", stepsteps, 4, cfg), CNN_OK);
-    assert_close(cnn_config_lr(cfg, 99, 2), 0.1, 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 7), 0.001, 1e-15);
+    assert_close(cnn_config_lr(cfg, 99, 2, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 7, 1), 0.001, 1e-15);
+    /* without lr_scaling the rank count changes nothing */
+    assert_close(cnn_config_lr(cfg, 0, 7, 8), 0.001, 1e-15);
+
+    /* linear scaling: lr times the ranks, after the schedule */
+    const char *lin[] = {"optimizer.lr_scaling=linear", "optimizer.lr_schedule=step",
+                         "optimizer.lr_decay=0.5", "optimizer.lr_decay_every=10"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", lin, 4, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 0, 2), 0.2, 1e-15);
+    assert_close(cnn_config_lr(cfg, 12, 0, 4), 0.2, 1e-15);
+
+    /* with a warmup the factor grows from 1 to the rank count */
+    const char *warm[] = {"optimizer.lr_scaling=linear", "optimizer.lr_warmup_epochs=2"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", warm, 2, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 5), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1, 0, 5), 0.3, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1.5, 0, 5), 0.4, 1e-15);
+    assert_close(cnn_config_lr(cfg, 2, 0, 5), 0.5, 1e-15);
+    assert_close(cnn_config_lr(cfg, 7, 0, 5), 0.5, 1e-15);
+
+    const char *bad[] = {"optimizer.lr_scaling=sqrt"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "lr_scaling");
+    const char *neg[] = {"optimizer.lr_warmup_epochs=-1"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", neg, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "lr_warmup_epochs");
 }
 
 static void test_hash(void **state)

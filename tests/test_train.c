@@ -94,6 +94,23 @@ static void test_same_run_same_result(void **state)
     assert_true(a.test_acc == b.test_acc);
 }
 
+static void test_lr_scaling(void **state)
+{
+    /* lr_scaling = linear trains exactly as lr times the rank count does
+     * (the synthetic config's lr is 0.01), and differently from lr */
+    char lr[64];
+    snprintf(lr, sizeof lr, "optimizer.lr=%.17g", 0.01 * size);
+    const char *scaled[] = {"optimizer.lr_scaling=linear"};
+    const char *explicit[] = {lr};
+    cnn_train_result_t a, b, c;
+    assert_int_equal(train("lr_scaled", 1, NULL, "threads = 1", scaled, 1, &a), CNN_OK);
+    assert_int_equal(train("lr_explicit", 1, NULL, "threads = 1", explicit, 1, &b), CNN_OK);
+    assert_int_equal(train("lr_plain", 1, NULL, "threads = 1", NULL, 0, &c), CNN_OK);
+    assert_true(a.params_hash == b.params_hash);
+    if (size > 1) assert_true(a.params_hash != c.params_hash);
+    else assert_true(a.params_hash == c.params_hash);
+}
+
 static void test_early_stopping_restores_best(void **state)
 {
     /* no later epoch can beat the first by 0.9: stop after 1 + patience */
@@ -199,6 +216,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicas_identical),
         cmocka_unit_test(test_same_run_same_result),
+        cmocka_unit_test(test_lr_scaling),
         cmocka_unit_test(test_early_stopping_restores_best),
         cmocka_unit_test(test_model_round_trip),
         cmocka_unit_test(test_errors_agreed),

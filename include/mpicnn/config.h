@@ -51,6 +51,7 @@ typedef enum {
 typedef enum { CNN_OPT_SGD, CNN_OPT_MOMENTUM, CNN_OPT_NESTEROV, CNN_OPT_ADAM } cnn_opt_kind_t;
 typedef enum { CNN_LR_CONSTANT, CNN_LR_STEP, CNN_LR_EXPONENTIAL } cnn_lr_schedule_t;
 typedef enum { CNN_LR_UNIT_EPOCHS, CNN_LR_UNIT_STEPS } cnn_lr_unit_t;
+typedef enum { CNN_LR_SCALING_NONE, CNN_LR_SCALING_LINEAR } cnn_lr_scaling_t;
 typedef enum { CNN_LOSS_SOFTMAX_CE, CNN_LOSS_HINGE } cnn_loss_kind_t;
 typedef enum { CNN_NAN_STOP, CNN_NAN_SKIP } cnn_nan_policy_t;
 typedef enum { CNN_METRIC_VAL_ACC, CNN_METRIC_VAL_LOSS } cnn_metric_t;
@@ -89,6 +90,8 @@ typedef struct {
     double lr_decay;                 /* (0, 1] */
     long lr_decay_every;             /* >= 1, in lr_decay_unit */
     cnn_lr_unit_t lr_decay_unit;
+    cnn_lr_scaling_t lr_scaling;     /* linear: lr times the ranks training the model */
+    double lr_warmup_epochs;         /* >= 0: epochs over which the scaling ramps up */
 } cnn_opt_config_t;
 
 typedef struct {
@@ -188,13 +191,15 @@ uint64_t cnn_config_hash(const char *resolved_text);
 
 /* The learning rate after `epochs_done` epochs (a real number: completed
  * epochs + step_in_epoch / steps_per_epoch) and `steps_done` optimizer
- * steps, following opt.lr_schedule:
+ * steps of a model trained by `ranks` ranks, following opt.lr_schedule:
  *   constant:    lr
  *   step:        lr * lr_decay ^ floor(t / lr_decay_every)
  *   exponential: lr * lr_decay ^ (t / lr_decay_every)
- * with t = epochs_done or steps_done as lr_decay_unit says. */
+ * with t = epochs_done or steps_done as lr_decay_unit says; times `ranks`
+ * when opt.lr_scaling is linear, the factor growing linearly from 1 over
+ * the first opt.lr_warmup_epochs epochs. */
 double cnn_config_lr(const cnn_config_t *cfg, double epochs_done,
-                     long steps_done);
+                     long steps_done, int ranks);
 
 /* Prints the effective value of "section.key" (e.g. "optimizer.lr",
  * "conv1.filters", "sweep.optimizer.lr") into buf[len], formatted as
