@@ -4,10 +4,14 @@
  * and its share, and the peak resident memory per rank.
  *
  *   bench/mpicnn-bench [--threads T] [--batch B] [--seconds S] [--layers-only]
+ *                      [--net fmnist-ref|cifar-3layer]
  *   mpirun -np 2 bench/mpicnn-bench --threads 1 --steps-only
  *   mpirun -np 2 bench/mpicnn-bench --allreduce
  *
- * Random data: only speed is measured here (accuracy is the trainer's). */
+ * Random data: only speed is measured here (accuracy is the trainer's).
+ * The steps copy their batch from a few made in advance, as the trainer
+ * gathers its batch from the data set (making random numbers every step
+ * would time the generator). */
 #include <math.h>
 #include <mpi.h>
 #include <omp.h>
@@ -174,6 +178,10 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
     int *labels = malloc(sizeof(int) * B);
     for (int i = 0; i < B; i++) labels[i] = i % K;
     float *dy = malloc(sizeof(float) * (size_t)B * K);
+    enum { NBATCH = 4 };
+    const size_t bsz = (size_t)B * cnn_shape_image(in);
+    float *batches = malloc(sizeof(float) * bsz * NBATCH);
+    for (int b = 0; b < NBATCH; b++) fill(batches + b * bsz, bsz, (uint64_t)b + 10);
     double t_reduce = 0, t0 = 0;
     long steps = 0, warm = 3;
     for (;;) {
@@ -182,7 +190,7 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
             t0 = now();
             t_reduce = 0;
         }
-        fill(net->act[0], (size_t)B * cnn_shape_image(in), (uint64_t)steps);
+        memcpy(net->act[0], batches + (steps % NBATCH) * bsz, sizeof(float) * bsz);
         cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, rank, (uint64_t)steps);
         const float *y = cnn_net_forward(net, &ctx, B);
         double loss;
@@ -214,6 +222,7 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
                1e3 * t / n, 1e3 * rmax / n, 100 * rmax / t, rss_max / 1024.0);
     free(labels);
     free(dy);
+    free(batches);
     cnn_optim_free(opt);
     cnn_net_free(net);
 }
@@ -252,6 +261,7 @@ int main(int argc, char **argv)
     cnn_blas_single_thread();
     int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1, allreduce = 0;
     double seconds = 3;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
@@ -259,9 +269,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--steps-only")) layers = 0;
         else if (!strcmp(argv[i], "--layers-only")) steps = 0;
         else if (!strcmp(argv[i], "--allreduce")) allreduce = 1;
+        else if (!strcmp(argv[i], "--net") && i + 1 < argc) only = argv[++i];
         else {
             if (rank == 0)
                 fprintf(stderr, "usage: mpicnn-bench [--threads T] [--batch B] [--seconds S] "
+                                "[--net NAME] "
                                 "[--steps-only|--layers-only|--allreduce]\n");
             MPI_Finalize();
             return 2;
@@ -278,14 +290,27 @@ int main(int argc, char **argv)
         return 0;
     }
     netdef_t nets[2] = {fmnist(), cifar3()};
+    int use[2] = {1, 1};
+    if (only) {
+        for (int i = 0; i < 2; i++) use[i] = !strcmp(only, nets[i].name);
+        if (!use[0] && !use[1]) {
+            if (rank == 0)
+                fprintf(stderr, "mpicnn-bench: --net %s: no such net (fmnist-ref, cifar-3layer)\n",
+                        only);
+            MPI_Finalize();
+            return 2;
+        }
+    }
     if (layers && rank == 0) {
         double peak1 = sgemm_gflops(1), peak = threads > 1 ? sgemm_gflops(threads) : peak1;
         printf("sgemm 2048^3: %.1f GFLOP/s on 1 thread, %.1f on %d\n", peak1, peak, threads);
-        for (int i = 0; i < 2; i++) bench_layers(&nets[i], B, threads, peak, seconds);
+        for (int i = 0; i < 2; i++)
+            if (use[i]) bench_layers(&nets[i], B, threads, peak, seconds);
         printf("\n");
     }
     if (steps)
-        for (int i = 0; i < 2; i++) bench_steps(&nets[i], B, threads, seconds, MPI_COMM_WORLD);
+        for (int i = 0; i < 2; i++)
+            if (use[i]) bench_steps(&nets[i], B, threads, seconds, MPI_COMM_WORLD);
     MPI_Finalize();
     return 0;
 }
