@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -112,6 +113,68 @@ static void test_sgemm(void **state)
         }
 }
 
+/* The short-inner-dimension products of first conv layers, against a
+ * double reference, on shapes that reach every block and tail: rows in
+ * blocks of 4 and not, columns in blocks of 24 and 8 and single ones,
+ * inner dimensions in blocks of 3 and not, leading dimensions beyond the
+ * width. dW must come out bitwise the same however its rows are split
+ * (threads split them). */
+static void test_gemm_small(void **state)
+{
+    static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
+                                   {32, 9, 30}, {6, 1, 1}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int K = cases[t][0], D = cases[t][1], P = cases[t][2];
+        const size_t ldc = (size_t)P + 3, ldy = (size_t)P + 5;
+        uint64_t seed = 11 + t;
+        float *w = malloc(sizeof(float) * K * D), *b = malloc(sizeof(float) * K);
+        float *col = malloc(sizeof(float) * D * ldc), *y = malloc(sizeof(float) * K * ldy);
+        float *dy = malloc(sizeof(float) * K * ldy);
+        float *dw1 = malloc(sizeof(float) * K * D), *dw2 = malloc(sizeof(float) * K * D);
+        double *yref = malloc(sizeof(double) * K * P), *dwref = malloc(sizeof(double) * K * D);
+        float *yk = malloc(sizeof(float) * K * P);
+        for (int i = 0; i < K * D; i++) w[i] = (float)tu_uniform(&seed, -1, 1);
+        for (int i = 0; i < K; i++) b[i] = (float)tu_uniform(&seed, -1, 1);
+        for (size_t i = 0; i < D * ldc; i++) col[i] = (float)tu_uniform(&seed, -1, 1);
+        for (size_t i = 0; i < K * ldy; i++) dy[i] = (float)tu_uniform(&seed, -1, 1);
+        for (int i = 0; i < K * D; i++) dw1[i] = dw2[i] = (float)tu_uniform(&seed, -1, 1);
+        for (int k = 0; k < K; k++) {
+            for (int p = 0; p < P; p++) {
+                double s = b[k];
+                for (int j = 0; j < D; j++) s += (double)w[k * D + j] * col[j * ldc + p];
+                yref[k * P + p] = s;
+            }
+            for (int j = 0; j < D; j++) {
+                double s = dw1[k * D + j];
+                for (int p = 0; p < P; p++) s += (double)dy[k * ldy + p] * col[j * ldc + p];
+                dwref[k * D + j] = s;
+            }
+        }
+        for (size_t i = 0; i < K * ldy; i++) y[i] = -7.0f; /* the gap must stay */
+        cnn_gemm_small_inner(w, b, K, D, col, ldc, (size_t)P, y, ldy);
+        for (int k = 0; k < K; k++) {
+            memcpy(yk + (size_t)k * P, y + k * ldy, sizeof(float) * P);
+            for (size_t p = P; p < ldy; p++) assert_true(y[k * ldy + p] == -7.0f);
+        }
+        TU_ASSERT_CLOSE("small-inner forward", yk, yref, (size_t)K * P, 1e-5, 1e-5);
+
+        cnn_gemm_small_dw(dy, ldy, 0, K, (size_t)P, col, ldc, D, dw1);
+        TU_ASSERT_CLOSE("small-inner dW", dw1, dwref, (size_t)K * D, 1e-4, 1e-5);
+        float *dw0 = malloc(sizeof(float) * K * D);
+        for (int split = 1; split < K; split++) {
+            memcpy(dw0, dw2, sizeof(float) * K * D);
+            cnn_gemm_small_dw(dy, ldy, 0, split, (size_t)P, col, ldc, D, dw0);
+            cnn_gemm_small_dw(dy, ldy, split, K, (size_t)P, col, ldc, D, dw0);
+            if (memcmp(dw0, dw1, sizeof(float) * K * D))
+                fail_msg("dW with rows split at %d differs from one call (K=%d D=%d P=%d)",
+                         split, K, D, P);
+        }
+        free(dw0);
+        free(w), free(b), free(col), free(y), free(dy), free(dw1), free(dw2);
+        free(yref), free(dwref), free(yk);
+    }
+}
+
 static void test_rng(void **state)
 {
     assert_true(cnn_hash4(1, 2, 3, 4) == cnn_hash4(1, 2, 3, 4));
@@ -145,7 +208,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_size), cmocka_unit_test(test_im2col),
         cmocka_unit_test(test_im2col_wide),
-        cmocka_unit_test(test_sgemm),    cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_sgemm),    cmocka_unit_test(test_gemm_small),
+        cmocka_unit_test(test_rng),
         cmocka_unit_test(test_all_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

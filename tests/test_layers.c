@@ -171,6 +171,9 @@ static void test_conv(void **state)
     check_layer(mk("conv", 5, 1, 1, 1, 0), sh(2, 4, 3, 3), 1);  /* pointwise path */
     check_layer(mk("conv", 2, 5, 5, 3, 2), sh(3, 1, 8, 8), 1);
     check_layer(mk("conv", 6, 2, 3, 1, 2), sh(1, 2, 3, 4), 1);  /* pad > kernel/2 */
+    /* a first layer's short columns (9 rows): blocks of 4 filters and of
+     * 24 and 8 pixels, and the tails of both */
+    check_layer(mk("conv", 9, 3, 3, 1, 1), sh(2, 1, 9, 9), 1);
     /* the forward pass in eval mode leaves no columns: backward unfolds */
     check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
 }

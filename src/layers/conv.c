@@ -10,7 +10,9 @@
  *             dx_i              = col2im(W^T x dy_i)
  * y_i and dy_i are already (K, OH*OW) slices of NCHW tensors, so no
  * layout change is needed around the GEMMs, and the bias is the GEMM's
- * starting value.
+ * starting value. When col_i has at most SMALL_D rows (a first layer:
+ * 9 for 3x3 on grey images, 27 on RGB), the forward product and dW use
+ * kernels/smallgemm.c instead of the BLAS, which is slow at such shapes.
  *
  * In training the forward pass keeps every col_i in the layer's cache, so
  * the backward pass does not unfold the images again. The cache is sized
@@ -42,6 +44,10 @@
 
 #include "layer_util.h"
 #include "mpicnn/kernels.h"
+
+/* Column matrices of at most this many rows (a first layer's C*KH*KW)
+ * use cnn_gemm_small_inner/_dw instead of the BLAS. */
+#define SMALL_D 32
 
 /* Upper bound of the column matrices kept at once (16 MB of floats). */
 #define CHUNK_FLOATS ((size_t)4 << 20)
@@ -432,6 +438,10 @@ static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         float *col = keep ? l->cache + (size_t)i * g.colsz : layer_work(ctx);
         float *yi = y + (size_t)i * kohw;
         unfold(&g, x + (size_t)i * chw, col);
+        if (g.ckk <= SMALL_D) {
+            cnn_gemm_small_inner(w, b, g.K, (int)g.ckk, col, g.ohw, g.ohw, yi, g.ohw);
+            continue;
+        }
         for (int k = 0; k < g.K; k++)
             for (size_t p = 0; p < g.ohw; p++) yi[(size_t)k * g.ohw + p] = b[k];
         /* y_i (K, OHW) += W (K, CKK) x col_i (CKK, OHW) */
@@ -456,8 +466,10 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     float *dw = l->grads, *db = l->grads + nw;
     /* the forward pass of a training step kept the columns */
     const int have = g.cached && ctx->train;
-    /* split dW by its longer side, so every thread gets real work */
-    const int by_rows = (size_t)g.K >= g.ckk;
+    /* split dW by its longer side, so every thread gets real work; the
+     * small-D kernel splits by rows */
+    const int small = g.ckk <= SMALL_D;
+    const int by_rows = small || (size_t)g.K >= g.ckk;
     bias_grad(&g, ctx, n, dy, db);
     for (int b0 = 0; b0 < n; b0 += g.chunk) {
         const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
@@ -477,7 +489,10 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
             split(by_rows ? (size_t)g.K : g.ckk, t, T, &lo, &hi);
             for (int i = 0; i < nb && hi > lo; i++) {
                 const float *dyi = dy + (size_t)(b0 + i) * kohw, *ci = col + (size_t)i * g.colsz;
-                if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
+                if (small)
+                    cnn_gemm_small_dw(dyi, g.ohw, (int)lo, (int)hi, g.ohw, ci, g.ohw,
+                                      (int)g.ckk, dw);
+                else if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
                     cnn_sgemm(0, 1, (int)(hi - lo), (int)g.ckk, (int)g.ohw, 1.0f,
                               dyi + lo * g.ohw, (int)g.ohw, ci, (int)g.ohw, 1.0f,
                               dw + lo * g.ckk, (int)g.ckk);

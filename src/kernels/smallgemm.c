@@ -1,0 +1,143 @@
+/* smallgemm.c - the two products of a conv layer whose column matrix has
+ * few rows (D = C*KH*KW, 9 for a 3x3 conv on a grey image, 27 on RGB),
+ * where a BLAS GEMM spends its time packing and edge handling:
+ *   forward: y (K, P)  = b + W (K, D) x col (D, P)
+ *   dW:      dW (K, D) += dy (K, P) x col (D, P)^T
+ * Both block over a few rows of W (or dy) so that every load of col feeds
+ * several multiply-adds, with the accumulators in vector registers.
+ *
+ * Each output element is summed in a fixed order that depends on D and
+ * P alone, not on how the caller splits rows over threads: y[k][p] adds
+ * j = 0, 1, ..., D-1 to b[k]; dW[k][j] sums p in VW interleaved lanes,
+ * then the lanes in order.
+ *
+ * The kernels are compiled twice, for AVX2 + FMA (x86-64-v3) and for the
+ * baseline x86-64, and the loader picks one for the CPU (GCC's
+ * target_clones; the rest of mpicnn is built for the baseline unless
+ * configured with --enable-native). The sanitizer build keeps the
+ * baseline only: its checks do not cover the loader's resolver. */
+#include "mpicnn/kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+#define KB 4 /* rows of W (dy) per block */
+#define JB 3 /* rows of col per dW block */
+#define VW 8 /* floats per vector */
+
+/* 8 floats, loaded and stored at any float alignment */
+typedef float v8 __attribute__((vector_size(4 * VW), aligned(4)));
+
+/* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float fwd_one(const float *w, float b, int D, const float *col, size_t ldcol)
+{
+    float acc = b;
+    for (int j = 0; j < D; j++) acc += w[j] * col[(size_t)j * ldcol];
+    return acc;
+}
+
+/* y rows 0..KB-1, columns 0..nv*VW-1 (nv <= 3), of a block. Inlined into
+ * each clone, so that it is compiled for the clone's instruction set. */
+INLINE void fwd_block(const float *w, const float *b, int D, const float *col, size_t ldcol,
+                      int nv, float *y, size_t ldy)
+{
+    v8 a[KB][3];
+    for (int r = 0; r < KB; r++)
+        for (int v = 0; v < nv; v++) a[r][v] = (v8){0} + b[r];
+    const float *c = col;
+    for (int j = 0; j < D; j++, c += ldcol) {
+        v8 cv[3];
+        for (int v = 0; v < nv; v++) cv[v] = *(const v8 *)(c + v * VW);
+        for (int r = 0; r < KB; r++) {
+            const float wv = w[(size_t)r * D + j];
+            for (int v = 0; v < nv; v++) a[r][v] += wv * cv[v];
+        }
+    }
+    for (int r = 0; r < KB; r++)
+        for (int v = 0; v < nv; v++) *(v8 *)(y + (size_t)r * ldy + v * VW) = a[r][v];
+}
+
+CLONES
+void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
+                          size_t ldcol, size_t P, float *y, size_t ldy)
+{
+    int k0 = 0;
+    for (; k0 + KB <= K; k0 += KB) {
+        const float *w0 = w + (size_t)k0 * D;
+        size_t p0 = 0;
+        float *y0 = y + (size_t)k0 * ldy;
+        /* 4 rows x 24 columns (12 accumulators), then 4 x 8 */
+        for (; p0 + 3 * VW <= P; p0 += 3 * VW)
+            fwd_block(w0, b + k0, D, col + p0, ldcol, 3, y0 + p0, ldy);
+        for (; p0 + VW <= P; p0 += VW) fwd_block(w0, b + k0, D, col + p0, ldcol, 1, y0 + p0, ldy);
+        for (; p0 < P; p0++)
+            for (int r = 0; r < KB; r++)
+                y[(size_t)(k0 + r) * ldy + p0] =
+                    fwd_one(w0 + (size_t)r * D, b[k0 + r], D, col + p0, ldcol);
+    }
+    for (; k0 < K; k0++)
+        for (size_t p = 0; p < P; p++)
+            y[(size_t)k0 * ldy + p] = fwd_one(w + (size_t)k0 * D, b[k0], D, col + p, ldcol);
+}
+
+/* dW[k][j] for one element, in the blocks' order: VW interleaved lanes
+ * over p, the tail in lanes 0, 1, ..., then the lanes in order */
+INLINE float dw_one(const float *g, const float *c, size_t P)
+{
+    float lane[VW] = {0};
+    size_t p = 0;
+    for (; p + VW <= P; p += VW)
+        for (int l = 0; l < VW; l++) lane[l] += g[p + l] * c[p + l];
+    for (int l = 0; p < P; p++, l++) lane[l] += g[p] * c[p];
+    float sum = 0.0f;
+    for (int l = 0; l < VW; l++) sum += lane[l];
+    return sum;
+}
+
+CLONES
+void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,
+                       const float *col, size_t ldcol, int D, float *dw)
+{
+    int k = k0;
+    for (; k + KB <= k1; k += KB) {
+        int j = 0;
+        for (; j + JB <= D; j += JB) { /* 4 rows of dy x 3 rows of col */
+            v8 a[KB][JB];
+            for (int r = 0; r < KB; r++)
+                for (int s = 0; s < JB; s++) a[r][s] = (v8){0};
+            const float *g = dy + (size_t)k * ldy, *c = col + (size_t)j * ldcol;
+            size_t p = 0;
+            for (; p + VW <= P; p += VW) {
+                v8 cv[JB];
+                for (int s = 0; s < JB; s++) cv[s] = *(const v8 *)(c + (size_t)s * ldcol + p);
+                for (int r = 0; r < KB; r++) {
+                    const v8 gv = *(const v8 *)(g + (size_t)r * ldy + p);
+                    for (int s = 0; s < JB; s++) a[r][s] += gv * cv[s];
+                }
+            }
+            for (int l = 0; p < P; p++, l++)
+                for (int r = 0; r < KB; r++)
+                    for (int s = 0; s < JB; s++)
+                        a[r][s][l] += g[(size_t)r * ldy + p] * c[(size_t)s * ldcol + p];
+            for (int r = 0; r < KB; r++)
+                for (int s = 0; s < JB; s++) {
+                    float sum = 0.0f;
+                    for (int l = 0; l < VW; l++) sum += a[r][s][l];
+                    dw[(size_t)(k + r) * D + j + s] += sum;
+                }
+        }
+        for (; j < D; j++)
+            for (int r = 0; r < KB; r++)
+                dw[(size_t)(k + r) * D + j] +=
+                    dw_one(dy + (size_t)(k + r) * ldy, col + (size_t)j * ldcol, P);
+    }
+    for (; k < k1; k++)
+        for (int j = 0; j < D; j++)
+            dw[(size_t)k * D + j] += dw_one(dy + (size_t)k * ldy, col + (size_t)j * ldcol, P);
+}
