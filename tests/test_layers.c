@@ -217,6 +217,12 @@ static void test_conv_winograd(void **state)
     check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
     check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
     check_layer(s, sh(3, 3, 5, 5), 0);
+    /* channels in blocks of 4: both products by the blocked kernel, with
+     * U^T kept for dV */
+    assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.cache, 3 * 16 * 4 * 4 + 2 * (16 * 4 * 9 + 16 * 16));
+    cnn_net_free(net);
+    check_layer(s, sh(2, 4, 6, 6), 1);
     /* 5x5 output: 9 tiles; V is 16*3*9 = 432 floats per image, M 576,
      * and each chunk of V or M has 16 gaps of a cache line (256 floats) */
     cnn_conv_set_chunk_floats(1200); /* V not kept, one image per chunk */
@@ -256,6 +262,7 @@ static void test_conv_winograd4(void **state)
     check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
     check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
     check_layer(mk("conv", 3, 3, 3, 1, 1), sh(2, 2, 9, 8), 1);
+    check_layer(mk("conv", 8, 3, 3, 1, 1), sh(2, 4, 9, 8), 1); /* the blocked kernel */
     check_layer(s, sh(3, 3, 5, 5), 0);
     cnn_conv_set_chunk_floats(1000); /* V not kept, one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);

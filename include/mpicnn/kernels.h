@@ -31,10 +31,11 @@ void cnn_sgemm(int ta, int tb, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc);
 
-/* The products of a conv layer with a short column matrix (D = C*KH*KW
- * rows, a first layer's 9 or 27), faster than the BLAS there
- * (smallgemm.c). Forward: y (K, P; rows ldy apart) = b + w (K, D) x col
- * (D, P; rows ldcol apart). */
+/* Products with a small left matrix, faster than the BLAS there
+ * (smallgemm.c): a first conv layer's short column matrix (D = C*KH*KW
+ * rows, 9 or 27), the Winograd products of layers with few channels.
+ * y (K, P; rows ldy apart) = b + w (K, D) x col (D, P; rows ldcol apart);
+ * b may be NULL (no bias). Fastest with K a multiple of 4. */
 void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
                           size_t ldcol, size_t P, float *y, size_t ldy);
 

@@ -1,8 +1,11 @@
-/* smallgemm.c - the two products of a conv layer whose column matrix has
- * few rows (D = C*KH*KW, 9 for a 3x3 conv on a grey image, 27 on RGB),
- * where a BLAS GEMM spends its time packing and edge handling:
+/* smallgemm.c - products with a small left matrix, where a BLAS GEMM
+ * spends much of its time packing and edge handling:
  *   forward: y (K, P)  = b + W (K, D) x col (D, P)
  *   dW:      dW (K, D) += dy (K, P) x col (D, P)^T
+ * The first is a conv layer's forward pass when its column matrix has few
+ * rows (D = C*KH*KW: 9 for a 3x3 conv on grey images, 27 on RGB), and the
+ * Winograd products M = U x V and dV = U^T x dM of layers with few
+ * channels (conv.c decides); the second is such a first layer's dW.
  * Both block over a few rows of W (or dy) so that every load of col feeds
  * several multiply-adds, with the accumulators in vector registers.
  *
@@ -49,7 +52,7 @@ INLINE void fwd_block(const float *w, const float *b, int D, const float *col, s
 {
     v8 a[KB][3];
     for (int r = 0; r < KB; r++)
-        for (int v = 0; v < nv; v++) a[r][v] = (v8){0} + b[r];
+        for (int v = 0; v < nv; v++) a[r][v] = (v8){0} + (b ? b[r] : 0.0f);
     const float *c = col;
     for (int j = 0; j < D; j++, c += ldcol) {
         v8 cv[3];
@@ -67,23 +70,21 @@ CLONES
 void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
                           size_t ldcol, size_t P, float *y, size_t ldy)
 {
-    int k0 = 0;
-    for (; k0 + KB <= K; k0 += KB) {
-        const float *w0 = w + (size_t)k0 * D;
-        size_t p0 = 0;
-        float *y0 = y + (size_t)k0 * ldy;
-        /* 4 rows x 24 columns (12 accumulators), then 4 x 8 */
-        for (; p0 + 3 * VW <= P; p0 += 3 * VW)
-            fwd_block(w0, b + k0, D, col + p0, ldcol, 3, y0 + p0, ldy);
-        for (; p0 + VW <= P; p0 += VW) fwd_block(w0, b + k0, D, col + p0, ldcol, 1, y0 + p0, ldy);
-        for (; p0 < P; p0++)
-            for (int r = 0; r < KB; r++)
-                y[(size_t)(k0 + r) * ldy + p0] =
-                    fwd_one(w0 + (size_t)r * D, b[k0 + r], D, col + p0, ldcol);
-    }
-    for (; k0 < K; k0++)
-        for (size_t p = 0; p < P; p++)
-            y[(size_t)k0 * ldy + p] = fwd_one(w + (size_t)k0 * D, b[k0], D, col + p, ldcol);
+    const int kfull = K - K % KB;
+    /* column panels outside, row blocks inside: a panel of col (D x 24)
+     * stays in L1 while every row block of W passes over it */
+    size_t p0 = 0;
+    for (; p0 + 3 * VW <= P; p0 += 3 * VW)
+        for (int k0 = 0; k0 < kfull; k0 += KB)
+            fwd_block(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 3,
+                      y + (size_t)k0 * ldy + p0, ldy);
+    for (; p0 + VW <= P; p0 += VW)
+        for (int k0 = 0; k0 < kfull; k0 += KB)
+            fwd_block(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 1,
+                      y + (size_t)k0 * ldy + p0, ldy);
+    for (int k = 0; k < K; k++) /* the last columns, and the last rows */
+        for (size_t p = k < kfull ? p0 : 0; p < P; p++)
+            y[(size_t)k * ldy + p] = fwd_one(w + (size_t)k * D, b ? b[k] : 0.0f, D, col + p, ldcol);
 }
 
 /* dW[k][j] for one element, in the blocks' order: VW interleaved lanes
