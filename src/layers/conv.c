@@ -33,9 +33,10 @@
  * backward pass runs the adjoints: dM from dy, dU[xi] += dM[xi] x
  * V[xi]^T, dV[xi] = U[xi]^T x dM[xi] (written over V, which is not needed
  * after), dx from dV, dW from dU. 2.25x (or 4x) fewer multiply-adds than
- * im2col in all three products. The
- * cache holds U and dU, and V for the whole batch when it fits in
- * CHUNK_FLOATS; otherwise V is computed again in the backward pass, a
+ * im2col in all three products. M and dV come from the blocked kernel
+ * of kernels/smallgemm.c when U is small (small_left). The cache holds U
+ * and dU (and U^T for that kernel), and V for the whole batch when it
+ * fits in CHUNK_FLOATS; otherwise V is computed again in the backward pass, a
  * chunk at a time. Threads take whole images for the transforms and whole
  * (xi, column block) GEMMs, whose blocks do not depend on the thread
  * count. */
