@@ -35,9 +35,9 @@
 /* 8 floats, loaded and stored at any float alignment */
 typedef float v8 __attribute__((vector_size(4 * VW), aligned(4)));
 
-/* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
 #define INLINE static inline __attribute__((always_inline))
 
+/* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
 INLINE float fwd_one(const float *w, float b, int D, const float *col, size_t ldcol)
 {
     float acc = b;
@@ -84,7 +84,8 @@ void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const fl
                       y + (size_t)k0 * ldy + p0, ldy);
     for (int k = 0; k < K; k++) /* the last columns, and the last rows */
         for (size_t p = k < kfull ? p0 : 0; p < P; p++)
-            y[(size_t)k * ldy + p] = fwd_one(w + (size_t)k * D, b ? b[k] : 0.0f, D, col + p, ldcol);
+            y[(size_t)k * ldy + p] =
+                fwd_one(w + (size_t)k * D, b ? b[k] : 0.0f, D, col + p, ldcol);
 }
 
 /* dW[k][j] for one element, in the blocks' order: VW interleaved lanes
