@@ -4,7 +4,9 @@
 # time (--resume with one more epoch, which continues bitwise as one run)
 # and scores the test set after each; PyTorch trains the same net and
 # optimizer (bench/torch_ref.py fmnist-to-91) with as many threads as
-# mpicnn has ranks. Training time counts the epochs only (mpicnn's epoch
+# mpicnn has ranks. The job scales its learning rate with the rank count
+# (lr_scaling = linear: 0.01 per rank's batch of 64, as PyTorch's 0.01 for
+# its batch of 64). Training time counts the epochs only (mpicnn's epoch
 # time includes its validation pass; PyTorch's has none), not loading or
 # scoring.
 #   sh bench/time_to_acc.sh [TARGET [RANKS [MAX_EPOCHS]]]   from the build directory
