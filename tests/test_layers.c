@@ -198,6 +198,16 @@ static void test_conv_chunked(void **state)
     cnn_conv_set_chunk_floats(0);
 }
 
+/* The small cases both Winograd variants run forced (s is a 4-filter 3x3
+ * pad-1 conv): odd and even outputs, pads 0-2, eval mode. */
+static void check_wino_cases(cnn_layer_spec_t s)
+{
+    check_layer(s, sh(2, 3, 5, 5), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
+    check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
+    check_layer(s, sh(3, 3, 5, 5), 0);
+}
+
 /* Winograd F(2x2, 3x3): forced on small cases (odd and even outputs,
  * pads 0-2, eval mode, V kept or computed again, one or more chunks),
  * then chosen by default for a layer with enough channels. */
@@ -213,10 +223,7 @@ static void test_conv_winograd(void **state)
     assert_int_equal(cnn_net_create(&s2, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.variant, 0); /* stride 2: im2col */
     cnn_net_free(net);
-    check_layer(s, sh(2, 3, 5, 5), 1);
-    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
-    check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
-    check_layer(s, sh(3, 3, 5, 5), 0);
+    check_wino_cases(s);
     /* channels in blocks of 4: both products by the blocked kernel, with
      * U^T kept for dV */
     assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 6, 6), 1, &net), CNN_OK);
@@ -258,12 +265,9 @@ static void test_conv_winograd4(void **state)
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD4);
     cnn_net_free(net);
-    check_layer(s, sh(2, 3, 5, 5), 1);
-    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(2, 2, 6, 7), 1);
-    check_layer(mk("conv", 2, 3, 3, 1, 2), sh(1, 3, 4, 3), 1);
+    check_wino_cases(s);
     check_layer(mk("conv", 3, 3, 3, 1, 1), sh(2, 2, 9, 8), 1);
     check_layer(mk("conv", 8, 3, 3, 1, 1), sh(2, 4, 9, 8), 1); /* the blocked kernel */
-    check_layer(s, sh(3, 3, 5, 5), 0);
     cnn_conv_set_chunk_floats(1000); /* V not kept, one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3); /* U and dU only */
