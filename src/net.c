@@ -164,11 +164,18 @@ void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
     int cur = 0;
     for (int i = net->nlayers - 1; i >= 0; i--) {
         cnn_layer_t *l = &net->layers[i];
+        /* a ReLU and the max pool after it in one pass over memory, not
+         * two: the pool's backward_after_relu gives the ReLU's dx */
+        const int fuse = i > 0 && l->ops->backward_after_relu && net->layers[i - 1].ops->relu;
         /* the first layer's input gradient is never needed */
-        float *dx = i > 0 ? net->dbuf[cur] : NULL;
-        l->ops->backward(l, ctx, n, net->act[i], net->act[i + 1], g, dx);
+        float *dx = i - fuse > 0 ? net->dbuf[cur] : NULL;
+        if (fuse)
+            l->ops->backward_after_relu(l, ctx, n, net->act[i], net->act[i + 1], g, dx);
+        else
+            l->ops->backward(l, ctx, n, net->act[i], net->act[i + 1], g, dx);
         g = dx;
         cur ^= 1;
+        i -= fuse;
     }
 }
 

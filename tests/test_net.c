@@ -143,6 +143,62 @@ static void test_net_gradient(void **state)
     check_net_gradient(b, 4, (cnn_shape_t){3, 3, 6, 5});
 }
 
+/* The net runs a ReLU's backward pass inside the max pool's after it.
+ * Its gradients must equal, bitwise, those of the layers' own backward
+ * passes chained one by one: for the vectorized 2x2 window (rows of 9
+ * outputs, an odd last column), the general one (3x3, stride 2), and a
+ * ReLU as the first layer. Half the conv outputs are negative, so the
+ * ReLU's mask matters. */
+static void check_relu_pool_fused(const cnn_layer_spec_t *specs, int nl, cnn_shape_t in)
+{
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(specs, nl, in, 2, &net), CNN_OK);
+    cnn_net_init(net, 21);
+    uint64_t seed = 8;
+    for (size_t i = 0; i < (size_t)in.n * cnn_shape_image(in); i++)
+        net->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    cnn_net_forward(net, &ctx, in.n);
+    const size_t nout = (size_t)in.n * net->output.c;
+    float *dout = malloc(sizeof(float) * nout);
+    for (size_t i = 0; i < nout; i++) dout[i] = (float)tu_uniform(&seed, -1, 1);
+    cnn_net_zero_grad(net);
+    cnn_net_backward(net, &ctx, in.n, dout);
+    float *fused = malloc(sizeof(float) * net->nparams);
+    memcpy(fused, net->grads, sizeof(float) * net->nparams);
+
+    /* the same chain, one layer's backward at a time */
+    cnn_net_zero_grad(net);
+    float *g = malloc(sizeof(float) * nout);
+    memcpy(g, dout, sizeof(float) * nout);
+    for (int i = nl - 1; i >= 0; i--) {
+        cnn_layer_t *l = &net->layers[i];
+        float *dx = malloc(sizeof(float) * (size_t)in.n * cnn_shape_image(l->in));
+        l->ops->backward(l, &ctx, in.n, net->act[i], net->act[i + 1], g, dx);
+        free(g);
+        g = dx;
+    }
+    free(g);
+    assert_memory_equal(fused, net->grads, sizeof(float) * net->nparams);
+    free(fused);
+    free(dout);
+    cnn_net_free(net);
+}
+
+static void test_relu_pool_fused(void **state)
+{
+    cnn_layer_spec_t a[] = {
+        L("c1", "conv", 4, 3, 1, 1),    L("r1", "relu", 0, 0, 0, 0),
+        L("p1", "maxpool", 0, 2, 2, 0), L("c2", "conv", 3, 3, 1, 1),
+        L("r2", "relu", 0, 0, 0, 0),    L("p2", "maxpool", 0, 3, 2, 0),
+        L("f", "flatten", 0, 0, 0, 0),  L("d", "dense", 5, 0, 0, 0),
+    };
+    check_relu_pool_fused(a, 8, (cnn_shape_t){3, 2, 9, 19});
+    cnn_layer_spec_t b[] = {L("r", "relu", 0, 0, 0, 0), L("p", "maxpool", 0, 2, 2, 0),
+                            L("f", "flatten", 0, 0, 0, 0), L("d", "dense", 3, 0, 0, 0)};
+    check_relu_pool_fused(b, 4, (cnn_shape_t){2, 3, 8, 8});
+}
+
 static void test_reproducible(void **state)
 {
     cnn_layer_spec_t a[] = {L("c1", "conv", 8, 3, 1, 1), L("r1", "relu", 0, 0, 0, 0),
@@ -188,6 +244,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmnist_ref_shape), cmocka_unit_test(test_net_gradient),
         cmocka_unit_test(test_reproducible), cmocka_unit_test(test_partial_batch),
+        cmocka_unit_test(test_relu_pool_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

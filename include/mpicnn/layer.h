@@ -87,8 +87,19 @@ typedef struct {
     /* 1: forward may run in place (y == x) and backward is right with
      * x == y (relu: x > 0 exactly where y > 0). The net then gives the
      * layer its input buffer as output, unless it is the first layer. No
-     * layer's backward reads its own y, so overwriting it is safe. */
+     * layer's backward reads its own y but through y > 0, which a ReLU
+     * after it keeps, so overwriting it is safe. */
     int in_place;
+    /* 1: the layer is an elementwise ReLU, whose backward pass the next
+     * layer may take over (backward_after_relu). */
+    int relu;
+    /* Optional: the backward pass of a ReLU and this layer after it, in
+     * one pass. x and y are this layer's (x is the ReLU's output); dx is
+     * the gradient at the ReLU's input. The net calls it, and skips the
+     * ReLU's own backward, when the layer before is a ReLU. May be NULL. */
+    void (*backward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                                const float *x, const float *y, const float *dy,
+                                float *dx);
 } cnn_layer_ops_t;
 
 struct cnn_layer {

@@ -14,28 +14,12 @@
  * j = 0, 1, ..., D-1 to b[k]; dW[k][j] sums p in VW interleaved lanes,
  * then the lanes in order.
  *
- * The kernels are compiled twice, for AVX2 + FMA (x86-64-v3) and for the
- * baseline x86-64, and the loader picks one for the CPU (GCC's
- * target_clones; the rest of mpicnn is built for the baseline unless
- * configured with --enable-native). The sanitizer build keeps the
- * baseline only: its checks do not cover the loader's resolver. */
+ * Built for two instruction sets, as simd.h says. */
+#include "kernels/simd.h"
 #include "mpicnn/kernels.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
 
 #define KB 4 /* rows of W (dy) per block */
 #define JB 3 /* rows of col per dW block */
-#define VW 8 /* floats per vector */
-
-/* 8 floats, loaded and stored at any float alignment */
-typedef float v8 __attribute__((vector_size(4 * VW), aligned(4)));
-
-#define INLINE static inline __attribute__((always_inline))
 
 /* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
 INLINE float fwd_one(const float *w, float b, int D, const float *col, size_t ldcol)

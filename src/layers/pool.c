@@ -61,28 +61,8 @@ static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         const float *xp = x + (size_t)p * H * W;
         float *yp = y + (size_t)p * OH * OW;
         int32_t *ap = arg + (size_t)p * OH * OW;
-        if (KH == 2 && KW == 2 && S == 2) {
-            /* the common 2x2 window, unrolled */
-            for (int oy = 0; oy < OH; oy++) {
-                const float *r0 = xp + (size_t)(2 * oy) * W, *r1 = r0 + W;
-                for (int ox = 0; ox < OW; ox++) {
-                    const int i0 = 2 * oy * W + 2 * ox;
-                    float m = r0[2 * ox];
-                    int best = i0;
-                    const float v1 = r0[2 * ox + 1], v2 = r1[2 * ox], v3 = r1[2 * ox + 1];
-                    int take = v1 > m || v1 != v1;
-                    best = take ? i0 + 1 : best;
-                    m = take ? v1 : m;
-                    take = v2 > m || v2 != v2;
-                    best = take ? i0 + W : best;
-                    m = take ? v2 : m;
-                    take = v3 > m || v3 != v3;
-                    best = take ? i0 + W + 1 : best;
-                    m = take ? v3 : m;
-                    yp[oy * OW + ox] = m;
-                    ap[oy * OW + ox] = best;
-                }
-            }
+        if (KH == 2 && KW == 2 && S == 2) { /* the common window, vectorized */
+            cnn_maxpool2x2(xp, H, W, yp, ap);
             continue;
         }
         for (int oy = 0; oy < OH; oy++)
@@ -106,23 +86,46 @@ static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
-static void maxpool_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
-                             const float *x, const float *y, const float *dy,
-                             float *dx)
+/* dx from dy; with relu set, the gradient of the ReLU before the pool as
+ * well (at the ReLU's input): dy passes only where the pool's y > 0 */
+static void maxpool_grad(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float *y,
+                         const float *dy, float *dx, int relu)
 {
     if (!dx) return;
     const size_t in_plane = (size_t)l->in.h * l->in.w;
     const size_t out_plane = (size_t)l->out.h * l->out.w;
     const int planes = n * l->in.c;
     const int32_t *arg = (const int32_t *)l->cache;
+    const int win2 = l->spec.kh == 2 && l->spec.kw == 2 && l->spec.stride == 2;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int p = 0; p < planes; p++) {
         float *dxp = dx + (size_t)p * in_plane;
-        const float *dyp = dy + (size_t)p * out_plane;
+        const float *dyp = dy + (size_t)p * out_plane, *yp = y + (size_t)p * out_plane;
         const int32_t *ap = arg + (size_t)p * out_plane;
+        if (win2) {
+            cnn_maxpool2x2_grad(dyp, relu ? yp : NULL, ap, l->in.h, l->in.w, dxp);
+            continue;
+        }
         memset(dxp, 0, sizeof(float) * in_plane);
-        for (size_t j = 0; j < out_plane; j++) dxp[ap[j]] += dyp[j];
+        for (size_t j = 0; j < out_plane; j++) {
+            const float g = dyp[j]; /* a select, not a branch */
+            dxp[ap[j]] += !relu || yp[j] > 0.0f ? g : 0.0f;
+        }
     }
+}
+
+static void maxpool_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                             const float *x, const float *y, const float *dy,
+                             float *dx)
+{
+    maxpool_grad(l, ctx, n, y, dy, dx, 0);
+}
+
+static void maxpool_backward_after_relu(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                                        const float *x, const float *y, const float *dy,
+                                        float *dx)
+{
+    maxpool_grad(l, ctx, n, y, dy, dx, 1);
 }
 
 static void avgpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
@@ -213,6 +216,7 @@ const cnn_layer_ops_t cnn_maxpool_ops = {
     .shape = maxpool_shape,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
+    .backward_after_relu = maxpool_backward_after_relu,
 };
 
 const cnn_layer_ops_t cnn_avgpool_ops = {

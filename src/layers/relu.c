@@ -39,4 +39,5 @@ const cnn_layer_ops_t cnn_relu_ops = {
     .forward = relu_forward,
     .backward = relu_backward,
     .in_place = 1,
+    .relu = 1,
 };

@@ -1,0 +1,139 @@
+/* maxpool.c - the 2x2 stride-2 max pool, the window nearly every CNN
+ * uses, on one (H, W) plane at a time, 8 (or 4) outputs per vector.
+ *
+ * The forward pass loads 2N inputs of each of the window's two rows,
+ * splits them into the even and odd columns and keeps the running
+ * maximum with its input index, as the general loop in layers/pool.c
+ * does: strict '>' keeps the first maximum, a NaN wins.
+ *
+ * The windows tile the plane, so the backward pass writes every element
+ * of dx once (dy at the arg-max, 0 elsewhere, 0 in the odd last row and
+ * column no window covers) instead of zeroing dx and scattering into it.
+ *
+ * Given the forward pass's y, the backward pass is that of a ReLU and the
+ * max pool after it: the gradient passes only where y > 0 (the ReLU's
+ * input at the arg-max is y).
+ *
+ * A row of outputs that is not a whole number of vectors ends with a
+ * vector that overlaps the one before: it writes the same values again.
+ * Rows of fewer than 4 outputs run one window at a time.
+ *
+ * Built for two instruction sets, as simd.h says. */
+#include "kernels/simd.h"
+#include "mpicnn/kernels.h"
+
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
+
+/* The N outputs from i0 (the top-left input index of the first window)
+ * of a row, for N = 8 and 4: the body is the same, the types and the
+ * shuffles differ. EVEN and ODD pick the even and odd lanes of the 2N
+ * floats a, b; LO and HI interleave a and b (a0 b0 a1 b1 ...). */
+#define DEFINE_ROW(N, VF, VI, EVEN, ODD, LO, HI)                                        \
+    INLINE void fwd_##N(const float *x, int W, int i0, float *y, int32_t *arg)         \
+    {                                                                                   \
+        const float *r0 = x + i0, *r1 = r0 + W;                                        \
+        const VF a0 = *(const VF *)r0, b0 = *(const VF *)(r0 + N);                     \
+        const VF a1 = *(const VF *)r1, b1 = *(const VF *)(r1 + N);                     \
+        const VF cand[3] = {__builtin_shuffle(a0, b0, ODD), __builtin_shuffle(a1, b1, EVEN), \
+                            __builtin_shuffle(a1, b1, ODD)};                           \
+        const int32_t off[3] = {1, W, W + 1};                                          \
+        VF m = __builtin_shuffle(a0, b0, EVEN);                                        \
+        VI best = (VI){0};                                                              \
+        for (int t = 0; t < 3; t++) {                                                   \
+            const VF v = cand[t];                                                       \
+            const VI take = (v > m) | (v != v);                                         \
+            m = (VF)((take & (VI)v) | (~take & (VI)m));                                 \
+            best = (take & off[t]) | (~take & best);                                    \
+        }                                                                               \
+        *(VF *)y = m;                                                                   \
+        *(VI *)arg = best + i0 + EVEN;                                                  \
+    }                                                                                   \
+    INLINE void grad_##N(const float *dy, const float *y, const int32_t *arg, int ox,  \
+                         int W, int i0, float *dx)                                      \
+    {                                                                                   \
+        VF g = *(const VF *)(dy + ox);                                                  \
+        if (y) g = (VF)((*(const VF *)(y + ox) > 0.0f) & (VI)g);                        \
+        const VI off = *(const VI *)(arg + ox) - i0 - EVEN;                             \
+        const VI g00 = (off == 0) & (VI)g, g01 = (off == 1) & (VI)g;                    \
+        const VI g10 = (off == W) & (VI)g, g11 = (off == W + 1) & (VI)g;                \
+        float *r0 = dx + i0, *r1 = r0 + W;                                              \
+        *(VF *)r0 = (VF)__builtin_shuffle(g00, g01, LO);                                \
+        *(VF *)(r0 + N) = (VF)__builtin_shuffle(g00, g01, HI);                          \
+        *(VF *)r1 = (VF)__builtin_shuffle(g10, g11, LO);                                \
+        *(VF *)(r1 + N) = (VF)__builtin_shuffle(g10, g11, HI);                          \
+    }
+
+DEFINE_ROW(8, v8, v8i, ((v8i){0, 2, 4, 6, 8, 10, 12, 14}), ((v8i){1, 3, 5, 7, 9, 11, 13, 15}),
+           ((v8i){0, 8, 1, 9, 2, 10, 3, 11}), ((v8i){4, 12, 5, 13, 6, 14, 7, 15}))
+DEFINE_ROW(4, v4, v4i, ((v4i){0, 2, 4, 6}), ((v4i){1, 3, 5, 7}), ((v4i){0, 4, 1, 5}),
+           ((v4i){2, 6, 3, 7}))
+
+/* one window; bitwise selects, not branches: random data would
+ * mispredict them */
+INLINE void fwd_1(const float *x, int W, int i0, float *y, int32_t *arg)
+{
+    float m = x[i0];
+    int best = i0;
+    const int idx[3] = {i0 + 1, i0 + W, i0 + W + 1};
+    for (int t = 0; t < 3; t++) {
+        const float v = x[idx[t]];
+        const int take = (v > m) | (v != v);
+        best = take ? idx[t] : best;
+        m = take ? v : m;
+    }
+    *y = m;
+    *arg = best;
+}
+
+INLINE void grad_1(const float *dy, const float *y, const int32_t *arg, int ox, int W,
+                   int i0, float *dx)
+{
+    dx[i0] = dx[i0 + 1] = dx[i0 + W] = dx[i0 + W + 1] = 0.0f;
+    dx[arg[ox]] = !y || y[ox] > 0.0f ? dy[ox] : 0.0f;
+}
+
+/* ox = 0, N, 2N, ..., and a last vector at OW - N if N does not divide OW */
+#define ROW_LOOP(N, OW, body)                                  \
+    for (int ox_ = 0; ox_ < (OW); ox_ += (N)) {                \
+        const int ox = ox_ + (N) <= (OW) ? ox_ : (OW) - (N);   \
+        body;                                                   \
+    }
+
+CLONES
+void cnn_maxpool2x2(const float *x, int H, int W, float *y, int32_t *arg)
+{
+    const int OH = H / 2, OW = W / 2;
+    for (int oy = 0; oy < OH; oy++) {
+        const int row = 2 * oy * W;
+        float *yr = y + (size_t)oy * OW;
+        int32_t *ar = arg + (size_t)oy * OW;
+        if (OW >= 8)
+            ROW_LOOP(8, OW, fwd_8(x, W, row + 2 * ox, yr + ox, ar + ox))
+        else if (OW >= 4)
+            ROW_LOOP(4, OW, fwd_4(x, W, row + 2 * ox, yr + ox, ar + ox))
+        else
+            ROW_LOOP(1, OW, fwd_1(x, W, row + 2 * ox, yr + ox, ar + ox))
+    }
+}
+
+CLONES
+void cnn_maxpool2x2_grad(const float *dy, const float *y, const int32_t *arg, int H, int W,
+                         float *dx)
+{
+    const int OH = H / 2, OW = W / 2;
+    for (int oy = 0; oy < OH; oy++) {
+        const int row = 2 * oy * W;
+        const float *dr = dy + (size_t)oy * OW, *yr = y ? y + (size_t)oy * OW : NULL;
+        const int32_t *ar = arg + (size_t)oy * OW;
+        if (OW >= 8)
+            ROW_LOOP(8, OW, grad_8(dr, yr, ar, ox, W, row + 2 * ox, dx))
+        else if (OW >= 4)
+            ROW_LOOP(4, OW, grad_4(dr, yr, ar, ox, W, row + 2 * ox, dx))
+        else
+            ROW_LOOP(1, OW, grad_1(dr, yr, ar, ox, W, row + 2 * ox, dx))
+        if (W & 1) dx[row + W - 1] = dx[row + 2 * W - 1] = 0.0f;
+    }
+    if (H & 1)
+        for (int j = 0; j < W; j++) dx[(size_t)(H - 1) * W + j] = 0.0f;
+}
