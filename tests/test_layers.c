@@ -209,7 +209,8 @@ static void check_wino_cases(cnn_layer_spec_t s)
 }
 
 /* Winograd F(2x2, 3x3): forced on small cases (odd and even outputs,
- * pads 0-2, eval mode, V kept or computed again, one or more chunks),
+ * pads 0-2, eval mode, V kept or computed again, one or more chunks, tile
+ * rows shorter and longer than a vector),
  * then chosen by default for a layer with enough channels. */
 static void test_conv_winograd(void **state)
 {
@@ -224,6 +225,11 @@ static void test_conv_winograd(void **state)
     assert_int_equal(net->layers[0].sz.variant, 0); /* stride 2: im2col */
     cnn_net_free(net);
     check_wino_cases(s);
+    /* tile rows of 8 tiles at a time: 10 tiles (a vector and 2 lanes),
+     * exactly 8 (the last tile's share carried one vector further), 7 */
+    check_layer(s, sh(2, 2, 3, 19), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(1, 2, 6, 18), 1);
+    check_layer(s, sh(1, 3, 5, 13), 0);
     /* channels in blocks of 4: both products by the blocked kernel, with
      * U^T kept for dV */
     assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 6, 6), 1, &net), CNN_OK);

@@ -64,8 +64,7 @@ typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
         *(VF *)(r1 + N) = (VF)__builtin_shuffle(g10, g11, HI);                          \
     }
 
-DEFINE_ROW(8, v8, v8i, ((v8i){0, 2, 4, 6, 8, 10, 12, 14}), ((v8i){1, 3, 5, 7, 9, 11, 13, 15}),
-           ((v8i){0, 8, 1, 9, 2, 10, 3, 11}), ((v8i){4, 12, 5, 13, 6, 14, 7, 15}))
+DEFINE_ROW(8, v8, v8i, V8_EVEN, V8_ODD, V8_LO, V8_HI)
 DEFINE_ROW(4, v4, v4i, ((v4i){0, 2, 4, 6}), ((v4i){1, 3, 5, 7}), ((v4i){0, 4, 1, 5}),
            ((v4i){2, 6, 3, 7}))
 

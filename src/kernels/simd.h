@@ -22,6 +22,15 @@
 typedef float v8 __attribute__((vector_size(4 * VW), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(4 * VW), aligned(4)));
 
+/* __builtin_shuffle masks on two vectors a, b of 8: the even and the odd
+ * lanes of the 16 (a0 a2 .. b6, a1 a3 .. b7), and a and b interleaved
+ * (a0 b0 a1 b1 .. a3 b3, and a4 b4 .. a7 b7): a row of pixels split into
+ * its even and odd columns and put back together */
+#define V8_EVEN ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
+#define V8_ODD ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
+#define V8_LO ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
+#define V8_HI ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
+
 /* Helpers are inlined into each clone, so that they are compiled for the
  * clone's instruction set. */
 #define INLINE static inline __attribute__((always_inline))

@@ -25,11 +25,21 @@
  * K (M) or K*C (U, flattened), xs floats apart (xs >= rows * ld; callers
  * add a cache line so that the 16 matrices do not fall on the same cache
  * sets). Tile t of an image is tile row t / tw, tile column t % tw;
- * tw = ceil(OW / 2), th = ceil(OH / 2). The image transforms go tile by
- * tile through a zero-padded copy of one channel (the plane), so the
- * borders need no tests. */
+ * tw = ceil(OW / 2), th = ceil(OH / 2). The image transforms go through
+ * a zero-padded copy of one channel (the plane), so the borders need no
+ * tests.
+ *
+ * The F(2x2) image transforms take 8 tiles of a tile row at a time, lane
+ * l holding tile tj0 + l: tile tj's 4 columns are the plane's columns 2tj
+ * to 2tj + 3, so splitting 16 columns from 2tj0 into even and odd ones
+ * gives the tiles' first two, and 16 from 2tj0 + 2 their last two. The
+ * arithmetic is that of one tile, on vectors (built for two instruction
+ * sets, as simd.h says). Rows of the plane have 16 floats of slack, so
+ * that a tile row's last vector, whose lanes past the row are not used,
+ * stays inside the row. */
 #include <string.h>
 
+#include "kernels/simd.h"
 #include "mpicnn/kernels.h"
 
 /* w (K, C, 3, 3) -> U: 16 matrices (K, C), xi-th at U + xi * K * C. */
@@ -77,17 +87,20 @@ void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw)
 }
 
 /* Copies channel xc (H, W) into the interior of the zero-padded plane
- * (ph, pw), `pad` rows and columns in; the border is left as it is. */
-static void plane_put(const float *xc, int H, int W, int pad, float *plane, int ph, int pw)
+ * (ph, pw; rows ps floats apart), `pad` rows and columns in; the border
+ * is left as it is. */
+static void plane_put(const float *xc, int H, int W, int pad, float *plane, int ph, int pw,
+                      int ps)
 {
     const int n = W < pw - pad ? W : pw - pad;
     for (int h = 0; h < H && h + pad < ph; h++)
-        memcpy(plane + (size_t)(h + pad) * pw + pad, xc + (size_t)h * W, sizeof(float) * (size_t)n);
+        memcpy(plane + (size_t)(h + pad) * ps + pad, xc + (size_t)h * W, sizeof(float) * (size_t)n);
 }
 
 /* The adjoint: channel xc (H, W) = the plane's interior; pixels no tile
  * reaches get 0. */
-static void plane_get(const float *plane, int ph, int pw, int pad, float *xc, int H, int W)
+static void plane_get(const float *plane, int ph, int pw, int ps, int pad, float *xc, int H,
+                      int W)
 {
     const int n = W < pw - pad ? W : pw - pad;
     for (int h = 0; h < H; h++) {
@@ -96,163 +109,220 @@ static void plane_get(const float *plane, int ph, int pw, int pad, float *xc, in
             memset(row, 0, sizeof(float) * (size_t)W);
             continue;
         }
-        memcpy(row, plane + (size_t)(h + pad) * pw + pad, sizeof(float) * (size_t)n);
+        memcpy(row, plane + (size_t)(h + pad) * ps + pad, sizeof(float) * (size_t)n);
         if (n < W) memset(row + n, 0, sizeof(float) * (size_t)(W - n));
     }
 }
 
+/* Floats between the rows of an F(2x2) plane of 2 * tw + 2 columns */
+static int plane_stride(int tw) { return 2 * tw + 2 + 2 * VW; }
+
 /* Scratch floats per thread for the image transforms: the padded plane,
- * (2*th + 2) x (2*tw + 2). */
+ * 2 * th + 2 rows. */
 size_t cnn_wino_scratch(int th, int tw)
 {
-    return (size_t)(2 * th + 2) * (size_t)(2 * tw + 2);
+    return (size_t)(2 * th + 2) * (size_t)plane_stride(tw);
 }
+
+#define load8(p) (*(const v8 *)(p))
+
+/* Lanes 0..n-1 of v to p[0..n-1]. */
+INLINE void store8(float *p, v8 v, int n)
+{
+    if (n == VW) {
+        *(v8 *)p = v;
+        return;
+    }
+    for (int l = 0; l < n; l++) p[l] = v[l];
+}
+
+/* Lanes of a tile row's vector from tile t of an image of tpi tiles that
+ * may be stored: all 8 while the lanes past the row fall on later tiles
+ * of the image, which are written after them. */
+INLINE int lanes_to_store(int t, int tpi) { return t + VW <= tpi ? VW : tpi - t; }
 
 /* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
  * th * tw tiles of every channel, at V + xi * C * ld + c * ld + t (the
  * caller offsets V to this image's first tile), the 16 matrices xs floats
  * apart. pad is the conv's zero padding; plane is cnn_wino_scratch()
  * floats. */
+CLONES
 void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
                     int tw, float *V, size_t ld, size_t xs, float *plane)
 {
-    const int ph = 2 * th + 2, pw = 2 * tw + 2;
-    const size_t cl = xs;
-    memset(plane, 0, sizeof(float) * (size_t)ph * pw);
+    const int ph = 2 * th + 2, pw = 2 * tw + 2, ps = plane_stride(tw), tpi = th * tw;
+    memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
-        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw);
+        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
         float *vc = V + (size_t)c * ld;
-        for (int ti = 0; ti < th; ti++) {
-            const float *d0 = plane + (size_t)(2 * ti) * pw, *d1 = d0 + pw;
-            const float *d2 = d1 + pw, *d3 = d2 + pw;
-            float *v = vc + (size_t)ti * tw;
-            for (int tj = 0; tj < tw; tj++) {
-                const int s = 2 * tj;
-                float t[4][4]; /* B^T d */
-                for (int q = 0; q < 4; q++) {
-                    t[0][q] = d0[s + q] - d2[s + q];
-                    t[1][q] = d1[s + q] + d2[s + q];
-                    t[2][q] = d2[s + q] - d1[s + q];
-                    t[3][q] = d1[s + q] - d3[s + q];
+        for (int ti = 0; ti < th; ti++)
+            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
+                const int t = ti * tw + tj0, n = lanes_to_store(t, tpi);
+                const float *d = plane + (size_t)(2 * ti) * ps + 2 * tj0;
+                v8 col[4][4]; /* col[row][q]: column q of each tile's 4x4 input */
+                for (int r = 0; r < 4; r++) {
+                    const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + VW);
+                    const v8 e = load8(d + (size_t)r * ps + 2);
+                    const v8 f = load8(d + (size_t)r * ps + 2 + VW);
+                    col[r][0] = __builtin_shuffle(a, b, V8_EVEN);
+                    col[r][1] = __builtin_shuffle(a, b, V8_ODD);
+                    col[r][2] = __builtin_shuffle(e, f, V8_EVEN);
+                    col[r][3] = __builtin_shuffle(e, f, V8_ODD);
+                }
+                for (int q = 0; q < 4; q++) { /* B^T d, in place */
+                    const v8 d0 = col[0][q], d1 = col[1][q], d2 = col[2][q], d3 = col[3][q];
+                    col[0][q] = d0 - d2;
+                    col[1][q] = d1 + d2;
+                    col[2][q] = d2 - d1;
+                    col[3][q] = d1 - d3;
                 }
                 for (int r = 0; r < 4; r++) { /* (B^T d) B */
-                    v[(size_t)(4 * r + 0) * cl + tj] = t[r][0] - t[r][2];
-                    v[(size_t)(4 * r + 1) * cl + tj] = t[r][1] + t[r][2];
-                    v[(size_t)(4 * r + 2) * cl + tj] = t[r][2] - t[r][1];
-                    v[(size_t)(4 * r + 3) * cl + tj] = t[r][1] - t[r][3];
+                    const v8 *tr = col[r];
+                    store8(vc + (size_t)(4 * r + 0) * xs + t, tr[0] - tr[2], n);
+                    store8(vc + (size_t)(4 * r + 1) * xs + t, tr[1] + tr[2], n);
+                    store8(vc + (size_t)(4 * r + 2) * xs + t, tr[2] - tr[1], n);
+                    store8(vc + (size_t)(4 * r + 3) * xs + t, tr[1] - tr[3], n);
                 }
             }
-        }
         /* the plane's padding stays zero: only the interior is rewritten */
     }
 }
 
 /* The adjoint of cnn_wino_input: dx (C, H, W) = the input gradient from
  * dV laid out as cnn_wino_input writes V. dx is overwritten. plane is
- * cnn_wino_scratch() floats. */
+ * cnn_wino_scratch() floats. Reads up to 8 floats past the last tile of
+ * each of dV's rows; lanes past a tile row count as zero. */
+CLONES
 void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                          int W, int pad, int th, int tw, float *dx, float *plane)
 {
-    const int ph = 2 * th + 2, pw = 2 * tw + 2;
-    const size_t cl = xs;
+    const int ph = 2 * th + 2, pw = 2 * tw + 2, ps = plane_stride(tw);
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    /* tile tj adds to the plane's columns 2tj to 2tj + 3: the last two
+     * are the next tile's first two, so each vector carries its last
+     * lane's share into the next one, and a row of whole vectors needs
+     * one more, of no tiles, to take it */
+    const int tend = tw + (tw % VW == 0);
     for (int c = 0; c < C; c++) {
-        memset(plane, 0, sizeof(float) * (size_t)ph * pw);
+        memset(plane, 0, sizeof(float) * (size_t)ph * ps);
         const float *vc = dV + (size_t)c * ld;
         for (int ti = 0; ti < th; ti++) {
-            float *d0 = plane + (size_t)(2 * ti) * pw, *d1 = d0 + pw;
-            float *d2 = d1 + pw, *d3 = d2 + pw;
-            const float *v = vc + (size_t)ti * tw;
-            for (int tj = 0; tj < tw; tj++) {
-                const int s = 2 * tj;
-                float t[4][4]; /* dV B^T */
+            v8 carry[4][2] = {{{0}}}; /* columns 2 and 3 of the tiles before */
+            for (int tj0 = 0; tj0 < tend; tj0 += VW) {
+                const int t = ti * tw + tj0;
+                const v8i keep = lane < tw - tj0;
+                v8 v[16];
+                for (int xi = 0; xi < 16; xi++)
+                    v[xi] = (v8)((v8i)load8(vc + (size_t)xi * xs + t) & keep);
+                v8 g[4][4]; /* dV B^T, row by row */
                 for (int r = 0; r < 4; r++) {
-                    const float v0 = v[(size_t)(4 * r) * cl + tj];
-                    const float v1 = v[(size_t)(4 * r + 1) * cl + tj];
-                    const float v2 = v[(size_t)(4 * r + 2) * cl + tj];
-                    const float v3 = v[(size_t)(4 * r + 3) * cl + tj];
-                    t[r][0] = v0;
-                    t[r][1] = v1 - v2 + v3;
-                    t[r][2] = v1 + v2 - v0;
-                    t[r][3] = -v3;
+                    const v8 v0 = v[4 * r], v1 = v[4 * r + 1], v2 = v[4 * r + 2];
+                    const v8 v3 = v[4 * r + 3];
+                    g[r][0] = v0;
+                    g[r][1] = v1 - v2 + v3;
+                    g[r][2] = v1 + v2 - v0;
+                    g[r][3] = -v3;
                 }
-                for (int q = 0; q < 4; q++) { /* B (dV B^T), added into place */
-                    d0[s + q] += t[0][q];
-                    d1[s + q] += t[1][q] - t[2][q] + t[3][q];
-                    d2[s + q] += t[1][q] + t[2][q] - t[0][q];
-                    d3[s + q] -= t[3][q];
+                v8 rows[4][4]; /* B (dV B^T): row r, column q of each tile */
+                for (int q = 0; q < 4; q++) {
+                    rows[0][q] = g[0][q];
+                    rows[1][q] = g[1][q] - g[2][q] + g[3][q];
+                    rows[2][q] = g[1][q] + g[2][q] - g[0][q];
+                    rows[3][q] = -g[3][q];
+                }
+                float *d = plane + (size_t)(2 * ti) * ps + 2 * tj0;
+                for (int r = 0; r < 4; r++) { /* added into place */
+                    const v8 *col = rows[r];
+                    /* columns 2 and 3 of tile tj go to tile tj + 1's 0 and 1 */
+                    const v8 e = col[0] + __builtin_shuffle(carry[r][0], col[2],
+                                                            (v8i){7, 8, 9, 10, 11, 12, 13, 14});
+                    const v8 o = col[1] + __builtin_shuffle(carry[r][1], col[3],
+                                                            (v8i){7, 8, 9, 10, 11, 12, 13, 14});
+                    carry[r][0] = col[2];
+                    carry[r][1] = col[3];
+                    float *p = d + (size_t)r * ps;
+                    *(v8 *)p = load8(p) + __builtin_shuffle(e, o, V8_LO);
+                    *(v8 *)(p + VW) = load8(p + VW) + __builtin_shuffle(e, o, V8_HI);
                 }
             }
         }
-        plane_get(plane, ph, pw, pad, dx + (size_t)c * H * W, H, W);
+        plane_get(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 
 /* Output tiles of one image: y (K, OH, OW) = bias + A^T M A, M laid out
  * as 16 matrices (K, ld) xs floats apart (the caller offsets M to this
- * image's first tile). plane is cnn_wino_scratch() floats. */
+ * image's first tile). plane is cnn_wino_scratch() floats. Reads up to 8
+ * floats past the last tile of each of M's rows. */
+CLONES
 void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
                      int OW, int th, int tw, const float *bias, float *y,
                      float *plane)
 {
-    const int pw = 2 * tw;
-    const size_t kl = xs;
+    const int ps = plane_stride(tw);
     for (int k = 0; k < K; k++) {
         const float *mk = M + (size_t)k * ld;
-        for (int ti = 0; ti < th; ti++) {
-            float *y0 = plane + (size_t)(2 * ti) * pw, *y1 = y0 + pw;
-            const float *m = mk + (size_t)ti * tw;
-            for (int tj = 0; tj < tw; tj++) {
-                float t[2][4]; /* A^T M */
-                for (int q = 0; q < 4; q++) {
-                    const float m0 = m[(size_t)q * kl + tj], m1 = m[(size_t)(4 + q) * kl + tj];
-                    const float m2 = m[(size_t)(8 + q) * kl + tj], m3 = m[(size_t)(12 + q) * kl + tj];
-                    t[0][q] = m0 + m1 + m2;
-                    t[1][q] = m1 - m2 - m3;
-                }
-                y0[2 * tj] = t[0][0] + t[0][1] + t[0][2];
-                y0[2 * tj + 1] = t[0][1] - t[0][2] - t[0][3];
-                y1[2 * tj] = t[1][0] + t[1][1] + t[1][2];
-                y1[2 * tj + 1] = t[1][1] - t[1][2] - t[1][3];
-            }
-        }
-        float *yk = y + (size_t)k * OH * OW;
         const float b = bias[k];
+        for (int ti = 0; ti < th; ti++)
+            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
+                const float *m = mk + (size_t)ti * tw + tj0;
+                v8 t0[4], t1[4]; /* A^T M */
+                for (int q = 0; q < 4; q++) {
+                    const v8 m0 = load8(m + (size_t)q * xs), m1 = load8(m + (size_t)(4 + q) * xs);
+                    const v8 m2 = load8(m + (size_t)(8 + q) * xs);
+                    const v8 m3 = load8(m + (size_t)(12 + q) * xs);
+                    t0[q] = m0 + m1 + m2;
+                    t1[q] = m1 - m2 - m3;
+                }
+                /* (A^T M) A, and the bias; lanes past the row land in the
+                 * plane's slack */
+                const v8 a0 = t0[0] + t0[1] + t0[2] + b, a1 = t0[1] - t0[2] - t0[3] + b;
+                const v8 b0 = t1[0] + t1[1] + t1[2] + b, b1 = t1[1] - t1[2] - t1[3] + b;
+                float *y0 = plane + (size_t)(2 * ti) * ps + 2 * tj0, *y1 = y0 + ps;
+                *(v8 *)y0 = __builtin_shuffle(a0, a1, V8_LO);
+                *(v8 *)(y0 + VW) = __builtin_shuffle(a0, a1, V8_HI);
+                *(v8 *)y1 = __builtin_shuffle(b0, b1, V8_LO);
+                *(v8 *)(y1 + VW) = __builtin_shuffle(b0, b1, V8_HI);
+            }
+        float *yk = y + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++)
-            for (int w = 0; w < OW; w++) yk[(size_t)h * OW + w] = plane[(size_t)h * pw + w] + b;
+            memcpy(yk + (size_t)h * OW, plane + (size_t)h * ps, sizeof(float) * (size_t)OW);
     }
 }
 
 /* The adjoint of cnn_wino_output (without the bias): dM laid out as 16
  * matrices (K, ld) xs floats apart, from dy (K, OH, OW). plane is
  * cnn_wino_scratch() floats. */
+CLONES
 void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
                           int tw, float *dM, size_t ld, size_t xs, float *plane)
 {
-    const int pw = 2 * tw;
-    const size_t kl = xs;
-    memset(plane, 0, sizeof(float) * (size_t)2 * th * pw);
+    const int ps = plane_stride(tw), tpi = th * tw;
+    memset(plane, 0, sizeof(float) * (size_t)2 * th * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            memcpy(plane + (size_t)h * pw, dyk + (size_t)h * OW, sizeof(float) * (size_t)OW);
+            memcpy(plane + (size_t)h * ps, dyk + (size_t)h * OW, sizeof(float) * (size_t)OW);
         float *mk = dM + (size_t)k * ld;
-        for (int ti = 0; ti < th; ti++) {
-            const float *y0 = plane + (size_t)(2 * ti) * pw, *y1 = y0 + pw;
-            float *m = mk + (size_t)ti * tw;
-            for (int tj = 0; tj < tw; tj++) {
-                const float a0 = y0[2 * tj], a1 = y0[2 * tj + 1];
-                const float b0 = y1[2 * tj], b1 = y1[2 * tj + 1];
+        for (int ti = 0; ti < th; ti++)
+            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
+                const int t = ti * tw + tj0, n = lanes_to_store(t, tpi);
+                const float *y0 = plane + (size_t)(2 * ti) * ps + 2 * tj0, *y1 = y0 + ps;
+                const v8 p0 = load8(y0), p1 = load8(y0 + VW), q0 = load8(y1), q1 = load8(y1 + VW);
+                const v8 a0 = __builtin_shuffle(p0, p1, V8_EVEN);
+                const v8 a1 = __builtin_shuffle(p0, p1, V8_ODD);
+                const v8 b0 = __builtin_shuffle(q0, q1, V8_EVEN);
+                const v8 b1 = __builtin_shuffle(q0, q1, V8_ODD);
                 /* dY A^T: rows (a0, a0+a1, a0-a1, -a1) and (b0, ...) */
-                const float r0[4] = {a0, a0 + a1, a0 - a1, -a1};
-                const float r1[4] = {b0, b0 + b1, b0 - b1, -b1};
+                const v8 r0[4] = {a0, a0 + a1, a0 - a1, -a1};
+                const v8 r1[4] = {b0, b0 + b1, b0 - b1, -b1};
                 for (int q = 0; q < 4; q++) { /* A (dY A^T) */
-                    m[(size_t)q * kl + tj] = r0[q];
-                    m[(size_t)(4 + q) * kl + tj] = r0[q] + r1[q];
-                    m[(size_t)(8 + q) * kl + tj] = r0[q] - r1[q];
-                    m[(size_t)(12 + q) * kl + tj] = -r1[q];
+                    store8(mk + (size_t)q * xs + t, r0[q], n);
+                    store8(mk + (size_t)(4 + q) * xs + t, r0[q] + r1[q], n);
+                    store8(mk + (size_t)(8 + q) * xs + t, r0[q] - r1[q], n);
+                    store8(mk + (size_t)(12 + q) * xs + t, -r1[q], n);
                 }
             }
-        }
     }
 }
 
@@ -417,7 +487,7 @@ void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
     const int ph = 4 * th + 2, pw = 4 * tw + 2, tpi = th * tw;
     memset(plane, 0, sizeof(float) * (size_t)ph * pw);
     for (int c = 0; c < C; c++) {
-        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw);
+        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, pw);
         for (int t0 = 0; t0 < tpi; t0 += VL) {
             const int nl = tpi - t0 < VL ? tpi - t0 : VL;
             lanes_t d[36], t[36], v[36];
@@ -451,7 +521,7 @@ void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                 for (int e = 0; e < 36; e++) p[(e / 6) * pw + e % 6] += d[e][l];
             }
         }
-        plane_get(plane, ph, pw, pad, dx + (size_t)c * H * W, H, W);
+        plane_get(plane, ph, pw, pw, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 
