@@ -59,6 +59,10 @@ void cnn_maxpool2x2_grad(const float *dy, const float *y, const int32_t *arg, in
 /* Makes the BLAS single-threaded: parallelism comes from OpenMP. */
 void cnn_blas_single_thread(void);
 
+/* The BLAS's name for the kernels it runs ("SkylakeX", "Haswell"), or
+ * "unknown". Static; do not free. */
+const char *cnn_blas_kernels(void);
+
 /* --- Winograd F(2x2, 3x3) for 3x3 stride-1 convolution (winograd.c has
  * the math). A transformed tensor is 16 matrices, one per position xi of
  * the 4x4 tile; tiles are th = ceil(OH/2) by tw = ceil(OW/2) per image. */

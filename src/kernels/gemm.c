@@ -22,3 +22,12 @@ void cnn_blas_single_thread(void)
     openblas_set_num_threads(1);
 #endif
 }
+
+const char *cnn_blas_kernels(void)
+{
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+    return openblas_get_corename();
+#else
+    return "unknown";
+#endif
+}
