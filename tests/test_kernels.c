@@ -116,11 +116,12 @@ static void test_sgemm(void **state)
 
 /* The short-inner-dimension products of first conv layers, against a
  * double reference, on shapes that reach every block and tail: rows in
- * blocks of 4 and not, columns in blocks of 24 and 8 and single ones,
+ * blocks of 4 and not, columns in blocks of 3 vectors, of 1 and single
+ * ones (vectors of 16 and of 8 lanes),
  * inner dimensions in blocks of 3 and not, leading dimensions beyond the
  * width. dW must come out bitwise the same however its rows are split
  * (threads split them). */
-static void test_gemm_small(void **state)
+static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
                                    {32, 9, 30}, {6, 1, 1}};
@@ -174,6 +175,15 @@ static void test_gemm_small(void **state)
         free(w), free(b), free(col), free(y), free(dy), free(dw1), free(dw2);
         free(yref), free(dwref), free(yk);
     }
+}
+
+/* both vector widths: 16 lanes where the CPU has AVX-512, and 8 */
+static void test_gemm_small(void **state)
+{
+    check_gemm_small();
+    cnn_kernels_set_lanes(8);
+    check_gemm_small();
+    cnn_kernels_set_lanes(0);
 }
 
 /* The 2x2 stride-2 max pool against a scalar loop over each window, on

@@ -39,6 +39,11 @@ void cnn_sgemm(int ta, int tb, int M, int N, int K, float alpha,
 void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
                           size_t ldcol, size_t P, float *y, size_t ldy);
 
+/* The widest vectors the kernels above may use: 0 (the default) for as
+ * wide as the CPU allows (16 lanes with AVX-512), 8 for at most 8. A
+ * process-wide setting, for tests and benchmarks. */
+void cnn_kernels_set_lanes(int lanes);
+
 /* dw (K, D) rows k0..k1-1 += dy (K, P; rows ldy apart) x col (D, P; rows
  * ldcol apart)^T. Each element's sum runs in the same order whatever
  * [k0, k1) is, so threads may split the rows freely. */

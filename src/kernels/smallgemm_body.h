@@ -1,0 +1,110 @@
+/* smallgemm_body.h - the kernels of smallgemm.c for one vector width,
+ * included once per width. The includer defines
+ *   VN     lanes per vector          VF     the vector type of VN floats
+ *   SG(f)  f's name for this width   KATTR  the kernels' target attribute
+ * and KB, JB (the block shape). Everything here is static. */
+
+/* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
+INLINE float SG(fwd_one)(const float *w, float b, int D, const float *col, size_t ldcol)
+{
+    float acc = b;
+    for (int j = 0; j < D; j++) acc += w[j] * col[(size_t)j * ldcol];
+    return acc;
+}
+
+/* y rows 0..KB-1, columns 0..nv*VN-1 (nv <= 3), of a block. Inlined into
+ * each clone, so that it is compiled for the clone's instruction set. */
+INLINE void SG(fwd_block)(const float *w, const float *b, int D, const float *col,
+                          size_t ldcol, int nv, float *y, size_t ldy)
+{
+    VF a[KB][3];
+    for (int r = 0; r < KB; r++)
+        for (int v = 0; v < nv; v++) a[r][v] = (VF){0} + (b ? b[r] : 0.0f);
+    const float *c = col;
+    for (int j = 0; j < D; j++, c += ldcol) {
+        VF cv[3];
+        for (int v = 0; v < nv; v++) cv[v] = *(const VF *)(c + v * VN);
+        for (int r = 0; r < KB; r++) {
+            const float wv = w[(size_t)r * D + j];
+            for (int v = 0; v < nv; v++) a[r][v] += wv * cv[v];
+        }
+    }
+    for (int r = 0; r < KB; r++)
+        for (int v = 0; v < nv; v++) *(VF *)(y + (size_t)r * ldy + v * VN) = a[r][v];
+}
+
+KATTR static void SG(inner)(const float *w, const float *b, int K, int D, const float *col,
+                            size_t ldcol, size_t P, float *y, size_t ldy)
+{
+    const int kfull = K - K % KB;
+    /* column panels outside, row blocks inside: a panel of col (D x 24)
+     * stays in L1 while every row block of W passes over it */
+    size_t p0 = 0;
+    for (; p0 + 3 * VN <= P; p0 += 3 * VN)
+        for (int k0 = 0; k0 < kfull; k0 += KB)
+            SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 3,
+                      y + (size_t)k0 * ldy + p0, ldy);
+    for (; p0 + VN <= P; p0 += VN)
+        for (int k0 = 0; k0 < kfull; k0 += KB)
+            SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 1,
+                      y + (size_t)k0 * ldy + p0, ldy);
+    for (int k = 0; k < K; k++) /* the last columns, and the last rows */
+        for (size_t p = k < kfull ? p0 : 0; p < P; p++)
+            y[(size_t)k * ldy + p] =
+                SG(fwd_one)(w + (size_t)k * D, b ? b[k] : 0.0f, D, col + p, ldcol);
+}
+
+/* dW[k][j] for one element, in the blocks' order: VN interleaved lanes
+ * over p, the tail in lanes 0, 1, ..., then the lanes in order */
+INLINE float SG(dw_one)(const float *g, const float *c, size_t P)
+{
+    float lane[VN] = {0};
+    size_t p = 0;
+    for (; p + VN <= P; p += VN)
+        for (int l = 0; l < VN; l++) lane[l] += g[p + l] * c[p + l];
+    for (int l = 0; p < P; p++, l++) lane[l] += g[p] * c[p];
+    float sum = 0.0f;
+    for (int l = 0; l < VN; l++) sum += lane[l];
+    return sum;
+}
+
+KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
+                         const float *col, size_t ldcol, int D, float *dw)
+{
+    int k = k0;
+    for (; k + KB <= k1; k += KB) {
+        int j = 0;
+        for (; j + JB <= D; j += JB) { /* 4 rows of dy x 3 rows of col */
+            VF a[KB][JB];
+            for (int r = 0; r < KB; r++)
+                for (int s = 0; s < JB; s++) a[r][s] = (VF){0};
+            const float *g = dy + (size_t)k * ldy, *c = col + (size_t)j * ldcol;
+            size_t p = 0;
+            for (; p + VN <= P; p += VN) {
+                VF cv[JB];
+                for (int s = 0; s < JB; s++) cv[s] = *(const VF *)(c + (size_t)s * ldcol + p);
+                for (int r = 0; r < KB; r++) {
+                    const VF gv = *(const VF *)(g + (size_t)r * ldy + p);
+                    for (int s = 0; s < JB; s++) a[r][s] += gv * cv[s];
+                }
+            }
+            for (int l = 0; p < P; p++, l++)
+                for (int r = 0; r < KB; r++)
+                    for (int s = 0; s < JB; s++)
+                        a[r][s][l] += g[(size_t)r * ldy + p] * c[(size_t)s * ldcol + p];
+            for (int r = 0; r < KB; r++)
+                for (int s = 0; s < JB; s++) {
+                    float sum = 0.0f;
+                    for (int l = 0; l < VN; l++) sum += a[r][s][l];
+                    dw[(size_t)(k + r) * D + j + s] += sum;
+                }
+        }
+        for (; j < D; j++)
+            for (int r = 0; r < KB; r++)
+                dw[(size_t)(k + r) * D + j] +=
+                    SG(dw_one)(dy + (size_t)(k + r) * ldy, col + (size_t)j * ldcol, P);
+    }
+    for (; k < k1; k++)
+        for (int j = 0; j < D; j++)
+            dw[(size_t)k * D + j] += SG(dw_one)(dy + (size_t)k * ldy, col + (size_t)j * ldcol, P);
+}
