@@ -244,6 +244,7 @@ static void test_conv_winograd(void **state)
     assert_int_equal(net->layers[0].sz.shared, 576 + 256 + 432 + 256);
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
+    check_layer(s, sh(3, 4, 5, 5), 1); /* dU by the blocked kernel, summed over chunks */
     cnn_conv_set_chunk_floats(2500); /* V kept, two images per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3 + 3 * (432 + 256));

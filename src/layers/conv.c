@@ -426,9 +426,17 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                      w.tw, dM + (size_t)i * w.tpi, tc, mxs, layer_work(ctx));
             /* dU[xi] (K, C) += dM[xi] (K, tc) x V[xi]^T (tc, C) */
 #pragma omp for schedule(static)
-            for (int xi = 0; xi < w.npos; xi++)
-                cnn_sgemm(0, 1, g.K, g.C, (int)tc, 1.0f, dM + (size_t)xi * mxs, (int)tc,
-                          V + (size_t)xi * vxs, (int)tc, beta, dU + (size_t)xi * kc, g.C);
+            for (int xi = 0; xi < w.npos; xi++) {
+                float *dUx = dU + (size_t)xi * kc;
+                if (small) {
+                    if (!b0) memset(dUx, 0, sizeof(float) * kc);
+                    cnn_gemm_small_dw(dM + (size_t)xi * mxs, tc, 0, g.K, tc,
+                                      V + (size_t)xi * vxs, tc, g.C, dUx);
+                } else {
+                    cnn_sgemm(0, 1, g.K, g.C, (int)tc, 1.0f, dM + (size_t)xi * mxs, (int)tc,
+                              V + (size_t)xi * vxs, (int)tc, beta, dUx, g.C);
+                }
+            }
             if (dx) {
                 /* dV[xi] (C, tc) = U[xi]^T (C, K) x dM[xi] (K, tc), over V */
 #pragma omp for schedule(static)
