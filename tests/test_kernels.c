@@ -119,8 +119,8 @@ static void test_sgemm(void **state)
  * blocks of 4 and not, columns in blocks of 3 vectors, of 1 and single
  * ones (vectors of 16 and of 8 lanes),
  * inner dimensions in blocks of 3 and not, leading dimensions beyond the
- * width. dW must come out bitwise the same however its rows are split
- * (threads split them). */
+ * width. dW and db must come out bitwise the same however the rows are
+ * split (threads split them). */
 static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
@@ -160,18 +160,31 @@ static void check_gemm_small(void)
         }
         TU_ASSERT_CLOSE("small-inner forward", yk, yref, (size_t)K * P, 1e-5, 1e-5);
 
-        cnn_gemm_small_dw(dy, ldy, 0, K, (size_t)P, col, ldc, D, dw1);
-        TU_ASSERT_CLOSE("small-inner dW", dw1, dwref, (size_t)K * D, 1e-4, 1e-5);
+        /* dW, and db from dy's row sums; without db, dW alone */
+        float *db1 = malloc(sizeof(float) * K), *db0 = malloc(sizeof(float) * K);
+        double *dbref = malloc(sizeof(double) * K);
+        for (int k = 0; k < K; k++) {
+            db1[k] = b[k];
+            dbref[k] = b[k];
+            for (int p = 0; p < P; p++) dbref[k] += dy[k * ldy + p];
+        }
         float *dw0 = malloc(sizeof(float) * K * D);
+        memcpy(dw0, dw1, sizeof(float) * K * D);
+        cnn_gemm_small_dw(dy, ldy, 0, K, (size_t)P, col, ldc, D, dw1, db1);
+        TU_ASSERT_CLOSE("small-inner dW", dw1, dwref, (size_t)K * D, 1e-4, 1e-5);
+        TU_ASSERT_CLOSE("small-inner db", db1, dbref, (size_t)K, 1e-4, 1e-5);
+        cnn_gemm_small_dw(dy, ldy, 0, K, (size_t)P, col, ldc, D, dw0, NULL);
+        assert_memory_equal(dw0, dw1, sizeof(float) * K * D);
         for (int split = 1; split < K; split++) {
             memcpy(dw0, dw2, sizeof(float) * K * D);
-            cnn_gemm_small_dw(dy, ldy, 0, split, (size_t)P, col, ldc, D, dw0);
-            cnn_gemm_small_dw(dy, ldy, split, K, (size_t)P, col, ldc, D, dw0);
-            if (memcmp(dw0, dw1, sizeof(float) * K * D))
-                fail_msg("dW with rows split at %d differs from one call (K=%d D=%d P=%d)",
+            memcpy(db0, b, sizeof(float) * K);
+            cnn_gemm_small_dw(dy, ldy, 0, split, (size_t)P, col, ldc, D, dw0, db0);
+            cnn_gemm_small_dw(dy, ldy, split, K, (size_t)P, col, ldc, D, dw0, db0);
+            if (memcmp(dw0, dw1, sizeof(float) * K * D) || memcmp(db0, db1, sizeof(float) * K))
+                fail_msg("dW or db with rows split at %d differs from one call (K=%d D=%d P=%d)",
                          split, K, D, P);
         }
-        free(dw0);
+        free(dw0), free(db0), free(db1), free(dbref);
         free(w), free(b), free(col), free(y), free(dy), free(dw1), free(dw2);
         free(yref), free(dwref), free(yk);
     }

@@ -45,10 +45,12 @@ void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const fl
 void cnn_kernels_set_lanes(int lanes);
 
 /* dw (K, D) rows k0..k1-1 += dy (K, P; rows ldy apart) x col (D, P; rows
- * ldcol apart)^T. Each element's sum runs in the same order whatever
- * [k0, k1) is, so threads may split the rows freely. */
+ * ldcol apart)^T, and, with db not NULL, db[k0..k1) += the sums of dy's
+ * rows (a conv layer's bias gradient, while the rows are in the cache).
+ * Each element's sum runs in the same order whatever [k0, k1) is, so
+ * threads may split the rows freely. */
 void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,
-                       const float *col, size_t ldcol, int D, float *dw);
+                       const float *col, size_t ldcol, int D, float *dw, float *db);
 
 /* The 2x2 stride-2 max pool of one (H, W) plane (maxpool.c): y and arg
  * are (H/2, W/2); arg gets each output's input index in the plane, the

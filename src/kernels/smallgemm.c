@@ -1,7 +1,7 @@
 /* smallgemm.c - products with a small left matrix, where a BLAS GEMM
  * spends much of its time packing and edge handling:
  *   forward: y (K, P)  = b + W (K, D) x col (D, P)
- *   dW:      dW (K, D) += dy (K, P) x col (D, P)^T
+ *   dW:      dW (K, D) += dy (K, P) x col (D, P)^T, and db (K) += dy's row sums
  * The first is a conv layer's forward pass when its column matrix has few
  * rows (D = C*KH*KW: 9 for a 3x3 conv on grey images, 27 on RGB), and the
  * Winograd products M = U x V and dV = U^T x dM of layers with few
@@ -78,13 +78,13 @@ void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const fl
 }
 
 void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,
-                       const float *col, size_t ldcol, int D, float *dw)
+                       const float *col, size_t ldcol, int D, float *dw, float *db)
 {
 #ifdef HAVE_V16
     if (wide()) {
-        dw_16(dy, ldy, k0, k1, P, col, ldcol, D, dw);
+        dw_16(dy, ldy, k0, k1, P, col, ldcol, D, dw, db);
         return;
     }
 #endif
-    dw_8(dy, ldy, k0, k1, P, col, ldcol, D, dw);
+    dw_8(dy, ldy, k0, k1, P, col, ldcol, D, dw, db);
 }

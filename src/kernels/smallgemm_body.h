@@ -68,8 +68,21 @@ INLINE float SG(dw_one)(const float *g, const float *c, size_t P)
     return sum;
 }
 
+/* sum of g[0..P), in the same lanes as dw_one */
+INLINE float SG(row_sum)(const float *g, size_t P)
+{
+    float lane[VN] = {0};
+    size_t p = 0;
+    for (; p + VN <= P; p += VN)
+        for (int l = 0; l < VN; l++) lane[l] += g[p + l];
+    for (int l = 0; p < P; p++, l++) lane[l] += g[p];
+    float sum = 0.0f;
+    for (int l = 0; l < VN; l++) sum += lane[l];
+    return sum;
+}
+
 KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
-                         const float *col, size_t ldcol, int D, float *dw)
+                         const float *col, size_t ldcol, int D, float *dw, float *db)
 {
     int k = k0;
     for (; k + KB <= k1; k += KB) {
@@ -103,8 +116,12 @@ KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
             for (int r = 0; r < KB; r++)
                 dw[(size_t)(k + r) * D + j] +=
                     SG(dw_one)(dy + (size_t)(k + r) * ldy, col + (size_t)j * ldcol, P);
+        if (db) /* the block's rows of dy are still in the cache */
+            for (int r = 0; r < KB; r++) db[k + r] += SG(row_sum)(dy + (size_t)(k + r) * ldy, P);
     }
-    for (; k < k1; k++)
+    for (; k < k1; k++) {
         for (int j = 0; j < D; j++)
             dw[(size_t)k * D + j] += SG(dw_one)(dy + (size_t)k * ldy, col + (size_t)j * ldcol, P);
+        if (db) db[k] += SG(row_sum)(dy + (size_t)k * ldy, P);
+    }
 }

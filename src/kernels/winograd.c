@@ -126,14 +126,16 @@ size_t cnn_wino_scratch(int th, int tw)
 
 #define load8(p) (*(const v8 *)(p))
 
-/* Lanes 0..n-1 of v to p[0..n-1]. */
+/* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
+ * memcpy, which costs more than the stores.) */
 INLINE void store8(float *p, v8 v, int n)
 {
     if (n == VW) {
         *(v8 *)p = v;
         return;
     }
-    for (int l = 0; l < n; l++) p[l] = v[l];
+    for (int l = 0; l < VW; l++)
+        if (l < n) p[l] = v[l];
 }
 
 /* Lanes of a tile row's vector from tile t of an image of tpi tiles that

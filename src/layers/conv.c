@@ -431,7 +431,7 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                 if (small) {
                     if (!b0) memset(dUx, 0, sizeof(float) * kc);
                     cnn_gemm_small_dw(dM + (size_t)xi * mxs, tc, 0, g.K, tc,
-                                      V + (size_t)xi * vxs, tc, g.C, dUx);
+                                      V + (size_t)xi * vxs, tc, g.C, dUx, NULL);
                 } else {
                     cnn_sgemm(0, 1, g.K, g.C, (int)tc, 1.0f, dM + (size_t)xi * mxs, (int)tc,
                               V + (size_t)xi * vxs, (int)tc, beta, dUx, g.C);
@@ -512,7 +512,7 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
      * small-D kernel splits by rows */
     const int small = g.ckk <= SMALL_D;
     const int by_rows = small || (size_t)g.K >= g.ckk;
-    bias_grad(&g, ctx, n, dy, db);
+    if (!small) bias_grad(&g, ctx, n, dy, db); /* else the dW kernel sums it */
     for (int b0 = 0; b0 < n; b0 += g.chunk) {
         const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
         /* else unfold again, into the cache (an eval-mode forward left it
@@ -539,7 +539,7 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                 const float *dyi = dy + (size_t)(b0 + i) * kohw, *ci = col + (size_t)i * g.colsz;
                 if (small)
                     cnn_gemm_small_dw(dyi, g.ohw, (int)lo, (int)hi, g.ohw, ci, g.ohw,
-                                      (int)g.ckk, dw);
+                                      (int)g.ckk, dw, db);
                 else if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
                     cnn_sgemm(0, 1, (int)(hi - lo), (int)g.ckk, (int)g.ohw, 1.0f,
                               dyi + lo * g.ohw, (int)g.ohw, ci, (int)g.ohw, 1.0f,
