@@ -117,14 +117,13 @@ static void test_sgemm(void **state)
 /* The short-inner-dimension products of first conv layers, against a
  * double reference, on shapes that reach every block and tail: rows in
  * blocks of 4 and not, columns in blocks of 3 vectors, of 1 and single
- * ones (vectors of 16 and of 8 lanes),
- * inner dimensions in blocks of 3 and not, leading dimensions beyond the
- * width. dW and db must come out bitwise the same however the rows are
+ * ones (vectors of 16 and of 8 lanes), inner dimensions (dW's columns) in
+ * blocks of 6, 3, 2 and 1, leading dimensions beyond the width. dW and db must come out bitwise the same however the rows are
  * split (threads split them). */
 static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
-                                   {32, 9, 30}, {6, 1, 1}};
+                                   {32, 9, 30}, {6, 1, 1}, {4, 8, 50}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int K = cases[t][0], D = cases[t][1], P = cases[t][2];
         const size_t ldc = (size_t)P + 3, ldy = (size_t)P + 5;

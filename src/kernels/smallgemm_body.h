@@ -2,7 +2,8 @@
  * included once per width. The includer defines
  *   VN     lanes per vector          VF     the vector type of VN floats
  *   SG(f)  f's name for this width   KATTR  the kernels' target attribute
- * and KB, JB (the block shape). Everything here is static. */
+ * and KB, JB (the block shape: KB rows of W or dy, dW blocks of up to JB
+ * columns). Everything here is static. */
 
 /* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
 INLINE float SG(fwd_one)(const float *w, float b, int D, const float *col, size_t ldcol)
@@ -81,41 +82,47 @@ INLINE float SG(row_sum)(const float *g, size_t P)
     return sum;
 }
 
+/* dW rows k..k+KB-1, columns j..j+nj-1 (nj <= JB; constant where it is
+ * inlined): KB rows of dy x nj rows of col, the accumulators in
+ * registers */
+INLINE void SG(dw_block)(const float *dy, size_t ldy, int k, size_t P, const float *col,
+                         size_t ldcol, int D, int j, int nj, float *dw)
+{
+    VF a[KB][JB];
+    for (int r = 0; r < KB; r++)
+        for (int s = 0; s < nj; s++) a[r][s] = (VF){0};
+    const float *g = dy + (size_t)k * ldy, *c = col + (size_t)j * ldcol;
+    size_t p = 0;
+    for (; p + VN <= P; p += VN) {
+        VF cv[JB];
+        for (int s = 0; s < nj; s++) cv[s] = *(const VF *)(c + (size_t)s * ldcol + p);
+        for (int r = 0; r < KB; r++) {
+            const VF gv = *(const VF *)(g + (size_t)r * ldy + p);
+            for (int s = 0; s < nj; s++) a[r][s] += gv * cv[s];
+        }
+    }
+    for (int l = 0; p < P; p++, l++)
+        for (int r = 0; r < KB; r++)
+            for (int s = 0; s < nj; s++)
+                a[r][s][l] += g[(size_t)r * ldy + p] * c[(size_t)s * ldcol + p];
+    for (int r = 0; r < KB; r++)
+        for (int s = 0; s < nj; s++) {
+            float sum = 0.0f;
+            for (int l = 0; l < VN; l++) sum += a[r][s][l];
+            dw[(size_t)(k + r) * D + j + s] += sum;
+        }
+}
+
 KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
                          const float *col, size_t ldcol, int D, float *dw, float *db)
 {
     int k = k0;
     for (; k + KB <= k1; k += KB) {
         int j = 0;
-        for (; j + JB <= D; j += JB) { /* 4 rows of dy x 3 rows of col */
-            VF a[KB][JB];
-            for (int r = 0; r < KB; r++)
-                for (int s = 0; s < JB; s++) a[r][s] = (VF){0};
-            const float *g = dy + (size_t)k * ldy, *c = col + (size_t)j * ldcol;
-            size_t p = 0;
-            for (; p + VN <= P; p += VN) {
-                VF cv[JB];
-                for (int s = 0; s < JB; s++) cv[s] = *(const VF *)(c + (size_t)s * ldcol + p);
-                for (int r = 0; r < KB; r++) {
-                    const VF gv = *(const VF *)(g + (size_t)r * ldy + p);
-                    for (int s = 0; s < JB; s++) a[r][s] += gv * cv[s];
-                }
-            }
-            for (int l = 0; p < P; p++, l++)
-                for (int r = 0; r < KB; r++)
-                    for (int s = 0; s < JB; s++)
-                        a[r][s][l] += g[(size_t)r * ldy + p] * c[(size_t)s * ldcol + p];
-            for (int r = 0; r < KB; r++)
-                for (int s = 0; s < JB; s++) {
-                    float sum = 0.0f;
-                    for (int l = 0; l < VN; l++) sum += a[r][s][l];
-                    dw[(size_t)(k + r) * D + j + s] += sum;
-                }
-        }
-        for (; j < D; j++)
-            for (int r = 0; r < KB; r++)
-                dw[(size_t)(k + r) * D + j] +=
-                    SG(dw_one)(dy + (size_t)(k + r) * ldy, col + (size_t)j * ldcol, P);
+        for (; j + JB <= D; j += JB) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, JB, dw);
+        for (; j + 3 <= D; j += 3) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 3, dw);
+        if (D - j == 2) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 2, dw);
+        if (D - j == 1) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 1, dw);
         if (db) /* the block's rows of dy are still in the cache */
             for (int r = 0; r < KB; r++) db[k + r] += SG(row_sum)(dy + (size_t)(k + r) * ldy, P);
     }
