@@ -123,7 +123,8 @@ static void test_sgemm(void **state)
 static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
-                                   {32, 9, 30}, {6, 1, 1}, {4, 8, 50}};
+                                   {32, 9, 30}, {6, 1, 1}, {4, 8, 50},
+                                   {7, 5, 40}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int K = cases[t][0], D = cases[t][1], P = cases[t][2];
         const size_t ldc = (size_t)P + 3, ldy = (size_t)P + 5;
@@ -158,6 +159,14 @@ static void check_gemm_small(void)
             for (size_t p = P; p < ldy; p++) assert_true(y[k * ldy + p] == -7.0f);
         }
         TU_ASSERT_CLOSE("small-inner forward", yk, yref, (size_t)K * P, 1e-5, 1e-5);
+        /* added into y: y + W x col = 2 yref - b */
+        cnn_gemm_small_inner_acc(w, K, D, col, ldc, (size_t)P, y, ldy);
+        for (int k = 0; k < K; k++) {
+            memcpy(yk + (size_t)k * P, y + k * ldy, sizeof(float) * P);
+            for (size_t p = P; p < ldy; p++) assert_true(y[k * ldy + p] == -7.0f);
+            for (int p = 0; p < P; p++) yref[k * P + p] = 2 * yref[k * P + p] - b[k];
+        }
+        TU_ASSERT_CLOSE("small-inner added into y", yk, yref, (size_t)K * P, 2e-5, 1e-5);
 
         /* dW, and db from dy's row sums; without db, dW alone */
         float *db1 = malloc(sizeof(float) * K), *db0 = malloc(sizeof(float) * K);

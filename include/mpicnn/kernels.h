@@ -39,6 +39,10 @@ void cnn_sgemm(int ta, int tb, int M, int N, int K, float alpha,
 void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
                           size_t ldcol, size_t P, float *y, size_t ldy);
 
+/* The same product added into y: y (K, P) += w (K, D) x col (D, P). */
+void cnn_gemm_small_inner_acc(const float *w, int K, int D, const float *col, size_t ldcol,
+                              size_t P, float *y, size_t ldy);
+
 /* The widest vectors the kernels above may use: 0 (the default) for as
  * wide as the CPU allows (16 lanes with AVX-512), 8 for at most 8. A
  * process-wide setting, for tests and benchmarks. */

@@ -1,6 +1,6 @@
 /* smallgemm.c - products with a small left matrix, where a BLAS GEMM
  * spends much of its time packing and edge handling:
- *   forward: y (K, P)  = b + W (K, D) x col (D, P)
+ *   forward: y (K, P)  = b + W (K, D) x col (D, P), or y += W x col
  *   dW:      dW (K, D) += dy (K, P) x col (D, P)^T, and db (K) += dy's row sums
  * The first is a conv layer's forward pass when its column matrix has few
  * rows (D = C*KH*KW: 9 for a 3x3 conv on grey images, 27 on RGB), and the
@@ -82,11 +82,23 @@ void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const fl
 {
 #ifdef HAVE_V16
     if (wide()) {
-        inner_16(w, b, K, D, col, ldcol, P, y, ldy);
+        inner_16(w, b, K, D, col, ldcol, P, 0, y, ldy);
         return;
     }
 #endif
-    inner_8(w, b, K, D, col, ldcol, P, y, ldy);
+    inner_8(w, b, K, D, col, ldcol, P, 0, y, ldy);
+}
+
+void cnn_gemm_small_inner_acc(const float *w, int K, int D, const float *col, size_t ldcol,
+                              size_t P, float *y, size_t ldy)
+{
+#ifdef HAVE_V16
+    if (wide()) {
+        inner_16(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
+        return;
+    }
+#endif
+    inner_8(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
 }
 
 void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,

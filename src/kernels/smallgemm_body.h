@@ -5,54 +5,71 @@
  * and KB, JB (the block shape: KB rows of W or dy, dW blocks of up to JB
  * columns). Everything here is static. */
 
-/* y[k][p] for one element, in the blocks' order: b, then j = 0.. D-1 */
-INLINE float SG(fwd_one)(const float *w, float b, int D, const float *col, size_t ldcol)
+/* y[k][p] for one element, in the blocks' order: the start (b, or y with
+ * acc), then j = 0.. D-1 */
+INLINE float SG(fwd_one)(const float *w, float start, int D, const float *col, size_t ldcol)
 {
-    float acc = b;
+    float acc = start;
     for (int j = 0; j < D; j++) acc += w[j] * col[(size_t)j * ldcol];
     return acc;
 }
 
-/* y rows 0..KB-1, columns 0..nv*VN-1 (nv <= 3), of a block. Inlined into
- * each clone, so that it is compiled for the clone's instruction set. */
+/* y rows 0..nr-1 (nr <= KB), columns 0..nv*VN-1 (nv <= 3), of a block,
+ * from b (or 0), or from y itself with acc. Inlined into each clone, so
+ * that it is compiled for the clone's instruction set, and with nr and nv
+ * constant. */
 INLINE void SG(fwd_block)(const float *w, const float *b, int D, const float *col,
-                          size_t ldcol, int nv, float *y, size_t ldy)
+                          size_t ldcol, int nr, int nv, int acc, float *y, size_t ldy)
 {
     VF a[KB][3];
-    for (int r = 0; r < KB; r++)
-        for (int v = 0; v < nv; v++) a[r][v] = (VF){0} + (b ? b[r] : 0.0f);
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++)
+            a[r][v] = acc ? *(const VF *)(y + (size_t)r * ldy + v * VN)
+                          : (VF){0} + (b ? b[r] : 0.0f);
     const float *c = col;
     for (int j = 0; j < D; j++, c += ldcol) {
         VF cv[3];
         for (int v = 0; v < nv; v++) cv[v] = *(const VF *)(c + v * VN);
-        for (int r = 0; r < KB; r++) {
+        for (int r = 0; r < nr; r++) {
             const float wv = w[(size_t)r * D + j];
             for (int v = 0; v < nv; v++) a[r][v] += wv * cv[v];
         }
     }
-    for (int r = 0; r < KB; r++)
+    for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) *(VF *)(y + (size_t)r * ldy + v * VN) = a[r][v];
 }
 
-KATTR static void SG(inner)(const float *w, const float *b, int K, int D, const float *col,
-                            size_t ldcol, size_t P, float *y, size_t ldy)
+/* The columns [p0, p0 + nv*VN) of every row: blocks of KB rows, then the
+ * last rows in blocks of 2 and 1 */
+INLINE void SG(fwd_panel)(const float *w, const float *b, int K, int D, const float *col,
+                          size_t ldcol, size_t p0, int nv, int acc, float *y, size_t ldy)
 {
-    const int kfull = K - K % KB;
-    /* column panels outside, row blocks inside: a panel of col (D x 24)
-     * stays in L1 while every row block of W passes over it */
+    int k0 = 0;
+    for (; k0 + KB <= K; k0 += KB)
+        SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, KB, nv, acc,
+                      y + (size_t)k0 * ldy + p0, ldy);
+    for (; k0 + 2 <= K; k0 += 2)
+        SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 2, nv, acc,
+                      y + (size_t)k0 * ldy + p0, ldy);
+    if (k0 < K)
+        SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 1, nv, acc,
+                      y + (size_t)k0 * ldy + p0, ldy);
+}
+
+KATTR static void SG(inner)(const float *w, const float *b, int K, int D, const float *col,
+                            size_t ldcol, size_t P, int acc, float *y, size_t ldy)
+{
+    /* column panels outside, row blocks inside: a panel of col (D x 3
+     * vectors) stays in L1 while every row block of W passes over it */
     size_t p0 = 0;
     for (; p0 + 3 * VN <= P; p0 += 3 * VN)
-        for (int k0 = 0; k0 < kfull; k0 += KB)
-            SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 3,
-                      y + (size_t)k0 * ldy + p0, ldy);
-    for (; p0 + VN <= P; p0 += VN)
-        for (int k0 = 0; k0 < kfull; k0 += KB)
-            SG(fwd_block)(w + (size_t)k0 * D, b ? b + k0 : NULL, D, col + p0, ldcol, 1,
-                      y + (size_t)k0 * ldy + p0, ldy);
-    for (int k = 0; k < K; k++) /* the last columns, and the last rows */
-        for (size_t p = k < kfull ? p0 : 0; p < P; p++)
-            y[(size_t)k * ldy + p] =
-                SG(fwd_one)(w + (size_t)k * D, b ? b[k] : 0.0f, D, col + p, ldcol);
+        SG(fwd_panel)(w, b, K, D, col, ldcol, p0, 3, acc, y, ldy);
+    for (; p0 + VN <= P; p0 += VN) SG(fwd_panel)(w, b, K, D, col, ldcol, p0, 1, acc, y, ldy);
+    for (int k = 0; k < K; k++) /* the last columns */
+        for (size_t p = p0; p < P; p++) {
+            float *yk = y + (size_t)k * ldy + p;
+            *yk = SG(fwd_one)(w + (size_t)k * D, acc ? *yk : b ? b[k] : 0.0f, D, col + p, ldcol);
+        }
 }
 
 /* dW[k][j] for one element, in the blocks' order: VN interleaved lanes

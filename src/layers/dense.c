@@ -12,6 +12,13 @@
 #include "layer_util.h"
 #include "mpicnn/kernels.h"
 
+/* Batches of up to SMALL_N images, and up to SMALL_M units, take the
+ * blocked kernels (smallgemm.c) for dW and dx, whose inner dimension is
+ * the batch and the units: a panel of 3 vectors' width stays in L1. The
+ * choice depends on the layer's shape alone, not on the threads. */
+#define SMALL_N 256
+#define SMALL_M 256
+
 static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                                 cnn_shape_t *out, cnn_layer_sizes_t *sz)
 {
@@ -23,6 +30,7 @@ static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     *out = (cnn_shape_t){in.n, s->filters, 1, 1};
     *sz = (cnn_layer_sizes_t){0};
     sz->params = (size_t)s->filters * cnn_shape_image(in) + (size_t)s->filters;
+    if (in.n <= SMALL_N) sz->work = (size_t)s->filters * in.n; /* dy^T, a thread's rows */
     return CNN_OK;
 }
 
@@ -71,9 +79,15 @@ static void dense_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         int lo, hi;
         /* dW rows [lo,hi) (M,D) += dy^T (M,n) x x (n,D) */
         block(M, t, T, &lo, &hi);
-        if (hi > lo && n > 0)
+        if (hi > lo && n > 0 && l->sz.work) {
+            float *dyt = layer_work(ctx); /* dy^T's rows [lo,hi) */
+            for (int m = lo; m < hi; m++)
+                for (int i = 0; i < n; i++) dyt[(size_t)(m - lo) * n + i] = dy[(size_t)i * M + m];
+            cnn_gemm_small_inner_acc(dyt, hi - lo, n, x, D, D, dw + (size_t)lo * D, D);
+        } else if (hi > lo && n > 0) {
             cnn_sgemm(1, 0, hi - lo, D, n, 1.0f, dy + lo, M, x, D, 1.0f,
                       dw + (size_t)lo * D, D);
+        }
         for (int m = lo; m < hi; m++) {
             float s = 0.0f;
             for (int i = 0; i < n; i++) s += dy[(size_t)i * M + m];
@@ -82,7 +96,10 @@ static void dense_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         /* dx rows [lo,hi) (n,D) = dy (n,M) x W (M,D) */
         if (dx) {
             block(n, t, T, &lo, &hi);
-            if (hi > lo)
+            if (hi > lo && M <= SMALL_M)
+                cnn_gemm_small_inner(dy + (size_t)lo * M, NULL, hi - lo, M, w, D, D,
+                                     dx + (size_t)lo * D, D);
+            else if (hi > lo)
                 cnn_sgemm(0, 0, hi - lo, D, M, 1.0f, dy + (size_t)lo * M, M, w,
                           D, 0.0f, dx + (size_t)lo * D, D);
         }
