@@ -174,6 +174,8 @@ static void test_conv(void **state)
     /* a first layer's short columns (9 rows): blocks of 4 filters and of
      * 24 and 8 pixels, and the tails of both */
     check_layer(mk("conv", 9, 3, 3, 1, 1), sh(2, 1, 9, 9), 1);
+    /* and an RGB first layer's 75 rows (5x5 on 3 channels) */
+    check_layer(mk("conv", 4, 5, 5, 1, 2), sh(2, 3, 6, 6), 1);
     /* the forward pass in eval mode leaves no columns: backward unfolds */
     check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
 }
