@@ -315,8 +315,8 @@ int main(int argc, char **argv)
     }
     if (layers && rank == 0) {
         double peak1 = sgemm_gflops(1), peak = threads > 1 ? sgemm_gflops(threads) : peak1;
-        printf("sgemm 2048^3: %.1f GFLOP/s on 1 thread, %.1f on %d (BLAS kernels: %s)\n", peak1, peak,
-               threads, cnn_blas_kernels());
+        printf("sgemm 2048^3: %.1f GFLOP/s on 1 thread, %.1f on %d (BLAS kernels: %s)\n",
+               peak1, peak, threads, cnn_blas_kernels());
         for (int i = 0; i < 2; i++)
             if (use[i]) bench_layers(&nets[i], B, threads, peak, seconds);
         printf("\n");

@@ -114,12 +114,12 @@ static void test_sgemm(void **state)
         }
 }
 
-/* The short-inner-dimension products of first conv layers, against a
- * double reference, on shapes that reach every block and tail: rows in
- * blocks of 4 and not, columns in blocks of 3 vectors, of 1 and single
- * ones (vectors of 16 and of 8 lanes), inner dimensions (dW's columns) in
- * blocks of 6, 3, 2 and 1, leading dimensions beyond the width. dW and db must come out bitwise the same however the rows are
- * split (threads split them). */
+/* The blocked kernels (smallgemm.c), against a double reference, on
+ * shapes that reach every block and tail: rows in blocks of 4, 2 and 1,
+ * columns in blocks of 3 vectors, of 1 and single ones (vectors of 16
+ * and of 8 lanes), inner dimensions (dW's columns) in blocks of 6, 3, 2
+ * and 1, leading dimensions beyond the width. dW and db must come out
+ * bitwise the same however the rows are split (threads split them). */
 static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},

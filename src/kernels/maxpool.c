@@ -47,14 +47,14 @@ typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
             best = (take & off[t]) | (~take & best);                                    \
         }                                                                               \
         *(VF *)y = m;                                                                   \
-        *(VI *)arg = best + i0 + EVEN;                                                  \
+        *(VI *)arg = best + i0 + EVEN; /* window l starts at i0 + 2l */                  \
     }                                                                                   \
     INLINE void grad_##N(const float *dy, const float *y, const int32_t *arg, int ox,  \
                          int W, int i0, float *dx)                                      \
     {                                                                                   \
         VF g = *(const VF *)(dy + ox);                                                  \
         if (y) g = (VF)((*(const VF *)(y + ox) > 0.0f) & (VI)g);                        \
-        const VI off = *(const VI *)(arg + ox) - i0 - EVEN;                             \
+        const VI off = *(const VI *)(arg + ox) - i0 - EVEN; /* within the window */      \
         const VI g00 = (off == 0) & (VI)g, g01 = (off == 1) & (VI)g;                    \
         const VI g10 = (off == W) & (VI)g, g11 = (off == W + 1) & (VI)g;                \
         float *r0 = dx + i0, *r1 = r0 + W;                                              \
