@@ -22,51 +22,46 @@
 #include "kernels/simd.h"
 #include "mpicnn/kernels.h"
 
-typedef float v4 __attribute__((vector_size(16), aligned(4)));
-typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
-
 /* The N outputs from i0 (the top-left input index of the first window)
  * of a row, for N = 8 and 4: the body is the same, the types and the
- * shuffles differ. EVEN and ODD pick the even and odd lanes of the 2N
- * floats a, b; LO and HI interleave a and b (a0 b0 a1 b1 ...). */
-#define DEFINE_ROW(N, VF, VI, EVEN, ODD, LO, HI)                                        \
-    INLINE void fwd_##N(const float *x, int W, int i0, float *y, int32_t *arg)         \
-    {                                                                                   \
-        const float *r0 = x + i0, *r1 = r0 + W;                                        \
-        const VF a0 = *(const VF *)r0, b0 = *(const VF *)(r0 + N);                     \
-        const VF a1 = *(const VF *)r1, b1 = *(const VF *)(r1 + N);                     \
-        const VF cand[3] = {__builtin_shuffle(a0, b0, ODD), __builtin_shuffle(a1, b1, EVEN), \
-                            __builtin_shuffle(a1, b1, ODD)};                           \
-        const int32_t off[3] = {1, W, W + 1};                                          \
-        VF m = __builtin_shuffle(a0, b0, EVEN);                                        \
-        VI best = (VI){0};                                                              \
-        for (int t = 0; t < 3; t++) {                                                   \
-            const VF v = cand[t];                                                       \
-            const VI take = (v > m) | (v != v);                                         \
-            m = (VF)((take & (VI)v) | (~take & (VI)m));                                 \
-            best = (take & off[t]) | (~take & best);                                    \
-        }                                                                               \
-        *(VF *)y = m;                                                                   \
-        *(VI *)arg = best + i0 + EVEN; /* window l starts at i0 + 2l */                  \
-    }                                                                                   \
-    INLINE void grad_##N(const float *dy, const float *y, const int32_t *arg, int ox,  \
-                         int W, int i0, float *dx)                                      \
-    {                                                                                   \
-        VF g = *(const VF *)(dy + ox);                                                  \
-        if (y) g = (VF)((*(const VF *)(y + ox) > 0.0f) & (VI)g);                        \
-        const VI off = *(const VI *)(arg + ox) - i0 - EVEN; /* within the window */      \
-        const VI g00 = (off == 0) & (VI)g, g01 = (off == 1) & (VI)g;                    \
-        const VI g10 = (off == W) & (VI)g, g11 = (off == W + 1) & (VI)g;                \
-        float *r0 = dx + i0, *r1 = r0 + W;                                              \
-        *(VF *)r0 = (VF)__builtin_shuffle(g00, g01, LO);                                \
-        *(VF *)(r0 + N) = (VF)__builtin_shuffle(g00, g01, HI);                          \
-        *(VF *)r1 = (VF)__builtin_shuffle(g10, g11, LO);                                \
-        *(VF *)(r1 + N) = (VF)__builtin_shuffle(g10, g11, HI);                          \
+ * shuffles differ (simd.h). LANE2 holds 0, 2, 4, ...: window l starts at
+ * input i0 + 2l. */
+#define DEFINE_ROW(N, VF, VI, SHUF, EVEN, ODD, LO, HI, LANE2)                               \
+    INLINE void fwd_##N(const float *x, int W, int i0, float *y, int32_t *arg)              \
+    {                                                                                       \
+        const float *r0 = x + i0, *r1 = r0 + W;                                             \
+        const VF a0 = *(const VF *)r0, b0 = *(const VF *)(r0 + N);                          \
+        const VF a1 = *(const VF *)r1, b1 = *(const VF *)(r1 + N);                          \
+        const VF cand[3] = {SHUF(a0, b0, ODD), SHUF(a1, b1, EVEN), SHUF(a1, b1, ODD)};      \
+        const int32_t off[3] = {1, W, W + 1};                                               \
+        VF m = SHUF(a0, b0, EVEN);                                                          \
+        VI best = (VI){0};                                                                  \
+        for (int t = 0; t < 3; t++) {                                                       \
+            const VF v = cand[t];                                                           \
+            const VI take = (v > m) | (v != v);                                             \
+            m = (VF)((take & (VI)v) | (~take & (VI)m));                                     \
+            best = (take & off[t]) | (~take & best);                                        \
+        }                                                                                   \
+        *(VF *)y = m;                                                                       \
+        *(VI *)arg = best + i0 + LANE2;                                                     \
+    }                                                                                       \
+    INLINE void grad_##N(const float *dy, const float *y, const int32_t *arg, int ox,       \
+                         int W, int i0, float *dx)                                          \
+    {                                                                                       \
+        VF g = *(const VF *)(dy + ox);                                                      \
+        if (y) g = (VF)((*(const VF *)(y + ox) > 0.0f) & (VI)g);                            \
+        const VI off = *(const VI *)(arg + ox) - i0 - LANE2; /* within the window */        \
+        const VI g00 = (off == 0) & (VI)g, g01 = (off == 1) & (VI)g;                        \
+        const VI g10 = (off == W) & (VI)g, g11 = (off == W + 1) & (VI)g;                    \
+        float *r0 = dx + i0, *r1 = r0 + W;                                                  \
+        *(VF *)r0 = (VF)SHUF(g00, g01, LO);                                                 \
+        *(VF *)(r0 + N) = (VF)SHUF(g00, g01, HI);                                           \
+        *(VF *)r1 = (VF)SHUF(g10, g11, LO);                                                 \
+        *(VF *)(r1 + N) = (VF)SHUF(g10, g11, HI);                                           \
     }
 
-DEFINE_ROW(8, v8, v8i, V8_EVEN, V8_ODD, V8_LO, V8_HI)
-DEFINE_ROW(4, v4, v4i, ((v4i){0, 2, 4, 6}), ((v4i){1, 3, 5, 7}), ((v4i){0, 4, 1, 5}),
-           ((v4i){2, 6, 3, 7}))
+DEFINE_ROW(8, v8, v8i, SHUFFLE8, IDX8_EVEN, IDX8_ODD, IDX8_LO, IDX8_HI, ((v8i){IDX8_EVEN}))
+DEFINE_ROW(4, v4, v4i, SHUFFLE4, IDX4_EVEN, IDX4_ODD, IDX4_LO, IDX4_HI, ((v4i){IDX4_EVEN}))
 
 /* one window; bitwise selects, not branches: random data would
  * mispredict them */

@@ -22,14 +22,43 @@
 typedef float v8 __attribute__((vector_size(4 * VW), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(4 * VW), aligned(4)));
 
-/* __builtin_shuffle masks on two vectors a, b of 8: the even and the odd
- * lanes of the 16 (a0 a2 .. b6, a1 a3 .. b7), and a and b interleaved
- * (a0 b0 a1 b1 .. a3 b3, and a4 b4 .. a7 b7): a row of pixels split into
- * its even and odd columns and put back together */
-#define V8_EVEN ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
-#define V8_ODD ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
-#define V8_LO ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
-#define V8_HI ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
+/* 4 of them, for short rows */
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
+
+/* SHUFFLE(a, b, i...): lanes i... of the 2N lanes of the N-lane vectors
+ * a, b. GCC 12 and clang have __builtin_shufflevector (the fuzz targets
+ * build with clang); older GCC has __builtin_shuffle. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define CNN_SHUFFLEVECTOR 1
+#endif
+#endif
+#ifdef CNN_SHUFFLEVECTOR
+#define SHUFFLE8(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define SHUFFLE4(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUFFLE8(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
+#define SHUFFLE4(a, b, ...) __builtin_shuffle(a, b, (v4i){__VA_ARGS__})
+#endif
+
+/* Lanes of two vectors a, b of 8: the even and the odd lanes of the 16
+ * (a0 a2 .. b6, a1 a3 .. b7), and a and b interleaved (a0 b0 a1 b1 ..
+ * a3 b3, and a4 b4 .. a7 b7): a row of pixels split into its even and
+ * odd columns and put back together. The same for vectors of 4. */
+#define IDX8_EVEN 0, 2, 4, 6, 8, 10, 12, 14
+#define IDX8_ODD 1, 3, 5, 7, 9, 11, 13, 15
+#define IDX8_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define IDX8_HI 4, 12, 5, 13, 6, 14, 7, 15
+#define IDX4_EVEN 0, 2, 4, 6
+#define IDX4_ODD 1, 3, 5, 7
+#define IDX4_LO 0, 4, 1, 5
+#define IDX4_HI 2, 6, 3, 7
+
+/* Vector arguments change the calling convention between instruction
+ * sets, and the compilers warn of it (-Wpsabi); the helpers that take
+ * vectors are always inlined, so no call passes one. */
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 /* Helpers are inlined into each clone, so that they are compiled for the
  * clone's instruction set. */

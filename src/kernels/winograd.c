@@ -166,10 +166,10 @@ void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
                     const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + VW);
                     const v8 e = load8(d + (size_t)r * ps + 2);
                     const v8 f = load8(d + (size_t)r * ps + 2 + VW);
-                    col[r][0] = __builtin_shuffle(a, b, V8_EVEN);
-                    col[r][1] = __builtin_shuffle(a, b, V8_ODD);
-                    col[r][2] = __builtin_shuffle(e, f, V8_EVEN);
-                    col[r][3] = __builtin_shuffle(e, f, V8_ODD);
+                    col[r][0] = SHUFFLE8(a, b, IDX8_EVEN);
+                    col[r][1] = SHUFFLE8(a, b, IDX8_ODD);
+                    col[r][2] = SHUFFLE8(e, f, IDX8_EVEN);
+                    col[r][3] = SHUFFLE8(e, f, IDX8_ODD);
                 }
                 for (int q = 0; q < 4; q++) { /* B^T d, in place */
                     const v8 d0 = col[0][q], d1 = col[1][q], d2 = col[2][q], d3 = col[3][q];
@@ -236,15 +236,15 @@ void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                 for (int r = 0; r < 4; r++) { /* added into place */
                     const v8 *col = rows[r];
                     /* columns 2 and 3 of tile tj go to tile tj + 1's 0 and 1 */
-                    const v8 e = col[0] + __builtin_shuffle(carry[r][0], col[2],
-                                                            (v8i){7, 8, 9, 10, 11, 12, 13, 14});
-                    const v8 o = col[1] + __builtin_shuffle(carry[r][1], col[3],
-                                                            (v8i){7, 8, 9, 10, 11, 12, 13, 14});
+                    const v8 e = col[0] + SHUFFLE8(carry[r][0], col[2], 7, 8, 9, 10, 11, 12,
+                                                   13, 14);
+                    const v8 o = col[1] + SHUFFLE8(carry[r][1], col[3], 7, 8, 9, 10, 11, 12,
+                                                   13, 14);
                     carry[r][0] = col[2];
                     carry[r][1] = col[3];
                     float *p = d + (size_t)r * ps;
-                    *(v8 *)p = load8(p) + __builtin_shuffle(e, o, V8_LO);
-                    *(v8 *)(p + VW) = load8(p + VW) + __builtin_shuffle(e, o, V8_HI);
+                    *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
+                    *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(e, o, IDX8_HI);
                 }
             }
         }
@@ -281,10 +281,10 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
                 const v8 a0 = t0[0] + t0[1] + t0[2] + b, a1 = t0[1] - t0[2] - t0[3] + b;
                 const v8 b0 = t1[0] + t1[1] + t1[2] + b, b1 = t1[1] - t1[2] - t1[3] + b;
                 float *y0 = plane + (size_t)(2 * ti) * ps + 2 * tj0, *y1 = y0 + ps;
-                *(v8 *)y0 = __builtin_shuffle(a0, a1, V8_LO);
-                *(v8 *)(y0 + VW) = __builtin_shuffle(a0, a1, V8_HI);
-                *(v8 *)y1 = __builtin_shuffle(b0, b1, V8_LO);
-                *(v8 *)(y1 + VW) = __builtin_shuffle(b0, b1, V8_HI);
+                *(v8 *)y0 = SHUFFLE8(a0, a1, IDX8_LO);
+                *(v8 *)(y0 + VW) = SHUFFLE8(a0, a1, IDX8_HI);
+                *(v8 *)y1 = SHUFFLE8(b0, b1, IDX8_LO);
+                *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
             }
         float *yk = y + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++)
@@ -311,10 +311,10 @@ void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi);
                 const float *y0 = plane + (size_t)(2 * ti) * ps + 2 * tj0, *y1 = y0 + ps;
                 const v8 p0 = load8(y0), p1 = load8(y0 + VW), q0 = load8(y1), q1 = load8(y1 + VW);
-                const v8 a0 = __builtin_shuffle(p0, p1, V8_EVEN);
-                const v8 a1 = __builtin_shuffle(p0, p1, V8_ODD);
-                const v8 b0 = __builtin_shuffle(q0, q1, V8_EVEN);
-                const v8 b1 = __builtin_shuffle(q0, q1, V8_ODD);
+                const v8 a0 = SHUFFLE8(p0, p1, IDX8_EVEN);
+                const v8 a1 = SHUFFLE8(p0, p1, IDX8_ODD);
+                const v8 b0 = SHUFFLE8(q0, q1, IDX8_EVEN);
+                const v8 b1 = SHUFFLE8(q0, q1, IDX8_ODD);
                 /* dY A^T: rows (a0, a0+a1, a0-a1, -a1) and (b0, ...) */
                 const v8 r0[4] = {a0, a0 + a1, a0 - a1, -a1};
                 const v8 r1[4] = {b0, b0 + b1, b0 - b1, -b1};
