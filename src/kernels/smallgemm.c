@@ -77,28 +77,29 @@ static int wide(void)
 #endif
 }
 
-void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
-                          size_t ldcol, size_t P, float *y, size_t ldy)
+/* y = b + w x col, or y += w x col with acc, at the CPU's width */
+static void inner(const float *w, const float *b, int K, int D, const float *col, size_t ldcol,
+                  size_t P, int acc, float *y, size_t ldy)
 {
 #ifdef HAVE_V16
     if (wide()) {
-        inner_16(w, b, K, D, col, ldcol, P, 0, y, ldy);
+        inner_16(w, b, K, D, col, ldcol, P, acc, y, ldy);
         return;
     }
 #endif
-    inner_8(w, b, K, D, col, ldcol, P, 0, y, ldy);
+    inner_8(w, b, K, D, col, ldcol, P, acc, y, ldy);
+}
+
+void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
+                          size_t ldcol, size_t P, float *y, size_t ldy)
+{
+    inner(w, b, K, D, col, ldcol, P, 0, y, ldy);
 }
 
 void cnn_gemm_small_inner_acc(const float *w, int K, int D, const float *col, size_t ldcol,
                               size_t P, float *y, size_t ldy)
 {
-#ifdef HAVE_V16
-    if (wide()) {
-        inner_16(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
-        return;
-    }
-#endif
-    inner_8(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
+    inner(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
 }
 
 void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,
