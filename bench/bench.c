@@ -136,9 +136,7 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
         tf /= reps;
         /* as cnn_net_backward runs them: a ReLU before a max pool has no
          * backward pass of its own, the pool's backward_after_relu does it */
-        const int folded = l->ops->relu && i + 1 < net->nlayers &&
-                           net->layers[i + 1].ops->backward_after_relu;
-        const int folds = i > 0 && l->ops->backward_after_relu && net->layers[i - 1].ops->relu;
+        const int folded = cnn_net_relu_folded(net, i), folds = cnn_net_relu_folded(net, i - 1);
         reps = 0;
         t = now();
         do {

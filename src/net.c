@@ -157,6 +157,12 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
     return net->act[net->nlayers];
 }
 
+int cnn_net_relu_folded(const cnn_net_t *net, int i)
+{
+    return i >= 0 && i + 1 < net->nlayers && net->layers[i].ops->relu &&
+           net->layers[i + 1].ops->backward_after_relu;
+}
+
 void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
                       const float *dout)
 {
@@ -166,7 +172,7 @@ void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
         cnn_layer_t *l = &net->layers[i];
         /* a ReLU and the max pool after it in one pass over memory, not
          * two: the pool's backward_after_relu gives the ReLU's dx */
-        const int fuse = i > 0 && l->ops->backward_after_relu && net->layers[i - 1].ops->relu;
+        const int fuse = cnn_net_relu_folded(net, i - 1);
         /* the first layer's input gradient is never needed */
         float *dx = i - fuse > 0 ? net->dbuf[cur] : NULL;
         if (fuse)

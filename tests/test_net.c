@@ -45,6 +45,9 @@ static void test_fmnist_ref_shape(void **state)
     assert_ptr_equal(net->act[5], net->act[4]);
     assert_ptr_equal(net->act[9], net->act[8]);
     assert_ptr_not_equal(net->act[3], net->act[2]);
+    /* relu1 and relu2 come before max pools, which do their backward pass */
+    for (int i = -1; i <= 10; i++)
+        assert_int_equal(cnn_net_relu_folded(net, i), i == 1 || i == 4);
     cnn_net_free(net);
     cnn_net_free(NULL);
     /* but never over the net's input */

@@ -63,6 +63,10 @@ static inline float *cnn_net_input(cnn_net_t *net) { return net->act[0]; }
  * forward. */
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
 
+/* 1 if layer i is a ReLU whose backward pass cnn_net_backward leaves to
+ * the next layer's backward_after_relu (a max pool after it), else 0. */
+int cnn_net_relu_folded(const cnn_net_t *net, int i);
+
 /* Backpropagates dout (n, out...) through the layers of the last forward,
  * ADDING parameter gradients into net->grads. */
 void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
