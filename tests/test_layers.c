@@ -181,22 +181,35 @@ static void test_conv(void **state)
 }
 
 /* Layers too big to keep their columns unfold again in the backward pass,
- * a chunk of images at a time: here one or two images per chunk. */
+ * a chunk of images at a time: here one or two images per chunk. Layers
+ * of at most 80 column rows (cnn_gemm_small_dw's) unfold each image into
+ * a thread's own scratch instead and sum its dW and db into a slot of the
+ * shared scratch, a chunk of slots at a time: one, two or three here. */
 static void test_conv_chunked(void **state)
 {
     (void)state;
-    cnn_conv_set_chunk_floats(27 * 25); /* one image of the first case */
     cnn_layer_spec_t s = mk("conv", 4, 3, 3, 1, 1);
     cnn_net_t *net = NULL;
+    cnn_conv_set_chunk_floats(81 * 16); /* 9 channels: 81 rows, 16 pixels */
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 9, 4, 4), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.cache, 0);        /* nothing kept */
+    assert_int_equal(net->layers[0].sz.shared, 81 * 16); /* one image */
+    cnn_net_free(net);
+    check_layer(s, sh(3, 9, 4, 4), 1);
+    cnn_conv_set_chunk_floats(2 * 81 * 16); /* two images per chunk */
+    check_layer(s, sh(3, 9, 4, 4), 1);
+    check_layer(s, sh(3, 9, 4, 4), 0);
+    /* 27 rows: a slot is 4 * 27 + 4 = 112 floats, 7 cache lines */
+    cnn_conv_set_chunk_floats(112);
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 0);              /* nothing kept */
-    assert_int_equal(net->layers[0].sz.shared, 27 * 25);       /* one image */
+    assert_int_equal(net->layers[0].sz.cache, 0);
+    assert_int_equal(net->layers[0].sz.shared, 112); /* one slot */
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
-    check_layer(mk("conv", 5, 1, 1, 1, 0), sh(3, 4, 3, 3), 1);
-    cnn_conv_set_chunk_floats(2 * 25 * 9); /* two images per chunk */
-    check_layer(mk("conv", 2, 5, 5, 3, 2), sh(5, 1, 8, 8), 1);
-    check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
+    check_layer(mk("conv", 5, 1, 1, 1, 0), sh(3, 4, 3, 3), 1); /* 25 floats: 3 slots of 32 */
+    cnn_conv_set_chunk_floats(2 * 112);
+    check_layer(mk("conv", 2, 5, 5, 3, 2), sh(5, 1, 8, 8), 1); /* slots of 64: 3 + 2 images */
+    check_layer(s, sh(3, 3, 5, 5), 0);
     cnn_conv_set_chunk_floats(0);
 }
 

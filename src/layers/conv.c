@@ -18,14 +18,17 @@
  * In training the forward pass keeps every col_i in the layer's cache, so
  * the backward pass does not unfold the images again. The cache is sized
  * for the whole batch when that is at most CHUNK_FLOATS (16 MB), as for
- * every layer of the reference nets; a bigger layer unfolds again in the
- * backward pass, a chunk of images at a time in the shared scratch.
+ * fmnist-ref's conv1; a bigger layer unfolds again in the backward pass,
+ * a chunk of images at a time in the shared scratch (or, at most SMALL_D
+ * rows, one image at a time in each thread's own scratch).
  *
  * Threads: the forward pass and the input gradient take whole images per
  * thread (each thread unfolds into its own scratch); dW and db are split
  * into blocks of rows or columns, each thread summing over every image in
- * order. No two threads write one element, and every element is summed in
- * the same order whatever the thread count.
+ * order. A layer of at most SMALL_D rows (small_backward) takes whole
+ * images for dW and db too, into per-image partial sums that are then
+ * added in image order. No two threads write one element, and every
+ * element is summed in the same order whatever the thread count.
  *
  * 3x3 stride-1 layers with enough channels use Winograd F(2x2, 3x3) or
  * F(4x4, 3x3) instead (kernels/winograd.c): per chunk of images, the input
@@ -177,6 +180,13 @@ static int chunk_images(size_t colsz, int nmax)
     return c < (size_t)nmax ? (int)c : nmax;
 }
 
+/* Floats of one image's partial dW and db in the small-D backward pass,
+ * rounded up to whole cache lines so threads do not share lines. */
+static size_t small_slot(int K, size_t ckk)
+{
+    return ((size_t)K * ckk + (size_t)K + 15) / 16 * 16;
+}
+
 static geom_t geom(const cnn_layer_t *l)
 {
     geom_t g = {.C = l->in.c, .H = l->in.h, .W = l->in.w, .K = l->spec.filters,
@@ -186,7 +196,10 @@ static geom_t geom(const cnn_layer_t *l)
     g.ohw = (size_t)g.OH * g.OW;
     g.colsz = g.ckk * g.ohw;
     g.cached = l->sz.cache > 0;
-    g.chunk = g.cached ? l->in.n : chunk_images(g.colsz, l->in.n);
+    if (g.ckk <= SMALL_D) /* the partial sums that fit the shared scratch */
+        g.chunk = (int)(l->sz.shared / small_slot(g.K, g.ckk));
+    else
+        g.chunk = g.cached ? l->in.n : chunk_images(g.colsz, l->in.n);
     return g;
 }
 
@@ -232,12 +245,16 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                      (w.cached ? 0 : (size_t)w.chunk * w.vimg + gaps);
         return CNN_OK;
     }
-    const size_t colsz = (size_t)in.c * s->kh * s->kw * (size_t)oh * ow;
+    const size_t ckk = (size_t)in.c * s->kh * s->kw, colsz = ckk * (size_t)oh * ow;
     const int chunk = chunk_images(colsz, in.n);
     *sz = (cnn_layer_sizes_t){0};
-    sz->params = (size_t)s->filters * in.c * s->kh * s->kw + (size_t)s->filters;
+    sz->params = (size_t)s->filters * ckk + (size_t)s->filters;
     sz->work = colsz; /* one image's columns: forward without cache, dx */
-    if (chunk >= in.n)
+    if (ckk <= SMALL_D) { /* per-image partial dW and db, a chunk at a time */
+        const size_t slot = small_slot(s->filters, ckk);
+        sz->shared = slot * (size_t)chunk_images(slot, in.n);
+        if (chunk >= in.n) sz->cache = colsz * (size_t)in.n;
+    } else if (chunk >= in.n)
         sz->cache = colsz * (size_t)in.n; /* every image's columns */
     else
         sz->shared = colsz * (size_t)chunk; /* a chunk's, again */
@@ -495,6 +512,62 @@ static void conv_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
+/* dcol_i (CKK, OHW) = W^T (CKK, K) x dy_i (K, OHW), folded back into dx_i */
+static void input_grad(const geom_t *g, const float *w, const float *dyi, float *dcol, float *dxi)
+{
+    cnn_sgemm(1, 0, (int)g->ckk, (int)g->ohw, g->K, 1.0f, w, (int)g->ckk, dyi, (int)g->ohw, 0.0f,
+              dcol, (int)g->ohw);
+    memset(dxi, 0, sizeof(float) * (size_t)g->C * g->H * g->W);
+    cnn_col2im(dcol, g->ohw, g->C, g->H, g->W, g->KH, g->KW, g->S, g->P, dxi);
+}
+
+/* The backward pass of a layer with at most SMALL_D column rows. Threads
+ * take whole images: each sums its images' dW and db into per-image slots
+ * of the shared scratch, from columns that are cached or that it unfolds
+ * into its own scratch, where they stay in its cache. Then the slots are
+ * added to the gradient in image order, split by element over threads.
+ * Every element gets the same additions in the same order as one thread
+ * summing image after image (the kernel adds each image's sum to its
+ * output), whatever the thread count. Splitting dW by rows instead, each
+ * thread read every image's columns: 2 threads on cifar-3layer's conv1
+ * (75 rows, 300 KB of columns an image) ran no faster than 1. */
+static void small_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const geom_t *g, int n,
+                           const float *x, const float *dy, float *dx)
+{
+    const size_t nw = (size_t)g->K * g->ckk, slot = small_slot(g->K, g->ckk);
+    const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
+    const int have = g->cached && ctx->train; /* the forward pass kept the columns */
+    float *grad = l->grads; /* dW (K, CKK), then db (K), as in a slot */
+    for (int b0 = 0; b0 < n; b0 += g->chunk) {
+        const int nb = n - b0 < g->chunk ? n - b0 : g->chunk;
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++) {
+                const float *dyi = dy + (size_t)(b0 + i) * kohw;
+                float *part = ctx->shared + (size_t)i * slot, *col = layer_work(ctx);
+                if (have)
+                    col = l->cache + (size_t)(b0 + i) * g->colsz;
+                else
+                    unfold(g, x + (size_t)(b0 + i) * chw, col);
+                memset(part, 0, sizeof(float) * slot);
+                cnn_gemm_small_dw(dyi, g->ohw, 0, g->K, g->ohw, col, g->ohw, (int)g->ckk, part,
+                                  part + nw);
+                if (dx) input_grad(g, l->params, dyi, layer_work(ctx), dx + (size_t)(b0 + i) * chw);
+            }
+            /* whole cache lines per thread */
+            size_t lo, hi;
+            split(slot / 16, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            lo *= 16;
+            hi = 16 * hi < nw + (size_t)g->K ? 16 * hi : nw + (size_t)g->K;
+            for (int i = 0; i < nb; i++) {
+                const float *part = ctx->shared + (size_t)i * slot;
+                for (size_t e = lo; e < hi; e++) grad[e] += part[e];
+            }
+        }
+    }
+}
+
 static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                           const float *x, const float *y, const float *dy,
                           float *dx)
@@ -505,17 +578,18 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         return;
     }
     const geom_t g = geom(l);
+    if (g.ckk <= SMALL_D) {
+        small_backward(l, ctx, &g, n, x, dy, dx);
+        return;
+    }
     const size_t nw = (size_t)g.K * g.ckk;
     const size_t chw = (size_t)g.C * g.H * g.W, kohw = (size_t)g.K * g.ohw;
-    const float *w = l->params;
     float *dw = l->grads, *db = l->grads + nw;
     /* the forward pass of a training step kept the columns */
     const int have = g.cached && ctx->train;
-    /* split dW by its longer side, so every thread gets real work; the
-     * small-D kernel splits by rows */
-    const int small = g.ckk <= SMALL_D;
-    const int by_rows = small || (size_t)g.K >= g.ckk;
-    if (!small) bias_grad(&g, ctx, n, dy, db); /* else the dW kernel sums it */
+    /* split dW by its longer side, so every thread gets real work */
+    const int by_rows = (size_t)g.K >= g.ckk;
+    bias_grad(&g, ctx, n, dy, db);
     for (int b0 = 0; b0 < n; b0 += g.chunk) {
         const int nb = n - b0 < g.chunk ? n - b0 : g.chunk;
         /* else unfold again, into the cache (an eval-mode forward left it
@@ -524,26 +598,17 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         if (have) col += (size_t)b0 * g.colsz;
 #pragma omp parallel num_threads(ctx->nthreads)
         {
-            const int t = omp_get_thread_num(), T = omp_get_num_threads();
             if (!have) {
 #pragma omp for schedule(static)
                 for (int i = 0; i < nb; i++)
                     unfold(&g, x + (size_t)(b0 + i) * chw, col + (size_t)i * g.colsz);
             }
             size_t lo, hi;
-            if (small) { /* whole blocks of 4 rows, the kernel's row block */
-                split(((size_t)g.K + 3) / 4, t, T, &lo, &hi);
-                lo *= 4;
-                hi = 4 * hi < (size_t)g.K ? 4 * hi : (size_t)g.K;
-            } else {
-                split(by_rows ? (size_t)g.K : g.ckk, t, T, &lo, &hi);
-            }
+            split(by_rows ? (size_t)g.K : g.ckk, omp_get_thread_num(), omp_get_num_threads(), &lo,
+                  &hi);
             for (int i = 0; i < nb && hi > lo; i++) {
                 const float *dyi = dy + (size_t)(b0 + i) * kohw, *ci = col + (size_t)i * g.colsz;
-                if (small)
-                    cnn_gemm_small_dw(dyi, g.ohw, (int)lo, (int)hi, g.ohw, ci, g.ohw,
-                                      (int)g.ckk, dw, db);
-                else if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
+                if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
                     cnn_sgemm(0, 1, (int)(hi - lo), (int)g.ckk, (int)g.ohw, 1.0f,
                               dyi + lo * g.ohw, (int)g.ohw, ci, (int)g.ohw, 1.0f,
                               dw + lo * g.ckk, (int)g.ckk);
@@ -552,18 +617,10 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                               ci + lo * g.ohw, (int)g.ohw, 1.0f, dw + lo, (int)g.ckk);
             }
             if (dx) {
-                /* dcol_i (CKK, OHW) = W^T (CKK, K) x dy_i (K, OHW), folded
-                 * back into dx_i */
-                float *dcol = layer_work(ctx);
 #pragma omp for schedule(static)
-                for (int i = 0; i < nb; i++) {
-                    float *dxi = dx + (size_t)(b0 + i) * chw;
-                    cnn_sgemm(1, 0, (int)g.ckk, (int)g.ohw, g.K, 1.0f, w, (int)g.ckk,
-                              dy + (size_t)(b0 + i) * kohw, (int)g.ohw, 0.0f, dcol,
-                              (int)g.ohw);
-                    memset(dxi, 0, sizeof(float) * chw);
-                    cnn_col2im(dcol, g.ohw, g.C, g.H, g.W, g.KH, g.KW, g.S, g.P, dxi);
-                }
+                for (int i = 0; i < nb; i++)
+                    input_grad(&g, l->params, dy + (size_t)(b0 + i) * kohw, layer_work(ctx),
+                               dx + (size_t)(b0 + i) * chw);
             }
         }
     }
