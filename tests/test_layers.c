@@ -290,6 +290,12 @@ static void test_conv_winograd4(void **state)
     check_wino_cases(s);
     check_layer(mk("conv", 3, 3, 3, 1, 1), sh(2, 2, 9, 8), 1);
     check_layer(mk("conv", 8, 3, 3, 1, 1), sh(2, 4, 9, 8), 1); /* the blocked kernel */
+    /* tile rows of 8 tiles at a time: 10 tiles (a vector and 2 lanes),
+     * exactly 8 (the last tile's share carried one vector further), 7
+     * with the last one cut by the edge */
+    check_layer(s, sh(2, 2, 5, 40), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(1, 2, 6, 34), 1);
+    check_layer(s, sh(1, 3, 6, 27), 0);
     cnn_conv_set_chunk_floats(1000); /* V not kept, one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3); /* U and dU only */

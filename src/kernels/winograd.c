@@ -86,20 +86,33 @@ void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw)
     }
 }
 
+#define load8(p) (*(const v8 *)(p))
+
+/* dst[0..n) = src[0..n), in vectors: image rows are short (14-32 floats
+ * in the reference nets), and memcpy's call and dispatch cost more than
+ * the copy (20% of an F(4x4) layer's time, 1 thread). */
+INLINE void copy_row(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + VW <= n; i += VW) *(v8 *)(dst + i) = load8(src + i);
+    for (int l = 0; l < VW; l++) /* not a loop to n - i: that becomes memcpy */
+        if (l < n - i) dst[i + l] = src[i + l];
+}
+
 /* Copies channel xc (H, W) into the interior of the zero-padded plane
  * (ph, pw; rows ps floats apart), `pad` rows and columns in; the border
  * is left as it is. */
-static void plane_put(const float *xc, int H, int W, int pad, float *plane, int ph, int pw,
+INLINE void plane_put(const float *xc, int H, int W, int pad, float *plane, int ph, int pw,
                       int ps)
 {
     const int n = W < pw - pad ? W : pw - pad;
     for (int h = 0; h < H && h + pad < ph; h++)
-        memcpy(plane + (size_t)(h + pad) * ps + pad, xc + (size_t)h * W, sizeof(float) * (size_t)n);
+        copy_row(plane + (size_t)(h + pad) * ps + pad, xc + (size_t)h * W, n);
 }
 
 /* The adjoint: channel xc (H, W) = the plane's interior; pixels no tile
  * reaches get 0. */
-static void plane_get(const float *plane, int ph, int pw, int ps, int pad, float *xc, int H,
+INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float *xc, int H,
                       int W)
 {
     const int n = W < pw - pad ? W : pw - pad;
@@ -109,7 +122,7 @@ static void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
             memset(row, 0, sizeof(float) * (size_t)W);
             continue;
         }
-        memcpy(row, plane + (size_t)(h + pad) * ps + pad, sizeof(float) * (size_t)n);
+        copy_row(row, plane + (size_t)(h + pad) * ps + pad, n);
         if (n < W) memset(row + n, 0, sizeof(float) * (size_t)(W - n));
     }
 }
@@ -123,8 +136,6 @@ size_t cnn_wino_scratch(int th, int tw)
 {
     return (size_t)(2 * th + 2) * (size_t)plane_stride(tw);
 }
-
-#define load8(p) (*(const v8 *)(p))
 
 /* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
  * memcpy, which costs more than the stores.) */
@@ -287,8 +298,7 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
                 *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
             }
         float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++)
-            memcpy(yk + (size_t)h * OW, plane + (size_t)h * ps, sizeof(float) * (size_t)OW);
+        for (int h = 0; h < OH; h++) copy_row(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
 }
 
@@ -304,7 +314,7 @@ void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            memcpy(plane + (size_t)h * ps, dyk + (size_t)h * OW, sizeof(float) * (size_t)OW);
+            copy_row(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
         float *mk = dM + (size_t)k * ld;
         for (int ti = 0; ti < th; ti++)
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
@@ -362,9 +372,14 @@ static inline void gt6(const float *u, size_t us, float *g, size_t s)
     g[2 * s] = (u3 + u4 - u1 - u2) / 6.0f + u5;
 }
 
+/* Floats between the rows of an F(4x4) plane of 4 * tw + 2 columns: 40
+ * of slack, as 8 tiles from column 4 tj0 read 40 floats and the last
+ * vector of a row may start at its last tile */
+static int plane4_stride(int tw) { return 4 * tw + 2 + 5 * VW; }
+
 size_t cnn_wino4_scratch(int th, int tw)
 {
-    return (size_t)(4 * th + 2) * (size_t)(4 * tw + 2);
+    return (size_t)(4 * th + 2) * (size_t)plane4_stride(tw);
 }
 
 /* As cnn_wino_filter: U is 36 matrices (K, C). */
@@ -397,181 +412,228 @@ void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw)
     }
 }
 
-/* The image transforms below take 8 tiles at a time: each tile's 6x6
- * (or 4x4) values are gathered into lane l of 8-wide rows, the 1-D maps
- * run on whole rows (the compiler vectorizes the lane loops), and the 36
- * rows go to (or come from) the 36 matrices as runs of 8 consecutive
- * tiles. The tail of an image's tiles runs with the missing lanes zero. */
-#define VL 8
-typedef float lanes_t[VL];
+/* The image transforms below take a tile row's 8 tiles at a time, lane l
+ * holding tile tj0 + l, as F(2x2)'s do. Tile tj's 6 columns are the
+ * plane's columns 4tj to 4tj + 5: splitting 32 columns from 4tj0 four
+ * ways (even and odd twice) gives the tiles' first four, and shifting the
+ * first two by one lane, with columns 4tj0 + 32 and + 33 coming in, the
+ * last two. The 1-D maps B^T, A^T (and their adjoints) run on 6 (or 4)
+ * such vectors, the same arithmetic as on one tile's values. */
 
-static inline void bt6v(const lanes_t *d, size_t s, lanes_t *r, size_t rs)
+/* Columns 0-5 of the 8 tiles whose first columns are p[0], p[4], ...,
+ * p[28]; reads p[0..39]. */
+INLINE void cols6(const float *p, v8 c[6])
 {
-    for (int l = 0; l < VL; l++) {
-        const float d0 = d[0][l], d1 = d[s][l], d2 = d[2 * s][l], d3 = d[3 * s][l];
-        const float d4 = d[4 * s][l], d5 = d[5 * s][l];
-        r[0][l] = 4.0f * d0 - 5.0f * d2 + d4;
-        r[rs][l] = (d3 + d4) - 4.0f * (d1 + d2);
-        r[2 * rs][l] = 4.0f * (d1 - d2) + (d4 - d3);
-        r[3 * rs][l] = (d4 - d2) - 2.0f * (d1 - d3);
-        r[4 * rs][l] = (d4 - d2) + 2.0f * (d1 - d3);
-        r[5 * rs][l] = 4.0f * d1 - 5.0f * d3 + d5;
-    }
+    const v8 a = load8(p), b = load8(p + VW), e = load8(p + 2 * VW), f = load8(p + 3 * VW);
+    const v8 g = load8(p + 4 * VW);
+    const v8 ab0 = SHUFFLE8(a, b, IDX8_EVEN), ab1 = SHUFFLE8(a, b, IDX8_ODD);
+    const v8 ef0 = SHUFFLE8(e, f, IDX8_EVEN), ef1 = SHUFFLE8(e, f, IDX8_ODD);
+    c[0] = SHUFFLE8(ab0, ef0, IDX8_EVEN);
+    c[1] = SHUFFLE8(ab1, ef1, IDX8_EVEN);
+    c[2] = SHUFFLE8(ab0, ef0, IDX8_ODD);
+    c[3] = SHUFFLE8(ab1, ef1, IDX8_ODD);
+    c[4] = SHUFFLE8(c[0], g, 1, 2, 3, 4, 5, 6, 7, 8);
+    c[5] = SHUFFLE8(c[1], g, 1, 2, 3, 4, 5, 6, 7, 9);
 }
 
-static inline void b6v(const lanes_t *r, size_t rs, lanes_t *d, size_t s)
+/* The inverse of the four-way split: columns 0-3 of 8 tiles back into 32
+ * consecutive floats. */
+INLINE void join4(const v8 c[4], v8 out[4])
 {
-    for (int l = 0; l < VL; l++) {
-        const float r0 = r[0][l], r1 = r[rs][l], r2 = r[2 * rs][l], r3 = r[3 * rs][l];
-        const float r4 = r[4 * rs][l], r5 = r[5 * rs][l];
-        d[0][l] = 4.0f * r0;
-        d[s][l] = 4.0f * (r2 - r1 + r5) + 2.0f * (r4 - r3);
-        d[2 * s][l] = -5.0f * r0 - 4.0f * (r1 + r2) - (r3 + r4);
-        d[3 * s][l] = (r1 - r2) + 2.0f * (r3 - r4) - 5.0f * r5;
-        d[4 * s][l] = r0 + r1 + r2 + r3 + r4;
-        d[5 * s][l] = r5;
-    }
+    const v8 ab0 = SHUFFLE8(c[0], c[2], IDX8_LO), ef0 = SHUFFLE8(c[0], c[2], IDX8_HI);
+    const v8 ab1 = SHUFFLE8(c[1], c[3], IDX8_LO), ef1 = SHUFFLE8(c[1], c[3], IDX8_HI);
+    out[0] = SHUFFLE8(ab0, ab1, IDX8_LO);
+    out[1] = SHUFFLE8(ab0, ab1, IDX8_HI);
+    out[2] = SHUFFLE8(ef0, ef1, IDX8_LO);
+    out[3] = SHUFFLE8(ef0, ef1, IDX8_HI);
 }
 
-static inline void at6v(const lanes_t *m, size_t ms, lanes_t *y, size_t ys)
+/* r[0..5] (rs apart) = B^T d[0..5] (s apart) */
+INLINE void bt6(const v8 *d, int s, v8 *r, int rs)
 {
-    for (int l = 0; l < VL; l++) {
-        const float m0 = m[0][l], m1 = m[ms][l], m2 = m[2 * ms][l], m3 = m[3 * ms][l];
-        const float m4 = m[4 * ms][l], m5 = m[5 * ms][l];
-        const float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-        y[0][l] = m0 + a + c;
-        y[ys][l] = b + 2.0f * d;
-        y[2 * ys][l] = a + 4.0f * c;
-        y[3 * ys][l] = b + 8.0f * d + m5;
-    }
+    const v8 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+    r[0] = 4.0f * d0 - 5.0f * d2 + d4;
+    r[rs] = (d3 + d4) - 4.0f * (d1 + d2);
+    r[2 * rs] = 4.0f * (d1 - d2) + (d4 - d3);
+    r[3 * rs] = (d4 - d2) - 2.0f * (d1 - d3);
+    r[4 * rs] = (d4 - d2) + 2.0f * (d1 - d3);
+    r[5 * rs] = 4.0f * d1 - 5.0f * d3 + d5;
 }
 
-static inline void a6v(const lanes_t *y, size_t ys, lanes_t *m, size_t ms)
+/* d = B r, the adjoint of bt6 */
+INLINE void b6(const v8 *r, int rs, v8 *d, int s)
 {
-    for (int l = 0; l < VL; l++) {
-        const float y0 = y[0][l], y1 = y[ys][l], y2 = y[2 * ys][l], y3 = y[3 * ys][l];
-        m[0][l] = y0;
-        m[ms][l] = y0 + y1 + y2 + y3;
-        m[2 * ms][l] = y0 - y1 + y2 - y3;
-        m[3 * ms][l] = y0 + 2.0f * y1 + 4.0f * y2 + 8.0f * y3;
-        m[4 * ms][l] = y0 - 2.0f * y1 + 4.0f * y2 - 8.0f * y3;
-        m[5 * ms][l] = y3;
-    }
+    const v8 r0 = r[0], r1 = r[rs], r2 = r[2 * rs], r3 = r[3 * rs], r4 = r[4 * rs];
+    const v8 r5 = r[5 * rs];
+    d[0] = 4.0f * r0;
+    d[s] = 4.0f * (r2 - r1 + r5) + 2.0f * (r4 - r3);
+    d[2 * s] = -5.0f * r0 - 4.0f * (r1 + r2) - (r3 + r4);
+    d[3 * s] = (r1 - r2) + 2.0f * (r3 - r4) - 5.0f * r5;
+    d[4 * s] = r0 + r1 + r2 + r3 + r4;
+    d[5 * s] = r5;
 }
 
-/* rows[xi][0..n) = src[xi * xs + 0..n), the other lanes 0 */
-static inline void load_rows(const float *src, size_t xs, int nrows, int n, lanes_t *rows)
+/* y[0..3] = A^T m[0..5] */
+INLINE void at6(const v8 *m, int ms, v8 *y, int ys)
 {
-    for (int xi = 0; xi < nrows; xi++) {
-        const float *p = src + (size_t)xi * xs;
-        if (n == VL)
-            for (int l = 0; l < VL; l++) rows[xi][l] = p[l];
-        else
-            for (int l = 0; l < VL; l++) rows[xi][l] = l < n ? p[l] : 0.0f;
-    }
+    const v8 m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms];
+    const v8 m5 = m[5 * ms];
+    const v8 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+    y[0] = m0 + a + c;
+    y[ys] = b + 2.0f * d;
+    y[2 * ys] = a + 4.0f * c;
+    y[3 * ys] = b + 8.0f * d + m5;
 }
 
-static inline void store_rows(const lanes_t *rows, int nrows, int n, float *dst, size_t xs)
+/* m[0..5] = A y[0..3], the adjoint of at6 */
+INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
 {
-    for (int xi = 0; xi < nrows; xi++) {
-        float *p = dst + (size_t)xi * xs;
-        if (n == VL)
-            for (int l = 0; l < VL; l++) p[l] = rows[xi][l];
-        else
-            for (int l = 0; l < n; l++) p[l] = rows[xi][l];
-    }
+    const v8 y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
+    m[0] = y0;
+    m[ms] = y0 + y1 + y2 + y3;
+    m[2 * ms] = y0 - y1 + y2 - y3;
+    m[3 * ms] = y0 + 2.0f * y1 + 4.0f * y2 + 8.0f * y3;
+    m[4 * ms] = y0 - 2.0f * y1 + 4.0f * y2 - 8.0f * y3;
+    m[5 * ms] = y3;
 }
 
 /* As cnn_wino_input, with 36 matrices and plane = cnn_wino4_scratch(). */
+CLONES
 void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
                      int tw, float *V, size_t ld, size_t xs, float *plane)
 {
-    const int ph = 4 * th + 2, pw = 4 * tw + 2, tpi = th * tw;
-    memset(plane, 0, sizeof(float) * (size_t)ph * pw);
+    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane4_stride(tw), tpi = th * tw;
+    memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
-        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, pw);
-        for (int t0 = 0; t0 < tpi; t0 += VL) {
-            const int nl = tpi - t0 < VL ? tpi - t0 : VL;
-            lanes_t d[36], t[36], v[36];
-            for (int l = 0; l < VL; l++) {
-                const int tt = t0 + (l < nl ? l : 0);
-                const float *p = plane + (size_t)(4 * (tt / tw)) * pw + 4 * (tt % tw);
-                for (int e = 0; e < 36; e++) d[e][l] = p[(e / 6) * pw + e % 6];
+        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
+        float *vc = V + (size_t)c * ld;
+        for (int ti = 0; ti < th; ti++)
+            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
+                const int t = ti * tw + tj0, n = lanes_to_store(t, tpi);
+                const float *d = plane + (size_t)(4 * ti) * ps + 4 * tj0;
+                v8 col[6][6], bd[6][6]; /* [row][column] of each tile's 6x6 */
+                for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, col[r]);
+                for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
+                for (int r = 0; r < 6; r++) { /* (B^T d) B */
+                    v8 v[6];
+                    bt6(bd[r], 1, v, 1);
+                    for (int q = 0; q < 6; q++) store8(vc + (size_t)(6 * r + q) * xs + t, v[q], n);
+                }
             }
-            for (int q = 0; q < 6; q++) bt6v(d + q, 6, t + q, 6); /* B^T d */
-            for (int r = 0; r < 6; r++) bt6v(t + 6 * r, 1, v + 6 * r, 1); /* (B^T d) B */
-            store_rows(v, 36, nl, V + (size_t)c * ld + t0, xs);
-        }
+        /* the plane's padding stays zero: only the interior is rewritten */
     }
 }
 
+/* As cnn_wino_input_grad, with 36 matrices and plane =
+ * cnn_wino4_scratch(). Tile tj's columns 4 and 5 are tile tj + 1's 0 and
+ * 1: each vector carries its last lane's share of them into the next. */
+CLONES
 void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                           int W, int pad, int th, int tw, float *dx, float *plane)
 {
-    const int ph = 4 * th + 2, pw = 4 * tw + 2, tpi = th * tw;
+    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane4_stride(tw);
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    const int tend = tw + (tw % VW == 0);
     for (int c = 0; c < C; c++) {
-        memset(plane, 0, sizeof(float) * (size_t)ph * pw);
-        for (int t0 = 0; t0 < tpi; t0 += VL) {
-            const int nl = tpi - t0 < VL ? tpi - t0 : VL;
-            lanes_t v[36], t[36], d[36];
-            load_rows(dV + (size_t)c * ld + t0, xs, 36, nl, v);
-            for (int r = 0; r < 6; r++) b6v(v + 6 * r, 1, t + 6 * r, 1); /* dV B^T */
-            for (int q = 0; q < 6; q++) b6v(t + q, 6, d + q, 6);         /* B (dV B^T) */
-            for (int l = 0; l < nl; l++) { /* tiles overlap: added in order */
-                const int tt = t0 + l;
-                float *p = plane + (size_t)(4 * (tt / tw)) * pw + 4 * (tt % tw);
-                for (int e = 0; e < 36; e++) p[(e / 6) * pw + e % 6] += d[e][l];
+        memset(plane, 0, sizeof(float) * (size_t)ph * ps);
+        const float *vc = dV + (size_t)c * ld;
+        for (int ti = 0; ti < th; ti++) {
+            v8 carry[6][2] = {{{0}}}; /* columns 4 and 5 of the tiles before */
+            for (int tj0 = 0; tj0 < tend; tj0 += VW) {
+                const int t = ti * tw + tj0;
+                const v8i keep = lane < tw - tj0;
+                v8 g[6][6], rows[6][6];
+                for (int r = 0; r < 6; r++) { /* dV B^T, row by row */
+                    v8 v[6];
+                    for (int q = 0; q < 6; q++)
+                        v[q] = (v8)((v8i)load8(vc + (size_t)(6 * r + q) * xs + t) & keep);
+                    b6(v, 1, g[r], 1);
+                }
+                for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
+                float *d = plane + (size_t)(4 * ti) * ps + 4 * tj0;
+                for (int r = 0; r < 6; r++) { /* added into place */
+                    const v8 *col = rows[r];
+                    const v8 sum[4] = {
+                        col[0] + SHUFFLE8(carry[r][0], col[4], 7, 8, 9, 10, 11, 12, 13, 14),
+                        col[1] + SHUFFLE8(carry[r][1], col[5], 7, 8, 9, 10, 11, 12, 13, 14),
+                        col[2], col[3]};
+                    carry[r][0] = col[4];
+                    carry[r][1] = col[5];
+                    v8 out[4];
+                    join4(sum, out);
+                    float *p = d + (size_t)r * ps;
+                    for (int j = 0; j < 4; j++) *(v8 *)(p + j * VW) = load8(p + j * VW) + out[j];
+                }
             }
         }
-        plane_get(plane, ph, pw, pw, pad, dx + (size_t)c * H * W, H, W);
+        plane_get(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 
+/* As cnn_wino_output, with 36 matrices and plane = cnn_wino4_scratch(). */
+CLONES
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
                       int OW, int th, int tw, const float *bias, float *y,
                       float *plane)
 {
-    const int pw = 4 * tw, tpi = th * tw;
+    const int ps = plane4_stride(tw);
     for (int k = 0; k < K; k++) {
+        const float *mk = M + (size_t)k * ld;
         const float b = bias[k];
-        for (int t0 = 0; t0 < tpi; t0 += VL) {
-            const int nl = tpi - t0 < VL ? tpi - t0 : VL;
-            lanes_t m[36], t[24], o[16];
-            load_rows(M + (size_t)k * ld + t0, xs, 36, nl, m);
-            for (int q = 0; q < 6; q++) at6v(m + q, 6, t + q, 6);         /* A^T M */
-            for (int a = 0; a < 4; a++) at6v(t + 6 * a, 1, o + 4 * a, 1); /* (A^T M) A */
-            for (int l = 0; l < nl; l++) {
-                const int tt = t0 + l;
-                float *p = plane + (size_t)(4 * (tt / tw)) * pw + 4 * (tt % tw);
-                for (int e = 0; e < 16; e++) p[(e / 4) * pw + e % 4] = o[e][l] + b;
+        for (int ti = 0; ti < th; ti++)
+            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
+                const float *m = mk + (size_t)ti * tw + tj0;
+                v8 t[4][6]; /* A^T M */
+                for (int q = 0; q < 6; q++) {
+                    v8 mq[6];
+                    for (int r = 0; r < 6; r++) mq[r] = load8(m + (size_t)(6 * r + q) * xs);
+                    at6(mq, 1, &t[0][q], 6);
+                }
+                /* (A^T M) A, and the bias; lanes past the row land in the
+                 * plane's slack */
+                float *yo = plane + (size_t)(4 * ti) * ps + 4 * tj0;
+                for (int a = 0; a < 4; a++) {
+                    v8 o[4], out[4];
+                    at6(t[a], 1, o, 1);
+                    for (int j = 0; j < 4; j++) o[j] = o[j] + b;
+                    join4(o, out);
+                    for (int j = 0; j < 4; j++) *(v8 *)(yo + (size_t)a * ps + j * VW) = out[j];
+                }
             }
-        }
         float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++)
-            memcpy(yk + (size_t)h * OW, plane + (size_t)h * pw, sizeof(float) * (size_t)OW);
+        for (int h = 0; h < OH; h++) copy_row(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
 }
 
+/* As cnn_wino_output_grad, with 36 matrices and plane =
+ * cnn_wino4_scratch(). */
+CLONES
 void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *plane)
 {
-    const int pw = 4 * tw, tpi = th * tw;
-    memset(plane, 0, sizeof(float) * (size_t)4 * th * pw);
+    const int ps = plane4_stride(tw), tpi = th * tw;
+    memset(plane, 0, sizeof(float) * (size_t)(4 * th + 2) * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            memcpy(plane + (size_t)h * pw, dyk + (size_t)h * OW, sizeof(float) * (size_t)OW);
-        for (int t0 = 0; t0 < tpi; t0 += VL) {
-            const int nl = tpi - t0 < VL ? tpi - t0 : VL;
-            lanes_t g[16], t[24], m[36];
-            for (int l = 0; l < VL; l++) {
-                const int tt = t0 + (l < nl ? l : 0);
-                const float *p = plane + (size_t)(4 * (tt / tw)) * pw + 4 * (tt % tw);
-                for (int e = 0; e < 16; e++) g[e][l] = p[(e / 4) * pw + e % 4];
+            copy_row(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+        float *mk = dM + (size_t)k * ld;
+        for (int ti = 0; ti < th; ti++)
+            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
+                const int t = ti * tw + tj0, n = lanes_to_store(t, tpi);
+                const float *p = plane + (size_t)(4 * ti) * ps + 4 * tj0;
+                v8 g[4][6], tr[6][4]; /* g[a]: row a of the tiles, columns 0-3 used */
+                for (int a = 0; a < 4; a++) cols6(p + (size_t)a * ps, g[a]);
+                for (int a = 0; a < 4; a++) { /* dY A^T */
+                    v8 m[6];
+                    a6(g[a], 1, m, 1);
+                    for (int q = 0; q < 6; q++) tr[q][a] = m[q];
+                }
+                for (int q = 0; q < 6; q++) { /* A (dY A^T) */
+                    v8 m[6];
+                    a6(tr[q], 1, m, 1);
+                    for (int r = 0; r < 6; r++) store8(mk + (size_t)(6 * r + q) * xs + t, m[r], n);
+                }
             }
-            for (int a = 0; a < 4; a++) a6v(g + 4 * a, 1, t + 6 * a, 1); /* dY A^T */
-            for (int q = 0; q < 6; q++) a6v(t + q, 6, m + q, 6);         /* A (dY A^T) */
-            store_rows(m, 36, nl, dM + (size_t)k * ld + t0, xs);
-        }
     }
 }
