@@ -88,17 +88,6 @@ void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw)
 
 #define load8(p) (*(const v8 *)(p))
 
-/* dst[0..n) = src[0..n), in vectors: image rows are short (14-32 floats
- * in the reference nets), and memcpy's call and dispatch cost more than
- * the copy (20% of an F(4x4) layer's time, 1 thread). */
-INLINE void copy_row(float *dst, const float *src, int n)
-{
-    int i = 0;
-    for (; i + VW <= n; i += VW) *(v8 *)(dst + i) = load8(src + i);
-    for (int l = 0; l < VW; l++) /* not a loop to n - i: that becomes memcpy */
-        if (l < n - i) dst[i + l] = src[i + l];
-}
-
 /* Copies channel xc (H, W) into the interior of the zero-padded plane
  * (ph, pw; rows ps floats apart), `pad` rows and columns in; the border
  * is left as it is. */
@@ -107,7 +96,7 @@ INLINE void plane_put(const float *xc, int H, int W, int pad, float *plane, int 
 {
     const int n = W < pw - pad ? W : pw - pad;
     for (int h = 0; h < H && h + pad < ph; h++)
-        copy_row(plane + (size_t)(h + pad) * ps + pad, xc + (size_t)h * W, n);
+        copy_floats(plane + (size_t)(h + pad) * ps + pad, xc + (size_t)h * W, n);
 }
 
 /* The adjoint: channel xc (H, W) = the plane's interior; pixels no tile
@@ -122,7 +111,7 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
             memset(row, 0, sizeof(float) * (size_t)W);
             continue;
         }
-        copy_row(row, plane + (size_t)(h + pad) * ps + pad, n);
+        copy_floats(row, plane + (size_t)(h + pad) * ps + pad, n);
         if (n < W) memset(row + n, 0, sizeof(float) * (size_t)(W - n));
     }
 }
@@ -298,7 +287,7 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
                 *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
             }
         float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++) copy_row(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+        for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
 }
 
@@ -314,7 +303,7 @@ void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            copy_row(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+            copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
         float *mk = dM + (size_t)k * ld;
         for (int ti = 0; ti < th; ti++)
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
@@ -601,7 +590,7 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
                 }
             }
         float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++) copy_row(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+        for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
 }
 
@@ -616,7 +605,7 @@ void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            copy_row(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+            copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
         float *mk = dM + (size_t)k * ld;
         for (int ti = 0; ti < th; ti++)
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
