@@ -90,9 +90,12 @@ size_t cnn_wino_scratch(int th, int tw);
 
 /* x (C, H, W) with zero padding `pad` -> V: 16 matrices (C, ld) xs
  * floats apart, this image's th*tw tiles in columns [0, th*tw) (offset V
- * to place them). */
+ * to place them). spill != 0: columns th*tw to th*tw + 6 may be
+ * overwritten too (the next image's, which the caller transforms after
+ * this one, in the same thread); it saves storing the last tile row's
+ * lanes one at a time. */
 void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
-                    int tw, float *V, size_t ld, size_t xs, float *scratch);
+                    int tw, float *V, size_t ld, size_t xs, float *scratch, int spill);
 
 /* Adjoint of cnn_wino_input: OVERWRITES dx (C, H, W) from dV (layout of
  * V). */
@@ -106,9 +109,9 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
                      float *scratch);
 
 /* Adjoint of cnn_wino_output without the bias: dy (K, OH, OW) -> dM, 16
- * matrices (K, ld) xs floats apart. */
+ * matrices (K, ld) xs floats apart; spill as for cnn_wino_input. */
 void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
-                          int tw, float *dM, size_t ld, size_t xs, float *scratch);
+                          int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
 /* The same six for Winograd F(4x4, 3x3): 6x6 input tiles, 36 matrices,
  * th = ceil(OH/4) by tw = ceil(OW/4) tiles per image; scratch from
@@ -117,14 +120,14 @@ size_t cnn_wino4_scratch(int th, int tw);
 void cnn_wino4_filter(const float *w, int K, int C, float *U);
 void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw);
 void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
-                     int tw, float *V, size_t ld, size_t xs, float *scratch);
+                     int tw, float *V, size_t ld, size_t xs, float *scratch, int spill);
 void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                           int W, int pad, int th, int tw, float *dx, float *scratch);
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
                       int OW, int th, int tw, const float *bias, float *y,
                       float *scratch);
 void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
-                           int tw, float *dM, size_t ld, size_t xs, float *scratch);
+                           int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
 /* --- counter-based randomness: same value for the same key on any
  * thread or rank, so dropout and init do not depend on thread counts. */

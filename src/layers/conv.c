@@ -97,13 +97,13 @@ typedef struct {
     void (*filter)(const float *w, int K, int C, float *U);
     void (*filter_grad)(const float *dU, int K, int C, float *dw);
     void (*input)(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
-                  size_t ld, size_t xs, float *scratch);
+                  size_t ld, size_t xs, float *scratch, int spill);
     void (*input_grad)(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
                        int th, int tw, float *dx, float *scratch);
     void (*output)(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th, int tw,
                    const float *bias, float *y, float *scratch);
     void (*output_grad)(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
-                        size_t ld, size_t xs, float *scratch);
+                        size_t ld, size_t xs, float *scratch, int spill);
 } wino_impl_t;
 
 static const wino_impl_t wino2 = {2, 16, cnn_wino_scratch, cnn_wino_filter,
@@ -208,6 +208,17 @@ static void split(size_t n, int t, int T, size_t *lo, size_t *hi)
 {
     *lo = n * (size_t)t / (size_t)T;
     *hi = n * (size_t)(t + 1) / (size_t)T;
+}
+
+/* The calling thread's images [lo, hi) of a chunk of nb, in a parallel
+ * region: one run, so that an image transform may spill into the tiles
+ * of the next image, which the same thread transforms after it. */
+static void my_images(int nb, int *lo, int *hi)
+{
+    size_t a, b;
+    split((size_t)nb, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+    *lo = (int)a;
+    *hi = (int)b;
 }
 
 static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
@@ -361,10 +372,12 @@ static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         float *V = c.V;
 #pragma omp parallel num_threads(ctx->nthreads)
         {
-#pragma omp for schedule(static)
-            for (int i = 0; i < nb; i++)
+            int lo, hi;
+            my_images(nb, &lo, &hi);
+            for (int i = lo; i < hi; i++)
                 w.f->input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th, w.tw,
-                               V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx));
+                           V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx), i + 1 < hi);
+#pragma omp barrier
             /* M[xi] (K, tc) = U[xi] (K, C) x V[xi] (C, tc), by column blocks */
 #pragma omp for schedule(static)
             for (int it = 0; it < w.npos * nblk; it++) {
@@ -434,16 +447,16 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         const float beta = b0 ? 1.0f : 0.0f;
 #pragma omp parallel num_threads(ctx->nthreads)
         {
-            if (!w.cached) {
-#pragma omp for schedule(static)
-                for (int i = 0; i < nb; i++)
-                    w.f->input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th,
-                                   w.tw, V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx));
+            int lo, hi;
+            my_images(nb, &lo, &hi);
+            for (int i = lo; i < hi; i++) {
+                if (!w.cached)
+                    w.f->input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th, w.tw,
+                               V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx), i + 1 < hi);
+                w.f->output_grad(dy + (size_t)(b0 + i) * kohw, g.K, g.OH, g.OW, w.th, w.tw,
+                                 dM + (size_t)i * w.tpi, tc, mxs, layer_work(ctx), i + 1 < hi);
             }
-#pragma omp for schedule(static)
-            for (int i = 0; i < nb; i++)
-                w.f->output_grad(dy + (size_t)(b0 + i) * kohw, g.K, g.OH, g.OW, w.th,
-                                     w.tw, dM + (size_t)i * w.tpi, tc, mxs, layer_work(ctx));
+#pragma omp barrier
             /* dU[xi] (K, C) += dM[xi] (K, tc) x V[xi]^T (tc, C) */
 #pragma omp for schedule(static)
             for (int xi = 0; xi < w.npos; xi++) {
