@@ -224,7 +224,7 @@ static void check_wino_cases(cnn_layer_spec_t s)
 }
 
 /* Winograd F(2x2, 3x3): forced on small cases (odd and even outputs,
- * pads 0-2, eval mode, V kept or computed again, one or more chunks, tile
+ * pads 0-2, eval mode, one or more chunks, tile
  * rows shorter and longer than a vector),
  * then chosen by default for a layer with enough channels. */
 static void test_conv_winograd(void **state)
@@ -246,27 +246,29 @@ static void test_conv_winograd(void **state)
     check_layer(mk("conv", 3, 3, 3, 1, 0), sh(1, 2, 6, 18), 1);
     check_layer(s, sh(1, 3, 5, 13), 0);
     /* channels in blocks of 4: both products by the blocked kernel, with
-     * U^T kept for dV */
+     * U^T kept for dV (V is not kept: computed again in the backward pass) */
     assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 6, 6), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 3 * 16 * 4 * 4 + 2 * (16 * 4 * 9 + 16 * 16));
+    assert_int_equal(net->layers[0].sz.cache, 3 * 16 * 4 * 4);
     cnn_net_free(net);
     check_layer(s, sh(2, 4, 6, 6), 1);
     /* 5x5 output: 9 tiles; V is 16*3*9 = 432 floats per image, M 576,
      * and each chunk of V or M has 16 gaps of a cache line (256 floats) */
-    cnn_conv_set_chunk_floats(1200); /* V not kept, one image per chunk */
+    cnn_conv_set_chunk_floats(2200); /* one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3); /* U and dU */
     assert_int_equal(net->layers[0].sz.shared, 576 + 256 + 432 + 256);
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
     check_layer(s, sh(3, 4, 5, 5), 1); /* dU by the blocked kernel, summed over chunks */
-    cnn_conv_set_chunk_floats(2500); /* V kept, two images per chunk */
+    cnn_conv_set_chunk_floats(4100); /* two images per chunk: 2 + 1 */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3 + 3 * (432 + 256));
-    assert_int_equal(net->layers[0].sz.shared, 2 * 576 + 256);
+    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3);
+    assert_int_equal(net->layers[0].sz.shared, 2 * (576 + 432) + 2 * 256);
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
     check_layer(s, sh(3, 3, 5, 5), 0);
+    cnn_conv_set_chunk_floats(0); /* at most 16 images per chunk: 9 + 8 */
+    check_layer(s, sh(17, 2, 3, 3), 1);
     cnn_conv_set_chunk_floats(0);
     cnn_conv_set_algo(CNN_CONV_AUTO);
     cnn_layer_spec_t big = mk("conv", CNN_CONV_WINO_MIN, 3, 3, 1, 1);
@@ -277,7 +279,7 @@ static void test_conv_winograd(void **state)
 }
 
 /* Winograd F(4x4, 3x3), forced: the same cases, tiles cut by the edge
- * (5, 6 and 7 pixel outputs), V kept or computed again in chunks. */
+ * (5, 6 and 7 pixel outputs), one or more chunks. */
 static void test_conv_winograd4(void **state)
 {
     (void)state;
@@ -296,7 +298,7 @@ static void test_conv_winograd4(void **state)
     check_layer(s, sh(2, 2, 5, 40), 1);
     check_layer(mk("conv", 3, 3, 3, 1, 0), sh(1, 2, 6, 34), 1);
     check_layer(s, sh(1, 3, 6, 27), 0);
-    cnn_conv_set_chunk_floats(1000); /* V not kept, one image per chunk */
+    cnn_conv_set_chunk_floats(1000); /* one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3); /* U and dU only */
     cnn_net_free(net);

@@ -39,11 +39,10 @@
  * after), dx from dV, dW from dU. 2.25x (or 4x) fewer multiply-adds than
  * im2col in all three products. M and dV come from the blocked kernel
  * of kernels/smallgemm.c when U is small (small_left). The cache holds U
- * and dU (and U^T for that kernel), and V for the whole batch when it
- * fits in CHUNK_FLOATS; otherwise V is computed again in the backward pass, a
- * chunk at a time. Threads take whole images for the transforms and whole
- * (xi, column block) GEMMs, whose blocks do not depend on the thread
- * count. */
+ * and dU (and U^T for that kernel); V is computed again in the backward
+ * pass, a chunk of images at a time (WINO_IMAGES). Threads take whole
+ * images for the transforms and whole (xi, column block) GEMMs, whose
+ * blocks do not depend on the thread count. */
 #include <math.h>
 #include <string.h>
 
@@ -122,7 +121,6 @@ typedef struct {
     size_t vimg, mimg;   /* floats of V and of M per image: npos*C*tpi, npos*K*tpi */
     size_t ukc;          /* floats of U (and of dU, and U^T): npos*K*C */
     int nu;              /* U and dU, and U^T when dV uses small_left */
-    int cached;          /* V of the whole batch stays in the cache */
     int chunk;           /* most images per chunk */
 } wgeom_t;
 
@@ -143,6 +141,18 @@ static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
                                                              : CNN_CONV_WINOGRAD;
 }
 
+/* Images per Winograd chunk, at most. A chunk's V and M stay in the
+ * caches from one phase to the next; V is computed again in the backward
+ * pass, a chunk at a time. Keeping V of the whole batch for the backward
+ * pass instead (when it fit the 16 MB budget, as fmnist-ref conv2's 6.4
+ * MB does) wrote it out to memory and read it back: without it, whole
+ * training steps of fmnist-ref at -np 2 x 1 thread computed 10% faster
+ * (11.6-11.9 against 13.1-13.2 ms a step, quiet rounds), 2 threads on
+ * one rank went 10% slower (5081-5231 against 5587-5834 images/s). 16
+ * images measured best for fmnist-ref's conv2 (against 22 and 32) and
+ * cifar-3layer's (against 13), 1 thread. */
+#define WINO_IMAGES 16
+
 static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
 {
     const wino_impl_t *f = variant == CNN_CONV_WINOGRAD4 ? &wino4 : &wino2;
@@ -153,14 +163,11 @@ static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
     g.mimg = (size_t)g.npos * K * g.tpi;
     g.ukc = (size_t)g.npos * K * C;
     g.nu = 2 + small_left(C, K);
-    g.cached = g.vimg * (size_t)nmax <= chunk_floats;
-    /* half the column budget per chunk: bigger chunks mean fewer, larger
-     * GEMMs and fewer barriers (2 threads on fmnist-ref's conv2: 1/4 of
-     * the budget is 10% slower, 1/1 no faster than 1/2), and chunks of
-     * the largest batch as even as possible */
-    const size_t per = g.mimg + (g.cached ? 0 : g.vimg);
-    size_t c = chunk_floats / 2 / per;
-    c = c < 1 ? 1 : c < (size_t)nmax ? c : (size_t)nmax;
+    /* at most WINO_IMAGES images and half the column budget per chunk,
+     * and chunks of the largest batch as even as possible */
+    size_t c = chunk_floats / 2 / (g.mimg + g.vimg);
+    c = c < 1 ? 1 : c < WINO_IMAGES ? c : WINO_IMAGES;
+    c = c < (size_t)nmax ? c : (size_t)nmax;
     const size_t nchunks = ((size_t)nmax + c - 1) / c;
     g.chunk = (int)(((size_t)nmax + nchunks - 1) / nchunks);
     return g;
@@ -249,11 +256,8 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
         sz->variant = variant;
         sz->params = (size_t)s->filters * in.c * 9 + (size_t)s->filters;
         sz->work = w.f->scratch(w.th, w.tw);
-        /* V of the whole batch: every chunk (at most one per image) has
-         * its own cache-line gaps */
-        sz->cache = w.nu * w.ukc + (w.cached ? (w.vimg + gaps) * (size_t)in.n : 0);
-        sz->shared = (size_t)w.chunk * w.mimg + gaps +
-                     (w.cached ? 0 : (size_t)w.chunk * w.vimg + gaps);
+        sz->cache = w.nu * w.ukc;
+        sz->shared = (size_t)w.chunk * (w.mimg + w.vimg) + 2 * gaps; /* M, then V */
         return CNN_OK;
     }
     const size_t ckk = (size_t)in.c * s->kh * s->kw, colsz = ckk * (size_t)oh * ow;
@@ -305,9 +309,7 @@ static void unfold(const geom_t *g, const float *xi, float *col)
 static wgeom_t wgeom_layer(const cnn_layer_t *l)
 {
     wgeom_t w = wgeom(l->sz.variant, l->in.c, l->spec.filters, l->out.h, l->out.w, l->in.n);
-    w.cached = l->sz.cache > w.nu * w.ukc;
-    w.chunk = (int)((l->sz.shared - (size_t)w.npos * XGAP * (w.cached ? 1 : 2)) /
-                    (w.mimg + (w.cached ? 0 : w.vimg)));
+    w.chunk = (int)((l->sz.shared - (size_t)w.npos * XGAP * 2) / (w.mimg + w.vimg));
     return w;
 }
 
@@ -336,7 +338,7 @@ typedef struct {
     int nb, nblk;     /* images, GEMM column blocks */
     size_t tc;        /* tiles: nb * tpi, the columns of V and M */
     size_t vxs, mxs;  /* floats between V's (and M's) 16 matrices */
-    float *V;         /* in the cache (whole batch) or the shared scratch after M */
+    float *V;         /* in the shared scratch after M */
 } wchunk_t;
 
 static wchunk_t wino_chunk_at(const cnn_layer_t *l, const cnn_ctx_t *ctx,
@@ -347,11 +349,7 @@ static wchunk_t wino_chunk_at(const cnn_layer_t *l, const cnn_ctx_t *ctx,
     c.nblk = wino_blocks(c.tc);
     c.vxs = (size_t)l->in.c * c.tc + XGAP;
     c.mxs = (size_t)l->spec.filters * c.tc + XGAP;
-    if (w->cached)
-        c.V = l->cache + w->nu * w->ukc + (size_t)b0 * w->vimg +
-              (size_t)(b0 / nc) * (size_t)w->npos * XGAP;
-    else
-        c.V = ctx->shared + (size_t)w->chunk * w->mimg + (size_t)w->npos * XGAP;
+    c.V = ctx->shared + (size_t)w->chunk * w->mimg + (size_t)w->npos * XGAP;
     return c;
 }
 
@@ -450,9 +448,8 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
             int lo, hi;
             my_images(nb, &lo, &hi);
             for (int i = lo; i < hi; i++) {
-                if (!w.cached)
-                    w.f->input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th, w.tw,
-                               V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx), i + 1 < hi);
+                w.f->input(x + (size_t)(b0 + i) * chw, g.C, g.H, g.W, g.P, w.th, w.tw,
+                           V + (size_t)i * w.tpi, tc, vxs, layer_work(ctx), i + 1 < hi);
                 w.f->output_grad(dy + (size_t)(b0 + i) * kohw, g.K, g.OH, g.OW, w.th, w.tw,
                                  dM + (size_t)i * w.tpi, tc, mxs, layer_work(ctx), i + 1 < hi);
             }
