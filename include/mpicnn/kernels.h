@@ -85,7 +85,7 @@ void cnn_wino_filter(const float *w, int K, int C, float *U);
 void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw);
 
 /* Scratch floats per thread for the image transforms below: a padded
- * plane of (2*th + 2) x (2*tw + 2). */
+ * plane of (2*th + 2) x (2*tw + 2), its rows with 16 floats of slack. */
 size_t cnn_wino_scratch(int th, int tw);
 
 /* x (C, H, W) with zero padding `pad` -> V: 16 matrices (C, ld) xs
@@ -115,7 +115,9 @@ void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
 
 /* The same six for Winograd F(4x4, 3x3): 6x6 input tiles, 36 matrices,
  * th = ceil(OH/4) by tw = ceil(OW/4) tiles per image; scratch from
- * cnn_wino4_scratch(): a padded plane of (4*th + 2) x (4*tw + 2). */
+ * cnn_wino4_scratch(): a padded plane of (4*th + 2) x (4*tw + 2), its
+ * rows with 40 floats of slack (the transforms load 8 tiles' columns in
+ * whole vectors). */
 size_t cnn_wino4_scratch(int th, int tw);
 void cnn_wino4_filter(const float *w, int K, int C, float *U);
 void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw);

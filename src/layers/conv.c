@@ -265,14 +265,12 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     *sz = (cnn_layer_sizes_t){0};
     sz->params = (size_t)s->filters * ckk + (size_t)s->filters;
     sz->work = colsz; /* one image's columns: forward without cache, dx */
-    if (ckk <= SMALL_D) { /* per-image partial dW and db, a chunk at a time */
-        const size_t slot = small_slot(s->filters, ckk);
-        sz->shared = slot * (size_t)chunk_images(slot, in.n);
-        if (chunk >= in.n) sz->cache = colsz * (size_t)in.n;
-    } else if (chunk >= in.n)
-        sz->cache = colsz * (size_t)in.n; /* every image's columns */
-    else
-        sz->shared = colsz * (size_t)chunk; /* a chunk's, again */
+    if (chunk >= in.n) sz->cache = colsz * (size_t)in.n; /* every image's columns */
+    if (ckk <= SMALL_D) /* per-image partial dW and db, a chunk at a time */
+        sz->shared = small_slot(s->filters, ckk) *
+                     (size_t)chunk_images(small_slot(s->filters, ckk), in.n);
+    else if (chunk < in.n)
+        sz->shared = colsz * (size_t)chunk; /* a chunk's columns, again */
     return CNN_OK;
 }
 
