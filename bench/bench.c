@@ -169,7 +169,48 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
 }
 
 /* Whole steps: batch, forward, loss, backward, all-reduce, update. */
-static void bench_steps(const netdef_t *d, int B, int threads, double seconds, MPI_Comm comm)
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* the q-quantile of t[0..n) (sorts t) */
+static double quantile(double *t, long n, double q)
+{
+    if (n == 0) return 0;
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return t[(long)(q * (double)(n - 1) + 0.5)];
+}
+
+/* One line per rank: the median and 90th percentile of each phase of
+ * the step (ms), which shows whether a rank waits in the all-reduce
+ * because the other computes slower on the whole or in occasional
+ * slow steps. ph[p * cap + s] is phase p of measured step s. */
+enum { PH_COMPUTE, PH_REDUCE, PH_UPDATE, PH_N };
+static void print_phases(const netdef_t *d, double *ph, long cap, long n, MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    double mine[2 * PH_N], *all = malloc(sizeof(double) * 2 * PH_N * size);
+    for (int p = 0; p < PH_N; p++) {
+        mine[2 * p] = 1e3 * quantile(ph + p * cap, n, 0.5);
+        mine[2 * p + 1] = 1e3 * quantile(ph + p * cap, n, 0.9);
+    }
+    MPI_Gather(mine, 2 * PH_N, MPI_DOUBLE, all, 2 * PH_N, MPI_DOUBLE, 0, comm);
+    if (rank == 0)
+        for (int r = 0; r < size; r++) {
+            const double *a = all + 2 * PH_N * r;
+            printf("%-13s   rank %d, ms per step (median / 90th percentile): compute %.2f / %.2f"
+                   "  all-reduce %.3f / %.3f  update %.3f / %.3f\n",
+                   d->name, r, a[0], a[1], a[2], a[3], a[4], a[5]);
+        }
+    free(all);
+}
+
+static void bench_steps(const netdef_t *d, int B, int threads, double seconds, int phases,
+                        MPI_Comm comm)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
@@ -193,13 +234,15 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
     float *batches = malloc(sizeof(float) * bsz * NBATCH);
     for (int b = 0; b < NBATCH; b++) fill(batches + b * bsz, bsz, (uint64_t)b + 10);
     double t_reduce = 0, t0 = 0;
-    long steps = 0, warm = 3;
+    long steps = 0, warm = 3, cap = phases ? 100000 : 0;
+    double *ph = phases ? malloc(sizeof(double) * PH_N * cap) : NULL;
     for (;;) {
         if (steps == warm) {
             MPI_Barrier(comm);
             t0 = now();
             t_reduce = 0;
         }
+        double tc = now();
         memcpy(net->act[0], batches + (steps % NBATCH) * bsz, sizeof(float) * bsz);
         cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, rank, (uint64_t)steps);
         const float *y = cnn_net_forward(net, &ctx, B);
@@ -209,8 +252,15 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
         cnn_net_backward(net, &ctx, B, dy);
         double tr = now();
         cnn_dist_sum_floats(comm, net->grads, net->nparams);
-        t_reduce += now() - tr;
+        double tu = now();
+        t_reduce += tu - tr;
         cnn_optim_step(opt, net->params, net->grads, 1e-4, net->nthreads);
+        long s = steps - warm;
+        if (s >= 0 && s < cap) {
+            ph[PH_COMPUTE * cap + s] = tr - tc;
+            ph[PH_REDUCE * cap + s] = tu - tr;
+            ph[PH_UPDATE * cap + s] = now() - tu;
+        }
         steps++;
         /* rank 0's clock decides when to stop, for everyone */
         int done = steps > warm && now() - t0 >= seconds;
@@ -230,6 +280,8 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, M
                "all-reduce %.3f ms (%.1f%%)  peak RSS %.0f MB/rank\n",
                d->name, size, threads, threads > 1 ? "s" : " ", B, (double)n * B * size / t,
                1e3 * t / n, 1e3 * rmax / n, 100 * rmax / t, rss_max / 1024.0);
+    if (phases) print_phases(d, ph, cap, n < cap ? n : cap, comm);
+    free(ph);
     free(labels);
     free(dy);
     free(batches);
@@ -269,7 +321,7 @@ int main(int argc, char **argv)
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     cnn_blas_single_thread();
-    int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1, allreduce = 0;
+    int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1, allreduce = 0, phases = 0;
     double seconds = 3;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
@@ -279,11 +331,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--steps-only")) layers = 0;
         else if (!strcmp(argv[i], "--layers-only")) steps = 0;
         else if (!strcmp(argv[i], "--allreduce")) allreduce = 1;
+        else if (!strcmp(argv[i], "--phases")) phases = 1;
         else if (!strcmp(argv[i], "--net") && i + 1 < argc) only = argv[++i];
         else {
             if (rank == 0)
                 fprintf(stderr, "usage: mpicnn-bench [--threads T] [--batch B] [--seconds S] "
-                                "[--net NAME] "
+                                "[--net NAME] [--phases] "
                                 "[--steps-only|--layers-only|--allreduce]\n");
             MPI_Finalize();
             return 2;
@@ -321,7 +374,7 @@ int main(int argc, char **argv)
     }
     if (steps)
         for (int i = 0; i < 2; i++)
-            if (use[i]) bench_steps(&nets[i], B, threads, seconds, MPI_COMM_WORLD);
+            if (use[i]) bench_steps(&nets[i], B, threads, seconds, phases, MPI_COMM_WORLD);
     MPI_Finalize();
     return 0;
 }

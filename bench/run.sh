@@ -4,6 +4,8 @@
 #   make bench            (or: sh bench/run.sh from the build directory)
 #   BENCH_SECONDS=S       seconds per measurement (default 5)
 #   BENCH_ROUNDS=R        rounds of the whole-step comparison (default 3)
+# (bench/mpicnn-bench --phases adds each rank's median and 90th-percentile
+# compute, all-reduce and update time per step.)
 # Whole training steps are measured in R rounds that alternate mpicnn and
 # PyTorch, so both see the same load on a shared machine; the summary
 # takes each one's best round (and its median) and the ratio of the two.
@@ -93,6 +95,21 @@ awk -v torch="$torch" '
   }' "$log"
 
 if [ "$cores" -gt 1 ]; then
+  # mpirun binds -np 1 to core 0 and -np 2's ranks to cores 0 and 1, and
+  # a step of -np 2 lasts as long as its slower rank. On a virtual machine
+  # the cores need not be equally fast: one rank per core, then each
+  # rank's step broken into its phases, show how far they differ.
+  echo "== one rank on each core (fmnist-ref), then -np 2's phases per rank"
+  c=0
+  while [ "$c" -lt "$cores" ]; do
+    echo "-- core $c"
+    "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=1 taskset -c "$c" "$bench" --threads 1 \
+      --steps-only --net fmnist-ref --seconds "$secs" --phases
+    c=$((c + 1))
+  done
+  echo "-- -np 2"
+  "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --net fmnist-ref \
+    --seconds "$secs" --phases
   echo "== all-reduce"
   "$MPIEXEC" -np 2 "$bench" --allreduce
 fi

@@ -404,6 +404,14 @@ static void test_dense(void **state)
     check_layer(mk("dense", 3, 0, 0, 0, 0), sh(1, 10, 1, 1), 1);
     check_layer(mk("dense", 17, 0, 0, 0, 0), sh(9, 33, 1, 1), 1);
     check_layer(mk("dense", 4, 0, 0, 0, 0), sh(2, 3, 2, 3), 1); /* implicit flatten */
+    /* the forward product in chunks of the inner dimension (33 = 16 + 16
+     * + 1), 9 images: two blocks of 4 rows and one row on its own */
+    cnn_dense_set_chunk_floats(16);
+    check_layer(mk("dense", 17, 0, 0, 0, 0), sh(9, 33, 1, 1), 1);
+    check_layer(mk("dense", 6, 0, 0, 0, 0), sh(13, 2, 4, 5), 1);
+    cnn_dense_set_chunk_floats(0);
+    /* more units than the blocked kernels take: the BLAS */
+    check_layer(mk("dense", 257, 0, 0, 0, 0), sh(5, 6, 1, 1), 1);
 }
 
 static void test_dropout(void **state)

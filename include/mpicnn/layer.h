@@ -135,6 +135,11 @@ extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
  * call; for tests and tuning. */
 void cnn_conv_set_chunk_floats(size_t n);
 
+/* The inner chunk, in floats, of a dense layer's forward product with at
+ * most 256 units (0: the default, 512 KB of W's rows). For tests and
+ * tuning; takes effect at once. */
+void cnn_dense_set_chunk_floats(int n);
+
 /* How conv layers compute: CNN_CONV_AUTO picks Winograd for 3x3 stride-1
  * layers with at least CNN_CONV_WINO_MIN input and output channels --
  * F(4x4, 3x3) when both output sides are multiples of 4 and at least 16,
