@@ -152,6 +152,13 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
 {
     for (int i = 0; i < net->nlayers; i++) {
         cnn_layer_t *l = &net->layers[i];
+        if (cnn_net_relu_folded(net, i)) {
+            /* a ReLU and the max pool after it: the pool reads the ReLU's
+             * input and clamps its own output */
+            l = &net->layers[++i];
+            l->ops->forward_after_relu(l, ctx, n, net->act[i - 1], net->act[i + 1]);
+            continue;
+        }
         l->ops->forward(l, ctx, n, net->act[i], net->act[i + 1]);
     }
     return net->act[net->nlayers];
@@ -160,7 +167,8 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
 int cnn_net_relu_folded(const cnn_net_t *net, int i)
 {
     return i >= 0 && i + 1 < net->nlayers && net->layers[i].ops->relu &&
-           net->layers[i + 1].ops->backward_after_relu;
+           net->layers[i + 1].ops->backward_after_relu &&
+           net->layers[i + 1].ops->forward_after_relu;
 }
 
 void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,

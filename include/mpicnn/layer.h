@@ -96,10 +96,18 @@ typedef struct {
     /* Optional: the backward pass of a ReLU and this layer after it, in
      * one pass. x and y are this layer's (x is the ReLU's output); dx is
      * the gradient at the ReLU's input. The net calls it, and skips the
-     * ReLU's own backward, when the layer before is a ReLU. May be NULL. */
+     * ReLU's own backward, when the layer before is a ReLU and this layer
+     * has forward_after_relu too. May be NULL. */
     void (*backward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                 const float *x, const float *y, const float *dy,
                                 float *dx);
+    /* Optional: the forward pass of a ReLU and this layer after it, from
+     * the ReLU's input x: y as if x had passed the ReLU. The net calls it,
+     * and skips the ReLU's forward, when it calls backward_after_relu; the
+     * ReLU's output buffer is then not written (a max pool takes the
+     * maximum first and clamps its 4x fewer outputs: the two commute). */
+    void (*forward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                               const float *x, float *y);
 } cnn_layer_ops_t;
 
 struct cnn_layer {

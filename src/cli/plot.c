@@ -459,6 +459,13 @@ static cnn_status_t draw_activations(plot_t *p, const char *layer, int want)
     const int i = l->index;
     if (i + 1 < net->nlayers && net->act[i + 2] == net->act[i + 1])
         snprintf(after, sizeof after, " after %s", net->layers[i + 1].spec.name);
+    /* a relu before a max pool is left to the pool, which clamps after
+     * taking the maximum: the relu's buffer still holds its input */
+    if (cnn_net_relu_folded(net, i + 1)) {
+        float *a = net->act[i + 1];
+        for (size_t j = 0; j < (size_t)n * cnn_shape_image(l->out); j++)
+            a[j] = a[j] > 0.0f ? a[j] : 0.0f;
+    }
     snprintf(title, sizeof title, "%s (%s)%s: %d channels of %dx%d; colour per channel, dark = low",
              l->spec.name, l->spec.type, after, l->out.c, l->out.h, l->out.w);
     /* the file name keeps the layer name's safe characters */

@@ -48,9 +48,12 @@ static cnn_status_t avgpool_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
 }
 
 /* x (n,C,H,W) -> y (n,C,OH,OW); cache holds each output's input index
- * within its plane */
-static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
-                            const float *x, float *y)
+ * within its plane. With relu set, y = the pool of max(x, 0), computed as
+ * max(pool of x, 0): the same y (but where a window holds a NaN and a
+ * positive number: 0, not the number) and, where y > 0, the same arg-max;
+ * elsewhere the gradient is 0 either way. */
+static void maxpool_run(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float *x, float *y,
+                        int relu)
 {
     const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int KH = l->spec.kh, KW = l->spec.kw, S = l->spec.stride;
@@ -61,29 +64,42 @@ static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         const float *xp = x + (size_t)p * H * W;
         float *yp = y + (size_t)p * OH * OW;
         int32_t *ap = arg + (size_t)p * OH * OW;
-        if (KH == 2 && KW == 2 && S == 2) { /* the common window, vectorized */
+        if (KH == 2 && KW == 2 && S == 2) /* the common window, vectorized */
             cnn_maxpool2x2(xp, H, W, yp, ap);
-            continue;
-        }
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                int best = (oy * S) * W + ox * S;
-                float m = xp[best];
-                for (int ky = 0; ky < KH; ky++)
-                    for (int kx = 0; kx < KW; kx++) {
-                        const int idx = (oy * S + ky) * W + ox * S + kx;
-                        const float v = xp[idx];
-                        /* strict '>' keeps the first maximum, as PyTorch;
-                         * a NaN wins so that it propagates. Selects, not
-                         * branches: random data would mispredict them */
-                        const int take = v > m || v != v;
-                        best = take ? idx : best;
-                        m = take ? v : m;
-                    }
-                yp[oy * OW + ox] = m;
-                ap[oy * OW + ox] = best;
-            }
+        else
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    int best = (oy * S) * W + ox * S;
+                    float m = xp[best];
+                    for (int ky = 0; ky < KH; ky++)
+                        for (int kx = 0; kx < KW; kx++) {
+                            const int idx = (oy * S + ky) * W + ox * S + kx;
+                            const float v = xp[idx];
+                            /* strict '>' keeps the first maximum, as PyTorch;
+                             * a NaN wins so that it propagates. Selects, not
+                             * branches: random data would mispredict them */
+                            const int take = v > m || v != v;
+                            best = take ? idx : best;
+                            m = take ? v : m;
+                        }
+                    yp[oy * OW + ox] = m;
+                    ap[oy * OW + ox] = best;
+                }
+        if (relu)
+            for (int j = 0; j < OH * OW; j++) yp[j] = yp[j] > 0.0f ? yp[j] : 0.0f;
     }
+}
+
+static void maxpool_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                            const float *x, float *y)
+{
+    maxpool_run(l, ctx, n, x, y, 0);
+}
+
+static void maxpool_forward_after_relu(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                                       const float *x, float *y)
+{
+    maxpool_run(l, ctx, n, x, y, 1);
 }
 
 /* dx from dy; with relu set, the gradient of the ReLU before the pool as
@@ -217,6 +233,7 @@ const cnn_layer_ops_t cnn_maxpool_ops = {
     .forward = maxpool_forward,
     .backward = maxpool_backward,
     .backward_after_relu = maxpool_backward_after_relu,
+    .forward_after_relu = maxpool_forward_after_relu,
 };
 
 const cnn_layer_ops_t cnn_avgpool_ops = {
