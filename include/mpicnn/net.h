@@ -63,8 +63,11 @@ static inline float *cnn_net_input(cnn_net_t *net) { return net->act[0]; }
  * forward. */
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
 
-/* 1 if layer i is a ReLU whose backward pass cnn_net_backward leaves to
- * the next layer's backward_after_relu (a max pool after it), else 0. */
+/* 1 if layer i is a ReLU whose passes cnn_net_forward and
+ * cnn_net_backward leave to the next layer's forward_after_relu and
+ * backward_after_relu (a max pool after it), else 0. The ReLU's output
+ * buffer is then not written: it holds the ReLU's input (the same
+ * buffer, as the ReLU runs in place) or, after the net's input, nothing. */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
 /* Backpropagates dout (n, out...) through the layers of the last forward,
