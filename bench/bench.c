@@ -173,7 +173,6 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
     cnn_net_free(net);
 }
 
-/* Whole steps: batch, forward, loss, backward, all-reduce, update. */
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -214,6 +213,7 @@ static void print_phases(const netdef_t *d, double *ph, long cap, long n, MPI_Co
     free(all);
 }
 
+/* Whole steps: batch, forward, loss, backward, all-reduce, update. */
 static void bench_steps(const netdef_t *d, int B, int threads, double seconds, int phases,
                         MPI_Comm comm)
 {

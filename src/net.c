@@ -171,6 +171,16 @@ int cnn_net_relu_folded(const cnn_net_t *net, int i)
            net->layers[i + 1].ops->forward_after_relu;
 }
 
+const float *cnn_net_layer_output(cnn_net_t *net, const cnn_ctx_t *ctx, int n, int i)
+{
+    const int r = cnn_net_relu_folded(net, i) ? i : cnn_net_relu_folded(net, i + 1) ? i + 1 : -1;
+    if (r >= 0) {
+        cnn_layer_t *relu = &net->layers[r];
+        relu->ops->forward(relu, ctx, n, net->act[r], net->act[r + 1]);
+    }
+    return net->act[i + 1];
+}
+
 void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
                       const float *dout)
 {

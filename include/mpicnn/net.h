@@ -70,6 +70,13 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
  * buffer, as the ReLU runs in place) or, after the net's input, nothing. */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
+/* Layer i's output buffer (net->act[i + 1]) after the last forward pass
+ * on n images, as it would be had every layer run on its own: where a
+ * ReLU at i, or an in-place ReLU after i, was left to the max pool after
+ * it, the ReLU runs here (again, harmlessly, if called twice). For
+ * looking at activations, not for training. */
+const float *cnn_net_layer_output(cnn_net_t *net, const cnn_ctx_t *ctx, int n, int i);
+
 /* Backpropagates dout (n, out...) through the layers of the last forward,
  * ADDING parameter gradients into net->grads. */
 void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,

@@ -459,13 +459,6 @@ static cnn_status_t draw_activations(plot_t *p, const char *layer, int want)
     const int i = l->index;
     if (i + 1 < net->nlayers && net->act[i + 2] == net->act[i + 1])
         snprintf(after, sizeof after, " after %s", net->layers[i + 1].spec.name);
-    /* a relu before a max pool is left to the pool, which clamps after
-     * taking the maximum: the relu's buffer still holds its input */
-    if (cnn_net_relu_folded(net, i + 1)) {
-        float *a = net->act[i + 1];
-        for (size_t j = 0; j < (size_t)n * cnn_shape_image(l->out); j++)
-            a[j] = a[j] > 0.0f ? a[j] : 0.0f;
-    }
     snprintf(title, sizeof title, "%s (%s)%s: %d channels of %dx%d; colour per channel, dark = low",
              l->spec.name, l->spec.type, after, l->out.c, l->out.h, l->out.w);
     /* the file name keeps the layer name's safe characters */
@@ -477,7 +470,9 @@ static cnn_status_t draw_activations(plot_t *p, const char *layer, int want)
             *c = '_';
     snprintf(file, sizeof file, "activations_%s.png", safe);
     cnn_canvas_t cv;
-    const cnn_status_t st = cnn_plot_activations(net->act[l->index + 1], n, l->out.c, l->out.h,
+    /* a relu left to the max pool after it has not written its buffer */
+    const float *act = cnn_net_layer_output(net, &ctx, n, i);
+    const cnn_status_t st = cnn_plot_activations(act, n, l->out.c, l->out.h,
                                                  l->out.w, t->images, t->c, t->h, t->w, captions,
                                                  title, &cv);
     if (st == CNN_EUSAGE) { /* too big a picture */
