@@ -228,6 +228,14 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, i
         return;
     }
     cnn_net_init(net, 1);
+    /* the trainer's gradient sum (MPICNN_GRAD_SUM=mpi: one MPI_Allreduce) */
+    cnn_dist_gsum_t *gsum;
+    if (cnn_dist_gsum_create(comm, net->nparams, 0, &gsum) != CNN_OK) {
+        fprintf(stderr, "bench: %s\n", cnn_error_message());
+        cnn_net_free(net);
+        return;
+    }
+    if (cnn_dist_gsum_buffer(gsum)) cnn_net_bind_grads(net, cnn_dist_gsum_buffer(gsum));
     cnn_optim_t *opt;
     cnn_optim_create(CNN_MOMENTUM, net->nparams, &opt);
     const int K = net->output.c;
@@ -256,10 +264,11 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, i
         cnn_net_zero_grad(net);
         cnn_net_backward(net, &ctx, B, dy);
         double tr = now();
-        cnn_dist_sum_floats(comm, net->grads, net->nparams);
+        const float *g;
+        cnn_dist_gsum_run(gsum, net->grads, &g);
         double tu = now();
         t_reduce += tu - tr;
-        cnn_optim_step(opt, net->params, net->grads, 1e-4, net->nthreads);
+        cnn_optim_step(opt, net->params, g, 1e-4, net->nthreads);
         long s = steps - warm;
         if (s >= 0 && s < cap) {
             ph[PH_COMPUTE * cap + s] = tr - tc;
@@ -282,9 +291,10 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, i
     MPI_Allreduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, comm);
     if (rank == 0)
         printf("%-13s -np %d x %d thread%s, batch %d/rank: %8.0f images/s  step %.2f ms  "
-               "all-reduce %.3f ms (%.1f%%)  peak RSS %.0f MB/rank\n",
+               "all-reduce %.3f ms (%.1f%%)  peak RSS %.0f MB/rank%s%s\n",
                d->name, size, threads, threads > 1 ? "s" : " ", B, (double)n * B * size / t,
-               1e3 * t / n, 1e3 * rmax / n, 100 * rmax / t, rss_max / 1024.0);
+               1e3 * t / n, 1e3 * rmax / n, 100 * rmax / t, rss_max / 1024.0,
+               size > 1 ? "  sum: " : "", size > 1 ? cnn_dist_gsum_method(gsum) : "");
     if (phases) print_phases(d, ph, cap, n < cap ? n : cap, comm);
     free(ph);
     free(labels);
@@ -292,6 +302,7 @@ static void bench_steps(const netdef_t *d, int B, int threads, double seconds, i
     free(batches);
     cnn_optim_free(opt);
     cnn_net_free(net);
+    cnn_dist_gsum_free(gsum);
 }
 
 /* MPI_Allreduce (sum of floats) time over message sizes: the latency and

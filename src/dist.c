@@ -1,8 +1,15 @@
 /* dist.c - checked MPI helpers. */
 #include "mpicnn/dist.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 cnn_status_t cnn_mpi_error(int rc, const char *call, const char *file, int line)
 {
@@ -46,6 +53,219 @@ cnn_status_t cnn_dist_sum_doubles(MPI_Comm comm, double *buf, size_t n)
         CNN_MPI_CHECK(st, MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_DOUBLE, MPI_SUM, comm),
                       error);
     }
+error:
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* gradient sum                                                        */
+
+struct cnn_dist_gsum {
+    MPI_Comm node;  /* the ranks sharing the segment; MPI_COMM_NULL: one MPI_Allreduce */
+    MPI_Comm cross; /* the ranks of the same slice on the other nodes; MPI_COMM_NULL: one node */
+    MPI_Comm comm;  /* the caller's, for the MPI_Allreduce path (not owned) */
+    int nrank, nsize;
+    size_t n;       /* floats per block */
+    size_t stride;  /* floats from one slot to the next (whole pages) */
+    size_t lo, hi;  /* this rank's slice of the sum */
+    float *map;     /* nsize slots, then the sum */
+    size_t map_bytes;
+};
+
+/* Slice r of L over n floats: whole 64-byte lines, so no two ranks write
+ * the same line of the sum. */
+static size_t slice_start(size_t n, int r, int L)
+{
+    return r >= L ? n : n * (size_t)r / (size_t)L / 16 * 16;
+}
+
+static void gsum_unmap(cnn_dist_gsum_t *g)
+{
+    if (g->map) munmap(g->map, g->map_bytes);
+    g->map = NULL;
+    if (g->node != MPI_COMM_NULL) MPI_Comm_free(&g->node);
+    if (g->cross != MPI_COMM_NULL) MPI_Comm_free(&g->cross);
+}
+
+void cnn_dist_gsum_free(cnn_dist_gsum_t *g)
+{
+    if (!g) return;
+    gsum_unmap(g);
+    free(g);
+}
+
+/* Maps the node's segment: node rank 0 creates it, the others open it by
+ * the name it sends them, and it is unlinked once all have it mapped.
+ * Returns 1 if this rank has it mapped, 0 (with *why set) if not; MPI
+ * failures are CNN_ECOMM through st. */
+static int gsum_map(cnn_dist_gsum_t *g, char *why, size_t why_len, cnn_status_t *st)
+{
+    static unsigned serial;
+    char name[64] = "";
+    int fd = -1, ok = 1;
+    if (g->nrank == 0) {
+        for (int tries = 0; fd < 0 && tries < 16; tries++) {
+            snprintf(name, sizeof name, "/mpicnn-%ld-%u", (long)getpid(), serial++);
+            fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+            if (fd < 0 && errno != EEXIST) break;
+        }
+        int rc = fd < 0 ? errno : posix_fallocate(fd, 0, (off_t)g->map_bytes);
+        if (rc != 0) {
+            snprintf(why, why_len, "shm_open/posix_fallocate %s (%zu bytes): %s", name,
+                     g->map_bytes, strerror(rc));
+            if (fd >= 0) shm_unlink(name);
+            name[0] = '\0';
+            ok = 0;
+        }
+    }
+    CNN_MPI_CHECK(*st, MPI_Bcast(name, (int)sizeof name, MPI_CHAR, 0, g->node), error);
+    if (!name[0]) {
+        ok = 0; /* node rank 0 says why */
+    } else {
+        if (g->nrank != 0) fd = shm_open(name, O_RDWR, 0);
+        void *p = fd < 0 ? MAP_FAILED
+                         : mmap(NULL, g->map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            snprintf(why, why_len, "%s %s: %s", fd < 0 ? "shm_open" : "mmap", name, strerror(errno));
+            ok = 0;
+        } else {
+            g->map = p;
+        }
+    }
+    /* every rank has opened it (or failed to) once all are past here */
+    CNN_MPI_CHECK(*st, MPI_Barrier(g->node), error);
+error:
+    if (name[0] && g->nrank == 0) shm_unlink(name);
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
+                                  cnn_dist_gsum_t **out)
+{
+    cnn_status_t st = CNN_OK;
+    *out = NULL;
+    cnn_dist_gsum_t *g = calloc(1, sizeof *g);
+    int rank = 0, size = 1, local_bad = 0, mpi_only = 0;
+    if (!g) local_bad = 2;
+    else {
+        g->node = g->cross = MPI_COMM_NULL;
+        g->comm = comm;
+        g->n = n;
+    }
+    const char *env = getenv("MPICNN_GRAD_SUM");
+    if (env && strcmp(env, "mpi") == 0) mpi_only = 1;
+    else if (env && *env && strcmp(env, "auto") != 0) local_bad = local_bad ? local_bad : 1;
+    int worst = 0;
+    CNN_MPI_CHECK(st, MPI_Allreduce(&local_bad, &worst, 1, MPI_INT, MPI_MAX, comm), error);
+    if (worst == 2) {
+        st = cnn_error_set(CNN_ENOMEM, "out of memory for the gradient sum");
+        goto error;
+    }
+    if (worst == 1) {
+        st = cnn_error_set(CNN_ECONFIG, "MPICNN_GRAD_SUM=%s: expected 'auto' or 'mpi'",
+                           env && local_bad ? env : "(another rank's value)");
+        goto error;
+    }
+    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
+    int any_mpi_only = 0;
+    CNN_MPI_CHECK(st, MPI_Allreduce(&mpi_only, &any_mpi_only, 1, MPI_INT, MPI_MAX, comm), error);
+    if (any_mpi_only || size < 2 || n == 0) goto done;
+
+    if (ranks_per_node > 0)
+        CNN_MPI_CHECK(st, MPI_Comm_split(comm, rank / ranks_per_node, rank, &g->node), error);
+    else
+        CNN_MPI_CHECK(st, MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL,
+                                              &g->node), error);
+    if ((st = cnn_dist_prepare(g->node)) != CNN_OK) goto error;
+    CNN_MPI_CHECK(st, MPI_Comm_rank(g->node, &g->nrank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(g->node, &g->nsize), error);
+    int lmin = 0, lmax = 0;
+    CNN_MPI_CHECK(st, MPI_Allreduce(&g->nsize, &lmin, 1, MPI_INT, MPI_MIN, comm), error);
+    CNN_MPI_CHECK(st, MPI_Allreduce(&g->nsize, &lmax, 1, MPI_INT, MPI_MAX, comm), error);
+    if (lmin != lmax || lmin < 2) goto plain;
+    if (g->nsize < size) {
+        CNN_MPI_CHECK(st, MPI_Comm_split(comm, g->nrank, rank, &g->cross), error);
+        if ((st = cnn_dist_prepare(g->cross)) != CNN_OK) goto error;
+    }
+    /* whole pages per slot: no two ranks write the same page */
+    g->stride = (n + 1023) / 1024 * 1024;
+    g->map_bytes = sizeof(float) * g->stride * ((size_t)g->nsize + 1);
+    g->lo = slice_start(n, g->nrank, g->nsize);
+    g->hi = slice_start(n, g->nrank + 1, g->nsize);
+    char why[256] = "";
+    int mapped = gsum_map(g, why, sizeof why, &st);
+    if (st != CNN_OK) goto error;
+    int all_mapped = 0;
+    CNN_MPI_CHECK(st, MPI_Allreduce(&mapped, &all_mapped, 1, MPI_INT, MPI_MIN, comm), error);
+    if (!all_mapped) {
+        if (!mapped && why[0])
+            fprintf(stderr, "mpicnn: rank %d: warning: no shared memory for the gradient sum (%s); "
+                            "summing with MPI_Allreduce\n", rank, why);
+        goto plain;
+    }
+    goto done;
+plain:
+    gsum_unmap(g);
+done:
+    *out = g;
+    return CNN_OK;
+error:
+    cnn_dist_gsum_free(g);
+    return st;
+}
+
+float *cnn_dist_gsum_buffer(cnn_dist_gsum_t *g)
+{
+    return g->map ? g->map + g->stride * (size_t)g->nrank : NULL;
+}
+
+const char *cnn_dist_gsum_method(const cnn_dist_gsum_t *g)
+{
+    return !g->map ? "mpi" : g->cross != MPI_COMM_NULL ? "shared memory + mpi" : "shared memory";
+}
+
+/* Orders this rank's stores to the segment before what the barrier lets
+ * the other ranks do, and their stores before this rank's loads after it
+ * (MPI_Barrier alone promises nothing about memory). */
+static int node_barrier(MPI_Comm node)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = MPI_Barrier(node);
+    atomic_thread_fence(memory_order_seq_cst);
+    return rc;
+}
+
+cnn_status_t cnn_dist_gsum_run(cnn_dist_gsum_t *g, float *grads, const float **sum)
+{
+    cnn_status_t st = CNN_OK;
+    *sum = grads;
+    if (!g->map) return cnn_dist_sum_floats(g->comm, grads, g->n);
+    float *mine = cnn_dist_gsum_buffer(g);
+    if (grads != mine) memcpy(mine, grads, sizeof(float) * g->n);
+    float *res = g->map + g->stride * (size_t)g->nsize;
+    /* every rank has its block in place, and has finished reading the last sum */
+    CNN_MPI_CHECK(st, node_barrier(g->node), error);
+    enum { CH = 512 };
+    const int L = g->nsize;
+    for (size_t a = g->lo; a < g->hi; a += CH) {
+        const size_t m = g->hi - a < CH ? g->hi - a : CH;
+        float *restrict r = res + a;
+        const float *restrict b0 = g->map + a;
+        const float *restrict b1 = g->map + g->stride + a;
+        for (size_t i = 0; i < m; i++) r[i] = b0[i] + b1[i];
+        for (int k = 2; k < L; k++) {
+            const float *restrict bk = g->map + g->stride * (size_t)k + a;
+            for (size_t i = 0; i < m; i++) r[i] += bk[i];
+        }
+    }
+    if (g->cross != MPI_COMM_NULL &&
+        (st = cnn_dist_sum_floats(g->cross, res + g->lo, g->hi - g->lo)) != CNN_OK)
+        goto error;
+    /* every slice of the sum is complete */
+    CNN_MPI_CHECK(st, node_barrier(g->node), error);
+    *sum = res;
 error:
     return st;
 }

@@ -27,7 +27,7 @@ void cnn_net_free(cnn_net_t *net)
     free(net->act);
     free(net->layers);
     free(net->params);
-    free(net->grads);
+    free(net->grads_own);
     free(net->state);
     free(net->dbuf[0]);
     free(net->dbuf[1]);
@@ -89,7 +89,7 @@ cnn_status_t cnn_net_create(const cnn_layer_spec_t *specs, int nlayers,
                        (ALIGN / sizeof(float)) * (ALIGN / sizeof(float));
 
     net->params = alloc_floats(net->nparams);
-    net->grads = alloc_floats(net->nparams);
+    net->grads = net->grads_own = alloc_floats(net->nparams);
     net->state = alloc_floats(net->nstate);
     net->cache = alloc_floats(cache);
     net->work = alloc_floats(net->work_stride * (size_t)net->nthreads);
@@ -206,6 +206,19 @@ void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
 void cnn_net_zero_grad(cnn_net_t *net)
 {
     memset(net->grads, 0, sizeof(float) * net->nparams);
+}
+
+void cnn_net_bind_grads(cnn_net_t *net, float *grads)
+{
+    size_t po = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        net->layers[i].grads = grads + po;
+        po += net->layers[i].sz.params;
+    }
+    free(net->grads_own);
+    net->grads_own = NULL;
+    net->grads = grads;
+    cnn_net_zero_grad(net);
 }
 
 cnn_layer_t *cnn_net_layer(cnn_net_t *net, const char *name)

@@ -69,6 +69,9 @@ typedef struct {
     double *aux;              /* nstate + AUX_N */
     int32_t *labels;
     cnn_watchdog_t *wd;       /* NULL when train.watchdog_seconds = 0 */
+    cnn_dist_gsum_t *gsum;    /* the gradient sum; net->grads may live in it */
+    const float *grad_sum;    /* the last step's gradients summed over the
+                                 ranks (nparams; net->grads or g's block) */
     cnn_train_state_t ts;
     cnn_model_meta_t meta;    /* borrowed pointers: config text, names, norm */
     char *config_text;
@@ -318,11 +321,11 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, int *fini
         net->grads[0] = NAN;
     }
     CNN_TRY(cnn_watchdog_arrive(r->wd));
-    CNN_TRY(cnn_dist_sum_floats(r->comm, net->grads, net->nparams));
+    CNN_TRY(cnn_dist_gsum_run(r->gsum, net->grads, &r->grad_sum));
     cnn_watchdog_phase(r->wd, CNN_WD_ALLREDUCE_AUX);
     CNN_TRY(cnn_dist_sum_doubles(r->comm, r->aux, net->nstate + AUX_N));
     cnn_watchdog_phase(r->wd, CNN_WD_UPDATE);
-    *finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(net->grads, net->nparams);
+    *finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(r->grad_sum, net->nparams);
     for (size_t i = 0; i < net->nstate; i++) net->state[i] = (float)(r->aux[i] / r->size);
     *loss_sum = aux[AUX_LOSS];
     *correct = aux[AUX_CORRECT];
@@ -336,6 +339,7 @@ static void run_free(run_t *r)
 {
     cnn_watchdog_stop(r->wd);
     cnn_net_free(r->net);
+    cnn_dist_gsum_free(r->gsum); /* after the net: its gradients may be in there */
     cnn_optim_free(r->opt);
     cnn_sampler_free(r->sampler);
     free(r->best_params);
@@ -561,6 +565,11 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     if (st == CNN_OK) st = cnn_fault_init(r.rank);
     st = cnn_dist_agree(r.comm, st);
     if (st != CNN_OK) goto done;
+    /* collective: only once every rank has its net */
+    st = cnn_dist_gsum_create(r.comm, r.net->nparams, 0, &r.gsum);
+    if (st == CNN_OK && cnn_dist_gsum_buffer(r.gsum))
+        cnn_net_bind_grads(r.net, cnn_dist_gsum_buffer(r.gsum));
+    if ((st = cnn_dist_agree(r.comm, st)) != CNN_OK) goto done;
     /* watched from here on; loading the data above is not */
     st = cnn_watchdog_start(r.comm, cfg->train.watchdog_seconds, &r.wd);
     if ((st = cnn_dist_agree(r.comm, st)) != CNN_OK) goto done;
@@ -570,11 +579,13 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     cnn_train_state_t *ts = &r.ts;
     if (r.rank == 0 && !opts->quiet && !opts->resume) {
         printf("%straining %s: %zu train, %zu val, %zu test images; %d rank%s x %d thread%s; "
-               "global batch %d; %zu parameters\n",
+               "global batch %d; %zu parameters%s%s\n",
                opts->tag ? opts->tag : "", cfg->source, r.d->train->n,
                r.d->val ? r.d->val->n : 0, r.d->test ? r.d->test->n : 0, r.size,
                r.size > 1 ? "s" : "", net->nthreads, net->nthreads > 1 ? "s" : "",
-               cfg->train.batch_size * r.size, net->nparams);
+               cfg->train.batch_size * r.size, net->nparams,
+               r.size > 1 ? "; gradient sum: " : "",
+               r.size > 1 ? cnn_dist_gsum_method(r.gsum) : "");
         fflush(stdout);
     }
     r.last_ckpt_time = MPI_Wtime();
@@ -605,7 +616,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
             if (!finite) {
                 /* the reduced values: the same on every rank, so is this branch */
                 const char *what = isfinite(loss_sum) ? "gradient"
-                                   : cnn_all_finite(net->grads, net->nparams) ? "loss"
+                                   : cnn_all_finite(r.grad_sum, net->nparams) ? "loss"
                                                                               : "loss and gradient";
                 if (cfg->train.nan_policy == CNN_NAN_STOP) {
                     st = cnn_error_set(CNN_ENUMERIC,
@@ -627,7 +638,7 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
             } else {
                 ts->lr = cnn_config_lr(cfg, (double)ts->epoch + (double)step / (double)steps,
                                        (long)ts->global_step, r.size);
-                cnn_optim_step(r.opt, net->params, net->grads, ts->lr, net->nthreads);
+                cnn_optim_step(r.opt, net->params, r.grad_sum, ts->lr, net->nthreads);
                 if (net->nparams > 0 &&
                     cnn_fault_step_due(CNN_FAULT_NAN_WEIGHTS, ts->global_step + 1)) {
                     fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's "

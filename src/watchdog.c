@@ -107,8 +107,9 @@ static const char *phase_text(int phase, int rank0)
     case CNN_WD_ARRIVE:
         return "this rank is stuck in the arrival check before the gradient all-reduce";
     case CNN_WD_ALLREDUCE:
-        return "this rank is waiting in the gradient all-reduce (MPI_Allreduce); every rank had "
-               "reached it, so another rank stalled or died inside it";
+        return "this rank is waiting in the gradient all-reduce (the shared-memory barriers or "
+               "MPI_Allreduce); every rank had reached it, so another rank stalled or died "
+               "inside it";
     case CNN_WD_ALLREDUCE_AUX:
         return "this rank is waiting in the all-reduce of the step's loss and flags "
                "(MPI_Allreduce): another rank stalled or died after the gradient all-reduce";

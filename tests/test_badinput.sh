@@ -150,6 +150,9 @@ expect 3 "$d/no-such-file.idx: cannot open: No such file or directory" \
 # both ranks load the data and both name the file
 expect 3 "mpicnn: rank 1: bad input: $B/idx-truncated-body.idx: truncated" \
     $(np2) $(train --set data.train_images="$B/idx-truncated-body.idx")
+# a bad gradient-sum choice in the environment, on both ranks
+expect 4 "mpicnn: rank 1: bad config: MPICNN_GRAD_SUM=nccl: expected 'auto' or 'mpi'" \
+    env MPICNN_GRAD_SUM=nccl $(np2) -x MPICNN_GRAD_SUM $(train)
 # the loader goes by content, not by name: gzip named .idx and raw named .gz load
 expect 0 "accuracy: " "$M" eval "$d/good/model.h5" --set data.test_images="$B/idx-gzip-named-raw.idx" \
     --set data.test_labels="$d/train-labels.idx"

@@ -221,15 +221,29 @@ static void test_relu_pool_fused(void **state)
     check_relu_pool_fused(b, 4, (cnn_shape_t){2, 3, 8, 8});
 }
 
+/* Two runs give the same gradients, the second into a block of the
+ * caller's (cnn_net_bind_grads, as the shared-memory gradient sum does):
+ * zeroed, and every layer's gradients moved into it. */
 static void test_reproducible(void **state)
 {
     cnn_layer_spec_t a[] = {L("c1", "conv", 8, 3, 1, 1), L("r1", "relu", 0, 0, 0, 0),
                             L("f", "flatten", 0, 0, 0, 0), L("d", "dense", 5, 0, 0, 0)};
-    float *g[2];
+    float *g[2], *bound = NULL;
     for (int run = 0; run < 2; run++) {
         cnn_net_t *net;
         assert_int_equal(cnn_net_create(a, 4, (cnn_shape_t){6, 2, 8, 8}, 2, &net), CNN_OK);
         cnn_net_init(net, 3);
+        if (run == 1) {
+            size_t bytes = (sizeof(float) * net->nparams + 63) / 64 * 64;
+            bound = aligned_alloc(64, bytes);
+            assert_non_null(bound);
+            memset(bound, 0xff, bytes); /* NaN until bound */
+            cnn_net_bind_grads(net, bound);
+            assert_ptr_equal(net->grads, bound);
+            assert_ptr_equal(net->layers[0].grads, bound);
+            assert_ptr_equal(net->layers[3].grads, bound + net->layers[0].sz.params);
+            for (size_t i = 0; i < net->nparams; i++) assert_true(bound[i] == 0.0f);
+        }
         for (size_t i = 0; i < 6 * 2 * 64; i++) net->act[0][i] = (float)(i % 13) / 13.0f;
         cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
         const float *y = cnn_net_forward(net, &ctx, 6);
@@ -242,6 +256,7 @@ static void test_reproducible(void **state)
     }
     free(g[0]);
     free(g[1]);
+    free(bound);
 }
 
 static void test_partial_batch(void **state)

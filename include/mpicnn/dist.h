@@ -34,6 +34,52 @@ cnn_status_t cnn_dist_sum_floats(MPI_Comm comm, float *buf, size_t n);
 /* In-place sum of n doubles over comm. */
 cnn_status_t cnn_dist_sum_doubles(MPI_Comm comm, double *buf, size_t n);
 
+/* The gradient sum of the trainer: every rank's block of n floats summed
+ * over comm, the same result on every rank.
+ *
+ * Ranks that share a node sum through one shared-memory segment: each
+ * writes its block into its own slot there, and after a barrier each
+ * sums one slice of all the slots (the same order, slot 0 first, on every
+ * rank) into a result every rank of the node reads. With nodes of equal
+ * rank counts L > 1 spread over several nodes, each rank then sums its
+ * slice over the nodes with MPI_Allreduce among the ranks of the same
+ * slice (hierarchical all-reduce). Otherwise (one rank per node, nodes of
+ * unequal sizes, no shared memory, or MPICNN_GRAD_SUM=mpi) it is one
+ * MPI_Allreduce of the rank's block. */
+typedef struct cnn_dist_gsum cnn_dist_gsum_t;
+
+/* Collective over comm. n: floats per block. ranks_per_node: 0 finds the
+ * nodes (MPI_COMM_TYPE_SHARED); L > 0 treats each L consecutive ranks as
+ * a node (for tests: they must share memory). The environment variable
+ * MPICNN_GRAD_SUM chooses: "auto" (or unset) as above, "mpi" always one
+ * MPI_Allreduce; anything else is CNN_ECONFIG on every rank. If shared
+ * memory cannot be had on some rank (say /dev/shm is full), every rank
+ * falls back to MPI_Allreduce and that rank prints a warning. Leaves no
+ * file behind: the segment is unlinked as soon as every rank has mapped
+ * it. Returns CNN_OK, CNN_ECONFIG, CNN_ENOMEM or CNN_ECOMM; on failure
+ * *out is NULL. Free with cnn_dist_gsum_free(). */
+cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
+                                  cnn_dist_gsum_t **out);
+
+/* Not collective: unmaps and frees (NULL: nothing). Blocks handed out by
+ * cnn_dist_gsum_buffer() are invalid afterwards. */
+void cnn_dist_gsum_free(cnn_dist_gsum_t *g);
+
+/* This rank's slot in shared memory (n floats, 64-byte aligned, owned by
+ * g), for the caller to accumulate its gradients in so that no copy is
+ * needed; NULL when the sum uses MPI_Allreduce only, and any block serves. */
+float *cnn_dist_gsum_buffer(cnn_dist_gsum_t *g);
+
+/* How the sum runs: "mpi", "shared memory" or "shared memory + mpi". */
+const char *cnn_dist_gsum_method(const cnn_dist_gsum_t *g);
+
+/* Collective: sums the ranks' blocks `grads` (n floats; the slot from
+ * cnn_dist_gsum_buffer() or any other block, then copied there first).
+ * *sum points at the sum: `grads` itself after MPI_Allreduce, else a
+ * block in shared memory owned by g, read-only, valid until this rank's
+ * next call. Returns CNN_OK or CNN_ECOMM. */
+cnn_status_t cnn_dist_gsum_run(cnn_dist_gsum_t *g, float *grads, const float **sum);
+
 /* All ranks agree on one status: the most severe (largest) of the local
  * ones. A rank whose own status is OK but whose peers failed gets that
  * status with the message "another rank failed (<status>): rank R:

@@ -25,6 +25,8 @@ typedef struct {
     size_t nstate;         /* floats in state */
     float *params;         /* (nparams) */
     float *grads;          /* (nparams) */
+    float *grads_own;      /* the block cnn_net_create allocated for grads;
+                              NULL after cnn_net_bind_grads */
     float *state;          /* (nstate) */
     float **act;           /* act[0] is the input (max batch), act[i+1] the
                               output of layer i; an in-place layer's
@@ -83,6 +85,13 @@ void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
                       const float *dout);
 
 void cnn_net_zero_grad(cnn_net_t *net);
+
+/* Moves the gradient block, and every layer's gradients in it, to
+ * `grads`: nparams floats, 64-byte aligned, owned by the caller and alive
+ * until cnn_net_free(). Zeroes them and frees the net's own block. For a
+ * gradient sum that reads the block where backward leaves it
+ * (cnn_dist_gsum_buffer in dist.h). */
+void cnn_net_bind_grads(cnn_net_t *net, float *grads);
 
 /* The layer called `name`, or NULL. */
 cnn_layer_t *cnn_net_layer(cnn_net_t *net, const char *name);
