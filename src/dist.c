@@ -97,7 +97,9 @@ void cnn_dist_gsum_free(cnn_dist_gsum_t *g)
 /* Maps the node's segment: node rank 0 creates it, the others open it by
  * the name it sends them, and it is unlinked once all have it mapped.
  * Returns 1 if this rank has it mapped, 0 (with *why set) if not; MPI
- * failures are CNN_ECOMM through st. */
+ * failures are CNN_ECOMM through st. An MPI failure here leaves the
+ * node's other ranks in the barrier below, as a failed all-reduce would:
+ * the run is lost either way and the watchdog names the rank. */
 static int gsum_map(cnn_dist_gsum_t *g, char *why, size_t why_len, cnn_status_t *st)
 {
     static unsigned serial;
@@ -109,11 +111,15 @@ static int gsum_map(cnn_dist_gsum_t *g, char *why, size_t why_len, cnn_status_t 
             fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
             if (fd < 0 && errno != EEXIST) break;
         }
-        int rc = fd < 0 ? errno : posix_fallocate(fd, 0, (off_t)g->map_bytes);
-        if (rc != 0) {
-            snprintf(why, why_len, "shm_open/posix_fallocate %s (%zu bytes): %s", name,
-                     g->map_bytes, strerror(rc));
-            if (fd >= 0) shm_unlink(name);
+        /* sized here, its pages allocated by the ranks that write them */
+        if (fd < 0 || ftruncate(fd, (off_t)g->map_bytes) != 0) {
+            snprintf(why, why_len, "%s %s: %s", fd < 0 ? "shm_open" : "ftruncate", name,
+                     strerror(errno));
+            if (fd >= 0) {
+                shm_unlink(name);
+                close(fd);
+                fd = -1;
+            }
             name[0] = '\0';
             ok = 0;
         }
@@ -123,13 +129,29 @@ static int gsum_map(cnn_dist_gsum_t *g, char *why, size_t why_len, cnn_status_t 
         ok = 0; /* node rank 0 says why */
     } else {
         if (g->nrank != 0) fd = shm_open(name, O_RDWR, 0);
-        void *p = fd < 0 ? MAP_FAILED
-                         : mmap(NULL, g->map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
-            snprintf(why, why_len, "%s %s: %s", fd < 0 ? "shm_open" : "mmap", name, strerror(errno));
+        /* Each rank allocates its own slot (node rank 0 the sum as well):
+         * on a node of several sockets its pages are then on its own
+         * memory, and a full /dev/shm is an error now instead of a
+         * SIGBUS in the first step. */
+        const size_t slot = sizeof(float) * g->stride;
+        const char *what = "shm_open";
+        int rc = fd < 0 ? errno : 0;
+        if (rc == 0) {
+            what = "posix_fallocate";
+            rc = posix_fallocate(fd, (off_t)(slot * (size_t)g->nrank), (off_t)slot);
+            if (rc == 0 && g->nrank == 0)
+                rc = posix_fallocate(fd, (off_t)(slot * (size_t)g->nsize), (off_t)slot);
+        }
+        if (rc == 0) {
+            what = "mmap";
+            void *p = mmap(NULL, g->map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED) rc = errno;
+            else g->map = p;
+        }
+        if (rc != 0) {
+            snprintf(why, why_len, "%s %s (%zu bytes): %s", what, name, g->map_bytes,
+                     strerror(rc));
             ok = 0;
-        } else {
-            g->map = p;
         }
     }
     /* every rank has opened it (or failed to) once all are past here */
@@ -197,10 +219,11 @@ cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
     char why[256] = "";
     int mapped = gsum_map(g, why, sizeof why, &st);
     if (st != CNN_OK) goto error;
-    int all_mapped = 0;
-    CNN_MPI_CHECK(st, MPI_Allreduce(&mapped, &all_mapped, 1, MPI_INT, MPI_MIN, comm), error);
-    if (!all_mapped) {
-        if (!mapped && why[0])
+    /* all ranks or none: the lowest rank that failed says why */
+    int bad = mapped ? INT_MAX : rank, first_bad = INT_MAX;
+    CNN_MPI_CHECK(st, MPI_Allreduce(&bad, &first_bad, 1, MPI_INT, MPI_MIN, comm), error);
+    if (first_bad != INT_MAX) {
+        if (rank == first_bad)
             fprintf(stderr, "mpicnn: rank %d: warning: no shared memory for the gradient sum (%s); "
                             "summing with MPI_Allreduce\n", rank, why);
         goto plain;
@@ -260,6 +283,9 @@ cnn_status_t cnn_dist_gsum_run(cnn_dist_gsum_t *g, float *grads, const float **s
             for (size_t i = 0; i < m; i++) r[i] += bk[i];
         }
     }
+    /* (if this fails, the node's other ranks wait in the barrier below, as
+     * they would in a failed MPI_Allreduce, until the watchdog or mpirun
+     * ends the run) */
     if (g->cross != MPI_COMM_NULL &&
         (st = cnn_dist_sum_floats(g->cross, res + g->lo, g->hi - g->lo)) != CNN_OK)
         goto error;
