@@ -314,19 +314,36 @@ static void bench_allreduce(MPI_Comm comm)
     MPI_Comm_size(comm, &size);
     const size_t maxn = (size_t)4 << 20;
     float *buf = calloc(maxn, sizeof(float));
-    if (rank == 0) printf("all-reduce over %d ranks (sum of floats)\n%12s %12s %10s\n", size, "bytes", "us", "GB/s");
+    if (rank == 0)
+        printf("all-reduce over %d ranks (sum of floats): MPI_Allreduce, and the trainer's "
+               "gradient sum (cnn_dist_gsum_run) from its own slot\n%12s %12s %10s %12s %s\n",
+               size, "bytes", "us", "GB/s", "gsum us", "gsum method");
     for (size_t n = 1; n <= maxn; n *= 4) {
         int reps = n < 65536 ? 200 : 20;
         MPI_Barrier(comm);
         double t = now();
         for (int r = 0; r < reps; r++) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, comm);
         t = (now() - t) / reps;
-        double tmax;
+        double tmax, tg = 0, tgmax = 0;
         MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+        cnn_dist_gsum_t *g = NULL;
+        if (cnn_dist_gsum_create(comm, n, 0, &g) == CNN_OK) {
+            float *x = cnn_dist_gsum_buffer(g) ? cnn_dist_gsum_buffer(g) : buf;
+            const float *sum;
+            /* a new segment: its pages are mapped into each rank on first use */
+            for (int r = 0; r < 3; r++) cnn_dist_gsum_run(g, x, &sum);
+            MPI_Barrier(comm);
+            tg = now();
+            for (int r = 0; r < reps; r++) cnn_dist_gsum_run(g, x, &sum);
+            tg = (now() - tg) / reps;
+        }
+        MPI_Allreduce(&tg, &tgmax, 1, MPI_DOUBLE, MPI_MAX, comm);
         /* ring all-reduce moves 2 (P-1)/P of the buffer per rank */
         if (rank == 0)
-            printf("%12zu %12.1f %10.2f\n", n * 4, tmax * 1e6,
-                   size > 1 ? 2.0 * (size - 1) / size * n * 4 / tmax / 1e9 : 0.0);
+            printf("%12zu %12.1f %10.2f %12.1f %s\n", n * 4, tmax * 1e6,
+                   size > 1 ? 2.0 * (size - 1) / size * n * 4 / tmax / 1e9 : 0.0, tgmax * 1e6,
+                   g ? cnn_dist_gsum_method(g) : "(failed)");
+        cnn_dist_gsum_free(g);
     }
     free(buf);
 }

@@ -110,6 +110,9 @@ if [ "$cores" -gt 1 ]; then
   echo "-- -np 2"
   "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --net fmnist-ref \
     --seconds "$secs" --phases
+  echo "-- -np 2, gradients summed by MPI_Allreduce (MPICNN_GRAD_SUM=mpi), for comparison"
+  "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 -x MPICNN_GRAD_SUM=mpi "$bench" --threads 1 --steps-only \
+    --net fmnist-ref --seconds "$secs" --phases
   echo "== all-reduce"
   "$MPIEXEC" -np 2 "$bench" --allreduce
 fi
