@@ -57,8 +57,9 @@ typedef struct cnn_dist_gsum cnn_dist_gsum_t;
  * falls back to MPI_Allreduce and the lowest such rank prints a warning.
  * Each rank allocates the pages of its own slot. The segment is unlinked
  * as soon as every rank has mapped it: only a run killed in between
- * leaves a file (/dev/shm/mpicnn-PID-N) behind. Returns CNN_OK, CNN_ECONFIG, CNN_ENOMEM or CNN_ECOMM; on failure
- * *out is NULL. Free with cnn_dist_gsum_free(). */
+ * leaves a file (/dev/shm/mpicnn-PID-N) behind. Returns CNN_OK,
+ * CNN_ECONFIG, CNN_ENOMEM or CNN_ECOMM; on failure *out is NULL. Free
+ * with cnn_dist_gsum_free(). */
 cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
                                   cnn_dist_gsum_t **out);
 
