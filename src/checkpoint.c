@@ -76,6 +76,10 @@ cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck)
     }
     if ((st = cnn_h5w_attr_int64(w, "/", "world_size", ck->world_size)) != CNN_OK) goto fail;
     if ((st = cnn_h5w_attr_int64(w, "/", "threads", ck->threads)) != CNN_OK) goto fail;
+    if ((st = cnn_h5w_attr_int64(w, "/", "grad_sum_ranks_per_node",
+                                 ck->sum_ranks_per_node > 0 ? ck->sum_ranks_per_node : 1)) !=
+        CNN_OK)
+        goto fail;
 
     /* weights: the model layout of the current and of the best weights */
     if ((st = cnn_model_write_layers(w, "/layers", net, net->params, net->state)) != CNN_OK)
@@ -217,11 +221,12 @@ cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_confi
 
 cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
                                  cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
-                                 float *best_params, float *best_state, int *threads)
+                                 float *best_params, float *best_state, int *threads,
+                                 int *sum_ranks_per_node)
 {
     cnn_h5r_t *r = NULL;
     char *fmt = NULL, *config = NULL, *kind = NULL;
-    int64_t *c = NULL, ws = 0, version = 0, t = 0, nthreads = 0;
+    int64_t *c = NULL, ws = 0, version = 0, t = 0, nthreads = 0, sum_rpn = 1;
     double *v = NULL, *hist = NULL;
     size_t nc = 0, nv = 0, nh = 0;
     cnn_status_t st;
@@ -287,6 +292,9 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
         goto done;
     if ((st = cnn_h5r_attr_int64(r, "/optimizer", "t", &t)) != CNN_OK) goto done;
     if ((st = cnn_h5r_attr_int64(r, "/", "threads", &nthreads)) != CNN_OK) goto done;
+    if (cnn_h5r_attr_exists(r, "/", "grad_sum_ranks_per_node") &&
+        (st = cnn_h5r_attr_int64(r, "/", "grad_sum_ranks_per_node", &sum_rpn)) != CNN_OK)
+        goto done;
     size_t dims[1] = {opt->n};
     if (opt->m && (st = cnn_h5r_floats(r, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) goto done;
     if (opt->v && (st = cnn_h5r_floats(r, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) goto done;
@@ -310,6 +318,7 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
     ts->val_acc = v[V_VAL_ACC];
     ts->lr = v[V_LR];
     if (threads) *threads = (int)nthreads;
+    if (sum_ranks_per_node) *sum_ranks_per_node = (int)sum_rpn;
     free(ts->history);
     ts->history = hist;
     ts->nhistory = (int)(nh / CNN_HISTORY_COLS);

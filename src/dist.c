@@ -244,6 +244,11 @@ float *cnn_dist_gsum_buffer(cnn_dist_gsum_t *g)
     return g->map ? g->map + g->stride * (size_t)g->nrank : NULL;
 }
 
+int cnn_dist_gsum_ranks_per_node(const cnn_dist_gsum_t *g)
+{
+    return g->map ? g->nsize : 1;
+}
+
 const char *cnn_dist_gsum_method(const cnn_dist_gsum_t *g)
 {
     return !g->map ? "mpi" : g->cross != MPI_COMM_NULL ? "shared memory + mpi" : "shared memory";

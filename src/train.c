@@ -175,7 +175,8 @@ static cnn_status_t write_checkpoint(run_t *r)
     cnn_checkpoint_t ck = {.net = r->net, .opt = r->opt, .ts = &r->ts,
                            .best_params = r->ts.has_best ? r->best_params : NULL,
                            .best_state = r->best_state, .meta = &r->meta,
-                           .world_size = r->size, .threads = r->net->nthreads};
+                           .world_size = r->size, .threads = r->net->nthreads,
+                           .sum_ranks_per_node = cnn_dist_gsum_ranks_per_node(r->gsum)};
     cnn_status_t st = cnn_checkpoint_save(r->ckpt_path, &ck);
     r->last_ckpt_time = MPI_Wtime();
     return st;
@@ -410,11 +411,20 @@ error:
     return st;
 }
 
+/* How a gradient sum of L ranks per node adds, for the resume note. */
+static void describe_sum(int ranks_per_node, char *buf, size_t len)
+{
+    if (ranks_per_node > 1)
+        snprintf(buf, len, "in shared memory by %d ranks per node", ranks_per_node);
+    else
+        snprintf(buf, len, "by MPI_Allreduce");
+}
+
 /* Output directory, stale temp files, and --resume. */
 static cnn_status_t prepare_outputs(run_t *r)
 {
     cnn_status_t st = CNN_OK;
-    int exists = 0, threads = 0;
+    int exists = 0, threads = 0, sum_rpn = 1;
     if (r->rank == 0) {
         st = make_dir(r->opts->out_dir);
         if (st == CNN_OK) {
@@ -431,7 +441,7 @@ static cnn_status_t prepare_outputs(run_t *r)
                 st = cnn_error_set(CNN_EUSAGE, "--resume: %s does not exist", r->ckpt_path);
             else if (exists)
                 st = cnn_checkpoint_load(r->ckpt_path, r->cfg, r->size, r->net, r->opt, &r->ts,
-                                         r->best_params, r->best_state, &threads);
+                                         r->best_params, r->best_state, &threads, &sum_rpn);
         }
     }
     CNN_TRY(cnn_dist_agree(r->comm, st));
@@ -501,6 +511,15 @@ static cnn_status_t prepare_outputs(run_t *r)
             printf("%snote: the checkpoint was written with %d thread%s, this run has %d: the "
                    "result will not be bitwise that of an uninterrupted run\n",
                    tag, threads, threads == 1 ? "" : "s", net->nthreads);
+        /* with 2 ranks a + b is b + a: only 3 or more can differ */
+        const int rpn = cnn_dist_gsum_ranks_per_node(r->gsum);
+        if (r->size >= 3 && sum_rpn != rpn) {
+            char was[64], now[64];
+            describe_sum(sum_rpn, was, sizeof was);
+            describe_sum(rpn, now, sizeof now);
+            printf("%snote: the checkpoint's gradients were summed %s, this run's %s: the "
+                   "result will not be bitwise that of an uninterrupted run\n", tag, was, now);
+        }
         fflush(stdout);
     }
 error:

@@ -141,14 +141,15 @@ static void test_round_trip(void **state)
     char *text = cnn_config_to_string(cfg);
     cnn_model_meta_t meta = {.config = text, .c = 1, .h = 8, .w = 8, .nclasses = 4};
     cnn_checkpoint_t ck = {.net = a, .opt = oa, .ts = &ts, .best_params = best_p,
-                           .best_state = best_s, .meta = &meta, .world_size = 1, .threads = 3};
+                           .best_state = best_s, .meta = &meta, .world_size = 1, .threads = 3,
+                           .sum_ranks_per_node = 4};
     char path[256];
     snprintf(path, sizeof path, "%s/round-trip.h5", dir);
     if (cnn_checkpoint_save(path, &ck) != CNN_OK) fail_msg("save: %s", cnn_error_message());
 
     cnn_train_state_t got = {.nhistory = 0};
-    int threads = 0;
-    if (cnn_checkpoint_load(path, cfg, 1, b, ob, &got, got_p, got_s, &threads) != CNN_OK)
+    int threads = 0, sum_rpn = 0;
+    if (cnn_checkpoint_load(path, cfg, 1, b, ob, &got, got_p, got_s, &threads, &sum_rpn) != CNN_OK)
         fail_msg("load: %s", cnn_error_message());
     assert_memory_equal(a->params, b->params, sizeof(float) * a->nparams);
     assert_memory_equal(a->state, b->state, sizeof(float) * a->nstate);
@@ -158,6 +159,7 @@ static void test_round_trip(void **state)
     assert_memory_equal(best_p, got_p, sizeof(float) * a->nparams);
     assert_memory_equal(best_s, got_s, sizeof(float) * a->nstate);
     assert_int_equal(threads, 3);
+    assert_int_equal(sum_rpn, 4);
     assert_int_equal(got.epoch, 2);
     assert_int_equal(got.step, 7);
     assert_int_equal(got.global_step, 45);
@@ -177,12 +179,12 @@ static void test_round_trip(void **state)
     assert_memory_equal(got.history, hist, sizeof hist);
 
     /* another world size or optimizer is refused, naming both */
-    assert_int_equal(cnn_checkpoint_load(path, cfg, 3, b, ob, &got, got_p, got_s, NULL),
+    assert_int_equal(cnn_checkpoint_load(path, cfg, 3, b, ob, &got, got_p, got_s, NULL, NULL),
                      CNN_ECONFIG);
     assert_non_null(strstr(cnn_error_message(), "made with 1 rank, this run has 3"));
     cnn_optim_t *om = NULL;
     assert_int_equal(cnn_optim_create(CNN_MOMENTUM, b->nparams, &om), CNN_OK);
-    assert_int_equal(cnn_checkpoint_load(path, cfg, 1, b, om, &got, got_p, got_s, NULL),
+    assert_int_equal(cnn_checkpoint_load(path, cfg, 1, b, om, &got, got_p, got_s, NULL, NULL),
                      CNN_ECONFIG);
     assert_non_null(strstr(cnn_error_message(), "optimizer is adam, this run's is momentum"));
 
@@ -275,9 +277,9 @@ static void test_more_epochs_bitwise(void **state)
         assert_non_null(bp);
         cnn_train_state_t ta = {.nhistory = 0}, tb = {.nhistory = 0};
         assert_int_equal(cnn_checkpoint_load(pa, cfg, size, na, oa, &ta, bp, bp + na->nparams + 1,
-                                             NULL), CNN_OK);
+                                             NULL, NULL), CNN_OK);
         assert_int_equal(cnn_checkpoint_load(pb, cfg, size, nb, ob, &tb, bp, bp + na->nparams + 1,
-                                             NULL), CNN_OK);
+                                             NULL, NULL), CNN_OK);
         assert_memory_equal(na->params, nb->params, sizeof(float) * na->nparams);
         assert_memory_equal(na->state, nb->state, sizeof(float) * na->nstate);
         assert_memory_equal(oa->m, ob->m, sizeof(float) * oa->n);

@@ -8,6 +8,8 @@
 #   4. a --resume with another config or world size is refused with a
 #      message naming the difference, and a missing checkpoint is an error
 #   5. SIGINT and SIGTERM to a run without a launcher: exit 75, checkpoint
+#   6. with 3 ranks, a resume whose gradient sum adds in another order
+#      (MPI_Allreduce, then shared memory) prints a note saying so
 # After 1-3 the final weights must equal an uninterrupted run's exactly:
 # h5diff (exact comparison) of model.h5 /layers and of checkpoint.h5
 # /layers, /best, /optimizer (m, v and the step count t) and
@@ -281,4 +283,26 @@ for sig in INT TERM; do
     [ -n "$(counters "$d/single$sig/checkpoint.h5")" ] || fail "SIG$sig: no valid checkpoint"
 done
 echo "ok: SIGINT and SIGTERM to a process without mpirun: exit 75 and a checkpoint"
+
+# --- 6. the gradient sum's layout is recorded: with 3 ranks, a resume
+# that sums in another order says the result is not bitwise
+# np3 OUT SUM [ARGS...]: 3 ranks, MPICNN_GRAD_SUM=SUM
+np3() {
+    local out=$1 sum=$2
+    shift 2
+    timeout -k 5 "$limit" "$MPIEXEC" -np 3 --oversubscribe -x MPICNN_GRAD_SUM="$sum" "$MPICNN" \
+        train "$d/run.ini" --out "$d/$out" --progress none --set train.epochs=1 "$@" \
+        >>"$d/$out.log" 2>&1
+}
+np3 sum3 mpi || fail "the 3-rank run with MPICNN_GRAD_SUM=mpi failed"
+h5dump -a /grad_sum_ranks_per_node "$d/sum3/checkpoint.h5" | grep -q "(0): 1$" ||
+    fail "the checkpoint does not record grad_sum_ranks_per_node = 1"
+np3 sum3 mpi --resume || fail "the resume with the same sum failed"
+grep -q "gradients were summed" "$d/sum3.log" && fail "a resume with the same sum printed a note"
+np3 sum3 auto --resume --set train.epochs=2 || fail "the resume in shared memory failed"
+grep -q "note: the checkpoint's gradients were summed by MPI_Allreduce, this run's in shared memory by 3 ranks per node" "$d/sum3.log" ||
+    fail "a resume that sums in another order did not say so"
+h5dump -a /grad_sum_ranks_per_node "$d/sum3/checkpoint.h5" | grep -q "(0): 3$" ||
+    fail "the resumed run's checkpoint does not record grad_sum_ranks_per_node = 3"
+echo "ok: the gradient sum's layout recorded, and a resume in another order noted"
 exit 0

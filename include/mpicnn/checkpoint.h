@@ -34,6 +34,9 @@ typedef struct {
     const cnn_model_meta_t *meta; /* config text, classes, normalisation */
     int world_size;
     int threads;
+    int sum_ranks_per_node; /* the gradient sum's shared-memory level: ranks
+                               per node (cnn_dist_gsum_ranks_per_node); 1
+                               for MPI_Allreduce alone */
 } cnn_checkpoint_t;
 
 /* Writes the checkpoint atomically (temp file, fsync, rename, fsync dir).
@@ -45,9 +48,12 @@ typedef struct {
 cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck);
 
 /* Reads a checkpoint into net, opt, ts, best_params, best_state (arrays
- * the caller owns, sized for net) and, unless it is NULL, *threads (the
+ * the caller owns, sized for net) and, unless they are NULL, *threads (the
  * OpenMP thread count of the run that wrote it: a different count gives a
- * valid but not bitwise identical continuation). ts->history is replaced
+ * valid but not bitwise identical continuation) and *sum_ranks_per_node
+ * (its gradient sum's ranks per node; 1 in checkpoints of versions that
+ * did not record it, which always used MPI_Allreduce; with 3 or more
+ * ranks a different value sums in another order). ts->history is replaced
  * (ts owns the new array). Before touching anything it checks that the
  * checkpoint was made by the same config (after the documented safe
  * changes; see cnn_checkpoint_compatible), world size and optimizer, and
@@ -55,7 +61,8 @@ cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck);
  * another format version is CNN_EDATA. */
 cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
                                  cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
-                                 float *best_params, float *best_state, int *threads);
+                                 float *best_params, float *best_state, int *threads,
+                                 int *sum_ranks_per_node);
 
 /* Compares a checkpoint's config with this run's. Keys that may change on
  * resume: train.epochs, train.log_every, train.threads,

@@ -75,6 +75,10 @@ float *cnn_dist_gsum_buffer(cnn_dist_gsum_t *g);
 /* How the sum runs: "mpi", "shared memory" or "shared memory + mpi". */
 const char *cnn_dist_gsum_method(const cnn_dist_gsum_t *g);
 
+/* The ranks per node of the shared-memory level, 1 when the sum is one
+ * MPI_Allreduce. With the world size, this fixes the order of the sum. */
+int cnn_dist_gsum_ranks_per_node(const cnn_dist_gsum_t *g);
+
 /* Collective: sums the ranks' blocks `grads` (n floats; the slot from
  * cnn_dist_gsum_buffer() or any other block, then copied there first).
  * *sum points at the sum: `grads` itself after MPI_Allreduce, else a
