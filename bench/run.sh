@@ -100,16 +100,25 @@ if [ "$cores" -gt 1 ]; then
   # the cores need not be equally fast: one rank per core, then each
   # rank's step broken into its phases, show how far they differ.
   echo "== one rank on each core (fmnist-ref), then -np 2's phases per rank"
+  pc=$(mktemp)
   c=0
   while [ "$c" -lt "$cores" ]; do
     echo "-- core $c"
     "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=1 taskset -c "$c" "$bench" --threads 1 \
-      --steps-only --net fmnist-ref --seconds "$secs" --phases
+      --steps-only --net fmnist-ref --seconds "$secs" --phases | tee -a "$pc"
     c=$((c + 1))
   done
   echo "-- -np 2"
   "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --net fmnist-ref \
-    --seconds "$secs" --phases
+    --seconds "$secs" --phases | tee -a "$pc"
+  # -np 2 against what its two cores do alone, measured in the same
+  # minutes: the scaling that does not depend on which core -np 1 got
+  awk '/images\/s/ { for (i = 2; i <= NF; i++) if ($i == "images/s") v = $(i - 1)
+                     if (/-np 1 x/ && n1 < 2) one[++n1] = v; else if (/-np 2 x/ && !two) two = v }
+       END { if (n1 == 2 && two)
+               printf "-np 2 against cores 0 and 1 alone: %d / (%d + %d) = %.1f%% (%.2fx their mean)\n",
+                      two, one[1], one[2], 100 * two / (one[1] + one[2]), 2 * two / (one[1] + one[2]) }' "$pc"
+  rm -f "$pc"
   echo "-- -np 2, gradients summed by MPI_Allreduce (MPICNN_GRAD_SUM=mpi), for comparison"
   "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 -x MPICNN_GRAD_SUM=mpi "$bench" --threads 1 --steps-only \
     --net fmnist-ref --seconds "$secs" --phases
