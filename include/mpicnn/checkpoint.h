@@ -51,9 +51,10 @@ cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck);
  * the caller owns, sized for net) and, unless they are NULL, *threads (the
  * OpenMP thread count of the run that wrote it: a different count gives a
  * valid but not bitwise identical continuation) and *sum_ranks_per_node
- * (its gradient sum's ranks per node; 1 in checkpoints of versions that
- * did not record it, which always used MPI_Allreduce; with 3 or more
- * ranks a different value sums in another order). ts->history is replaced
+ * (its gradient sum's ranks per node, 1 for MPI_Allreduce alone; read as
+ * 1 when the checkpoint does not record it; with 3 or more ranks a
+ * different value sums in another order). A recorded value outside
+ * 1..world size is CNN_EDATA. ts->history is replaced
  * (ts owns the new array). Before touching anything it checks that the
  * checkpoint was made by the same config (after the documented safe
  * changes; see cnn_checkpoint_compatible), world size and optimizer, and

@@ -76,7 +76,8 @@ float *cnn_dist_gsum_buffer(cnn_dist_gsum_t *g);
 const char *cnn_dist_gsum_method(const cnn_dist_gsum_t *g);
 
 /* The ranks per node of the shared-memory level, 1 when the sum is one
- * MPI_Allreduce. With the world size, this fixes the order of the sum. */
+ * MPI_Allreduce. With the world size, this fixes the order of the sum
+ * when it is 2 or more (with 1 the order is MPI_Allreduce's own). */
 int cnn_dist_gsum_ranks_per_node(const cnn_dist_gsum_t *g);
 
 /* Collective: sums the ranks' blocks `grads` (n floats; the slot from
