@@ -169,32 +169,31 @@ cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
     cnn_status_t st = CNN_OK;
     *out = NULL;
     cnn_dist_gsum_t *g = calloc(1, sizeof *g);
-    int rank = 0, size = 1, local_bad = 0, mpi_only = 0;
-    if (!g) local_bad = 2;
+    int rank = 0, size = 1, local[2] = {0, 0}; /* a bad setting (2: no memory), "mpi" */
+    if (!g) local[0] = 2;
     else {
         g->node = g->cross = MPI_COMM_NULL;
         g->comm = comm;
         g->n = n;
     }
     const char *env = getenv("MPICNN_GRAD_SUM");
-    if (env && strcmp(env, "mpi") == 0) mpi_only = 1;
-    else if (env && *env && strcmp(env, "auto") != 0) local_bad = local_bad ? local_bad : 1;
-    int worst = 0;
-    CNN_MPI_CHECK(st, MPI_Allreduce(&local_bad, &worst, 1, MPI_INT, MPI_MAX, comm), error);
+    if (env && strcmp(env, "mpi") == 0) local[1] = 1;
+    else if (env && *env && strcmp(env, "auto") != 0 && !local[0]) local[0] = 1;
+    int any[2] = {0, 0};
+    CNN_MPI_CHECK(st, MPI_Allreduce(local, any, 2, MPI_INT, MPI_MAX, comm), error);
+    const int worst = any[0];
     if (worst == 2) {
         st = cnn_error_set(CNN_ENOMEM, "out of memory for the gradient sum");
         goto error;
     }
     if (worst == 1) {
         st = cnn_error_set(CNN_ECONFIG, "MPICNN_GRAD_SUM=%s: expected 'auto' or 'mpi'",
-                           env && local_bad ? env : "(another rank's value)");
+                           env && local[0] ? env : "(another rank's value)");
         goto error;
     }
     CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
     CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
-    int any_mpi_only = 0;
-    CNN_MPI_CHECK(st, MPI_Allreduce(&mpi_only, &any_mpi_only, 1, MPI_INT, MPI_MAX, comm), error);
-    if (any_mpi_only || size < 2 || n == 0) goto done;
+    if (any[1] || size < 2 || n == 0) goto done;
 
     if (ranks_per_node > 0)
         CNN_MPI_CHECK(st, MPI_Comm_split(comm, rank / ranks_per_node, rank, &g->node), error);
@@ -204,10 +203,10 @@ cnn_status_t cnn_dist_gsum_create(MPI_Comm comm, size_t n, int ranks_per_node,
     if ((st = cnn_dist_prepare(g->node)) != CNN_OK) goto error;
     CNN_MPI_CHECK(st, MPI_Comm_rank(g->node, &g->nrank), error);
     CNN_MPI_CHECK(st, MPI_Comm_size(g->node, &g->nsize), error);
-    int lmin = 0, lmax = 0;
-    CNN_MPI_CHECK(st, MPI_Allreduce(&g->nsize, &lmin, 1, MPI_INT, MPI_MIN, comm), error);
-    CNN_MPI_CHECK(st, MPI_Allreduce(&g->nsize, &lmax, 1, MPI_INT, MPI_MAX, comm), error);
-    if (lmin != lmax || lmin < 2) goto plain;
+    /* the smallest and (negated) the largest node */
+    int l[2] = {g->nsize, -g->nsize}, lmin[2];
+    CNN_MPI_CHECK(st, MPI_Allreduce(l, lmin, 2, MPI_INT, MPI_MIN, comm), error);
+    if (lmin[0] != -lmin[1] || lmin[0] < 2) goto plain;
     if (g->nsize < size) {
         CNN_MPI_CHECK(st, MPI_Comm_split(comm, g->nrank, rank, &g->cross), error);
         if ((st = cnn_dist_prepare(g->cross)) != CNN_OK) goto error;

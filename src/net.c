@@ -210,11 +210,9 @@ void cnn_net_zero_grad(cnn_net_t *net)
 
 void cnn_net_bind_grads(cnn_net_t *net, float *grads)
 {
-    size_t po = 0;
-    for (int i = 0; i < net->nlayers; i++) {
-        net->layers[i].grads = grads + po;
-        po += net->layers[i].sz.params;
-    }
+    /* the same layout in the new block */
+    for (int i = 0; i < net->nlayers; i++)
+        net->layers[i].grads = grads + (net->layers[i].grads - net->grads);
     free(net->grads_own);
     net->grads_own = NULL;
     net->grads = grads;
