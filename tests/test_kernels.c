@@ -18,6 +18,11 @@ typedef struct { int C, H, W, KH, KW, S, P; } geo_t;
 static const geo_t geos[] = {
     {3, 5, 5, 3, 3, 1, 1}, {2, 7, 6, 3, 2, 2, 0}, {1, 4, 4, 4, 4, 2, 1},
     {2, 3, 4, 2, 3, 1, 2}, {4, 9, 9, 5, 5, 3, 2}, {1, 1, 1, 1, 1, 1, 0},
+    /* stride 1 and OW == W: one copy per row of col (pad < W) */
+    {3, 8, 8, 5, 5, 1, 2}, {2, 6, 7, 3, 3, 1, 1}, {1, 3, 5, 5, 3, 1, 1},
+    {2, 2, 5, 1, 7, 1, 3}, {1, 5, 2, 3, 3, 1, 1}, {1, 4, 6, 2, 1, 1, 0},
+    /* ... and the same with pad >= W, which takes the pixel-row loop */
+    {1, 3, 1, 5, 5, 1, 2}, {2, 3, 2, 5, 5, 1, 2},
 };
 
 static void test_out_size(void **state)

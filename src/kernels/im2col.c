@@ -3,6 +3,7 @@
  * output pixel, so a convolution becomes W (K, C*KH*KW) x col. */
 #include "mpicnn/kernels.h"
 
+#include <stddef.h>
 #include <string.h>
 
 int cnn_conv_out_size(int in, int k, int stride, int pad)
@@ -12,12 +13,58 @@ int cnn_conv_out_size(int in, int k, int stride, int pad)
     return span / stride + 1;
 }
 
+/* Stride 1 with OW == W (KW = 2 pad + 1: a "same" convolution) and pad
+ * < W, so that |kx - pad| < W: row
+ * (c, ky, kx) of col is plane c shifted by (ky - pad) rows and (kx - pad)
+ * columns, so it is one copy of the plane's rows [oy0, oy1) + ky - pad,
+ * zeros above and below, and |kx - pad| zeros at one edge of each row
+ * (what the copy brought in from the next or the previous row). One copy
+ * a row of col instead of one a pixel row: cifar-3layer's conv1 (3 x 32
+ * x 32, 5x5, pad 2) 12.7 -> 7.1 us an image, fmnist-ref's 1.4 -> 0.6. */
+static void im2col_same_width(const float *x, int C, int H, int W, int KH, int KW, int pad,
+                              int OH, float *col, size_t ldcol)
+{
+    const ptrdiff_t plane = (ptrdiff_t)H * W, rows = (ptrdiff_t)OH * W;
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * plane;
+        for (int ky = 0; ky < KH; ky++) {
+            /* output rows whose input row iy = oy - pad + ky is inside */
+            const int oy0 = pad - ky > 0 ? pad - ky : 0;
+            const int oy1 = H + pad - ky < OH ? H + pad - ky : OH;
+            for (int kx = 0; kx < KW; kx++) {
+                float *row = col + ((size_t)(c * KH + ky) * KW + kx) * ldcol;
+                const ptrdiff_t shift = (ptrdiff_t)(ky - pad) * W + (kx - pad);
+                if (oy1 <= oy0) { /* every input row outside */
+                    memset(row, 0, sizeof(float) * (size_t)rows);
+                    continue;
+                }
+                /* the first and last pixel of the run can fall off the
+                 * plane; lo then stays below oy1 W, as pad - kx < W */
+                ptrdiff_t lo = (ptrdiff_t)oy0 * W, hi = (ptrdiff_t)oy1 * W;
+                if (lo + shift < 0) lo = -shift;
+                if (hi + shift > plane) hi = plane - shift;
+                if (hi < lo) hi = lo;
+                memset(row, 0, sizeof(float) * (size_t)lo);
+                memcpy(row + lo, xc + lo + shift, sizeof(float) * (size_t)(hi - lo));
+                memset(row + hi, 0, sizeof(float) * (size_t)(rows - hi));
+                const int e0 = kx < pad ? 0 : W + pad - kx, e1 = kx < pad ? pad - kx : W;
+                for (int oy = oy0; oy < oy1; oy++)
+                    for (int ox = e0; ox < e1; ox++) row[(size_t)oy * W + ox] = 0.0f;
+            }
+        }
+    }
+}
+
 /* x is (C,H,W); col rows are C*KH*KW, each OH*OW long, ldcol apart. */
 void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
                 int stride, int pad, float *col, size_t ldcol)
 {
     const int OH = cnn_conv_out_size(H, KH, stride, pad);
     const int OW = cnn_conv_out_size(W, KW, stride, pad);
+    if (stride == 1 && OW == W && pad < W && OH > 0) {
+        im2col_same_width(x, C, H, W, KH, KW, pad, OH, col, ldcol);
+        return;
+    }
     for (int c = 0; c < C; c++) {
         const float *xc = x + (size_t)c * H * W;
         for (int ky = 0; ky < KH; ky++) {
