@@ -345,7 +345,13 @@ static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
     run_t a = run_layer(&s, in, 1, 2, x, p, st, dy);
     cnn_conv_set_algo(algo);
     run_t b = run_layer(&s, in, 1, 2, x, p, st, dy);
+    run_t c = run_layer(&s, in, 1, 1, x, p, st, dy);
     cnn_conv_set_algo(CNN_CONV_AUTO);
+    /* every element is summed in the same order whatever the threads */
+    assert_memory_equal(b.y, c.y, sizeof(float) * nout);
+    assert_memory_equal(b.dx, c.dx, sizeof(float) * nin);
+    assert_memory_equal(b.dp, c.dp, sizeof(float) * np);
+    run_free(&c);
     double *ad = malloc(sizeof(double) * (nin + nout + np));
     for (size_t i = 0; i < nout; i++) ad[i] = a.y[i];
     TU_ASSERT_CLOSE("forward, Winograd vs im2col", b.y, ad, nout, rel * max_abs(a.y, nout), 0);
@@ -371,6 +377,22 @@ static void test_conv_winograd_vs_im2col(void **state)
     compare_with_im2col(64, sh(6, 32, 14, 14), CNN_CONV_WINOGRAD4);
     compare_with_im2col(16, sh(3, 32, 32, 32), CNN_CONV_WINOGRAD);
     compare_with_im2col(16, sh(3, 32, 32, 32), CNN_CONV_WINOGRAD4);
+}
+
+/* A chunk's GEMMs run in column blocks of whole images (about 512
+ * columns), taken block by block: 3 blocks of 1, 2 and 2 images (256
+ * tiles each), which 2 threads cannot split evenly; chunks of 3 images,
+ * of 2 blocks each; chunks of 3 and 2 images, of 2 blocks and of 1. 1
+ * and 2 threads give the same bits. */
+static void test_conv_winograd_blocks(void **state)
+{
+    (void)state;
+    compare_with_im2col(16, sh(5, 32, 32, 32), CNN_CONV_WINOGRAD);
+    /* M and V of an image: 16 x (16 + 32) x 256 floats; half the budget */
+    cnn_conv_set_chunk_floats(2 * 3 * 16 * 48 * 256);
+    compare_with_im2col(16, sh(6, 32, 32, 32), CNN_CONV_WINOGRAD);
+    compare_with_im2col(16, sh(5, 32, 32, 32), CNN_CONV_WINOGRAD);
+    cnn_conv_set_chunk_floats(0);
 }
 
 static void test_relu(void **state)
@@ -570,7 +592,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
-        cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),  cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
+        cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
