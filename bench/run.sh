@@ -32,7 +32,8 @@ torchenv="MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456"
 [ "${BENCH_TORCH_MALLOC:-}" = default ] && torchenv=""
 /usr/bin/python3 -c "import torch" 2>/dev/null && torch=1
 log=$(mktemp)
-trap 'rm -f "$log" "$log.out"' EXIT
+pc=$(mktemp)
+trap 'rm -f "$log" "$log.out" "$pc" "$pc.out"' EXIT
 
 echo "== layers (1 thread, then $cores threads)"
 OMP_NUM_THREADS=1 "$bench" --threads 1 --layers-only --seconds "$secs"
@@ -99,26 +100,43 @@ if [ "$cores" -gt 1 ]; then
   # a step of -np 2 lasts as long as its slower rank. On a virtual machine
   # the cores need not be equally fast: one rank per core, then each
   # rank's step broken into its phases, show how far they differ.
-  echo "== one rank on each core (fmnist-ref), then -np 2's phases per rank"
-  pc=$(mktemp)
-  c=0
-  while [ "$c" -lt "$cores" ]; do
-    echo "-- core $c"
-    "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=1 taskset -c "$c" "$bench" --threads 1 \
-      --steps-only --net fmnist-ref --seconds "$secs" --phases | tee -a "$pc"
-    c=$((c + 1))
+  echo "== one rank on each core (fmnist-ref), then -np 2's phases per rank, $rounds rounds"
+  r=1
+  while [ "$r" -le "$rounds" ]; do
+    c=0
+    while [ "$c" -lt "$cores" ]; do
+      echo "-- round $r, core $c"
+      "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=1 taskset -c "$c" "$bench" --threads 1 \
+        --steps-only --net fmnist-ref --seconds "$secs" --phases | tee "$pc.out"
+      sed -n "s/^fmnist-ref .* \([0-9][0-9]*\) images\/s.*/$r core$c \1/p" "$pc.out" >>"$pc"
+      c=$((c + 1))
+    done
+    echo "-- round $r, -np 2"
+    "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --net fmnist-ref \
+      --seconds "$secs" --phases | tee "$pc.out"
+    sed -n "s/^fmnist-ref .* \([0-9][0-9]*\) images\/s.*/$r np2 \1/p" "$pc.out" >>"$pc"
+    r=$((r + 1))
   done
-  echo "-- -np 2"
-  "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --net fmnist-ref \
-    --seconds "$secs" --phases | tee -a "$pc"
-  # -np 2 against what its two cores do alone, measured in the same
-  # minutes: the scaling that does not depend on which core -np 1 got
-  awk '/images\/s/ { for (i = 2; i <= NF; i++) if ($i == "images/s") v = $(i - 1)
-                     if (/-np 1 x/ && n1 < 2) one[++n1] = v; else if (/-np 2 x/ && !two) two = v }
-       END { if (n1 == 2 && two)
-               printf "-np 2 against cores 0 and 1 alone: %d / (%d + %d) = %.1f%% (%.2fx their mean)\n",
-                      two, one[1], one[2], 100 * two / (one[1] + one[2]), 2 * two / (one[1] + one[2]) }' "$pc"
-  rm -f "$pc"
+  # -np 2 against what its cores do alone in the same minute, round by
+  # round: against core 0 (where mpirun puts -np 1) and against the mean
+  # of cores 0 and 1, the scaling that does not depend on which core is
+  # the faster one in that minute
+  awk '{ v[$1, $2] = $3; if ($1 > n) n = $1 }
+       function median(a, m,   i, j, t) {
+         for (i = 1; i <= m; i++)
+           for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+         return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+       END {
+         print "round  core 0  core 1   -np 2  -np 2 / core 0  -np 2 / mean of both"
+         for (r = 1; r <= n; r++) {
+           if (!v[r, "core0"] || !v[r, "core1"] || !v[r, "np2"]) continue
+           m++
+           a[m] = v[r, "np2"] / v[r, "core0"]
+           b[m] = 2 * v[r, "np2"] / (v[r, "core0"] + v[r, "core1"])
+           printf "%5d %7d %7d %7d %14.2fx %20.2fx\n", r, v[r, "core0"], v[r, "core1"], v[r, "np2"], a[m], b[m]
+         }
+         if (m) printf "median of %d rounds: -np 2 / core 0 %.2fx, -np 2 / mean of both cores %.2fx\n",
+                       m, median(a, m), median(b, m) }' "$pc"
   echo "-- -np 2, gradients summed by MPI_Allreduce (MPICNN_GRAD_SUM=mpi), for comparison"
   "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 -x MPICNN_GRAD_SUM=mpi "$bench" --threads 1 --steps-only \
     --net fmnist-ref --seconds "$secs" --phases
