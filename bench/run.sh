@@ -118,25 +118,29 @@ if [ "$cores" -gt 1 ]; then
     r=$((r + 1))
   done
   # -np 2 against what its cores do alone in the same minute, round by
-  # round: against core 0 (where mpirun puts -np 1) and against the mean
-  # of cores 0 and 1, the scaling that does not depend on which core is
-  # the faster one in that minute
+  # round: against core 0 (where mpirun puts -np 1); against the mean of
+  # cores 0 and 1, the scaling that does not depend on which core is the
+  # faster one in that minute; and against twice the slower core, the
+  # most a step that waits for its slower rank can reach
   awk '{ v[$1, $2] = $3; if ($1 > n) n = $1 }
        function median(a, m,   i, j, t) {
          for (i = 1; i <= m; i++)
            for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
          return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
        END {
-         print "round  core 0  core 1   -np 2  -np 2 / core 0  -np 2 / mean of both"
+         print "round  core 0  core 1   -np 2  -np 2 / core 0  / mean of both  / 2 x slower"
          for (r = 1; r <= n; r++) {
            if (!v[r, "core0"] || !v[r, "core1"] || !v[r, "np2"]) continue
            m++
            a[m] = v[r, "np2"] / v[r, "core0"]
            b[m] = 2 * v[r, "np2"] / (v[r, "core0"] + v[r, "core1"])
-           printf "%5d %7d %7d %7d %14.2fx %20.2fx\n", r, v[r, "core0"], v[r, "core1"], v[r, "np2"], a[m], b[m]
+           slow = v[r, "core0"] < v[r, "core1"] ? v[r, "core0"] : v[r, "core1"]
+           c[m] = v[r, "np2"] / (2 * slow)
+           printf "%5d %7d %7d %7d %14.2fx %14.2fx %12.1f%%\n", r, v[r, "core0"], v[r, "core1"],
+                  v[r, "np2"], a[m], b[m], 100 * c[m]
          }
-         if (m) printf "median of %d rounds: -np 2 / core 0 %.2fx, -np 2 / mean of both cores %.2fx\n",
-                       m, median(a, m), median(b, m) }' "$pc"
+         if (m) printf "median of %d rounds: -np 2 / core 0 %.2fx, / mean of both cores %.2fx, " \
+                       "/ 2 x slower core %.1f%%\n", m, median(a, m), median(b, m), 100 * median(c, m) }' "$pc"
   echo "-- -np 2, gradients summed by MPI_Allreduce (MPICNN_GRAD_SUM=mpi), for comparison"
   "$MPIEXEC" -np 2 -x OMP_NUM_THREADS=1 -x MPICNN_GRAD_SUM=mpi "$bench" --threads 1 --steps-only \
     --net fmnist-ref --seconds "$secs" --phases
