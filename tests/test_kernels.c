@@ -123,13 +123,16 @@ static void test_sgemm(void **state)
  * shapes that reach every block and tail: rows in blocks of 4, 2 and 1,
  * columns in blocks of 3 vectors, of 1 and single ones (vectors of 16
  * and of 8 lanes), inner dimensions (dW's columns) in blocks of 6, 3, 2
- * and 1, leading dimensions beyond the width. dW and db must come out
- * bitwise the same however the rows are split (threads split them). */
+ * and 1, inner dimensions past the tail's pieces of 64, leading
+ * dimensions beyond the width. dW and db must come out bitwise the same
+ * however the rows are split (threads split them), and y however the
+ * columns are (Winograd's blocks split them: a column must get the same
+ * bits in a panel of vectors and in the tail). */
 static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
                                    {32, 9, 30}, {6, 1, 1}, {4, 8, 50},
-                                   {7, 5, 40}};
+                                   {7, 5, 40}, {8, 130, 45}, {4, 70, 21}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int K = cases[t][0], D = cases[t][1], P = cases[t][2];
         const size_t ldc = (size_t)P + 3, ldy = (size_t)P + 5;
@@ -164,6 +167,16 @@ static void check_gemm_small(void)
             for (size_t p = P; p < ldy; p++) assert_true(y[k * ldy + p] == -7.0f);
         }
         TU_ASSERT_CLOSE("small-inner forward", yk, yref, (size_t)K * P, 1e-5, 1e-5);
+        for (int cut = 1; cut < P; cut += 1 + cut / 3) {
+            float *y2 = malloc(sizeof(float) * K * ldy);
+            cnn_gemm_small_inner(w, b, K, D, col, ldc, (size_t)cut, y2, ldy);
+            cnn_gemm_small_inner(w, b, K, D, col + cut, ldc, (size_t)(P - cut), y2 + cut, ldy);
+            for (int k = 0; k < K; k++)
+                if (memcmp(y2 + (size_t)k * ldy, yk + (size_t)k * P, sizeof(float) * P))
+                    fail_msg("y with columns cut at %d differs from one call (K=%d D=%d P=%d)",
+                             cut, K, D, P);
+            free(y2);
+        }
         /* added into y: y + W x col = 2 yref - b */
         cnn_gemm_small_inner_acc(w, K, D, col, ldc, (size_t)P, y, ldy);
         for (int k = 0; k < K; k++) {

@@ -5,15 +5,6 @@
  * and KB, JB (the block shape: KB rows of W or dy, dW blocks of up to JB
  * columns). Everything here is static. */
 
-/* y[k][p] for one element, in the blocks' order: the start (b, or y with
- * acc), then j = 0.. D-1 */
-INLINE float SG(fwd_one)(const float *w, float start, int D, const float *col, size_t ldcol)
-{
-    float acc = start;
-    for (int j = 0; j < D; j++) acc += w[j] * col[(size_t)j * ldcol];
-    return acc;
-}
-
 /* y rows 0..nr-1 (nr <= KB), columns 0..nv*VN-1 (nv <= 3), of a block,
  * from b (or 0), or from y itself with acc. Inlined into each clone, so
  * that it is compiled for the clone's instruction set, and with nr and nv
@@ -56,6 +47,41 @@ INLINE void SG(fwd_panel)(const float *w, const float *b, int K, int D, const fl
                       y + (size_t)k0 * ldy + p0, ldy);
 }
 
+/* The last n < VN columns of every row, in vectors whose lanes past n
+ * are 0: the arithmetic of fwd_block, lane for lane, so that an element
+ * gets the same bits whether it falls in the tail or in a panel (and so
+ * whatever P the caller cuts the columns into). Scalar code did not: GCC
+ * vectorized its sum over j into products and separate adds, two
+ * roundings where the panels' fused multiply-adds round once. col's
+ * columns are copied into a padded panel TAIL_J rows at a time; between
+ * pieces each row's sums wait in y (exactly: a float stored and loaded). */
+#ifndef TAIL_J
+#define TAIL_J 64
+#endif
+INLINE void SG(fwd_tail)(const float *w, const float *b, int K, int D, const float *col,
+                         size_t ldcol, int n, int acc, float *y, size_t ldy)
+{
+    VF pan[TAIL_J];
+    for (int j0 = 0; j0 < D || j0 == 0; j0 += TAIL_J) {
+        const int nj = D - j0 < TAIL_J ? D - j0 : TAIL_J;
+        for (int j = 0; j < nj; j++) {
+            pan[j] = (VF){0};
+            for (int l = 0; l < n; l++) pan[j][l] = col[(size_t)(j0 + j) * ldcol + l];
+        }
+        for (int k = 0; k < K; k++) {
+            float *yk = y + (size_t)k * ldy;
+            VF a = (VF){0};
+            if (acc || j0 > 0)
+                for (int l = 0; l < n; l++) a[l] = yk[l];
+            else
+                a += b ? b[k] : 0.0f;
+            const float *wk = w + (size_t)k * D + j0;
+            for (int j = 0; j < nj; j++) a += wk[j] * pan[j];
+            for (int l = 0; l < n; l++) yk[l] = a[l];
+        }
+    }
+}
+
 KATTR static void SG(inner)(const float *w, const float *b, int K, int D, const float *col,
                             size_t ldcol, size_t P, int acc, float *y, size_t ldy)
 {
@@ -65,11 +91,7 @@ KATTR static void SG(inner)(const float *w, const float *b, int K, int D, const 
     for (; p0 + 3 * VN <= P; p0 += 3 * VN)
         SG(fwd_panel)(w, b, K, D, col, ldcol, p0, 3, acc, y, ldy);
     for (; p0 + VN <= P; p0 += VN) SG(fwd_panel)(w, b, K, D, col, ldcol, p0, 1, acc, y, ldy);
-    for (int k = 0; k < K; k++) /* the last columns */
-        for (size_t p = p0; p < P; p++) {
-            float *yk = y + (size_t)k * ldy + p;
-            *yk = SG(fwd_one)(w + (size_t)k * D, acc ? *yk : b ? b[k] : 0.0f, D, col + p, ldcol);
-        }
+    if (p0 < P) SG(fwd_tail)(w, b, K, D, col + p0, ldcol, (int)(P - p0), acc, y + p0, ldy);
 }
 
 /* dW[k][j] for one element, in the blocks' order: VN interleaved lanes
