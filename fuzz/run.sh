@@ -20,7 +20,7 @@ flags="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -Wno-unknown-
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I$srcdir/include -I$srcdir/src $(pkg-config --cflags inih zlib)"
 libs="$(pkg-config --libs inih zlib) -lm"
-common="$srcdir/src/status.c"
+common="$srcdir/src/util/status.c"
 
 # seed corpora
 seed() { mkdir -p "$out/$1/corpus"; }
@@ -42,10 +42,10 @@ for t in idx cifar csv config model; do
   extra=""
   case $t in
     idx|cifar) src="$srcdir/src/data/idx.c $srcdir/src/data/cifar.c $srcdir/src/data/dataset.c $srcdir/src/data/sampler.c" ;;
-    csv) src="$srcdir/src/csv.c" ;;
-    config) src="$srcdir/src/config.c" ;;
+    csv) src="$srcdir/src/util/csv.c" ;;
+    config) src="$srcdir/src/config/config.c" ;;
     model)
-      src="$srcdir/src/h5io.c $srcdir/src/model.c $srcdir/src/fault.c $srcdir/src/net.c
+      src="$srcdir/src/io/h5io.c $srcdir/src/io/model.c $srcdir/src/parallel/fault.c $srcdir/src/nn/net.c
            $srcdir/src/layers/*.c $srcdir/src/kernels/*.c"
       extra="-fopenmp -I$out/stub $(pkg-config --cflags --libs hdf5-openmpi openblas)" ;;
   esac

@@ -1,0 +1,17 @@
+# cli: the program src/mpicnn, main.c and one file per subcommand.
+#   tests/test_badinput.sh  a corpus of bad inputs (tests/make_badfiles) through the program
+#   tests/test_slurm.sh     the jobs/*.slurm scripts on a one-node SLURM cluster it starts
+#                           itself (SKIP without slurm-wlm)
+bin_PROGRAMS = src/mpicnn
+src_mpicnn_SOURCES = src/cli/main.c src/cli/cli.h src/cli/args.c src/cli/common.c \
+	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/info.c \
+	src/cli/op.c src/cli/gradcheck.c src/cli/filter.c src/cli/knn.c src/cli/plot.c
+src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
+
+check_PROGRAMS += tests/make_badfiles
+tests_make_badfiles_SOURCES = tests/make_badfiles.c
+tests_make_badfiles_LDADD = $(LIBDEPS)
+TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
+	tests/test_badinput.sh tests/test_slurm.sh
+EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
+	tests/test_badinput.sh tests/test_slurm.sh

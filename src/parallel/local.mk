@@ -1,0 +1,16 @@
+# parallel: checked MPI calls and the gradient sum, the watchdog, fault injection.
+#   tests/test_fault        MPICNN_FAULT parsing and triggers, the watchdog's life
+#                           cycle, the message of an agreed failure (1 and 2 ranks)
+src_libmpicnn_la_SOURCES += src/parallel/dist.c src/parallel/watchdog.c src/parallel/fault.c
+noinst_HEADERS += include/mpicnn/dist.h include/mpicnn/watchdog.h include/mpicnn/fault.h \
+	tests/testutil.h
+check_PROGRAMS += tests/test_dist
+tests_test_dist_SOURCES = tests/test_dist.c tests/testutil.h
+tests_test_dist_CFLAGS = $(TEST_CFLAGS)
+tests_test_dist_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_fault
+tests_test_fault_SOURCES = tests/test_fault.c
+tests_test_fault_CFLAGS = $(TEST_CFLAGS)
+tests_test_fault_LDADD = $(TEST_LIBS)
+TESTS += tests/test_dist tests/test_dist_np4.sh tests/test_fault tests/test_fault_np2.sh
+EXTRA_DIST += tests/test_dist_np4.sh tests/test_fault_np2.sh

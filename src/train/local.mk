@@ -1,0 +1,23 @@
+# train: the data-parallel training loop, distributed evaluation.
+#   tests/test_train(_np2.sh)  training on synthetic data, 1 and 2 ranks
+#   tests/test_resume_np2.sh   checkpoint round trip and compatibility (cmocka, mpirun -np 2)
+#   tests/test_resume.sh       SIGKILL / SIGUSR1 / a kill inside a checkpoint write, then
+#                              --resume: bitwise the same weights
+#   tests/test_fault_*.sh      a rank killed, stopped, hung or slow; NaN; failed writes
+src_libmpicnn_la_SOURCES += src/train/train.c src/train/evaluate.c
+noinst_HEADERS += include/mpicnn/train.h include/mpicnn/evaluate.h tests/synth.h
+check_PROGRAMS += tests/test_train
+tests_test_train_SOURCES = tests/test_train.c tests/synth.h
+tests_test_train_CFLAGS = $(TEST_CFLAGS)
+tests_test_train_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_resume
+tests_test_resume_SOURCES = tests/test_resume.c tests/synth.h
+tests_test_resume_CFLAGS = $(TEST_CFLAGS)
+tests_test_resume_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_resume_synth
+tests_test_resume_synth_SOURCES = tests/test_resume_synth.c tests/synth.h
+TESTS += tests/test_train tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
+	tests/test_fault_ranks.sh tests/test_fault_nan.sh tests/test_fault_disk.sh
+EXTRA_DIST += tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
+	tests/fault_lib.sh tests/small_run.sh tests/test_fault_ranks.sh tests/test_fault_nan.sh \
+	tests/test_fault_disk.sh
