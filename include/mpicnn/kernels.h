@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mpicnn/rng.h"
+
 /* Output size of a window sweep: (in + 2*pad - k) / stride + 1,
  * or 0 if the window does not fit. */
 int cnn_conv_out_size(int in, int k, int stride, int pad);
@@ -131,20 +133,7 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
 void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
-/* --- counter-based randomness: same value for the same key on any
- * thread or rank, so dropout and init do not depend on thread counts. */
-
-/* A 64-bit hash of (a, b, c, d) (splitmix64 rounds). */
-uint64_t cnn_hash4(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
-
-/* Uniform in [0, 1) from a hash value (24 random bits). */
-static inline float cnn_u01(uint64_t h)
-{
-    return (float)(h >> 40) * (1.0f / 16777216.0f);
-}
-
-/* Standard normal deviate i of stream (seed, stream) (Box-Muller). */
-float cnn_randn(uint64_t seed, uint64_t stream, uint64_t i);
+/* counter-based randomness (cnn_hash4, cnn_u01, cnn_randn) lives in rng.h */
 
 /* 1 if all n values are finite. */
 int cnn_all_finite(const float *x, size_t n);

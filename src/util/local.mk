@@ -1,3 +1,4 @@
-# util: status codes and messages, number lists (CSV).
-src_libmpicnn_la_SOURCES += src/util/status.c src/util/csv.c
-noinst_HEADERS += include/mpicnn/status.h include/mpicnn/csv.h
+# util: status codes and messages, number lists (CSV), files (the atomic writer,
+# mkdir -p), randomness and hashing.
+src_libmpicnn_la_SOURCES += src/util/status.c src/util/csv.c src/util/fs.c src/util/rng.c
+noinst_HEADERS += include/mpicnn/status.h include/mpicnn/csv.h include/mpicnn/fs.h include/mpicnn/rng.h

@@ -1,0 +1,75 @@
+/* fs.h - files and directories: the one atomic writer, mkdir -p, and the
+ * fsync of a directory.
+ *
+ * Every file mpicnn writes (models, checkpoints, CSV, PNG, sweep reports)
+ * goes through cnn_afile_*: the content is written to a temp file in the
+ * same directory, named ".BASE.tmp.HOST.PID" so that a run can tell its
+ * own temp files (and those of dead processes on its host) from another
+ * run's; commit fsyncs it, renames it over the final name and fsyncs the
+ * directory. A reader therefore sees the old file or the new one, never a
+ * part, and a crash leaves at most a temp file behind. */
+#ifndef MPICNN_FS_H
+#define MPICNN_FS_H
+
+#include <stdio.h>
+
+#include "mpicnn/status.h"
+
+typedef struct cnn_afile cnn_afile_t;
+
+/* Starts an atomic write of `path`: creates the temp file (mode 0666 less
+ * the umask) and opens it for writing. *out is owned by the caller and
+ * released by cnn_afile_commit or cnn_afile_abort. CNN_EIO names path
+ * ("cannot write PATH: why"), CNN_ENOMEM. */
+cnn_status_t cnn_afile_begin(const char *path, cnn_afile_t **out);
+
+/* The temp file's descriptor, open for writing. Owned by the writer: do
+ * not close it. */
+int cnn_afile_fd(const cnn_afile_t *f);
+
+/* A stdio stream on the temp file (made on first call). Owned by the
+ * writer: do not fclose it. NULL if fdopen fails. */
+FILE *cnn_afile_stream(cnn_afile_t *f);
+
+/* The temp file's path, for writers that fill it by name (HDF5): they must
+ * have closed it again before commit. Owned by the writer. */
+const char *cnn_afile_tmp_path(const cnn_afile_t *f);
+
+/* The final path. Owned by the writer. */
+const char *cnn_afile_path(const cnn_afile_t *f);
+
+/* Writes n bytes to the temp file (retrying short writes and EINTR). */
+cnn_status_t cnn_afile_write(cnn_afile_t *f, const void *buf, size_t n);
+
+/* Flushes the stream, fsyncs and closes the temp file, renames it to the
+ * final path and fsyncs the directory. Always releases f (NULL is
+ * CNN_EINTERNAL); on failure the temp file is removed and the final path
+ * is untouched. CNN_EIO: "cannot write PATH: step: why" ("disk full" for
+ * ENOSPC). */
+cnn_status_t cnn_afile_commit(cnn_afile_t *f);
+
+/* Closes and removes the temp file and releases f. NULL is a no-op. */
+void cnn_afile_abort(cnn_afile_t *f);
+
+/* Removes the temp files of `path` that this host's dead processes (or
+ * this process) left behind; another live process's are kept. *nremoved
+ * (may be NULL) counts them. A missing directory is no error. */
+cnn_status_t cnn_afile_clean_stale(const char *path, int *nremoved);
+
+/* mkdir -p: creates dir and its missing parents (mode 0777 less the
+ * umask). An existing directory is fine. CNN_EUSAGE for "", CNN_EIO
+ * naming the part that could not be made. */
+cnn_status_t cnn_fs_mkdir_p(const char *dir);
+
+/* fsync of a directory, so that a rename or a new entry in it is durable.
+ * File systems that cannot fsync a directory (EINVAL) are fine. */
+cnn_status_t cnn_fs_fsync_dir(const char *dir);
+
+/* Appends n bytes to an open descriptor, retrying short writes and EINTR;
+ * 0 or -1 with errno. */
+int cnn_fs_write_all(int fd, const void *buf, size_t n);
+
+/* "PATH: what: why" as CNN_EIO, with "disk full" for ENOSPC. */
+cnn_status_t cnn_fs_error(const char *path, const char *what, int err);
+
+#endif
