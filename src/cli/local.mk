@@ -9,7 +9,6 @@ src_mpicnn_SOURCES = src/cli/main.c src/cli/cli.h src/cli/args.c src/cli/common.
 src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 
 check_PROGRAMS += tests/make_badfiles
-tests_make_badfiles_SOURCES = tests/make_badfiles.c
 tests_make_badfiles_LDADD = $(LIBDEPS)
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
 	tests/test_badinput.sh tests/test_slurm.sh

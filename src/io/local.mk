@@ -3,7 +3,4 @@ src_libmpicnn_la_SOURCES += src/io/h5io.c src/io/model.c src/io/checkpoint.c src
 noinst_HEADERS += include/mpicnn/h5io.h include/mpicnn/model.h include/mpicnn/checkpoint.h \
 	include/mpicnn/png.h
 check_PROGRAMS += tests/test_model
-tests_test_model_SOURCES = tests/test_model.c
-tests_test_model_CFLAGS = $(TEST_CFLAGS)
-tests_test_model_LDADD = $(TEST_LIBS)
 TESTS += tests/test_model

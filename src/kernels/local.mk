@@ -3,7 +3,4 @@ src_libmpicnn_la_SOURCES += src/kernels/im2col.c src/kernels/winograd.c src/kern
 	src/kernels/smallgemm.c src/kernels/maxpool.c src/kernels/util.c
 noinst_HEADERS += include/mpicnn/kernels.h src/kernels/simd.h src/kernels/smallgemm_body.h
 check_PROGRAMS += tests/test_kernels
-tests_test_kernels_SOURCES = tests/test_kernels.c
-tests_test_kernels_CFLAGS = $(TEST_CFLAGS)
-tests_test_kernels_LDADD = $(TEST_LIBS)
 TESTS += tests/test_kernels

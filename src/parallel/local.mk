@@ -6,11 +6,6 @@ noinst_HEADERS += include/mpicnn/dist.h include/mpicnn/watchdog.h include/mpicnn
 	tests/testutil.h
 check_PROGRAMS += tests/test_dist
 tests_test_dist_SOURCES = tests/test_dist.c tests/testutil.h
-tests_test_dist_CFLAGS = $(TEST_CFLAGS)
-tests_test_dist_LDADD = $(TEST_LIBS)
 check_PROGRAMS += tests/test_fault
-tests_test_fault_SOURCES = tests/test_fault.c
-tests_test_fault_CFLAGS = $(TEST_CFLAGS)
-tests_test_fault_LDADD = $(TEST_LIBS)
 TESTS += tests/test_dist tests/test_dist_np4.sh tests/test_fault tests/test_fault_np2.sh
 EXTRA_DIST += tests/test_dist_np4.sh tests/test_fault_np2.sh

@@ -3,7 +3,5 @@ src_libmpicnn_la_SOURCES += src/sweep/sweep.c
 noinst_HEADERS += include/mpicnn/sweep.h
 check_PROGRAMS += tests/test_sweep
 tests_test_sweep_SOURCES = tests/test_sweep.c tests/synth.h
-tests_test_sweep_CFLAGS = $(TEST_CFLAGS)
-tests_test_sweep_LDADD = $(TEST_LIBS)
 TESTS += tests/test_sweep tests/test_sweep_np2.sh tests/test_sweep_np3.sh
 EXTRA_DIST += tests/test_sweep_np2.sh tests/test_sweep_np3.sh
