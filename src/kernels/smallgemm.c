@@ -28,7 +28,7 @@
 /* Multiply-adds as fused multiply-adds (one rounding, not two) where the
  * CPU has them: mpicnn builds as ISO C, where GCC keeps a * b + c as a
  * multiply and an add, which here doubled the instructions and reloaded
- * every operand from memory (the dW kernel ran at 72 GFLOP/s). */
+ * every operand from memory. */
 #pragma GCC optimize("fp-contract=fast")
 
 #define KB 4 /* rows of W (dy) per block */

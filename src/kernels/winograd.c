@@ -142,10 +142,9 @@ INLINE void store8(float *p, v8 v, int n)
  * may be stored: all 8 while the lanes past the row fall on later tiles
  * of the image, which are written after them, or, with spill, on the
  * next image's, which are written after them too (an image of at least 8
- * tiles takes all the lanes past the last one). Storing the last tile
- * row's lanes one at a time made F(2x2)'s forward pass on fmnist-ref's
- * conv2 16% slower (1 thread, best of 8 alternating runs: 3.27 against
- * 2.77 ms). */
+ * tiles takes all the lanes past the last one). A whole vector is one
+ * store where the lanes one at a time are eight, on every tile row's
+ * last vector. */
 INLINE int lanes_to_store(int t, int tpi, int spill)
 {
     return t + VW <= tpi || (spill && tpi >= VW) ? VW : tpi - t;
