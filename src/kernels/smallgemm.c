@@ -3,11 +3,11 @@
  *   forward: y (K, P)  = b + W (K, D) x col (D, P), or y += W x col
  *   dW:      dW (K, D) += dy (K, P) x col (D, P)^T, and db (K) += dy's row sums
  * The first is a conv layer's forward pass when its column matrix has few
- * rows (D = C*KH*KW: 9 for a 3x3 conv on grey images, 27 on RGB), and the
- * Winograd products M = U x V and dV = U^T x dM of layers with few
- * channels (conv.c decides); the second is such a first layer's dW, and
- * a dense layer's forward pass y = x W^T (dense.c), whose inner dimension
- * is long too.
+ * rows (D = C*KH*KW: 9 for a 3x3 conv on grey images, 27 on RGB;
+ * layers/conv_smallgemm.c), and the Winograd products M = U x V and
+ * dV = U^T x dM of layers with few channels (layers/conv_winograd.c);
+ * the second is such a first layer's dW, and a dense layer's forward
+ * pass y = x W^T (dense.c), whose inner dimension is long too.
  * Both block over a few rows of W (or dy) so that every load of col feeds
  * several multiply-adds, with the accumulators in vector registers.
  *

@@ -1,0 +1,331 @@
+/* conv_winograd.c - the conv engine of Winograd F(2x2, 3x3) and
+ * F(4x4, 3x3), for 3x3 stride-1 layers (kernels/winograd.c).
+ *
+ * Per chunk of images, the input tiles are transformed (V), 16 (or 36)
+ * GEMMs M[xi] = U[xi] x V[xi] replace the one big GEMM of im2col, and the
+ * output transform adds the bias. The backward pass runs the adjoints: dM
+ * from dy, dU[xi] += dM[xi] x V[xi]^T, dV[xi] = U[xi]^T x dM[xi] (written
+ * over V, which is not needed after), dx from dV, dW from dU. 2.25x (or
+ * 4x) fewer multiply-adds than im2col in all three products. M and dV come
+ * from the blocked kernel of kernels/smallgemm.c when U is small
+ * (small_left). The cache holds U and dU (and U^T for that kernel); V is
+ * computed again in the backward pass, a chunk of images at a time
+ * (WINO_IMAGES). Threads take whole images for the transforms and whole
+ * (xi, column block) GEMMs, whose blocks do not depend on the thread
+ * count. */
+#include <string.h>
+
+#include "conv_engine.h"
+#include "mpicnn/kernels.h"
+
+/* The Winograd products M = U x V and dV = U^T x dM use
+ * cnn_gemm_small_inner, which needs no packing, when the left matrix has
+ * rows in blocks of 4 and at most SMALL_LEFT floats (16 KB: it stays in
+ * L1 beside a panel of the right one); a bigger left matrix goes to the
+ * BLAS, whose packing then pays for itself. */
+#define SMALL_LEFT 4096
+
+static int small_left(int rows, int inner)
+{
+    return rows % 4 == 0 && (size_t)rows * inner <= SMALL_LEFT;
+}
+
+/* Floats between two of the 16 transformed matrices beyond their size:
+ * one cache line, so that the 16 do not share cache sets. */
+#define XGAP 16
+
+/* The kernels of one Winograd variant: F(m x m, 3x3), (m+2)^2 positions. */
+typedef struct {
+    int m, npos;
+    size_t (*scratch)(int th, int tw);
+    void (*filter)(const float *w, int K, int C, float *U);
+    void (*filter_grad)(const float *dU, int K, int C, float *dw);
+    void (*input)(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
+                  size_t ld, size_t xs, float *scratch, int spill);
+    void (*input_grad)(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
+                       int th, int tw, float *dx, float *scratch);
+    void (*output)(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th, int tw,
+                   const float *bias, float *y, float *scratch);
+    void (*output_grad)(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
+                        size_t ld, size_t xs, float *scratch, int spill);
+} wino_impl_t;
+
+static const wino_impl_t wino2 = {2, 16, cnn_wino_scratch, cnn_wino_filter,
+                                  cnn_wino_filter_grad, cnn_wino_input, cnn_wino_input_grad,
+                                  cnn_wino_output, cnn_wino_output_grad};
+static const wino_impl_t wino4 = {4, 36, cnn_wino4_scratch, cnn_wino4_filter,
+                                  cnn_wino4_filter_grad, cnn_wino4_input, cnn_wino4_input_grad,
+                                  cnn_wino4_output, cnn_wino4_output_grad};
+
+/* Winograd geometry, from the spec and input shape alone. */
+typedef struct {
+    const wino_impl_t *f; /* F(2x2, 3x3) or F(4x4, 3x3) */
+    int npos;            /* 16 or 36 transformed matrices */
+    int th, tw;          /* tiles per image: ceil(OH/m) x ceil(OW/m) */
+    size_t tpi;          /* th * tw */
+    size_t vimg, mimg;   /* floats of V and of M per image: npos*C*tpi, npos*K*tpi */
+    size_t ukc;          /* floats of U (and of dU, and U^T): npos*K*C */
+    int nu;              /* U and dU, and U^T when dV uses small_left */
+    int chunk;           /* most images per chunk */
+} wgeom_t;
+
+/* Images per chunk, at most. A chunk's V and M stay in the caches from
+ * one phase to the next. V is computed again in the backward pass, a
+ * chunk at a time, rather than kept for the whole batch: writing it out
+ * to memory and reading it back costs more than transforming again. */
+#define WINO_IMAGES 16
+
+static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
+{
+    const wino_impl_t *f = variant == CNN_CONV_WINOGRAD4 ? &wino4 : &wino2;
+    wgeom_t g = {.f = f, .npos = f->npos, .th = (OH + f->m - 1) / f->m,
+                 .tw = (OW + f->m - 1) / f->m};
+    g.tpi = (size_t)g.th * g.tw;
+    g.vimg = (size_t)g.npos * C * g.tpi;
+    g.mimg = (size_t)g.npos * K * g.tpi;
+    g.ukc = (size_t)g.npos * K * C;
+    g.nu = 2 + small_left(C, K);
+    /* at most WINO_IMAGES images and half the column budget per chunk,
+     * and chunks of the largest batch as even as possible */
+    size_t c = cnn_conv_chunk_floats() / 2 / (g.mimg + g.vimg);
+    c = c < 1 ? 1 : c < WINO_IMAGES ? c : WINO_IMAGES;
+    c = c < (size_t)nmax ? c : (size_t)nmax;
+    const size_t nchunks = ((size_t)nmax + c - 1) / c;
+    g.chunk = (int)(((size_t)nmax + nchunks - 1) / nchunks);
+    return g;
+}
+
+/* The Winograd geometry of a built layer: what shape decided, read back
+ * from its sizes (not from the settings, which may have changed since). */
+static wgeom_t wgeom_layer(const cnn_layer_t *l)
+{
+    wgeom_t w = wgeom(l->sz.variant, l->in.c, l->spec.filters, l->out.h, l->out.w, l->in.n);
+    w.chunk = (int)((l->sz.shared - (size_t)w.npos * XGAP * 2) / (w.mimg + w.vimg));
+    return w;
+}
+
+/* Column blocks of a chunk's GEMMs, of whole images and about
+ * WINO_BLOCK columns: fixed by the chunk, not the threads, so that every
+ * element is summed in the same order whatever the thread count. */
+#define WINO_BLOCK 512
+static int wino_blocks(int nb, size_t tpi)
+{
+    const size_t nblk = ((size_t)nb * tpi + WINO_BLOCK - 1) / WINO_BLOCK;
+    return nblk < (size_t)nb ? (int)nblk : nb;
+}
+
+/* Block b's columns [c0, c1): images [nb b / nblk, nb (b + 1) / nblk). */
+static void block_range(int nb, size_t tpi, int nblk, int b, size_t *c0, size_t *c1)
+{
+    *c0 = tpi * (size_t)(nb * b / nblk);
+    *c1 = tpi * (size_t)(nb * (b + 1) / nblk);
+}
+
+/* The calling thread's images [lo, hi) of a chunk of nb, in a parallel
+ * region: one run, so that an image transform may spill into the tiles
+ * of the next image, which the same thread transforms after it. */
+static void my_images(int nb, int *lo, int *hi)
+{
+    size_t a, b;
+    conv_split((size_t)nb, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+    *lo = (int)a;
+    *hi = (int)b;
+}
+
+/* Images per chunk for a batch of n: as even as the chunk limit allows. */
+static int wino_chunk(const wgeom_t *w, int n)
+{
+    const int nchunks = (n + w->chunk - 1) / w->chunk;
+    return (n + nchunks - 1) / nchunks;
+}
+
+/* One chunk of images [b0, b0 + nb) of a batch cut into chunks of nc. */
+typedef struct {
+    int b0, nb, nblk; /* first image, images, GEMM column blocks */
+    size_t tc;        /* tiles: nb * tpi, the columns of V and M */
+    size_t vxs, mxs;  /* floats between V's (and M's) 16 matrices */
+    float *M, *V;     /* M (dM) at the start of the shared scratch, V after it */
+} wchunk_t;
+
+static wchunk_t wino_chunk_at(const cnn_layer_t *l, const cnn_ctx_t *ctx,
+                              const wgeom_t *w, int n, int b0, int nc)
+{
+    wchunk_t c = {.b0 = b0, .nb = n - b0 < nc ? n - b0 : nc};
+    c.tc = (size_t)c.nb * w->tpi;
+    c.nblk = wino_blocks(c.nb, w->tpi);
+    c.vxs = (size_t)l->in.c * c.tc + XGAP;
+    c.mxs = (size_t)l->spec.filters * c.tc + XGAP;
+    c.M = ctx->shared;
+    c.V = ctx->shared + (size_t)w->chunk * w->mimg + (size_t)w->npos * XGAP;
+    return c;
+}
+
+static void wino_sizes(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz)
+{
+    const wgeom_t w = wgeom(sz->variant, g->C, g->K, g->OH, g->OW, nmax);
+    const size_t gaps = (size_t)w.npos * XGAP;
+    sz->work = w.f->scratch(w.th, w.tw);
+    sz->cache = w.nu * w.ukc;
+    sz->shared = (size_t)w.chunk * (w.mimg + w.vimg) + 2 * gaps; /* M, then V */
+}
+
+/* In a parallel region: V from the calling thread's images of the chunk
+ * and, with dy, dM from their output gradients. */
+static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeom_t *w,
+                             const wchunk_t *c, const float *x, const float *dy)
+{
+    const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
+    int lo, hi;
+    my_images(c->nb, &lo, &hi);
+    for (int i = lo; i < hi; i++) {
+        w->f->input(x + (size_t)(c->b0 + i) * chw, g->C, g->H, g->W, g->P, w->th, w->tw,
+                    c->V + (size_t)i * w->tpi, c->tc, c->vxs, layer_work(ctx), i + 1 < hi);
+        if (dy)
+            w->f->output_grad(dy + (size_t)(c->b0 + i) * kohw, g->K, g->OH, g->OW, w->th,
+                              w->tw, c->M + (size_t)i * w->tpi, c->tc, c->mxs, layer_work(ctx),
+                              i + 1 < hi);
+    }
+}
+
+/* In a parallel region: M[xi] (K, tc) = U[xi] (K, C) x V[xi] (C, tc), by
+ * column blocks, block-major: with as many blocks as threads (or a
+ * multiple), a thread multiplies the columns of the images it transformed,
+ * and transforms them back, in its own caches. */
+static void products_m(const conv_geom_t *g, const wgeom_t *w, const wchunk_t *c,
+                       const float *U)
+{
+    const size_t tc = c->tc;
+#pragma omp for schedule(static)
+    for (int it = 0; it < w->npos * c->nblk; it++) {
+        const int xi = it % w->npos;
+        size_t c0, c1;
+        block_range(c->nb, w->tpi, c->nblk, it / w->npos, &c0, &c1);
+        if (small_left(g->K, g->C))
+            cnn_gemm_small_inner(U + (size_t)xi * g->K * g->C, NULL, g->K, g->C,
+                                 c->V + (size_t)xi * c->vxs + c0, tc, c1 - c0,
+                                 c->M + (size_t)xi * c->mxs + c0, tc);
+        else
+            cnn_sgemm(0, 0, g->K, (int)(c1 - c0), g->C, 1.0f, U + (size_t)xi * g->K * g->C, g->C,
+                      c->V + (size_t)xi * c->vxs + c0, (int)tc, 0.0f,
+                      c->M + (size_t)xi * c->mxs + c0, (int)tc);
+    }
+}
+
+static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
+                         const float *x, float *y)
+{
+    const wgeom_t w = wgeom_layer(l);
+    const size_t kohw = (size_t)g->K * g->ohw;
+    const float *b = l->params + (size_t)g->K * g->ckk;
+    float *U = l->cache;
+    w.f->filter(l->params, g->K, g->C, U);
+    const int nc = wino_chunk(&w, n);
+    for (int b0 = 0; b0 < n; b0 += nc) {
+        const wchunk_t c = wino_chunk_at(l, ctx, &w, n, b0, nc);
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+            transform_images(ctx, g, &w, &c, x, NULL);
+#pragma omp barrier
+            products_m(g, &w, &c, U);
+#pragma omp for schedule(static)
+            for (int i = 0; i < c.nb; i++)
+                w.f->output(c.M + (size_t)i * w.tpi, c.tc, c.mxs, g->K, g->OH, g->OW, w.th,
+                            w.tw, b, y + (size_t)(b0 + i) * kohw, layer_work(ctx));
+        }
+    }
+}
+
+/* UT[xi] (C, K) = U[xi]^T, the left matrix of dV for the blocked kernel */
+static void transpose_u(const conv_geom_t *g, const wgeom_t *w, const float *U, float *UT)
+{
+    const size_t kc = (size_t)g->K * g->C;
+    for (int xi = 0; xi < w->npos; xi++)
+        for (int k = 0; k < g->K; k++)
+            for (int ch = 0; ch < g->C; ch++)
+                UT[(size_t)xi * kc + (size_t)ch * g->K + k] =
+                    U[(size_t)xi * kc + (size_t)k * g->C + ch];
+}
+
+/* In a parallel region: dU[xi] (K, C) += dM[xi] (K, tc) x V[xi]^T (tc, C)
+ * (set, not added, for the first chunk), one whole xi per thread: split
+ * by column blocks instead, the per-block shares would have to be added
+ * afterwards, which costs more than it saves. */
+static void products_du(const conv_geom_t *g, const wgeom_t *w, const wchunk_t *c, int small,
+                        float *dU)
+{
+    const size_t kc = (size_t)g->K * g->C, tc = c->tc;
+    const float beta = c->b0 ? 1.0f : 0.0f;
+#pragma omp for schedule(static)
+    for (int xi = 0; xi < w->npos; xi++) {
+        float *dUx = dU + (size_t)xi * kc;
+        if (small) {
+            if (!c->b0) memset(dUx, 0, sizeof(float) * kc);
+            cnn_gemm_small_dw(c->M + (size_t)xi * c->mxs, tc, 0, g->K, tc,
+                              c->V + (size_t)xi * c->vxs, tc, g->C, dUx, NULL);
+        } else {
+            cnn_sgemm(0, 1, g->K, g->C, (int)tc, 1.0f, c->M + (size_t)xi * c->mxs, (int)tc,
+                      c->V + (size_t)xi * c->vxs, (int)tc, beta, dUx, g->C);
+        }
+    }
+}
+
+/* In a parallel region: dV[xi] (C, tc) = U[xi]^T (C, K) x dM[xi] (K, tc),
+ * over V, by column blocks as products_m; UT is U^T for the blocked
+ * kernel (small). */
+static void products_dv(const conv_geom_t *g, const wgeom_t *w, const wchunk_t *c, int small,
+                        const float *U, const float *UT)
+{
+    const size_t kc = (size_t)g->K * g->C, tc = c->tc;
+#pragma omp for schedule(static)
+    for (int it = 0; it < w->npos * c->nblk; it++) {
+        const int xi = it % w->npos;
+        size_t c0, c1;
+        block_range(c->nb, w->tpi, c->nblk, it / w->npos, &c0, &c1);
+        if (small)
+            cnn_gemm_small_inner(UT + (size_t)xi * kc, NULL, g->C, g->K,
+                                 c->M + (size_t)xi * c->mxs + c0, tc, c1 - c0,
+                                 c->V + (size_t)xi * c->vxs + c0, tc);
+        else
+            cnn_sgemm(1, 0, g->C, (int)(c1 - c0), g->K, 1.0f, U + (size_t)xi * kc, g->C,
+                      c->M + (size_t)xi * c->mxs + c0, (int)tc, 0.0f,
+                      c->V + (size_t)xi * c->vxs + c0, (int)tc);
+    }
+}
+
+static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
+                          const float *x, const float *dy, float *dx)
+{
+    const wgeom_t w = wgeom_layer(l);
+    const size_t chw = (size_t)g->C * g->H * g->W;
+    float *dw = l->grads, *db = l->grads + (size_t)g->K * g->ckk;
+    const float *U = l->cache;
+    float *dU = l->cache + w.ukc, *UT = l->cache + 2 * w.ukc;
+    cnn_conv_bias_grad(g, ctx, n, dy, db);
+    const int small = small_left(g->C, g->K);
+    if (dx && small) transpose_u(g, &w, U, UT);
+    const int nc = wino_chunk(&w, n);
+    for (int b0 = 0; b0 < n; b0 += nc) {
+        const wchunk_t c = wino_chunk_at(l, ctx, &w, n, b0, nc);
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+            transform_images(ctx, g, &w, &c, x, dy);
+#pragma omp barrier
+            products_du(g, &w, &c, small, dU);
+            if (dx) {
+                products_dv(g, &w, &c, small, U, UT);
+#pragma omp for schedule(static)
+                for (int i = 0; i < c.nb; i++)
+                    w.f->input_grad(c.V + (size_t)i * w.tpi, c.tc, c.vxs, g->C, g->H, g->W, g->P,
+                                    w.th, w.tw, dx + (size_t)(b0 + i) * chw, layer_work(ctx));
+            }
+        }
+    }
+    w.f->filter_grad(dU, g->K, g->C, dw);
+}
+
+const conv_engine_t cnn_conv_winograd_engine = {
+    .name = "winograd",
+    .sizes = wino_sizes,
+    .forward = wino_forward,
+    .backward = wino_backward,
+};
