@@ -1,6 +1,6 @@
 /* test_model.c - HDF5 layer (h5io) and model files: bit-exact round trip,
  * atomic writes (the target changes only at commit, failures leave it
- * intact), stale temp cleanup, and hostile files (missing, not HDF5,
+ * intact), and hostile files (missing, not HDF5,
  * truncated, missing/extra/misshapen/mistyped/non-finite datasets, absurd
  * lengths), each refused with CNN_EDATA and a message naming the file and
  * the dataset. Every test runs in its own mkdtemp directory. */
