@@ -218,9 +218,10 @@ static void test_png_roundtrip(void **state)
         cnn_image_free(&in);
         cnn_image_free(&out);
     }
-    /* the file is replaced atomically: no temporary file is left */
+    /* the file is replaced atomically: no temporary file (.NAME.tmp.HOST.PID)
+     * is left */
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q 'tmp'", dir);
+    snprintf(cmd, sizeof cmd, "ls -A %s | grep -q '\\.tmp\\.'", dir);
     assert_int_not_equal(system(cmd), 0);
     /* bad arguments */
     uint8_t px1 = 0;

@@ -1,6 +1,6 @@
 /* test_model.c - HDF5 layer (h5io) and model files: bit-exact round trip,
  * atomic writes (the target changes only at commit, failures leave it
- * intact), stale temp cleanup, and hostile files (missing, not HDF5,
+ * intact), and hostile files (missing, not HDF5,
  * truncated, missing/extra/misshapen/mistyped/non-finite datasets, absurd
  * lengths), each refused with CNN_EDATA and a message naming the file and
  * the dataset. Every test runs in its own mkdtemp directory. */
@@ -153,13 +153,18 @@ static void assert_msg_has(const char *needle)
 static void test_h5_writer_commit(void **state)
 {
     fx_t *fx = *state;
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s/.model.h5.tmp.%ld", fx->dir, (long)getpid());
+    char tmp[256], want[256];
     cnn_h5w_t *w = NULL;
     const float v[6] = {1, 2, 3, 4, 5, 6};
     const size_t dims[2] = {2, 3};
     assert_int_equal(cnn_h5w_open(fx->path, &w), CNN_OK);
     assert_string_equal(cnn_h5w_path(w), fx->path);
+    /* the temp file is .model.h5.tmp.HOST.PID next to the target */
+    snprintf(tmp, sizeof tmp, "%s", cnn_h5w_tmp_path(w));
+    snprintf(want, sizeof want, "%s/.model.h5.tmp.", fx->dir);
+    assert_int_equal(strncmp(tmp, want, strlen(want)), 0);
+    snprintf(want, sizeof want, ".%ld", (long)getpid());
+    assert_string_equal(tmp + strlen(tmp) - strlen(want), want);
     assert_int_equal(cnn_h5w_floats(w, "/a/b/x", 2, dims, v), CNN_OK);
     /* not there before the commit; only the temp file is */
     assert_int_equal(access(fx->path, F_OK), -1);
@@ -312,28 +317,6 @@ fail:
     assert_msg_has("test_model.c:");
     assert_msg_has("H5Fopen(\"/nonexistent/dir/x.h5\"");
     assert_msg_has("unable to open file");
-}
-
-static void test_h5_clean_stale(void **state)
-{
-    fx_t *fx = *state;
-    char p[256];
-    const char *names[] = {".model.h5.tmp.123", ".model.h5.tmp.456", ".other.h5.tmp.1",
-                           "model.h5", ".model.h5.tmp."};
-    for (int i = 0; i < 5; i++) {
-        snprintf(p, sizeof p, "%s/%s", fx->dir, names[i]);
-        write_bytes(p, "x", 1);
-    }
-    int n = -1;
-    assert_int_equal(cnn_h5_clean_stale(fx->path, &n), CNN_OK);
-    assert_int_equal(n, 2);
-    assert_int_equal(dir_entries(fx->dir), 3);
-    snprintf(p, sizeof p, "%s/.model.h5.tmp.123", fx->dir);
-    assert_int_equal(access(p, F_OK), -1);
-    assert_int_equal(cnn_h5_clean_stale(fx->path, &n), CNN_OK);
-    assert_int_equal(n, 0);
-    snprintf(p, sizeof p, "%s/nodir/model.h5", fx->dir);
-    assert_int_equal(cnn_h5_clean_stale(p, NULL), CNN_OK);
 }
 
 /* ---- model: round trip and atomicity ------------------------------------ */
@@ -849,7 +832,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h5_writer_abort, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_h5_values, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_h5_error_summary, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_h5_clean_stale, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_roundtrip, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_layers_prefix, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_dense_unflattened, fx_setup, fx_teardown),

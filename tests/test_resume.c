@@ -336,17 +336,31 @@ static void test_resume_early_stopped(void **state)
     assert_true(a.train_loss == b.train_loss);
 }
 
+/* The name of a temp file of dir/clean/BASE as this process's writer
+ * makes it (.BASE.tmp.HOST.PID), relative to dir, in buf[len]. */
+static void own_temp(char *buf, size_t len, const char *base)
+{
+    char path[256];
+    cnn_afile_t *f = NULL;
+    snprintf(path, sizeof path, "%s/clean/%s", dir, base);
+    assert_int_equal(cnn_afile_begin(path, &f), CNN_OK);
+    snprintf(buf, len, "%s", cnn_afile_tmp_path(f) + strlen(dir) + 1);
+    cnn_afile_abort(f);
+}
+
 /* Stale temp files of a crashed writer go; the resume still works. */
 static void test_stale_temp_cleaned(void **state)
 {
     (void)state;
-    const char *stale[] = {"clean/.checkpoint.h5.tmp.99999", "clean/.model.h5.tmp.1",
-                           "clean/.metrics.csv.tmp.7"};
+    const char *base[] = {"checkpoint.h5", "model.h5", "metrics.csv"};
+    char names[3][128];
+    const char *stale[3] = {names[0], names[1], names[2]};
     cnn_train_result_t a, b;
     train_ok("clean", 1, NULL, NULL, 0, 0, &a);
     if (rank == 0)
         for (int i = 0; i < 3; i++) {
             char p[256];
+            own_temp(names[i], sizeof names[i], base[i]);
             snprintf(p, sizeof p, "%s/%s", dir, stale[i]);
             FILE *f = fopen(p, "w");
             assert_non_null(f);

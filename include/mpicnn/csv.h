@@ -20,8 +20,10 @@ cnn_status_t cnn_csv_read(const char *path, const char *what, float **out,
 cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
                            const char *name, float **out, size_t *n);
 
-/* Writes n values, one per line with 9 significant digits. CNN_EIO names
- * the file if it cannot be written completely. */
+/* Writes n values, one per line with 9 significant digits, atomically
+ * (fs.h): `path` is the old file or the complete new one. CNN_EIO names
+ * the file if it cannot be created ("PATH: cannot create: why") or
+ * written completely. */
 cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n);
 
 #endif

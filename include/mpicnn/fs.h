@@ -20,7 +20,8 @@ typedef struct cnn_afile cnn_afile_t;
 /* Starts an atomic write of `path`: creates the temp file (mode 0666 less
  * the umask) and opens it for writing. *out is owned by the caller and
  * released by cnn_afile_commit or cnn_afile_abort. CNN_EIO names path
- * ("cannot write PATH: why"), CNN_ENOMEM. */
+ * ("cannot write PATH: why") and leaves the cause in errno; CNN_EUSAGE
+ * for "" or a path ending in '/'; CNN_ENOMEM. */
 cnn_status_t cnn_afile_begin(const char *path, cnn_afile_t **out);
 
 /* The temp file's descriptor, open for writing. Owned by the writer: do

@@ -5,11 +5,12 @@
  * and a one-line summary of HDF5's error stack (HDF5's own printing to
  * stderr is switched off the first time any function here runs).
  *
- * Writing is atomic. cnn_h5w_open() creates a temporary file next to the
- * target, `<dir>/.<base>.tmp.<pid>`, and an HDF5 file in memory (the core
- * driver); cnn_h5w_commit() writes the memory image to the temporary
- * file, fsyncs it and renames it over the target, then fsyncs the
- * directory. A reader sees either the old file or the complete new one,
+ * Writing is atomic, through the one atomic writer of fs.h:
+ * cnn_h5w_open() starts it (a temporary file next to the target,
+ * `<dir>/.<base>.tmp.<host>.<pid>`) and creates an HDF5 file in memory
+ * (the core driver); cnn_h5w_commit() writes the memory image to the
+ * temporary file and commits it (fsync, rename over the target, fsync of
+ * the directory). A reader sees either the old file or the complete new one,
  * never a partial file. HDF5 itself never touches the disk while
  * writing, so a full disk is a plain ENOSPC from write(2) or fsync(2)
  * ("disk full"), never a half-closed HDF5 file.
@@ -93,15 +94,10 @@ hid_t cnn_h5w_file(const cnn_h5w_t *w);
  * test hook writes part of it to show a crash in the middle of a write. */
 cnn_status_t cnn_h5w_image(cnn_h5w_t *w, void **image, size_t *size);
 
-/* The temporary file of w (`<dir>/.<base>.tmp.<pid>`). Owned by w. */
+/* The temporary file of w (`<dir>/.<base>.tmp.<host>.<pid>`), for the
+ * test hook that leaves a half-written file behind. Owned by w. Leftover
+ * temporary files are removed with cnn_afile_clean_stale() (fs.h). */
 const char *cnn_h5w_tmp_path(const cnn_h5w_t *w);
-
-/* Removes leftover temporary files of `path` (`<dir>/.<base>.tmp.*`, from
- * a writer that crashed). Best effort: files that cannot be removed are
- * skipped. Must not run while another process is writing `path`. Stores
- * how many were removed in *nremoved unless it is NULL. Returns CNN_EIO
- * only if the directory cannot be read; a missing directory is CNN_OK. */
-cnn_status_t cnn_h5_clean_stale(const char *path, int *nremoved);
 
 /* Creates group `obj` (and its parents). An existing group is fine. */
 cnn_status_t cnn_h5w_group(cnn_h5w_t *w, const char *obj);

@@ -36,9 +36,9 @@ typedef struct {
 cnn_status_t cnn_png_read(const char *path, cnn_image_t *img);
 
 /* Writes `pixels` (h, w, channels) as an 8-bit PNG (gray, gray+alpha, RGB
- * or RGBA by `channels`) to `path`, atomically: the data go to a
- * temporary file next to `path` that is flushed, fsync'd and renamed over
- * it, so `path` is either the old file or the complete new one. The
+ * or RGBA by `channels`) to `path`, atomically (cnn_afile_* of fs.h: a
+ * temporary file next to `path`, flushed, fsync'd and renamed over it),
+ * so `path` is either the old file or the complete new one. The
  * caller keeps ownership of `pixels`. Errors: CNN_EUSAGE for w or h < 1
  * or > CNN_PNG_MAX_SIDE, channels outside 1..4 or NULL pixels; CNN_EIO
  * (naming the file and the cause: disk full, permission, ...) when the

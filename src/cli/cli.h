@@ -55,14 +55,15 @@ void cli_install_stop_signals(void);
 cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
 
-/* An output file written as PATH.tmp and renamed into place by
- * cli_close_tmp(), so PATH is either absent (or the old file) or complete.
- * cli_open_tmp() puts the temp name in tmp[len]; NULL if it cannot be
- * created (errno says why). cli_close_tmp() checks every write, closes,
- * renames; on failure it removes the temp file and returns CNN_EIO
- * naming PATH and the cause ("disk full", ...). */
-FILE *cli_open_tmp(const char *path, char *tmp, size_t len);
-cnn_status_t cli_close_tmp(FILE *f, const char *tmp, const char *path);
+/* Starts the atomic write (fs.h) of the output file `path`: *af, and *f
+ * its stream (owned by *af: do not fclose it). Finish with
+ * cnn_afile_commit(*af), or cnn_afile_abort(*af) to leave `path` as it
+ * was. CNN_EIO "PATH: cannot create: why"; *af is NULL on failure. */
+cnn_status_t cli_create(const char *path, cnn_afile_t **af, FILE **f);
+
+/* The default output directory of a config file: runs/<its base name
+ * without .ini>, in out[len]. */
+void cli_default_out(const char *config, char *out, size_t len);
 
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);

@@ -35,26 +35,25 @@ fail:
     return st;
 }
 
-/* Writes to a temp file and renames it into place. */
-FILE *cli_open_tmp(const char *path, char *tmp, size_t len)
+cnn_status_t cli_create(const char *path, cnn_afile_t **af, FILE **f)
 {
-    snprintf(tmp, len, "%s.tmp", path);
-    return fopen(tmp, "w");
+    *f = NULL;
+    cnn_status_t st = cnn_afile_begin(path, af);
+    if (st == CNN_EIO) return cnn_fs_error(path, "cannot create", errno);
+    if (st != CNN_OK) return st;
+    if (!(*f = cnn_afile_stream(*af))) {
+        st = cnn_fs_error(path, "cannot create", errno);
+        cnn_afile_abort(*af);
+        *af = NULL;
+    }
+    return st;
 }
 
-cnn_status_t cli_close_tmp(FILE *f, const char *tmp, const char *path)
+void cli_default_out(const char *config, char *out, size_t len)
 {
-    errno = 0;
-    int bad = ferror(f);
-    bad |= fflush(f) != 0;
-    int err = errno;
-    bad |= fclose(f) != 0;
-    if (!err) err = errno;
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad) err = errno;
-        remove(tmp);
-        return cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
-                             err == ENOSPC ? "disk full" : err ? strerror(err) : "I/O error");
-    }
-    return CNN_OK;
+    const char *base = strrchr(config, '/');
+    base = base ? base + 1 : config;
+    size_t n = strlen(base);
+    if (n > 4 && !strcmp(base + n - 4, ".ini")) n -= 4;
+    snprintf(out, len, "runs/%.*s", (int)n, base);
 }

@@ -1,7 +1,6 @@
 /* eval.c - `mpicnn eval MODEL.h5 [--set data.key=value ...]
  * [--predictions FILE.csv] [--confusion FILE.csv]`: scores a model on the
  * test set its config names (or another, through --set). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,25 @@ static const char *class_name(const cnn_model_meta_t *m, int k, char *buf, size_
     return buf;
 }
 
+/* The confusion matrix as CSV (rows: true class, columns: predicted). */
+static cnn_status_t write_confusion(const char *path, const cnn_model_meta_t *m,
+                                    const long *conf, int K)
+{
+    cnn_afile_t *af;
+    FILE *f;
+    char nb[32];
+    CNN_TRY(cli_create(path, &af, &f));
+    fprintf(f, "true\\predicted");
+    for (int k = 0; k < K; k++) fprintf(f, ",%s", class_name(m, k, nb, sizeof nb));
+    fprintf(f, "\n");
+    for (int y = 0; y < K; y++) {
+        fprintf(f, "%s", class_name(m, y, nb, sizeof nb));
+        for (int k = 0; k < K; k++) fprintf(f, ",%ld", conf[(size_t)y * K + k]);
+        fprintf(f, "\n");
+    }
+    return cnn_afile_commit(af);
+}
+
 /* Rank 0: the terminal report and the CSV files. */
 static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, const float *scores,
                            int K, int hinge, const char *pred_path, const char *conf_path)
@@ -36,13 +54,11 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
     cnn_status_t st = CNN_OK;
     long *conf = calloc((size_t)K * K, sizeof(long));
     if (!conf) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    cnn_afile_t *pa = NULL;
     FILE *pf = NULL;
-    char tmp[CNN_PATH_MAX + 8], nb[32];
+    char nb[32];
     if (pred_path) {
-        if (!(pf = cli_open_tmp(pred_path, tmp, sizeof tmp))) {
-            st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", pred_path, strerror(errno));
-            goto done;
-        }
+        if ((st = cli_create(pred_path, &pa, &pf)) != CNN_OK) goto done;
         fprintf(pf, "index,label,predicted");
         for (int k = 0; k < K; k++) fprintf(pf, ",score_%d", k);
         fprintf(pf, "\n");
@@ -61,27 +77,12 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
             fprintf(pf, "\n");
         }
     }
-    if (pf && (st = cli_close_tmp(pf, tmp, pred_path)) != CNN_OK) {
-        pf = NULL;
-        goto done;
+    if (pa) {
+        st = cnn_afile_commit(pa);
+        pa = NULL;
+        if (st != CNN_OK) goto done;
     }
-    pf = NULL;
-    if (conf_path) {
-        FILE *cf = cli_open_tmp(conf_path, tmp, sizeof tmp);
-        if (!cf) {
-            st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", conf_path, strerror(errno));
-            goto done;
-        }
-        fprintf(cf, "true\\predicted");
-        for (int k = 0; k < K; k++) fprintf(cf, ",%s", class_name(m, k, nb, sizeof nb));
-        fprintf(cf, "\n");
-        for (int y = 0; y < K; y++) {
-            fprintf(cf, "%s", class_name(m, y, nb, sizeof nb));
-            for (int k = 0; k < K; k++) fprintf(cf, ",%ld", conf[(size_t)y * K + k]);
-            fprintf(cf, "\n");
-        }
-        if ((st = cli_close_tmp(cf, tmp, conf_path)) != CNN_OK) goto done;
-    }
+    if (conf_path && (st = write_confusion(conf_path, m, conf, K)) != CNN_OK) goto done;
     /* terminal: the matrix when it fits, then precision and recall */
     if (K <= 20) {
         printf("\nconfusion matrix (rows: true class, columns: predicted)\n%14s", "");
@@ -104,10 +105,7 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
                col ? (double)tp / col : 0.0, row ? (double)tp / row : 0.0, row);
     }
 done:
-    if (pf) {
-        fclose(pf);
-        remove(tmp);
-    }
+    cnn_afile_abort(pa);
     free(conf);
     return st;
 }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -546,10 +545,7 @@ cnn_status_t cli_plot(int argc, char **argv, MPI_Comm comm)
     if ((st = cli_load_model(model, sets, nsets, layer ? (int)nimages : 0, &p.meta, p.cfg,
                              &p.net)) != CNN_OK)
         goto done;
-    if (mkdir(p.plots, 0777) != 0 && errno != EEXIST) {
-        st = cnn_error_set(CNN_EIO, "%s: cannot create: %s", p.plots, strerror(errno));
-        goto done;
-    }
+    if ((st = cnn_fs_mkdir_p(p.plots)) != CNN_OK) goto done;
     if (layer) {
         if ((st = load_test(&p, model)) == CNN_OK) st = draw_activations(&p, layer, (int)nimages);
         goto done;

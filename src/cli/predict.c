@@ -164,11 +164,11 @@ static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, con
             return cnn_error_set(CNN_EIO, "standard output: write failed: %s", strerror(errno));
         return CNN_OK;
     }
-    char tmp[CNN_PATH_MAX + 8];
-    FILE *f = cli_open_tmp(path, tmp, sizeof tmp);
-    if (!f) return cnn_error_set(CNN_EIO, "%s: cannot create: %s", path, strerror(errno));
+    cnn_afile_t *af;
+    FILE *f;
+    CNN_TRY(cli_create(path, &af, &f));
     write_rows(f, ins, nin, scores, K, hinge, m);
-    return cli_close_tmp(f, tmp, path);
+    return cnn_afile_commit(af);
 }
 
 cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)

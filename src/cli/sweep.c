@@ -22,16 +22,6 @@ static const char sweep_usage[] =
     "  checkpoints). SIGUSR1, SIGTERM or SIGINT checkpoint the trials in flight\n"
     "  and exit with code 75. --quiet prints nothing but errors.\n";
 
-/* runs/<basename of config without .ini> */
-static void default_out(const char *config, char *out, size_t len)
-{
-    const char *base = strrchr(config, '/');
-    base = base ? base + 1 : config;
-    size_t n = strlen(base);
-    if (n > 4 && !strcmp(base + n - 4, ".ini")) n -= 4;
-    snprintf(out, len, "runs/%.*s", (int)n, base);
-}
-
 cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm)
 {
     static const char *const sw[] = {"--help", "--resume", "--quiet", NULL};
@@ -54,7 +44,7 @@ cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm)
     const int resume = cli_has(&a, "--resume"), quiet = cli_has(&a, "--quiet");
     CNN_TRY(cli_check_unused(&a));
     if (dir) snprintf(out, sizeof out, "%s", dir);
-    else default_out(a.pos[0], out, sizeof out);
+    else cli_default_out(a.pos[0], out, sizeof out);
 
     cnn_config_t *cfg = malloc(sizeof *cfg);
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");

@@ -61,16 +61,6 @@ static void slurm_setup(const cnn_config_t *cfg, int rank)
     fflush(stdout);
 }
 
-/* runs/<basename of config without .ini> */
-static void default_out(const char *config, char *out, size_t len)
-{
-    const char *base = strrchr(config, '/');
-    base = base ? base + 1 : config;
-    size_t n = strlen(base);
-    if (n > 4 && !strcmp(base + n - 4, ".ini")) n -= 4;
-    snprintf(out, len, "runs/%.*s", (int)n, base);
-}
-
 cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
 {
     static const char *const sw[] = {"--help", "--resume", NULL};
@@ -103,7 +93,7 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     if (progress < 0)
         return cnn_error_set(CNN_EUSAGE, "--progress: '%s' must be auto, bar, lines or none", prog);
     if (dir) snprintf(out, sizeof out, "%s", dir);
-    else default_out(a.pos[0], out, sizeof out);
+    else cli_default_out(a.pos[0], out, sizeof out);
 
     cnn_config_t *cfg = malloc(sizeof *cfg);
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");

@@ -29,6 +29,8 @@
 
 #include <ini.h>
 
+#include "mpicnn/rng.h"
+
 /* Enum fields are written through an int pointer by the setter. */
 _Static_assert(sizeof(cnn_opt_kind_t) == sizeof(int), "enums are int-sized");
 
@@ -1417,12 +1419,7 @@ char *cnn_config_to_string(const cnn_config_t *cfg)
 
 uint64_t cnn_config_hash(const char *s)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return cnn_fnv1a(CNN_FNV1A_INIT, s, strlen(s));
 }
 
 double cnn_config_lr(const cnn_config_t *cfg, double epochs_done, long steps_done, int ranks)

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mpicnn/rng.h"
+
 /* ---- class-name tables (label order of the official releases) ---------- */
 
 static const char *const fashion_mnist_names[] = {
@@ -253,24 +255,6 @@ cnn_status_t cnn_dataset_subset(cnn_dataset_t *ds, const int *classes, int k)
 
 /* ---- split ------------------------------------------------------------- */
 
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, m), m >= 1, without modulo bias (rejection). */
-static uint64_t rand_below(uint64_t *state, uint64_t m)
-{
-    uint64_t limit = -m % m; /* 2^64 mod m: values below it are rejected */
-    uint64_t r;
-    do r = splitmix64_next(state);
-    while (r < limit);
-    return r % m;
-}
-
 /* A new data set of m images shaped like ds, with copies of its class
  * names; images and labels uninitialised (NULL if m = 0). */
 static cnn_status_t alloc_like(const cnn_dataset_t *ds, size_t m,
@@ -328,7 +312,7 @@ cnn_status_t cnn_dataset_split(const cnn_dataset_t *ds, size_t nval,
     uint64_t rng = seed;
     for (size_t i = 0; i < n; i++) perm[i] = i;
     for (size_t i = 0; i < nval; i++) {
-        size_t j = i + (size_t)rand_below(&rng, n - i);
+        size_t j = i + (size_t)cnn_rng_below(&rng, n - i);
         size_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;

@@ -243,118 +243,122 @@ static cnn_status_t default_names(cnn_dataset_t *ds, int k)
     return cnn_dataset_set_class_names(ds, names, k);
 }
 
-cnn_status_t cnn_idx_load_named(const char *images_path,
-                                const char *labels_path,
-                                const char *const *names, int nnames,
-                                cnn_dataset_t **out)
+/* Opens the images file and reads its header into di (n, h, w), checking
+ * the dimensions against the limits; *body is n * h * w bytes. */
+static cnn_status_t open_images(src_t *s, const char *path, uint32_t di[3], size_t *body)
 {
-    cnn_status_t st;
-    src_t si = {0}, sl = {0};
-    uint32_t di[3] = {0}, dl[1] = {0};
-    uint8_t *pix = NULL, *lab = NULL;
-    cnn_dataset_t *ds = NULL;
-    char what[96];
-
-    *out = NULL;
-    if (nnames < 0 || (nnames > 0 && !names))
-        return cnn_error_set(CNN_ECONFIG, "%s: %d class names given",
-                             labels_path ? labels_path : images_path, nnames);
-
-    st = src_open(&si, images_path);
-    if (st != CNN_OK) goto done;
-    st = idx_header(&si, IDX_MAGIC_IMAGES, di, "an IDX images file (n,h,w)");
-    if (st != CNN_OK) goto done;
-    if (di[0] == 0 || di[1] == 0 || di[2] == 0) {
-        st = cnn_error_set(CNN_EDATA,
-                           "%s: IDX dimensions %u x %u x %u, each must be > 0",
-                           images_path, di[0], di[1], di[2]);
-        goto done;
-    }
-    if (di[0] > CNN_IDX_MAX_IMAGES) {
-        st = cnn_error_set(CNN_EDATA, "%s: %u images, more than the limit of %u",
-                           images_path, di[0], CNN_IDX_MAX_IMAGES);
-        goto done;
-    }
-    if ((uint64_t)di[1] * di[2] > CNN_IDX_MAX_PIXELS) {
-        st = cnn_error_set(CNN_EDATA,
-                           "%s: images of %u x %u pixels, more than the limit "
-                           "of %u pixels",
-                           images_path, di[1], di[2], CNN_IDX_MAX_PIXELS);
-        goto done;
-    }
+    CNN_TRY(src_open(s, path));
+    CNN_TRY(idx_header(s, IDX_MAGIC_IMAGES, di, "an IDX images file (n,h,w)"));
+    if (di[0] == 0 || di[1] == 0 || di[2] == 0)
+        return cnn_error_set(CNN_EDATA, "%s: IDX dimensions %u x %u x %u, each must be > 0",
+                             path, di[0], di[1], di[2]);
+    if (di[0] > CNN_IDX_MAX_IMAGES)
+        return cnn_error_set(CNN_EDATA, "%s: %u images, more than the limit of %u", path,
+                             di[0], CNN_IDX_MAX_IMAGES);
+    if ((uint64_t)di[1] * di[2] > CNN_IDX_MAX_PIXELS)
+        return cnn_error_set(CNN_EDATA,
+                             "%s: images of %u x %u pixels, more than the limit of %u pixels",
+                             path, di[1], di[2], CNN_IDX_MAX_PIXELS);
     /* <= 1e8 * 2^24 < 2^57: fits in 64 bits; check size_t for 32-bit hosts */
     uint64_t body64 = (uint64_t)di[0] * di[1] * di[2];
-    if (body64 > (uint64_t)SIZE_MAX / 2) {
-        st = cnn_error_set(CNN_EDATA, "%s: %llu bytes of images do not fit in memory",
-                           images_path, (unsigned long long)body64);
-        goto done;
-    }
-    size_t n = di[0], body = (size_t)body64;
+    if (body64 > (uint64_t)SIZE_MAX / 2)
+        return cnn_error_set(CNN_EDATA, "%s: %llu bytes of images do not fit in memory", path,
+                             (unsigned long long)body64);
+    *body = (size_t)body64;
+    return CNN_OK;
+}
 
-    if (labels_path) {
-        st = src_open(&sl, labels_path);
-        if (st != CNN_OK) goto done;
-        st = idx_header(&sl, IDX_MAGIC_LABELS, dl, "an IDX labels file (n)");
-        if (st != CNN_OK) goto done;
-    } else {
-        dl[0] = di[0];
-    }
-    if (dl[0] != di[0]) {
-        st = cnn_error_set(CNN_EDATA, "%s: %u labels, but %s has %u images",
-                           labels_path, dl[0], images_path, di[0]);
-        goto done;
-    }
+/* Opens the labels file and reads its header: one label per image. */
+static cnn_status_t open_labels(src_t *s, const char *path, const char *images_path,
+                                uint32_t nimages)
+{
+    uint32_t dl[1] = {0};
+    CNN_TRY(src_open(s, path));
+    CNN_TRY(idx_header(s, IDX_MAGIC_LABELS, dl, "an IDX labels file (n)"));
+    if (dl[0] != nimages)
+        return cnn_error_set(CNN_EDATA, "%s: %u labels, but %s has %u images", path, dl[0],
+                             images_path, nimages);
+    return CNN_OK;
+}
 
-    snprintf(what, sizeof what, "%zu images of %u x %u", n, di[1], di[2]);
-    st = check_size(&si, 16, body, what);
-    if (st != CNN_OK) goto done;
-    int maxlab = 0;
-    if (labels_path) {
-        snprintf(what, sizeof what, "%zu labels", n);
-        st = check_size(&sl, 8, n, what);
-        if (st != CNN_OK) goto done;
-        st = read_body(&sl, n, what, &lab);
-        if (st != CNN_OK) goto done;
+/* Reads the n labels (*lab, caller frees), each below nnames when names
+ * are given; *maxlab is the largest. */
+static cnn_status_t read_labels(src_t *s, size_t n, int nnames, uint8_t **lab, int *maxlab)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%zu labels", n);
+    CNN_TRY(check_size(s, 8, n, what));
+    CNN_TRY(read_body(s, n, what, lab));
+    for (size_t i = 0; i < n; i++) {
+        if (nnames > 0 && (*lab)[i] >= nnames)
+            return cnn_error_set(CNN_EDATA,
+                                 "%s: label %d of image %zu is out of range, expected 0..%d "
+                                 "(%d classes)",
+                                 s->path, (*lab)[i], i, nnames - 1, nnames);
+        if ((*lab)[i] > *maxlab) *maxlab = (*lab)[i];
     }
-    for (size_t i = 0; lab && i < n; i++) {
-        if (nnames > 0 && lab[i] >= nnames) {
-            st = cnn_error_set(CNN_EDATA,
-                               "%s: label %d of image %zu is out of range, "
-                               "expected 0..%d (%d classes)",
-                               labels_path, lab[i], i, nnames - 1, nnames);
-            goto done;
-        }
-        if (lab[i] > maxlab) maxlab = lab[i];
-    }
-    snprintf(what, sizeof what, "%zu images of %u x %u", n, di[1], di[2]);
-    st = read_body(&si, body, what, &pix);
-    if (st != CNN_OK) goto done;
+    return CNN_OK;
+}
 
-    ds = calloc(1, sizeof *ds);
-    if (!ds) {
-        st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", images_path);
-        goto done;
-    }
+/* A data set of n one-channel h x w images that takes over *pix (NULL
+ * afterwards), with labels lab (all 0 if NULL) and the given class names
+ * (or "0".."maxlab" when nnames is 0). */
+static cnn_status_t make_dataset(const char *path, size_t n, const uint32_t di[3], uint8_t **pix,
+                                 const uint8_t *lab, const char *const *names, int nnames,
+                                 int maxlab, cnn_dataset_t **out)
+{
+    cnn_status_t st;
+    cnn_dataset_t *ds = calloc(1, sizeof *ds);
+    if (!ds) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
     ds->labels = malloc(n * sizeof *ds->labels);
     if (!ds->labels) {
-        st = cnn_error_set(CNN_ENOMEM, "%s: cannot allocate %zu labels",
-                           images_path, n);
-        goto done;
+        st = cnn_error_set(CNN_ENOMEM, "%s: cannot allocate %zu labels", path, n);
+        goto fail;
     }
     for (size_t i = 0; i < n; i++) ds->labels[i] = lab ? lab[i] : 0;
     ds->n = n;
     ds->c = 1;
     ds->h = (int)di[1];
     ds->w = (int)di[2];
-    ds->images = pix;
-    pix = NULL;
+    ds->images = *pix;
+    *pix = NULL;
     if (nnames > 0) st = cnn_dataset_set_class_names(ds, names, nnames);
     else st = default_names(ds, maxlab + 1);
-    if (st != CNN_OK) goto done;
+    if (st != CNN_OK) goto fail;
     *out = ds;
-    ds = NULL;
-done:
+    return CNN_OK;
+fail:
     cnn_dataset_free(ds);
+    return st;
+}
+
+cnn_status_t cnn_idx_load_named(const char *images_path, const char *labels_path,
+                                const char *const *names, int nnames, cnn_dataset_t **out)
+{
+    cnn_status_t st;
+    src_t si = {0}, sl = {0};
+    uint32_t di[3] = {0};
+    uint8_t *pix = NULL, *lab = NULL;
+    size_t body = 0;
+    int maxlab = 0;
+    char what[96];
+
+    *out = NULL;
+    if (nnames < 0 || (nnames > 0 && !names))
+        return cnn_error_set(CNN_ECONFIG, "%s: %d class names given",
+                             labels_path ? labels_path : images_path, nnames);
+    /* both headers first, then the sizes, then the data: the cheapest
+     * checks fail first */
+    if ((st = open_images(&si, images_path, di, &body)) != CNN_OK) goto done;
+    if (labels_path && (st = open_labels(&sl, labels_path, images_path, di[0])) != CNN_OK)
+        goto done;
+    const size_t n = di[0];
+    snprintf(what, sizeof what, "%zu images of %u x %u", n, di[1], di[2]);
+    if ((st = check_size(&si, 16, body, what)) != CNN_OK) goto done;
+    if (labels_path && (st = read_labels(&sl, n, nnames, &lab, &maxlab)) != CNN_OK) goto done;
+    if ((st = read_body(&si, body, what, &pix)) != CNN_OK) goto done;
+    st = make_dataset(images_path, n, di, &pix, lab, names, nnames, maxlab, out);
+done:
     free(pix);
     free(lab);
     src_close(&si);

@@ -7,23 +7,7 @@
 
 #include <stdlib.h>
 
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, m), m >= 1, without modulo bias (rejection). */
-static uint64_t rand_below(uint64_t *state, uint64_t m)
-{
-    uint64_t limit = -m % m; /* 2^64 mod m: values below it are rejected */
-    uint64_t r;
-    do r = splitmix64_next(state);
-    while (r < limit);
-    return r % m;
-}
+#include "mpicnn/rng.h"
 
 /* floor(n * k / d) for 0 <= k <= d without overflowing n * k. */
 static size_t share(size_t n, size_t k, size_t d)
@@ -77,10 +61,10 @@ void cnn_sampler_set_epoch(cnn_sampler_t *s, long epoch)
     if (!s->shuffle) return;
     /* one stream per (seed, epoch): hash the seed, then mix in the epoch */
     uint64_t st = s->seed;
-    st = splitmix64_next(&st) ^ (uint64_t)epoch;
-    st = splitmix64_next(&st);
+    st = cnn_rng_next(&st) ^ (uint64_t)epoch;
+    st = cnn_rng_next(&st);
     for (size_t i = s->n; i > 1; i--) {
-        size_t j = (size_t)rand_below(&st, i);
+        size_t j = (size_t)cnn_rng_below(&st, i);
         size_t t = s->perm[i - 1];
         s->perm[i - 1] = s->perm[j];
         s->perm[j] = t;

@@ -9,9 +9,7 @@
  * the data is written and before the rename: the target stays as it was. */
 #include "mpicnn/h5io.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,6 +20,7 @@
 #include <unistd.h>
 
 #include "mpicnn/fault.h"
+#include "mpicnn/fs.h"
 
 /* Largest string array / string size we read (refused before allocating). */
 #define STR_BYTES_MAX ((size_t)1 << 30)
@@ -119,36 +118,6 @@ static char *dup_str(const char *s)
     return d;
 }
 
-/* Splits path into a malloc'd directory ("." if none) and base name. */
-static cnn_status_t split_path(const char *path, char **dir, char **base)
-{
-    const char *slash = strrchr(path, '/');
-    const char *b = slash ? slash + 1 : path;
-    *dir = *base = NULL;
-    if (!*b)
-        return cnn_error_set(CNN_EIO, "%s: not a file name (ends in '/')", path);
-    if (!slash) {
-        *dir = dup_str(".");
-    } else if (slash == path) {
-        *dir = dup_str("/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        *dir = malloc(n + 1);
-        if (*dir) {
-            memcpy(*dir, path, n);
-            (*dir)[n] = '\0';
-        }
-    }
-    *base = dup_str(b);
-    if (!*dir || !*base) {
-        free(*dir);
-        free(*base);
-        *dir = *base = NULL;
-        return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
-    }
-    return CNN_OK;
-}
-
 /* 1 if every component of `obj` resolves to an object in `file`. */
 static int path_exists(hid_t file, const char *obj)
 {
@@ -189,96 +158,74 @@ static hid_t vlen_str_type(void)
 struct cnn_h5w {
     hid_t file;
     hid_t lcpl; /* creates intermediate groups */
-    char *path, *tmp, *dir;
+    cnn_afile_t *out; /* the temp file commit writes the image to */
 };
 
-const char *cnn_h5w_path(const cnn_h5w_t *w) { return w->path; }
+const char *cnn_h5w_path(const cnn_h5w_t *w) { return cnn_afile_path(w->out); }
 hid_t cnn_h5w_file(const cnn_h5w_t *w) { return w->file; }
+const char *cnn_h5w_tmp_path(const cnn_h5w_t *w) { return cnn_afile_tmp_path(w->out); }
 
-static void writer_free(cnn_h5w_t *w)
+/* Closes the HDF5 handles of w (an in-memory file: no disk is touched). */
+static void writer_close_h5(cnn_h5w_t *w)
 {
-    free(w->path);
-    free(w->tmp);
-    free(w->dir);
-    free(w);
+    if (w->lcpl >= 0) H5Pclose(w->lcpl);
+    if (w->file >= 0) H5Fclose(w->file);
+    w->lcpl = w->file = H5I_INVALID_HID;
+    H5Eclear2(H5E_DEFAULT);
 }
 
 void cnn_h5w_abort(cnn_h5w_t *w)
 {
     if (!w) return;
-    if (w->lcpl >= 0) H5Pclose(w->lcpl);
-    if (w->file >= 0) H5Fclose(w->file);
-    H5Eclear2(H5E_DEFAULT);
-    if (w->tmp) unlink(w->tmp);
-    writer_free(w);
+    writer_close_h5(w);
+    cnn_afile_abort(w->out);
+    free(w);
 }
 
-cnn_status_t cnn_h5w_open(const char *path, cnn_h5w_t **w)
+/* The in-memory HDF5 file of w, named after its temp file. */
+static cnn_status_t writer_create_h5(cnn_h5w_t *w)
 {
     cnn_status_t st = CNN_OK;
     hid_t fapl = H5I_INVALID_HID;
-    char *base = NULL;
-    cnn_h5w_t *x = NULL;
-
-    *w = NULL;
-    h5_quiet();
-    x = calloc(1, sizeof *x);
-    if (!x) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
-    x->file = x->lcpl = H5I_INVALID_HID;
-    st = split_path(path, &x->dir, &base);
-    if (st != CNN_OK) goto fail;
-    x->path = dup_str(path);
-    size_t n = strlen(x->dir) + strlen(base) + 48;
-    x->tmp = malloc(n);
-    if (!x->path || !x->tmp) {
-        st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    snprintf(x->tmp, n, "%s/.%s.tmp.%ld", x->dir, base, (long)getpid());
-
-    /* Create it ourselves first: HDF5 would hide errno (ENOENT, ENOTDIR,
-     * EACCES, ENOSPC) behind "unable to open file". */
-    int fd = open(x->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        free(x->tmp);
-        x->tmp = NULL; /* nothing to remove */
-        st = cnn_error_set(CNN_EIO, "cannot write %s: %s", path,
-                           err == ENOSPC ? "disk full" : strerror(err));
-        goto fail;
-    }
-    close(fd);
-
-    CNN_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS), fail);
+    CNN_H5_CHECK(fapl = H5Pcreate(H5P_FILE_ACCESS), done);
     /* closing the file closes every object still open in it */
-    CNN_H5_CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), fail);
+    CNN_H5_CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG), done);
     /* HDF5 builds the file in memory; commit writes the image with
      * write(2). A write error inside HDF5 (a full disk at H5Fclose) leaves
      * the library in a state that crashes at exit (HDF5 1.10); ours gives
      * a plain errno and nothing to clean up. */
-    CNN_H5_CHECK(H5Pset_fapl_core(fapl, (size_t)1 << 22, 0), fail);
-    CNN_H5_CHECK(x->file = H5Fcreate(x->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), fail);
-    CNN_H5_CHECK(x->lcpl = H5Pcreate(H5P_LINK_CREATE), fail);
-    CNN_H5_CHECK(H5Pset_create_intermediate_group(x->lcpl, 1), fail);
-    H5Pclose(fapl);
-    free(base);
-    *w = x;
-    return CNN_OK;
-
-fail:
+    CNN_H5_CHECK(H5Pset_fapl_core(fapl, (size_t)1 << 22, 0), done);
+    CNN_H5_CHECK(w->file = H5Fcreate(cnn_afile_tmp_path(w->out), H5F_ACC_TRUNC, H5P_DEFAULT,
+                                     fapl), done);
+    CNN_H5_CHECK(w->lcpl = H5Pcreate(H5P_LINK_CREATE), done);
+    CNN_H5_CHECK(H5Pset_create_intermediate_group(w->lcpl, 1), done);
+done:
     if (fapl >= 0) H5Pclose(fapl);
-    if (st != CNN_OK && x->path && x->tmp) cnn_error_prefix("cannot write %s", path);
-    free(base);
-    cnn_h5w_abort(x);
     return st;
 }
 
-/* Records a failed system call of commit: "cannot write PATH: what: why". */
-static cnn_status_t commit_error(const cnn_h5w_t *w, const char *what, int err)
+cnn_status_t cnn_h5w_open(const char *path, cnn_h5w_t **w)
 {
-    return cnn_error_set(CNN_EIO, "cannot write %s: %s: %s%s%s", w->path, what,
-                         err == ENOSPC ? "disk full (" : "", strerror(err),
-                         err == ENOSPC ? ")" : "");
+    cnn_status_t st;
+    *w = NULL;
+    h5_quiet();
+    cnn_h5w_t *x = calloc(1, sizeof *x);
+    if (!x) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+    x->file = x->lcpl = H5I_INVALID_HID;
+    /* The temp file is created now, so that a missing directory, a
+     * read-only one or a full disk is a plain errno here rather than
+     * HDF5's "unable to open file" later. */
+    if ((st = cnn_afile_begin(path, &x->out)) != CNN_OK) {
+        free(x);
+        return st;
+    }
+    if ((st = writer_create_h5(x)) != CNN_OK) {
+        cnn_error_prefix("cannot write %s", path);
+        cnn_h5w_abort(x);
+        return st;
+    }
+    *w = x;
+    return CNN_OK;
 }
 
 cnn_status_t cnn_h5w_image(cnn_h5w_t *w, void **image, size_t *size)
@@ -290,127 +237,55 @@ cnn_status_t cnn_h5w_image(cnn_h5w_t *w, void **image, size_t *size)
     CNN_H5_CHECK(H5Fflush(w->file, H5F_SCOPE_GLOBAL), fail);
     CNN_H5_CHECK(n = H5Fget_file_image(w->file, NULL, 0), fail);
     *image = malloc(n > 0 ? (size_t)n : 1);
-    if (!*image) return cnn_error_set(CNN_ENOMEM, "cannot write %s: out of memory", w->path);
+    if (!*image)
+        return cnn_error_set(CNN_ENOMEM, "cannot write %s: out of memory", cnn_h5w_path(w));
     CNN_H5_CHECK(H5Fget_file_image(w->file, *image, (size_t)n), fail);
     *size = (size_t)n;
     return CNN_OK;
 fail:
     free(*image);
     *image = NULL;
-    cnn_error_prefix("cannot write %s", w->path);
+    cnn_error_prefix("cannot write %s", cnn_h5w_path(w));
     return st;
 }
 
-const char *cnn_h5w_tmp_path(const cnn_h5w_t *w) { return w->tmp; }
-
-cnn_status_t cnn_h5w_commit(cnn_h5w_t *w)
+/* The image of w's file, which is then closed (checked). */
+static cnn_status_t writer_finish_h5(cnn_h5w_t *w, void **image, size_t *size)
 {
-    cnn_status_t st = CNN_OK;
-    int fd = -1;
-    void *image = NULL;
-    size_t size = 0;
-
-    if (!w) return cnn_error_set(CNN_EINTERNAL, "cnn_h5w_commit: no writer");
     if (w->lcpl >= 0) H5Pclose(w->lcpl);
     w->lcpl = H5I_INVALID_HID;
-    st = cnn_h5w_image(w, &image, &size);
+    cnn_status_t st = cnn_h5w_image(w, image, size);
     /* an in-memory file: closing it touches no disk */
     herr_t e = H5Fclose(w->file);
     w->file = H5I_INVALID_HID;
-    if (st != CNN_OK) goto fail;
-    if (e < 0) {
+    if (st == CNN_OK && e < 0) {
         st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Fclose(w->file)");
-        cnn_error_prefix("cannot write %s", w->path);
-        goto fail;
+        cnn_error_prefix("cannot write %s", cnn_h5w_path(w));
     }
-    fd = open(w->tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
-    if (fd < 0) {
-        st = commit_error(w, "open", errno);
-        goto fail;
-    }
-    for (size_t off = 0; off < size;) {
-        ssize_t k = write(fd, (const char *)image + off, size - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            st = commit_error(w, "write", errno);
-            goto fail;
-        }
-        off += (size_t)k;
-    }
-    free(image);
-    image = NULL;
-    if (cnn_fault_write_due(CNN_FAULT_WRITE_FAIL, -1)) {
-        /* MPICNN_FAULT=write_fail (tests only): the disk fills up now */
-        st = cnn_error_set(CNN_EIO, "cannot write %s: fsync: disk full (%s) [simulated by "
-                                    "MPICNN_FAULT=%s]", w->path, strerror(ENOSPC),
-                           cnn_fault_get()->text);
-        goto fail;
-    }
-    if (fsync(fd) < 0) {
-        st = commit_error(w, "fsync", errno);
-        goto fail;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        st = commit_error(w, "close", errno);
-        goto fail;
-    }
-    fd = -1;
-    if (rename(w->tmp, w->path) < 0) {
-        st = commit_error(w, "rename", errno);
-        goto fail;
-    }
-    /* The new file is in place; make its directory entry durable. Some
-     * file systems cannot fsync a directory (EINVAL): nothing to do. */
-    fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL))
-        st = commit_error(w, "fsync of the directory", errno);
-    if (fd >= 0) close(fd);
-    writer_free(w);
-    return st;
-
-fail:
-    if (fd >= 0) close(fd);
-    free(image);
-    unlink(w->tmp);
-    writer_free(w);
     return st;
 }
 
-cnn_status_t cnn_h5_clean_stale(const char *path, int *nremoved)
+cnn_status_t cnn_h5w_commit(cnn_h5w_t *w)
 {
-    char *dir = NULL, *base = NULL, *prefix = NULL;
-    int count = 0;
-    cnn_status_t st = split_path(path, &dir, &base);
-
-    if (nremoved) *nremoved = 0;
-    if (st != CNN_OK) return st;
-    size_t plen = strlen(base) + 6;
-    prefix = malloc(plen + 1);
-    if (!prefix) {
-        st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
-        goto done;
+    void *image = NULL;
+    size_t size = 0;
+    if (!w) return cnn_error_set(CNN_EINTERNAL, "cnn_h5w_commit: no writer");
+    cnn_status_t st = writer_finish_h5(w, &image, &size);
+    if (st == CNN_OK) st = cnn_afile_write(w->out, image, size);
+    free(image);
+    if (st == CNN_OK && cnn_fault_write_due(CNN_FAULT_WRITE_FAIL, -1)) {
+        /* MPICNN_FAULT=write_fail (tests only): the disk fills up now */
+        st = cnn_error_set(CNN_EIO, "cannot write %s: fsync: disk full (%s) [simulated by "
+                                    "MPICNN_FAULT=%s]", cnn_h5w_path(w), strerror(ENOSPC),
+                           cnn_fault_get()->text);
     }
-    snprintf(prefix, plen + 1, ".%s.tmp.", base);
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno != ENOENT)
-            st = cnn_error_set(CNN_EIO, "%s: cannot read directory %s: %s", path,
-                               dir, strerror(errno));
-        goto done;
+    if (st != CNN_OK) {
+        cnn_h5w_abort(w);
+        return st;
     }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, prefix, plen) == 0 && de->d_name[plen] != '\0' &&
-            unlinkat(dirfd(d), de->d_name, 0) == 0)
-            count++;
-    }
-    closedir(d);
-done:
-    if (nremoved) *nremoved = count;
-    free(dir);
-    free(base);
-    free(prefix);
+    /* fsync, rename over the target, fsync of the directory */
+    st = cnn_afile_commit(w->out);
+    free(w);
     return st;
 }
 
@@ -423,7 +298,7 @@ cnn_status_t cnn_h5w_group(cnn_h5w_t *w, const char *obj)
 done:
     if (g >= 0 && H5Gclose(g) < 0 && st == CNN_OK)
         st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Gclose(g)");
-    if (st != CNN_OK) cnn_error_prefix("%s: %s", w->path, obj);
+    if (st != CNN_OK) cnn_error_prefix("%s: %s", cnn_h5w_path(w), obj);
     return st;
 }
 
@@ -445,7 +320,7 @@ done:
     if (ds >= 0 && H5Dclose(ds) < 0 && st == CNN_OK)
         st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Dclose(ds)");
     if (space >= 0) H5Sclose(space);
-    if (st != CNN_OK) cnn_error_prefix("%s: %s", w->path, obj);
+    if (st != CNN_OK) cnn_error_prefix("%s: %s", cnn_h5w_path(w), obj);
     return st;
 }
 
@@ -456,7 +331,7 @@ cnn_status_t cnn_h5w_floats(cnn_h5w_t *w, const char *obj, int ndims,
     size_t total = 1;
     if (ndims < 1 || ndims > CNN_H5_MAXDIMS)
         return cnn_error_set(CNN_EINTERNAL, "%s: %s: rank %d not in 1..%d",
-                             w->path, obj, ndims, CNN_H5_MAXDIMS);
+                             cnn_h5w_path(w), obj, ndims, CNN_H5_MAXDIMS);
     for (int i = 0; i < ndims; i++) {
         hd[i] = dims[i];
         total *= dims[i];
@@ -495,14 +370,14 @@ cnn_status_t cnn_h5w_strings(cnn_h5w_t *w, const char *obj, size_t n,
     hid_t t = H5I_INVALID_HID;
     hsize_t d = n;
     const char **s = strs_or_empty(n, strs);
-    if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", w->path, obj);
+    if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", cnn_h5w_path(w), obj);
     CNN_H5_CHECK(t = vlen_str_type(), fail);
     st = write_dataset(w, obj, t, t, 1, &d, n, s);
     H5Tclose(t);
     free(s);
     return st;
 fail:
-    cnn_error_prefix("%s: %s", w->path, obj);
+    cnn_error_prefix("%s: %s", cnn_h5w_path(w), obj);
     free(s);
     return st;
 }
@@ -524,7 +399,7 @@ static cnn_status_t write_attr(cnn_h5w_t *w, const char *obj, const char *name,
 done:
     if (a >= 0 && H5Aclose(a) < 0 && st == CNN_OK)
         st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Aclose(a)");
-    if (st != CNN_OK) cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    if (st != CNN_OK) cnn_error_prefix("%s: %s attribute '%s'", cnn_h5w_path(w), obj, name);
     return st;
 }
 
@@ -540,7 +415,7 @@ static cnn_status_t write_scalar_attr(cnn_h5w_t *w, const char *obj,
     H5Sclose(space);
     return st;
 fail:
-    cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    cnn_error_prefix("%s: %s attribute '%s'", cnn_h5w_path(w), obj, name);
     return st;
 }
 
@@ -555,7 +430,7 @@ cnn_status_t cnn_h5w_attr_str(cnn_h5w_t *w, const char *obj, const char *name,
     H5Tclose(t);
     return st;
 fail:
-    cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    cnn_error_prefix("%s: %s attribute '%s'", cnn_h5w_path(w), obj, name);
     return st;
 }
 
@@ -567,7 +442,7 @@ cnn_status_t cnn_h5w_attr_strings(cnn_h5w_t *w, const char *obj,
     hid_t t = H5I_INVALID_HID, space = H5I_INVALID_HID;
     hsize_t d = n;
     const char **s = strs_or_empty(n, strs);
-    if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", w->path, obj);
+    if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", cnn_h5w_path(w), obj);
     CNN_H5_CHECK(t = vlen_str_type(), fail);
     CNN_H5_CHECK(space = H5Screate_simple(1, &d, NULL), fail);
     st = write_attr(w, obj, name, t, t, space, s);
@@ -577,7 +452,7 @@ cnn_status_t cnn_h5w_attr_strings(cnn_h5w_t *w, const char *obj,
     return st;
 fail:
     if (t >= 0) H5Tclose(t);
-    cnn_error_prefix("%s: %s attribute '%s'", w->path, obj, name);
+    cnn_error_prefix("%s: %s attribute '%s'", cnn_h5w_path(w), obj, name);
     free(s);
     return st;
 }

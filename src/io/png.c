@@ -8,14 +8,13 @@
 #include "mpicnn/png.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "mpicnn/fs.h"
 
 typedef struct {
     png_structp png;
@@ -168,19 +167,20 @@ static int write_body(pngctx_t *c)
     return 0;
 }
 
-static cnn_status_t io_error(const char *path, const char *what, int err)
+/* The error of a failed write_body: libpng's "Write Error" comes from the
+ * stream (errno says why), anything else is libpng's own message. */
+static cnn_status_t body_error(const pngctx_t *c, const char *path)
 {
-    return cnn_error_set(CNN_EIO, "cannot write %s: %s: %s%s", path, what, strerror(err),
-                         err == ENOSPC ? " (disk full)" : "");
+    if (!strcmp(c->msg, "Write Error") && c->err) return cnn_fs_error(path, "write", c->err);
+    return cnn_error_set(CNN_EIO, "cannot write %s: libpng: %s", path, c->msg);
 }
 
 cnn_status_t cnn_png_write(const char *path, const uint8_t *pixels, int w, int h,
                            int channels)
 {
-    cnn_status_t st = CNN_OK;
-    pngctx_t c = {0};
-    char *tmp = NULL, *dir = NULL;
-    int fd = -1;
+    pngctx_t c = {.in = pixels, .w = w, .h = h, .channels = channels};
+    cnn_afile_t *out = NULL;
+    cnn_status_t st;
 
     if (!pixels || w < 1 || h < 1 || w > CNN_PNG_MAX_SIDE || h > CNN_PNG_MAX_SIDE ||
         channels < 1 || channels > 4)
@@ -189,84 +189,27 @@ cnn_status_t cnn_png_write(const char *path, const uint8_t *pixels, int w, int h
                              "pixels a side and 1..4 channels)",
                              path, w, h, channels, pixels ? "" : " and no data",
                              CNN_PNG_MAX_SIDE);
-    size_t len = strlen(path);
-    tmp = malloc(len + 16);
-    dir = malloc(len + 2);
-    if (!tmp || !dir) {
-        st = cnn_error_set(CNN_ENOMEM, "out of memory writing %s", path);
-        goto done;
+    if ((st = cnn_afile_begin(path, &out)) != CNN_OK) return st;
+    if (!(c.f = cnn_afile_stream(out))) {
+        st = cnn_fs_error(path, "fdopen", errno);
+        goto fail;
     }
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = io_error(path, "cannot create a temporary file next to it", errno);
-        free(tmp);
-        tmp = NULL; /* nothing to unlink */
-        goto done;
-    }
-    if (fchmod(fd, 0644) != 0) {
-        st = io_error(path, "fchmod", errno);
-        goto done;
-    }
-    c.f = fdopen(fd, "wb");
-    if (!c.f) {
-        st = io_error(path, "fdopen", errno);
-        goto done;
-    }
-    fd = -1; /* owned by c.f now */
     c.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
     if (c.png) c.info = png_create_info_struct(c.png);
     if (!c.png || !c.info) {
         st = cnn_error_set(CNN_ENOMEM, "out of memory writing %s", path);
-        goto done;
+        goto fail;
     }
-    c.in = pixels;
-    c.w = w;
-    c.h = h;
-    c.channels = channels;
     if (write_body(&c) != 0) {
-        if (!strcmp(c.msg, "Write Error") && c.err)
-            st = io_error(path, "write", c.err);
-        else
-            st = cnn_error_set(CNN_EIO, "cannot write %s: libpng: %s", path, c.msg);
-        goto done;
+        st = body_error(&c, path);
+        goto fail;
     }
-    if (fflush(c.f) != 0 || ferror(c.f)) {
-        st = io_error(path, "write", errno);
-        goto done;
-    }
-    if (fsync(fileno(c.f)) != 0) {
-        st = io_error(path, "fsync", errno);
-        goto done;
-    }
-    int rc = fclose(c.f);
-    c.f = NULL;
-    if (rc != 0) {
-        st = io_error(path, "close", errno);
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = io_error(path, "rename", errno);
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL; /* renamed: nothing to unlink */
-    /* make the new directory entry durable; some file systems cannot
-     * fsync a directory (EINVAL), which leaves nothing to do */
-    snprintf(dir, len + 2, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, len + 2, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0 && fsync(fd) != 0 && errno != EINVAL) st = io_error(path, "fsync of the directory", errno);
+    png_destroy_write_struct(&c.png, &c.info);
+    /* flush, fsync, rename over path, fsync of the directory */
+    return cnn_afile_commit(out);
 
-done:
+fail:
     if (c.png) png_destroy_write_struct(&c.png, c.info ? &c.info : NULL);
-    if (c.f) fclose(c.f);
-    if (fd >= 0) close(fd);
-    if (tmp) unlink(tmp);
-    free(tmp);
-    free(dir);
+    cnn_afile_abort(out);
     return st;
 }

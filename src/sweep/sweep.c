@@ -29,6 +29,7 @@
 #include "mpicnn/dataprep.h"
 #include "mpicnn/dist.h"
 #include "mpicnn/evaluate.h"
+#include "mpicnn/fs.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/loss.h"
 #include "mpicnn/model.h"
@@ -281,7 +282,7 @@ static cnn_status_t copy_atomic(const char *src, const char *dir, const char *ba
 {
     char tmp[CNN_PATH_MAX + 96], dst[CNN_PATH_MAX + 64];
     snprintf(dst, sizeof dst, "%s/%s", dir, base);
-    cnn_h5_clean_stale(dst, NULL);
+    cnn_afile_clean_stale(dst, NULL);
     tmp_name(tmp, sizeof tmp, dir, base);
     FILE *in = fopen(src, "rb");
     if (!in) return io_error(src, "cannot open", errno);
@@ -792,7 +793,7 @@ static cnn_status_t write_csv(const sweep_t *s, const int *order)
 {
     char path[CNN_PATH_MAX + 32], tmp[CNN_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/sweep.csv", s->dir);
-    cnn_h5_clean_stale(path, NULL);
+    cnn_afile_clean_stale(path, NULL);
     tmp_name(tmp, sizeof tmp, s->dir, "sweep.csv");
     FILE *f = fopen(tmp, "w");
     if (!f) return io_error(tmp, "cannot create", errno);

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mpicnn/fs.h"
+
 extern char **environ;
 
 #define M CNN_PLOT_MARGIN
@@ -457,22 +459,40 @@ static void gp_terminal(FILE *f, int w, int h, const char *png)
     fputc('\n', f);
 }
 
-/* Runs the chart's script and moves its PNG to `png` (fsync + rename);
- * removes the work files on success. */
+/* Copies the picture gnuplot drew (w->png) to `png` through the atomic
+ * writer, so that `png` is the old picture or the complete new one. The
+ * work file is unlinked once open (its data stay readable through `in`),
+ * which also serves a `png` that is the work file itself. */
+static cnn_status_t place_picture(const char *program, const work_t *w, const char *png)
+{
+    FILE *in = fopen(w->png, "rb");
+    struct stat sb;
+    if (!in || fstat(fileno(in), &sb) != 0 || sb.st_size == 0) {
+        if (in) fclose(in);
+        return cnn_error_set(CNN_EIO, "%s ran but wrote no picture (%s)", program, w->png);
+    }
+    remove(w->png);
+    cnn_afile_t *out;
+    cnn_status_t st = cnn_afile_begin(png, &out);
+    char buf[1 << 16];
+    size_t n;
+    while (st == CNN_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        st = cnn_afile_write(out, buf, n);
+    if (st == CNN_OK && ferror(in)) st = cnn_fs_error(w->png, "read", errno);
+    fclose(in);
+    if (st != CNN_OK) {
+        cnn_afile_abort(out);
+        return st;
+    }
+    return cnn_afile_commit(out);
+}
+
+/* Runs the chart's script and puts its PNG in place at `png`; removes the
+ * work files on success. */
 static cnn_status_t run_chart(const char *program, const work_t *w, const char *png)
 {
     CNN_TRY(cnn_gnuplot_run(program, w->gp, w->log));
-    int fd = open(w->png, O_RDONLY);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size == 0) {
-        if (fd >= 0) close(fd);
-        return cnn_error_set(CNN_EIO, "%s ran but wrote no picture (%s)", program, w->png);
-    }
-    int bad = fsync(fd) != 0;
-    bad |= close(fd) != 0;
-    if (bad || rename(w->png, png) != 0)
-        return cnn_error_set(CNN_EIO, "%s: cannot move the picture into place: %s", png,
-                             strerror(errno));
+    CNN_TRY(place_picture(program, w, png));
     remove(w->dat);
     remove(w->gp);
     remove(w->log);

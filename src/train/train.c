@@ -28,6 +28,7 @@
 #include "mpicnn/dist.h"
 #include "mpicnn/evaluate.h"
 #include "mpicnn/fault.h"
+#include "mpicnn/fs.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/loss.h"
@@ -428,9 +429,9 @@ static cnn_status_t prepare_outputs(run_t *r)
     if (r->rank == 0) {
         st = make_dir(r->opts->out_dir);
         if (st == CNN_OK) {
-            cnn_h5_clean_stale(r->ckpt_path, NULL);
-            cnn_h5_clean_stale(r->model_path, NULL);
-            cnn_h5_clean_stale(r->metrics_path, NULL);
+            cnn_afile_clean_stale(r->ckpt_path, NULL);
+            cnn_afile_clean_stale(r->model_path, NULL);
+            cnn_afile_clean_stale(r->metrics_path, NULL);
             exists = access(r->ckpt_path, F_OK) == 0;
             if (exists && !r->opts->resume)
                 st = cnn_error_set(CNN_EUSAGE,

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpicnn/fs.h"
+
 cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
                            const char *name, float **out, size_t *n)
 {
@@ -113,16 +115,16 @@ cnn_status_t cnn_csv_read(const char *path, const char *what, float **out,
 
 cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return cnn_error_set(CNN_EIO, "%s: cannot create: %s", path, strerror(errno));
-    for (size_t i = 0; i < n; i++) fprintf(f, "%.9g\n", (double)v[i]);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        cnn_status_t st = cnn_error_set(CNN_EIO, "%s: write failed: %s", path,
-                                        strerror(errno));
-        remove(path);
+    cnn_afile_t *out;
+    cnn_status_t st = cnn_afile_begin(path, &out);
+    if (st == CNN_EIO) return cnn_fs_error(path, "cannot create", errno);
+    if (st != CNN_OK) return st;
+    FILE *f = cnn_afile_stream(out);
+    if (!f) {
+        st = cnn_fs_error(path, "cannot create", errno);
+        cnn_afile_abort(out);
         return st;
     }
-    return CNN_OK;
+    for (size_t i = 0; i < n; i++) fprintf(f, "%.9g\n", (double)v[i]);
+    return cnn_afile_commit(out);
 }

@@ -97,8 +97,10 @@ cnn_status_t cnn_afile_begin(const char *path, cnn_afile_t **out)
         free(f->tmp);
         f->tmp = NULL; /* nothing to remove */
         afile_free(f);
-        return cnn_error_set(CNN_EIO, "cannot write %s: %s", path,
-                             err == ENOSPC ? "disk full" : strerror(err));
+        cnn_error_set(CNN_EIO, "cannot write %s: %s", path,
+                      err == ENOSPC ? "disk full" : strerror(err));
+        errno = err; /* for callers that word the error their own way */
+        return CNN_EIO;
     }
     *out = f;
     return CNN_OK;

@@ -2,3 +2,5 @@
 # mkdir -p), randomness and hashing.
 src_libmpicnn_la_SOURCES += src/util/status.c src/util/csv.c src/util/fs.c src/util/rng.c
 noinst_HEADERS += include/mpicnn/status.h include/mpicnn/csv.h include/mpicnn/fs.h include/mpicnn/rng.h
+check_PROGRAMS += tests/test_fs
+TESTS += tests/test_fs
