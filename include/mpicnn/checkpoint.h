@@ -5,9 +5,10 @@
  * the current weights and batchnorm statistics under /layers, plus
  * /best/layers (the early-stopping best weights), /optimizer (kind, step
  * count t, moment arenas m and v), /train/counters and /train/values
- * (every field of cnn_train_state_t, named by a "names" attribute),
- * /train/history (the metrics rows), and the attributes format,
- * format_version, world_size, threads, config and config_hash_hex on "/".
+ * (the fields of cnn_train_state_fields, train_state.h, in its order and
+ * named by a "names" attribute), /train/history (the metrics rows), and
+ * the attributes format, format_version, world_size, threads,
+ * grad_sum_ranks_per_node, config and config_hash_hex on "/".
  *
  * Randomness needs no state of its own. Shuffling derives from (seed,
  * epoch), so the sampler's position is (epoch, step); dropout masks derive
@@ -23,7 +24,7 @@
 #include "mpicnn/model.h"
 #include "mpicnn/net.h"
 #include "mpicnn/optim.h"
-#include "mpicnn/train.h"
+#include "mpicnn/train_state.h"
 
 typedef struct {
     const cnn_net_t *net;         /* current weights and state */

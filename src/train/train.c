@@ -42,14 +42,6 @@ static volatile sig_atomic_t stop_requested;
 void cnn_train_request_stop(void) { stop_requested = 1; }
 int cnn_train_stop_requested(void) { return stop_requested != 0; }
 
-void cnn_train_state_free(cnn_train_state_t *ts)
-{
-    if (!ts) return;
-    free(ts->history);
-    ts->history = NULL;
-    ts->nhistory = 0;
-}
-
 /* Slots of the per-step block of doubles after the batchnorm state. */
 enum { AUX_LOSS, AUX_CORRECT, AUX_STOP, AUX_CKPT, AUX_N };
 
