@@ -66,10 +66,13 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
                                  float *best_params, float *best_state, int *threads,
                                  int *sum_ranks_per_node);
 
-/* Compares a checkpoint's config with this run's. Keys that may change on
- * resume: train.epochs, train.log_every, train.threads,
- * train.watchdog_seconds, early_stopping.patience, checkpoint.*. Any other
- * difference is CNN_ECONFIG naming the key and both values. */
+/* Compares a checkpoint's config with this run's. A key the saved text
+ * lacks (one added to mpicnn after the checkpoint was written) counts as
+ * its default: the saved text is parsed and resolved before the
+ * comparison. Keys that may change on resume: train.epochs,
+ * train.log_every, train.threads, train.watchdog_seconds,
+ * early_stopping.patience, checkpoint.*. Any other difference is
+ * CNN_ECONFIG naming the key and both values. */
 cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_config,
                                        const cnn_config_t *cfg);
 

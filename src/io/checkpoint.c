@@ -216,14 +216,33 @@ static cnn_status_t compare_texts(const char *path, const char *a, const char *b
     return CNN_OK;
 }
 
+/* The saved config as this mpicnn resolves it: parsing fills every key
+ * the saved text lacks (a key added after the checkpoint was written)
+ * with its default, and the re-serialised text lists them all. A text
+ * that does not parse is compared as stored, so that the comparison names
+ * what differs. NULL if out of memory; the caller frees. */
+static char *resolve_saved_config(const char *saved)
+{
+    cnn_config_t *cfg = malloc(sizeof *cfg);
+    char *text = NULL;
+    if (cfg && cnn_config_parse_string(saved, "checkpoint", NULL, 0, cfg) == CNN_OK)
+        text = cnn_config_to_string(cfg);
+    else if (cfg)
+        text = strdup(saved);
+    free(cfg);
+    return text;
+}
+
 cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_config,
                                        const cnn_config_t *cfg)
 {
-    char *now = cnn_config_to_string(cfg);
-    if (!now) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = compare_texts(path, saved_config, now, "checkpoint", "current config");
-    if (st == CNN_OK) st = compare_texts(path, now, saved_config, "current config", "checkpoint");
+    char *now = cnn_config_to_string(cfg), *then = resolve_saved_config(saved_config);
+    cnn_status_t st;
+    if (!now || !then) st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    else if ((st = compare_texts(path, then, now, "checkpoint", "current config")) == CNN_OK)
+        st = compare_texts(path, now, then, "current config", "checkpoint");
     free(now);
+    free(then);
     return st;
 }
 
