@@ -20,6 +20,7 @@
 #include "mpicnn/fault.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/model.h"
+#include "mpicnn/train_state.h"
 #include "mpicnn/checkpoint.h"
 #include "mpicnn/png.h"
 #include "mpicnn/evaluate.h"

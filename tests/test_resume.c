@@ -2,11 +2,13 @@
  * -np 2 by test_resume_np2.sh, and as a single process): a checkpoint
  * round trip restores every field exactly; resuming with another config,
  * optimizer or world size is refused with the difference named, safe keys
- * may change; a run resumed with more epochs equals the longer
+ * may change, a key an older checkpoint's config lacks counts as its
+ * default; a run resumed with more epochs equals the longer
  * uninterrupted run bitwise; resuming a finished or early-stopped run
  * changes nothing; stale temp files are cleaned; a missing or corrupt
  * checkpoint is an error, never a fresh start. The signal and SIGKILL
  * cases need real processes: tests/test_resume.sh. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,14 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 #include <mpi.h>
 
 #include "mpicnn.h"
 #include "mpicnn/checkpoint.h"
 #include "mpicnn/config.h"
+#include "mpicnn/fs.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/model.h"
 #include "mpicnn/net.h"
@@ -217,6 +222,22 @@ static void test_round_trip(void **state)
     free(cfg);
 }
 
+/* text without its line `line` (which must be there); malloc'd. */
+static char *without_line(const char *text, const char *line)
+{
+    char *out = strdup(text), *at = NULL;
+    assert_non_null(out);
+    const size_t n = strlen(line);
+    for (char *p = out; (p = strstr(p, line)) != NULL; p++)
+        if ((p == out || p[-1] == '\n') && p[n] == '\n') {
+            at = p;
+            break;
+        }
+    if (!at) fail_msg("no line '%s' in the config", line);
+    memmove(at, at + n + 1, strlen(at + n + 1) + 1);
+    return out;
+}
+
 /* cnn_checkpoint_compatible: the documented safe keys may change, any
  * other difference names the key and both values. */
 static void test_compatible(void **state)
@@ -254,7 +275,76 @@ static void test_compatible(void **state)
                      st == CNN_OK ? "accepted" : cnn_error_message());
         free(cfg);
     }
+
+    /* a key the saved config lacks (added to mpicnn after the checkpoint
+     * was written) counts as its default */
+    char *older = without_line(saved, "nan_policy = stop");
+    cfg = config(5, NULL, NULL, 0);
+    if (cnn_checkpoint_compatible("ck.h5", older, cfg) != CNN_OK)
+        fail_msg("a missing key at its default must be accepted: %s", cnn_error_message());
+    free(cfg);
+    const char *skip[1] = {"train.nan_policy=skip"};
+    cfg = config(5, NULL, skip, 1);
+    assert_int_equal(cnn_checkpoint_compatible("ck.h5", older, cfg), CNN_ECONFIG);
+    if (!strstr(cnn_error_message(), "[train] nan_policy differs: checkpoint has stop, this run "
+                                     "has skip"))
+        fail_msg("a missing key is its default: got '%s'", cnn_error_message());
+    free(cfg);
+    free(older);
     free(saved);
+}
+
+/* Replaces the "config" attribute of an HDF5 file (a variable-length
+ * UTF-8 string, as mpicnn writes it). */
+static void rewrite_config(const char *path, const char *text)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    assert_true(t >= 0);
+    assert_true(H5Tset_size(t, H5T_VARIABLE) >= 0 && H5Tset_cset(t, H5T_CSET_UTF8) >= 0);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    assert_true(sp >= 0);
+    assert_true(H5Adelete(f, "config") >= 0);
+    hid_t a = H5Acreate2(f, "config", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, t, &text) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    assert_true(H5Fclose(f) >= 0);
+}
+
+/* A checkpoint whose config lacks a key (written before the key was
+ * added to mpicnn) resumes when this run has the key at its default, and
+ * is refused, naming the key, when it has another value. */
+static void test_resume_older_config(void **state)
+{
+    (void)state;
+    cnn_train_result_t res;
+    train_ok("older", 1, NULL, NULL, 0, 0, &res);
+    if (rank == 0) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/older/checkpoint.h5", dir);
+        cnn_h5r_t *r = NULL;
+        char *text = NULL;
+        assert_int_equal(cnn_h5r_open(path, &r), CNN_OK);
+        assert_int_equal(cnn_h5r_attr_str(r, "/", "config", &text), CNN_OK);
+        cnn_h5r_close(r);
+        char *older = without_line(text, "nan_policy = stop");
+        rewrite_config(path, older);
+        free(older);
+        free(text);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    const char *skip[1] = {"train.nan_policy=skip"};
+    assert_int_equal(train(MPI_COMM_WORLD, "older", 2, NULL, skip, 1, 1, &res), CNN_ECONFIG);
+    if (rank == 0 && !strstr(cnn_error_message(), "[train] nan_policy differs: checkpoint has "
+                                                  "stop, this run has skip"))
+        fail_msg("a missing key at another value than its default: got '%s'",
+                 cnn_error_message());
+    train_ok("older", 2, NULL, NULL, 0, 1, &res);
+    assert_int_equal(res.epochs_run, 2);
 }
 
 /* Two epochs, then a resume with train.epochs = 3, equal three epochs in
@@ -336,43 +426,57 @@ static void test_resume_early_stopped(void **state)
     assert_true(a.train_loss == b.train_loss);
 }
 
-/* The name of a temp file of dir/clean/BASE as this process's writer
- * makes it (.BASE.tmp.HOST.PID), relative to dir, in buf[len]. */
-static void own_temp(char *buf, size_t len, const char *base)
+/* Leaves in dir/sub the temp files of writers that died in the middle of
+ * writing the run's three files: a child process starts the atomic
+ * writes (whatever the writer names its temp files) and exits. */
+static void leave_stale_temps(const char *sub)
 {
-    char path[256];
-    cnn_afile_t *f = NULL;
-    snprintf(path, sizeof path, "%s/clean/%s", dir, base);
-    assert_int_equal(cnn_afile_begin(path, &f), CNN_OK);
-    snprintf(buf, len, "%s", cnn_afile_tmp_path(f) + strlen(dir) + 1);
-    cnn_afile_abort(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static const char *const files[] = {"checkpoint.h5", "model.h5", "metrics.csv"};
+        for (int i = 0; i < 3; i++) {
+            char p[256];
+            cnn_afile_t *f = NULL;
+            snprintf(p, sizeof p, "%s/%s/%s", dir, sub, files[i]);
+            if (cnn_afile_begin(p, &f) != CNN_OK || cnn_afile_write(f, "half a file", 11) != CNN_OK)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Files in dir/sub named like temp files (".NAME.tmp.*"). */
+static int count_temps(const char *sub)
+{
+    char p[256];
+    int n = 0;
+    snprintf(p, sizeof p, "%s/%s", dir, sub);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] == '.' && strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
 }
 
 /* Stale temp files of a crashed writer go; the resume still works. */
 static void test_stale_temp_cleaned(void **state)
 {
     (void)state;
-    const char *base[] = {"checkpoint.h5", "model.h5", "metrics.csv"};
-    char names[3][128];
-    const char *stale[3] = {names[0], names[1], names[2]};
     cnn_train_result_t a, b;
     train_ok("clean", 1, NULL, NULL, 0, 0, &a);
-    if (rank == 0)
-        for (int i = 0; i < 3; i++) {
-            char p[256];
-            own_temp(names[i], sizeof names[i], base[i]);
-            snprintf(p, sizeof p, "%s/%s", dir, stale[i]);
-            FILE *f = fopen(p, "w");
-            assert_non_null(f);
-            fputs("half a file", f);
-            fclose(f);
-        }
+    if (rank == 0) {
+        leave_stale_temps("clean");
+        assert_int_equal(count_temps("clean"), 3);
+    }
     MPI_Barrier(MPI_COMM_WORLD);
     train_ok("clean", 1, NULL, NULL, 0, 1, &b);
     assert_true(a.params_hash == b.params_hash);
-    if (rank == 0)
-        for (int i = 0; i < 3; i++)
-            if (exists(stale[i])) fail_msg("%s was not removed", stale[i]);
+    if (rank == 0) assert_int_equal(count_temps("clean"), 0);
 }
 
 /* --resume never falls back to a fresh start. */
@@ -433,6 +537,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_compatible),
+        cmocka_unit_test(test_resume_older_config),
         cmocka_unit_test(test_more_epochs_bitwise),
         cmocka_unit_test(test_resume_early_stopped),
         cmocka_unit_test(test_stale_temp_cleaned),

@@ -5,9 +5,10 @@
  * the current weights and batchnorm statistics under /layers, plus
  * /best/layers (the early-stopping best weights), /optimizer (kind, step
  * count t, moment arenas m and v), /train/counters and /train/values
- * (every field of cnn_train_state_t, named by a "names" attribute),
- * /train/history (the metrics rows), and the attributes format,
- * format_version, world_size, threads, config and config_hash_hex on "/".
+ * (the fields of cnn_train_state_fields, train_state.h, in its order and
+ * named by a "names" attribute), /train/history (the metrics rows), and
+ * the attributes format, format_version, world_size, threads,
+ * grad_sum_ranks_per_node, config and config_hash_hex on "/".
  *
  * Randomness needs no state of its own. Shuffling derives from (seed,
  * epoch), so the sampler's position is (epoch, step); dropout masks derive
@@ -23,7 +24,7 @@
 #include "mpicnn/model.h"
 #include "mpicnn/net.h"
 #include "mpicnn/optim.h"
-#include "mpicnn/train.h"
+#include "mpicnn/train_state.h"
 
 typedef struct {
     const cnn_net_t *net;         /* current weights and state */
@@ -65,10 +66,13 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
                                  float *best_params, float *best_state, int *threads,
                                  int *sum_ranks_per_node);
 
-/* Compares a checkpoint's config with this run's. Keys that may change on
- * resume: train.epochs, train.log_every, train.threads,
- * train.watchdog_seconds, early_stopping.patience, checkpoint.*. Any other
- * difference is CNN_ECONFIG naming the key and both values. */
+/* Compares a checkpoint's config with this run's. A key the saved text
+ * lacks (one added to mpicnn after the checkpoint was written) counts as
+ * its default: the saved text is parsed and resolved before the
+ * comparison. Keys that may change on resume: train.epochs,
+ * train.log_every, train.threads, train.watchdog_seconds,
+ * early_stopping.patience, checkpoint.*. Any other difference is
+ * CNN_ECONFIG naming the key and both values. */
 cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_config,
                                        const cnn_config_t *cfg);
 

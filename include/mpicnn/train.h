@@ -17,26 +17,7 @@
 #include "mpicnn/config.h"
 #include "mpicnn/dataprep.h"
 #include "mpicnn/status.h"
-
-/* The counters and histories a checkpoint stores besides the tensors. */
-typedef struct {
-    int64_t epoch;          /* completed epochs */
-    int64_t step;           /* steps done in the current epoch */
-    int64_t global_step;    /* optimizer steps taken (also the dropout stream) */
-    int64_t skipped_steps;  /* steps skipped for NaN/Inf (nan_policy = skip) */
-    int64_t evals;          /* validations run */
-    int has_best;           /* a best model exists */
-    double best_metric;     /* its early-stopping metric */
-    int64_t best_epoch;     /* its epoch (1-based) */
-    int64_t bad_evals;      /* validations since the best (patience counter) */
-    int stopped_early;      /* early stopping has ended the run */
-    double lr;              /* learning rate of the last step taken (history) */
-    double acc_loss, acc_correct, acc_seen; /* running sums of this epoch */
-    double epoch_seconds;   /* seconds spent in this epoch so far */
-    double val_loss, val_acc; /* latest validation, NaN if none */
-    int nhistory;           /* rows of history */
-    double *history;        /* (nhistory, CNN_HISTORY_COLS), owned */
-} cnn_train_state_t;
+#include "mpicnn/train_state.h"
 
 typedef enum {
     CNN_PROGRESS_AUTO = 0, /* a live bar if stdout is a terminal, else lines */
@@ -83,7 +64,5 @@ void cnn_train_request_stop(void);
 
 /* 1 if a stop was requested. */
 int cnn_train_stop_requested(void);
-
-void cnn_train_state_free(cnn_train_state_t *ts);
 
 #endif

@@ -20,20 +20,8 @@
 #define CKPT_FORMAT "mpicnn-checkpoint"
 /* 2: /train/counters gained stopped_early and /train/values lr */
 #define CKPT_VERSION 2
-
-/* Counters of cnn_train_state_t, in the order of /train/counters. */
-enum { C_EPOCH, C_STEP, C_GLOBAL_STEP, C_SKIPPED, C_EVALS, C_HAS_BEST, C_BEST_EPOCH,
-       C_BAD_EVALS, C_STOPPED_EARLY, C_N };
-/* Reals of cnn_train_state_t, in the order of /train/values. */
-enum { V_BEST_METRIC, V_ACC_LOSS, V_ACC_CORRECT, V_ACC_SEEN, V_EPOCH_SECONDS, V_VAL_LOSS,
-       V_VAL_ACC, V_LR, V_N };
-
-static const char *const counter_names[C_N] = {
-    "epoch", "step", "global_step", "skipped_steps", "evals", "has_best", "best_epoch",
-    "bad_evals", "stopped_early"};
-static const char *const value_names[V_N] = {
-    "best_metric", "acc_loss", "acc_correct", "acc_seen", "epoch_seconds", "val_loss",
-    "val_acc", "lr"};
+/* Most history rows a checkpoint may hold. */
+#define CKPT_HISTORY_MAX 100000
 
 /* The MPICNN_FAULT=ckpt_kill hook (see the top of this file). */
 static void fault_ckpt_kill(cnn_h5w_t *w, int64_t global_step)
@@ -56,31 +44,72 @@ static void fault_ckpt_kill(cnn_h5w_t *w, int64_t global_step)
     raise(SIGKILL);
 }
 
+/* ------------------------------------------------------------------ */
+/* writing                                                             */
+
+/* The attributes of "/": format, version, config, how the run was split. */
+static cnn_status_t write_header(cnn_h5w_t *w, const cnn_checkpoint_t *ck)
+{
+    cnn_status_t st;
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)cnn_config_hash(ck->meta->config));
+    if ((st = cnn_h5w_attr_str(w, "/", "format", CKPT_FORMAT)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_int64(w, "/", "format_version", CKPT_VERSION)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_str(w, "/", "config", ck->meta->config)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_str(w, "/", "config_hash_hex", hex)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_int64(w, "/", "world_size", ck->world_size)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_int64(w, "/", "threads", ck->threads)) != CNN_OK) return st;
+    return cnn_h5w_attr_int64(w, "/", "grad_sum_ranks_per_node",
+                              ck->sum_ranks_per_node > 0 ? ck->sum_ranks_per_node : 1);
+}
+
+/* /optimizer: kind, step count t, the moment arenas it has. */
+static cnn_status_t write_optimizer(cnn_h5w_t *w, const cnn_optim_t *opt)
+{
+    cnn_status_t st;
+    const size_t dims[1] = {opt->n};
+    if ((st = cnn_h5w_group(w, "/optimizer")) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_str(w, "/optimizer", "kind", cnn_optim_name(opt->kind))) != CNN_OK)
+        return st;
+    if ((st = cnn_h5w_attr_int64(w, "/optimizer", "t", opt->t)) != CNN_OK) return st;
+    if (opt->m && (st = cnn_h5w_floats(w, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) return st;
+    if (opt->v && (st = cnn_h5w_floats(w, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) return st;
+    return CNN_OK;
+}
+
+/* /train: the fields of the state's table as counters and values, each
+ * named by a "names" attribute, and the history. */
+static cnn_status_t write_train_state(cnn_h5w_t *w, const cnn_train_state_t *ts)
+{
+    cnn_status_t st;
+    int64_t c[CNN_TS_NCOUNTERS];
+    double v[CNN_TS_NVALUES];
+    const char *cnames[CNN_TS_NCOUNTERS], *vnames[CNN_TS_NVALUES];
+    cnn_train_state_pack(ts, c, v);
+    cnn_train_state_names(cnames, vnames);
+    if ((st = cnn_h5w_int64s(w, "/train/counters", CNN_TS_NCOUNTERS, c)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_strings(w, "/train/counters", "names", CNN_TS_NCOUNTERS, cnames)) !=
+        CNN_OK)
+        return st;
+    if ((st = cnn_h5w_doubles(w, "/train/values", CNN_TS_NVALUES, v)) != CNN_OK) return st;
+    if ((st = cnn_h5w_attr_strings(w, "/train/values", "names", CNN_TS_NVALUES, vnames)) !=
+        CNN_OK)
+        return st;
+    if (ts->nhistory > 0)
+        return cnn_h5w_doubles(w, "/train/history", (size_t)ts->nhistory * CNN_HISTORY_COLS,
+                               ts->history);
+    return CNN_OK;
+}
+
 cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck)
 {
     const cnn_net_t *net = ck->net;
-    const cnn_train_state_t *ts = ck->ts;
     cnn_h5w_t *w = NULL;
     cnn_status_t st;
     if (!cnn_all_finite(net->params, net->nparams) || !cnn_all_finite(net->state, net->nstate))
         return cnn_error_set(CNN_ENUMERIC, "%s: not written: the weights contain NaN or Inf", path);
     if ((st = cnn_h5w_open(path, &w)) != CNN_OK) return st;
-    if ((st = cnn_h5w_attr_str(w, "/", "format", CKPT_FORMAT)) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_int64(w, "/", "format_version", CKPT_VERSION)) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_str(w, "/", "config", ck->meta->config)) != CNN_OK) goto fail;
-    {
-        char hex[32];
-        snprintf(hex, sizeof hex, "%016llx",
-                 (unsigned long long)cnn_config_hash(ck->meta->config));
-        if ((st = cnn_h5w_attr_str(w, "/", "config_hash_hex", hex)) != CNN_OK) goto fail;
-    }
-    if ((st = cnn_h5w_attr_int64(w, "/", "world_size", ck->world_size)) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_int64(w, "/", "threads", ck->threads)) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_int64(w, "/", "grad_sum_ranks_per_node",
-                                 ck->sum_ranks_per_node > 0 ? ck->sum_ranks_per_node : 1)) !=
-        CNN_OK)
-        goto fail;
-
+    if ((st = write_header(w, ck)) != CNN_OK) goto fail;
     /* weights: the model layout of the current and of the best weights */
     if ((st = cnn_model_write_layers(w, "/layers", net, net->params, net->state)) != CNN_OK)
         goto fail;
@@ -88,38 +117,17 @@ cnn_status_t cnn_checkpoint_save(const char *path, const cnn_checkpoint_t *ck)
         (st = cnn_model_write_layers(w, "/best/layers", net, ck->best_params, ck->best_state)) !=
             CNN_OK)
         goto fail;
-
-    /* optimizer */
-    const cnn_optim_t *opt = ck->opt;
-    if ((st = cnn_h5w_group(w, "/optimizer")) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_str(w, "/optimizer", "kind", cnn_optim_name(opt->kind))) != CNN_OK)
-        goto fail;
-    if ((st = cnn_h5w_attr_int64(w, "/optimizer", "t", opt->t)) != CNN_OK) goto fail;
-    size_t dims[1] = {opt->n};
-    if (opt->m && (st = cnn_h5w_floats(w, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) goto fail;
-    if (opt->v && (st = cnn_h5w_floats(w, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) goto fail;
-
-    /* counters */
-    int64_t c[C_N] = {ts->epoch, ts->step, ts->global_step, ts->skipped_steps, ts->evals,
-                      ts->has_best, ts->best_epoch, ts->bad_evals, ts->stopped_early};
-    double v[V_N] = {ts->best_metric, ts->acc_loss, ts->acc_correct, ts->acc_seen,
-                     ts->epoch_seconds, ts->val_loss, ts->val_acc, ts->lr};
-    if ((st = cnn_h5w_int64s(w, "/train/counters", C_N, c)) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_strings(w, "/train/counters", "names", C_N, counter_names)) != CNN_OK)
-        goto fail;
-    if ((st = cnn_h5w_doubles(w, "/train/values", V_N, v)) != CNN_OK) goto fail;
-    if ((st = cnn_h5w_attr_strings(w, "/train/values", "names", V_N, value_names)) != CNN_OK)
-        goto fail;
-    if (ts->nhistory > 0 &&
-        (st = cnn_h5w_doubles(w, "/train/history", (size_t)ts->nhistory * CNN_HISTORY_COLS,
-                              ts->history)) != CNN_OK)
-        goto fail;
-    fault_ckpt_kill(w, ts->global_step);
+    if ((st = write_optimizer(w, ck->opt)) != CNN_OK) goto fail;
+    if ((st = write_train_state(w, ck->ts)) != CNN_OK) goto fail;
+    fault_ckpt_kill(w, ck->ts->global_step);
     return cnn_h5w_commit(w);
 fail:
     cnn_h5w_abort(w);
     return st;
 }
+
+/* ------------------------------------------------------------------ */
+/* compatibility of the configs                                        */
 
 /* Lines of an INI text, one at a time: "section.key = value" keys. */
 static const char *next_line(const char *p, char *buf, size_t len)
@@ -147,7 +155,7 @@ static int safe_key(const char *section, const char *key)
     return 0;
 }
 
-/* The value of section.key in an INI text, or NULL. */
+/* 1 and the value of section.key in an INI text in out[len], or 0. */
 static int find_value(const char *text, const char *section, const char *key, char *out, size_t len)
 {
     char line[4096], cur[256] = "";
@@ -208,29 +216,48 @@ static cnn_status_t compare_texts(const char *path, const char *a, const char *b
     return CNN_OK;
 }
 
+/* The saved config as this mpicnn resolves it: parsing fills every key
+ * the saved text lacks (a key added after the checkpoint was written)
+ * with its default, and the re-serialised text lists them all. A text
+ * that does not parse is compared as stored, so that the comparison names
+ * what differs. NULL if out of memory; the caller frees. */
+static char *resolve_saved_config(const char *saved)
+{
+    cnn_config_t *cfg = malloc(sizeof *cfg);
+    char *text = NULL;
+    if (cfg && cnn_config_parse_string(saved, "checkpoint", NULL, 0, cfg) == CNN_OK)
+        text = cnn_config_to_string(cfg);
+    else if (cfg)
+        text = strdup(saved);
+    free(cfg);
+    return text;
+}
+
 cnn_status_t cnn_checkpoint_compatible(const char *path, const char *saved_config,
                                        const cnn_config_t *cfg)
 {
-    char *now = cnn_config_to_string(cfg);
-    if (!now) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = compare_texts(path, saved_config, now, "checkpoint", "current config");
-    if (st == CNN_OK) st = compare_texts(path, now, saved_config, "current config", "checkpoint");
+    char *now = cnn_config_to_string(cfg), *then = resolve_saved_config(saved_config);
+    cnn_status_t st;
+    if (!now || !then) st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    else if ((st = compare_texts(path, then, now, "checkpoint", "current config")) == CNN_OK)
+        st = compare_texts(path, now, then, "current config", "checkpoint");
     free(now);
+    free(then);
     return st;
 }
 
-cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
-                                 cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
-                                 float *best_params, float *best_state, int *threads,
-                                 int *sum_ranks_per_node)
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+
+/* The checkpoint is one of ours, of this format version, and made by a
+ * run this one may continue: same world size, config (up to the safe
+ * keys) and optimizer. *ws is its world size. */
+static cnn_status_t check_identity(cnn_h5r_t *r, const char *path, const cnn_config_t *cfg,
+                                   int world_size, const cnn_optim_t *opt, int64_t *ws)
 {
-    cnn_h5r_t *r = NULL;
     char *fmt = NULL, *config = NULL, *kind = NULL;
-    int64_t *c = NULL, ws = 0, version = 0, t = 0, nthreads = 0, sum_rpn = 1;
-    double *v = NULL, *hist = NULL;
-    size_t nc = 0, nv = 0, nh = 0;
+    int64_t version = 0;
     cnn_status_t st;
-    if ((st = cnn_h5r_open(path, &r)) != CNN_OK) return st;
     if ((st = cnn_h5r_attr_str(r, "/", "format", &fmt)) != CNN_OK) goto done;
     if (strcmp(fmt, CKPT_FORMAT)) {
         st = cnn_error_set(CNN_EDATA, "%s: not an mpicnn checkpoint (format '%s')", path, fmt);
@@ -242,99 +269,138 @@ cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int 
                            path, (long long)version, CKPT_VERSION);
         goto done;
     }
-    if ((st = cnn_h5r_attr_int64(r, "/", "world_size", &ws)) != CNN_OK) goto done;
-    if (ws != world_size) {
+    if ((st = cnn_h5r_attr_int64(r, "/", "world_size", ws)) != CNN_OK) goto done;
+    if (*ws != world_size) {
         st = cnn_error_set(CNN_ECONFIG,
                            "%s: cannot resume: the checkpoint was made with %lld rank%s, this run "
                            "has %d (the global batch and the data shards would change)",
-                           path, (long long)ws, ws == 1 ? "" : "s", world_size);
+                           path, (long long)*ws, *ws == 1 ? "" : "s", world_size);
         goto done;
     }
     if ((st = cnn_h5r_attr_str(r, "/", "config", &config)) != CNN_OK) goto done;
     if ((st = cnn_checkpoint_compatible(path, config, cfg)) != CNN_OK) goto done;
     if ((st = cnn_h5r_attr_str(r, "/optimizer", "kind", &kind)) != CNN_OK) goto done;
-    if (strcmp(kind, cnn_optim_name(opt->kind))) {
+    if (strcmp(kind, cnn_optim_name(opt->kind)))
         st = cnn_error_set(CNN_ECONFIG, "%s: cannot resume: the checkpoint's optimizer is %s, "
                                         "this run's is %s", path, kind, cnn_optim_name(opt->kind));
-        goto done;
-    }
-
-    /* everything matches: read the state */
-    if ((st = cnn_h5r_int64s(r, "/train/counters", C_N, &c, &nc)) != CNN_OK) goto done;
-    if ((st = cnn_h5r_doubles(r, "/train/values", V_N, &v, &nv)) != CNN_OK) goto done;
-    if (nc != C_N || nv != V_N) {
-        st = cnn_error_set(CNN_EDATA, "%s: /train/counters has %zu values and /train/values %zu; "
-                                      "expected %d and %d", path, nc, nv, C_N, V_N);
-        goto done;
-    }
-    if (c[C_EPOCH] < 0 || c[C_STEP] < 0 || c[C_GLOBAL_STEP] < 0 || c[C_EPOCH] > 100000000 ||
-        c[C_GLOBAL_STEP] > ((int64_t)1 << 50)) {
-        st = cnn_error_set(CNN_EDATA,
-                           "%s: /train/counters holds impossible values: epoch %lld, step %lld, "
-                           "global step %lld (expected epoch in 0..100000000, step >= 0, global "
-                           "step in 0..2^50)", path, (long long)c[C_EPOCH], (long long)c[C_STEP],
-                           (long long)c[C_GLOBAL_STEP]);
-        goto done;
-    }
-    if (cnn_h5r_exists(r, "/train/history") &&
-        (st = cnn_h5r_doubles(r, "/train/history", (size_t)100000 * CNN_HISTORY_COLS, &hist,
-                              &nh)) != CNN_OK)
-        goto done;
-    if (nh % CNN_HISTORY_COLS) {
-        st = cnn_error_set(CNN_EDATA, "%s: /train/history has %zu values, not a multiple of %d",
-                           path, nh, CNN_HISTORY_COLS);
-        goto done;
-    }
-    if ((st = cnn_model_read_layers(r, path, "/layers", net, net->params, net->state)) != CNN_OK)
-        goto done;
-    if (c[C_HAS_BEST] &&
-        (st = cnn_model_read_layers(r, path, "/best/layers", net, best_params, best_state)) != CNN_OK)
-        goto done;
-    if ((st = cnn_h5r_attr_int64(r, "/optimizer", "t", &t)) != CNN_OK) goto done;
-    if ((st = cnn_h5r_attr_int64(r, "/", "threads", &nthreads)) != CNN_OK) goto done;
-    if (cnn_h5r_attr_exists(r, "/", "grad_sum_ranks_per_node") &&
-        (st = cnn_h5r_attr_int64(r, "/", "grad_sum_ranks_per_node", &sum_rpn)) != CNN_OK)
-        goto done;
-    if (sum_rpn < 1 || sum_rpn > ws) {
-        st = cnn_error_set(CNN_EDATA, "%s: grad_sum_ranks_per_node is %lld, expected 1..%lld "
-                                      "(the world size)", path, (long long)sum_rpn, (long long)ws);
-        goto done;
-    }
-    size_t dims[1] = {opt->n};
-    if (opt->m && (st = cnn_h5r_floats(r, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) goto done;
-    if (opt->v && (st = cnn_h5r_floats(r, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) goto done;
-    opt->t = t;
-
-    ts->epoch = c[C_EPOCH];
-    ts->step = c[C_STEP];
-    ts->global_step = c[C_GLOBAL_STEP];
-    ts->skipped_steps = c[C_SKIPPED];
-    ts->evals = c[C_EVALS];
-    ts->has_best = (int)c[C_HAS_BEST];
-    ts->best_epoch = c[C_BEST_EPOCH];
-    ts->bad_evals = c[C_BAD_EVALS];
-    ts->stopped_early = c[C_STOPPED_EARLY] != 0;
-    ts->best_metric = v[V_BEST_METRIC];
-    ts->acc_loss = v[V_ACC_LOSS];
-    ts->acc_correct = v[V_ACC_CORRECT];
-    ts->acc_seen = v[V_ACC_SEEN];
-    ts->epoch_seconds = v[V_EPOCH_SECONDS];
-    ts->val_loss = v[V_VAL_LOSS];
-    ts->val_acc = v[V_VAL_ACC];
-    ts->lr = v[V_LR];
-    if (threads) *threads = (int)nthreads;
-    if (sum_ranks_per_node) *sum_ranks_per_node = (int)sum_rpn;
-    free(ts->history);
-    ts->history = hist;
-    ts->nhistory = (int)(nh / CNN_HISTORY_COLS);
-    hist = NULL;
 done:
     free(fmt);
     free(config);
     free(kind);
+    return st;
+}
+
+/* /train/counters and /train/values into the scalar fields of *got,
+ * checked for values no run can reach. */
+static cnn_status_t read_counters(cnn_h5r_t *r, const char *path, cnn_train_state_t *got)
+{
+    int64_t *c = NULL;
+    double *v = NULL;
+    size_t nc = 0, nv = 0;
+    cnn_status_t st;
+    if ((st = cnn_h5r_int64s(r, "/train/counters", CNN_TS_NCOUNTERS, &c, &nc)) != CNN_OK) goto done;
+    if ((st = cnn_h5r_doubles(r, "/train/values", CNN_TS_NVALUES, &v, &nv)) != CNN_OK) goto done;
+    if (nc != CNN_TS_NCOUNTERS || nv != CNN_TS_NVALUES) {
+        st = cnn_error_set(CNN_EDATA, "%s: /train/counters has %zu values and /train/values %zu; "
+                                      "expected %d and %d", path, nc, nv, CNN_TS_NCOUNTERS,
+                           CNN_TS_NVALUES);
+        goto done;
+    }
+    cnn_train_state_unpack(got, c, v);
+    if (got->epoch < 0 || got->step < 0 || got->global_step < 0 || got->epoch > 100000000 ||
+        got->global_step > ((int64_t)1 << 50))
+        st = cnn_error_set(CNN_EDATA,
+                           "%s: /train/counters holds impossible values: epoch %lld, step %lld, "
+                           "global step %lld (expected epoch in 0..100000000, step >= 0, global "
+                           "step in 0..2^50)", path, (long long)got->epoch, (long long)got->step,
+                           (long long)got->global_step);
+done:
     free(c);
     free(v);
-    free(hist);
+    return st;
+}
+
+/* /train/history (absent: no rows) as whole rows; *hist is the caller's. */
+static cnn_status_t read_history(cnn_h5r_t *r, const char *path, double **hist, int *nrows)
+{
+    size_t nh = 0;
+    cnn_status_t st = CNN_OK;
+    *hist = NULL;
+    *nrows = 0;
+    if (cnn_h5r_exists(r, "/train/history") &&
+        (st = cnn_h5r_doubles(r, "/train/history", (size_t)CKPT_HISTORY_MAX * CNN_HISTORY_COLS,
+                              hist, &nh)) != CNN_OK)
+        return st;
+    if (nh % CNN_HISTORY_COLS) {
+        free(*hist);
+        *hist = NULL;
+        return cnn_error_set(CNN_EDATA, "%s: /train/history has %zu values, not a multiple of %d",
+                             path, nh, CNN_HISTORY_COLS);
+    }
+    *nrows = (int)(nh / CNN_HISTORY_COLS);
+    return CNN_OK;
+}
+
+/* The optimizer's step count and the attributes that say how the run was
+ * split: its threads and its gradient sum's ranks per node (1 when not
+ * recorded; refused outside 1..ws). */
+static cnn_status_t read_run_attrs(cnn_h5r_t *r, const char *path, int64_t ws, int64_t *t,
+                                   int64_t *nthreads, int64_t *sum_rpn)
+{
+    cnn_status_t st;
+    *sum_rpn = 1;
+    if ((st = cnn_h5r_attr_int64(r, "/optimizer", "t", t)) != CNN_OK) return st;
+    if ((st = cnn_h5r_attr_int64(r, "/", "threads", nthreads)) != CNN_OK) return st;
+    if (cnn_h5r_attr_exists(r, "/", "grad_sum_ranks_per_node") &&
+        (st = cnn_h5r_attr_int64(r, "/", "grad_sum_ranks_per_node", sum_rpn)) != CNN_OK)
+        return st;
+    if (*sum_rpn < 1 || *sum_rpn > ws)
+        return cnn_error_set(CNN_EDATA, "%s: grad_sum_ranks_per_node is %lld, expected 1..%lld "
+                                        "(the world size)", path, (long long)*sum_rpn,
+                             (long long)ws);
+    return CNN_OK;
+}
+
+/* The optimizer's moment arenas it has. */
+static cnn_status_t read_moments(cnn_h5r_t *r, cnn_optim_t *opt)
+{
+    cnn_status_t st;
+    const size_t dims[1] = {opt->n};
+    if (opt->m && (st = cnn_h5r_floats(r, "/optimizer/m", 1, dims, opt->m)) != CNN_OK) return st;
+    if (opt->v && (st = cnn_h5r_floats(r, "/optimizer/v", 1, dims, opt->v)) != CNN_OK) return st;
+    return CNN_OK;
+}
+
+cnn_status_t cnn_checkpoint_load(const char *path, const cnn_config_t *cfg, int world_size,
+                                 cnn_net_t *net, cnn_optim_t *opt, cnn_train_state_t *ts,
+                                 float *best_params, float *best_state, int *threads,
+                                 int *sum_ranks_per_node)
+{
+    cnn_h5r_t *r = NULL;
+    cnn_train_state_t got = {0};
+    int64_t ws = 0, t = 0, nthreads = 0, sum_rpn = 1;
+    cnn_status_t st;
+    if ((st = cnn_h5r_open(path, &r)) != CNN_OK) return st;
+    if ((st = check_identity(r, path, cfg, world_size, opt, &ws)) != CNN_OK) goto done;
+    /* everything matches: read the state */
+    if ((st = read_counters(r, path, &got)) != CNN_OK) goto done;
+    if ((st = read_history(r, path, &got.history, &got.nhistory)) != CNN_OK) goto done;
+    if ((st = cnn_model_read_layers(r, path, "/layers", net, net->params, net->state)) != CNN_OK)
+        goto done;
+    if (got.has_best &&
+        (st = cnn_model_read_layers(r, path, "/best/layers", net, best_params, best_state)) != CNN_OK)
+        goto done;
+    if ((st = read_run_attrs(r, path, ws, &t, &nthreads, &sum_rpn)) != CNN_OK) goto done;
+    if ((st = read_moments(r, opt)) != CNN_OK) goto done;
+
+    opt->t = t;
+    if (threads) *threads = (int)nthreads;
+    if (sum_ranks_per_node) *sum_ranks_per_node = (int)sum_rpn;
+    cnn_train_state_free(ts);
+    *ts = got; /* ts owns the history now */
+    got.history = NULL;
+done:
+    cnn_train_state_free(&got);
     cnn_h5r_close(r);
     return st;
 }

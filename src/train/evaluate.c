@@ -6,33 +6,20 @@
 
 #include "mpicnn/dist.h"
 
-cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds,
-                          const float *mean, const float *std,
-                          const cnn_loss_t *loss, int want_scores, float *scores,
-                          cnn_eval_t *out)
+/* Runs the net over images [lo, hi) of ds in batches of the net's batch
+ * size; sums[0] += their loss, sums[1] += the correct ones; their output
+ * scores ((hi - lo) x K) go to mine unless it is NULL. */
+static cnn_status_t score_slice(cnn_net_t *net, const cnn_dataset_t *ds, const float *mean,
+                                const float *std, const cnn_loss_t *loss, int rank, size_t lo,
+                                size_t hi, double sums[2], float *mine)
 {
-    cnn_status_t st = CNN_OK;
-    int rank, size;
     const int K = net->output.c, B = net->input.n;
     size_t *idx = malloc(sizeof(size_t) * (size_t)B);
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)B);
-    float *mine = NULL;
-    int *counts = NULL, *displs = NULL;
-    double sums[2] = {0, 0}; /* loss, correct */
     if (!idx || !labels) {
-        st = cnn_error_set(CNN_ENOMEM, "out of memory");
-        goto error;
-    }
-    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
-    CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
-    size_t lo, hi;
-    cnn_sampler_eval_range(ds->n, rank, size, &lo, &hi);
-    if (want_scores) {
-        mine = malloc(sizeof(float) * ((hi - lo) * (size_t)K + 1));
-        if (!mine) {
-            st = cnn_error_set(CNN_ENOMEM, "out of memory");
-            goto error;
-        }
+        free(idx);
+        free(labels);
+        return cnn_error_set(CNN_ENOMEM, "out of memory");
     }
     cnn_ctx_t ctx = cnn_net_ctx(net, 0, 0, rank, 0);
     for (size_t start = lo; start < hi; start += (size_t)B) {
@@ -47,36 +34,67 @@ cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds
             sums[1] += cnn_argmax(y + (size_t)i * K, K) == labels[i];
         if (mine) memcpy(mine + (start - lo) * K, y, sizeof(float) * (size_t)n * K);
     }
+    free(idx);
+    free(labels);
+    return CNN_OK;
+}
+
+/* Every rank's slice of scores (mine) into scores on rank 0, in image
+ * order: ds->n x K floats. */
+static cnn_status_t gather_scores(MPI_Comm comm, int rank, int size, size_t n, int K,
+                                  const float *mine, float *scores)
+{
+    cnn_status_t st = CNN_OK;
+    int *counts = malloc(sizeof(int) * (size_t)size), *displs = malloc(sizeof(int) * (size_t)size);
+    if (!counts || !displs) {
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+        goto error;
+    }
+    if (n * (size_t)K > 0x7fffffff) {
+        st = cnn_error_set(CNN_EDATA, "too many scores to gather (%zu)", n * (size_t)K);
+        goto error;
+    }
+    for (int r = 0; r < size; r++) {
+        size_t a, b;
+        cnn_sampler_eval_range(n, r, size, &a, &b);
+        counts[r] = (int)((b - a) * (size_t)K);
+        displs[r] = (int)(a * (size_t)K);
+    }
+    CNN_MPI_CHECK(st, MPI_Gatherv(mine, counts[rank], MPI_FLOAT, scores, counts, displs,
+                                  MPI_FLOAT, 0, comm), error);
+error:
+    free(counts);
+    free(displs);
+    return st;
+}
+
+cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds,
+                          const float *mean, const float *std,
+                          const cnn_loss_t *loss, int want_scores, float *scores,
+                          cnn_eval_t *out)
+{
+    cnn_status_t st = CNN_OK;
+    int rank, size;
+    const int K = net->output.c;
+    float *mine = NULL;
+    double sums[2] = {0, 0}; /* loss, correct */
+    size_t lo, hi;
+    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
+    cnn_sampler_eval_range(ds->n, rank, size, &lo, &hi);
+    if (want_scores && !(mine = malloc(sizeof(float) * ((hi - lo) * (size_t)K + 1)))) {
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+        goto error;
+    }
+    if ((st = score_slice(net, ds, mean, std, loss, rank, lo, hi, sums, mine)) != CNN_OK)
+        goto error;
     if ((st = cnn_dist_sum_doubles(comm, sums, 2)) != CNN_OK) goto error;
     out->total = (long)ds->n;
     out->correct = (long)sums[1];
     out->loss = ds->n ? sums[0] / (double)ds->n : 0.0;
     out->acc = ds->n ? sums[1] / (double)ds->n : 0.0;
-    if (want_scores) {
-        counts = malloc(sizeof(int) * (size_t)size);
-        displs = malloc(sizeof(int) * (size_t)size);
-        if (!counts || !displs) {
-            st = cnn_error_set(CNN_ENOMEM, "out of memory");
-            goto error;
-        }
-        if (ds->n * (size_t)K > 0x7fffffff) {
-            st = cnn_error_set(CNN_EDATA, "too many scores to gather (%zu)", ds->n * (size_t)K);
-            goto error;
-        }
-        for (int r = 0; r < size; r++) {
-            size_t a, b;
-            cnn_sampler_eval_range(ds->n, r, size, &a, &b);
-            counts[r] = (int)((b - a) * (size_t)K);
-            displs[r] = (int)(a * (size_t)K);
-        }
-        CNN_MPI_CHECK(st, MPI_Gatherv(mine, counts[rank], MPI_FLOAT, scores, counts, displs,
-                                      MPI_FLOAT, 0, comm), error);
-    }
+    if (want_scores) st = gather_scores(comm, rank, size, ds->n, K, mine, scores);
 error:
-    free(idx);
-    free(labels);
     free(mine);
-    free(counts);
-    free(displs);
     return st;
 }

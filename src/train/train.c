@@ -1,5 +1,11 @@
 /* train.c - the data-parallel training loop.
  *
+ * cnn_train() follows the data flow of a run (docs/architecture.md): set up
+ * the net, optimizer and sampler, open the output directory (or resume
+ * from its checkpoint), then epochs of steps; after each epoch a
+ * validation, the early-stopping decision and the saves; at the end the
+ * best weights are scored and written as the model.
+ *
  * One step on every rank: load this rank's slice of the global batch,
  * forward, loss (scaled by 1/global batch), backward, then two
  * all-reduces: the gradient arena (floats, in place) and a small block of
@@ -21,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mpicnn/checkpoint.h"
@@ -29,12 +34,12 @@
 #include "mpicnn/evaluate.h"
 #include "mpicnn/fault.h"
 #include "mpicnn/fs.h"
-#include "mpicnn/h5io.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/loss.h"
 #include "mpicnn/model.h"
 #include "mpicnn/net.h"
 #include "mpicnn/optim.h"
+#include "mpicnn/rng.h"
 #include "mpicnn/watchdog.h"
 
 /* Set from a signal handler; read at step boundaries. */
@@ -42,14 +47,6 @@ static volatile sig_atomic_t stop_requested;
 
 void cnn_train_request_stop(void) { stop_requested = 1; }
 int cnn_train_stop_requested(void) { return stop_requested != 0; }
-
-void cnn_train_state_free(cnn_train_state_t *ts)
-{
-    if (!ts) return;
-    free(ts->history);
-    ts->history = NULL;
-    ts->nhistory = 0;
-}
 
 /* Slots of the per-step block of doubles after the batchnorm state. */
 enum { AUX_LOSS, AUX_CORRECT, AUX_STOP, AUX_CKPT, AUX_N };
@@ -65,6 +62,7 @@ typedef struct {
     cnn_net_t *net;
     cnn_optim_t *opt;
     cnn_sampler_t *sampler;
+    size_t steps;             /* steps per epoch */
     const cnn_loss_t *loss;
     float *best_params, *best_state, *prev_state;
     double *aux;              /* nstate + AUX_N */
@@ -74,108 +72,90 @@ typedef struct {
     const float *grad_sum;    /* the last step's gradients summed over the
                                  ranks (nparams; net->grads or g's block) */
     cnn_train_state_t ts;
-    cnn_model_meta_t meta;    /* borrowed pointers: config text, names, norm */
     char *config_text;
     char model_path[CNN_PATH_MAX + 32], ckpt_path[CNN_PATH_MAX + 32];
     char metrics_path[CNN_PATH_MAX + 32];
     double last_ckpt_time;
     double last_bar_time;
+    double images_total;      /* images trained on by this call */
+    int stopped;              /* a signal stopped the run (checkpoint written) */
     int tty;
 } run_t;
 
-/* ------------------------------------------------------------------ */
-/* output files                                                        */
+/* What one step's reductions give (the same on every rank). */
+typedef struct {
+    int finite;               /* loss and summed gradient are finite */
+    int n_global;             /* images in the global batch */
+    double loss_sum, correct; /* over all ranks */
+    int stop, checkpoint;     /* a rank asked to stop / rank 0 to checkpoint */
+} step_out_t;
 
-static cnn_status_t make_dir(const char *dir)
-{
-    char buf[CNN_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return cnn_error_set(CNN_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return cnn_error_set(CNN_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-    struct stat sb;
-    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cnn_error_set(CNN_EIO, "%s: not a directory", buf);
-    return CNN_OK;
-}
+static const char *tag_of(const run_t *r) { return r->opts->tag ? r->opts->tag : ""; }
+
+/* ------------------------------------------------------------------ */
+/* output files (rank 0)                                               */
 
 /* metrics.csv from the whole history, replaced atomically. */
-static cnn_status_t write_metrics(const run_t *r)
+static cnn_status_t write_metrics(const char *path, const cnn_train_state_t *ts)
 {
-    /* the temp-file name cnn_h5_clean_stale() knows */
-    char tmp[CNN_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s/.metrics.csv.tmp.%ld", r->opts->out_dir, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return cnn_error_set(CNN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    fprintf(f, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_second\n");
-    for (int i = 0; i < r->ts.nhistory; i++) {
-        const double *h = r->ts.history + (size_t)i * CNN_HISTORY_COLS;
-        fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (int)h[0], h[1], h[2], h[3], h[4],
-                h[5], h[6], h[7]);
+    cnn_afile_t *f = NULL;
+    CNN_TRY(cnn_afile_begin(path, &f));
+    FILE *out = cnn_afile_stream(f);
+    if (!out) {
+        cnn_status_t st = cnn_fs_error(path, "cannot write", errno);
+        cnn_afile_abort(f);
+        return st;
     }
-    int bad = ferror(f);
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    int saved = errno;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, r->metrics_path) != 0) {
-        if (!bad) saved = errno;
-        remove(tmp);
-        return cnn_error_set(CNN_EIO, "%s: write failed: %s", r->metrics_path,
-                             saved == ENOSPC ? "disk full" : strerror(saved));
+    fprintf(out, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_second\n");
+    for (int i = 0; i < ts->nhistory; i++) {
+        const double *h = ts->history + (size_t)i * CNN_HISTORY_COLS;
+        fprintf(out, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", (int)h[0], h[1], h[2], h[3],
+                h[4], h[5], h[6], h[7]);
     }
-    return CNN_OK;
+    return cnn_afile_commit(f);
 }
 
-static void fill_meta(run_t *r)
+/* What model.h5 and checkpoint.h5 say besides the weights; borrows the
+ * run's config text, class names, normalisation and history. */
+static cnn_model_meta_t model_meta(const run_t *r)
 {
-    r->meta.config = r->config_text;
-    r->meta.c = r->d->c;
-    r->meta.h = r->d->h;
-    r->meta.w = r->d->w;
-    r->meta.nclasses = r->d->nclasses;
-    r->meta.class_names = r->d->train->nclasses == r->d->nclasses ? r->d->train->class_names : NULL;
-    r->meta.mean = (float *)r->d->mean;
-    r->meta.std = (float *)r->d->std;
-    r->meta.nhistory = r->ts.nhistory;
-    r->meta.history = r->ts.history;
+    const cnn_data_t *d = r->d;
+    return (cnn_model_meta_t){
+        .config = r->config_text, .c = d->c, .h = d->h, .w = d->w, .nclasses = d->nclasses,
+        .class_names = d->train->nclasses == d->nclasses ? d->train->class_names : NULL,
+        .mean = (float *)d->mean, .std = (float *)d->std,
+        .nhistory = r->ts.nhistory, .history = r->ts.history};
 }
 
-/* The best weights (or the current ones if there is no best yet) as
- * model.h5. Rank 0 only. */
-static cnn_status_t write_model(run_t *r)
+/* Writes `path` as a model file of net's layers holding the weights
+ * `params` (net->nparams) and `state` (net->nstate) with meta. These may
+ * be the net's own arenas or copies in the same layout (the best
+ * weights); copies are swapped into the net for the write and the net's
+ * values put back. */
+static cnn_status_t write_model(const char *path, cnn_net_t *net, const float *params,
+                                const float *state, const cnn_model_meta_t *meta)
 {
-    cnn_net_t *net = r->net;
-    fill_meta(r);
-    if (!r->ts.has_best) return cnn_model_save(r->model_path, net, &r->meta);
-    /* swap the best arenas in for the write, then back */
-    float *p = net->params, *s = net->state;
-    memcpy(r->prev_state, net->state, sizeof(float) * net->nstate);
-    float *cur = malloc(sizeof(float) * (net->nparams ? net->nparams : 1));
-    if (!cur) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    memcpy(cur, p, sizeof(float) * net->nparams);
-    memcpy(p, r->best_params, sizeof(float) * net->nparams);
-    memcpy(s, r->best_state, sizeof(float) * net->nstate);
-    cnn_status_t st = cnn_model_save(r->model_path, net, &r->meta);
-    memcpy(p, cur, sizeof(float) * net->nparams);
-    memcpy(s, r->prev_state, sizeof(float) * net->nstate);
-    free(cur);
+    if (params == net->params && state == net->state) return cnn_model_save(path, net, meta);
+    const size_t np = net->nparams, ns = net->nstate;
+    float *keep = malloc(sizeof(float) * (np + ns + 1));
+    if (!keep) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    memcpy(keep, net->params, sizeof(float) * np);
+    memcpy(keep + np, net->state, sizeof(float) * ns);
+    memcpy(net->params, params, sizeof(float) * np);
+    memcpy(net->state, state, sizeof(float) * ns);
+    cnn_status_t st = cnn_model_save(path, net, meta);
+    memcpy(net->params, keep, sizeof(float) * np);
+    memcpy(net->state, keep + np, sizeof(float) * ns);
+    free(keep);
     return st;
 }
 
 static cnn_status_t write_checkpoint(run_t *r)
 {
-    fill_meta(r);
+    const cnn_model_meta_t meta = model_meta(r);
     cnn_checkpoint_t ck = {.net = r->net, .opt = r->opt, .ts = &r->ts,
                            .best_params = r->ts.has_best ? r->best_params : NULL,
-                           .best_state = r->best_state, .meta = &r->meta,
+                           .best_state = r->best_state, .meta = &meta,
                            .world_size = r->size, .threads = r->net->nthreads,
                            .sum_ranks_per_node = cnn_dist_gsum_ranks_per_node(r->gsum)};
     cnn_status_t st = cnn_checkpoint_save(r->ckpt_path, &ck);
@@ -183,16 +163,32 @@ static cnn_status_t write_checkpoint(run_t *r)
     return st;
 }
 
+/* What a save point writes, in this order. */
+typedef struct {
+    int metrics;                  /* metrics.csv */
+    const float *model_params;    /* model.h5 with these weights (nparams) */
+    const float *model_state;     /* and state (nstate); NULL: no model */
+    int checkpoint;               /* checkpoint.h5 */
+} save_t;
+
+/* The best weights so far, as model.h5. */
+static save_t save_best(const run_t *r)
+{
+    return (save_t){.model_params = r->best_params, .model_state = r->best_state};
+}
+
 /* Rank 0 writes, then all ranks agree on the outcome. */
-static cnn_status_t save_agreed(run_t *r, int model, int checkpoint, int metrics)
+static cnn_status_t save_agreed(run_t *r, save_t what)
 {
     cnn_status_t st = CNN_OK;
     cnn_watchdog_phase(r->wd, CNN_WD_SAVE);
     cnn_fault_set_step(r->ts.global_step);
     if (r->rank == 0) {
-        if (st == CNN_OK && metrics) st = write_metrics(r);
-        if (st == CNN_OK && model) st = write_model(r);
-        if (st == CNN_OK && checkpoint) st = write_checkpoint(r);
+        const cnn_model_meta_t meta = model_meta(r);
+        if (st == CNN_OK && what.metrics) st = write_metrics(r->metrics_path, &r->ts);
+        if (st == CNN_OK && what.model_params)
+            st = write_model(r->model_path, r->net, what.model_params, what.model_state, &meta);
+        if (st == CNN_OK && what.checkpoint) st = write_checkpoint(r);
     }
     return cnn_dist_agree(r->comm, st);
 }
@@ -207,7 +203,7 @@ static void progress(run_t *r, size_t step, size_t steps, double seconds)
     const double loss = ts->acc_seen > 0 ? ts->acc_loss / ts->acc_seen : 0.0;
     const double acc = ts->acc_seen > 0 ? ts->acc_correct / ts->acc_seen : 0.0;
     const double ips = seconds > 0 ? ts->acc_seen / seconds : 0.0;
-    const char *tag = r->opts->tag ? r->opts->tag : "";
+    const char *tag = tag_of(r);
     if (r->tty) {
         /* a few redraws a second are live enough and keep logs small */
         const double now = MPI_Wtime();
@@ -285,247 +281,177 @@ error:
 /* ------------------------------------------------------------------ */
 /* one step                                                            */
 
-/* Forward, backward and the reductions for step `step` of the current
- * epoch. Sets *finite; the caller applies or skips the update. */
-static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, int *finite,
-                                 double *loss_sum, double *correct, int *n_global)
+/* 1 if rank 0 wants a checkpoint after the coming step (checkpoint.*
+ * cadence); the other ranks learn it through the step's reduction. */
+static int checkpoint_due(const run_t *r)
+{
+    const cnn_checkpoint_config_t *cc = &r->cfg->checkpoint;
+    if (r->rank != 0) return 0;
+    return (cc->every_steps > 0 && (r->ts.global_step + 1) % cc->every_steps == 0) ||
+           (cc->every_minutes > 0 && MPI_Wtime() - r->last_ckpt_time >= 60.0 * cc->every_minutes);
+}
+
+/* MPICNN_FAULT=nan: a NaN in this rank's gradient of the coming step. */
+static void fault_nan_gradient(run_t *r)
+{
+    if (r->net->nparams == 0 || !cnn_fault_step_due(CNN_FAULT_NAN, r->ts.global_step + 1)) return;
+    fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's gradient of global "
+                    "step %lld\n", r->rank, cnn_fault_get()->text, (long long)r->ts.global_step + 1);
+    r->net->grads[0] = NAN;
+}
+
+/* MPICNN_FAULT=nan_weights: a NaN in this rank's weights after the step. */
+static void fault_nan_weights(run_t *r)
+{
+    if (r->net->nparams == 0 || !cnn_fault_step_due(CNN_FAULT_NAN_WEIGHTS, r->ts.global_step + 1))
+        return;
+    fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's weights after global "
+                    "step %lld\n", r->rank, cnn_fault_get()->text, (long long)r->ts.global_step + 1);
+    r->net->params[0] = NAN;
+}
+
+/* This rank's slice of the batch: forward, loss (into aux) and backward
+ * (gradients into the arena). */
+static void forward_backward(run_t *r, const size_t *idx, int n_local, int n_global, double *aux)
 {
     cnn_net_t *net = r->net;
-    int n_local;
-    const size_t *idx = cnn_sampler_slice(r->sampler, step, &n_local, n_global);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, r->cfg->train.seed, r->rank, (uint64_t)r->ts.global_step);
+    cnn_dataset_batch(r->d->train, idx, n_local, r->d->mean, r->d->std, cnn_net_input(net),
+                      r->labels);
+    const float *y = cnn_net_forward(net, &ctx, n_local);
+    const int K = net->output.c;
+    /* the loss gradient goes to the first layer's ping-pong buffer's
+     * twin: dbuf[1] is free until the second layer from the top */
+    float *dy = net->dbuf[1];
+    r->loss->compute(y, r->labels, n_local, K, 1.0f / (float)n_global, &aux[AUX_LOSS], dy);
+    for (int i = 0; i < n_local; i++)
+        aux[AUX_CORRECT] += cnn_argmax(y + (size_t)i * K, K) == r->labels[i];
+    cnn_net_backward(net, &ctx, n_local, dy);
+}
+
+/* Forward, backward and the reductions for step `step` of the current
+ * epoch; the caller applies or skips the update. */
+static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, step_out_t *out)
+{
+    cnn_net_t *net = r->net;
+    int n_local, n_global;
+    const size_t *idx = cnn_sampler_slice(r->sampler, step, &n_local, &n_global);
     double *aux = r->aux + net->nstate;
     cnn_net_zero_grad(net);
     memcpy(r->prev_state, net->state, sizeof(float) * net->nstate);
     aux[AUX_LOSS] = aux[AUX_CORRECT] = 0.0;
-    if (n_local > 0) {
-        cnn_ctx_t ctx = cnn_net_ctx(net, 1, r->cfg->train.seed, r->rank,
-                                    (uint64_t)r->ts.global_step);
-        cnn_dataset_batch(r->d->train, idx, n_local, r->d->mean, r->d->std,
-                          cnn_net_input(net), r->labels);
-        const float *y = cnn_net_forward(net, &ctx, n_local);
-        const int K = net->output.c;
-        /* the loss gradient goes to the first layer's ping-pong buffer's
-         * twin: dbuf[1] is free until the second layer from the top */
-        float *dy = net->dbuf[1];
-        r->loss->compute(y, r->labels, n_local, K, 1.0f / (float)*n_global, &aux[AUX_LOSS], dy);
-        for (int i = 0; i < n_local; i++)
-            aux[AUX_CORRECT] += cnn_argmax(y + (size_t)i * K, K) == r->labels[i];
-        cnn_net_backward(net, &ctx, n_local, dy);
-    }
+    if (n_local > 0) forward_backward(r, idx, n_local, n_global, aux);
     /* batchnorm running statistics: averaged over the ranks */
     for (size_t i = 0; i < net->nstate; i++) r->aux[i] = net->state[i];
     aux[AUX_STOP] = cnn_train_stop_requested() ? 1.0 : 0.0;
     aux[AUX_CKPT] = want_ckpt ? 1.0 : 0.0;
-    if (net->nparams > 0 && cnn_fault_step_due(CNN_FAULT_NAN, r->ts.global_step + 1)) {
-        fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's gradient of "
-                        "global step %lld\n", r->rank, cnn_fault_get()->text,
-                (long long)r->ts.global_step + 1);
-        net->grads[0] = NAN;
-    }
+    fault_nan_gradient(r);
     CNN_TRY(cnn_watchdog_arrive(r->wd));
     CNN_TRY(cnn_dist_gsum_run(r->gsum, net->grads, &r->grad_sum));
     cnn_watchdog_phase(r->wd, CNN_WD_ALLREDUCE_AUX);
     CNN_TRY(cnn_dist_sum_doubles(r->comm, r->aux, net->nstate + AUX_N));
     cnn_watchdog_phase(r->wd, CNN_WD_UPDATE);
-    *finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(r->grad_sum, net->nparams);
+    out->finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(r->grad_sum, net->nparams);
     for (size_t i = 0; i < net->nstate; i++) net->state[i] = (float)(r->aux[i] / r->size);
-    *loss_sum = aux[AUX_LOSS];
-    *correct = aux[AUX_CORRECT];
+    out->n_global = n_global;
+    out->loss_sum = aux[AUX_LOSS];
+    out->correct = aux[AUX_CORRECT];
+    out->stop = aux[AUX_STOP] > 0;
+    out->checkpoint = aux[AUX_CKPT] > 0;
     return CNN_OK;
 }
 
-/* ------------------------------------------------------------------ */
-/* set-up and tear-down                                                */
-
-static void run_free(run_t *r)
+/* The optimizer step with the scheduled learning rate, and the epoch's
+ * running sums. */
+static void apply_step(run_t *r, const step_out_t *s)
 {
-    cnn_watchdog_stop(r->wd);
-    cnn_net_free(r->net);
-    cnn_dist_gsum_free(r->gsum); /* after the net: its gradients may be in there */
-    cnn_optim_free(r->opt);
-    cnn_sampler_free(r->sampler);
-    free(r->best_params);
-    free(r->best_state);
-    free(r->prev_state);
-    free(r->aux);
-    free(r->labels);
-    free(r->config_text);
-    cnn_train_state_free(&r->ts);
-    cnn_data_free(&r->own);
-}
-
-static cnn_status_t setup(run_t *r)
-{
-    const cnn_config_t *cfg = r->cfg;
-    cnn_status_t st = CNN_OK;
-    CNN_TRY(cnn_dist_prepare(r->comm));
-    CNN_MPI_CHECK(st, MPI_Comm_rank(r->comm, &r->rank), error);
-    CNN_MPI_CHECK(st, MPI_Comm_size(r->comm, &r->size), error);
-
-    r->d = r->opts->data;
-    if (!r->d) {
-        st = cnn_dist_agree(r->comm, cnn_data_prepare(cfg, 1, &r->own));
-        if (st != CNN_OK) return st;
-        r->d = &r->own;
-    }
-    const cnn_data_t *d = r->d;
-    const cnn_shape_t in = {cfg->train.batch_size, d->c, d->h, d->w};
-    CNN_TRY(cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &r->net));
-    cnn_net_t *net = r->net;
-    if (net->output.c != d->nclasses || net->output.h != 1 || net->output.w != 1)
-        return cnn_error_set(CNN_ECONFIG,
-                             "%s: the last layer (%s) gives (%d,%d,%d) per image but the data "
-                             "has %d classes: it must give (%d,1,1)",
-                             cfg->source, cfg->layers[cfg->nlayers - 1].name, net->output.c,
-                             net->output.h, net->output.w, d->nclasses, d->nclasses);
-    cnn_net_init(net, cfg->train.seed);
-
-    CNN_TRY(cnn_optim_create((cnn_optim_kind_t)cfg->opt.type, net->nparams, &r->opt));
-    r->opt->momentum = cfg->opt.momentum;
-    r->opt->beta1 = cfg->opt.beta1;
-    r->opt->beta2 = cfg->opt.beta2;
-    r->opt->eps = cfg->opt.eps;
-    r->opt->weight_decay = cfg->opt.weight_decay;
-
-    CNN_TRY(cnn_sampler_create(d->train->n, cfg->train.batch_size * r->size, r->rank, r->size,
-                               cfg->train.seed, 1, &r->sampler));
-    r->loss = cfg->train.loss == CNN_LOSS_HINGE ? &cnn_loss_hinge : &cnn_loss_softmax_ce;
-    r->best_params = malloc(sizeof(float) * (net->nparams + 1));
-    r->best_state = malloc(sizeof(float) * (net->nstate + 1));
-    r->prev_state = malloc(sizeof(float) * (net->nstate + 1));
-    r->aux = malloc(sizeof(double) * (net->nstate + AUX_N));
-    r->labels = malloc(sizeof(int32_t) * (size_t)cfg->train.batch_size);
-    r->config_text = cnn_config_to_string(cfg);
-    if (!r->best_params || !r->best_state || !r->prev_state || !r->aux || !r->labels ||
-        !r->config_text)
-        return cnn_error_set(CNN_ENOMEM, "out of memory setting up training");
-    r->ts.val_loss = r->ts.val_acc = NAN;
-    r->ts.lr = cfg->opt.lr;
-
-    const char *dir = r->opts->out_dir;
-    snprintf(r->model_path, sizeof r->model_path, "%s/model.h5", dir);
-    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.h5", dir);
-    snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.csv", dir);
-    r->tty = r->opts->progress == CNN_PROGRESS_BAR ||
-             (r->opts->progress == CNN_PROGRESS_AUTO && isatty(STDOUT_FILENO));
-error:
-    return st;
-}
-
-/* How a gradient sum of L ranks per node adds, for the resume note. */
-static void describe_sum(int ranks_per_node, char *buf, size_t len)
-{
-    if (ranks_per_node > 1)
-        snprintf(buf, len, "in shared memory by %d ranks per node", ranks_per_node);
-    else
-        snprintf(buf, len, "by MPI_Allreduce");
-}
-
-/* Output directory, stale temp files, and --resume. */
-static cnn_status_t prepare_outputs(run_t *r)
-{
-    cnn_status_t st = CNN_OK;
-    int exists = 0, threads = 0, sum_rpn = 1;
-    if (r->rank == 0) {
-        st = make_dir(r->opts->out_dir);
-        if (st == CNN_OK) {
-            cnn_afile_clean_stale(r->ckpt_path, NULL);
-            cnn_afile_clean_stale(r->model_path, NULL);
-            cnn_afile_clean_stale(r->metrics_path, NULL);
-            exists = access(r->ckpt_path, F_OK) == 0;
-            if (exists && !r->opts->resume)
-                st = cnn_error_set(CNN_EUSAGE,
-                                   "%s already holds a checkpoint: add --resume to continue "
-                                   "that run, or choose another --out",
-                                   r->opts->out_dir);
-            else if (!exists && r->opts->resume)
-                st = cnn_error_set(CNN_EUSAGE, "--resume: %s does not exist", r->ckpt_path);
-            else if (exists)
-                st = cnn_checkpoint_load(r->ckpt_path, r->cfg, r->size, r->net, r->opt, &r->ts,
-                                         r->best_params, r->best_state, &threads, &sum_rpn);
-        }
-    }
-    CNN_TRY(cnn_dist_agree(r->comm, st));
-    if (!r->opts->resume) return CNN_OK;
-
-    /* rank 0 read the checkpoint: share it */
-    cnn_net_t *net = r->net;
     cnn_train_state_t *ts = &r->ts;
-    int64_t c[10] = {ts->epoch, ts->step, ts->global_step, ts->skipped_steps, ts->evals,
-                     ts->has_best, ts->best_epoch, ts->bad_evals, ts->nhistory,
-                     ts->stopped_early};
-    double v[8] = {ts->best_metric, ts->acc_loss, ts->acc_correct, ts->acc_seen,
-                   ts->epoch_seconds, ts->val_loss, ts->val_acc, ts->lr};
-    CNN_MPI_CHECK(st, MPI_Bcast(c, 10, MPI_INT64_T, 0, r->comm), error);
-    CNN_MPI_CHECK(st, MPI_Bcast(v, 8, MPI_DOUBLE, 0, r->comm), error);
-    ts->epoch = c[0];
-    ts->step = c[1];
-    ts->global_step = c[2];
-    ts->skipped_steps = c[3];
-    ts->evals = c[4];
-    ts->has_best = (int)c[5];
-    ts->best_epoch = c[6];
-    ts->bad_evals = c[7];
-    ts->stopped_early = (int)c[9];
-    ts->best_metric = v[0];
-    ts->acc_loss = v[1];
-    ts->acc_correct = v[2];
-    ts->acc_seen = v[3];
-    ts->epoch_seconds = v[4];
-    ts->val_loss = v[5];
-    ts->val_acc = v[6];
-    ts->lr = v[7];
-    if (r->rank != 0) {
-        free(ts->history);
-        ts->history = malloc(sizeof(double) * CNN_HISTORY_COLS * (size_t)(c[8] + 1));
-        if (!ts->history) {
-            st = cnn_error_set(CNN_ENOMEM, "out of memory");
-            goto error;
-        }
-        ts->nhistory = (int)c[8];
-    }
-    st = cnn_dist_agree(r->comm, st);
-    if (st != CNN_OK) return st;
-    CNN_MPI_CHECK(st, MPI_Bcast(ts->history, (int)(CNN_HISTORY_COLS * ts->nhistory), MPI_DOUBLE, 0,
-                                r->comm), error);
-    /* the arenas: rank 0's values on every rank */
-    CNN_MPI_CHECK(st, MPI_Bcast(net->params, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
-    CNN_MPI_CHECK(st, MPI_Bcast(net->state, (int)net->nstate, MPI_FLOAT, 0, r->comm), error);
-    CNN_MPI_CHECK(st, MPI_Bcast(r->best_params, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
-    CNN_MPI_CHECK(st, MPI_Bcast(r->best_state, (int)net->nstate, MPI_FLOAT, 0, r->comm), error);
-    int64_t t = r->opt->t;
-    CNN_MPI_CHECK(st, MPI_Bcast(&t, 1, MPI_INT64_T, 0, r->comm), error);
-    r->opt->t = t;
-    if (r->opt->m)
-        CNN_MPI_CHECK(st, MPI_Bcast(r->opt->m, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
-    if (r->opt->v)
-        CNN_MPI_CHECK(st, MPI_Bcast(r->opt->v, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
-    if (r->rank == 0 && !r->opts->quiet) {
-        const char *tag = r->opts->tag ? r->opts->tag : "";
-        if (ts->stopped_early || ts->epoch >= r->cfg->train.epochs)
-            printf("%sresuming a finished run (%lld epochs%s): scoring the best model again\n",
-                   tag, (long long)ts->epoch, ts->stopped_early ? ", stopped early" : "");
-        else
-            printf("%sresuming at epoch %lld, step %lld (global step %lld)\n", tag,
-                   (long long)ts->epoch + 1, (long long)ts->step, (long long)ts->global_step);
-        if (threads != net->nthreads)
-            printf("%snote: the checkpoint was written with %d thread%s, this run has %d: the "
-                   "result will not be bitwise that of an uninterrupted run\n",
-                   tag, threads, threads == 1 ? "" : "s", net->nthreads);
-        /* with 2 ranks a + b is b + a: only 3 or more can differ */
-        const int rpn = cnn_dist_gsum_ranks_per_node(r->gsum);
-        if (r->size >= 3 && sum_rpn != rpn) {
-            char was[64], now[64];
-            describe_sum(sum_rpn, was, sizeof was);
-            describe_sum(rpn, now, sizeof now);
-            printf("%snote: the checkpoint's gradients were summed %s, this run's %s: the "
-                   "result will not be bitwise that of an uninterrupted run\n", tag, was, now);
-        }
-        fflush(stdout);
-    }
-error:
-    return st;
+    cnn_net_t *net = r->net;
+    ts->lr = cnn_config_lr(r->cfg, (double)ts->epoch + (double)ts->step / (double)r->steps,
+                           (long)ts->global_step, r->size);
+    cnn_optim_step(r->opt, net->params, r->grad_sum, ts->lr, net->nthreads);
+    fault_nan_weights(r);
+    ts->acc_loss += s->loss_sum;
+    ts->acc_correct += s->correct;
+    ts->acc_seen += s->n_global;
+    r->images_total += s->n_global;
 }
+
+/* train.nan_policy for a step whose summed loss or gradient is not
+ * finite: stop fails the run; skip drops the step (the batchnorm
+ * statistics go back to before it). The reduced values are the same on
+ * every rank, so is the outcome. */
+static cnn_status_t skip_step(run_t *r, const step_out_t *s)
+{
+    cnn_train_state_t *ts = &r->ts;
+    cnn_net_t *net = r->net;
+    const char *what = isfinite(s->loss_sum) ? "gradient"
+                       : cnn_all_finite(r->grad_sum, net->nparams) ? "loss"
+                                                                  : "loss and gradient";
+    if (r->cfg->train.nan_policy == CNN_NAN_STOP)
+        return cnn_error_set(CNN_ENUMERIC,
+                             "non-finite %s (summed over all ranks) at epoch %lld step %lld "
+                             "(global step %lld); train.nan_policy = stop",
+                             what, (long long)ts->epoch + 1, (long long)ts->step + 1,
+                             (long long)ts->global_step + 1);
+    memcpy(net->state, r->prev_state, sizeof(float) * net->nstate);
+    ts->skipped_steps++;
+    /* every rank says so: the proof that they all skipped */
+    if (!r->opts->quiet)
+        fprintf(stderr, "mpicnn: rank %d: warning: non-finite %s at epoch %lld step %lld "
+                        "(global step %lld): step skipped on every rank (train.nan_policy = "
+                        "skip; %lld skipped so far)\n",
+                r->rank, what, (long long)ts->epoch + 1, (long long)ts->step + 1,
+                (long long)ts->global_step + 1, (long long)ts->skipped_steps);
+    return CNN_OK;
+}
+
+/* After a step: a validation if train.validate_every asks for one inside
+ * the epoch (saving a new best model; early stopping ends the epoch
+ * here), then the checkpoint a signal or the cadence asked for. A signal
+ * stops the run at this step boundary. */
+static cnn_status_t after_step(run_t *r, const step_out_t *s)
+{
+    const cnn_train_state_t *ts = &r->ts;
+    const int every = r->cfg->train.validate_every;
+    if (every > 0 && ts->global_step % every == 0 && (size_t)ts->step < r->steps) {
+        int new_best;
+        CNN_TRY(validate(r, &new_best));
+        if (new_best) CNN_TRY(save_agreed(r, save_best(r)));
+        if (ts->stopped_early) return CNN_OK;
+    }
+    if (s->stop) {
+        CNN_TRY(save_agreed(r, (save_t){.checkpoint = 1}));
+        r->stopped = 1;
+        return CNN_OK;
+    }
+    if (s->checkpoint) CNN_TRY(save_agreed(r, (save_t){.checkpoint = 1}));
+    return CNN_OK;
+}
+
+/* One step of the current epoch, from the batch to the saves after it.
+ * t_epoch: when the epoch started (MPI_Wtime, less the seconds of the
+ * epoch spent before a resume). */
+static cnn_status_t train_step(run_t *r, double t_epoch)
+{
+    cnn_train_state_t *ts = &r->ts;
+    const int want_ckpt = checkpoint_due(r);
+    step_out_t s;
+    cnn_watchdog_position(r->wd, ts->epoch + 1, ts->step + 1, ts->global_step + 1);
+    cnn_watchdog_phase(r->wd, CNN_WD_COMPUTE);
+    cnn_fault_step_hook(ts->global_step + 1);
+    CNN_TRY(compute_step(r, (size_t)ts->step, want_ckpt, &s));
+    if (s.finite) apply_step(r, &s);
+    else CNN_TRY(skip_step(r, &s));
+    ts->global_step++;
+    ts->step++;
+    ts->epoch_seconds = MPI_Wtime() - t_epoch;
+    progress(r, (size_t)ts->step, r->steps, ts->epoch_seconds);
+    return after_step(r, &s);
+}
+
+/* ------------------------------------------------------------------ */
+/* one epoch                                                           */
 
 /* Appends this epoch's row to the history. */
 static cnn_status_t add_history(run_t *r, double lr, double seconds)
@@ -552,23 +478,401 @@ static void print_epoch(const run_t *r, int new_best)
     if (r->rank != 0 || r->opts->quiet) return;
     const double *h = r->ts.history + (size_t)(r->ts.nhistory - 1) * CNN_HISTORY_COLS;
     if (r->tty) printf("\r\033[K");
-    printf("%sepoch %d/%d  train loss %.4f acc %.4f", r->opts->tag ? r->opts->tag : "", (int)h[0],
-           r->cfg->train.epochs, h[1], h[2]);
+    printf("%sepoch %d/%d  train loss %.4f acc %.4f", tag_of(r), (int)h[0], r->cfg->train.epochs,
+           h[1], h[2]);
     if (isfinite(h[4])) printf("  val loss %.4f acc %.4f", h[3], h[4]);
     printf("  lr %.3g  %.1fs  %.0f img/s%s\n", h[5], h[6], h[7],
            new_best && r->d->val ? "  *best*" : "");
     fflush(stdout);
 }
 
+/* The end of an epoch (or an early stop in the middle of it): the
+ * validation and the early-stopping decision, the history row, then
+ * metrics.csv, a new best model and the checkpoint. */
+static cnn_status_t end_epoch(run_t *r, double t_epoch)
+{
+    cnn_train_state_t *ts = &r->ts;
+    ts->epoch_seconds = MPI_Wtime() - t_epoch;
+    const double seconds = ts->epoch_seconds;
+    int new_best = 0;
+    if (!ts->stopped_early) CNN_TRY(validate(r, &new_best));
+    ts->epoch++;
+    ts->step = 0;
+    CNN_TRY(add_history(r, ts->lr, seconds));
+    print_epoch(r, new_best);
+    ts->acc_loss = ts->acc_correct = ts->acc_seen = 0.0;
+    ts->epoch_seconds = 0.0;
+    save_t what = {.metrics = 1, .checkpoint = 1};
+    if (new_best) {
+        what.model_params = r->best_params;
+        what.model_state = r->best_state;
+    }
+    CNN_TRY(save_agreed(r, what));
+    if (ts->stopped_early && r->rank == 0 && !r->opts->quiet)
+        printf("%searly stop: no improvement in %d validation%s; best epoch %lld\n", tag_of(r),
+               r->cfg->early_stopping.patience, r->cfg->early_stopping.patience > 1 ? "s" : "",
+               (long long)ts->best_epoch);
+    return CNN_OK;
+}
+
+/* The steps left in the current epoch (all of them, or from where a
+ * resumed run stopped), then its end unless a signal stopped the run. */
+static cnn_status_t train_epoch(run_t *r)
+{
+    cnn_train_state_t *ts = &r->ts;
+    cnn_sampler_set_epoch(r->sampler, (long)ts->epoch);
+    const double t_epoch = MPI_Wtime() - ts->epoch_seconds;
+    while ((size_t)ts->step < r->steps && !ts->stopped_early && !r->stopped)
+        CNN_TRY(train_step(r, t_epoch));
+    if (r->stopped) return CNN_OK;
+    return end_epoch(r, t_epoch);
+}
+
+static int run_finished(const run_t *r)
+{
+    return r->ts.epoch >= r->cfg->train.epochs || r->ts.stopped_early || r->stopped;
+}
+
+/* ------------------------------------------------------------------ */
+/* set-up and tear-down                                                */
+
+static void run_free(run_t *r)
+{
+    cnn_watchdog_stop(r->wd);
+    cnn_net_free(r->net);
+    cnn_dist_gsum_free(r->gsum); /* after the net: its gradients may be in there */
+    cnn_optim_free(r->opt);
+    cnn_sampler_free(r->sampler);
+    free(r->best_params);
+    free(r->best_state);
+    free(r->prev_state);
+    free(r->aux);
+    free(r->labels);
+    free(r->config_text);
+    cnn_train_state_free(&r->ts);
+    cnn_data_free(&r->own);
+}
+
+/* The net for the data's image shape, its last layer checked against the
+ * number of classes, initialised from train.seed. */
+static cnn_status_t build_net(run_t *r)
+{
+    const cnn_config_t *cfg = r->cfg;
+    const cnn_data_t *d = r->d;
+    const cnn_shape_t in = {cfg->train.batch_size, d->c, d->h, d->w};
+    CNN_TRY(cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &r->net));
+    cnn_net_t *net = r->net;
+    if (net->output.c != d->nclasses || net->output.h != 1 || net->output.w != 1)
+        return cnn_error_set(CNN_ECONFIG,
+                             "%s: the last layer (%s) gives (%d,%d,%d) per image but the data "
+                             "has %d classes: it must give (%d,1,1)",
+                             cfg->source, cfg->layers[cfg->nlayers - 1].name, net->output.c,
+                             net->output.h, net->output.w, d->nclasses, d->nclasses);
+    cnn_net_init(net, cfg->train.seed);
+    return CNN_OK;
+}
+
+static cnn_status_t build_optimizer(run_t *r)
+{
+    const cnn_opt_config_t *oc = &r->cfg->opt;
+    CNN_TRY(cnn_optim_create((cnn_optim_kind_t)oc->type, r->net->nparams, &r->opt));
+    r->opt->momentum = oc->momentum;
+    r->opt->beta1 = oc->beta1;
+    r->opt->beta2 = oc->beta2;
+    r->opt->eps = oc->eps;
+    r->opt->weight_decay = oc->weight_decay;
+    return CNN_OK;
+}
+
+/* The best-weights copies, the step buffers and the config text. */
+static cnn_status_t alloc_buffers(run_t *r)
+{
+    const cnn_net_t *net = r->net;
+    r->best_params = malloc(sizeof(float) * (net->nparams + 1));
+    r->best_state = malloc(sizeof(float) * (net->nstate + 1));
+    r->prev_state = malloc(sizeof(float) * (net->nstate + 1));
+    r->aux = malloc(sizeof(double) * (net->nstate + AUX_N));
+    r->labels = malloc(sizeof(int32_t) * (size_t)r->cfg->train.batch_size);
+    r->config_text = cnn_config_to_string(r->cfg);
+    if (!r->best_params || !r->best_state || !r->prev_state || !r->aux || !r->labels ||
+        !r->config_text)
+        return cnn_error_set(CNN_ENOMEM, "out of memory setting up training");
+    return CNN_OK;
+}
+
+/* This rank's data, net, optimizer, sampler and buffers; a fresh state. */
+static cnn_status_t setup(run_t *r)
+{
+    const cnn_config_t *cfg = r->cfg;
+    cnn_status_t st = CNN_OK;
+    CNN_TRY(cnn_dist_prepare(r->comm));
+    CNN_MPI_CHECK(st, MPI_Comm_rank(r->comm, &r->rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(r->comm, &r->size), error);
+    r->d = r->opts->data;
+    if (!r->d) {
+        CNN_TRY(cnn_dist_agree(r->comm, cnn_data_prepare(cfg, 1, &r->own)));
+        r->d = &r->own;
+    }
+    CNN_TRY(build_net(r));
+    CNN_TRY(build_optimizer(r));
+    CNN_TRY(cnn_sampler_create(r->d->train->n, cfg->train.batch_size * r->size, r->rank, r->size,
+                               cfg->train.seed, 1, &r->sampler));
+    r->steps = cnn_sampler_steps(r->sampler);
+    r->loss = cfg->train.loss == CNN_LOSS_HINGE ? &cnn_loss_hinge : &cnn_loss_softmax_ce;
+    CNN_TRY(alloc_buffers(r));
+    r->ts.val_loss = r->ts.val_acc = NAN;
+    r->ts.lr = cfg->opt.lr;
+
+    const char *dir = r->opts->out_dir;
+    snprintf(r->model_path, sizeof r->model_path, "%s/model.h5", dir);
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.h5", dir);
+    snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.csv", dir);
+    r->tty = r->opts->progress == CNN_PROGRESS_BAR ||
+             (r->opts->progress == CNN_PROGRESS_AUTO && isatty(STDOUT_FILENO));
+error:
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* the output directory and --resume                                   */
+
+/* Rank 0: creates the output directory, removes the temp files a crashed
+ * writer left, and reads the checkpoint if --resume asks for one (a
+ * checkpoint without --resume, or --resume without one, is an error:
+ * never a silent restart or overwrite). *threads and *sum_rpn: how the
+ * checkpoint's run was split. */
+static cnn_status_t open_outputs(run_t *r, int *threads, int *sum_rpn)
+{
+    const cnn_train_opts_t *o = r->opts;
+    CNN_TRY(cnn_fs_mkdir_p(o->out_dir));
+    CNN_TRY(cnn_afile_clean_stale(r->ckpt_path, NULL));
+    CNN_TRY(cnn_afile_clean_stale(r->model_path, NULL));
+    CNN_TRY(cnn_afile_clean_stale(r->metrics_path, NULL));
+    const int exists = access(r->ckpt_path, F_OK) == 0;
+    if (exists && !o->resume)
+        return cnn_error_set(CNN_EUSAGE, "%s already holds a checkpoint: add --resume to continue "
+                                         "that run, or choose another --out", o->out_dir);
+    if (!exists && o->resume)
+        return cnn_error_set(CNN_EUSAGE, "--resume: %s does not exist", r->ckpt_path);
+    if (!exists) return CNN_OK;
+    return cnn_checkpoint_load(r->ckpt_path, r->cfg, r->size, r->net, r->opt, &r->ts,
+                               r->best_params, r->best_state, threads, sum_rpn);
+}
+
+/* Rank 0's training state (read from the checkpoint) on every rank. */
+static cnn_status_t share_state(run_t *r)
+{
+    cnn_train_state_t *ts = &r->ts;
+    cnn_status_t st = CNN_OK;
+    int64_t c[CNN_TS_NCOUNTERS + 1]; /* the counters, then the rows of history */
+    double v[CNN_TS_NVALUES];
+    cnn_train_state_pack(ts, c, v);
+    c[CNN_TS_NCOUNTERS] = ts->nhistory;
+    CNN_MPI_CHECK(st, MPI_Bcast(c, CNN_TS_NCOUNTERS + 1, MPI_INT64_T, 0, r->comm), error);
+    CNN_MPI_CHECK(st, MPI_Bcast(v, CNN_TS_NVALUES, MPI_DOUBLE, 0, r->comm), error);
+    cnn_train_state_unpack(ts, c, v);
+    if (r->rank != 0) {
+        const int64_t rows = c[CNN_TS_NCOUNTERS];
+        free(ts->history);
+        ts->nhistory = 0;
+        ts->history = malloc(sizeof(double) * CNN_HISTORY_COLS * (size_t)(rows + 1));
+        if (ts->history) ts->nhistory = (int)rows;
+        else st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    }
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    CNN_MPI_CHECK(st, MPI_Bcast(ts->history, (int)(CNN_HISTORY_COLS * ts->nhistory), MPI_DOUBLE, 0,
+                                r->comm), error);
+error:
+    return st;
+}
+
+/* Rank 0's weights, best weights and optimizer state on every rank. */
+static cnn_status_t share_arenas(run_t *r)
+{
+    cnn_net_t *net = r->net;
+    cnn_optim_t *opt = r->opt;
+    cnn_status_t st = CNN_OK;
+    CNN_MPI_CHECK(st, MPI_Bcast(net->params, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
+    CNN_MPI_CHECK(st, MPI_Bcast(net->state, (int)net->nstate, MPI_FLOAT, 0, r->comm), error);
+    CNN_MPI_CHECK(st, MPI_Bcast(r->best_params, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
+    CNN_MPI_CHECK(st, MPI_Bcast(r->best_state, (int)net->nstate, MPI_FLOAT, 0, r->comm), error);
+    int64_t t = opt->t;
+    CNN_MPI_CHECK(st, MPI_Bcast(&t, 1, MPI_INT64_T, 0, r->comm), error);
+    opt->t = t;
+    if (opt->m)
+        CNN_MPI_CHECK(st, MPI_Bcast(opt->m, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
+    if (opt->v)
+        CNN_MPI_CHECK(st, MPI_Bcast(opt->v, (int)net->nparams, MPI_FLOAT, 0, r->comm), error);
+error:
+    return st;
+}
+
+/* How a gradient sum of L ranks per node adds, for the resume note. */
+static void describe_sum(int ranks_per_node, char *buf, size_t len)
+{
+    if (ranks_per_node > 1)
+        snprintf(buf, len, "in shared memory by %d ranks per node", ranks_per_node);
+    else
+        snprintf(buf, len, "by MPI_Allreduce");
+}
+
+/* Rank 0 says where the run resumes, and whether the continuation can
+ * differ from an uninterrupted run (another thread count or gradient
+ * sum than the checkpoint's). */
+static void print_resume(const run_t *r, int threads, int sum_rpn)
+{
+    const cnn_train_state_t *ts = &r->ts;
+    const cnn_net_t *net = r->net;
+    const char *tag = tag_of(r);
+    if (r->rank != 0 || r->opts->quiet) return;
+    if (ts->stopped_early || ts->epoch >= r->cfg->train.epochs)
+        printf("%sresuming a finished run (%lld epochs%s): scoring the best model again\n", tag,
+               (long long)ts->epoch, ts->stopped_early ? ", stopped early" : "");
+    else
+        printf("%sresuming at epoch %lld, step %lld (global step %lld)\n", tag,
+               (long long)ts->epoch + 1, (long long)ts->step, (long long)ts->global_step);
+    if (threads != net->nthreads)
+        printf("%snote: the checkpoint was written with %d thread%s, this run has %d: the "
+               "result will not be bitwise that of an uninterrupted run\n",
+               tag, threads, threads == 1 ? "" : "s", net->nthreads);
+    /* with 2 ranks a + b is b + a: only 3 or more can differ */
+    const int rpn = cnn_dist_gsum_ranks_per_node(r->gsum);
+    if (r->size >= 3 && sum_rpn != rpn) {
+        char was[64], now[64];
+        describe_sum(sum_rpn, was, sizeof was);
+        describe_sum(rpn, now, sizeof now);
+        printf("%snote: the checkpoint's gradients were summed %s, this run's %s: the "
+               "result will not be bitwise that of an uninterrupted run\n", tag, was, now);
+    }
+    fflush(stdout);
+}
+
+/* The output directory; with --resume, the checkpoint's state on every
+ * rank. */
+static cnn_status_t prepare_outputs(run_t *r)
+{
+    cnn_status_t st = CNN_OK;
+    int threads = 0, sum_rpn = 1;
+    if (r->rank == 0) st = open_outputs(r, &threads, &sum_rpn);
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    if (!r->opts->resume) return CNN_OK;
+    CNN_TRY(share_state(r));
+    CNN_TRY(share_arenas(r));
+    print_resume(r, threads, sum_rpn);
+    return CNN_OK;
+}
+
+/* Everything before the first step: this rank's set-up, then the
+ * collective parts (the gradient sum, the watchdog), the output directory
+ * or the resumed state, and rank 0's opening line. */
+static cnn_status_t start_run(run_t *r)
+{
+    cnn_status_t st = setup(r);
+    if (st == CNN_OK) st = cnn_fault_init(r->rank);
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    /* collective: only once every rank has its net */
+    st = cnn_dist_gsum_create(r->comm, r->net->nparams, 0, &r->gsum);
+    if (st == CNN_OK && cnn_dist_gsum_buffer(r->gsum))
+        cnn_net_bind_grads(r->net, cnn_dist_gsum_buffer(r->gsum));
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    /* watched from here on; loading the data above is not */
+    st = cnn_watchdog_start(r->comm, r->cfg->train.watchdog_seconds, &r->wd);
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    cnn_watchdog_phase(r->wd, CNN_WD_OUTPUTS);
+    CNN_TRY(prepare_outputs(r));
+    if (r->rank == 0 && !r->opts->quiet && !r->opts->resume) {
+        const cnn_net_t *net = r->net;
+        const cnn_data_t *d = r->d;
+        printf("%straining %s: %zu train, %zu val, %zu test images; %d rank%s x %d thread%s; "
+               "global batch %d; %zu parameters%s%s\n",
+               tag_of(r), r->cfg->source, d->train->n, d->val ? d->val->n : 0,
+               d->test ? d->test->n : 0, r->size, r->size > 1 ? "s" : "", net->nthreads,
+               net->nthreads > 1 ? "s" : "", r->cfg->train.batch_size * r->size, net->nparams,
+               r->size > 1 ? "; gradient sum: " : "", r->size > 1 ? cnn_dist_gsum_method(r->gsum) : "");
+        fflush(stdout);
+    }
+    r->last_ckpt_time = MPI_Wtime();
+    return CNN_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* the result                                                          */
+
+/* The run's counts and the last epoch's training figures (from the
+ * history, so that a resumed finished run reports them too). */
+static void record_run(const run_t *r, double seconds, cnn_train_result_t *res)
+{
+    const cnn_train_state_t *ts = &r->ts;
+    res->seconds = seconds;
+    res->images_per_second = seconds > 0 ? r->images_total / seconds : 0.0;
+    res->epochs_run = (int)ts->epoch;
+    res->stopped_early = ts->stopped_early;
+    if (ts->nhistory > 0) {
+        res->train_loss = ts->history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 1];
+        res->train_acc = ts->history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 2];
+    }
+}
+
+/* A signal ended the run: its checkpoint is written; say how to go on. */
+static cnn_status_t report_stop(const run_t *r)
+{
+    if (r->rank == 0 && !r->opts->quiet)
+        printf("\n%sstopped by a signal at epoch %lld step %lld; checkpoint written to %s\n",
+               tag_of(r), (long long)r->ts.epoch + 1, (long long)r->ts.step, r->ckpt_path);
+    return cnn_error_set(CNN_ESTOPPED, "stopped by a signal; resume with --resume --out %s",
+                         r->opts->out_dir);
+}
+
 /* FNV-1a over the bytes of the parameter and state arenas. */
 static uint64_t hash_arenas(const cnn_net_t *net)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    const unsigned char *p = (const unsigned char *)net->params;
-    for (size_t i = 0; i < net->nparams * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    p = (const unsigned char *)net->state;
-    for (size_t i = 0; i < net->nstate * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
+    const uint64_t h = cnn_fnv1a(CNN_FNV1A_INIT, net->params, net->nparams * sizeof(float));
+    return cnn_fnv1a(h, net->state, net->nstate * sizeof(float));
+}
+
+/* The best weights become the net's (they are the result, whatever ended
+ * the run), hashed and scored on the validation and test sets. */
+static cnn_status_t score_best(run_t *r, cnn_train_result_t *res)
+{
+    cnn_net_t *net = r->net;
+    const cnn_data_t *d = r->d;
+    cnn_eval_t ev;
+    if (r->ts.has_best) {
+        memcpy(net->params, r->best_params, sizeof(float) * net->nparams);
+        memcpy(net->state, r->best_state, sizeof(float) * net->nstate);
+    }
+    res->best_epoch = (int)r->ts.best_epoch;
+    res->params_hash = hash_arenas(net);
+    cnn_watchdog_phase(r->wd, CNN_WD_EVALUATE);
+    if (d->val) {
+        CNN_TRY(cnn_evaluate(r->comm, net, d->val, d->mean, d->std, r->loss, 0, NULL, &ev));
+        res->val_loss = ev.loss;
+        res->val_acc = ev.acc;
+    }
+    if (d->test && !r->opts->skip_test) {
+        CNN_TRY(cnn_evaluate(r->comm, net, d->test, d->mean, d->std, r->loss, 0, NULL, &ev));
+        res->test_loss = ev.loss;
+        res->test_acc = ev.acc;
+        res->test_correct = ev.correct;
+        res->test_total = ev.total;
+    }
+    return CNN_OK;
+}
+
+static void print_summary(const run_t *r, const cnn_train_result_t *res)
+{
+    if (r->rank != 0 || r->opts->quiet) return;
+    const char *tag = tag_of(r);
+    const int test = r->d->test && !r->opts->skip_test;
+    printf("%sbest epoch %d of %d (%.1f s, %.0f images/s)\n", tag, res->best_epoch,
+           res->epochs_run, res->seconds, res->images_per_second);
+    printf("%strain accuracy: %.4f (last epoch, running)\n", tag, res->train_acc);
+    if (r->d->val) printf("%sval accuracy: %.4f\n", tag, res->val_acc);
+    if (test)
+        printf("%stest accuracy: %.4f (%ld/%ld)\n", tag, res->test_acc, res->test_correct,
+               res->test_total);
+    printf("%smodel: %s\n", tag, r->model_path);
+    fflush(stdout);
 }
 
 /* ------------------------------------------------------------------ */
@@ -581,195 +885,20 @@ cnn_status_t cnn_train(const cnn_config_t *cfg, const cnn_train_opts_t *opts,
     memset(res, 0, sizeof *res);
     res->val_loss = res->val_acc = res->test_loss = res->test_acc = NAN;
 
-    st = setup(&r);
-    if (st == CNN_OK) st = cnn_fault_init(r.rank);
-    st = cnn_dist_agree(r.comm, st);
-    if (st != CNN_OK) goto done;
-    /* collective: only once every rank has its net */
-    st = cnn_dist_gsum_create(r.comm, r.net->nparams, 0, &r.gsum);
-    if (st == CNN_OK && cnn_dist_gsum_buffer(r.gsum))
-        cnn_net_bind_grads(r.net, cnn_dist_gsum_buffer(r.gsum));
-    if ((st = cnn_dist_agree(r.comm, st)) != CNN_OK) goto done;
-    /* watched from here on; loading the data above is not */
-    st = cnn_watchdog_start(r.comm, cfg->train.watchdog_seconds, &r.wd);
-    if ((st = cnn_dist_agree(r.comm, st)) != CNN_OK) goto done;
-    cnn_watchdog_phase(r.wd, CNN_WD_OUTPUTS);
-    if ((st = prepare_outputs(&r)) != CNN_OK) goto done;
-    cnn_net_t *net = r.net;
-    cnn_train_state_t *ts = &r.ts;
-    if (r.rank == 0 && !opts->quiet && !opts->resume) {
-        printf("%straining %s: %zu train, %zu val, %zu test images; %d rank%s x %d thread%s; "
-               "global batch %d; %zu parameters%s%s\n",
-               opts->tag ? opts->tag : "", cfg->source, r.d->train->n,
-               r.d->val ? r.d->val->n : 0, r.d->test ? r.d->test->n : 0, r.size,
-               r.size > 1 ? "s" : "", net->nthreads, net->nthreads > 1 ? "s" : "",
-               cfg->train.batch_size * r.size, net->nparams,
-               r.size > 1 ? "; gradient sum: " : "",
-               r.size > 1 ? cnn_dist_gsum_method(r.gsum) : "");
-        fflush(stdout);
-    }
-    r.last_ckpt_time = MPI_Wtime();
+    if ((st = start_run(&r)) != CNN_OK) goto done;
     const double t_start = MPI_Wtime();
-    double images_total = 0.0;
-    const size_t steps = cnn_sampler_steps(r.sampler);
-    int stopped = 0;
-
-    while (ts->epoch < cfg->train.epochs && !ts->stopped_early && !stopped) {
-        cnn_sampler_set_epoch(r.sampler, (long)ts->epoch);
-        const double t_epoch = MPI_Wtime() - ts->epoch_seconds;
-        while ((size_t)ts->step < steps) {
-            const size_t step = (size_t)ts->step;
-            int want_ckpt = 0;
-            if (r.rank == 0) {
-                const cnn_checkpoint_config_t *cc = &cfg->checkpoint;
-                want_ckpt = (cc->every_steps > 0 && (ts->global_step + 1) % cc->every_steps == 0) ||
-                            (cc->every_minutes > 0 &&
-                             MPI_Wtime() - r.last_ckpt_time >= 60.0 * cc->every_minutes);
-            }
-            int finite, n_global;
-            double loss_sum, correct;
-            cnn_watchdog_position(r.wd, ts->epoch + 1, ts->step + 1, ts->global_step + 1);
-            cnn_watchdog_phase(r.wd, CNN_WD_COMPUTE);
-            cnn_fault_step_hook(ts->global_step + 1);
-            st = compute_step(&r, step, want_ckpt, &finite, &loss_sum, &correct, &n_global);
-            if (st != CNN_OK) goto done;
-            if (!finite) {
-                /* the reduced values: the same on every rank, so is this branch */
-                const char *what = isfinite(loss_sum) ? "gradient"
-                                   : cnn_all_finite(r.grad_sum, net->nparams) ? "loss"
-                                                                              : "loss and gradient";
-                if (cfg->train.nan_policy == CNN_NAN_STOP) {
-                    st = cnn_error_set(CNN_ENUMERIC,
-                                       "non-finite %s (summed over all ranks) at epoch %lld step "
-                                       "%zu (global step %lld); train.nan_policy = stop",
-                                       what, (long long)ts->epoch + 1, step + 1,
-                                       (long long)ts->global_step + 1);
-                    goto done;
-                }
-                memcpy(net->state, r.prev_state, sizeof(float) * net->nstate);
-                ts->skipped_steps++;
-                /* every rank says so: the proof that they all skipped */
-                if (!opts->quiet)
-                    fprintf(stderr, "mpicnn: rank %d: warning: non-finite %s at epoch %lld step "
-                                    "%zu (global step %lld): step skipped on every rank "
-                                    "(train.nan_policy = skip; %lld skipped so far)\n",
-                            r.rank, what, (long long)ts->epoch + 1, step + 1,
-                            (long long)ts->global_step + 1, (long long)ts->skipped_steps);
-            } else {
-                ts->lr = cnn_config_lr(cfg, (double)ts->epoch + (double)step / (double)steps,
-                                       (long)ts->global_step, r.size);
-                cnn_optim_step(r.opt, net->params, r.grad_sum, ts->lr, net->nthreads);
-                if (net->nparams > 0 &&
-                    cnn_fault_step_due(CNN_FAULT_NAN_WEIGHTS, ts->global_step + 1)) {
-                    fprintf(stderr, "mpicnn: rank %d: MPICNN_FAULT=%s: NaN in this rank's "
-                                    "weights after global step %lld\n", r.rank,
-                            cnn_fault_get()->text, (long long)ts->global_step + 1);
-                    net->params[0] = NAN;
-                }
-                ts->acc_loss += loss_sum;
-                ts->acc_correct += correct;
-                ts->acc_seen += n_global;
-                images_total += n_global;
-            }
-            ts->global_step++;
-            ts->step++;
-            const double *aux = r.aux + net->nstate;
-            ts->epoch_seconds = MPI_Wtime() - t_epoch;
-            progress(&r, (size_t)ts->step, steps, ts->epoch_seconds);
-
-            if (cfg->train.validate_every > 0 && ts->global_step % cfg->train.validate_every == 0 &&
-                (size_t)ts->step < steps) {
-                int new_best;
-                if ((st = validate(&r, &new_best)) != CNN_OK) goto done;
-                if (new_best && (st = save_agreed(&r, 1, 0, 0)) != CNN_OK) goto done;
-                if (ts->stopped_early) break;
-            }
-            if (aux[AUX_STOP] > 0) {
-                /* a signal: checkpoint at this step boundary and leave */
-                if ((st = save_agreed(&r, 0, 1, 0)) != CNN_OK) goto done;
-                stopped = 1;
-                break;
-            }
-            if (aux[AUX_CKPT] > 0 && (st = save_agreed(&r, 0, 1, 0)) != CNN_OK) goto done;
-        }
-        if (stopped) break;
-        /* end of the epoch (or an early stop in the middle of it) */
-        ts->epoch_seconds = MPI_Wtime() - t_epoch;
-        const double seconds = ts->epoch_seconds;
-        int new_best = 0;
-        if (!ts->stopped_early && (st = validate(&r, &new_best)) != CNN_OK) goto done;
-        ts->epoch++;
-        ts->step = 0;
-        if ((st = add_history(&r, ts->lr, seconds)) != CNN_OK) goto done;
-        print_epoch(&r, new_best);
-        ts->acc_loss = ts->acc_correct = ts->acc_seen = 0.0;
-        ts->epoch_seconds = 0.0;
-        if ((st = save_agreed(&r, new_best, 1, 1)) != CNN_OK) goto done;
-        if (ts->stopped_early && r.rank == 0 && !opts->quiet)
-            printf("%searly stop: no improvement in %d validation%s; best epoch %lld\n",
-                   opts->tag ? opts->tag : "", cfg->early_stopping.patience,
-                   cfg->early_stopping.patience > 1 ? "s" : "", (long long)ts->best_epoch);
-    }
-    res->seconds = MPI_Wtime() - t_start;
-    res->images_per_second = res->seconds > 0 ? images_total / res->seconds : 0.0;
-    res->epochs_run = (int)ts->epoch;
-    res->stopped_early = ts->stopped_early;
-    if (ts->nhistory > 0) {
-        /* from the history, so that a resumed finished run reports them too */
-        res->train_loss = ts->history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 1];
-        res->train_acc = ts->history[(size_t)(ts->nhistory - 1) * CNN_HISTORY_COLS + 2];
-    }
-    if (stopped) {
-        if (r.rank == 0 && !opts->quiet)
-            printf("\n%sstopped by a signal at epoch %lld step %lld; checkpoint written to %s\n",
-                   opts->tag ? opts->tag : "", (long long)ts->epoch + 1, (long long)ts->step,
-                   r.ckpt_path);
-        st = cnn_error_set(CNN_ESTOPPED, "stopped by a signal; resume with --resume --out %s",
-                           opts->out_dir);
+    while (!run_finished(&r))
+        if ((st = train_epoch(&r)) != CNN_OK) goto done;
+    record_run(&r, MPI_Wtime() - t_start, res);
+    if (r.stopped) {
+        st = report_stop(&r);
         goto done;
     }
-
-    /* the best weights are the result, whatever ended the run */
-    if (ts->has_best) {
-        memcpy(net->params, r.best_params, sizeof(float) * net->nparams);
-        memcpy(net->state, r.best_state, sizeof(float) * net->nstate);
-    }
-    res->best_epoch = (int)ts->best_epoch;
-    res->params_hash = hash_arenas(net);
-    cnn_watchdog_phase(r.wd, CNN_WD_EVALUATE);
-    cnn_eval_t ev;
-    if (r.d->val) {
-        if ((st = cnn_evaluate(r.comm, net, r.d->val, r.d->mean, r.d->std, r.loss, 0, NULL, &ev)) != CNN_OK)
-            goto done;
-        res->val_loss = ev.loss;
-        res->val_acc = ev.acc;
-    }
-    if (r.d->test && !opts->skip_test) {
-        if ((st = cnn_evaluate(r.comm, net, r.d->test, r.d->mean, r.d->std, r.loss, 0, NULL, &ev)) != CNN_OK)
-            goto done;
-        res->test_loss = ev.loss;
-        res->test_acc = ev.acc;
-        res->test_correct = ev.correct;
-        res->test_total = ev.total;
-    }
-    /* model.h5 with the complete history; the best weights are in the net
-     * now, so write it as the current model */
-    ts->has_best = 0;
-    st = save_agreed(&r, 1, 0, 0);
-    ts->has_best = 1;
+    if ((st = score_best(&r, res)) != CNN_OK) goto done;
+    /* model.h5 with the complete history: the best weights are the net's now */
+    st = save_agreed(&r, (save_t){.model_params = r.net->params, .model_state = r.net->state});
     if (st != CNN_OK) goto done;
-    if (r.rank == 0 && !opts->quiet) {
-        const char *tag = opts->tag ? opts->tag : "";
-        printf("%sbest epoch %d of %d (%.1f s, %.0f images/s)\n", tag, res->best_epoch,
-               res->epochs_run, res->seconds, res->images_per_second);
-        printf("%strain accuracy: %.4f (last epoch, running)\n", tag, res->train_acc);
-        if (r.d->val) printf("%sval accuracy: %.4f\n", tag, res->val_acc);
-        if (r.d->test && !opts->skip_test)
-            printf("%stest accuracy: %.4f (%ld/%ld)\n", tag, res->test_acc, res->test_correct,
-                   res->test_total);
-        printf("%smodel: %s\n", tag, r.model_path);
-        fflush(stdout);
-    }
+    print_summary(&r, res);
 done:
     run_free(&r);
     return st;

@@ -179,7 +179,8 @@ fail:
 
 /* 1 if `name` is a temp file of `base` ("." base ".tmp." host "." pid)
  * that may be removed: written on this host by this process or by one
- * that no longer runs. */
+ * that no longer runs. The "." base ".tmp." pid of writers that did not
+ * name the host yet (files of an older mpicnn) counts as of this host. */
 static int stale_temp(const char *name, const char *base, const char *host)
 {
     size_t bl = strlen(base), hl = strlen(host);
@@ -187,9 +188,10 @@ static int stale_temp(const char *name, const char *base, const char *host)
     name += 1 + bl;
     if (strncmp(name, ".tmp.", 5) != 0) return 0;
     name += 5;
-    if (strncmp(name, host, hl) != 0 || name[hl] != '.') return 0;
+    if (strncmp(name, host, hl) == 0 && name[hl] == '.') name += hl + 1;
+    else if (strspn(name, "0123456789") != strlen(name)) return 0;
     char *end;
-    long pid = strtol(name + hl + 1, &end, 10);
+    long pid = strtol(name, &end, 10);
     if (*end != '\0' || pid <= 0) return 0;
     return pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
 }
