@@ -43,11 +43,11 @@ static void label_row(const cnn_sweep_grid_t *g, const char *const *row, char *b
     }
 }
 
-/* The hash of the point row applied to a copy of base (work is scratch):
- * cnn_config_hash() of its resolved text; for a point whose values do not
- * go together, the hash of "!" and its label. CNN_ENOMEM only. */
+/* The hash of the point row applied to a copy of base; see
+ * sweep_point_hash(). */
 static cnn_status_t row_hash(const cnn_sweep_grid_t *g, const char *const *row,
-                             const cnn_config_t *base, cnn_config_t *work, uint64_t *h)
+                             const cnn_config_t *base, cnn_config_t *work,
+                             sweep_text_edit_fn edit, const void *ctx, uint64_t *h)
 {
     *work = *base;
     cnn_status_t st = apply_row(g, row, work);
@@ -62,10 +62,22 @@ static cnn_status_t row_hash(const cnn_sweep_grid_t *g, const char *const *row,
         return CNN_OK;
     }
     char *text = cnn_config_to_string(work);
+    if (text && edit) {
+        char *edited = edit(text, ctx);
+        free(text);
+        text = edited;
+    }
     if (!text) return cnn_error_set(CNN_ENOMEM, "out of memory expanding the sweep grid");
     *h = cnn_config_hash(text);
     free(text);
     return CNN_OK;
+}
+
+cnn_status_t sweep_point_hash(const cnn_sweep_grid_t *g, int p, const cnn_config_t *base,
+                              cnn_config_t *work, sweep_text_edit_fn edit, const void *ctx,
+                              uint64_t *h)
+{
+    return row_hash(g, g->value + (size_t)p * g->nkeys, base, work, edit, ctx, h);
 }
 
 uint64_t sweep_grid_hash(const uint64_t *hash, int n)
@@ -134,7 +146,7 @@ static cnn_status_t expand(const cnn_config_t *cfg, cnn_sweep_grid_t *g, const c
         const char **row = g->value + (size_t)g->npoints * g->nkeys;
         for (int k = 0; k < g->nkeys; k++) row[k] = vals[k][idx[k]];
         uint64_t h = 0;
-        CNN_TRY(row_hash(g, row, cfg, work, &h));
+        CNN_TRY(row_hash(g, row, cfg, work, NULL, NULL, &h));
         int dup = 0;
         for (int j = 0; j < g->npoints && !dup; j++) dup = g->hash[j] == h;
         if (!dup) g->hash[g->npoints++] = h;

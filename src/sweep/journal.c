@@ -35,6 +35,16 @@ cnn_status_t sweep_journal_create(const char *path, const char *dir, const char 
     return st;
 }
 
+int sweep_journal_has_header(const char *path, const char *header)
+{
+    char line[256];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const int ok = fgets(line, sizeof line, f) && strcmp(line, header) == 0;
+    fclose(f);
+    return ok;
+}
+
 /* The journal line of rec (tabs and newlines in the reason made spaces). */
 static void journal_line(const sweep_record_t *rec, char *buf, size_t len)
 {
@@ -124,16 +134,14 @@ bad:
     return cnn_error_set(CNN_EDATA, "%s:%d: bad %s '%s'", path, line, name, v);
 }
 
-/* The whole file into a malloc'd, '\0'-terminated *buf (the caller's to
- * free, also on failure) of *len bytes. */
-static cnn_status_t read_all(const char *path, char **buf, size_t *len)
+cnn_status_t sweep_read_file(const char *path, const char *what, char **buf, size_t *len)
 {
     cnn_status_t st = CNN_OK;
     size_t cap = 1 << 16, n;
     *len = 0;
     *buf = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return cnn_fs_error(path, "cannot open the journal", errno);
+    if (!f) return cnn_fs_error(path, what, errno);
     if (!(*buf = malloc(cap + 1))) goto nomem;
     while ((n = fread(*buf + *len, 1, cap - *len, f)) > 0) {
         *len += n;
@@ -197,7 +205,7 @@ cnn_status_t sweep_journal_read(const char *path, const char *header, const uint
     char *buf = NULL;
     size_t len = 0;
     j->n = 0;
-    cnn_status_t st = read_all(path, &buf, &len);
+    cnn_status_t st = sweep_read_file(path, "cannot open the journal", &buf, &len);
     if (st != CNN_OK) goto done;
     size_t whole = len;
     while (whole > 0 && buf[whole - 1] != '\n') whole--;

@@ -256,6 +256,23 @@ error:
 /* ------------------------------------------------------------------ */
 /* set-up                                                              */
 
+/* Rank 0, --resume: the journal read (and a torn last line cut off). A
+ * journal written by a version without some of this version's config
+ * keys is matched through DIR/sweep.ini; a sweep started before that
+ * file existed gets it now, so that it survives the next new key. */
+static cnn_status_t resume_journal(sweep_t *s)
+{
+    if (sweep_journal_has_header(s->journal, s->header)) {
+        char ini[CNN_PATH_MAX + 32];
+        snprintf(ini, sizeof ini, "%s/%s", s->dir, SWEEP_CONFIG_NAME);
+        if (access(ini, F_OK) != 0) CNN_TRY(sweep_config_save(s));
+    } else {
+        int matched = 0;
+        CNN_TRY(sweep_config_match_older(s, &matched));
+    }
+    return sweep_journal_read(s->journal, s->header, s->grid->hash, s->n, 1, &s->j);
+}
+
 /* Rank 0: the sweep directory and the journal (new, or checked for
  * --resume). */
 static cnn_status_t open_journal(sweep_t *s)
@@ -268,7 +285,8 @@ static cnn_status_t open_journal(sweep_t *s)
                              "choose another --out", s->dir, SWEEP_JOURNAL_NAME);
     if (!exists && s->opts->resume)
         return cnn_error_set(CNN_EUSAGE, "--resume: %s does not exist", s->journal);
-    if (exists) return sweep_journal_read(s->journal, s->header, s->grid->hash, s->n, 1, &s->j);
+    if (exists) return resume_journal(s);
+    CNN_TRY(sweep_config_save(s));
     return sweep_journal_create(s->journal, s->dir, s->header);
 }
 
@@ -368,6 +386,9 @@ static cnn_status_t sweep_setup(sweep_t *s)
     st = setup_groups(s);
     if (st == CNN_OK && s->rank == 0) st = open_journal(s);
     CNN_TRY(cnn_dist_agree(s->comm, st));
+    /* the hashes the journal's records carry, which --resume of an older
+     * sweep may have changed on rank 0 */
+    CNN_MPI_CHECK(st, MPI_Bcast(s->grid->hash, s->n, MPI_UINT64_T, 0, s->comm), error);
 
     /* the data once per rank, unless trials differ in it */
     int swept_data = 0;

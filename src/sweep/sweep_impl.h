@@ -1,8 +1,9 @@
 /* sweep_impl.h - what the files of src/sweep share (not public).
  *
- *   grid.c      the grid of [sweep] (sweep.h) and its hash
+ *   grid.c      the grid of [sweep] (sweep.h) and the hash of a point
  *   journal.c   DIR/sweep.journal: one fsync'd line per finished trial run
  *   schedule.c  rounds and successive halving, planned from the journal
+ *   resume.c    DIR/sweep.ini and --resume across a new config key
  *   runner.c    groups of ranks, the rounds, cnn_sweep_run()
  *   report.c    the ranking, sweep.csv, best/model.h5, the summary
  *
@@ -34,9 +35,22 @@
 
 #define SWEEP_REASON_MAX 480
 #define SWEEP_JOURNAL_NAME "sweep.journal"
+#define SWEEP_CONFIG_NAME "sweep.ini"
 
 /* ------------------------------------------------------------------ */
 /* grid.c                                                              */
+
+/* Rewrites a resolved config text (cnn_config_to_string()) before it is
+ * hashed; returns a malloc'd text or NULL when out of memory. */
+typedef char *(*sweep_text_edit_fn)(const char *text, const void *ctx);
+
+/* The hash of grid point p applied to a copy of base (work is scratch):
+ * cnn_config_hash() of its resolved text, passed through edit(text, ctx)
+ * first unless edit is NULL; for a point whose values do not go together,
+ * the hash of "!" and its label. CNN_ENOMEM only. */
+cnn_status_t sweep_point_hash(const cnn_sweep_grid_t *g, int p, const cnn_config_t *base,
+                              cnn_config_t *work, sweep_text_edit_fn edit, const void *ctx,
+                              uint64_t *h);
 
 /* FNV-1a over the bytes of hash[0..n), each least significant byte
  * first: the grid hash in the journal's header. */
@@ -70,6 +84,15 @@ void sweep_journal_header(char *buf, size_t len, int ntrials, uint64_t grid_hash
 /* Creates the journal `path` (which must not exist) holding only header,
  * fsyncs it and the directory dir. */
 cnn_status_t sweep_journal_create(const char *path, const char *dir, const char *header);
+
+/* 1 if the journal `path` starts with the line `header`, else 0 (also
+ * when it cannot be read: sweep_journal_read() then says why). */
+int sweep_journal_has_header(const char *path, const char *header);
+
+/* The whole file `path` into *buf (malloc'd, '\0'-terminated, the
+ * caller's to free, also on failure) of *len bytes. CNN_EIO "PATH: what:
+ * why" when it cannot be opened, CNN_ENOMEM. */
+cnn_status_t sweep_read_file(const char *path, const char *what, char **buf, size_t *len);
 
 /* Appends rec's line under an exclusive fcntl lock, then fsyncs. */
 cnn_status_t sweep_journal_append(const char *path, const sweep_record_t *rec);
@@ -141,6 +164,21 @@ typedef struct {
     int *pending;             /* (n) the trials a round runs */
     int nrun, nskipped;
 } sweep_t;
+
+/* ------------------------------------------------------------------ */
+/* resume.c                                                            */
+
+/* Rank 0, new sweep: DIR/sweep.ini, the resolved config the sweep starts
+ * with, written atomically. */
+cnn_status_t sweep_config_save(const sweep_t *s);
+
+/* Rank 0, --resume of a journal whose header does not match this grid:
+ * if DIR/sweep.ini, resolved again by this version, equals this config,
+ * the journal was written by a version that lacked some of this version's
+ * keys; the grid's hashes and the header are recomputed without those
+ * keys (as that version computed them) into s->grid->hash and s->header.
+ * *matched is 1 then, else 0 (no sweep.ini, or a different config). */
+cnn_status_t sweep_config_match_older(sweep_t *s, int *matched);
 
 /* ------------------------------------------------------------------ */
 /* report.c                                                            */
