@@ -7,6 +7,7 @@
 #include "mpicnn/csv.h"
 #include "mpicnn/fs.h"
 #include "mpicnn/rng.h"
+#include "mpicnn/str.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/layer.h"
 #include "mpicnn/loss.h"

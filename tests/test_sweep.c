@@ -2,8 +2,9 @@
  * determinism, limits) and, on however many ranks mpirun gives (1, 2 and
  * 3 in `make check`), the runner: every grid point runs exactly once and
  * the trials spread over every group, a failing trial is recorded and the
- * sweep goes on, --resume runs only what the journal lacks, successive
- * halving keeps the best, and a rank without a group idles correctly.
+ * sweep goes on, --resume runs only what the journal lacks (also one
+ * written by a version with fewer config keys), successive halving keeps
+ * the best, and a rank without a group idles correctly.
  *
  * `test_sweep --synth DIR` only writes the synthetic data set and a
  * sweep config DIR/sweep.ini, for tests/test_sweep_cli.sh. */
@@ -405,6 +406,177 @@ static void test_resume_finished_runs_nothing(void **state)
                            "threads = 1", 1, &res), CNN_EUSAGE);
 }
 
+/* ------------------------------------------------------------------ */
+/* --resume after a version of mpicnn that adds a config key            */
+
+/* text without the first occurrence of cut (malloc'd). */
+static char *without(const char *text, const char *cut)
+{
+    const char *at = strstr(text, cut);
+    assert_non_null(at);
+    char *out = malloc(strlen(text) + 1);
+    assert_non_null(out);
+    snprintf(out, strlen(text) + 1, "%.*s%s", (int)(at - text), text, at + strlen(cut));
+    return out;
+}
+
+/* The hashes an older version, whose resolved configs lack `cut`, gives
+ * the trials of the grid (cnn_config_hash of each point's text), and the
+ * grid hash of its journal (FNV-1a over each hash, low byte first). */
+static int older_hashes(const char *sweep_lines, const char *cut, uint64_t *hash, int max,
+                        uint64_t *grid_hash)
+{
+    cnn_config_t *cfg = load(sweep_lines, "threads = 1"), *work = malloc(sizeof *work);
+    cnn_sweep_grid_t *g = NULL;
+    assert_non_null(work);
+    assert_int_equal(cnn_sweep_grid(cfg, &g), CNN_OK);
+    assert_true(g->npoints <= max);
+    *grid_hash = 14695981039346656037ULL;
+    for (int p = 0; p < g->npoints; p++) {
+        *work = *cfg;
+        assert_int_equal(cnn_sweep_point_config(g, p, work), CNN_OK);
+        char *text = cnn_config_to_string(work), *old = without(text, cut);
+        hash[p] = cnn_config_hash(old);
+        for (int b = 0; b < 64; b += 8)
+            *grid_hash = (*grid_hash ^ ((hash[p] >> b) & 0xff)) * 1099511628211ULL;
+        free(text);
+        free(old);
+    }
+    const int n = g->npoints;
+    cnn_sweep_grid_free(g);
+    free(work);
+    free(cfg);
+    return n;
+}
+
+/* Rewrites DIR/name/rel with the text `text`. */
+static void put_file(const char *name, const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, name, rel);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* DIR/name/rel into a malloc'd string. */
+static char *get_file(const char *name, const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, name, rel);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Makes the sweep in DIR/name look journaled by a version of mpicnn
+ * whose resolved configs lack `cut`: its sweep.ini, its header and every
+ * record's point hash. */
+static void make_older(const char *name, const char *sweep_lines, const char *cut,
+                       uint64_t *hash, int *n)
+{
+    uint64_t grid;
+    *n = older_hashes(sweep_lines, cut, hash, 16, &grid);
+    char *ini = get_file(name, "sweep.ini"), *old_ini = without(ini, cut);
+    put_file(name, "sweep.ini", old_ini);
+    char *j = get_file(name, "sweep.journal"), *out = calloc(1, strlen(j) + 256), *o = out;
+    assert_non_null(out);
+    o += sprintf(o, "# mpicnn sweep journal v1\ttrials=%d\tgrid=%016llx\n", *n,
+                 (unsigned long long)grid);
+    for (char *line = strchr(j, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        int t = -1;
+        char *pt = strstr(line, "\tpoint=");
+        assert_true(sscanf(line, "trial=%d\t", &t) == 1 && t >= 0 && t < *n && pt);
+        o += sprintf(o, "%.*s\tpoint=%016llx%.*s", (int)(pt - line), line,
+                     (unsigned long long)hash[t], (int)(strchr(line, '\n') + 1 - (pt + 23)),
+                     pt + 23);
+    }
+    put_file(name, "sweep.journal", out);
+    free(ini);
+    free(old_ini);
+    free(j);
+    free(out);
+}
+
+/* Every record of DIR/name's journal carries hash[trial]. */
+static void check_points(const char *name, const uint64_t *hash, int n)
+{
+    char *j = get_file(name, "sweep.journal");
+    int records = 0;
+    for (char *line = strchr(j, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        int t = -1;
+        unsigned long long point = 0;
+        assert_int_equal(sscanf(line, "trial=%d\tround=%*d\tpoint=%llx", &t, &point), 2);
+        assert_true(t >= 0 && t < n);
+        assert_true(point == hash[t]);
+        records++;
+    }
+    assert_int_equal(records, n);
+    free(j);
+}
+
+static void test_resume_after_new_key(void **state)
+{
+    /* what an older version lacked: one key, then a whole section */
+    const char *grid = "optimizer.lr = 0.02, 0.01\nconv1.filters = 4, 6\n";
+    const char *cuts[2] = {"every_minutes = 0\n",
+                           "\n[checkpoint]\nevery_steps = 0\nevery_minutes = 0\n"};
+    for (int c = 0; c < 2; c++) {
+        char name[32];
+        snprintf(name, sizeof name, "newkey%d", c);
+        cnn_sweep_result_t res;
+        assert_int_equal(sweep(name, grid, "threads = 1", 0, &res), CNN_OK);
+        uint64_t hash[16];
+        int n = 0;
+        if (rank == 0) {
+            make_older(name, grid, cuts[c], hash, &n);
+            cut_journal(name, 2);
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        cnn_status_t st = sweep(name, grid, "threads = 1", 1, &res);
+        if (st != CNN_OK) fail_msg("resume of an older journal: %s", cnn_error_message());
+        assert_int_equal(res.nskipped, 2);
+        assert_int_equal(res.nrun, 2);
+        assert_int_equal(res.nok, 4);
+        if (rank != 0) continue;
+        /* the records appended carry the older hashes too; sweep.ini stays */
+        check_points(name, hash, n);
+        char *ini = get_file(name, "sweep.ini");
+        assert_null(strstr(ini, cuts[c]));
+        free(ini);
+    }
+    /* a value that differs is still another config */
+    if (rank == 0) {
+        char *ini = get_file("newkey0", "sweep.ini"), *seed = strstr(ini, "seed = 3\n");
+        assert_non_null(seed);
+        seed[7] = '4';
+        put_file("newkey0", "sweep.ini", ini);
+        free(ini);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    cnn_sweep_result_t res;
+    assert_int_equal(sweep("newkey0", grid, "threads = 1", 1, &res), CNN_EUSAGE);
+    if (rank == 0) assert_non_null(strstr(cnn_error_message(), "different sweep"));
+    /* a sweep journaled before sweep.ini existed: a changed grid is refused
+     * as before, the same grid resumes and gets its sweep.ini */
+    if (rank == 0) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/resume/sweep.ini", dir);
+        assert_int_equal(remove(path), 0);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    assert_int_equal(sweep("resume", grid, "threads = 1", 1, &res), CNN_EUSAGE);
+    const char *grid6 = "optimizer.lr = 0.02, 0.01, 0.005\nconv1.filters = 4, 6\n";
+    assert_int_equal(sweep("resume", grid6, "threads = 1", 1, &res), CNN_OK);
+    if (rank == 0) assert_true(file_exists("resume", "sweep.ini"));
+}
+
 static void test_halving(void **state)
 {
     /* 4 trials: 4 to 1 epoch, the best 2 to 2 epochs, the best 1 to 3 */
@@ -500,6 +672,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_failing_trial_recorded),
         cmocka_unit_test(test_resume_runs_only_unfinished),
         cmocka_unit_test(test_resume_finished_runs_nothing),
+        cmocka_unit_test(test_resume_after_new_key),
         cmocka_unit_test(test_halving),
         cmocka_unit_test(test_groups_of_two),
         cmocka_unit_test(test_too_few_ranks),

@@ -82,6 +82,12 @@ typedef struct {
 
 /* Runs the sweep cfg describes (see the top of this file). Collective over
  * opts->comm: every rank calls it with the same cfg and opts. Writes
+ *   DIR/sweep.ini       the resolved config the sweep started with (rank
+ *                       0, atomically, once): --resume compares with it
+ *                       when the journal's hashes do not match, so that a
+ *                       sweep journaled by a version of mpicnn without some
+ *                       of this version's config keys (at their defaults)
+ *                       can be resumed
  *   DIR/sweep.journal   one line per finished trial run, appended and
  *                       fsync'd by the group leader that ran it
  *   DIR/trials/<n>/     each trial's model.h5, checkpoint.h5, metrics.csv
