@@ -32,7 +32,7 @@ typedef struct {
     char xdesc[64];             /* --x-shape as "(N,...)", for messages */
     int train;                  /* --mode, else 1 */
     uint64_t seed;              /* --seed, else 0 */
-    unsigned set;               /* bit j: key j came from a flag */
+    unsigned set;               /* bit j: key j was set by a flag */
 } op_t;
 
 static void print_usage(FILE *f)
