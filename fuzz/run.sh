@@ -3,8 +3,9 @@
 # UBSan) and runs it for FUZZ_SECONDS seconds (default 600) from a seed
 # corpus. A finding stops the run with the crashing input saved under
 # fuzz-out/<target>/. Needs clang and libclang-rt-14-dev (Debian);
-# fuzz_model also needs OpenMP for clang and the hdf5-openmpi and
-# openblas pkg-config files (libhdf5-openmpi-dev, libopenblas-dev).
+# fuzz_config and fuzz_model also need OpenMP for clang and the openblas
+# (fuzz_model: and hdf5-openmpi) pkg-config files (libopenblas-dev,
+# libhdf5-openmpi-dev).
 #   FUZZ_SECONDS=20 make fuzz        (the smoke run CI does)
 set -eu
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +44,9 @@ for t in idx cifar csv config model; do
   case $t in
     idx|cifar) src="$srcdir/src/data/idx.c $srcdir/src/data/cifar.c $srcdir/src/data/dataset.c $srcdir/src/data/sampler.c" ;;
     csv) src="$srcdir/src/util/csv.c" ;;
-    config) src="$srcdir/src/config/config.c" ;;
+    config) # the layer keys come from the layer types' ops tables
+      src="$srcdir/src/config/config.c $srcdir/src/layers/*.c $srcdir/src/kernels/*.c"
+      extra="-fopenmp -I$out/stub $(pkg-config --cflags --libs openblas)" ;;
     model)
       src="$srcdir/src/io/h5io.c $srcdir/src/io/model.c $srcdir/src/parallel/fault.c $srcdir/src/nn/net.c
            $srcdir/src/layers/*.c $srcdir/src/kernels/*.c"

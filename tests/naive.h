@@ -1,11 +1,12 @@
-/* naive.h - plain double-precision reference implementations of every
- * layer and loss, written straight from the definitions, for the tests. */
+/* naive.h - plain double-precision references for the tests, written
+ * straight from the definitions: every layer (through its ops table's
+ * `reference`) and loss, and finite differences of them. */
 #ifndef MPICNN_TEST_NAIVE_H
 #define MPICNN_TEST_NAIVE_H
 
 #include "mpicnn/layer.h"
 
-/* Forward of one layer in double. x is (in.n, c, h, w); params in the
+/* Forward of one layer in double: its type's reference function. x is (in.n, c, h, w); params in the
  * layer's parameter layout; state (batchnorm running mean then var) is
  * read in test mode; mask (dropout, per element) is used in train mode.
  * y has the layer's output shape. */

@@ -587,6 +587,150 @@ static void test_shape_errors(void **state)
     assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 4, 4), 1, &net), CNN_ECONFIG);
 }
 
+/* ---- the registry: every type's table is complete and consistent ---- */
+
+/* A value inside key k's range, for a required key. */
+static void sample_key(const cnn_layer_key_t *k, cnn_layer_spec_t *s)
+{
+    char *base = (char *)s;
+    switch (k->kind) {
+    case CNN_LKEY_INT: *(int *)(base + k->off) = 2; break;
+    case CNN_LKEY_PAIR: *(int *)(base + k->off) = *(int *)(base + k->off2) = 2; break;
+    case CNN_LKEY_FLOAT:
+        *(float *)(base + k->off) = (float)(isinf(k->hi) ? k->lo + 1 : (k->lo + k->hi) / 2);
+        break;
+    default: fail_msg("%s: key %s has no kind", s->type, k->name);
+    }
+}
+
+/* A spec of type t: sample values for the required keys, then each other
+ * key's default, which must parse (an "=KEY" default after KEY). */
+static cnn_layer_spec_t sample_spec(const cnn_layer_ops_t *t)
+{
+    cnn_layer_spec_t s = {0};
+    snprintf(s.name, sizeof s.name, "%s_t", t->type);
+    snprintf(s.type, sizeof s.type, "%s", t->type);
+    assert_true(t->nkeys >= 0 && t->nkeys <= CNN_LAYER_KEYS_MAX);
+    for (int j = 0; j < t->nkeys; j++) {
+        const cnn_layer_key_t *k = &t->keys[j];
+        assert_ptr_equal(cnn_layer_key(t, k->name), k); /* names are unique */
+        assert_true(k->lo <= k->hi);
+        if (!k->def) sample_key(k, &s);
+        else if (k->def[0] == '=') { /* a key before this one */
+            const cnn_layer_key_t *from = cnn_layer_key(t, k->def + 1);
+            assert_non_null(from);
+            assert_true(from < k);
+        }
+    }
+    for (int j = 0; j < t->nkeys; j++)
+        if (t->keys[j].def && cnn_config_layer_default(&s, &t->keys[j]) != CNN_OK)
+            fail_msg("%s: default of %s: %s", t->type, t->keys[j].name, cnn_error_message());
+    return s;
+}
+
+/* The tensors fill the layer's params and state exactly. */
+static void check_tensors(const cnn_layer_t *l)
+{
+    const cnn_layer_ops_t *t = l->ops;
+    cnn_layer_tensor_t tt[CNN_LAYER_TENSORS_MAX];
+    size_t sum[2] = {0, 0};
+    assert_true(t->ntensors >= 0 && t->ntensors <= CNN_LAYER_TENSORS_MAX);
+    if (t->ntensors) assert_non_null(t->tensor_dims);
+    const int n = cnn_layer_tensors(l, tt);
+    for (int i = 0; i < n; i++) {
+        assert_non_null(tt[i].desc->name);
+        assert_true(tt[i].desc->in_state == 0 || tt[i].desc->in_state == 1);
+        assert_true(tt[i].ndims >= 1 && tt[i].ndims <= 4);
+        assert_int_equal(tt[i].offset, sum[tt[i].desc->in_state]);
+        sum[tt[i].desc->in_state] += tt[i].count;
+        for (int j = 0; j < i; j++) assert_string_not_equal(tt[i].desc->name, tt[j].desc->name);
+        if (tt[i].desc->in_state) assert_null(tt[i].desc->grad_flag);
+    }
+    if (sum[0] != l->sz.params || sum[1] != l->sz.state)
+        fail_msg("%s: tensors hold %zu params + %zu state, the layer %zu + %zu", t->type,
+                 sum[0], sum[1], l->sz.params, l->sz.state);
+}
+
+/* `mpicnn op`'s descriptor names flags and keys the type has. */
+static void check_cli(const cnn_layer_ops_t *t)
+{
+    const cnn_layer_cli_t *c = t->cli;
+    unsigned from_shape = 0;
+    if (!c) return;
+    assert_non_null(c->usage);
+    if (c->shape_flag) {
+        int nd = 1;
+        for (const char *p = c->shape_dims; *p; p++) nd += *p == ',';
+        assert_true(nd <= 4 && c->shape_in < nd && c->shape_in_why);
+        assert_true(t->ntensors > 0 && t->tensors[0].flag);
+        for (int i = 0; i < nd; i++) {
+            if (!c->shape_keys[i]) continue;
+            const cnn_layer_key_t *k = cnn_layer_key(t, c->shape_keys[i]);
+            assert_non_null(k);
+            int uses = 0;
+            for (int j = 0; j < nd; j++)
+                uses += c->shape_keys[j] && !strcmp(c->shape_keys[j], k->name);
+            assert_int_equal(uses, k->kind == CNN_LKEY_PAIR ? 2 : 1);
+            from_shape |= 1u << (k - t->keys);
+        }
+    }
+    /* op sets each key from a flag, from the shape flag or to its default */
+    for (int j = 0; j < t->nkeys; j++)
+        if (!t->keys[j].op_flag && !(from_shape & (1u << j)) && !t->keys[j].def)
+            fail_msg("op %s: nothing sets key %s", t->type, t->keys[j].name);
+}
+
+/* The layer's forward pass in test mode against its reference, on a
+ * sample shape with its initial parameters. */
+static void check_reference(const cnn_layer_spec_t *s, cnn_shape_t in)
+{
+    cnn_net_t *net = NULL;
+    if (cnn_net_create(s, 1, in, 1, &net) != CNN_OK)
+        fail_msg("create %s: %s", s->name, cnn_error_message());
+    cnn_layer_t *l = &net->layers[0];
+    cnn_net_init(net, 7);
+    check_tensors(l);
+    const size_t nin = (size_t)in.n * cnn_shape_image(in), nout = (size_t)in.n * cnn_shape_image(l->out);
+    double *x = malloc(sizeof(double) * nin), *y = malloc(sizeof(double) * nout);
+    double *p = malloc(sizeof(double) * (l->sz.params + 1));
+    double *st = malloc(sizeof(double) * (l->sz.state + 1));
+    uint64_t seed = 5;
+    for (size_t i = 0; i < nin; i++) net->act[0][i] = (float)(x[i] = tu_uniform(&seed, -1, 1));
+    for (size_t i = 0; i < l->sz.params; i++) p[i] = l->params[i];
+    for (size_t i = 0; i < l->sz.state; i++) st[i] = l->state[i];
+    cnn_ctx_t ctx = cnn_net_ctx(net, 0, 1, 0, 0);
+    const float *yf = cnn_net_forward(net, &ctx, in.n);
+    l->ops->reference(s, in, l->out, x, p, st, NULL, 0, y);
+    TU_ASSERT_CLOSE(s->type, yf, y, nout, FWD_ATOL, FWD_RTOL);
+    free(x);
+    free(y);
+    free(p);
+    free(st);
+    cnn_net_free(net);
+}
+
+static void test_registry(void **state)
+{
+    const cnn_layer_ops_t *const *all = cnn_layer_all();
+    const char *const *names = cnn_layer_types();
+    int n = 0;
+    for (; all[n]; n++) {
+        const cnn_layer_ops_t *t = all[n];
+        assert_non_null(names[n]);
+        assert_string_equal(names[n], t->type);
+        assert_ptr_equal(cnn_layer_find(t->type), t);
+        assert_true(strlen(t->type) < sizeof ((cnn_layer_spec_t *)0)->type);
+        assert_true(t->shape && t->forward && t->backward && t->reference);
+        assert_true(t->fd == CNN_FD_LINEAR || t->fd == CNN_FD_SMOOTH || t->fd == CNN_FD_KINKED);
+        cnn_layer_spec_t s = sample_spec(t);
+        check_cli(t);
+        check_reference(&s, sh(2, 3, 8, 8));
+    }
+    assert_null(names[n]);
+    assert_true(n >= 9);
+    assert_null(cnn_layer_find("pool"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,7 +742,7 @@ int main(void)
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
-        cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

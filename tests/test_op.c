@@ -309,6 +309,11 @@ static void test_errors(void **state)
     assert_int_equal(run(err, sizeof err, "relu --x x10 --x-shape 10 --out out --bogus 1"), CNN_EXIT_USAGE);
     assert_non_null(strstr(err, "--bogus"));
     assert_int_equal(run(err, sizeof err, "sigmoid --x x10 --x-shape 10 --out out"), CNN_EXIT_USAGE);
+    /* a layer type without op flags is not an op; the message lists the ops */
+    assert_int_equal(run(err, sizeof err, "gap --x x10 --x-shape 10 --out out"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "unknown layer 'gap'"));
+    assert_non_null(strstr(err, "conv, "));
+    assert_non_null(strstr(err, "batchnorm, softmax-ce, hinge)"));
     assert_int_equal(run(err, sizeof err, "conv --x x10 --x-shape 1,1,2,5 --w x10 --w-shape 1,2,1,1 "
                                           "--b x10 --stride 1 --pad 0 --out out"), CNN_EXIT_USAGE);
     assert_non_null(strstr(err, "--w-shape"));

@@ -156,6 +156,13 @@ typedef struct {
  * train.epochs = 0. Such a config does not pass validation. */
 void cnn_config_defaults(cnn_config_t *cfg);
 
+/* Sets key k of a layer of type spec->type to its default (k->def; an
+ * "=KEY" default takes the value of key KEY already in *spec), with the
+ * checks a config value gets. CNN_ECONFIG if k is required or its default
+ * is out of its range, CNN_EINTERNAL if "=KEY" names no key of the type.
+ * Used for the keys a config section (or `mpicnn op`) leaves out. */
+cnn_status_t cnn_config_layer_default(cnn_layer_spec_t *spec, const cnn_layer_key_t *k);
+
 /* Reads and parses the config file `path`, then applies
  * overrides[0..noverrides-1] (each "section.key=value", later ones win)
  * and validates the result. On success fills *cfg and returns CNN_OK. On

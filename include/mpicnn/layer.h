@@ -2,8 +2,24 @@
  *
  * A layer is a spec (what the config says), a shape (what shape inference
  * decided) and pointers into the network's arenas. The network calls a
- * layer only through its ops table; the registry maps a type name
- * ("conv", "relu", ...) to that table.
+ * layer only through its ops table; the registry maps a type name (conv,
+ * relu, ...) to that table. The table is the one list of what a type is:
+ * besides the compute functions it holds the type's config keys, the
+ * tensors it stores in model files, how `mpicnn op` reads it from flags,
+ * how a finite-difference check treats it, and its double-precision
+ * reference forward pass. The config parser, the model files, the CLI and
+ * the tests read these fields and name no type themselves.
+ *
+ * Adding a layer type:
+ *  1. src/layers/NAME.c with static shape/forward/backward (and init if it
+ *     has parameters or state), its key table, its tensor table with a
+ *     tensor_dims callback if it stores anything, optionally a cli
+ *     descriptor, its fd kind and its reference function, all in one
+ *     `const cnn_layer_ops_t cnn_NAME_ops`;
+ *  2. one line in src/layers/registry.c (and the extern below), and the
+ *     file in src/layers/local.mk;
+ *  3. a case in tests/test_layers.c against its reference.
+ * tests/test_layers.c checks every registered table for completeness.
  *
  * Layout is NCHW float32 throughout. A flat vector of D values is the
  * shape (N, D, 1, 1). Every shape below is per batch: `n` is the batch. */
@@ -30,7 +46,7 @@ static inline size_t cnn_shape_image(cnn_shape_t s)
 /* What the config says about one layer. Fields a type does not use are 0. */
 typedef struct {
     char name[CNN_NAME_MAX]; /* as in the config, e.g. "conv1" */
-    char type[16];           /* registry name, e.g. "conv" */
+    char type[16];           /* registry name (an ops table's type) */
     int filters;             /* conv: output channels K; dense: units M */
     int kh, kw;              /* conv kernel / pool window */
     int stride;              /* conv / pool stride (>= 1) */
@@ -64,6 +80,97 @@ typedef struct {
 } cnn_ctx_t;
 
 typedef struct cnn_layer cnn_layer_t;
+
+/* ---- what a type declares besides its compute functions ---------------- */
+
+/* The kinds of value a layer key takes. */
+typedef enum {
+    CNN_LKEY_INT = 1, /* int at off */
+    CNN_LKEY_PAIR,    /* "N" or "NxM" (`mpicnn op`: "N" or "N,M"): ints at off, off2 */
+    CNN_LKEY_FLOAT    /* float at off, range checked after rounding to float */
+} cnn_lkey_kind_t;
+
+#define CNN_LAYER_KEYS_MAX 8
+
+/* One key of a layer's config section (besides `type`). The config parser
+ * checks the value against lo..hi and prints "expected ..." from them;
+ * cnn_config_to_string() prints the keys in table order. */
+typedef struct {
+    const char *name;     /* the config key; `mpicnn op` flag "--" name */
+    cnn_lkey_kind_t kind;
+    size_t off, off2;     /* offsetof() in cnn_layer_spec_t; off2: a pair's
+                             second int */
+    double lo, hi;        /* range; hi may be HUGE_VAL (no upper end) */
+    int lo_open, hi_open; /* 1: the bound itself is outside the range */
+    /* Default as text, as the config would spell it; NULL: required;
+     * "=KEY": the (first) value of key KEY of the same layer, e.g. a
+     * pool's stride is "=size", the window's height. */
+    const char *def;
+    int op_flag;          /* 1: `mpicnn op` requires it as --NAME */
+} cnn_layer_key_t;
+
+#define CNN_LAYER_TENSORS_MAX 4
+
+/* One tensor a layer stores in model files (a dataset of its group,
+ * docs/model-format.md). A type's tensors lie in table order in its
+ * params (or state) slice, each starting where the previous one of the
+ * same arena ends, and together fill sz.params and sz.state. */
+typedef struct {
+    const char *name;      /* dataset name, PyTorch's: "weight", "bias",
+                              "running_mean", "running_var" */
+    int in_state;          /* 0: in the params arena; 1: in the state arena */
+    /* `mpicnn op`: the flag naming the file it is read from (NULL: not
+     * read); a state tensor is then required in test mode only (training
+     * mode starts from init's values and does not return them). */
+    const char *flag;
+    const char *grad_flag; /* op: flag the gradient is written to, or NULL */
+    int transposed;        /* op: the file holds the 2-D tensor transposed */
+    const char *note;      /* op: what ties its size to --x-shape, in
+                              messages ("the channels of"), or NULL */
+} cnn_tensor_desc_t;
+
+/* How `mpicnn op TYPE` builds its one-layer net from flags. Besides these,
+ * op reads --x (shaped by --x-shape), the tensors' flags, the keys marked
+ * op_flag (e.g. --stride), and writes --out (and --dx and the gradient
+ * flags when --dout is given). Keys that neither a flag nor the shape
+ * flag sets take their default. */
+typedef struct {
+    const char *usage;      /* the flags, for op's help text */
+    const char *x_dims;     /* names of the dims --x-shape must have
+                               ("N,C,H,W"); NULL: 1 to 4 dims, N first */
+    /* A flag giving the first tensor's file dims, which set keys: */
+    const char *shape_flag; /* "--w-shape", or NULL */
+    const char *shape_dims; /* names of its dims, "K,C,KH,KW" */
+    int shape_in;           /* index of the dim equal to the input's channels */
+    const char *shape_in_why; /* how they are tied, for the message:
+                                 "the channels of" --x-shape */
+    /* The key each dim sets, or NULL; a pair key named at two dims takes
+     * the first as off and the second as off2. */
+    const char *shape_keys[4];
+    int mode;               /* 1: takes --mode train|test (else: train) */
+    int seed;               /* 1: takes --seed K, the run seed */
+} cnn_layer_cli_t;
+
+/* How a finite-difference gradient check treats a type (cli gradcheck). */
+typedef enum {
+    CNN_FD_LINEAR = 1, /* linear in its params and input (dropout: with its
+                          mask fixed): a unit step is exact */
+    CNN_FD_SMOOTH,     /* smooth: a small step with Richardson extrapolation */
+    CNN_FD_KINKED      /* piecewise linear: real inputs sit on its kinks, so
+                          finite differences do not apply; not checked */
+} cnn_fd_kind_t;
+
+/* A type's forward pass in double, straight from its definition: plain
+ * loops, no blocking, no threads. x is (in.n, in.c, in.h, in.w), y has
+ * the shape `out`. params and state are in the layer's own layouts (may
+ * be NULL for a type without them); `train` selects training mode
+ * (batchnorm: batch statistics, else the running ones in state; dropout:
+ * y = x * mask, else y = x), mask is dropout's per-element scaled mask
+ * (NULL for other types). */
+typedef void (*cnn_layer_ref_fn)(const cnn_layer_spec_t *spec, cnn_shape_t in,
+                                 cnn_shape_t out, const double *x, const double *params,
+                                 const double *state, const double *mask, int train,
+                                 double *y);
 
 typedef struct {
     const char *type;
@@ -108,6 +215,20 @@ typedef struct {
      * maximum first and clamps its 4x fewer outputs: the two commute). */
     void (*forward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                const float *x, float *y);
+
+    /* The config keys, in the order the resolved config prints them. */
+    const cnn_layer_key_t *keys;
+    int nkeys;
+    /* The tensors stored in model files (none: nothing, or, for a type
+     * with params or state, flat "params" / "state" datasets). */
+    const cnn_tensor_desc_t *tensors;
+    int ntensors;
+    /* The PyTorch-order dims of tensor i of layer l into dims; returns
+     * their number (1 to 4). NULL when ntensors is 0. */
+    int (*tensor_dims)(const cnn_layer_t *l, int i, size_t dims[4]);
+    const cnn_layer_cli_t *cli; /* NULL: `mpicnn op` does not offer it */
+    cnn_fd_kind_t fd;
+    cnn_layer_ref_fn reference;
 } cnn_layer_ops_t;
 
 struct cnn_layer {
@@ -127,6 +248,26 @@ const cnn_layer_ops_t *cnn_layer_find(const char *type);
 
 /* The registered type names, NULL-terminated. Static. */
 const char *const *cnn_layer_types(void);
+
+/* The registered ops tables in registry order, NULL-terminated. Static. */
+const cnn_layer_ops_t *const *cnn_layer_all(void);
+
+/* Key `name` of a type, or NULL if the type has no such key. */
+const cnn_layer_key_t *cnn_layer_key(const cnn_layer_ops_t *ops, const char *name);
+
+/* Tensor i of a layer, placed: its description, where it starts in the
+ * layer's params (or state) slice, and its PyTorch-order dims. */
+typedef struct {
+    const cnn_tensor_desc_t *desc;
+    size_t offset; /* floats from l->params (or l->state) */
+    int ndims;
+    size_t dims[4];
+    size_t count;  /* the product of dims */
+} cnn_layer_tensor_t;
+
+/* Places l's tensors (l->ops->ntensors of them, at most
+ * CNN_LAYER_TENSORS_MAX) into t, in table order; returns their number. */
+int cnn_layer_tensors(const cnn_layer_t *l, cnn_layer_tensor_t *t);
 
 /* Shapes as "(n,c,h,w)" into buf; returns buf. */
 char *cnn_shape_str(cnn_shape_t s, char *buf, size_t len);

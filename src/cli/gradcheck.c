@@ -7,7 +7,8 @@
  * over N training images and r a fixed random tensor of its output's
  * shape, the objective f = sum(r * layer(x)) has the gradients the
  * layer's backward computes from dy = r. Checking layer by layer keeps the
- * finite differences sharp: conv, dense, flatten, the average pools and
+ * finite differences sharp. The step follows the type's fd kind in its
+ * ops table (layer.h): conv, dense, flatten, the average pools and
  * dropout (with its mask fixed) are linear in their weights and inputs, so
  * a unit step is exact; batchnorm is smooth and gets a small step with
  * Richardson extrapolation. relu and maxpool are piecewise linear, and
@@ -101,6 +102,45 @@ static double check_dirs(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, float *x, 
     return worst;
 }
 
+/* Checks layer i of net on its input from the last forward pass (n
+ * images) and prints its row; raises *worst_all to its worst error. r, dx
+ * and y are scratch of the largest activation's size. CNN_ENUMERIC if
+ * every direction crossed a kink. */
+static cnn_status_t check_layer(cnn_net_t *net, const cnn_ctx_t *ctx, int i, int n, long ndir,
+                                double tol, float *r, float *dx, float *y, double *worst_all)
+{
+    cnn_layer_t *l = &net->layers[i];
+    const size_t nx = (size_t)n * cnn_shape_image(l->in), ny = (size_t)n * cnn_shape_image(l->out);
+    if (l->ops->fd == CNN_FD_KINKED) {
+        printf("%-12s %-10s %8zu %14s %14s %6s  (piecewise linear: not checked)\n",
+               l->spec.name, l->spec.type, l->sz.params, "-", "-", "-");
+        return CNN_OK;
+    }
+    const int linear = l->ops->fd == CNN_FD_LINEAR;
+    for (size_t j = 0; j < ny; j++) r[j] = 2.0f * cnn_u01(cnn_hash4(5, (uint64_t)i, j, 0)) - 1.0f;
+    /* the forward that the backward refers to (caches, masks) */
+    l->ops->forward(l, ctx, n, net->act[i], y);
+    memset(l->grads, 0, sizeof(float) * l->sz.params);
+    l->ops->backward(l, ctx, n, net->act[i], y, r, dx);
+    int checked = 0, kinks = 0;
+    double ep = 0, ex;
+    if (l->sz.params)
+        ep = check_dirs(l, ctx, n, net->act[i], y, r, l->params, l->sz.params, l->grads,
+                        linear, ndir, 2 * i, &checked, &kinks);
+    ex = check_dirs(l, ctx, n, net->act[i], y, r, net->act[i], nx, dx, linear, ndir,
+                    2 * i + 1, &checked, &kinks);
+    const double worst = fmax(ep, ex);
+    char pbuf[32] = "-";
+    if (l->sz.params) snprintf(pbuf, sizeof pbuf, "%.3g", ep);
+    printf("%-12s %-10s %8zu %14s %14.3g %6d%s\n", l->spec.name, l->spec.type, l->sz.params,
+           pbuf, ex, kinks, worst > tol ? "  FAIL" : "");
+    *worst_all = fmax(*worst_all, worst);
+    if (checked == 0)
+        return cnn_error_set(CNN_ENUMERIC, "layer %s: every direction crossed a kink",
+                             l->spec.name);
+    return CNN_OK;
+}
+
 cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm)
 {
     static const char *const sw[] = {"--help", NULL};
@@ -157,40 +197,9 @@ cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm)
     printf("%-12s %-10s %8s %14s %14s %6s\n", "layer", "type", "params", "params rel err",
            "input rel err", "kinks");
     double worst_all = 0;
-    for (int i = 0; i < net->nlayers; i++) {
-        cnn_layer_t *l = &net->layers[i];
-        const size_t nx = (size_t)n * cnn_shape_image(l->in), ny = (size_t)n * cnn_shape_image(l->out);
-        const char *t = l->spec.type;
-        if (!strcmp(t, "relu") || !strcmp(t, "maxpool")) {
-            printf("%-12s %-10s %8zu %14s %14s %6s  (piecewise linear: not checked)\n",
-                   l->spec.name, t, l->sz.params, "-", "-", "-");
-            continue;
-        }
-        const int linear = strcmp(t, "batchnorm") != 0;
-        for (size_t j = 0; j < ny; j++) r[j] = 2.0f * cnn_u01(cnn_hash4(5, (uint64_t)i, j, 0)) - 1.0f;
-        /* the forward that the backward refers to (caches, masks) */
-        l->ops->forward(l, &ctx, n, net->act[i], y);
-        memset(l->grads, 0, sizeof(float) * l->sz.params);
-        l->ops->backward(l, &ctx, n, net->act[i], y, r, dx);
-        int checked = 0, kinks = 0;
-        double ep = 0, ex;
-        if (l->sz.params)
-            ep = check_dirs(l, &ctx, n, net->act[i], y, r, l->params, l->sz.params, l->grads,
-                            linear, ndir, 2 * i, &checked, &kinks);
-        ex = check_dirs(l, &ctx, n, net->act[i], y, r, net->act[i], nx, dx, linear, ndir,
-                        2 * i + 1, &checked, &kinks);
-        const double worst = fmax(ep, ex);
-        char pbuf[32] = "-";
-        if (l->sz.params) snprintf(pbuf, sizeof pbuf, "%.3g", ep);
-        printf("%-12s %-10s %8zu %14s %14.3g %6d%s\n", l->spec.name, l->spec.type, l->sz.params,
-               pbuf, ex, kinks, worst > tol ? "  FAIL" : "");
-        worst_all = fmax(worst_all, worst);
-        if (checked == 0) {
-            st = cnn_error_set(CNN_ENUMERIC, "layer %s: every direction crossed a kink",
-                               l->spec.name);
-            goto done;
-        }
-    }
+    for (int i = 0; i < net->nlayers && st == CNN_OK; i++)
+        st = check_layer(net, &ctx, i, n, ndir, tol, r, dx, y, &worst_all);
+    if (st != CNN_OK) goto done;
     if (worst_all > tol)
         st = cnn_error_set(CNN_ENUMERIC, "gradient check failed: max relative error %.3g > %g",
                            worst_all, tol);

@@ -1,5 +1,10 @@
 /* op.c - `mpicnn op LAYER ...`: one layer's forward (and backward) on
- * CSV files, through the same layer code the trainer uses. */
+ * CSV files, through the same layer code the trainer uses. What a layer
+ * type takes comes from its ops table (layer.h): its cli descriptor (the
+ * --x-shape rule, a shape flag such as --w-shape, --mode, --seed), its
+ * keys marked op_flag (--stride, ...) and its tensors' flags (--w, --dw,
+ * ...). The losses softmax-ce and hinge are handled here. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,21 +12,46 @@
 #include "cli.h"
 #include "mpicnn/csv.h"
 
-static const char op_usage[] =
-    "usage: mpicnn op LAYER FLAGS\n"
-    "  conv      --x F --x-shape N,C,H,W --w F --w-shape K,C,KH,KW --b F --stride S --pad P --out F\n"
-    "            [--dout F --dx F --dw F --db F]\n"
-    "  maxpool   --x F --x-shape N,C,H,W --size PH,PW --stride S --out F [--dout F --dx F]\n"
-    "  avgpool   (same flags as maxpool)\n"
-    "  relu      --x F --x-shape ... --out F [--dout F --dx F]\n"
-    "  dense     --x F --x-shape N,D --w F --w-shape D,M --b F --out F [--dout F --dx F --dw F --db F]\n"
-    "  dropout   --x F --x-shape ... --p P --mode train|test --seed K --out F [--dout F --dx F]\n"
-    "  batchnorm --x F --x-shape ... --gamma F --beta F --mode train|test [--mean F --var F] --eps E\n"
-    "            --out F [--dout F --dx F --dgamma F --dbeta F]\n"
+/* Integer flags of layer keys run from the key's lower bound to this:
+ * the layer's shape check rejects what does not fit the input. */
+#define OP_INT_MAX (1 << 20)
+
+static const char op_usage_losses[] =
     "  softmax-ce --x F --x-shape N,K --labels F --out F [--dx F]\n"
     "  hinge      --x F --x-shape N,K --labels F --out F [--dx F]\n"
     "Arrays are C-order numbers separated by commas, spaces or newlines;\n"
     "outputs have one value per line with 9 significant digits.\n";
+
+/* One layer op being set up from its flags. */
+typedef struct {
+    cli_args_t *a;
+    const cnn_layer_ops_t *ops;
+    const cnn_layer_cli_t *cli; /* ops->cli */
+    cnn_layer_spec_t spec;
+    cnn_shape_t in;             /* from --x-shape */
+    char xdesc[64];             /* --x-shape as "(N,...)", for messages */
+    int train;                  /* --mode, else 1 */
+    uint64_t seed;              /* --seed, else 0 */
+    unsigned set;               /* bit j: key j was set by a flag */
+} op_t;
+
+static void print_usage(FILE *f)
+{
+    fputs("usage: mpicnn op LAYER FLAGS\n", f);
+    for (const cnn_layer_ops_t *const *t = cnn_layer_all(); *t; t++)
+        if ((*t)->cli) fprintf(f, "  %-9s %s\n", (*t)->type, (*t)->cli->usage);
+    fputs(op_usage_losses, f);
+}
+
+static cnn_status_t unknown_op(const char *op)
+{
+    char list[256];
+    size_t n = 0;
+    list[0] = '\0';
+    for (const cnn_layer_ops_t *const *t = cnn_layer_all(); *t && n < sizeof list; t++)
+        if ((*t)->cli) n += (size_t)snprintf(list + n, sizeof list - n, "%s, ", (*t)->type);
+    return cnn_error_set(CNN_EUSAGE, "op: unknown layer '%s' (%ssoftmax-ce, hinge)", op, list);
+}
 
 /* Reads the file named by `flag` and checks it holds exactly `want`
  * values; `shape` describes where `want` comes from for the message. */
@@ -56,6 +86,29 @@ static void dims_str(const int *d, int nd, char *buf, size_t len)
     for (int i = 0; i < nd && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, i ? ",%d" : "(%d", d[i]);
     if (o < len) snprintf(buf + o, len - o, ")");
+}
+
+/* dims_str for tensor dims */
+static void sizes_str(const size_t *d, int nd, char *buf, size_t len)
+{
+    int di[4];
+    for (int i = 0; i < nd; i++) di[i] = (int)d[i];
+    dims_str(di, nd, buf, len);
+}
+
+/* The number of dims named in "A,B,C". */
+static int count_dims(const char *names)
+{
+    int n = 1;
+    for (; *names; names++) n += *names == ',';
+    return n;
+}
+
+/* dst (cols, rows) = the transpose of src (rows, cols) */
+static void transpose(const float *src, size_t rows, size_t cols, float *dst)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
 }
 
 static size_t prod(const int *d, int nd)
@@ -111,20 +164,275 @@ done:
     return st;
 }
 
-/* Maps an --x-shape of 1 to 4 dims to NCHW; flat shapes become (N,D,1,1). */
-static cnn_status_t x_shape(cli_args_t *a, int want4, cnn_shape_t *in, char *desc, size_t len)
+/* --x-shape: 1 to 4 dims (or exactly the dims cli->x_dims names) as
+ * NCHW; flat shapes become (N,D,1,1). */
+static cnn_status_t op_x_shape(op_t *o)
 {
     const char *s;
     int d[4], nd;
-    CNN_TRY(cli_need(a, "--x-shape", &s));
-    CNN_TRY(cli_dims("--x-shape", s, 4, d, &nd));
-    if (want4 && nd != 4)
-        return cnn_error_set(CNN_EUSAGE, "--x-shape: '%s' must be N,C,H,W", s);
-    dims_str(d, nd, desc, len);
-    if (nd == 4) *in = (cnn_shape_t){d[0], d[1], d[2], d[3]};
-    else if (nd == 3) *in = (cnn_shape_t){d[0], d[1], d[2], 1};
-    else *in = (cnn_shape_t){d[0], nd == 2 ? d[1] : 1, 1, 1};
+    const int want = o->cli->x_dims ? count_dims(o->cli->x_dims) : 0;
+    CNN_TRY(cli_need(o->a, "--x-shape", &s));
+    CNN_TRY(cli_dims("--x-shape", s, want ? want : 4, d, &nd));
+    if (want && nd != want)
+        return cnn_error_set(CNN_EUSAGE, "--x-shape: '%s' must be %s", s, o->cli->x_dims);
+    dims_str(d, nd, o->xdesc, sizeof o->xdesc);
+    if (nd == 4) o->in = (cnn_shape_t){d[0], d[1], d[2], d[3]};
+    else if (nd == 3) o->in = (cnn_shape_t){d[0], d[1], d[2], 1};
+    else o->in = (cnn_shape_t){d[0], nd == 2 ? d[1] : 1, 1, 1};
     return CNN_OK;
+}
+
+/* Sets key `name` (or, for a pair key set already, its second int) to v. */
+static cnn_status_t set_shape_key(op_t *o, const char *name, int v)
+{
+    const cnn_layer_key_t *k = cnn_layer_key(o->ops, name);
+    if (!k)
+        return cnn_error_set(CNN_EINTERNAL, "op %s: shape key %s is not a key", o->ops->type,
+                             name);
+    const unsigned bit = 1u << (k - o->ops->keys);
+    const size_t off = (o->set & bit) && k->kind == CNN_LKEY_PAIR ? k->off2 : k->off;
+    *(int *)((char *)&o->spec + off) = v;
+    o->set |= bit;
+    return CNN_OK;
+}
+
+/* The shape flag (--w-shape): the first tensor's file dims, one of them
+ * the input's channels; the others set keys (filters, kernel, units). */
+static cnn_status_t op_shape_flag(op_t *o)
+{
+    const cnn_layer_cli_t *c = o->cli;
+    if (!c->shape_flag) return CNN_OK;
+    const char *s;
+    int d[4], nd;
+    char wdesc[64];
+    const int want = count_dims(c->shape_dims);
+    CNN_TRY(cli_need(o->a, c->shape_flag, &s));
+    CNN_TRY(cli_dims(c->shape_flag, s, want, d, &nd));
+    dims_str(d, nd, wdesc, sizeof wdesc);
+    if (nd != want || d[c->shape_in] != o->in.c) {
+        const char *name = c->shape_dims; /* the name of dim shape_in */
+        for (int i = 0; i < c->shape_in; i++) name = strchr(name, ',') + 1;
+        return cnn_error_set(CNN_EUSAGE, "%s: %s must be %s with %.*s = %d (%s --x-shape %s)",
+                             c->shape_flag, wdesc, c->shape_dims, (int)strcspn(name, ","),
+                             name, o->in.c, c->shape_in_why, o->xdesc);
+    }
+    for (int i = 0; i < nd; i++)
+        if (c->shape_keys[i]) CNN_TRY(set_shape_key(o, c->shape_keys[i], d[i]));
+    return CNN_OK;
+}
+
+/* --mode train|test, for the types that take it. */
+static cnn_status_t op_mode(op_t *o)
+{
+    const char *s;
+    if (!o->cli->mode) return CNN_OK;
+    CNN_TRY(cli_need(o->a, "--mode", &s));
+    if (strcmp(s, "train") && strcmp(s, "test"))
+        return cnn_error_set(CNN_EUSAGE, "--mode: '%s' must be train or test", s);
+    o->train = !strcmp(s, "train");
+    return CNN_OK;
+}
+
+/* --seed K, for the types that take it. */
+static cnn_status_t op_seed(op_t *o)
+{
+    const char *s;
+    long v;
+    if (!o->cli->seed) return CNN_OK;
+    CNN_TRY(cli_need(o->a, "--seed", &s));
+    CNN_TRY(cli_int("--seed", s, 0, 0x7fffffffffffffffL, &v));
+    o->seed = (uint64_t)v;
+    return CNN_OK;
+}
+
+/* A float key's value against its range, in the words of the range. */
+static cnn_status_t check_float(const cnn_layer_key_t *k, const char *flag, double v)
+{
+    const int lo_ok = k->lo_open ? v > k->lo : v >= k->lo;
+    const int hi_ok = k->hi_open ? v < k->hi : v <= k->hi;
+    if (lo_ok && hi_ok) return CNN_OK;
+    if (isinf(k->hi))
+        return cnn_error_set(CNN_EUSAGE, "%s: %g must be %s %g", flag, v,
+                             k->lo_open ? ">" : ">=", k->lo);
+    return cnn_error_set(CNN_EUSAGE, "%s: %g must be in %c%g, %g%c", flag, v,
+                         k->lo_open ? '(' : '[', k->lo, k->hi, k->hi_open ? ')' : ']');
+}
+
+/* Key k from its flag --NAME. */
+static cnn_status_t op_key_flag(op_t *o, const cnn_layer_key_t *k)
+{
+    char flag[48];
+    const char *s;
+    int d[2], nd;
+    long v;
+    double dv;
+    char *base = (char *)&o->spec;
+    snprintf(flag, sizeof flag, "--%s", k->name);
+    CNN_TRY(cli_need(o->a, flag, &s));
+    switch (k->kind) {
+    case CNN_LKEY_INT:
+        CNN_TRY(cli_int(flag, s, (long)k->lo, OP_INT_MAX, &v));
+        *(int *)(base + k->off) = (int)v;
+        break;
+    case CNN_LKEY_PAIR:
+        CNN_TRY(cli_dims(flag, s, 2, d, &nd));
+        *(int *)(base + k->off) = d[0];
+        *(int *)(base + k->off2) = nd == 2 ? d[1] : d[0];
+        break;
+    case CNN_LKEY_FLOAT:
+        CNN_TRY(cli_float(flag, s, &dv));
+        CNN_TRY(check_float(k, flag, dv));
+        *(float *)(base + k->off) = (float)dv;
+        break;
+    }
+    o->set |= 1u << (k - o->ops->keys);
+    return CNN_OK;
+}
+
+/* The layer spec from the flags, in the order they are checked: --x-shape,
+ * the shape flag, --mode, the key flags, --seed; then the defaults of the
+ * keys no flag set. */
+static cnn_status_t op_spec(op_t *o)
+{
+    snprintf(o->spec.name, sizeof o->spec.name, "%s", o->ops->type);
+    snprintf(o->spec.type, sizeof o->spec.type, "%s", o->ops->type);
+    CNN_TRY(op_x_shape(o));
+    CNN_TRY(op_shape_flag(o));
+    CNN_TRY(op_mode(o));
+    for (int j = 0; j < o->ops->nkeys; j++)
+        if (o->ops->keys[j].op_flag) CNN_TRY(op_key_flag(o, &o->ops->keys[j]));
+    CNN_TRY(op_seed(o));
+    for (int j = 0; j < o->ops->nkeys; j++)
+        if (!(o->set & (1u << j))) CNN_TRY(cnn_config_layer_default(&o->spec, &o->ops->keys[j]));
+    return CNN_OK;
+}
+
+/* Reads tensor t from its flag into the layer's slice `at` (its params or
+ * state). The file holds it in PyTorch order, or transposed. */
+static cnn_status_t op_read_tensor(op_t *o, const cnn_layer_tensor_t *t, float *at)
+{
+    const cnn_tensor_desc_t *d = t->desc;
+    const int tr = d->transposed && t->ndims == 2;
+    size_t fdims[4];
+    char desc[192], dims[64];
+    float *buf;
+    memcpy(fdims, t->dims, sizeof fdims);
+    if (tr) fdims[0] = t->dims[1], fdims[1] = t->dims[0];
+    sizes_str(fdims, t->ndims, dims, sizeof dims);
+    if (d->note) snprintf(desc, sizeof desc, "%s (%s --x-shape %s)", dims, d->note, o->xdesc);
+    else snprintf(desc, sizeof desc, "%s", dims);
+    CNN_TRY(read_exact(o->a, d->flag, t->count, desc, &buf));
+    if (tr) transpose(buf, fdims[0], fdims[1], at + t->offset);
+    else memcpy(at + t->offset, buf, t->count * sizeof(float));
+    free(buf);
+    return CNN_OK;
+}
+
+/* The layer's tensors from their flags. State tensors start as init makes
+ * them, and are required in test mode only, which uses them. */
+static cnn_status_t op_read_tensors(op_t *o, cnn_net_t *net)
+{
+    cnn_layer_t *l = &net->layers[0];
+    cnn_layer_tensor_t t[CNN_LAYER_TENSORS_MAX];
+    cnn_net_init(net, 0);
+    const int n = cnn_layer_tensors(l, t);
+    for (int i = 0; i < n; i++) {
+        const cnn_tensor_desc_t *d = t[i].desc;
+        if (!d->flag || (d->in_state && o->train && !cli_get(o->a, d->flag))) continue;
+        CNN_TRY(op_read_tensor(o, &t[i], d->in_state ? l->state : l->params));
+    }
+    return CNN_OK;
+}
+
+/* --dout, then the backward pass of the forward just run: dx (nin). */
+static cnn_status_t op_backward(op_t *o, cnn_net_t *net, const cnn_ctx_t *ctx, float **dy,
+                                float **dx)
+{
+    cnn_layer_t *l = &net->layers[0];
+    const size_t nin = (size_t)o->in.n * cnn_shape_image(o->in);
+    const size_t nout = (size_t)o->in.n * cnn_shape_image(l->out);
+    char desc[160];
+    snprintf(desc, sizeof desc, "(output of %s on %s)", o->ops->type, o->xdesc);
+    CNN_TRY(read_exact(o->a, "--dout", nout, desc, dy));
+    *dx = malloc(sizeof(float) * nin);
+    if (!*dx) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    cnn_net_zero_grad(net);
+    l->ops->backward(l, ctx, o->in.n, net->act[0], net->act[1], *dy, *dx);
+    return CNN_OK;
+}
+
+/* Every output flag of a gradient (--dx, and any type's --dw, --dgamma,
+ * ...) needs --dout. */
+static cnn_status_t check_grad_flags(cli_args_t *a, const char *dout)
+{
+    if (cli_get(a, "--dx") && !dout) return cnn_error_set(CNN_EUSAGE, "--dx needs --dout");
+    for (const cnn_layer_ops_t *const *t = cnn_layer_all(); *t; t++)
+        for (int i = 0; i < (*t)->ntensors; i++) {
+            const char *g = (*t)->tensors[i].grad_flag;
+            if (g && cli_get(a, g) && !dout)
+                return cnn_error_set(CNN_EUSAGE, "%s needs --dout", g);
+        }
+    return CNN_OK;
+}
+
+/* --dx and the parameter gradients, each to its flag if given, in the
+ * same order as the tensor files. */
+static cnn_status_t op_write_grads(op_t *o, const cnn_layer_t *l, const float *dx)
+{
+    cnn_layer_tensor_t t[CNN_LAYER_TENSORS_MAX];
+    CNN_TRY(write_opt(o->a, "--dx", dx, (size_t)o->in.n * cnn_shape_image(o->in)));
+    const int n = cnn_layer_tensors(l, t);
+    for (int i = 0; i < n; i++) {
+        const cnn_tensor_desc_t *d = t[i].desc;
+        const float *g = l->grads + t[i].offset;
+        if (!d->grad_flag || d->in_state) continue;
+        if (!d->transposed || t[i].ndims != 2) {
+            CNN_TRY(write_opt(o->a, d->grad_flag, g, t[i].count));
+            continue;
+        }
+        float *buf = malloc(sizeof(float) * t[i].count);
+        if (!buf) return cnn_error_set(CNN_ENOMEM, "out of memory");
+        transpose(g, t[i].dims[0], t[i].dims[1], buf);
+        cnn_status_t st = write_opt(o->a, d->grad_flag, buf, t[i].count);
+        free(buf);
+        CNN_TRY(st);
+    }
+    return CNN_OK;
+}
+
+/* Builds the one-layer net, runs it on --x and writes --out (and the
+ * gradients when --dout is given). */
+static cnn_status_t op_layer(op_t *o)
+{
+    cnn_net_t *net = NULL;
+    float *x = NULL, *dx = NULL, *dy = NULL;
+    const char *out, *dout;
+    cnn_status_t st = cnn_net_create(&o->spec, 1, o->in, 0, &net);
+    if (st != CNN_OK) {
+        /* the shape check names the layer; here the culprit is the flags */
+        cnn_error_prefix("op %s", o->ops->type);
+        return CNN_EUSAGE;
+    }
+    const size_t nin = (size_t)o->in.n * cnn_shape_image(o->in);
+    const size_t nout = (size_t)o->in.n * cnn_shape_image(net->layers[0].out);
+    if ((st = read_exact(o->a, "--x", nin, o->xdesc, &x)) != CNN_OK) goto done;
+    memcpy(net->act[0], x, nin * sizeof(float));
+    if ((st = op_read_tensors(o, net)) != CNN_OK) goto done;
+    cnn_ctx_t ctx = cnn_net_ctx(net, o->train, o->seed, 0, 0);
+    const float *y = cnn_net_forward(net, &ctx, o->in.n);
+    if ((st = cli_need(o->a, "--out", &out)) != CNN_OK) goto done;
+    dout = cli_get(o->a, "--dout");
+    if (dout && (st = op_backward(o, net, &ctx, &dy, &dx)) != CNN_OK) goto done;
+    if ((st = check_grad_flags(o->a, dout)) != CNN_OK) goto done;
+    if ((st = cli_check_unused(o->a)) != CNN_OK) goto done;
+    if ((st = cnn_csv_write(out, y, nout)) != CNN_OK) goto done;
+    if (dout) st = op_write_grads(o, &net->layers[0], dx);
+done:
+    free(x);
+    free(dx);
+    free(dy);
+    cnn_net_free(net);
+    return st;
 }
 
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm)
@@ -133,7 +441,7 @@ cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm)
     cli_args_t a;
     CNN_TRY(cli_parse(argc, argv, sw, &a));
     if (cli_has(&a, "--help") || a.npos == 0) {
-        fputs(op_usage, a.npos ? stdout : stderr);
+        print_usage(a.npos ? stdout : stderr);
         return a.npos || cli_has(&a, "--help") ? CNN_OK
                                                : cnn_error_set(CNN_EUSAGE, "op: which layer?");
     }
@@ -143,198 +451,9 @@ cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm)
     const char *op = a.pos[0];
     if (!strcmp(op, "softmax-ce")) return op_loss(&a, &cnn_loss_softmax_ce);
     if (!strcmp(op, "hinge")) return op_loss(&a, &cnn_loss_hinge);
-
-    cnn_layer_spec_t spec = {.eps = 1e-5f, .momentum = 0.1f, .stride = 1};
-    snprintf(spec.name, sizeof spec.name, "%s", op);
-    cnn_shape_t in;
-    char xdesc[64], wdesc[64] = "";
-    const char *s;
-    long v;
-    double dv;
-    int d[4], nd, train = 1;
-    uint64_t seed = 0;
-
-    if (!strcmp(op, "conv")) {
-        CNN_TRY(x_shape(&a, 1, &in, xdesc, sizeof xdesc));
-        CNN_TRY(cli_need(&a, "--w-shape", &s));
-        CNN_TRY(cli_dims("--w-shape", s, 4, d, &nd));
-        dims_str(d, nd, wdesc, sizeof wdesc);
-        if (nd != 4 || d[1] != in.c)
-            return cnn_error_set(CNN_EUSAGE,
-                                 "--w-shape: %s must be K,C,KH,KW with C = %d (the channels of --x-shape %s)",
-                                 wdesc, in.c, xdesc);
-        spec.filters = d[0];
-        spec.kh = d[2];
-        spec.kw = d[3];
-        CNN_TRY(cli_need(&a, "--stride", &s));
-        CNN_TRY(cli_int("--stride", s, 1, 1 << 20, &v));
-        spec.stride = (int)v;
-        CNN_TRY(cli_need(&a, "--pad", &s));
-        CNN_TRY(cli_int("--pad", s, 0, 1 << 20, &v));
-        spec.pad = (int)v;
-        snprintf(spec.type, sizeof spec.type, "conv");
-    } else if (!strcmp(op, "maxpool") || !strcmp(op, "avgpool")) {
-        CNN_TRY(x_shape(&a, 1, &in, xdesc, sizeof xdesc));
-        CNN_TRY(cli_need(&a, "--size", &s));
-        CNN_TRY(cli_dims("--size", s, 2, d, &nd));
-        spec.kh = d[0];
-        spec.kw = nd == 2 ? d[1] : d[0];
-        CNN_TRY(cli_need(&a, "--stride", &s));
-        CNN_TRY(cli_int("--stride", s, 1, 1 << 20, &v));
-        spec.stride = (int)v;
-        snprintf(spec.type, sizeof spec.type, "%s", op);
-    } else if (!strcmp(op, "relu")) {
-        CNN_TRY(x_shape(&a, 0, &in, xdesc, sizeof xdesc));
-        snprintf(spec.type, sizeof spec.type, "relu");
-    } else if (!strcmp(op, "dense")) {
-        CNN_TRY(cli_need(&a, "--x-shape", &s));
-        CNN_TRY(cli_dims("--x-shape", s, 2, d, &nd));
-        if (nd != 2) return cnn_error_set(CNN_EUSAGE, "--x-shape: '%s' must be N,D", s);
-        in = (cnn_shape_t){d[0], d[1], 1, 1};
-        dims_str(d, nd, xdesc, sizeof xdesc);
-        CNN_TRY(cli_need(&a, "--w-shape", &s));
-        CNN_TRY(cli_dims("--w-shape", s, 2, d, &nd));
-        dims_str(d, nd, wdesc, sizeof wdesc);
-        if (nd != 2 || d[0] != in.c)
-            return cnn_error_set(CNN_EUSAGE, "--w-shape: %s must be D,M with D = %d (from --x-shape %s)",
-                                 wdesc, in.c, xdesc);
-        spec.filters = d[1];
-        snprintf(spec.type, sizeof spec.type, "dense");
-    } else if (!strcmp(op, "dropout") || !strcmp(op, "batchnorm")) {
-        CNN_TRY(x_shape(&a, 0, &in, xdesc, sizeof xdesc));
-        CNN_TRY(cli_need(&a, "--mode", &s));
-        if (strcmp(s, "train") && strcmp(s, "test"))
-            return cnn_error_set(CNN_EUSAGE, "--mode: '%s' must be train or test", s);
-        train = !strcmp(s, "train");
-        snprintf(spec.type, sizeof spec.type, "%s", op);
-        if (!strcmp(op, "dropout")) {
-            CNN_TRY(cli_need(&a, "--p", &s));
-            CNN_TRY(cli_float("--p", s, &dv));
-            if (dv < 0 || dv >= 1)
-                return cnn_error_set(CNN_EUSAGE, "--p: %g must be in [0, 1)", dv);
-            spec.p = (float)dv;
-            CNN_TRY(cli_need(&a, "--seed", &s));
-            CNN_TRY(cli_int("--seed", s, 0, 0x7fffffffffffffffL, &v));
-            seed = (uint64_t)v;
-        } else {
-            CNN_TRY(cli_need(&a, "--eps", &s));
-            CNN_TRY(cli_float("--eps", s, &dv));
-            if (dv <= 0) return cnn_error_set(CNN_EUSAGE, "--eps: %g must be > 0", dv);
-            spec.eps = (float)dv;
-        }
-    } else {
-        return cnn_error_set(CNN_EUSAGE,
-                             "op: unknown layer '%s' (conv, maxpool, avgpool, relu, dense, "
-                             "dropout, batchnorm, softmax-ce, hinge)", op);
-    }
-
-    cnn_net_t *net = NULL;
-    float *buf = NULL, *dx = NULL, *dy = NULL;
-    cnn_status_t st = cnn_net_create(&spec, 1, in, 0, &net);
-    if (st != CNN_OK) {
-        /* the shape check names the layer; here the culprit is the flags */
-        cnn_error_prefix("op %s", op);
-        return CNN_EUSAGE;
-    }
-    cnn_layer_t *l = &net->layers[0];
-    const size_t nin = (size_t)in.n * cnn_shape_image(in);
-    const size_t nout = (size_t)in.n * cnn_shape_image(l->out);
-    char desc[96];
-
-    if ((st = read_exact(&a, "--x", nin, xdesc, &buf)) != CNN_OK) goto done;
-    memcpy(net->act[0], buf, nin * sizeof(float));
-    free(buf);
-    buf = NULL;
-
-    if (!strcmp(op, "conv") || !strcmp(op, "dense")) {
-        const size_t nw = l->sz.params - (size_t)spec.filters;
-        if ((st = read_exact(&a, "--w", nw, wdesc, &buf)) != CNN_OK) goto done;
-        if (!strcmp(op, "conv")) {
-            memcpy(l->params, buf, nw * sizeof(float));
-        } else { /* file is (D,M); the layer stores (M,D) as PyTorch */
-            const int D = in.c, M = spec.filters;
-            for (int i = 0; i < D; i++)
-                for (int j = 0; j < M; j++)
-                    l->params[(size_t)j * D + i] = buf[(size_t)i * M + j];
-        }
-        free(buf);
-        buf = NULL;
-        snprintf(desc, sizeof desc, "(%d)", spec.filters);
-        if ((st = read_exact(&a, "--b", (size_t)spec.filters, desc, &buf)) != CNN_OK) goto done;
-        memcpy(l->params + nw, buf, (size_t)spec.filters * sizeof(float));
-    } else if (!strcmp(op, "batchnorm")) {
-        const size_t C = (size_t)in.c;
-        snprintf(desc, sizeof desc, "(%d) (the channels of --x-shape %s)", in.c, xdesc);
-        const char *pf[2] = {"--gamma", "--beta"}, *sf[2] = {"--mean", "--var"};
-        for (int k = 0; k < 2; k++) {
-            if ((st = read_exact(&a, pf[k], C, desc, &buf)) != CNN_OK) goto done;
-            memcpy(l->params + k * C, buf, C * sizeof(float));
-            free(buf);
-            buf = NULL;
-        }
-        l->state[0] = 0.0f;
-        for (int k = 0; k < 2; k++) {
-            for (size_t c = 0; c < C; c++) l->state[k * C + c] = (float)k;
-            if (!train || cli_get(&a, sf[k])) {
-                if ((st = read_exact(&a, sf[k], C, desc, &buf)) != CNN_OK) goto done;
-                memcpy(l->state + k * C, buf, C * sizeof(float));
-                free(buf);
-                buf = NULL;
-            }
-        }
-    }
-
-    cnn_ctx_t ctx = cnn_net_ctx(net, train, seed, 0, 0);
-    const float *y = cnn_net_forward(net, &ctx, in.n);
-    const char *out;
-    if ((st = cli_need(&a, "--out", &out)) != CNN_OK) goto done;
-    const char *dout = cli_get(&a, "--dout");
-    if (dout) {
-        snprintf(desc, sizeof desc, "(output of %s on %s)", op, xdesc);
-        if ((st = read_exact(&a, "--dout", nout, desc, &dy)) != CNN_OK) goto done;
-        dx = malloc(sizeof(float) * nin);
-        if (!dx) {
-            st = cnn_error_set(CNN_ENOMEM, "out of memory");
-            goto done;
-        }
-        cnn_net_zero_grad(net);
-        l->ops->backward(l, &ctx, in.n, net->act[0], net->act[1], dy, dx);
-    }
-    /* every output flag needs --dout */
-    static const char *const grads[] = {"--dx", "--dw", "--db", "--dgamma", "--dbeta", NULL};
-    for (const char *const *g = grads; *g; g++)
-        if (cli_get(&a, *g) && !dout) {
-            st = cnn_error_set(CNN_EUSAGE, "%s needs --dout", *g);
-            goto done;
-        }
-    if ((st = cli_check_unused(&a)) != CNN_OK) goto done;
-    if ((st = cnn_csv_write(out, y, nout)) != CNN_OK) goto done;
-    if (!dout) goto done;
-    if ((st = write_opt(&a, "--dx", dx, nin)) != CNN_OK) goto done;
-    if (!strcmp(op, "conv")) {
-        const size_t nw = l->sz.params - (size_t)spec.filters;
-        if ((st = write_opt(&a, "--dw", l->grads, nw)) != CNN_OK) goto done;
-        st = write_opt(&a, "--db", l->grads + nw, (size_t)spec.filters);
-    } else if (!strcmp(op, "dense")) {
-        const int D = in.c, M = spec.filters;
-        free(buf);
-        buf = malloc(sizeof(float) * (size_t)D * M);
-        if (!buf) {
-            st = cnn_error_set(CNN_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (int i = 0; i < D; i++)
-            for (int j = 0; j < M; j++) buf[(size_t)i * M + j] = l->grads[(size_t)j * D + i];
-        if ((st = write_opt(&a, "--dw", buf, (size_t)D * M)) != CNN_OK) goto done;
-        st = write_opt(&a, "--db", l->grads + (size_t)D * M, (size_t)M);
-    } else if (!strcmp(op, "batchnorm")) {
-        if ((st = write_opt(&a, "--dgamma", l->grads, (size_t)in.c)) != CNN_OK) goto done;
-        st = write_opt(&a, "--dbeta", l->grads + in.c, (size_t)in.c);
-    }
-done:
-    free(buf);
-    free(dx);
-    free(dy);
-    cnn_net_free(net);
-    return st;
+    const cnn_layer_ops_t *ops = cnn_layer_find(op);
+    if (!ops || !ops->cli) return unknown_op(op);
+    op_t o = {.a = &a, .ops = ops, .cli = ops->cli, .train = 1};
+    CNN_TRY(op_spec(&o));
+    return op_layer(&o);
 }

@@ -1,7 +1,8 @@
 /* config.c - the INI config. libinih splits lines into sections and
- * key = value pairs; two tables (fixed-section keys, layer keys) give each
- * key its type, range, default and where it applies, and one setter turns
- * text into typed values. Parsing is three steps: collect every entry with
+ * key = value pairs; two tables give each key its type, range, default
+ * and where it applies: the fixed sections' keys below, and each layer
+ * type's keys in its ops table (cnn_layer_key_t, layer.h). One setter
+ * turns text into typed values. Parsing is three steps: collect every entry with
  * its origin (file line or --set), merge the overrides, then build the
  * struct and check what involves more than one key.
  *
@@ -187,43 +188,6 @@ static const char *const sections[] = {"data", "net", "optimizer", "train",
                                        "early_stopping", "checkpoint", "sweep"};
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
-/* Layer keys; offsets into cnn_layer_spec_t. */
-#define LOFF(f) offsetof(cnn_layer_spec_t, f)
-static const keydef_t lkeys[] = {
-    {.name = "filters", .kind = K_INT, .off = LOFF(filters), .lo = 1, .hi = 65536},
-    {.name = "units", .kind = K_INT, .off = LOFF(filters), .lo = 1, .hi = 10000000},
-    {.name = "kernel", .kind = K_PAIR, .off = LOFF(kh), .off2 = LOFF(kw), .lo = 1, .hi = 4096},
-    {.name = "size", .kind = K_PAIR, .off = LOFF(kh), .off2 = LOFF(kw), .lo = 1, .hi = 4096},
-    {.name = "stride", .kind = K_INT, .off = LOFF(stride), .lo = 1, .hi = 4096},
-    {.name = "pad", .kind = K_INT, .off = LOFF(pad), .lo = 0, .hi = 4096},
-    {.name = "p", .kind = K_FLOAT, .off = LOFF(p), .lo = 0, .hi = 1, .hi_open = 1},
-    {.name = "eps", .kind = K_FLOAT, .off = LOFF(eps), .lo = 0, .lo_open = 1, .hi = HUGE_VAL},
-    {.name = "momentum", .kind = K_FLOAT, .off = LOFF(momentum), .lo = 0, .lo_open = 1, .hi = 1},
-};
-#define NLKEYS (sizeof lkeys / sizeof lkeys[0])
-
-/* The layer types and the keys each takes besides `type`, with defaults
- * as text (NULL: required). The registry (cnn_layer_find) holds the same
- * nine names; this table only says what the config may contain. */
-#define STRIDE_FROM_SIZE "=size" /* pools: stride defaults to the window height */
-typedef struct {
-    const char *name;
-    const char *keys[5];
-    const char *defs[5];
-} ltype_t;
-static const ltype_t ltypes[] = {
-    {"conv", {"filters", "kernel", "stride", "pad"}, {NULL, NULL, "1", "0"}},
-    {"relu", {NULL}, {NULL}},
-    {"maxpool", {"size", "stride"}, {NULL, STRIDE_FROM_SIZE}},
-    {"avgpool", {"size", "stride"}, {NULL, STRIDE_FROM_SIZE}},
-    {"gap", {NULL}, {NULL}},
-    {"flatten", {NULL}, {NULL}},
-    {"dense", {"units"}, {NULL}},
-    {"dropout", {"p"}, {NULL}},
-    {"batchnorm", {"eps", "momentum"}, {"1e-05", "0.1"}},
-};
-#define NLTYPES (sizeof ltypes / sizeof ltypes[0])
-
 static const keydef_t *find_key(const char *section, const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
@@ -232,26 +196,23 @@ static const keydef_t *find_key(const char *section, const char *name)
     return NULL;
 }
 
-static const keydef_t *find_lkey(const char *name)
+/* Layer keys come from the layer types' tables (cnn_layer_key_t, with
+ * offsets into cnn_layer_spec_t); this is the keydef_t of one. */
+static keydef_t lkey_def(const cnn_layer_key_t *lk)
 {
-    for (size_t i = 0; i < NLKEYS; i++)
-        if (strcmp(lkeys[i].name, name) == 0) return &lkeys[i];
-    return NULL;
+    static const kind_t kinds[] = {[CNN_LKEY_INT] = K_INT, [CNN_LKEY_PAIR] = K_PAIR,
+                                   [CNN_LKEY_FLOAT] = K_FLOAT};
+    return (keydef_t){.name = lk->name, .kind = kinds[lk->kind], .off = lk->off,
+                      .off2 = lk->off2, .lo = lk->lo, .hi = lk->hi,
+                      .lo_open = lk->lo_open, .hi_open = lk->hi_open, .def = lk->def};
 }
 
-static const ltype_t *find_ltype(const char *name)
+/* Does any layer type take a key of this name? */
+static int is_layer_key(const char *name)
 {
-    for (size_t i = 0; i < NLTYPES; i++)
-        if (strcmp(ltypes[i].name, name) == 0) return &ltypes[i];
-    return NULL;
-}
-
-/* Index of `key` in the keys `t` takes, or -1. */
-static int ltype_key(const ltype_t *t, const char *key)
-{
-    for (int i = 0; i < 5 && t->keys[i]; i++)
-        if (strcmp(t->keys[i], key) == 0) return i;
-    return -1;
+    for (const cnn_layer_ops_t *const *t = cnn_layer_all(); *t; t++)
+        if (cnn_layer_key(*t, name)) return 1;
+    return 0;
 }
 
 static int is_fixed_section(const char *s)
@@ -502,6 +463,136 @@ done:
     return st;
 }
 
+/* Where a value comes from and what its key expects, for messages. */
+typedef struct {
+    const char *where, *sec, *key;
+    char exp[256];
+} origin_t;
+
+static cnn_status_t set_int(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    long x = 0;
+    int r = parse_long(v, &x);
+    if (r < 0) return bad(o->where, o->sec, o->key, "'%s' is not an integer (expected %s)", v, o->exp);
+    if (r > 0 || !in_range(k, (double)x))
+        return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+    if (k->kind == K_INT) *(int *)(base + k->off) = (int)x;
+    else *(long *)(base + k->off) = x;
+    return CNN_OK;
+}
+
+static cnn_status_t set_u64(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    const char *p = v;
+    while (isdigit((unsigned char)*p)) p++;
+    if (p == v || *p)
+        return bad(o->where, o->sec, o->key, "'%s' is not an unsigned integer (expected %s)", v,
+                   o->exp);
+    errno = 0;
+    unsigned long long x = strtoull(v, NULL, 10);
+    if (errno == ERANGE)
+        return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+    *(uint64_t *)(base + k->off) = (uint64_t)x;
+    return CNN_OK;
+}
+
+/* K_REAL and K_FLOAT */
+static cnn_status_t set_real(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    double x = 0;
+    int r = parse_real(v, &x);
+    if (r < 0) return bad(o->where, o->sec, o->key, "'%s' is not a number (expected %s)", v, o->exp);
+    if (k->kind == K_FLOAT && r == 0) {
+        float f = (float)x;
+        if (!isfinite(f)) r = 1;
+        x = (double)f; /* check the range of what is stored */
+    }
+    if (r > 0 || !in_range(k, x))
+        return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+    if (k->kind == K_REAL) *(double *)(base + k->off) = x;
+    else *(float *)(base + k->off) = (float)x;
+    return CNN_OK;
+}
+
+static cnn_status_t set_bool(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(v, yes[i]) == 0) { *(int *)(base + k->off) = 1; return CNN_OK; }
+        if (strcmp(v, no[i]) == 0) { *(int *)(base + k->off) = 0; return CNN_OK; }
+    }
+    return bad(o->where, o->sec, o->key, "'%s' is not a boolean (expected %s)", v, o->exp);
+}
+
+static cnn_status_t set_enum(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    for (int i = 0; k->choices[i]; i++)
+        if (k->choices[i][0] && strcmp(k->choices[i], v) == 0) {
+            *(int *)(base + k->off) = i;
+            return CNN_OK;
+        }
+    return bad(o->where, o->sec, o->key, "'%s' is not a valid choice (expected %s)", v, o->exp);
+}
+
+static cnn_status_t set_str(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    if (strlen(v) >= k->cap)
+        return bad(o->where, o->sec, o->key, "value is longer than %zu characters (expected %s)",
+                   k->cap - 1, o->exp);
+    memcpy(base + k->off, v, strlen(v) + 1);
+    return CNN_OK;
+}
+
+/* data.validation: an integer count, or a fraction in (0, 1) */
+static cnn_status_t set_valid(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    long n = 0;
+    double x = 0;
+    int r = parse_long(v, &n);
+    if (r == 0) {
+        if (n < 0 || (double)n > k->hi)
+            return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+        *(double *)(base + k->off) = (double)n;
+        *(int *)(base + k->off2) = 0;
+        return CNN_OK;
+    }
+    if (r > 0) return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+    r = parse_real(v, &x);
+    if (r < 0) return bad(o->where, o->sec, o->key, "'%s' is not a number (expected %s)", v, o->exp);
+    if (r > 0 || !(x > 0 && x < 1))
+        return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+    *(double *)(base + k->off) = x;
+    *(int *)(base + k->off2) = 1;
+    return CNN_OK;
+}
+
+/* "N" or "NxM" */
+static cnn_status_t set_pair(char *base, const keydef_t *k, const char *v, const origin_t *o)
+{
+    char tmp[64];
+    long a = 0, b = 0;
+    if (strlen(v) >= sizeof tmp)
+        return bad(o->where, o->sec, o->key, "'%.32s...' is not a size (expected %s)", v, o->exp);
+    strcpy(tmp, v);
+    char *x = strchr(tmp, 'x');
+    int r;
+    if (x) {
+        *x = '\0';
+        r = parse_long(tmp, &a);
+        if (r == 0) r = parse_long(x + 1, &b);
+    } else {
+        r = parse_long(tmp, &a);
+        b = a;
+    }
+    if (r < 0) return bad(o->where, o->sec, o->key, "'%s' is not a size (expected %s)", v, o->exp);
+    if (r > 0 || !in_range(k, (double)a) || !in_range(k, (double)b))
+        return bad(o->where, o->sec, o->key, "%s is out of range (expected %s)", v, o->exp);
+    *(int *)(base + k->off) = (int)a;
+    *(int *)(base + k->off2) = (int)b;
+    return CNN_OK;
+}
+
 /* Parses value v for key k (section `sec`, name `key` in messages) into
  * the struct at `base` (a cnn_config_t, or a cnn_layer_spec_t for layer
  * keys). `where` says where v came from. */
@@ -509,115 +600,21 @@ static cnn_status_t set_value(void *basep, const keydef_t *k, const char *v,
                               const char *where, const char *sec, const char *key)
 {
     char *base = basep;
-    char exp[256];
-    expected(k, exp, sizeof exp);
+    origin_t o = {.where = where, .sec = sec, .key = key};
+    expected(k, o.exp, sizeof o.exp);
     switch (k->kind) {
     case K_INT:
-    case K_LONG: {
-        long x = 0;
-        int r = parse_long(v, &x);
-        if (r < 0) return bad(where, sec, key, "'%s' is not an integer (expected %s)", v, exp);
-        if (r > 0 || !in_range(k, (double)x))
-            return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-        if (k->kind == K_INT) *(int *)(base + k->off) = (int)x;
-        else *(long *)(base + k->off) = x;
-        return CNN_OK;
-    }
-    case K_U64: {
-        const char *p = v;
-        while (isdigit((unsigned char)*p)) p++;
-        if (p == v || *p)
-            return bad(where, sec, key, "'%s' is not an unsigned integer (expected %s)", v, exp);
-        errno = 0;
-        unsigned long long x = strtoull(v, NULL, 10);
-        if (errno == ERANGE)
-            return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-        *(uint64_t *)(base + k->off) = (uint64_t)x;
-        return CNN_OK;
-    }
+    case K_LONG: return set_int(base, k, v, &o);
+    case K_U64: return set_u64(base, k, v, &o);
     case K_REAL:
-    case K_FLOAT: {
-        double x = 0;
-        int r = parse_real(v, &x);
-        if (r < 0) return bad(where, sec, key, "'%s' is not a number (expected %s)", v, exp);
-        if (k->kind == K_FLOAT && r == 0) {
-            float f = (float)x;
-            if (!isfinite(f)) r = 1;
-            x = (double)f; /* check the range of what is stored */
-        }
-        if (r > 0 || !in_range(k, x))
-            return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-        if (k->kind == K_REAL) *(double *)(base + k->off) = x;
-        else *(float *)(base + k->off) = (float)x;
-        return CNN_OK;
-    }
-    case K_BOOL: {
-        static const char *const yes[] = {"true", "yes", "on", "1"};
-        static const char *const no[] = {"false", "no", "off", "0"};
-        for (int i = 0; i < 4; i++) {
-            if (strcmp(v, yes[i]) == 0) { *(int *)(base + k->off) = 1; return CNN_OK; }
-            if (strcmp(v, no[i]) == 0) { *(int *)(base + k->off) = 0; return CNN_OK; }
-        }
-        return bad(where, sec, key, "'%s' is not a boolean (expected %s)", v, exp);
-    }
-    case K_ENUM:
-        for (int i = 0; k->choices[i]; i++)
-            if (k->choices[i][0] && strcmp(k->choices[i], v) == 0) {
-                *(int *)(base + k->off) = i;
-                return CNN_OK;
-            }
-        return bad(where, sec, key, "'%s' is not a valid choice (expected %s)", v, exp);
-    case K_STR:
-        if (strlen(v) >= k->cap)
-            return bad(where, sec, key, "value is longer than %zu characters (expected %s)",
-                       k->cap - 1, exp);
-        memcpy(base + k->off, v, strlen(v) + 1);
-        return CNN_OK;
+    case K_FLOAT: return set_real(base, k, v, &o);
+    case K_BOOL: return set_bool(base, k, v, &o);
+    case K_ENUM: return set_enum(base, k, v, &o);
+    case K_STR: return set_str(base, k, v, &o);
     case K_LIST:
-    case K_LAYERS: return set_list(base, k, v, where, sec, key, exp);
-    case K_VALID: {
-        long n = 0;
-        double x = 0;
-        int r = parse_long(v, &n);
-        if (r == 0) {
-            if (n < 0 || (double)n > k->hi)
-                return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-            *(double *)(base + k->off) = (double)n;
-            *(int *)(base + k->off2) = 0;
-            return CNN_OK;
-        }
-        if (r > 0) return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-        r = parse_real(v, &x);
-        if (r < 0) return bad(where, sec, key, "'%s' is not a number (expected %s)", v, exp);
-        if (r > 0 || !(x > 0 && x < 1))
-            return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-        *(double *)(base + k->off) = x;
-        *(int *)(base + k->off2) = 1;
-        return CNN_OK;
-    }
-    case K_PAIR: {
-        char tmp[64];
-        long a = 0, b = 0;
-        if (strlen(v) >= sizeof tmp)
-            return bad(where, sec, key, "'%.32s...' is not a size (expected %s)", v, exp);
-        strcpy(tmp, v);
-        char *x = strchr(tmp, 'x');
-        int r;
-        if (x) {
-            *x = '\0';
-            r = parse_long(tmp, &a);
-            if (r == 0) r = parse_long(x + 1, &b);
-        } else {
-            r = parse_long(tmp, &a);
-            b = a;
-        }
-        if (r < 0) return bad(where, sec, key, "'%s' is not a size (expected %s)", v, exp);
-        if (r > 0 || !in_range(k, (double)a) || !in_range(k, (double)b))
-            return bad(where, sec, key, "%s is out of range (expected %s)", v, exp);
-        *(int *)(base + k->off) = (int)a;
-        *(int *)(base + k->off2) = (int)b;
-        return CNN_OK;
-    }
+    case K_LAYERS: return set_list(base, k, v, where, sec, key, o.exp);
+    case K_VALID: return set_valid(base, k, v, &o);
+    case K_PAIR: return set_pair(base, k, v, &o);
     }
     return cnn_error_set(CNN_EINTERNAL, "config: key %s has no kind", key);
 }
@@ -1028,17 +1025,88 @@ static cnn_status_t apply_fixed(parse_t *p, cnn_config_t *cfg)
     return CNN_OK;
 }
 
-/* "conv takes: type, filters, kernel, stride, pad" */
-static void ltype_keys(const ltype_t *t, char *buf, size_t len)
+/* "dense takes: type, units": what a layer type's section may hold */
+static void layer_takes(const cnn_layer_ops_t *t, char *buf, size_t len)
 {
-    size_t n = (size_t)snprintf(buf, len, "%s takes: type", t->name);
-    for (int i = 0; i < 5 && t->keys[i]; i++)
-        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, ", %s", t->keys[i]);
+    size_t n = (size_t)snprintf(buf, len, "%s takes: type", t->type);
+    for (int i = 0; i < t->nkeys && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, ", %s", t->keys[i].name);
+}
+
+/* The registered layer types as "a | b | ...", for messages. */
+static void type_list(char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (const char *const *t = cnn_layer_types(); *t && n < len; t++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " | " : "", *t);
+}
+
+/* The ops table of layer section `name`, whose type key is te (NULL if
+ * the section has none). */
+static cnn_status_t layer_type(parse_t *p, const header_t *h, const entry_t *te,
+                               const char *name, const cnn_layer_ops_t **t)
+{
+    char where[WHERE_MAX], types[256];
+    type_list(types, sizeof types);
+    if (!te)
+        return bad(where_line(p, h->line, where), name, "type",
+                   "missing required key (expected %s)", types);
+    *t = cnn_layer_find(te->value);
+    if (!*t)
+        return bad(where_entry(p, te, where), name, "type",
+                   "'%s' is not a layer type (expected %s)", te->value, types);
+    return CNN_OK;
+}
+
+/* Key e of the section of a layer of type t (whose type key is te) into
+ * spec; marks its index in *given. */
+static cnn_status_t layer_entry(parse_t *p, const entry_t *te, const entry_t *e,
+                                const cnn_layer_ops_t *t, cnn_layer_spec_t *spec,
+                                unsigned *given)
+{
+    char where[WHERE_MAX], takes[128];
+    const char *name = spec->name;
+    layer_takes(t, takes, sizeof takes);
+    if (!is_layer_key(e->key))
+        return bad(where_entry(p, e, where), name, e->key, "unknown key (%s)", takes);
+    const cnn_layer_key_t *k = cnn_layer_key(t, e->key);
+    if (!k) {
+        char tw[WHERE_MAX + 32] = "";
+        if (te->override) snprintf(tw, sizeof tw, "; type set by --set %s.type", name);
+        return bad(where_entry(p, e, where), name, e->key,
+                   "does not apply to a %s layer (%s%s)", t->type, takes, tw);
+    }
+    const keydef_t kd = lkey_def(k);
+    CNN_TRY(set_value(spec, &kd, e->value, where_entry(p, e, where), name, e->key));
+    *given |= 1u << (k - t->keys);
+    return CNN_OK;
+}
+
+/* The keys of a layer of type t that its section (header h) did not give:
+ * their defaults, or an error for a required one. */
+static cnn_status_t layer_defaults(parse_t *p, const header_t *h, const cnn_layer_ops_t *t,
+                                   unsigned given, cnn_layer_spec_t *spec)
+{
+    char where[WHERE_MAX];
+    for (int j = 0; j < t->nkeys; j++) {
+        const cnn_layer_key_t *k = &t->keys[j];
+        if (given & (1u << j)) continue;
+        if (!k->def) {
+            char exp[256];
+            const keydef_t kd = lkey_def(k);
+            expected(&kd, exp, sizeof exp);
+            return bad(where_line(p, h->line, where), spec->name, k->name,
+                       "missing required key for a %s layer (expected %s)", t->type, exp);
+        }
+        CNN_TRY(cnn_config_layer_default(spec, k));
+    }
+    return CNN_OK;
 }
 
 static cnn_status_t build_layer(parse_t *p, cnn_config_t *cfg, int li)
 {
-    char where[WHERE_MAX], takes[128];
+    char where[WHERE_MAX];
     cnn_layer_spec_t *spec = &cfg->layers[li];
     const char *name = spec->name;
     const header_t *h = find_header(p, name);
@@ -1048,53 +1116,16 @@ static cnn_status_t build_layer(parse_t *p, cnn_config_t *cfg, int li)
                    "layer '%s' has no [%s] section", name, name);
     }
     const entry_t *te = find_entry(p, name, "type");
-    if (!te) {
-        return bad(where_line(p, h->line, where), name, "type",
-                   "missing required key (expected conv | relu | maxpool | avgpool | "
-                   "gap | flatten | dense | dropout | batchnorm)");
-    }
-    const ltype_t *t = find_ltype(te->value);
-    if (!t) {
-        return bad(where_entry(p, te, where), name, "type",
-                   "'%s' is not a layer type (expected conv | relu | maxpool | avgpool | "
-                   "gap | flatten | dense | dropout | batchnorm)", te->value);
-    }
-    memcpy(spec->type, t->name, strlen(t->name) + 1);
-    ltype_keys(t, takes, sizeof takes);
-    int given[5] = {0};
+    const cnn_layer_ops_t *t;
+    CNN_TRY(layer_type(p, h, te, name, &t));
+    memcpy(spec->type, t->type, strlen(t->type) + 1);
+    unsigned given = 0;
     for (int i = 0; i < p->ne; i++) {
         const entry_t *e = &p->e[i];
         if (strcmp(e->section, name) != 0 || e == te) continue;
-        const keydef_t *k = find_lkey(e->key);
-        if (!k) return bad(where_entry(p, e, where), name, e->key, "unknown key (%s)", takes);
-        int j = ltype_key(t, e->key);
-        if (j < 0) {
-            char tw[WHERE_MAX + 32] = "";
-            if (te->override) snprintf(tw, sizeof tw, "; type set by --set %s.type", name);
-            return bad(where_entry(p, e, where), name, e->key,
-                       "does not apply to a %s layer (%s%s)", t->name, takes, tw);
-        }
-        CNN_TRY(set_value(spec, k, e->value, where_entry(p, e, where), name, e->key));
-        given[j] = 1;
+        CNN_TRY(layer_entry(p, te, e, t, spec, &given));
     }
-    for (int j = 0; j < 5 && t->keys[j]; j++) {
-        if (given[j]) continue;
-        const keydef_t *k = find_lkey(t->keys[j]);
-        const char *def = t->defs[j];
-        char num[32];
-        if (!def) {
-            char exp[256];
-            expected(k, exp, sizeof exp);
-            return bad(where_line(p, h->line, where), name, t->keys[j],
-                       "missing required key for a %s layer (expected %s)", t->name, exp);
-        }
-        if (strcmp(def, STRIDE_FROM_SIZE) == 0) {
-            snprintf(num, sizeof num, "%d", spec->kh);
-            def = num;
-        }
-        CNN_TRY(set_value(spec, k, def, "default", name, t->keys[j]));
-    }
-    return CNN_OK;
+    return layer_defaults(p, h, t, given, spec);
 }
 
 static cnn_status_t build_layers(parse_t *p, cnn_config_t *cfg)
@@ -1192,6 +1223,7 @@ static cnn_status_t check_sweep(parse_t *p, cnn_config_t *cfg)
         char *key = strchr(sec, '.');
         *key++ = '\0';
         const keydef_t *k = NULL;
+        keydef_t lkd;
         cnn_layer_spec_t *spec = NULL;
         if (is_fixed_section(sec)) {
             if (strcmp(sec, "sweep") == 0) {
@@ -1220,12 +1252,14 @@ static cnn_status_t check_sweep(parse_t *p, cnn_config_t *cfg)
                 st = bad(w, "sweep", sp->key, "a layer's type cannot be swept");
                 break;
             }
-            k = find_lkey(key);
-            if (!k || ltype_key(find_ltype(cfg->layers[li].type), key) < 0) {
+            const cnn_layer_key_t *lk = cnn_layer_key(cnn_layer_find(cfg->layers[li].type), key);
+            if (!lk) {
                 st = bad(w, "sweep", sp->key, "'%s' is not a key of %s, a %s layer", key,
                          sec, cfg->layers[li].type);
                 break;
             }
+            lkd = lkey_def(lk);
+            k = &lkd;
             spec = &cfg->layers[li];
         }
         if (!scratch && !(scratch = malloc(sizeof *scratch))) {
@@ -1278,6 +1312,25 @@ void cnn_config_defaults(cnn_config_t *cfg)
         if (keys[i].def) /* constant text, checked by the tests */
             (void)set_value(cfg, &keys[i], keys[i].def, "default", keys[i].section,
                             keys[i].name);
+}
+
+cnn_status_t cnn_config_layer_default(cnn_layer_spec_t *spec, const cnn_layer_key_t *k)
+{
+    const char *def = k->def;
+    char num[32];
+    if (!def)
+        return cnn_error_set(CNN_ECONFIG, "[%s] %s: required, it has no default",
+                             spec->name, k->name);
+    if (def[0] == '=') { /* the value of another key of the same layer */
+        const cnn_layer_key_t *from = cnn_layer_key(cnn_layer_find(spec->type), def + 1);
+        if (!from)
+            return cnn_error_set(CNN_EINTERNAL, "[%s] %s: default '%s' names no key of a "
+                                 "%s layer", spec->name, k->name, def, spec->type);
+        snprintf(num, sizeof num, "%d", *(const int *)((const char *)spec + from->off));
+        def = num;
+    }
+    const keydef_t kd = lkey_def(k);
+    return set_value(spec, &kd, def, "default", spec->name, k->name);
 }
 
 cnn_status_t cnn_config_parse_string(const char *text, const char *name,
@@ -1397,10 +1450,11 @@ char *cnn_config_to_string(const cnn_config_t *cfg)
     for (int i = 0; i < cfg->nlayers; i++) {
         const cnn_layer_spec_t *s = &cfg->layers[i];
         sb_printf(&b, "\n[%s]\ntype = %s\n", s->name, s->type);
-        const ltype_t *t = find_ltype(s->type);
-        for (int j = 0; t && j < 5 && t->keys[j]; j++) {
-            sb_printf(&b, "%s = ", t->keys[j]);
-            format_value(&b, s, find_lkey(t->keys[j]));
+        const cnn_layer_ops_t *t = cnn_layer_find(s->type);
+        for (int j = 0; t && j < t->nkeys; j++) {
+            const keydef_t kd = lkey_def(&t->keys[j]);
+            sb_printf(&b, "%s = ", kd.name);
+            format_value(&b, s, &kd);
             sb_printf(&b, "\n");
         }
     }
@@ -1474,11 +1528,16 @@ cnn_status_t cnn_config_get_string(const cnn_config_t *cfg, const char *section_
         for (int i = 0; i < cfg->nlayers && !found; i++) {
             const cnn_layer_spec_t *s = &cfg->layers[i];
             if (strcmp(s->name, sec) != 0) continue;
-            const ltype_t *t = find_ltype(s->type);
+            const cnn_layer_key_t *lk = cnn_layer_key(cnn_layer_find(s->type), key);
             found = 1;
-            if (strcmp(key, "type") == 0) sb_printf(&b, "%s", s->type);
-            else if (t && ltype_key(t, key) >= 0) format_value(&b, s, find_lkey(key));
-            else found = 0;
+            if (strcmp(key, "type") == 0) {
+                sb_printf(&b, "%s", s->type);
+            } else if (lk) {
+                const keydef_t kd = lkey_def(lk);
+                format_value(&b, s, &kd);
+            } else {
+                found = 0;
+            }
         }
     }
     if (!found && !b.failed) {

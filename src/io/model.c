@@ -1,9 +1,9 @@
 /* model.c - save and load model files (layout in docs/model-format.md).
  *
- * The names and shapes of a layer's datasets are a property of the file
- * format, not of the layer, so they live here in one table keyed by type
- * (PyTorch's names and layouts). A type not in the table that has
- * parameters or state is stored as flat `params` / `state` datasets. */
+ * The names and shapes of a layer's datasets (PyTorch's names and
+ * layouts) come from its type's tensor table (layer.h). A type without
+ * one that has parameters or state is stored as flat `params` / `state`
+ * datasets. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -30,7 +30,7 @@ const char *const cnn_history_cols[CNN_HISTORY_COLS] = {
 
 /* ---- per-type dataset layout ------------------------------------------ */
 
-#define MAX_DS 4
+#define MAX_DS CNN_LAYER_TENSORS_MAX
 
 typedef struct {
     const char *name; /* dataset name inside the layer group */
@@ -47,53 +47,21 @@ static size_t ds_count(const ds_t *d)
     return n;
 }
 
-/* conv: weight (K,C,KH,KW) then bias (K) */
-static int conv_layout(const cnn_layer_t *l, ds_t *d)
-{
-    const size_t K = (size_t)l->out.c, C = (size_t)l->in.c;
-    d[0] = (ds_t){"weight", 0, 0, 4, {K, C, (size_t)l->spec.kh, (size_t)l->spec.kw}};
-    d[1] = (ds_t){"bias", 0, ds_count(&d[0]), 1, {K}};
-    return 2;
-}
-
-/* dense: weight (M,D) then bias (M), as nn.Linear */
-static int dense_layout(const cnn_layer_t *l, ds_t *d)
-{
-    /* a non-flat input (n,C,H,W) is read as D = C*H*W, as nn.Flatten would */
-    const size_t M = (size_t)l->out.c, D = cnn_shape_image(l->in);
-    d[0] = (ds_t){"weight", 0, 0, 2, {M, D}};
-    d[1] = (ds_t){"bias", 0, M * D, 1, {M}};
-    return 2;
-}
-
-/* batchnorm: params gamma, beta; state running mean, running variance */
-static int batchnorm_layout(const cnn_layer_t *l, ds_t *d)
-{
-    const size_t C = (size_t)l->in.c;
-    d[0] = (ds_t){"weight", 0, 0, 1, {C}};
-    d[1] = (ds_t){"bias", 0, C, 1, {C}};
-    d[2] = (ds_t){"running_mean", 1, 0, 1, {C}};
-    d[3] = (ds_t){"running_var", 1, C, 1, {C}};
-    return 4;
-}
-
-static const struct {
-    const char *type;
-    int (*layout)(const cnn_layer_t *l, ds_t *d);
-} layouts[] = {
-    {"conv", conv_layout},
-    {"dense", dense_layout},
-    {"batchnorm", batchnorm_layout},
-};
-
 /* Fills d[MAX_DS] with the datasets of layer l; *n = 0 if it stores
  * nothing. CNN_EINTERNAL if the table disagrees with the layer's sizes. */
 static cnn_status_t layer_layout(const cnn_layer_t *l, ds_t *d, int *n)
 {
     *n = 0;
     if (l->sz.params == 0 && l->sz.state == 0) return CNN_OK;
-    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-        if (strcmp(layouts[i].type, l->spec.type) == 0) *n = layouts[i].layout(l, d);
+    if (l->ops->ntensors > MAX_DS)
+        return cnn_error_set(CNN_EINTERNAL, "layer %s (%s): %d tensors, at most %d",
+                             l->spec.name, l->spec.type, l->ops->ntensors, MAX_DS);
+    cnn_layer_tensor_t t[MAX_DS];
+    *n = cnn_layer_tensors(l, t);
+    for (int i = 0; i < *n; i++) {
+        d[i] = (ds_t){t[i].desc->name, t[i].desc->in_state, t[i].offset, t[i].ndims, {0}};
+        memcpy(d[i].dims, t[i].dims, sizeof d[i].dims);
+    }
     if (*n == 0) {
         if (l->sz.params) d[(*n)++] = (ds_t){"params", 0, 0, 1, {l->sz.params}};
         if (l->sz.state) d[(*n)++] = (ds_t){"state", 1, 0, 1, {l->sz.state}};

@@ -128,10 +128,78 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
+/* ---- the table ------------------------------------------------------ */
+
+static const cnn_layer_key_t bn_keys[] = {
+    LAYER_FLOAT_KEY("eps", eps, 0, 1, HUGE_VAL, 0, "1e-05", 1),
+    LAYER_FLOAT_KEY("momentum", momentum, 0, 1, 1, 0, "0.1", 0),
+};
+
+/* gamma, beta (params) and the running statistics (state), as
+ * nn.BatchNorm names them */
+static const cnn_tensor_desc_t bn_tensors[] = {
+    {.name = "weight", .flag = "--gamma", .grad_flag = "--dgamma", .note = "the channels of"},
+    {.name = "bias", .flag = "--beta", .grad_flag = "--dbeta", .note = "the channels of"},
+    {.name = "running_mean", .in_state = 1, .flag = "--mean", .note = "the channels of"},
+    {.name = "running_var", .in_state = 1, .flag = "--var", .note = "the channels of"},
+};
+
+static int bn_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
+{
+    dims[0] = (size_t)l->in.c;
+    return 1;
+}
+
+/* y = gamma (x - mean) / sqrt(var + eps) + beta in double, per channel:
+ * training mode takes mean and (biased) var of the batch, test mode the
+ * running ones of state (mean (C), then var (C)) */
+static void bn_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                         const double *x, const double *p, const double *state,
+                         const double *mask, int train, double *y)
+{
+    const int C = in.c;
+    const size_t hw = (size_t)in.h * in.w;
+    for (int c = 0; c < C; c++) {
+        double mean = state[c], var = state[C + c];
+        if (train) {
+            double s1 = 0.0, s2 = 0.0;
+            for (int n = 0; n < in.n; n++)
+                for (size_t j = 0; j < hw; j++) s1 += x[((size_t)n * C + c) * hw + j];
+            mean = s1 / (double)(in.n * hw);
+            for (int n = 0; n < in.n; n++)
+                for (size_t j = 0; j < hw; j++) {
+                    double d = x[((size_t)n * C + c) * hw + j] - mean;
+                    s2 += d * d;
+                }
+            var = s2 / (double)(in.n * hw);
+        }
+        for (int n = 0; n < in.n; n++)
+            for (size_t j = 0; j < hw; j++) {
+                size_t i = ((size_t)n * C + c) * hw + j;
+                y[i] = p[c] * (x[i] - mean) / sqrt(var + s->eps) + p[C + c];
+            }
+    }
+}
+
+static const cnn_layer_cli_t bn_cli = {
+    .usage = "--x F --x-shape ... --gamma F --beta F --mode train|test [--mean F --var F] "
+             "--eps E\n"
+             "            --out F [--dout F --dx F --dgamma F --dbeta F]",
+    .mode = 1,
+};
+
 const cnn_layer_ops_t cnn_batchnorm_ops = {
     .type = "batchnorm",
     .shape = bn_shape,
     .init = bn_init,
     .forward = bn_forward,
     .backward = bn_backward,
+    .keys = bn_keys,
+    .nkeys = LAYER_COUNT(bn_keys),
+    .tensors = bn_tensors,
+    .ntensors = LAYER_COUNT(bn_tensors),
+    .tensor_dims = bn_tensor_dims,
+    .cli = &bn_cli,
+    .fd = CNN_FD_SMOOTH,
+    .reference = bn_reference,
 };

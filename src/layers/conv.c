@@ -185,10 +185,79 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     engine_of(l->sz.variant, g.ckk)->backward(l, ctx, &g, n, x, dy, dx);
 }
 
+/* ---- the table ------------------------------------------------------ */
+
+static const cnn_layer_key_t conv_keys[] = {
+    LAYER_INT_KEY("filters", filters, 1, 65536, NULL, 0),
+    LAYER_PAIR_KEY("kernel", kh, kw, 1, 4096, NULL, 0),
+    LAYER_INT_KEY("stride", stride, 1, 4096, "1", 1),
+    LAYER_INT_KEY("pad", pad, 0, 4096, "0", 1),
+};
+
+/* weight (K,C,KH,KW) then bias (K), as nn.Conv2d */
+static const cnn_tensor_desc_t conv_tensors[] = {
+    {.name = "weight", .flag = "--w", .grad_flag = "--dw"},
+    {.name = "bias", .flag = "--b", .grad_flag = "--db"},
+};
+
+static int conv_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
+{
+    dims[0] = (size_t)l->out.c;
+    dims[1] = (size_t)l->in.c;
+    dims[2] = (size_t)l->spec.kh;
+    dims[3] = (size_t)l->spec.kw;
+    return i == 0 ? 4 : 1;
+}
+
+/* y = b + sum over c, ky, kx of W x (zero outside the input), in double */
+static void conv_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                           const double *x, const double *p, const double *state,
+                           const double *mask, int train, double *y)
+{
+    const int K = out.c, C = in.c, KH = s->kh, KW = s->kw;
+    const double *b = p + (size_t)K * C * KH * KW;
+    for (int n = 0; n < in.n; n++)
+        for (int k = 0; k < K; k++)
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++) {
+                    double acc = b[k];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < KH; ky++)
+                            for (int kx = 0; kx < KW; kx++) {
+                                int iy = oy * s->stride - s->pad + ky;
+                                int ix = ox * s->stride - s->pad + kx;
+                                if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;
+                                acc += p[layer_idx(k, c, ky, kx, C, KH, KW)] *
+                                       x[layer_idx(n, c, iy, ix, C, in.h, in.w)];
+                            }
+                    y[layer_idx(n, k, oy, ox, K, out.h, out.w)] = acc;
+                }
+}
+
+static const cnn_layer_cli_t conv_cli = {
+    .usage = "--x F --x-shape N,C,H,W --w F --w-shape K,C,KH,KW --b F --stride S --pad P "
+             "--out F\n"
+             "            [--dout F --dx F --dw F --db F]",
+    .x_dims = "N,C,H,W",
+    .shape_flag = "--w-shape",
+    .shape_dims = "K,C,KH,KW",
+    .shape_in = 1,
+    .shape_in_why = "the channels of",
+    .shape_keys = {"filters", NULL, "kernel", "kernel"},
+};
+
 const cnn_layer_ops_t cnn_conv_ops = {
     .type = "conv",
     .shape = conv_shape,
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
+    .keys = conv_keys,
+    .nkeys = LAYER_COUNT(conv_keys),
+    .tensors = conv_tensors,
+    .ntensors = LAYER_COUNT(conv_tensors),
+    .tensor_dims = conv_tensor_dims,
+    .cli = &conv_cli,
+    .fd = CNN_FD_LINEAR,
+    .reference = conv_reference,
 };

@@ -139,10 +139,66 @@ static void dense_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
+/* ---- the table ------------------------------------------------------ */
+
+static const cnn_layer_key_t dense_keys[] = {
+    LAYER_INT_KEY("units", filters, 1, 10000000, NULL, 0),
+};
+
+/* weight (M,D) then bias (M), as nn.Linear; `mpicnn op` files hold the
+ * weight as (D,M), so that out = x.w + b */
+static const cnn_tensor_desc_t dense_tensors[] = {
+    {.name = "weight", .flag = "--w", .grad_flag = "--dw", .transposed = 1},
+    {.name = "bias", .flag = "--b", .grad_flag = "--db"},
+};
+
+static int dense_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
+{
+    /* a non-flat input (n,C,H,W) is read as D = C*H*W, as nn.Flatten would */
+    const size_t M = (size_t)l->out.c, D = cnn_shape_image(l->in);
+    dims[0] = M;
+    dims[1] = D;
+    return i == 0 ? 2 : 1;
+}
+
+/* y = x W^T + b in double; params are W (M,D) then b (M) */
+static void dense_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                            const double *x, const double *params, const double *state,
+                            const double *mask, int train, double *y)
+{
+    const int D = in.c * in.h * in.w, M = out.c;
+    for (int n = 0; n < in.n; n++)
+        for (int m = 0; m < M; m++) {
+            double acc = params[(size_t)M * D + m];
+            for (int d = 0; d < D; d++)
+                acc += x[(size_t)n * D + d] * params[(size_t)m * D + d];
+            y[(size_t)n * M + m] = acc;
+        }
+}
+
+static const cnn_layer_cli_t dense_cli = {
+    .usage = "--x F --x-shape N,D --w F --w-shape D,M --b F --out F "
+             "[--dout F --dx F --dw F --db F]",
+    .x_dims = "N,D",
+    .shape_flag = "--w-shape",
+    .shape_dims = "D,M",
+    .shape_in = 0,
+    .shape_in_why = "from",
+    .shape_keys = {NULL, "units"},
+};
+
 const cnn_layer_ops_t cnn_dense_ops = {
     .type = "dense",
     .shape = dense_shape,
     .init = dense_init,
     .forward = dense_forward,
     .backward = dense_backward,
+    .keys = dense_keys,
+    .nkeys = LAYER_COUNT(dense_keys),
+    .tensors = dense_tensors,
+    .ntensors = LAYER_COUNT(dense_tensors),
+    .tensor_dims = dense_tensor_dims,
+    .cli = &dense_cli,
+    .fd = CNN_FD_LINEAR,
+    .reference = dense_reference,
 };

@@ -58,9 +58,33 @@ static void dropout_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     for (size_t j = 0; j < total; j++) dx[j] = dy[j] * mask[j];
 }
 
+static const cnn_layer_key_t dropout_keys[] = {
+    LAYER_FLOAT_KEY("p", p, 0, 0, 1, 1, NULL, 1),
+};
+
+/* y = x * mask in training (the mask already scaled by 1/(1-p)), else x */
+static void dropout_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                              const double *x, const double *params, const double *state,
+                              const double *mask, int train, double *y)
+{
+    const size_t nin = (size_t)in.n * in.c * in.h * in.w;
+    for (size_t i = 0; i < nin; i++) y[i] = train ? x[i] * mask[i] : x[i];
+}
+
+static const cnn_layer_cli_t dropout_cli = {
+    .usage = "--x F --x-shape ... --p P --mode train|test --seed K --out F [--dout F --dx F]",
+    .mode = 1,
+    .seed = 1,
+};
+
 const cnn_layer_ops_t cnn_dropout_ops = {
     .type = "dropout",
     .shape = dropout_shape,
     .forward = dropout_forward,
     .backward = dropout_backward,
+    .keys = dropout_keys,
+    .nkeys = LAYER_COUNT(dropout_keys),
+    .cli = &dropout_cli,
+    .fd = CNN_FD_LINEAR,
+    .reference = dropout_reference,
 };

@@ -24,9 +24,19 @@ static void flatten_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     if (dx) memcpy(dx, dy, sizeof(float) * (size_t)n * cnn_shape_image(l->in));
 }
 
+/* the same values: only the shape changes */
+static void flatten_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                              const double *x, const double *params, const double *state,
+                              const double *mask, int train, double *y)
+{
+    memcpy(y, x, sizeof(double) * (size_t)in.n * in.c * in.h * in.w);
+}
+
 const cnn_layer_ops_t cnn_flatten_ops = {
     .type = "flatten",
     .shape = flatten_shape,
     .forward = flatten_forward,
     .backward = flatten_backward,
+    .fd = CNN_FD_LINEAR,
+    .reference = flatten_reference,
 };

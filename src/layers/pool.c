@@ -227,6 +227,72 @@ static void gap_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
+/* ---- the table ------------------------------------------------------ */
+
+/* The window is `size`; the stride defaults to the window's height. */
+static const cnn_layer_key_t pool_keys[] = {
+    LAYER_PAIR_KEY("size", kh, kw, 1, 4096, NULL, 1),
+    LAYER_INT_KEY("stride", stride, 1, 4096, "=size", 1),
+};
+
+/* The maximum (is_max) or the mean of each window, in double. */
+static void pool_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                           const double *x, double *y, int is_max)
+{
+    for (int n = 0; n < in.n; n++)
+        for (int c = 0; c < in.c; c++)
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++) {
+                    double m = -INFINITY, sum = 0.0;
+                    for (int ky = 0; ky < s->kh; ky++)
+                        for (int kx = 0; kx < s->kw; kx++) {
+                            double v = x[layer_idx(n, c, oy * s->stride + ky,
+                                                   ox * s->stride + kx, in.c, in.h, in.w)];
+                            if (v > m) m = v;
+                            sum += v;
+                        }
+                    y[layer_idx(n, c, oy, ox, in.c, out.h, out.w)] =
+                        is_max ? m : sum / (s->kh * s->kw);
+                }
+}
+
+static void maxpool_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                              const double *x, const double *params, const double *state,
+                              const double *mask, int train, double *y)
+{
+    pool_reference(s, in, out, x, y, 1);
+}
+
+static void avgpool_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                              const double *x, const double *params, const double *state,
+                              const double *mask, int train, double *y)
+{
+    pool_reference(s, in, out, x, y, 0);
+}
+
+/* the mean of each plane, in double */
+static void gap_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                          const double *x, const double *params, const double *state,
+                          const double *mask, int train, double *y)
+{
+    const size_t hw = (size_t)in.h * in.w;
+    for (int p = 0; p < in.n * in.c; p++) {
+        double sum = 0;
+        for (size_t j = 0; j < hw; j++) sum += x[p * hw + j];
+        y[p] = sum / (double)hw;
+    }
+}
+
+static const cnn_layer_cli_t maxpool_cli = {
+    .usage = "--x F --x-shape N,C,H,W --size PH,PW --stride S --out F [--dout F --dx F]",
+    .x_dims = "N,C,H,W",
+};
+
+static const cnn_layer_cli_t avgpool_cli = {
+    .usage = "(same flags as maxpool)",
+    .x_dims = "N,C,H,W",
+};
+
 const cnn_layer_ops_t cnn_maxpool_ops = {
     .type = "maxpool",
     .shape = maxpool_shape,
@@ -234,6 +300,11 @@ const cnn_layer_ops_t cnn_maxpool_ops = {
     .backward = maxpool_backward,
     .backward_after_relu = maxpool_backward_after_relu,
     .forward_after_relu = maxpool_forward_after_relu,
+    .keys = pool_keys,
+    .nkeys = LAYER_COUNT(pool_keys),
+    .cli = &maxpool_cli,
+    .fd = CNN_FD_KINKED,
+    .reference = maxpool_reference,
 };
 
 const cnn_layer_ops_t cnn_avgpool_ops = {
@@ -241,6 +312,11 @@ const cnn_layer_ops_t cnn_avgpool_ops = {
     .shape = avgpool_shape,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
+    .keys = pool_keys,
+    .nkeys = LAYER_COUNT(pool_keys),
+    .cli = &avgpool_cli,
+    .fd = CNN_FD_LINEAR,
+    .reference = avgpool_reference,
 };
 
 const cnn_layer_ops_t cnn_gap_ops = {
@@ -248,4 +324,6 @@ const cnn_layer_ops_t cnn_gap_ops = {
     .shape = gap_shape,
     .forward = gap_forward,
     .backward = gap_backward,
+    .fd = CNN_FD_LINEAR,
+    .reference = gap_reference,
 };

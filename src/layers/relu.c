@@ -33,6 +33,19 @@ static void relu_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
+/* y = max(x, 0) in double */
+static void relu_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                           const double *x, const double *params, const double *state,
+                           const double *mask, int train, double *y)
+{
+    const size_t nin = (size_t)in.n * in.c * in.h * in.w;
+    for (size_t i = 0; i < nin; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+static const cnn_layer_cli_t relu_cli = {
+    .usage = "--x F --x-shape ... --out F [--dout F --dx F]",
+};
+
 const cnn_layer_ops_t cnn_relu_ops = {
     .type = "relu",
     .shape = relu_shape,
@@ -40,4 +53,7 @@ const cnn_layer_ops_t cnn_relu_ops = {
     .backward = relu_backward,
     .in_place = 1,
     .relu = 1,
+    .cli = &relu_cli,
+    .fd = CNN_FD_KINKED,
+    .reference = relu_reference,
 };

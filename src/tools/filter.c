@@ -153,8 +153,9 @@ cnn_status_t cnn_filter_apply(const cnn_filter_t *f, const cnn_image_t *in, cnn_
     const int B = items < 2 * threads ? items : 2 * threads;
     const int IH = R + 2 * P, IW = TW + 2 * P;
 
-    cnn_layer_spec_t spec = {.name = "filter", .type = "conv", .filters = f->nkernels,
+    cnn_layer_spec_t spec = {.name = "filter", .filters = f->nkernels,
                              .kh = S, .kw = S, .stride = 1, .pad = 0};
+    snprintf(spec.type, sizeof spec.type, "%s", cnn_conv_ops.type);
     st = cnn_net_create(&spec, 1, (cnn_shape_t){B, 1, IH, IW}, 0, &net);
     if (st != CNN_OK) {
         cnn_error_prefix("filter %s", f->name);
