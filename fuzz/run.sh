@@ -21,7 +21,7 @@ flags="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -Wno-unknown-
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I$srcdir/include -I$srcdir/src $(pkg-config --cflags inih zlib)"
 libs="$(pkg-config --libs inih zlib) -lm"
-common="$srcdir/src/util/status.c $srcdir/src/util/rng.c $srcdir/src/util/fs.c"
+common="$srcdir/src/util/status.c $srcdir/src/util/rng.c $srcdir/src/util/fs.c $srcdir/src/util/str.c"
 
 # seed corpora
 seed() { mkdir -p "$out/$1/corpus"; }

@@ -18,7 +18,9 @@ void naive_forward(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
         fprintf(stderr, "naive_forward: no reference for layer type '%s'\n", s->type);
         abort();
     }
-    ops->reference(s, in, out, x, params, state, mask, train, y);
+    const cnn_ref_args_t r = {.spec = s, .in = in, .out = out, .x = x, .params = params,
+                             .state = state, .mask = mask, .train = train};
+    ops->reference(&r, y);
 }
 
 double naive_softmax_ce(const double *z, const int *labels, int n, int k)

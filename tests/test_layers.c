@@ -700,7 +700,9 @@ static void check_reference(const cnn_layer_spec_t *s, cnn_shape_t in)
     for (size_t i = 0; i < l->sz.state; i++) st[i] = l->state[i];
     cnn_ctx_t ctx = cnn_net_ctx(net, 0, 1, 0, 0);
     const float *yf = cnn_net_forward(net, &ctx, in.n);
-    l->ops->reference(s, in, l->out, x, p, st, NULL, 0, y);
+    const cnn_ref_args_t r = {.spec = s, .in = in, .out = l->out, .x = x, .params = p,
+                              .state = st};
+    l->ops->reference(&r, y);
     TU_ASSERT_CLOSE(s->type, yf, y, nout, FWD_ATOL, FWD_RTOL);
     free(x);
     free(y);

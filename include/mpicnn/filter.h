@@ -2,7 +2,7 @@
  *
  * A filter is one or two square kernels of odd size and a rule that turns
  * their responses into a pixel. Filtering an image runs it through a
- * one-layer network whose only layer is the same "conv" layer the trainer
+ * one-layer network whose only layer is the same conv layer the trainer
  * uses (im2col + GEMM): each colour channel is filtered on its own, as a
  * batch of single-channel images, with zero padding and an output of the
  * same size as the input. Like the conv layer (and PyTorch), the kernel is

@@ -32,6 +32,17 @@ int cnn_afile_fd(const cnn_afile_t *f);
  * writer: do not fclose it. NULL if fdopen fails. */
 FILE *cnn_afile_stream(cnn_afile_t *f);
 
+/* cnn_afile_begin and cnn_afile_stream in one, for text outputs: *f is
+ * the stream (owned by *out). On failure nothing is left behind, *out is
+ * NULL and the status is CNN_EIO "PATH: cannot create: why" (or
+ * CNN_ENOMEM, CNN_EUSAGE as cnn_afile_begin). */
+cnn_status_t cnn_afile_open(const char *path, cnn_afile_t **out, FILE **f);
+
+/* Copies the rest of the open file `in` (named `src` in messages) into the
+ * temp file. CNN_EIO names src for a read error, the final path for a
+ * write error. */
+cnn_status_t cnn_afile_copy_from(cnn_afile_t *f, FILE *in, const char *src);
+
 /* The temp file's path, for writers that fill it by name (HDF5): they must
  * have closed it again before commit. Owned by the writer. */
 const char *cnn_afile_tmp_path(const cnn_afile_t *f);

@@ -160,17 +160,22 @@ typedef enum {
                           finite differences do not apply; not checked */
 } cnn_fd_kind_t;
 
+/* The inputs of a type's double-precision reference: x is (in.n, in.c,
+ * in.h, in.w) and the output has the shape `out`; params and state are in
+ * the layer's own layouts (NULL for a type without them); `train` selects
+ * training mode (batchnorm: batch statistics, else the running ones in
+ * state; dropout: y = x * mask, else y = x); mask is dropout's
+ * per-element scaled mask (NULL for other types). All borrowed. */
+typedef struct {
+    const cnn_layer_spec_t *spec;
+    cnn_shape_t in, out;
+    const double *x, *params, *state, *mask;
+    int train;
+} cnn_ref_args_t;
+
 /* A type's forward pass in double, straight from its definition: plain
- * loops, no blocking, no threads. x is (in.n, in.c, in.h, in.w), y has
- * the shape `out`. params and state are in the layer's own layouts (may
- * be NULL for a type without them); `train` selects training mode
- * (batchnorm: batch statistics, else the running ones in state; dropout:
- * y = x * mask, else y = x), mask is dropout's per-element scaled mask
- * (NULL for other types). */
-typedef void (*cnn_layer_ref_fn)(const cnn_layer_spec_t *spec, cnn_shape_t in,
-                                 cnn_shape_t out, const double *x, const double *params,
-                                 const double *state, const double *mask, int train,
-                                 double *y);
+ * loops, no blocking, no threads. Writes y. */
+typedef void (*cnn_layer_ref_fn)(const cnn_ref_args_t *r, double *y);
 
 typedef struct {
     const char *type;

@@ -55,15 +55,23 @@ void cli_install_stop_signals(void);
 cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
 
-/* Starts the atomic write (fs.h) of the output file `path`: *af, and *f
- * its stream (owned by *af: do not fclose it). Finish with
- * cnn_afile_commit(*af), or cnn_afile_abort(*af) to leave `path` as it
- * was. CNN_EIO "PATH: cannot create: why"; *af is NULL on failure. */
-cnn_status_t cli_create(const char *path, cnn_afile_t **af, FILE **f);
+/* What `train` and `sweep` share: one CONFIG, --set overrides, --out DIR
+ * (default runs/<config base name without .ini>) and --resume. */
+typedef struct {
+    const char *config;              /* borrowed from argv */
+    const char *sets[CLI_MAX_FLAGS]; /* borrowed from argv */
+    int nsets;
+    char out[CNN_PATH_MAX];
+    int resume;
+    int help;                        /* 1: --help was printed, nothing to run */
+} cli_run_args_t;
 
-/* The default output directory of a config file: runs/<its base name
- * without .ini>, in out[len]. */
-void cli_default_out(const char *config, char *out, size_t len);
+/* Reads those flags of a (parsed) for subcommand `cmd`; prints `usage` on
+ * rank 0 for --help (r->help = 1) and to stderr with a usage error when
+ * there is not exactly one CONFIG. The caller reads its own flags, then
+ * calls cli_check_unused(a). CNN_EUSAGE for a wrong count or --out "". */
+cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
+                          cli_run_args_t *r);
 
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);

@@ -35,25 +35,36 @@ fail:
     return st;
 }
 
-cnn_status_t cli_create(const char *path, cnn_afile_t **af, FILE **f)
-{
-    *f = NULL;
-    cnn_status_t st = cnn_afile_begin(path, af);
-    if (st == CNN_EIO) return cnn_fs_error(path, "cannot create", errno);
-    if (st != CNN_OK) return st;
-    if (!(*f = cnn_afile_stream(*af))) {
-        st = cnn_fs_error(path, "cannot create", errno);
-        cnn_afile_abort(*af);
-        *af = NULL;
-    }
-    return st;
-}
-
-void cli_default_out(const char *config, char *out, size_t len)
+/* runs/<base name of config without .ini> */
+static void default_out(const char *config, char *out, size_t len)
 {
     const char *base = strrchr(config, '/');
     base = base ? base + 1 : config;
     size_t n = strlen(base);
     if (n > 4 && !strcmp(base + n - 4, ".ini")) n -= 4;
     snprintf(out, len, "runs/%.*s", (int)n, base);
+}
+
+cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
+                          cli_run_args_t *r)
+{
+    memset(r, 0, sizeof *r);
+    if (cli_has(a, "--help")) {
+        if (rank == 0) fputs(usage, stdout);
+        r->help = 1;
+        return CNN_OK;
+    }
+    if (a->npos != 1) {
+        if (rank == 0) fputs(usage, stderr);
+        return cnn_error_set(CNN_EUSAGE, "%s: expected one CONFIG file, got %d arguments", cmd,
+                             a->npos);
+    }
+    r->config = a->pos[0];
+    r->nsets = cli_get_all(a, "--set", r->sets, CLI_MAX_FLAGS);
+    r->resume = cli_has(a, "--resume");
+    const char *dir = cli_get(a, "--out");
+    if (dir && !*dir) return cnn_error_set(CNN_EUSAGE, "--out: the directory name is empty");
+    if (dir) snprintf(r->out, sizeof r->out, "%s", dir);
+    else default_out(r->config, r->out, sizeof r->out);
+    return CNN_OK;
 }

@@ -35,7 +35,7 @@ static cnn_status_t write_confusion(const char *path, const cnn_model_meta_t *m,
     cnn_afile_t *af;
     FILE *f;
     char nb[32];
-    CNN_TRY(cli_create(path, &af, &f));
+    CNN_TRY(cnn_afile_open(path, &af, &f));
     fprintf(f, "true\\predicted");
     for (int k = 0; k < K; k++) fprintf(f, ",%s", class_name(m, k, nb, sizeof nb));
     fprintf(f, "\n");
@@ -58,7 +58,7 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
     FILE *pf = NULL;
     char nb[32];
     if (pred_path) {
-        if ((st = cli_create(pred_path, &pa, &pf)) != CNN_OK) goto done;
+        if ((st = cnn_afile_open(pred_path, &pa, &pf)) != CNN_OK) goto done;
         fprintf(pf, "index,label,predicted");
         for (int k = 0; k < K; k++) fprintf(pf, ",score_%d", k);
         fprintf(pf, "\n");

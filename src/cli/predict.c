@@ -166,7 +166,7 @@ static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, con
     }
     cnn_afile_t *af;
     FILE *f;
-    CNN_TRY(cli_create(path, &af, &f));
+    CNN_TRY(cnn_afile_open(path, &af, &f));
     write_rows(f, ins, nin, scores, K, hinge, m);
     return cnn_afile_commit(af);
 }

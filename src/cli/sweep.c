@@ -26,32 +26,22 @@ cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm)
 {
     static const char *const sw[] = {"--help", "--resume", "--quiet", NULL};
     cli_args_t a;
-    const char *sets[CLI_MAX_FLAGS];
-    char out[CNN_PATH_MAX];
+    cli_run_args_t r;
     int rank;
     MPI_Comm_rank(comm, &rank);
     CNN_TRY(cli_parse(argc, argv, sw, &a));
-    if (cli_has(&a, "--help")) {
-        if (rank == 0) fputs(sweep_usage, stdout);
-        return CNN_OK;
-    }
-    if (a.npos != 1) {
-        if (rank == 0) fputs(sweep_usage, stderr);
-        return cnn_error_set(CNN_EUSAGE, "sweep: expected one CONFIG file, got %d arguments", a.npos);
-    }
-    int nsets = cli_get_all(&a, "--set", sets, CLI_MAX_FLAGS);
-    const char *dir = cli_get(&a, "--out");
-    const int resume = cli_has(&a, "--resume"), quiet = cli_has(&a, "--quiet");
+    CNN_TRY(cli_run_args(&a, "sweep", sweep_usage, rank, &r));
+    if (r.help) return CNN_OK;
+    const int quiet = cli_has(&a, "--quiet");
     CNN_TRY(cli_check_unused(&a));
-    if (dir) snprintf(out, sizeof out, "%s", dir);
-    else cli_default_out(a.pos[0], out, sizeof out);
 
     cnn_config_t *cfg = malloc(sizeof *cfg);
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = cnn_config_load(a.pos[0], sets, nsets, cfg);
+    cnn_status_t st = cnn_config_load(r.config, r.sets, r.nsets, cfg);
     if (st == CNN_OK) {
         cli_install_stop_signals();
-        cnn_sweep_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume, .quiet = quiet};
+        cnn_sweep_opts_t opts = {.comm = comm, .out_dir = r.out, .resume = r.resume,
+                                 .quiet = quiet};
         cnn_sweep_result_t res;
         st = cnn_sweep_run(cfg, &opts, &res);
     }

@@ -65,22 +65,12 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
 {
     static const char *const sw[] = {"--help", "--resume", NULL};
     cli_args_t a;
-    const char *sets[CLI_MAX_FLAGS];
-    char out[CNN_PATH_MAX];
-    CNN_TRY(cli_parse(argc, argv, sw, &a));
+    cli_run_args_t r;
     int rank;
     MPI_Comm_rank(comm, &rank);
-    if (cli_has(&a, "--help")) {
-        if (rank == 0) fputs(train_usage, stdout);
-        return CNN_OK;
-    }
-    if (a.npos != 1) {
-        if (rank == 0) fputs(train_usage, stderr);
-        return cnn_error_set(CNN_EUSAGE, "train: expected one CONFIG file, got %d arguments", a.npos);
-    }
-    int nsets = cli_get_all(&a, "--set", sets, CLI_MAX_FLAGS);
-    const char *dir = cli_get(&a, "--out");
-    int resume = cli_has(&a, "--resume");
+    CNN_TRY(cli_parse(argc, argv, sw, &a));
+    CNN_TRY(cli_run_args(&a, "train", train_usage, rank, &r));
+    if (r.help) return CNN_OK;
     const char *prog = cli_get(&a, "--progress");
     CNN_TRY(cli_check_unused(&a));
     static const char *const modes[] = {"auto", "bar", "lines", "none"};
@@ -92,16 +82,14 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
         }
     if (progress < 0)
         return cnn_error_set(CNN_EUSAGE, "--progress: '%s' must be auto, bar, lines or none", prog);
-    if (dir) snprintf(out, sizeof out, "%s", dir);
-    else cli_default_out(a.pos[0], out, sizeof out);
 
     cnn_config_t *cfg = malloc(sizeof *cfg);
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = cnn_config_load(a.pos[0], sets, nsets, cfg);
+    cnn_status_t st = cnn_config_load(r.config, r.sets, r.nsets, cfg);
     if (st == CNN_OK) {
         slurm_setup(cfg, rank);
         cli_install_stop_signals();
-        cnn_train_opts_t opts = {.comm = comm, .out_dir = out, .resume = resume,
+        cnn_train_opts_t opts = {.comm = comm, .out_dir = r.out, .resume = r.resume,
                                  .progress = (cnn_progress_t)progress};
         cnn_train_result_t res;
         st = cnn_train(cfg, &opts, &res);

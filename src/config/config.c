@@ -17,6 +17,7 @@
  *  - section names are truncated at 50 bytes; the reader tracks sections
  *    itself. */
 #include "mpicnn/config.h"
+#include "mpicnn/str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -272,15 +273,6 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-/* Trims whitespace in place; returns the start. */
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s)) s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
-    return s;
-}
-
 /* Shortest text that reads back (with strtod) as exactly v. */
 static void fmt_real(char *buf, size_t len, double v)
 {
@@ -413,7 +405,7 @@ static cnn_status_t set_list(char *base, const keydef_t *k, const char *v,
     int n = 0;
     cnn_status_t st = CNN_OK;
     memset(items, 0, (size_t)k->max_items * k->stride); /* for layers: the whole spec */
-    char *s = trim(copy);
+    char *s = cnn_str_trim(copy);
     if (!*s) {
         if (k->flags & F_NONEMPTY) st = bad(where, sec, key, "empty list (expected %s)", exp);
         goto done;
@@ -421,7 +413,7 @@ static cnn_status_t set_list(char *base, const keydef_t *k, const char *v,
     for (char *p = s;;) {
         char *comma = strchr(p, ',');
         if (comma) *comma = '\0';
-        char *item = trim(p);
+        char *item = cnn_str_trim(p);
         if (!*item) {
             st = bad(where, sec, key, "empty item in list '%s' (expected %s)", v, exp);
             goto done;
@@ -846,7 +838,7 @@ static char *reader(char *str, int num, void *stream)
     p->raw[n] = '\0';
     char *t = p->raw;
     if (p->line == 1 && strncmp(t, "\xEF\xBB\xBF", 3) == 0) t += 3;
-    t = trim(t);
+    t = cnn_str_trim(t);
     memmove(p->raw, t, strlen(t) + 1);
     if (p->raw[0] == '[') reader_header(p, p->raw);
     size_t m = strlen(p->raw), room = (size_t)num - 2;
@@ -866,7 +858,7 @@ static const char *raw_value(parse_t *p)
     while (isspace((unsigned char)*v)) v++;
     for (char *c = v; *c; c++)
         if (*c == ';' && c > v && isspace((unsigned char)c[-1])) { *c = '\0'; break; }
-    return trim(v);
+    return cnn_str_trim(v);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -915,7 +907,7 @@ static cnn_status_t read_entries(parse_t *p, const char *text)
         text_line(text, rc, line, sizeof line);
         return cnn_error_set(CNN_ECONFIG, "%s: syntax error in '%s' (expected [section], "
                              "key = value, or a comment starting with ; or #)",
-                             where_line(p, rc, where), trim(line));
+                             where_line(p, rc, where), cnn_str_trim(line));
     }
     if (p->st != CNN_OK) return p->st;
     if (rc == -2) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", p->name);
@@ -939,7 +931,7 @@ static cnn_status_t add_override(parse_t *p, const char *assignment)
     }
     *eq = '\0';
     *dot = '\0';
-    char *sec = trim(copy), *key = trim(dot + 1), *value = trim(eq + 1);
+    char *sec = cnn_str_trim(copy), *key = cnn_str_trim(dot + 1), *value = cnn_str_trim(eq + 1);
     if (!*sec || !*key) {
         st = cnn_error_set(CNN_ECONFIG, "--set %s: malformed override (expected "
                            "--set section.key=value)", assignment);
@@ -1272,11 +1264,11 @@ static cnn_status_t check_sweep(parse_t *p, cnn_config_t *cfg)
         if (spec) lspec = *spec;
         char values[CNN_SWEEP_VALUES_MAX];
         strcpy(values, sp->values);
-        char *s = trim(values);
+        char *s = cnn_str_trim(values);
         for (char *q = s;;) {
             char *comma = strchr(q, ',');
             if (comma) *comma = '\0';
-            char *v = trim(q);
+            char *v = cnn_str_trim(q);
             if (!*v) {
                 st = bad(w, "sweep", sp->key, "empty value in '%s' (expected v1, v2, ...)",
                          sp->values);

@@ -93,6 +93,15 @@ static cnn_status_t obj_path(char *buf, const char *a, const char *b, const char
     return CNN_OK;
 }
 
+/* The datasets of layer l (d[MAX_DS], *n of them) and its group's path
+ * prefix/NAME in obj[OBJ_MAX]; *n = 0 for a layer that stores nothing. */
+static cnn_status_t layer_group(const cnn_layer_t *l, const char *prefix, ds_t *d, int *n,
+                                char *obj)
+{
+    CNN_TRY(layer_layout(l, d, n));
+    return *n ? obj_path(obj, prefix, l->spec.name, NULL) : CNN_OK;
+}
+
 /* CNN_ENUMERIC naming the first non-finite value of the arenas. */
 static cnn_status_t check_finite(const cnn_net_t *net, const float *params,
                                  const float *state)
@@ -150,9 +159,8 @@ cnn_status_t cnn_model_write_layers(cnn_h5w_t *w, const char *prefix,
         const cnn_layer_t *l = &net->layers[li];
         ds_t d[MAX_DS];
         int n;
-        if ((st = layer_layout(l, d, &n)) != CNN_OK) goto done;
+        if ((st = layer_group(l, prefix, d, &n, obj)) != CNN_OK) goto done;
         if (n == 0) continue;
-        if ((st = obj_path(obj, prefix, l->spec.name, NULL)) != CNN_OK) goto done;
         if ((st = cnn_h5w_group(w, obj)) != CNN_OK) goto done;
         if ((st = cnn_h5w_attr_str(w, obj, "type", l->spec.type)) != CNN_OK) goto done;
         if ((st = cnn_h5w_attr_int64(w, obj, "index", li)) != CNN_OK) goto done;
@@ -466,9 +474,8 @@ cnn_status_t cnn_model_read_layers(cnn_h5r_t *r, const char *path_for_msgs,
         const cnn_layer_t *l = &net->layers[li];
         ds_t d[MAX_DS];
         int n;
-        if ((st = layer_layout(l, d, &n)) != CNN_OK) goto done;
+        if ((st = layer_group(l, prefix, d, &n, obj)) != CNN_OK) goto done;
         if (n == 0) continue;
-        if ((st = obj_path(obj, prefix, l->spec.name, NULL)) != CNN_OK) goto done;
         if (!cnn_h5r_is_group(r, obj)) {
             st = cnn_error_set(CNN_EDATA, "%s: %s: layer group missing (layer %d, %s)",
                                path, obj, li, l->spec.type);

@@ -153,11 +153,11 @@ static int bn_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
 /* y = gamma (x - mean) / sqrt(var + eps) + beta in double, per channel:
  * training mode takes mean and (biased) var of the batch, test mode the
  * running ones of state (mean (C), then var (C)) */
-static void bn_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                         const double *x, const double *p, const double *state,
-                         const double *mask, int train, double *y)
+static void bn_reference(const cnn_ref_args_t *r, double *y)
 {
-    const int C = in.c;
+    const cnn_shape_t in = r->in;
+    const double *x = r->x, *p = r->params, *state = r->state;
+    const int C = in.c, train = r->train;
     const size_t hw = (size_t)in.h * in.w;
     for (int c = 0; c < C; c++) {
         double mean = state[c], var = state[C + c];
@@ -176,7 +176,7 @@ static void bn_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t 
         for (int n = 0; n < in.n; n++)
             for (size_t j = 0; j < hw; j++) {
                 size_t i = ((size_t)n * C + c) * hw + j;
-                y[i] = p[c] * (x[i] - mean) / sqrt(var + s->eps) + p[C + c];
+                y[i] = p[c] * (x[i] - mean) / sqrt(var + r->spec->eps) + p[C + c];
             }
     }
 }

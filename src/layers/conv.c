@@ -210,10 +210,11 @@ static int conv_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
 }
 
 /* y = b + sum over c, ky, kx of W x (zero outside the input), in double */
-static void conv_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                           const double *x, const double *p, const double *state,
-                           const double *mask, int train, double *y)
+static void conv_reference(const cnn_ref_args_t *r, double *y)
 {
+    const cnn_layer_spec_t *s = r->spec;
+    const cnn_shape_t in = r->in, out = r->out;
+    const double *x = r->x, *p = r->params;
     const int K = out.c, C = in.c, KH = s->kh, KW = s->kw;
     const double *b = p + (size_t)K * C * KH * KW;
     for (int n = 0; n < in.n; n++)

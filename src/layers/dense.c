@@ -162,10 +162,10 @@ static int dense_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
 }
 
 /* y = x W^T + b in double; params are W (M,D) then b (M) */
-static void dense_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                            const double *x, const double *params, const double *state,
-                            const double *mask, int train, double *y)
+static void dense_reference(const cnn_ref_args_t *r, double *y)
 {
+    const cnn_shape_t in = r->in, out = r->out;
+    const double *x = r->x, *params = r->params;
     const int D = in.c * in.h * in.w, M = out.c;
     for (int n = 0; n < in.n; n++)
         for (int m = 0; m < M; m++) {

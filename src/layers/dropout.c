@@ -63,12 +63,10 @@ static const cnn_layer_key_t dropout_keys[] = {
 };
 
 /* y = x * mask in training (the mask already scaled by 1/(1-p)), else x */
-static void dropout_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                              const double *x, const double *params, const double *state,
-                              const double *mask, int train, double *y)
+static void dropout_reference(const cnn_ref_args_t *r, double *y)
 {
-    const size_t nin = (size_t)in.n * in.c * in.h * in.w;
-    for (size_t i = 0; i < nin; i++) y[i] = train ? x[i] * mask[i] : x[i];
+    const size_t nin = (size_t)r->in.n * cnn_shape_image(r->in);
+    for (size_t i = 0; i < nin; i++) y[i] = r->train ? r->x[i] * r->mask[i] : r->x[i];
 }
 
 static const cnn_layer_cli_t dropout_cli = {

@@ -25,11 +25,9 @@ static void flatten_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 }
 
 /* the same values: only the shape changes */
-static void flatten_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                              const double *x, const double *params, const double *state,
-                              const double *mask, int train, double *y)
+static void flatten_reference(const cnn_ref_args_t *r, double *y)
 {
-    memcpy(y, x, sizeof(double) * (size_t)in.n * in.c * in.h * in.w);
+    memcpy(y, r->x, sizeof(double) * (size_t)r->in.n * cnn_shape_image(r->in));
 }
 
 const cnn_layer_ops_t cnn_flatten_ops = {

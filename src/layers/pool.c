@@ -256,29 +256,23 @@ static void pool_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_
                 }
 }
 
-static void maxpool_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                              const double *x, const double *params, const double *state,
-                              const double *mask, int train, double *y)
+static void maxpool_reference(const cnn_ref_args_t *r, double *y)
 {
-    pool_reference(s, in, out, x, y, 1);
+    pool_reference(r->spec, r->in, r->out, r->x, y, 1);
 }
 
-static void avgpool_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                              const double *x, const double *params, const double *state,
-                              const double *mask, int train, double *y)
+static void avgpool_reference(const cnn_ref_args_t *r, double *y)
 {
-    pool_reference(s, in, out, x, y, 0);
+    pool_reference(r->spec, r->in, r->out, r->x, y, 0);
 }
 
 /* the mean of each plane, in double */
-static void gap_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                          const double *x, const double *params, const double *state,
-                          const double *mask, int train, double *y)
+static void gap_reference(const cnn_ref_args_t *r, double *y)
 {
-    const size_t hw = (size_t)in.h * in.w;
-    for (int p = 0; p < in.n * in.c; p++) {
+    const size_t hw = (size_t)r->in.h * r->in.w;
+    for (int p = 0; p < r->in.n * r->in.c; p++) {
         double sum = 0;
-        for (size_t j = 0; j < hw; j++) sum += x[p * hw + j];
+        for (size_t j = 0; j < hw; j++) sum += r->x[p * hw + j];
         y[p] = sum / (double)hw;
     }
 }

@@ -34,12 +34,10 @@ static void relu_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 }
 
 /* y = max(x, 0) in double */
-static void relu_reference(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
-                           const double *x, const double *params, const double *state,
-                           const double *mask, int train, double *y)
+static void relu_reference(const cnn_ref_args_t *r, double *y)
 {
-    const size_t nin = (size_t)in.n * in.c * in.h * in.w;
-    for (size_t i = 0; i < nin; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    const size_t nin = (size_t)r->in.n * cnn_shape_image(r->in);
+    for (size_t i = 0; i < nin; i++) y[i] = r->x[i] > 0 ? r->x[i] : 0;
 }
 
 static const cnn_layer_cli_t relu_cli = {

@@ -60,13 +60,8 @@ static cnn_status_t write_csv(const sweep_t *s, const int *order)
     snprintf(path, sizeof path, "%s/sweep.csv", s->dir);
     cnn_afile_clean_stale(path, NULL);
     cnn_afile_t *af = NULL;
-    CNN_TRY(cnn_afile_begin(path, &af));
-    FILE *f = cnn_afile_stream(af);
-    if (!f) {
-        cnn_status_t st = cnn_fs_error(path, "cannot write", errno);
-        cnn_afile_abort(af);
-        return st;
-    }
+    FILE *f;
+    CNN_TRY(cnn_afile_open(path, &af, &f));
     fprintf(f, "rank,trial");
     for (int k = 0; k < s->grid->nkeys; k++) {
         fputc(',', f);
@@ -85,11 +80,7 @@ static cnn_status_t copy_atomic(const char *src, const char *dst)
     if (!in) return cnn_fs_error(src, "cannot open", errno);
     cnn_afile_t *af = NULL;
     cnn_status_t st = cnn_afile_begin(dst, &af);
-    char buf[1 << 16];
-    size_t n;
-    while (st == CNN_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        st = cnn_afile_write(af, buf, n);
-    if (st == CNN_OK && ferror(in)) st = cnn_error_set(CNN_EIO, "%s: read failed", src);
+    if (st == CNN_OK) st = cnn_afile_copy_from(af, in, src);
     fclose(in);
     if (st != CNN_OK) {
         cnn_afile_abort(af);

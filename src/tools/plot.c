@@ -474,11 +474,7 @@ static cnn_status_t place_picture(const char *program, const work_t *w, const ch
     remove(w->png);
     cnn_afile_t *out;
     cnn_status_t st = cnn_afile_begin(png, &out);
-    char buf[1 << 16];
-    size_t n;
-    while (st == CNN_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        st = cnn_afile_write(out, buf, n);
-    if (st == CNN_OK && ferror(in)) st = cnn_fs_error(w->png, "read", errno);
+    if (st == CNN_OK) st = cnn_afile_copy_from(out, in, w->png);
     fclose(in);
     if (st != CNN_OK) {
         cnn_afile_abort(out);

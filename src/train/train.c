@@ -99,13 +99,8 @@ static const char *tag_of(const run_t *r) { return r->opts->tag ? r->opts->tag :
 static cnn_status_t write_metrics(const char *path, const cnn_train_state_t *ts)
 {
     cnn_afile_t *f = NULL;
-    CNN_TRY(cnn_afile_begin(path, &f));
-    FILE *out = cnn_afile_stream(f);
-    if (!out) {
-        cnn_status_t st = cnn_fs_error(path, "cannot write", errno);
-        cnn_afile_abort(f);
-        return st;
-    }
+    FILE *out;
+    CNN_TRY(cnn_afile_open(path, &f, &out));
     fprintf(out, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_second\n");
     for (int i = 0; i < ts->nhistory; i++) {
         const double *h = ts->history + (size_t)i * CNN_HISTORY_COLS;

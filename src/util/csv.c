@@ -116,15 +116,8 @@ cnn_status_t cnn_csv_read(const char *path, const char *what, float **out,
 cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n)
 {
     cnn_afile_t *out;
-    cnn_status_t st = cnn_afile_begin(path, &out);
-    if (st == CNN_EIO) return cnn_fs_error(path, "cannot create", errno);
-    if (st != CNN_OK) return st;
-    FILE *f = cnn_afile_stream(out);
-    if (!f) {
-        st = cnn_fs_error(path, "cannot create", errno);
-        cnn_afile_abort(out);
-        return st;
-    }
+    FILE *f;
+    CNN_TRY(cnn_afile_open(path, &out, &f));
     for (size_t i = 0; i < n; i++) fprintf(f, "%.9g\n", (double)v[i]);
     return cnn_afile_commit(out);
 }

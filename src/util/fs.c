@@ -127,6 +127,30 @@ cnn_status_t cnn_afile_write(cnn_afile_t *f, const void *buf, size_t n)
     return CNN_OK;
 }
 
+cnn_status_t cnn_afile_open(const char *path, cnn_afile_t **out, FILE **f)
+{
+    *f = NULL;
+    cnn_status_t st = cnn_afile_begin(path, out);
+    if (st == CNN_EIO) return cnn_fs_error(path, "cannot create", errno);
+    if (st != CNN_OK) return st;
+    if (!(*f = cnn_afile_stream(*out))) {
+        st = cnn_fs_error(path, "cannot create", errno);
+        cnn_afile_abort(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+cnn_status_t cnn_afile_copy_from(cnn_afile_t *f, FILE *in, const char *src)
+{
+    char buf[1 << 16];
+    size_t n;
+    cnn_status_t st = CNN_OK;
+    while (st == CNN_OK && (n = fread(buf, 1, sizeof buf, in)) > 0) st = cnn_afile_write(f, buf, n);
+    if (st == CNN_OK && ferror(in)) st = cnn_fs_error(src, "read", errno ? errno : EIO);
+    return st;
+}
+
 /* Closes the stream or the descriptor; 0 or -1 with errno. */
 static int afile_close(cnn_afile_t *f)
 {
