@@ -146,7 +146,9 @@ static cnn_status_t check_plan(const cnn_dataset_t *train, const cnn_dataset_t *
         {"predictions", rank == 0 ? cnn_mem_mul(ntest, sizeof(int32_t)) : 0},
     };
     cnn_knn_plan(ntrain, ntest, dim, k, rank, nranks, items + 3);
-    return cnn_mem_check(items, 5, budget);
+    const cnn_status_t st = cnn_mem_check(items, 5, budget);
+    if (st != CNN_OK) cnn_error_prefix("knn");
+    return st;
 }
 
 /* Overall accuracy and the per-class table, on rank 0. */
