@@ -19,6 +19,7 @@
 #include "mpicnn/dist.h"
 #include "mpicnn/watchdog.h"
 #include "mpicnn/fault.h"
+#include "mpicnn/memlimit.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/model.h"
 #include "mpicnn/train_state.h"

@@ -1,5 +1,5 @@
 /* test_net.c - whole networks: shape inference and parameter counts,
- * memory planning, a finite-difference check of the chained backward pass
+ * memory planning and its budget check, a finite-difference check of the chained backward pass
  * with the loss, and reproducibility. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -276,12 +276,102 @@ static void test_partial_batch(void **state)
     cnn_net_free(net);
 }
 
+/* The plan is what cnn_net_create allocates, and a budget below it
+ * refuses before anything is built, naming the layers. */
+static void test_plan(void **state)
+{
+    cnn_layer_spec_t a[] = {L("c1", "conv", 4, 3, 1, 1), L("r1", "relu", 0, 0, 0, 0),
+                            L("p1", "maxpool", 0, 2, 2, 0), L("f", "flatten", 0, 0, 0, 0),
+                            L("d", "dense", 3, 0, 0, 0)};
+    const cnn_shape_t in = {8, 2, 6, 6};
+    cnn_net_plan_t plan;
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_plan(a, 5, in, 2, &plan), CNN_OK);
+    assert_int_equal(cnn_net_create(a, 5, in, 2, &net), CNN_OK);
+    assert_int_equal(plan.nparams, net->nparams);
+    assert_int_equal(plan.nstate, net->nstate);
+    assert_int_equal(plan.output.c, 3);
+    assert_int_equal(plan.layers[0].params, (4 * 2 * 9 + 4) * sizeof(float));
+    assert_int_equal(plan.layers[0].grads, plan.layers[0].params);
+    assert_int_equal(plan.layers[0].act, 8 * 4 * 6 * 6 * sizeof(float));
+    assert_int_equal(plan.layers[1].act, 0); /* in place */
+    assert_int_equal(plan.input, 8 * 2 * 6 * 6 * sizeof(float));
+    assert_int_equal(plan.dbuf, 2 * plan.layers[0].act);
+    size_t sum = plan.input + plan.dbuf + plan.work;
+    for (int i = 0; i < 5; i++) {
+        const cnn_net_plan_layer_t *pl = &plan.layers[i];
+        assert_int_equal(pl->total, pl->params + pl->grads + pl->state + pl->cache + pl->act);
+        sum += pl->total;
+    }
+    /* the arenas round each block up to 64 bytes */
+    assert_true(plan.total >= sum && plan.total <= sum + 5 * 64);
+    cnn_net_free(net);
+
+    const cnn_mem_item_t extra[] = {{"optimizer state", 1000}, {"data set", 2000}};
+    assert_int_equal(cnn_net_plan_bytes(&plan, extra, 2), plan.total + 3000);
+    assert_int_equal(cnn_net_plan_check(&plan, a, extra, 2, plan.total + 3000, "test"), CNN_OK);
+    assert_int_equal(cnn_net_plan_check(&plan, a, extra, 2, plan.total + 2999, "test budget"),
+                     CNN_ENOMEM);
+    const char *msg = cnn_error_message();
+    assert_non_null(strstr(msg, "over the budget of"));
+    assert_non_null(strstr(msg, "(test budget)"));
+    assert_non_null(strstr(msg, "c1 (conv)"));
+    assert_non_null(strstr(msg, "d (dense)"));
+    assert_non_null(strstr(msg, "data set"));
+    cnn_net_plan_free(&plan);
+    cnn_net_plan_free(&plan); /* twice is harmless */
+
+    /* over the budget: refused, *out NULL; within it: built */
+    net = (cnn_net_t *)&net;
+    assert_int_equal(cnn_net_create_within(a, 5, in, 2, NULL, 0, 1024, "1 KB", &net), CNN_ENOMEM);
+    assert_null(net);
+    assert_int_equal(cnn_net_create_within(a, 5, in, 2, NULL, 0, 1 << 20, "1 MB", &net), CNN_OK);
+    assert_non_null(net);
+    cnn_net_free(net);
+    /* a shape error is still a config error */
+    assert_int_equal(cnn_net_plan(a, 5, (cnn_shape_t){8, 2, 1, 1}, 2, &plan), CNN_ECONFIG);
+    assert_null(plan.layers);
+}
+
+/* Sizes that do not fit in size_t saturate: the plan is over every
+ * budget, and cnn_net_create refuses it without allocating. */
+static void test_plan_overflow(void **state)
+{
+    cnn_layer_spec_t a[] = {L("r", "relu", 0, 0, 0, 0), L("d", "dense", 10, 0, 0, 0)};
+    const cnn_shape_t huge = {65536, 65536, 65536, 65536};
+    cnn_net_plan_t plan;
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_plan(a, 1, huge, 1, &plan), CNN_OK);
+    assert_int_equal(plan.input, SIZE_MAX);
+    assert_int_equal(plan.total, SIZE_MAX);
+    assert_int_equal(cnn_net_plan_check(&plan, a, NULL, 0, CNN_MEM_UNLIMITED, "none"), CNN_ENOMEM);
+    assert_non_null(strstr(cnn_error_message(), "does not fit"));
+    cnn_net_plan_free(&plan);
+    assert_int_equal(cnn_net_create(a, 1, huge, 1, &net), CNN_ENOMEM);
+    assert_null(net);
+    /* a wide layer on a large image: in range for size_t, over a budget */
+    cnn_layer_spec_t c[] = {L("conv1", "conv", 64, 3, 1, 4096)};
+    assert_int_equal(cnn_net_plan(c, 1, (cnn_shape_t){64, 1, 28, 28}, 1, &plan), CNN_OK);
+    assert_true(plan.layers[0].act > ((size_t)64 << 30));
+    assert_int_equal(cnn_net_plan_check(&plan, c, NULL, 0, (uint64_t)1 << 30, "1 GB"),
+                     CNN_ENOMEM);
+    assert_non_null(strstr(cnn_error_message(), "conv1 (conv)"));
+    cnn_net_plan_free(&plan);
+    /* the saturating helpers */
+    assert_int_equal(cnn_mem_mul(SIZE_MAX / 2 + 1, 2), SIZE_MAX);
+    assert_int_equal(cnn_mem_mul(SIZE_MAX, 0), 0);
+    assert_int_equal(cnn_mem_add(SIZE_MAX - 1, 2), SIZE_MAX);
+    assert_int_equal(cnn_mem_add(SIZE_MAX, 0), SIZE_MAX);
+    assert_int_equal(cnn_mem_mul(3, 4), 12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fmnist_ref_shape), cmocka_unit_test(test_net_gradient),
         cmocka_unit_test(test_reproducible), cmocka_unit_test(test_partial_batch),
-        cmocka_unit_test(test_relu_pool_fused),
+        cmocka_unit_test(test_relu_pool_fused), cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,8 @@ typedef struct {
     long log_every;                  /* steps; 0 = never */
     cnn_nan_policy_t nan_policy;
     double watchdog_seconds;         /* 0 = off */
+    long max_memory_mb;              /* a rank's memory budget in MB; 0 = 80% of
+                                        the node's limit over its ranks (memlimit.h) */
 } cnn_train_config_t;
 
 typedef struct {

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mpicnn/memlimit.h"
 #include "mpicnn/status.h"
 
 #define CNN_KNN_MAX_K 1000
@@ -71,6 +72,13 @@ int32_t cnn_knn_vote(const cnn_knn_cand_t *c, int k);
 cnn_status_t cnn_knn_classify(MPI_Comm comm, const uint8_t *train, const int32_t *labels,
                               size_t ntrain, const uint8_t *test, size_t ntest, size_t dim,
                               int k, int32_t *pred);
+
+/* What cnn_knn_classify allocates on `rank` of `nranks` for these sizes,
+ * with OpenMP's default thread count, as two plan items (memlimit.h):
+ * the search's blocks and the candidates. A size that overflows is
+ * SIZE_MAX. For checking against a budget before the search. */
+void cnn_knn_plan(size_t ntrain, size_t ntest, size_t dim, int k, int rank, int nranks,
+                  cnn_mem_item_t items[2]);
 
 /* ---- points mode ----------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* net.h - a network: a list of layers over one parameter arena.
  *
- * cnn_net_create() runs shape inference and plans all memory: one block
+ * cnn_net_plan() runs shape inference and plans all memory, without
+ * allocating it, and cnn_net_create() allocates that plan: one block
  * of parameters, one of gradients (same layout, so a single all-reduce
  * covers every layer), one of non-trainable state, the activations of
  * every layer at the maximum batch, two gradient ping-pong buffers and
@@ -13,6 +14,7 @@
 #include <stdio.h>
 
 #include "mpicnn/layer.h"
+#include "mpicnn/memlimit.h"
 #include "mpicnn/status.h"
 
 typedef struct {
@@ -41,12 +43,84 @@ typedef struct {
     float *cache;          /* all layers' caches */
 } cnn_net_t;
 
+/* ---- the memory plan ----------------------------------------------------
+ * What a net will allocate, found by shape inference alone, so that it can
+ * be checked against a budget (memlimit.h) before anything big exists.
+ * All sizes are in bytes; a size that does not fit in size_t is SIZE_MAX,
+ * which stays SIZE_MAX through the sums (cnn_mem_add), so an overflow is
+ * over every budget. */
+
+/* One layer's part of the plan. */
+typedef struct {
+    const cnn_layer_ops_t *ops;
+    cnn_shape_t in, out;      /* n = max batch */
+    cnn_layer_sizes_t sz;     /* what the layer's shape asked for, in floats */
+    size_t params, grads;     /* its slices of the parameter and gradient arenas */
+    size_t state, cache;      /* its slices of the state and cache arenas */
+    size_t act;               /* its output buffer (0 when it runs in place) */
+    size_t work;              /* the scratch one call needs: nthreads x work
+                                 + shared; the net holds the largest once */
+    size_t total;             /* params + grads + state + cache + act */
+} cnn_net_plan_layer_t;
+
+typedef struct {
+    int nlayers;
+    int nthreads;                 /* resolved (>= 1) */
+    cnn_net_plan_layer_t *layers; /* (nlayers), owned: cnn_net_plan_free */
+    cnn_shape_t output;           /* of the last layer */
+    size_t nparams, nstate;       /* floats, as in cnn_net_t */
+    size_t input;                 /* the input buffer */
+    size_t dbuf;                  /* the two gradient buffers, each the largest
+                                     activation */
+    size_t work;                  /* the largest layer's work */
+    size_t total;                 /* everything the net allocates */
+} cnn_net_plan_t;
+
+/* Shape inference and the memory plan of the net cnn_net_create() would
+ * build from the same arguments. Allocates only plan->layers (one small
+ * entry per layer). Errors: CNN_ECONFIG (no layers, a bad input shape, an
+ * unknown type, a shape mismatch naming the layer), CNN_ENOMEM; plan is
+ * then empty (cnn_net_plan_free is still safe). */
+cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
+                          int nthreads, cnn_net_plan_t *plan);
+
+void cnn_net_plan_free(cnn_net_plan_t *plan);
+
+/* The plan's total plus the extras, saturating at SIZE_MAX. */
+size_t cnn_net_plan_bytes(const cnn_net_plan_t *plan, const cnn_mem_item_t *extra, int nextra);
+
+/* CNN_OK when the plan and the extras (what the caller allocates beside
+ * the net: the optimizer state, the data set; nextra of them, may be NULL) fit
+ * in `budget` bytes; else CNN_ENOMEM with a message giving the total, the
+ * budget and `why` (where it comes from), and the plan per layer (specs
+ * give the names) and per extra. A plan whose sizes overflow is always
+ * refused. */
+cnn_status_t cnn_net_plan_check(const cnn_net_plan_t *plan, const cnn_layer_spec_t *specs,
+                                const cnn_mem_item_t *extra, int nextra, uint64_t budget,
+                                const char *why);
+
+/* Allocates the net of a plan (from cnn_net_plan with the same specs,
+ * after any check). CNN_ENOMEM if an allocation fails; *out is then NULL.
+ * The plan is not needed afterwards. */
+cnn_status_t cnn_net_build(const cnn_net_plan_t *plan, const cnn_layer_spec_t *specs,
+                           cnn_net_t **out);
+
 /* Builds a net of `nlayers` specs on input shape `input` (input.n = the
  * largest batch forward will see) for `nthreads` threads (0: OpenMP's
  * default). On failure returns CNN_ECONFIG (shape mismatch, naming the
- * layer) or CNN_ENOMEM and leaves *out NULL. Free with cnn_net_free(). */
+ * layer) or CNN_ENOMEM (a plan whose sizes overflow, or an allocation
+ * that failed) and leaves *out NULL. Free with cnn_net_free(). */
 cnn_status_t cnn_net_create(const cnn_layer_spec_t *specs, int nlayers,
                             cnn_shape_t input, int nthreads, cnn_net_t **out);
+
+/* cnn_net_create() that first checks its plan, with the extras the
+ * caller will allocate beside it, against `budget` bytes (why: where the
+ * budget comes from), and allocates nothing when it is over
+ * (cnn_net_plan_check's CNN_ENOMEM). */
+cnn_status_t cnn_net_create_within(const cnn_layer_spec_t *specs, int nlayers,
+                                   cnn_shape_t input, int nthreads,
+                                   const cnn_mem_item_t *extra, int nextra, uint64_t budget,
+                                   const char *why, cnn_net_t **out);
 
 void cnn_net_free(cnn_net_t *net);
 

@@ -10,6 +10,7 @@
 
 #include "mpicnn.h"
 #include "mpicnn/config.h"
+#include "mpicnn/memlimit.h"
 #include "mpicnn/model.h"
 
 #define CLI_MAX_FLAGS 64
@@ -54,6 +55,23 @@ void cli_install_stop_signals(void);
  * did not allocate; free with cnn_model_meta_free / cnn_net_free. */
 cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
+
+/* cli_load_model() that builds the net only when its memory plan fits in
+ * `budget` (NULL: no budget), else CNN_ENOMEM with the plan per layer. */
+cnn_status_t cli_load_model_within(const char *path, const char *const *sets, int nsets,
+                                   int batch, const cnn_membudget_t *budget,
+                                   cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
+
+/* The flag of every command that builds a net or holds a data set. */
+#define CLI_MAX_MEMORY_USAGE                                                   \
+    "  --max-memory MB: refuse (exit 8) before allocating when the memory plan\n"\
+    "  needs more than MB per rank; default 80% of the node's limit (cgroup,\n"  \
+    "  MemAvailable, Slurm) over the ranks on the node.\n"
+
+/* Reads --max-memory MB (absent: 0, the automatic budget), then, on every
+ * rank of comm (collective when it is absent), the budget it gives
+ * (memlimit.h). CNN_EUSAGE for a value that is not 1..1e9. */
+cnn_status_t cli_max_memory(cli_args_t *a, MPI_Comm comm, cnn_membudget_t *budget);
 
 /* What `train` and `sweep` share: one CONFIG, --set overrides, --out DIR
  * (default runs/<config base name without .ini>) and --resume. */

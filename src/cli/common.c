@@ -6,8 +6,9 @@
 
 #include "cli.h"
 
-cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
-                            cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net)
+cnn_status_t cli_load_model_within(const char *path, const char *const *sets, int nsets,
+                                   int batch, const cnn_membudget_t *budget,
+                                   cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net)
 {
     cnn_status_t st;
     *net = NULL;
@@ -21,9 +22,12 @@ cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets
     snprintf(name, sizeof name, "%s:/config", path);
     if ((st = cnn_config_parse_string(meta->config, name, sets, nsets, cfg)) != CNN_OK) goto fail;
     cnn_shape_t in = {batch > 0 ? batch : cfg->train.batch_size, meta->c, meta->h, meta->w};
-    if ((st = cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, net)) != CNN_OK) {
+    st = cnn_net_create_within(cfg->layers, cfg->nlayers, in, cfg->train.threads, NULL, 0,
+                               budget ? budget->bytes : CNN_MEM_UNLIMITED,
+                               budget ? budget->why : "no budget", net);
+    if (st != CNN_OK) {
         cnn_error_prefix("%s", path);
-        st = CNN_EDATA;
+        if (st != CNN_ENOMEM) st = CNN_EDATA; /* the model file's net is broken */
         goto fail;
     }
     if ((st = cnn_model_load_weights(path, *net)) != CNN_OK) goto fail;
@@ -33,6 +37,20 @@ fail:
     *net = NULL;
     cnn_model_meta_free(meta);
     return st;
+}
+
+cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets, int batch,
+                            cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net)
+{
+    return cli_load_model_within(path, sets, nsets, batch, NULL, meta, cfg, net);
+}
+
+cnn_status_t cli_max_memory(cli_args_t *a, MPI_Comm comm, cnn_membudget_t *budget)
+{
+    const char *s = cli_get(a, "--max-memory");
+    long mb = 0;
+    if (s) CNN_TRY(cli_int("--max-memory", s, 1, 1000000000L, &mb));
+    return cnn_membudget_get(comm, mb, "--max-memory", budget);
 }
 
 /* runs/<base name of config without .ini> */

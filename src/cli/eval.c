@@ -1,5 +1,5 @@
 /* eval.c - `mpicnn eval MODEL.h5 [--set data.key=value ...]
- * [--predictions FILE.csv] [--confusion FILE.csv]`: scores a model on the
+ * [--predictions FILE.csv] [--confusion FILE.csv] [--max-memory MB]`: scores a model on the
  * test set its config names (or another, through --set). */
 #include <math.h>
 #include <stdio.h>
@@ -13,13 +13,13 @@
 
 static const char eval_usage[] =
     "usage: mpicnn eval MODEL.h5 [--set data.key=value ...] [--predictions FILE.csv]\n"
-    "                   [--confusion FILE.csv]\n"
+    "                   [--confusion FILE.csv] [--max-memory MB]\n"
     "  Scores the model on the test set of its stored config; --set data.* points\n"
     "  it at other files. Prints 'accuracy: A (correct/total)', a confusion matrix\n"
     "  and per-class precision and recall. --predictions writes\n"
     "  index,label,predicted,score_0..score_{K-1} (softmax probabilities, or the\n"
     "  raw scores of a hinge-loss model); --confusion writes the matrix (rows: true\n"
-    "  class, columns: predicted).\n";
+    "  class, columns: predicted).\n" CLI_MAX_MEMORY_USAGE;
 
 static const char *class_name(const cnn_model_meta_t *m, int k, char *buf, size_t len)
 {
@@ -125,6 +125,8 @@ cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm)
     if (a.npos != 1) return cnn_error_set(CNN_EUSAGE, "eval: expected one MODEL.h5 (see --help)");
     int nsets = cli_get_all(&a, "--set", sets, CLI_MAX_FLAGS);
     const char *pred = cli_get(&a, "--predictions"), *confp = cli_get(&a, "--confusion");
+    cnn_membudget_t budget;
+    CNN_TRY(cli_max_memory(&a, comm, &budget));
     CNN_TRY(cli_check_unused(&a));
     for (int i = 0; i < nsets && i < CLI_MAX_FLAGS; i++)
         if (strncmp(sets[i], "data.", 5) && strncmp(sets[i], "train.batch_size=", 17) &&
@@ -139,7 +141,7 @@ cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm)
     cnn_data_t d = {0};
     float *scores = NULL;
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = cli_load_model(a.pos[0], sets, nsets, 0, &meta, cfg, &net);
+    cnn_status_t st = cli_load_model_within(a.pos[0], sets, nsets, 0, &budget, &meta, cfg, &net);
     if (st == CNN_OK) st = cnn_data_prepare(cfg, 0, &d);
     if (st == CNN_OK && (d.c != meta.c || d.h != meta.h || d.w != meta.w))
         st = cnn_error_set(CNN_EDATA, "%s: the model takes %dx%dx%d images, the test set has %dx%dx%d",

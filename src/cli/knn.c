@@ -12,9 +12,9 @@
 
 static const char knn_usage[] =
     "usage: mpicnn knn --train-images F --train-labels F --test-images F --test-labels F\n"
-    "                  --k K [--limit-train N] [--limit-test N]\n"
+    "                  --k K [--limit-train N] [--limit-test N] [--max-memory MB]\n"
     "       mpicnn knn --format cifar10|cifar100 [--coarse] --train-files A,B,... --test-files C,...\n"
-    "                  --k K [--limit-train N] [--limit-test N]\n"
+    "                  --k K [--limit-train N] [--limit-test N] [--max-memory MB]\n"
     "       mpicnn knn --points FILE.csv --k K --plot OUT.png [--size 512]\n"
     "  Data mode classifies each test image by the majority label of its k nearest\n"
     "  training images (exact squared L2 distance on the raw pixels; neighbours\n"
@@ -27,7 +27,11 @@ static const char knn_usage[] =
     "  100 fine labels, or the 20 superclasses with --coarse.\n"
     "  Points mode reads rows x,y,label (labels 0..9, optional header line) and\n"
     "  draws the k-NN decision regions over the points' bounding box (plus a\n"
-    "  margin) with the points on top, as a SIZE x SIZE RGB PNG.\n";
+    "  margin) with the points on top, as a SIZE x SIZE RGB PNG.\n"
+    "  Data mode takes --max-memory MB: refuse (exit 8) before the search when\n"
+    "  the data sets and the search's buffers need more than MB per rank;\n"
+    "  default 80% of the node's limit (cgroup, MemAvailable, Slurm) over the\n"
+    "  ranks on the node.\n";
 
 #define MAX_FILES 16
 
@@ -122,6 +126,31 @@ done:
     return st;
 }
 
+/* Bytes of a data set's first n images and labels. */
+static size_t set_bytes(const cnn_dataset_t *ds, size_t n)
+{
+    const size_t dim = cnn_mem_mul(cnn_mem_mul((size_t)ds->c, (size_t)ds->h), (size_t)ds->w);
+    return cnn_mem_mul(n, cnn_mem_add(dim, sizeof(int32_t)));
+}
+
+/* The data sets held (whole, as loaded), rank 0's predictions and the
+ * search's buffers against the budget. */
+static cnn_status_t check_plan(const cnn_dataset_t *train, const cnn_dataset_t *test,
+                               size_t ntrain, size_t ntest, int k, int rank, int nranks,
+                               const cnn_membudget_t *budget)
+{
+    const size_t dim = (size_t)train->c * train->h * train->w;
+    cnn_mem_item_t items[5] = {
+        {"training set", set_bytes(train, train->n)},
+        {"test set", set_bytes(test, test->n)},
+        {"predictions", rank == 0 ? cnn_mem_mul(ntest, sizeof(int32_t)) : 0},
+    };
+    cnn_knn_plan(ntrain, ntest, dim, k, rank, nranks, items + 3);
+    const cnn_status_t st = cnn_mem_check(items, 5, budget);
+    if (st != CNN_OK) cnn_error_prefix("knn");
+    return st;
+}
+
 /* Overall accuracy and the per-class table, on rank 0. */
 static void report(const cnn_dataset_t *train, const cnn_dataset_t *test, size_t ntest,
                    const int32_t *pred)
@@ -182,8 +211,10 @@ cnn_status_t cli_knn(int argc, char **argv, MPI_Comm comm)
         return rank == 0 ? knn_points(&a, (int)k) : CNN_OK;
 
     size_t ntrain = 0, ntest = 0, ltrain, ltest;
+    cnn_membudget_t budget;
     CNN_TRY(limit(&a, "--limit-train", &ltrain));
     CNN_TRY(limit(&a, "--limit-test", &ltest));
+    CNN_TRY(cli_max_memory(&a, comm, &budget));
     st = load_sets(&a, &train, &test);
     if (st == CNN_OK) {
         ntrain = ltrain && ltrain < train->n ? ltrain : train->n;
@@ -195,7 +226,9 @@ cnn_status_t cli_knn(int argc, char **argv, MPI_Comm comm)
         else if ((size_t)k > ntrain)
             st = cnn_error_set(CNN_EUSAGE, "--k %ld: there are only %zu training images", k,
                                ntrain);
-        else if (rank == 0 && !(pred = malloc(sizeof *pred * (ntest ? ntest : 1))))
+        else
+            st = check_plan(train, test, ntrain, ntest, (int)k, rank, nranks, &budget);
+        if (st == CNN_OK && rank == 0 && !(pred = malloc(sizeof *pred * (ntest ? ntest : 1))))
             st = cnn_error_set(CNN_ENOMEM, "out of memory");
     }
     /* all ranks go on together or stop together (a file may be readable

@@ -2,6 +2,8 @@
 #   tests/test_badinput.sh  a corpus of bad inputs (tests/make_badfiles) through the program
 #   tests/test_slurm.sh     the jobs/*.slurm scripts on a one-node SLURM cluster it starts
 #                           itself (SKIP without slurm-wlm)
+#   tests/test_membudget.sh plans over a small explicit memory budget refused with exit 8
+#                           (train on 1 and 2 ranks, eval, predict, knn, sweep trials)
 #   tests/test_install.sh   make install DESTDIR=... from the build directory: the program,
 #                           the man page, docs and jobs, and no header
 bin_PROGRAMS = src/mpicnn
@@ -13,6 +15,6 @@ src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 check_PROGRAMS += tests/make_badfiles
 tests_make_badfiles_LDADD = $(LIBDEPS)
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
-	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
+	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh tests/test_membudget.sh
 EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
-	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
+	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh tests/test_membudget.sh

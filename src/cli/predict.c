@@ -1,4 +1,5 @@
-/* predict.c - `mpicnn predict MODEL.h5 INPUT... [--out FILE.csv]`:
+/* predict.c - `mpicnn predict MODEL.h5 INPUT... [--out FILE.csv]
+ * [--max-memory MB]`:
  * classifies images with a model. Each INPUT is a PNG image, an IDX
  * images file (raw or .gz; no labels needed) or a CIFAR binary file (read
  * as the model's data.format says). Every image must have the model's
@@ -20,7 +21,7 @@
 #include "mpicnn/png.h"
 
 static const char predict_usage[] =
-    "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv]\n"
+    "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv] [--max-memory MB]\n"
     "  Classifies images: each INPUT is a PNG image, an IDX images file (raw or\n"
     "  .gz) or a CIFAR binary file (as the model's data.format). Images must\n"
     "  have the model's height and width; a gray image feeds an RGB model on\n"
@@ -28,7 +29,7 @@ static const char predict_usage[] =
     "  dropped. Writes CSV to standard output (or atomically to --out):\n"
     "    input,index,predicted,class,score\n"
     "  score: the softmax probability of the predicted class (the raw score for a\n"
-    "  hinge-loss model).\n";
+    "  hinge-loss model).\n" CLI_MAX_MEMORY_USAGE;
 
 /* One input file's images, in CHW order. */
 typedef struct {
@@ -186,6 +187,8 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
         return cnn_error_set(CNN_EUSAGE, "predict: expected MODEL.h5 and at least one INPUT "
                              "(see --help)");
     const char *out = cli_get(&a, "--out");
+    cnn_membudget_t budget;
+    CNN_TRY(cli_max_memory(&a, comm, &budget));
     CNN_TRY(cli_check_unused(&a));
 
     const int nin = a.npos - 1;
@@ -196,7 +199,7 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
     cnn_dataset_t ds = {0};
     float *scores = NULL;
     cnn_status_t st = cfg && ins ? CNN_OK : cnn_error_set(CNN_ENOMEM, "out of memory");
-    if (st == CNN_OK) st = cli_load_model(a.pos[0], NULL, 0, 0, &meta, cfg, &net);
+    if (st == CNN_OK) st = cli_load_model_within(a.pos[0], NULL, 0, 0, &budget, &meta, cfg, &net);
     for (int j = 0; st == CNN_OK && j < nin; j++) st = load_input(a.pos[1 + j], cfg, &meta, &ins[j]);
     /* one data set of every image, labels 0 (unused) */
     const size_t chw = (size_t)meta.c * meta.h * meta.w;

@@ -168,6 +168,7 @@ static const keydef_t keys[] = {
     INTK("train", "log_every", K_LONG, train.log_every, 0, (double)LONG_MAX, "50"),
     ENUMK("train", "nan_policy", train.nan_policy, nanpolicies, "stop"),
     REALK("train", "watchdog_seconds", train.watchdog_seconds, 0, 0, HUGE_VAL, 0, "0"),
+    INTK("train", "max_memory_mb", K_LONG, train.max_memory_mb, 0, 1e9, "0"),
 
     BOOLK("early_stopping", "enabled", early_stopping.enabled, "false"),
     ENUMK("early_stopping", "metric", early_stopping.metric, metrics, "val_acc"),

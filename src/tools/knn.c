@@ -249,6 +249,27 @@ done:
     return st;
 }
 
+void cnn_knn_plan(size_t ntrain, size_t ntest, size_t dim, int k, int rank, int nranks,
+                  cnn_mem_item_t items[2])
+{
+    size_t lo, hi;
+    cnn_sampler_eval_range(ntrain, rank, nranks, &lo, &hi);
+    const size_t round = ntest < ROUND ? (ntest ? ntest : 1) : ROUND;
+    const size_t nbmax = hi - lo < NB ? hi - lo : NB, tbmax = round < TB ? round : TB;
+    const size_t gsz = cnn_mem_mul(cnn_mem_mul(tbmax, nbmax), (size_t)omp_get_max_threads());
+    /* cnn_knn_search on one round: the centred test and training blocks,
+     * their norms, and each thread's block of dot products (and sums) */
+    size_t search = cnn_mem_mul(cnn_mem_add(round, nbmax), cnn_mem_mul(dim, sizeof(float)));
+    search = cnn_mem_add(search, cnn_mem_mul(cnn_mem_add(round, nbmax), sizeof(double)));
+    search = cnn_mem_add(search, cnn_mem_mul(gsz, dim > KC ? sizeof(float) + sizeof(double)
+                                                           : sizeof(float)));
+    /* each rank's k per test image of a round; rank 0 gathers them all */
+    const size_t cand = cnn_mem_mul(cnn_mem_mul(round, (size_t)k), sizeof(cnn_knn_cand_t));
+    items[0] = (cnn_mem_item_t){"k-NN search blocks", search};
+    items[1] = (cnn_mem_item_t){"k-NN candidates",
+                                rank == 0 ? cnn_mem_mul(cand, (size_t)nranks + 1) : cand};
+}
+
 /* ---- points --------------------------------------------------------------- */
 
 /* c (k) = the k nearest of the n points to (qx, qy). */

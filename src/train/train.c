@@ -36,6 +36,7 @@
 #include "mpicnn/fs.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/loss.h"
+#include "mpicnn/memlimit.h"
 #include "mpicnn/model.h"
 #include "mpicnn/net.h"
 #include "mpicnn/optim.h"
@@ -548,14 +549,57 @@ static void run_free(run_t *r)
     cnn_data_free(&r->own);
 }
 
-/* The net for the data's image shape, its last layer checked against the
- * number of classes, initialised from train.seed. */
-static cnn_status_t build_net(run_t *r)
+/* Bytes of a data set in memory: its images and labels. */
+static size_t dataset_bytes(const cnn_dataset_t *ds)
+{
+    if (!ds) return 0;
+    const size_t image = cnn_mem_mul(cnn_mem_mul((size_t)ds->c, (size_t)ds->h), (size_t)ds->w);
+    return cnn_mem_mul(ds->n, cnn_mem_add(image, sizeof(int32_t)));
+}
+
+/* What the run allocates beside the net, in the order of the plan's
+ * message: the optimizer's state, the best-weights copies and step
+ * buffers (alloc_buffers), the gradient sum's block, and the data set
+ * with the sampler's order. Returns how many items it filled. */
+static int run_extras(const run_t *r, const cnn_net_plan_t *plan, cnn_mem_item_t *x)
+{
+    const cnn_optim_kind_t kind = (cnn_optim_kind_t)r->cfg->opt.type;
+    const size_t slots = kind == CNN_ADAM ? 2 : kind == CNN_SGD ? 0 : 1;
+    const size_t np = cnn_mem_mul(plan->nparams, sizeof(float));
+    const size_t ns = cnn_mem_mul(plan->nstate, sizeof(float));
+    const cnn_data_t *d = r->d;
+    size_t data = cnn_mem_add(dataset_bytes(d->train), dataset_bytes(d->val));
+    data = cnn_mem_add(cnn_mem_add(data, dataset_bytes(d->test)),
+                       cnn_mem_mul(d->train->n, sizeof(size_t)));
+    int n = 0;
+    x[n++] = (cnn_mem_item_t){"optimizer state", cnn_mem_mul(np, slots)};
+    x[n++] = (cnn_mem_item_t){"best weights + buffers",
+                              cnn_mem_add(cnn_mem_add(np, cnn_mem_mul(ns, 2)),
+                                          cnn_mem_mul(plan->nstate + AUX_N, sizeof(double)))};
+    if (r->size > 1) x[n++] = (cnn_mem_item_t){"gradient sum", np};
+    x[n++] = (cnn_mem_item_t){"data set", data};
+    return n;
+}
+
+/* The net for the data's image shape, built only when the run's memory
+ * plan fits in the budget, its last layer checked against the number of
+ * classes, initialised from train.seed. */
+static cnn_status_t build_net(run_t *r, const cnn_membudget_t *budget)
 {
     const cnn_config_t *cfg = r->cfg;
     const cnn_data_t *d = r->d;
     const cnn_shape_t in = {cfg->train.batch_size, d->c, d->h, d->w};
-    CNN_TRY(cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &r->net));
+    cnn_net_plan_t plan;
+    cnn_mem_item_t extra[4];
+    cnn_status_t st = cnn_net_plan(cfg->layers, cfg->nlayers, in, cfg->train.threads, &plan);
+    if (st == CNN_OK) {
+        st = cnn_net_plan_check(&plan, cfg->layers, extra, run_extras(r, &plan, extra),
+                                budget->bytes, budget->why);
+        if (st != CNN_OK) cnn_error_prefix("%s", cfg->source);
+    }
+    if (st == CNN_OK) st = cnn_net_build(&plan, cfg->layers, &r->net);
+    cnn_net_plan_free(&plan);
+    CNN_TRY(st);
     cnn_net_t *net = r->net;
     if (net->output.c != d->nclasses || net->output.h != 1 || net->output.w != 1)
         return cnn_error_set(CNN_ECONFIG,
@@ -608,7 +652,10 @@ static cnn_status_t setup(run_t *r)
         CNN_TRY(cnn_dist_agree(r->comm, cnn_data_prepare(cfg, 1, &r->own)));
         r->d = &r->own;
     }
-    CNN_TRY(build_net(r));
+    cnn_membudget_t budget;
+    CNN_TRY(cnn_dist_agree(r->comm, cnn_membudget_get(r->comm, cfg->train.max_memory_mb,
+                                                      "[train] max_memory_mb", &budget)));
+    CNN_TRY(build_net(r, &budget));
     CNN_TRY(build_optimizer(r));
     CNN_TRY(cnn_sampler_create(r->d->train->n, cfg->train.batch_size * r->size, r->rank, r->size,
                                cfg->train.seed, 1, &r->sampler));

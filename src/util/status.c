@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MSG_MAX 1024
+#define MSG_MAX 4096 /* room for a memory plan's table (net.h) */
 
 static _Thread_local char msg[MSG_MAX];
 
@@ -26,7 +26,7 @@ void cnn_error_prefix(const char *fmt, ...)
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, msg, sizeof old);
-    snprintf(msg, sizeof msg, "%.300s: %.700s", pre, old);
+    snprintf(msg, sizeof msg, "%.300s: %.3700s", pre, old);
 }
 
 const char *cnn_error_message(void) { return msg; }
