@@ -17,6 +17,7 @@
  *  - section names are truncated at 50 bytes; the reader tracks sections
  *    itself. */
 #include "mpicnn/config.h"
+#include "mpicnn/fs.h"
 #include "mpicnn/str.h"
 
 #include <ctype.h>
@@ -1355,10 +1356,8 @@ done:
 cnn_status_t cnn_config_load(const char *path, const char *const *overrides,
                              int noverrides, cnn_config_t *cfg)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cnn_error_set(CNN_ECONFIG, "%s: cannot open config file: %s", path,
-                             strerror(errno));
+    FILE *f;
+    CNN_TRY(cnn_fs_fopen_input(path, CNN_ECONFIG, "a config file", &f, NULL));
     char *text = NULL;
     size_t len = 0, cap = 0;
     cnn_status_t st = CNN_OK;
