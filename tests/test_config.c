@@ -230,7 +230,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->train.validate_every, 0);
     assert_int_equal(cfg->train.log_every, 50);
     assert_int_equal(cfg->train.nan_policy, CNN_NAN_STOP);
-    assert_true(cfg->train.watchdog_seconds == 0);
+    assert_true(cfg->train.watchdog_seconds == CNN_WATCHDOG_AUTO);
     assert_int_equal(cfg->early_stopping.enabled, 0);
     assert_int_equal(cfg->early_stopping.metric, CNN_METRIC_VAL_ACC);
     assert_int_equal(cfg->early_stopping.patience, 5);
