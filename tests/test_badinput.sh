@@ -233,7 +233,7 @@ expect 4 "$B/no-such.ini: cannot open: No such file or directory" "$M" train "$B
 expect 4 "$B: is a directory, not a config file" "$M" train "$B"
 expect 4 "--set train.nokey: [train] nokey: unknown key" $(train --set train.nokey=1)
 expect 4 "--set trainepochs: malformed override (expected --set section.key=value)" $(train --set trainepochs)
-expect 4 "--set train.watchdog_seconds: [train] watchdog_seconds: -1 is out of range (expected a number >= 0)" \
+expect 4 "--set train.watchdog_seconds: [train] watchdog_seconds: -1 is out of range (expected a number >= 0 or auto)" \
     $(train --set train.watchdog_seconds=-1)
 expect 4 "--set train.nan_policy: [train] nan_policy: 'ignore' is not a valid choice (expected stop | skip)" \
     $(train --set train.nan_policy=ignore)
