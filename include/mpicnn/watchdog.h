@@ -9,7 +9,7 @@
  *    step, global step) and what it is doing (the phase: computing a step,
  *    waiting in an all-reduce, validating, writing a checkpoint, ...) at
  *    every phase boundary; that is a few atomic stores. If one phase lasts
- *    longer than T seconds, the thread writes one line to stderr naming
+ *    longer than its limit, the thread writes one line to stderr naming
  *    this rank, the step and the phase, and ends the process with
  *    _exit(CNN_EXIT_COMM). A rank stuck in its own computation names
  *    itself; a rank stuck in a collective says which one it waits in.

@@ -168,8 +168,8 @@ static const char *phase_text(int phase, int rank0)
 {
     switch (phase) {
     case CNN_WD_LOAD:
-        return "this rank is stuck loading the data set or setting up (a slow or hung file "
-               "system?), or waiting for another rank that is";
+        return "this rank is stuck loading the data set or setting up, or waiting for a rank "
+               "that is: a slow or hung file system, or a stalled rank";
     case CNN_WD_OUTPUTS:
         return rank0 ? "this rank (rank 0) is stuck preparing the output directory or reading "
                        "the checkpoint for --resume: a slow or hung file system, or a damaged "
