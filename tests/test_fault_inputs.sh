@@ -54,7 +54,8 @@ single fifo "$d/fifo.idx: is a FIFO, not an IDX file" 3 --set data.train_images=
 echo "ok: a FIFO as data.train_images: refused, exit 3, not blocked"
 
 # --- 2. a FIFO as the checkpoint of --resume
-mkdir -p "$d/fifock" && mkfifo "$d/fifock/checkpoint.h5" || fail "mkfifo"
+mkdir -p "$d/fifock" || fail "mkdir"
+mkfifo "$d/fifock/checkpoint.h5" || fail "mkfifo"
 single fifock "$d/fifock/checkpoint.h5: is a FIFO, not an HDF5 file" 3 --resume
 echo "ok: a FIFO as checkpoint.h5 for --resume: refused, exit 3, not blocked"
 
