@@ -229,11 +229,11 @@ expect 3 "$d/no-such-file.idx: cannot open: No such file or directory" \
     "$M" train "$B/cfg-missing-data.ini" --out "$d/x7"
 expect 4 "$B/cfg-nul.ini: config file contains a NUL byte" "$M" train "$B/cfg-nul.ini" --out "$d/x8"
 expect 4 "$B/cfg-empty.ini: [data] format: missing required key" "$M" train "$B/cfg-empty.ini" --out "$d/x9"
-expect 4 "$B/no-such.ini: cannot open config file: No such file or directory" "$M" train "$B/no-such.ini"
-expect 4 "$B: cannot read config file: Is a directory" "$M" train "$B"
+expect 4 "$B/no-such.ini: cannot open: No such file or directory" "$M" train "$B/no-such.ini"
+expect 4 "$B: is a directory, not a config file" "$M" train "$B"
 expect 4 "--set train.nokey: [train] nokey: unknown key" $(train --set train.nokey=1)
 expect 4 "--set trainepochs: malformed override (expected --set section.key=value)" $(train --set trainepochs)
-expect 4 "--set train.watchdog_seconds: [train] watchdog_seconds: -1 is out of range (expected a number >= 0)" \
+expect 4 "--set train.watchdog_seconds: [train] watchdog_seconds: -1 is out of range (expected a number >= 0 or auto)" \
     $(train --set train.watchdog_seconds=-1)
 expect 4 "--set train.nan_policy: [train] nan_policy: 'ignore' is not a valid choice (expected stop | skip)" \
     $(train --set train.nan_policy=ignore)

@@ -230,7 +230,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->train.validate_every, 0);
     assert_int_equal(cfg->train.log_every, 50);
     assert_int_equal(cfg->train.nan_policy, CNN_NAN_STOP);
-    assert_true(cfg->train.watchdog_seconds == 0);
+    assert_true(cfg->train.watchdog_seconds == CNN_WATCHDOG_AUTO);
     assert_int_equal(cfg->early_stopping.enabled, 0);
     assert_int_equal(cfg->early_stopping.metric, CNN_METRIC_VAL_ACC);
     assert_int_equal(cfg->early_stopping.patience, 5);
@@ -431,6 +431,54 @@ static void test_round_trip(void **state)
     assert_contains(s, "[sweep]\nmode = grid\n");
     free(s);
     free(b);
+}
+
+/* train.watchdog_seconds: auto (the default) parses, prints and round
+ * trips as auto; a number and 0 keep their meaning; other numbers do not
+ * take auto. */
+static void test_watchdog_auto(void **state)
+{
+    cnn_config_t *cfg = *state;
+    const char *auto_set[] = {"train.watchdog_seconds=auto"};
+    const char *num_set[] = {"train.watchdog_seconds=2.5"};
+    const char *off_set[] = {"train.watchdog_seconds=0"};
+    const char *bad_set[] = {"train.watchdog_seconds=automatic"};
+    const char *lr_set[] = {"optimizer.lr=auto"};
+    if (cnn_config_parse_string(min_ini, "t.ini", NULL, 0, cfg) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    assert_true(cfg->train.watchdog_seconds == CNN_WATCHDOG_AUTO);
+    char *s = cnn_config_to_string(cfg);
+    assert_contains(s, "\nwatchdog_seconds = auto\n");
+    free(s);
+
+    char *text = edit(min_ini, NULL, "watchdog_seconds = auto\n");
+    if (cnn_config_parse_string(text, "t.ini", NULL, 0, cfg) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    free(text);
+    assert_true(cfg->train.watchdog_seconds == CNN_WATCHDOG_AUTO);
+    s = cnn_config_to_string(cfg);
+    cnn_config_t *b = malloc(sizeof *b);
+    assert_non_null(b);
+    if (cnn_config_parse_string(s, "rt.ini", NULL, 0, b) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    assert_true(b->train.watchdog_seconds == CNN_WATCHDOG_AUTO);
+    free(b);
+    free(s);
+
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", num_set, 1, cfg), CNN_OK);
+    assert_true(cfg->train.watchdog_seconds == 2.5);
+    s = cnn_config_to_string(cfg);
+    assert_contains(s, "\nwatchdog_seconds = 2.5\n");
+    free(s);
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", off_set, 1, cfg), CNN_OK);
+    assert_true(cfg->train.watchdog_seconds == 0);
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", auto_set, 1, cfg), CNN_OK);
+    assert_true(cfg->train.watchdog_seconds == CNN_WATCHDOG_AUTO);
+
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad_set, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "'automatic' is not a number (expected a number >= 0 or auto)");
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", lr_set, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "[optimizer] lr: 'auto' is not a number");
 }
 
 static void test_overrides(void **state)
@@ -791,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cifar, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watchdog_auto, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overrides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),

@@ -11,11 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <mpi.h>
 
+#include "mpicnn/config.h"
 #include "mpicnn/dist.h"
 #include "mpicnn/fault.h"
 #include "mpicnn/watchdog.h"
@@ -172,6 +176,69 @@ static void test_watchdog_no_false_alarm(void **state)
     }
 }
 
+/* train.watchdog_seconds = auto: no deadline before 10 steps are
+ * measured (a long first step is no alarm), then steps well within 20
+ * medians pass; a malformed MPICNN_WATCHDOG_FLOOR is a usage error. */
+static void test_watchdog_auto(void **state)
+{
+    (void)state;
+    cnn_watchdog_t *wd = NULL;
+    setenv("MPICNN_WATCHDOG_FLOOR", "0.3", 1);
+    assert_int_equal(cnn_watchdog_start(MPI_COMM_WORLD, CNN_WATCHDOG_AUTO, &wd), CNN_OK);
+    assert_non_null(wd);
+    const cnn_wd_sizes_t z = {.load_bytes = 1e6, .save_bytes = 1e6, .val_batches = 2,
+                              .eval_batches = 4};
+    cnn_watchdog_sizes(wd, &z);
+    cnn_watchdog_phase(wd, CNN_WD_LOAD);
+    sleep_ms(100);
+    for (int g = 1; g <= 40; g++) {
+        cnn_watchdog_position(wd, 1, g, g);
+        cnn_watchdog_phase(wd, CNN_WD_COMPUTE);
+        /* before 10 steps: unwatched, however long; after: within the floor */
+        sleep_ms(g == 3 ? 600 : g % 7 == 0 ? 100 : 5);
+        assert_int_equal(cnn_watchdog_arrive(wd), CNN_OK);
+        cnn_watchdog_phase(wd, CNN_WD_UPDATE);
+    }
+    cnn_watchdog_phase(wd, CNN_WD_SAVE);
+    sleep_ms(100);
+    cnn_watchdog_stop(wd);
+    setenv("MPICNN_WATCHDOG_FLOOR", "soon", 1);
+    assert_int_equal(cnn_watchdog_start(MPI_COMM_WORLD, CNN_WATCHDOG_AUTO, &wd), CNN_EUSAGE);
+    assert_null(wd);
+    assert_non_null(strstr(cnn_error_message(), "MPICNN_WATCHDOG_FLOOR='soon'"));
+    unsetenv("MPICNN_WATCHDOG_FLOOR");
+}
+
+/* A process that is stopped (SIGSTOP) for longer than T and continued is
+ * not stuck: the time it was stopped does not count, its watchdog stays
+ * quiet (on a firing, the process would end with exit code 7). A child
+ * process stops and continues this one. */
+static void test_watchdog_stopped_not_stuck(void **state)
+{
+    (void)state;
+    cnn_watchdog_t *wd = NULL;
+    assert_int_equal(cnn_watchdog_start(MPI_COMM_WORLD, 1.0, &wd), CNN_OK);
+    cnn_watchdog_position(wd, 1, 1, 1);
+    cnn_watchdog_phase(wd, CNN_WD_COMPUTE);
+    const pid_t self = getpid();
+    const pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct timespec a = {0, 100000000L}, b = {2, 500000000L};
+        nanosleep(&a, NULL);
+        kill(self, SIGSTOP);
+        nanosleep(&b, NULL);
+        kill(self, SIGCONT);
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+    }
+    sleep_ms(500); /* running again, within T of the phase's running time */
+    cnn_watchdog_phase(wd, CNN_WD_UPDATE);
+    cnn_watchdog_stop(wd);
+}
+
 /* The last rank fails; every other rank's message carries its message. */
 static void test_agree_message(void **state)
 {
@@ -208,6 +275,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_watchdog_off),
         cmocka_unit_test(test_watchdog_arrive),
         cmocka_unit_test(test_watchdog_no_false_alarm),
+        cmocka_unit_test(test_watchdog_auto),
+        cmocka_unit_test(test_watchdog_stopped_not_stuck),
         cmocka_unit_test(test_agree_message),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

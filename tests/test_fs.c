@@ -1,5 +1,5 @@
-/* test_fs.c - the atomic writer, mkdir -p and the directory fsync (fs.h),
- * and the RNG/hash module (rng.h).
+/* test_fs.c - the atomic writer, the input opener, mkdir -p and the
+ * directory fsync (fs.h), and the RNG/hash module (rng.h).
  *
  * The writer: a commit puts the whole content in place and leaves no temp
  * file; an abort, or a commit that fails (the temp file or its directory
@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -332,6 +333,46 @@ static int is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* ---- the input opener --------------------------------------------------- */
+
+/* A regular file opens (blocking again, with its size); a FIFO, which a
+ * plain open() would wait on forever, a directory and a missing file are
+ * refused at once with the given status, naming what they are. */
+static void test_open_input(void **state)
+{
+    fx_t *fx = *state;
+    char p[192];
+    int fd = 0;
+    long long size = -1;
+    FILE *f = NULL;
+    write_file(fx->path, "12345");
+    assert_int_equal(cnn_fs_open_input(fx->path, CNN_EDATA, "a CSV file", &fd, &size), CNN_OK);
+    assert_true(fd >= 0);
+    assert_true(size == 5);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+    assert_int_equal(cnn_fs_fopen_input(fx->path, CNN_EDATA, "a CSV file", &f, NULL), CNN_OK);
+    char buf[8] = "";
+    assert_int_equal(fread(buf, 1, sizeof buf, f), 5);
+    fclose(f);
+
+    snprintf(p, sizeof p, "%s/fifo", fx->dir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_int_equal(cnn_fs_open_input(p, CNN_EDATA, "an IDX file", &fd, &size), CNN_EDATA);
+    assert_int_equal(fd, -1);
+    assert_msg_has("/fifo: is a FIFO, not an IDX file");
+    assert_int_equal(cnn_fs_fopen_input(p, CNN_ECONFIG, "a config file", &f, NULL), CNN_ECONFIG);
+    assert_null(f);
+    assert_int_equal(cnn_fs_open_input(fx->dir, CNN_EDATA, "an HDF5 file", &fd, NULL), CNN_EDATA);
+    assert_msg_has(": is a directory, not an HDF5 file");
+    snprintf(p, sizeof p, "%s/missing", fx->dir);
+    assert_int_equal(cnn_fs_open_input(p, CNN_EDATA, "an IDX file", &fd, NULL), CNN_EDATA);
+    assert_msg_has("/missing: cannot open: No such file or directory");
+    assert_int_equal(cnn_fs_open_input("/dev/null", CNN_EDATA, "a PNG file", &fd, NULL),
+                     CNN_EDATA);
+    assert_msg_has("/dev/null: is a character device, not a PNG file");
+}
+
 static void test_mkdir_p(void **state)
 {
     fx_t *fx = *state;
@@ -423,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_commit_target_is_dir, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_begin_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_clean_stale, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_input, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_mkdir_p, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_fsync_dir, fx_setup, fx_teardown),
         cmocka_unit_test(test_fs_error),

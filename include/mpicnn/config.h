@@ -94,6 +94,10 @@ typedef struct {
     double lr_warmup_epochs;         /* >= 0: epochs over which the scaling ramps up */
 } cnn_opt_config_t;
 
+/* train.watchdog_seconds = auto (watchdog.h): a limit from the measured
+ * step time and the size of each phase. */
+#define CNN_WATCHDOG_AUTO (-1.0)
+
 typedef struct {
     int epochs;                      /* 1..100000 */
     int batch_size;                  /* per rank, 1..65536 */
@@ -103,7 +107,7 @@ typedef struct {
     long validate_every;             /* steps; 0 = once per epoch */
     long log_every;                  /* steps; 0 = never */
     cnn_nan_policy_t nan_policy;
-    double watchdog_seconds;         /* 0 = off */
+    double watchdog_seconds;         /* seconds > 0, 0 = off, CNN_WATCHDOG_AUTO = auto */
     long max_memory_mb;              /* a rank's memory budget in MB; 0 = 80% of
                                         the node's limit over its ranks (memlimit.h) */
 } cnn_train_config_t;

@@ -1,5 +1,5 @@
-/* fs.h - files and directories: the one atomic writer, mkdir -p, and the
- * fsync of a directory.
+/* fs.h - files and directories: the one atomic writer, the one opener of
+ * input files, mkdir -p, and the fsync of a directory.
  *
  * Every file mpicnn writes (models, checkpoints, CSV, PNG, sweep reports)
  * goes through cnn_afile_*: the content is written to a temp file in the
@@ -80,6 +80,25 @@ cnn_status_t cnn_fs_fsync_dir(const char *dir);
 /* Appends n bytes to an open descriptor, retrying short writes and EINTR;
  * 0 or -1 with errno. */
 int cnn_fs_write_all(int fd, const void *buf, size_t n);
+
+/* Opens `path` for reading as an input file (data, model, checkpoint,
+ * config, image). Only a regular file is accepted: the open itself uses
+ * O_NONBLOCK, so a FIFO or a device cannot block it (an open of a FIFO
+ * waits for a writer, and only SIGKILL would end the wait), then fstat
+ * refuses anything else before a byte is read. O_NONBLOCK is cleared
+ * again, and the descriptor is close-on-exec. On success *fd is the
+ * caller's to close and *size (may be NULL) the file's size in bytes.
+ * On failure *fd is -1 and the status is `bad` (CNN_EDATA for data,
+ * models and checkpoints, CNN_ECONFIG for a config file) with
+ * "PATH: cannot open: why" or "PATH: is a FIFO, not KIND" (a directory,
+ * a socket, a character or block device), KIND saying what was expected
+ * ("an IDX file"); CNN_ENOMEM is not possible. */
+cnn_status_t cnn_fs_open_input(const char *path, cnn_status_t bad, const char *kind, int *fd,
+                               long long *size);
+
+/* cnn_fs_open_input as a stdio stream ("rb"), the caller's to fclose. */
+cnn_status_t cnn_fs_fopen_input(const char *path, cnn_status_t bad, const char *kind, FILE **f,
+                                long long *size);
 
 /* "PATH: what: why" as CNN_EIO, with "disk full" for ENOSPC. */
 cnn_status_t cnn_fs_error(const char *path, const char *what, int err);

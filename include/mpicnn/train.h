@@ -65,4 +65,8 @@ void cnn_train_request_stop(void);
 /* 1 if a stop was requested. */
 int cnn_train_stop_requested(void);
 
+/* Forgets a stop request, so that a later cnn_train() in the same process
+ * runs (tests). */
+void cnn_train_clear_stop(void);
+
 #endif

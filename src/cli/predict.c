@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "mpicnn/dist.h"
 #include "mpicnn/evaluate.h"
+#include "mpicnn/fs.h"
 #include "mpicnn/png.h"
 
 static const char predict_usage[] =
@@ -38,14 +39,13 @@ typedef struct {
     uint8_t *images; /* (n, c, h, w) */
 } input_t;
 
-static int file_kind(const char *path, char *why, size_t len)
+/* 'p' (PNG), 'i' (IDX) or 'c' (CIFAR) by the first bytes; -1 with the
+ * error recorded if the file cannot be opened or is not a regular file. */
+static int file_kind(const char *path)
 {
     unsigned char m[8] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, len, "%s", strerror(errno));
-        return -1;
-    }
+    FILE *f;
+    if (cnn_fs_fopen_input(path, CNN_EDATA, "an image file", &f, NULL) != CNN_OK) return -1;
     size_t got = fread(m, 1, sizeof m, f);
     fclose(f);
     if (got >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) return 'p';
@@ -82,11 +82,10 @@ static cnn_status_t to_chw(const cnn_image_t *img, const char *path, int C, int 
 static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
                                const cnn_model_meta_t *m, input_t *in)
 {
-    char why[128];
     const size_t chw = (size_t)m->c * m->h * m->w;
     in->path = path;
-    int kind = file_kind(path, why, sizeof why);
-    if (kind < 0) return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path, why);
+    int kind = file_kind(path);
+    if (kind < 0) return CNN_EDATA;
     if (kind == 'p') {
         cnn_image_t img;
         CNN_TRY(cnn_png_read(path, &img));

@@ -35,11 +35,12 @@ cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm)
     const int quiet = cli_has(&a, "--quiet");
     CNN_TRY(cli_check_unused(&a));
 
+    /* from here on a stop signal is a request, in every phase */
+    cli_install_stop_signals();
     cnn_config_t *cfg = malloc(sizeof *cfg);
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
     cnn_status_t st = cnn_config_load(r.config, r.sets, r.nsets, cfg);
     if (st == CNN_OK) {
-        cli_install_stop_signals();
         cnn_sweep_opts_t opts = {.comm = comm, .out_dir = r.out, .resume = r.resume,
                                  .quiet = quiet};
         cnn_sweep_result_t res;

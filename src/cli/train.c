@@ -83,12 +83,13 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     if (progress < 0)
         return cnn_error_set(CNN_EUSAGE, "--progress: '%s' must be auto, bar, lines or none", prog);
 
+    /* from here on a stop signal is a request, in every phase */
+    cli_install_stop_signals();
     cnn_config_t *cfg = malloc(sizeof *cfg);
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
     cnn_status_t st = cnn_config_load(r.config, r.sets, r.nsets, cfg);
     if (st == CNN_OK) {
         slurm_setup(cfg, rank);
-        cli_install_stop_signals();
         cnn_train_opts_t opts = {.comm = comm, .out_dir = r.out, .resume = r.resume,
                                  .progress = (cnn_progress_t)progress};
         cnn_train_result_t res;

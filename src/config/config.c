@@ -17,6 +17,7 @@
  *  - section names are truncated at 50 bytes; the reader tracks sections
  *    itself. */
 #include "mpicnn/config.h"
+#include "mpicnn/fs.h"
 #include "mpicnn/str.h"
 
 #include <ctype.h>
@@ -63,7 +64,8 @@ enum {
     F_CIFAR = 1u << 2,    /* only for cifar10/cifar100 */
     F_C100 = 1u << 3,     /* only for cifar100 */
     F_NONEMPTY = 1u << 4, /* a list that may not be empty */
-    F_REQ_CIFAR = 1u << 5 /* required for the cifar formats */
+    F_REQ_CIFAR = 1u << 5, /* required for the cifar formats */
+    F_AUTO = 1u << 6       /* K_REAL: also "auto", stored as CNN_WATCHDOG_AUTO */
 };
 
 typedef struct {
@@ -167,7 +169,8 @@ static const keydef_t keys[] = {
     INTK("train", "validate_every", K_LONG, train.validate_every, 0, (double)LONG_MAX, "0"),
     INTK("train", "log_every", K_LONG, train.log_every, 0, (double)LONG_MAX, "50"),
     ENUMK("train", "nan_policy", train.nan_policy, nanpolicies, "stop"),
-    REALK("train", "watchdog_seconds", train.watchdog_seconds, 0, 0, HUGE_VAL, 0, "0"),
+    {.section = "train", .name = "watchdog_seconds", .kind = K_REAL,
+     .off = OFF(train.watchdog_seconds), .lo = 0, .hi = HUGE_VAL, .flags = F_AUTO, .def = "auto"},
     INTK("train", "max_memory_mb", K_LONG, train.max_memory_mb, 0, 1e9, "0"),
 
     BOOLK("early_stopping", "enabled", early_stopping.enabled, "false"),
@@ -359,7 +362,8 @@ static void expected(const keydef_t *k, char *buf, size_t len)
     case K_REAL:
     case K_FLOAT:
         if (isinf(k->hi))
-            snprintf(buf, len, "a number %s %g", k->lo_open ? ">" : ">=", k->lo);
+            snprintf(buf, len, "a number %s %g%s", k->lo_open ? ">" : ">=", k->lo,
+                     k->flags & F_AUTO ? " or auto" : "");
         else
             snprintf(buf, len, "a number in %c%g, %g%c", k->lo_open ? '(' : '[',
                      k->lo, k->hi, k->hi_open ? ')' : ']');
@@ -493,6 +497,10 @@ static cnn_status_t set_u64(char *base, const keydef_t *k, const char *v, const 
 static cnn_status_t set_real(char *base, const keydef_t *k, const char *v, const origin_t *o)
 {
     double x = 0;
+    if ((k->flags & F_AUTO) && strcmp(v, "auto") == 0) {
+        *(double *)(base + k->off) = CNN_WATCHDOG_AUTO;
+        return CNN_OK;
+    }
     int r = parse_real(v, &x);
     if (r < 0) return bad(o->where, o->sec, o->key, "'%s' is not a number (expected %s)", v, o->exp);
     if (k->kind == K_FLOAT && r == 0) {
@@ -624,6 +632,10 @@ static void format_value(sbuf_t *b, const void *basep, const keydef_t *k)
         sb_printf(b, "%llu", (unsigned long long)*(const uint64_t *)(base + k->off));
         return;
     case K_REAL:
+        if ((k->flags & F_AUTO) && *(const double *)(base + k->off) == CNN_WATCHDOG_AUTO) {
+            sb_printf(b, "auto");
+            return;
+        }
         fmt_real(num, sizeof num, *(const double *)(base + k->off));
         sb_printf(b, "%s", num);
         return;
@@ -1356,10 +1368,8 @@ done:
 cnn_status_t cnn_config_load(const char *path, const char *const *overrides,
                              int noverrides, cnn_config_t *cfg)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cnn_error_set(CNN_ECONFIG, "%s: cannot open config file: %s", path,
-                             strerror(errno));
+    FILE *f;
+    CNN_TRY(cnn_fs_fopen_input(path, CNN_ECONFIG, "a config file", &f, NULL));
     char *text = NULL;
     size_t len = 0, cap = 0;
     cnn_status_t st = CNN_OK;

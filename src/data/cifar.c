@@ -5,12 +5,13 @@
  * row-major 32x32). All files are sized first, so a bad size fails before
  * the images are allocated; the labels are checked as they are read. */
 #include "mpicnn/data.h"
+#include "mpicnn/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #define CIFAR_C 3
 #define CIFAR_HW 32
@@ -20,26 +21,24 @@
 static cnn_status_t cifar_records(const char *path, int variant, size_t rec,
                                   size_t *nrec)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path,
-                             strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return cnn_error_set(CNN_EDATA,
-                             "%s: not a regular file, expected a CIFAR-%d batch",
-                             path, variant);
-    if (st.st_size == 0)
+    char kind[32];
+    int fd;
+    long long size;
+    snprintf(kind, sizeof kind, "a CIFAR-%d batch", variant);
+    CNN_TRY(cnn_fs_open_input(path, CNN_EDATA, kind, &fd, &size));
+    close(fd);
+    if (size == 0)
         return cnn_error_set(CNN_EDATA, "%s: empty file, expected a CIFAR-%d batch",
                              path, variant);
-    if ((unsigned long long)st.st_size % rec != 0)
+    if ((unsigned long long)size % rec != 0)
         return cnn_error_set(CNN_EDATA,
                              "%s: size %lld bytes is not a multiple of the "
                              "CIFAR-%d record size %zu (%d label byte%s + %d "
                              "pixel bytes)",
-                             path, (long long)st.st_size, variant, rec,
+                             path, size, variant, rec,
                              (int)(rec - CIFAR_PIXELS),
                              rec - CIFAR_PIXELS == 1 ? "" : "s", CIFAR_PIXELS);
-    *nrec = (size_t)((unsigned long long)st.st_size / rec);
+    *nrec = (size_t)((unsigned long long)size / rec);
     return CNN_OK;
 }
 
@@ -49,10 +48,10 @@ static cnn_status_t cifar_read(const char *path, int variant, int coarse,
 {
     const int nlab = variant == 10 ? 1 : 2;
     uint8_t lab[2];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path,
-                             strerror(errno));
+    FILE *f;
+    char kind[32];
+    snprintf(kind, sizeof kind, "a CIFAR-%d batch", variant);
+    CNN_TRY(cnn_fs_fopen_input(path, CNN_EDATA, kind, &f, NULL));
     for (size_t r = 0; r < nrec; r++) {
         uint8_t *img = images + r * CIFAR_PIXELS;
         if (fread(lab, 1, (size_t)nlab, f) != (size_t)nlab ||

@@ -9,6 +9,7 @@
  * actually decompressed, never to the header's claim up front, and a short
  * or long stream is an error. */
 #include "mpicnn/data.h"
+#include "mpicnn/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@ typedef struct {
     const char *path;
     gzFile gz;
     int gzip;          /* 1: the bytes are being inflated */
-    long long size;    /* bytes in the file if raw and regular, else -1 */
+    long long size;    /* bytes in the file if raw, else -1 */
     const char *kind;  /* "" or " (gzip)", for messages */
 } src_t;
 
@@ -56,22 +57,9 @@ static void src_close(src_t *s)
 static cnn_status_t src_open(src_t *s, const char *path)
 {
     *s = (src_t){.path = path, .size = -1, .kind = ""};
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path,
-                             strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return cnn_error_set(CNN_EDATA, "%s: cannot stat: %s", path,
-                             strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return cnn_error_set(CNN_EDATA, "%s: is a directory, expected an IDX file",
-                             path);
-    }
+    int fd;
+    long long size;
+    CNN_TRY(cnn_fs_open_input(path, CNN_EDATA, "an IDX file", &fd, &size));
     s->gz = gzdopen(fd, "rb");
     if (!s->gz) {
         close(fd);
@@ -81,7 +69,7 @@ static cnn_status_t src_open(src_t *s, const char *path)
     /* looks at the first bytes: 1f 8b means gzip */
     s->gzip = !gzdirect(s->gz);
     if (s->gzip) s->kind = " (gzip)";
-    else if (S_ISREG(st.st_mode)) s->size = (long long)st.st_size;
+    else s->size = size;
     return CNN_OK;
 }
 

@@ -493,15 +493,15 @@ cnn_status_t cnn_h5r_open(const char *path, cnn_h5r_t **r)
 {
     cnn_status_t st = CNN_OK;
     hid_t fapl = H5I_INVALID_HID;
-    struct stat sb;
     cnn_h5r_t *x = NULL;
+    int fd;
 
     *r = NULL;
     h5_quiet();
-    if (stat(path, &sb) < 0)
-        return cnn_error_set(CNN_EDATA, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return cnn_error_set(CNN_EDATA, "%s: is a directory, not an HDF5 file", path);
+    /* HDF5 opens the file by name, and blocks on a FIFO: refuse anything
+     * but a regular file first */
+    CNN_TRY(cnn_fs_open_input(path, CNN_EDATA, "an HDF5 file", &fd, NULL));
+    close(fd);
     x = calloc(1, sizeof *x);
     if (!x || !(x->path = dup_str(path))) {
         free(x);

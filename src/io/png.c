@@ -105,11 +105,8 @@ cnn_status_t cnn_png_read(const char *path, cnn_image_t *img)
     unsigned char sig[8];
     memset(img, 0, sizeof *img);
 
-    c.f = fopen(path, "rb");
-    if (!c.f) {
-        st = cnn_error_set(CNN_EDATA, "cannot open %s: %s", path, strerror(errno));
+    if ((st = cnn_fs_fopen_input(path, CNN_EDATA, "a PNG file", &c.f, NULL)) != CNN_OK)
         goto done;
-    }
     size_t got = fread(sig, 1, sizeof sig, c.f);
     if (ferror(c.f)) {
         st = cnn_error_set(CNN_EDATA, "cannot read %s: %s", path, strerror(errno));

@@ -15,10 +15,13 @@
  * branch without further messages. Early stopping is decided by rank 0
  * and broadcast.
  *
- * With train.watchdog_seconds > 0 a watchdog (watchdog.h) is told the
- * phase of every step, validation and save, and an arrival check runs
- * before the gradient all-reduce; a stalled rank ends the job with exit
- * code 7. MPICNN_FAULT (fault.h, tests only) is read once per run. */
+ * Unless train.watchdog_seconds = 0 a watchdog (watchdog.h) is told the
+ * phase of the loading, every step, validation and save, and an arrival
+ * check runs before the gradient all-reduce; a stalled rank ends the job
+ * with exit code 7. A stop requested before the first step ends the run
+ * there (exit code 75); without a checkpoint yet, DIR/checkpoint.none
+ * records that there is nothing to resume, and --resume then starts from
+ * the beginning. MPICNN_FAULT (fault.h, tests only) is read once per run. */
 #include "mpicnn/train.h"
 
 #include <errno.h>
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mpicnn/checkpoint.h"
@@ -48,6 +52,7 @@ static volatile sig_atomic_t stop_requested;
 
 void cnn_train_request_stop(void) { stop_requested = 1; }
 int cnn_train_stop_requested(void) { return stop_requested != 0; }
+void cnn_train_clear_stop(void) { stop_requested = 0; }
 
 /* Slots of the per-step block of doubles after the batchnorm state. */
 enum { AUX_LOSS, AUX_CORRECT, AUX_STOP, AUX_CKPT, AUX_N };
@@ -76,6 +81,8 @@ typedef struct {
     char *config_text;
     char model_path[CNN_PATH_MAX + 32], ckpt_path[CNN_PATH_MAX + 32];
     char metrics_path[CNN_PATH_MAX + 32];
+    char none_path[CNN_PATH_MAX + 32]; /* checkpoint.none: stopped before a checkpoint */
+    int fresh;                /* rank 0: --resume found no checkpoint, only checkpoint.none */
     double last_ckpt_time;
     double last_bar_time;
     double images_total;      /* images trained on by this call */
@@ -155,6 +162,7 @@ static cnn_status_t write_checkpoint(run_t *r)
                            .world_size = r->size, .threads = r->net->nthreads,
                            .sum_ranks_per_node = cnn_dist_gsum_ranks_per_node(r->gsum)};
     cnn_status_t st = cnn_checkpoint_save(r->ckpt_path, &ck);
+    if (st == CNN_OK) unlink(r->none_path); /* there is something to resume now */
     r->last_ckpt_time = MPI_Wtime();
     return st;
 }
@@ -669,6 +677,7 @@ static cnn_status_t setup(run_t *r)
     snprintf(r->model_path, sizeof r->model_path, "%s/model.h5", dir);
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/checkpoint.h5", dir);
     snprintf(r->metrics_path, sizeof r->metrics_path, "%s/metrics.csv", dir);
+    snprintf(r->none_path, sizeof r->none_path, "%s/checkpoint.none", dir);
     r->tty = r->opts->progress == CNN_PROGRESS_BAR ||
              (r->opts->progress == CNN_PROGRESS_AUTO && isatty(STDOUT_FILENO));
 error:
@@ -691,11 +700,19 @@ static cnn_status_t open_outputs(run_t *r, int *threads, int *sum_rpn)
     CNN_TRY(cnn_afile_clean_stale(r->model_path, NULL));
     CNN_TRY(cnn_afile_clean_stale(r->metrics_path, NULL));
     const int exists = access(r->ckpt_path, F_OK) == 0;
+    const int none = access(r->none_path, F_OK) == 0;
+    if (exists && none) unlink(r->none_path); /* a checkpoint came after it */
     if (exists && !o->resume)
         return cnn_error_set(CNN_EUSAGE, "%s already holds a checkpoint: add --resume to continue "
                                          "that run, or choose another --out", o->out_dir);
-    if (!exists && o->resume)
+    if (!exists && o->resume && !none)
         return cnn_error_set(CNN_EUSAGE, "--resume: %s does not exist", r->ckpt_path);
+    if (!exists && o->resume) {
+        r->fresh = 1;
+        if (!o->quiet)
+            printf("%s--resume: %s has no checkpoint (%s: the run was stopped before its "
+                   "first): starting from the beginning\n", tag_of(r), o->out_dir, r->none_path);
+    }
     if (!exists) return CNN_OK;
     return cnn_checkpoint_load(r->ckpt_path, r->cfg, r->size, r->net, r->opt, &r->ts,
                                r->best_params, r->best_state, threads, sum_rpn);
@@ -766,7 +783,7 @@ static void print_resume(const run_t *r, int threads, int sum_rpn)
     const cnn_train_state_t *ts = &r->ts;
     const cnn_net_t *net = r->net;
     const char *tag = tag_of(r);
-    if (r->rank != 0 || r->opts->quiet) return;
+    if (r->rank != 0 || r->opts->quiet || r->fresh) return;
     if (ts->stopped_early || ts->epoch >= r->cfg->train.epochs)
         printf("%sresuming a finished run (%lld epochs%s): scoring the best model again\n", tag,
                (long long)ts->epoch, ts->stopped_early ? ", stopped early" : "");
@@ -804,25 +821,104 @@ static cnn_status_t prepare_outputs(run_t *r)
     return CNN_OK;
 }
 
+/* The bytes of the data files the config names (those that exist), which
+ * the watchdog's limit for loading scales with. */
+static double data_bytes(const cnn_data_config_t *dc)
+{
+    const char *names[4 + 2 * CNN_MAX_FILES];
+    int n = 0;
+    const char *idx[] = {dc->train_images, dc->train_labels, dc->test_images, dc->test_labels};
+    for (int i = 0; i < 4; i++) names[n++] = idx[i];
+    for (int i = 0; i < dc->ntrain_files; i++) names[n++] = dc->train_files[i];
+    for (int i = 0; i < dc->ntest_files; i++) names[n++] = dc->test_files[i];
+    double bytes = 0;
+    for (int i = 0; i < n; i++) {
+        char path[2 * CNN_PATH_MAX + 2];
+        struct stat sb;
+        if (!names[i][0]) continue;
+        if (!dc->dir[0] || names[i][0] == '/') snprintf(path, sizeof path, "%s", names[i]);
+        else snprintf(path, sizeof path, "%s/%s", dc->dir, names[i]);
+        if (stat(path, &sb) == 0) bytes += (double)sb.st_size;
+    }
+    return bytes;
+}
+
+/* The sizes the watchdog's limits for saving, validation and the final
+ * evaluation scale with: a checkpoint's bytes (weights, best weights,
+ * two optimizer moments, the state twice) and batches of one step. */
+static void watch_sizes(const run_t *r)
+{
+    const cnn_net_t *net = r->net;
+    const double batch = (double)r->cfg->train.batch_size * r->size;
+    const double nval = r->d->val ? (double)r->d->val->n : 0.0;
+    const double ntest = r->d->test ? (double)r->d->test->n : 0.0;
+    const cnn_wd_sizes_t z = {
+        .load_bytes = 0,
+        .save_bytes = 4.0 * (4.0 * (double)net->nparams + 2.0 * (double)net->nstate) + (1 << 20),
+        .val_batches = ceil(nval / batch),
+        .eval_batches = ceil((nval + ntest) / batch)};
+    cnn_watchdog_sizes(r->wd, &z);
+}
+
+/* A stop requested on any rank before the first step ends the run here
+ * (exit code 75). Without a checkpoint to resume, rank 0 writes
+ * DIR/checkpoint.none, so that --resume starts from the beginning. */
+static cnn_status_t stop_before_start(run_t *r)
+{
+    cnn_status_t st = CNN_OK;
+    int stop = cnn_train_stop_requested(), any = 0, none = 0;
+    CNN_MPI_CHECK(st, MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, r->comm), error);
+    if (!any) return CNN_OK;
+    if (r->rank == 0 && access(r->ckpt_path, F_OK) != 0) {
+        cnn_afile_t *f = NULL;
+        FILE *out;
+        none = 1;
+        st = cnn_fs_mkdir_p(r->opts->out_dir);
+        if (st == CNN_OK) st = cnn_afile_open(r->none_path, &f, &out);
+        if (st == CNN_OK) {
+            fprintf(out, "stopped by a signal before the first checkpoint: nothing to resume; "
+                         "--resume starts from the beginning\n");
+            st = cnn_afile_commit(f);
+        }
+    }
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    CNN_MPI_CHECK(st, MPI_Bcast(&none, 1, MPI_INT, 0, r->comm), error);
+    if (none)
+        return cnn_error_set(CNN_ESTOPPED, "stopped by a signal before the first step: no "
+                             "checkpoint yet, nothing to resume; --resume --out %s starts from "
+                             "the beginning", r->opts->out_dir);
+    return cnn_error_set(CNN_ESTOPPED, "stopped by a signal before the first step; %s is "
+                         "unchanged: resume with --resume --out %s", r->ckpt_path,
+                         r->opts->out_dir);
+error:
+    return st;
+}
+
 /* Everything before the first step: this rank's set-up, then the
  * collective parts (the gradient sum, the watchdog), the output directory
  * or the resumed state, and rank 0's opening line. */
 static cnn_status_t start_run(run_t *r)
 {
-    cnn_status_t st = setup(r);
+    CNN_TRY(cnn_dist_prepare(r->comm));
+    cnn_status_t st = cnn_watchdog_start(r->comm, r->cfg->train.watchdog_seconds, &r->wd);
+    CNN_TRY(cnn_dist_agree(r->comm, st));
+    const cnn_wd_sizes_t load = {.load_bytes = r->opts->data ? 0 : data_bytes(&r->cfg->data)};
+    cnn_watchdog_sizes(r->wd, &load);
+    cnn_watchdog_phase(r->wd, CNN_WD_LOAD);
+    st = setup(r);
     if (st == CNN_OK) st = cnn_fault_init(r->rank);
     CNN_TRY(cnn_dist_agree(r->comm, st));
+    CNN_TRY(stop_before_start(r));
+    watch_sizes(r);
     /* collective: only once every rank has its net */
     st = cnn_dist_gsum_create(r->comm, r->net->nparams, 0, &r->gsum);
     if (st == CNN_OK && cnn_dist_gsum_buffer(r->gsum))
         cnn_net_bind_grads(r->net, cnn_dist_gsum_buffer(r->gsum));
     CNN_TRY(cnn_dist_agree(r->comm, st));
-    /* watched from here on; loading the data above is not */
-    st = cnn_watchdog_start(r->comm, r->cfg->train.watchdog_seconds, &r->wd);
-    CNN_TRY(cnn_dist_agree(r->comm, st));
     cnn_watchdog_phase(r->wd, CNN_WD_OUTPUTS);
     CNN_TRY(prepare_outputs(r));
-    if (r->rank == 0 && !r->opts->quiet && !r->opts->resume) {
+    CNN_TRY(stop_before_start(r));
+    if (r->rank == 0 && !r->opts->quiet && (!r->opts->resume || r->fresh)) {
         const cnn_net_t *net = r->net;
         const cnn_data_t *d = r->d;
         printf("%straining %s: %zu train, %zu val, %zu test images; %d rank%s x %d thread%s; "

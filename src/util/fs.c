@@ -1,4 +1,5 @@
-/* fs.c - the atomic file writer, mkdir -p, directory fsync (fs.h). */
+/* fs.c - the atomic file writer, the input opener, mkdir -p, directory
+ * fsync (fs.h). */
 #include "mpicnn/fs.h"
 
 #include <dirent.h>
@@ -21,6 +22,64 @@ cnn_status_t cnn_fs_error(const char *path, const char *what, int err)
     return cnn_error_set(CNN_EIO, "%s: %s: %s%s%s", path, what,
                          err == ENOSPC ? "disk full (" : "", err ? strerror(err) : "I/O error",
                          err == ENOSPC ? ")" : "");
+}
+
+/* What a file that is not a regular file is, for the message. */
+static const char *file_type(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "a special file";
+}
+
+cnn_status_t cnn_fs_open_input(const char *path, cnn_status_t bad, const char *kind, int *fd,
+                               long long *size)
+{
+    struct stat sb;
+    *fd = -1;
+    if (size) *size = 0;
+    int d;
+    do d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    while (d < 0 && errno == EINTR);
+    if (d < 0) return cnn_error_set(bad, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(d, &sb) != 0) {
+        const int e = errno;
+        close(d);
+        return cnn_error_set(bad, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        const char *type = file_type(sb.st_mode);
+        close(d);
+        return cnn_error_set(bad, "%s: is %s, not %s", path, type, kind);
+    }
+    const int fl = fcntl(d, F_GETFL);
+    if (fl < 0 || fcntl(d, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        const int e = errno;
+        close(d);
+        return cnn_error_set(bad, "%s: cannot open: fcntl: %s", path, strerror(e));
+    }
+    *fd = d;
+    if (size) *size = (long long)sb.st_size;
+    return CNN_OK;
+}
+
+cnn_status_t cnn_fs_fopen_input(const char *path, cnn_status_t bad, const char *kind, FILE **f,
+                                long long *size)
+{
+    int fd;
+    *f = NULL;
+    CNN_TRY(cnn_fs_open_input(path, bad, kind, &fd, size));
+    *f = fdopen(fd, "rb");
+    if (!*f) {
+        const int e = errno;
+        close(fd);
+        return cnn_error_set(e == ENOMEM ? CNN_ENOMEM : bad, "%s: cannot open: %s", path,
+                             strerror(e));
+    }
+    return CNN_OK;
 }
 
 /* "cannot write PATH: what: why", the writer's message for every step. */
