@@ -1207,10 +1207,18 @@ cnn_status_t cnn_h5r_int64s(cnn_h5r_t *r, const char *obj, size_t maxlen,
 
 /* A malloc that stops at a budget of bytes. HDF5 allocates every
  * variable-length string of a dataset through it, so a dataset whose
- * strings exceed the limit fails before they are all in memory. */
+ * strings exceed the limit fails before they are all in memory. It keeps
+ * every block in a list, freed at once by budget_release(): HDF5 does not
+ * free the strings it allocated before a failure. */
+typedef union block {
+    union block *next;
+    max_align_t align;
+} block_t;
+
 typedef struct {
     size_t left;
     int over;
+    block_t *blocks;
 } budget_t;
 
 static void *budget_alloc(size_t n, void *p)
@@ -1220,14 +1228,28 @@ static void *budget_alloc(size_t n, void *p)
         b->over = 1;
         return NULL;
     }
+    block_t *k = malloc(sizeof *k + (n ? n : 1));
+    if (!k) return NULL;
     b->left -= n;
-    return malloc(n ? n : 1);
+    k->next = b->blocks;
+    b->blocks = k;
+    return k + 1;
 }
 
+/* Blocks are freed together by budget_release(). */
 static void budget_free(void *m, void *p)
 {
+    (void)m;
     (void)p;
-    free(m);
+}
+
+static void budget_release(budget_t *b)
+{
+    while (b->blocks) {
+        block_t *k = b->blocks;
+        b->blocks = k->next;
+        free(k);
+    }
 }
 
 static cnn_status_t too_many_bytes(const cnn_h5r_t *r, const src_t *s)
@@ -1237,14 +1259,13 @@ static cnn_status_t too_many_bytes(const cnn_h5r_t *r, const src_t *s)
 }
 
 /* Reads s's len variable-length strings into vl (calloc'd by the caller;
- * the strings of a dataset are malloc'd, an attribute's are HDF5's).
+ * the strings of a dataset are in b's blocks, an attribute's are HDF5's).
  * HDF5 gives no way to bound an attribute's read: its strings are
  * measured once read, before anything else is done with them. */
-static cnn_status_t read_vlen(cnn_h5r_t *r, const src_t *s, size_t len, char **vl)
+static cnn_status_t read_vlen(cnn_h5r_t *r, const src_t *s, size_t len, char **vl, budget_t *b)
 {
     cnn_status_t st = CNN_OK;
     hid_t mt = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
-    budget_t b = {.left = STR_BYTES_MAX, .over = 0};
     size_t total = 0;
     herr_t e;
 
@@ -1253,11 +1274,11 @@ static cnn_status_t read_vlen(cnn_h5r_t *r, const src_t *s, size_t len, char **v
         e = H5Aread(s->id, mt, vl);
     } else {
         CNN_H5_CHECK_AS(CNN_EDATA, dxpl = H5Pcreate(H5P_DATASET_XFER), h5fail);
-        CNN_H5_CHECK_AS(CNN_EDATA, H5Pset_vlen_mem_manager(dxpl, budget_alloc, &b, budget_free,
+        CNN_H5_CHECK_AS(CNN_EDATA, H5Pset_vlen_mem_manager(dxpl, budget_alloc, b, budget_free,
                                                            NULL), h5fail);
         e = H5Dread(s->id, mt, H5S_ALL, H5S_ALL, dxpl, vl);
     }
-    if (b.over) {
+    if (b->over) {
         H5Eclear2(H5E_DEFAULT);
         st = too_many_bytes(r, s);
         goto done;
@@ -1318,6 +1339,7 @@ static cnn_status_t read_strs(cnn_h5r_t *r, const src_t *s, size_t len, char ***
     cnn_status_t st = CNN_OK;
     hid_t t = H5I_INVALID_HID;
     char **res = NULL, **vl = NULL;
+    budget_t b = {.left = STR_BYTES_MAX, .over = 0, .blocks = NULL};
     htri_t var;
 
     *out = NULL;
@@ -1327,7 +1349,7 @@ static cnn_status_t read_strs(cnn_h5r_t *r, const src_t *s, size_t len, char ***
     CNN_H5_CHECK_AS(CNN_EDATA, var = H5Tis_variable_str(t), h5fail);
     if (len > 0 && var) {
         if (!(vl = calloc(len, sizeof *vl))) goto nomem;
-        if ((st = read_vlen(r, s, len, vl)) != CNN_OK) goto done;
+        if ((st = read_vlen(r, s, len, vl, &b)) != CNN_OK) goto done;
         for (size_t i = 0; i < len; i++)
             if (!(res[i] = dup_str(vl[i] ? vl[i] : ""))) goto nomem;
     } else if (len > 0 && (st = read_fixed(r, s, H5Tget_size(t), len, res)) != CNN_OK) {
@@ -1342,10 +1364,9 @@ nomem:
 h5fail:
     cnn_error_prefix("%s: %s", r->path, s->what);
 done:
-    for (size_t i = 0; vl && i < len; i++) {
-        if (vl[i] && s->is_attr) H5free_memory(vl[i]);
-        else free(vl[i]);
-    }
+    for (size_t i = 0; vl && s->is_attr && i < len; i++)
+        if (vl[i]) H5free_memory(vl[i]);
+    budget_release(&b);
     free(vl);
     cnn_h5_strings_free(res, len);
     if (t >= 0) H5Tclose(t);
