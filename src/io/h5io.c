@@ -593,7 +593,8 @@ static cnn_status_t check_storage(const cnn_h5r_t *r, hid_t ds, const char *name
     }
     CNN_H5_CHECK_AS(CNN_EDATA, next = H5Pget_external_count(dcpl), fail);
     if (next > 0) {
-        if (H5Pget_external(dcpl, 0, sizeof fname, fname, &off, &size) < 0) snprintf(fname, sizeof fname, "?");
+        if (H5Pget_external(dcpl, 0, sizeof fname, fname, &off, &size) < 0)
+            snprintf(fname, sizeof fname, "?");
         fname[sizeof fname - 1] = '\0';
         st = cnn_error_set(CNN_EDATA, "%s: /%s: its data is stored in the external file '%s', "
                            "refused (mpicnn reads only data stored in the file)", r->path, name,
