@@ -10,7 +10,11 @@
  * not a multiple of the record, a label out of range) and HDF5 models and
  * checkpoints (missing or extra datasets and groups, wrong rank, shape or
  * dtype, absurd dimensions, NaN and Inf weights, bad attributes,
- * truncated, garbage, empty or text files). The names say which. */
+ * truncated, garbage, empty or text files; a flipped byte or finite
+ * garbage under a checksum, no checksums at all (an older file), finite
+ * weights of 3e38 whose outputs overflow, strings over the size limit,
+ * soft and external links, external storage, a virtual dataset, a
+ * filter). The names say which. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -242,7 +246,243 @@ static void h5_str_attr(hid_t f, const char *name, const char *value)
     H5Tclose(t);
 }
 
-static void h5_cases(const char *model, const char *ckpt)
+/* CRC-32C bit by bit: the checksum mpicnn stores (docs/model-format.md),
+ * computed independently of the library's table-driven one. */
+static uint32_t crc32c(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+#define CRC_ATTR "mpicnn_crc32c"
+
+/* Sets the checksum of numeric dataset obj from its stored data, as a
+ * tool that edits a file and keeps it valid would. */
+static void h5_set_crc(hid_t f, const char *obj)
+{
+    hid_t ds = H5Dopen2(f, obj, H5P_DEFAULT);
+    CHECK(ds);
+    hid_t t = H5Dget_type(ds), le = H5Tcopy(t), sp = H5Dget_space(ds);
+    CHECK(H5Tset_order(le, H5T_ORDER_LE));
+    const size_t bytes = (size_t)H5Sget_simple_extent_npoints(sp) * H5Tget_size(le);
+    unsigned char *b = malloc(bytes + 1);
+    CHECK(H5Dread(ds, le, H5S_ALL, H5S_ALL, H5P_DEFAULT, b));
+    uint32_t crc = crc32c(b, bytes);
+    if (H5Aexists(ds, CRC_ATTR) > 0) CHECK(H5Adelete(ds, CRC_ATTR));
+    hid_t one = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(ds, CRC_ATTR, H5T_STD_U32LE, one, H5P_DEFAULT, H5P_DEFAULT);
+    CHECK(a);
+    CHECK(H5Awrite(a, H5T_NATIVE_UINT32, &crc));
+    H5Aclose(a);
+    H5Sclose(one);
+    free(b);
+    H5Sclose(sp);
+    H5Tclose(le);
+    H5Tclose(t);
+    H5Dclose(ds);
+}
+
+static herr_t drop_crc_cb(hid_t g, const char *name, const H5L_info_t *info, void *p)
+{
+    (void)info;
+    (void)p;
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    if (o >= 0 && H5Iget_type(o) == H5I_DATASET && H5Aexists(o, CRC_ATTR) > 0)
+        CHECK(H5Adelete(o, CRC_ATTR));
+    if (o >= 0) H5Oclose(o);
+    return 0;
+}
+
+/* Removes every checksum: a file as mpicnn wrote it before checksums. */
+static void h5_drop_all_crc(hid_t f)
+{
+    CHECK(H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, drop_crc_cb, NULL));
+}
+
+static herr_t huge_cb(hid_t g, const char *name, const H5L_info_t *info, void *p)
+{
+    (void)info;
+    (void)p;
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    if (o >= 0 && H5Iget_type(o) == H5I_DATASET) {
+        hid_t sp = H5Dget_space(o);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+        for (hssize_t i = 0; i < n; i++) v[i] = 3e38f;
+        CHECK(H5Dwrite(o, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+        free(v);
+        H5Sclose(sp);
+        H5Oclose(o);
+        h5_set_crc(g, name);
+    } else if (o >= 0) {
+        H5Oclose(o);
+    }
+    return 0;
+}
+
+/* Flips bit `bit` of byte `byte` of dataset obj's data, in the file's
+ * bytes (HDF5 does not see the change): a bit rotted on the disk. */
+static void flip_data_bit(const char *src, const char *name, const char *obj, size_t byte, int bit)
+{
+    hid_t f = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT), ds = H5Dopen2(f, obj, H5P_DEFAULT);
+    CHECK(ds);
+    haddr_t off = H5Dget_offset(ds);
+    H5Dclose(ds);
+    H5Fclose(f);
+    size_t n;
+    unsigned char *b = slurp(src, &n);
+    if (off == HADDR_UNDEF || off + byte >= n) {
+        fprintf(stderr, "make_badfiles: %s: no contiguous data\n", obj);
+        exit(1);
+    }
+    b[off + byte] ^= (unsigned char)(1u << bit);
+    spit(name, b, n);
+    free(b);
+}
+
+/* A 1-d variable-length string dataset or root attribute of n copies of
+ * a string of len bytes (h5py's default for str). */
+static void h5_big_strings(hid_t f, const char *obj, int attr, size_t n, size_t len)
+{
+    char *big = malloc(len + 1);
+    memset(big, 'x', len);
+    big[len] = '\0';
+    const char **v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = big;
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    hsize_t d = n;
+    hid_t sp = attr ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &d, NULL);
+    if (attr) {
+        if (H5Aexists(f, obj) > 0) CHECK(H5Adelete(f, obj));
+        hid_t a = H5Acreate2(f, obj, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK(a);
+        CHECK(H5Awrite(a, t, v));
+        H5Aclose(a);
+    } else {
+        if (H5Lexists(f, obj, H5P_DEFAULT) > 0) CHECK(H5Ldelete(f, obj, H5P_DEFAULT));
+        hid_t ds = H5Dcreate2(f, obj, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK(ds);
+        CHECK(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+        H5Dclose(ds);
+    }
+    H5Sclose(sp);
+    H5Tclose(t);
+    free(v);
+    free(big);
+}
+
+/* /layers/fc1/bias (4 floats) replaced by a dataset made with dcpl. */
+static void h5_replace_bias(hid_t f, hid_t dcpl)
+{
+    hsize_t d1[1] = {4};
+    CHECK(H5Ldelete(f, "/layers/fc1/bias", H5P_DEFAULT));
+    hid_t sp = H5Screate_simple(1, d1, NULL);
+    hid_t ds = H5Dcreate2(f, "/layers/fc1/bias", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
+                          H5P_DEFAULT);
+    CHECK(ds);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+/* Checksums, limits, links and storage (see h5io.h). */
+static void h5_checksum_cases(const char *model, const char *ckpt)
+{
+    hid_t f, dcpl;
+    hsize_t d1[1] = {4}, chunk[2] = {4, 16};
+
+    /* byte 41: the second byte of weight 10, a finite change */
+    flip_data_bit(model, "model-bit-flip.h5", "/layers/fc1/weight", 41, 3);
+    flip_data_bit(ckpt, "ckpt-bit-flip.h5", "/layers/conv1/weight", 9, 0);
+
+    f = h5_copy(ckpt, "ckpt-finite-garbage.h5");
+    {
+        float v[36];
+        for (int i = 0; i < 36; i++) v[i] = 1000.0f;
+        hid_t ds = H5Dopen2(f, "/layers/conv1/weight", H5P_DEFAULT);
+        CHECK(ds);
+        CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+        H5Dclose(ds);
+    }
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-no-checksums.h5");
+    h5_drop_all_crc(f);
+    H5Fclose(f);
+
+    /* finite weights, valid checksums, outputs that overflow */
+    f = h5_copy(model, "model-huge-weights.h5");
+    {
+        hid_t g = H5Gopen2(f, "/layers", H5P_DEFAULT);
+        CHECK(H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, huge_cb, NULL));
+        H5Gclose(g);
+    }
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-big-config.h5");
+    h5_big_strings(f, "config", 1, 1, (size_t)17 << 20);
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-big-classes.h5");
+    h5_big_strings(f, "/classes", 0, 4, (size_t)5 << 20);
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-external-link.h5");
+    CHECK(H5Ldelete(f, "/layers/fc1/bias", H5P_DEFAULT));
+    CHECK(H5Lcreate_external(model, "/layers/fc1/bias", f, "/layers/fc1/bias", H5P_DEFAULT,
+                             H5P_DEFAULT));
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-soft-link.h5");
+    CHECK(H5Ldelete(f, "/layers/fc1/bias", H5P_DEFAULT));
+    CHECK(H5Lcreate_soft("/layers/conv1/bias", f, "/layers/fc1/bias", H5P_DEFAULT,
+                         H5P_DEFAULT));
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-external-storage.h5");
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    CHECK(H5Pset_external(dcpl, "fc1-bias.raw", 0, 16));
+    h5_replace_bias(f, dcpl);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-virtual.h5");
+    {
+        hid_t vs = H5Screate_simple(1, d1, NULL), ss = H5Screate_simple(1, d1, NULL);
+        dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        CHECK(H5Pset_virtual(dcpl, vs, ".", "/layers/conv1/bias", ss));
+        h5_replace_bias(f, dcpl);
+        H5Pclose(dcpl);
+        H5Sclose(ss);
+        H5Sclose(vs);
+    }
+    H5Fclose(f);
+
+    f = h5_copy(model, "model-filter.h5");
+    {
+        float v[4 * 64] = {0};
+        hsize_t d2[2] = {4, 64};
+        CHECK(H5Ldelete(f, "/layers/fc1/weight", H5P_DEFAULT));
+        dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        CHECK(H5Pset_chunk(dcpl, 2, chunk));
+        CHECK(H5Pset_deflate(dcpl, 6));
+        hid_t sp = H5Screate_simple(2, d2, NULL);
+        hid_t ds = H5Dcreate2(f, "/layers/fc1/weight", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
+                              H5P_DEFAULT);
+        CHECK(ds);
+        CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+        H5Dclose(ds);
+        H5Sclose(sp);
+        H5Pclose(dcpl);
+    }
+    H5Fclose(f);
+}
+
+static void h5_cases(const char *model)
 {
     hid_t f;
     hsize_t d1[1] = {4}, d2[2] = {4, 9}, d2b[2] = {4, 63};
@@ -330,6 +570,8 @@ static void h5_cases(const char *model, const char *ckpt)
         hid_t ds = H5Dopen2(f, "/input_shape", H5P_DEFAULT);
         CHECK(ds);
         CHECK(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+        /* an edit that drops the checksum: the values are checked */
+        CHECK(H5Adelete(ds, CRC_ATTR));
         H5Dclose(ds);
     }
     H5Fclose(f);
@@ -344,8 +586,15 @@ static void h5_cases(const char *model, const char *ckpt)
     free(b);
     spit("model-empty.h5", "", 0);
     spit("model-text.h5", "this is not a model\n", 20);
+}
 
-    /* checkpoints */
+static void h5_ckpt_cases(const char *ckpt)
+{
+    hid_t f;
+    hsize_t d2[2] = {4, 9};
+    size_t n;
+    unsigned char *b;
+
     f = h5_copy(ckpt, "ckpt-nan-weight.h5");
     h5_poke(f, "/layers/fc1/weight", 17, NAN);
     H5Fclose(f);
@@ -364,6 +613,7 @@ static void h5_cases(const char *model, const char *ckpt)
         CHECK(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
         v[0] = -7; /* epoch */
         CHECK(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
+        CHECK(H5Adelete(ds, CRC_ATTR)); /* as above */
         free(v);
         H5Sclose(sp);
         H5Dclose(ds);
@@ -396,6 +646,8 @@ int main(int argc, char **argv)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     idx_cases(argv[2]);
     cifar_cases();
-    h5_cases(argv[3], argv[4]);
+    h5_cases(argv[3]);
+    h5_ckpt_cases(argv[4]);
+    h5_checksum_cases(argv[3], argv[4]);
     return failures ? 1 : 0;
 }

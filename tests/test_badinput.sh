@@ -4,7 +4,8 @@
 # (docs/reliability.md) and an error line "mpicnn: rank R: ..." naming the
 # file (or flag, or config key) and what was wrong, never with a signal
 # (an exit code >= 128), a timeout or a sanitizer report. The bad files
-# come from tests/make_badfiles (IDX, CIFAR, HDF5 models and checkpoints)
+# come from tests/make_badfiles (IDX, CIFAR, HDF5 models and checkpoints:
+# also checksums, size limits, links, storage and overflowing weights)
 # and from this script (configs, CSV). The cases run a few at a time.
 # Needs $MPICNN, $MPIEXEC and $top_builddir (set by `make check`).
 set -u
@@ -193,7 +194,32 @@ expect 3 "$B: is a directory, not an HDF5 file" "$M" info "$B"
 expect 3 "$B/model-nan-weight.h5: /layers/conv1/weight: contains NaN at index 5" "$M" eval "$B/model-nan-weight.h5"
 expect 3 "mpicnn: rank 1: bad input: $B/model-truncated.h5: not an HDF5 file" $(np2) "$M" eval "$B/model-truncated.h5"
 
+# checksums, limits, links and storage
+expect 3 "$B/model-bit-flip.h5: /layers/fc1/weight: checksum mismatch" "$M" info "$B/model-bit-flip.h5"
+expect 3 "$B/model-bit-flip.h5: /layers/fc1/weight: checksum mismatch" "$M" eval "$B/model-bit-flip.h5"
+expect 0 "has no checksum ('mpicnn_crc32c')" "$M" info "$B/model-no-checksums.h5"
+expect 6 "$B/model-huge-weights.h5: the scores of test image 0 are not finite" "$M" eval "$B/model-huge-weights.h5"
+expect 6 "$B/model-huge-weights.h5: the scores of $d/train-images.idx (image 0) are not finite" \
+    "$M" predict "$B/model-huge-weights.h5" "$d/train-images.idx"
+expect 6 "mpicnn: rank 1: numerical failure: another rank failed" $(np2) "$M" eval "$B/model-huge-weights.h5"
+expect 3 "$B/model-big-config.h5: / attribute 'config': strings of more than 16777216 bytes" \
+    "$M" info "$B/model-big-config.h5"
+expect 3 "$B/model-big-classes.h5: /classes: strings of more than 16777216 bytes" "$M" info "$B/model-big-classes.h5"
+expect 3 "$B/model-external-link.h5: /layers/fc1/bias: an external link to $d/good/model.h5:/layers/fc1/bias, refused" \
+    "$M" info "$B/model-external-link.h5"
+expect 3 "$B/model-soft-link.h5: /layers/fc1/bias: a soft link to '/layers/conv1/bias', refused" \
+    "$M" info "$B/model-soft-link.h5"
+expect 3 "$B/model-external-storage.h5: /layers/fc1/bias: its data is stored in the external file 'fc1-bias.raw'" \
+    "$M" info "$B/model-external-storage.h5"
+expect 3 "$B/model-virtual.h5: /layers/fc1/bias: a virtual dataset" "$M" info "$B/model-virtual.h5"
+expect 3 "$B/model-filter.h5: /layers/fc1/weight: stored through the HDF5 filter 'deflate'" \
+    "$M" info "$B/model-filter.h5"
+
 # HDF5 checkpoints: through train --resume
+expect 3 "$d/ckpt-bit-flip/checkpoint.h5: /layers/conv1/weight: checksum mismatch" \
+    "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-bit-flip"
+expect 3 "$d/ckpt-finite-garbage/checkpoint.h5: /layers/conv1/weight: checksum mismatch" \
+    "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-finite-garbage"
 expect 3 "$d/ckpt-nan-weight/checkpoint.h5: /layers/fc1/weight: contains NaN at index 17" \
     "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-nan-weight"
 expect 3 "$d/ckpt-missing-counters/checkpoint.h5: /train/counters: dataset missing" \
@@ -261,6 +287,18 @@ expect 2 "MPICNN_FAULT=kill@x: 'x' after '@' is not a step number" \
     env MPICNN_FAULT=kill@x $(train)
 }
 wait
+
+# a file without checksums (an older mpicnn's) warns once, on rank 0 only
+"$M" info "$B/model-no-checksums.h5" >"$d/res/old1.log" 2>&1 ||
+    fail "info of a file without checksums failed: $(cat "$d/res/old1.log")"
+timeout -k 5 "$limit" $(np2) "$M" eval "$B/model-no-checksums.h5" >"$d/res/old2.log" 2>&1 ||
+    fail "eval of a file without checksums failed: $(cat "$d/res/old2.log")"
+for l in old1 old2; do
+    w=$(grep -c "has no checksum" "$d/res/$l.log")
+    [ "$w" -eq 1 ] || fail "$l: $w warnings about missing checksums, expected 1: $(cat "$d/res/$l.log")"
+done
+grep -q "^mpicnn: rank 0: warning: $B/model-no-checksums.h5: /[a-z_/0-9]* has no checksum" "$d/res/old2.log" ||
+    fail "eval on 2 ranks: no rank 0 warning naming the file: $(cat "$d/res/old2.log")"
 
 bad=0
 for f in "$d"/res/*.fail; do

@@ -303,6 +303,236 @@ static void test_h5_values(void **state)
     cnn_h5r_close(r);
 }
 
+static void make_ds(hid_t f, const char *name, hid_t type, int nd, const hsize_t *dims,
+                    hid_t mtype, const void *data);
+
+/* CRC-32C bit by bit: the definition of docs/model-format.md. */
+static uint32_t crc_bits(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static uint32_t crc_attr(hid_t f, const char *obj)
+{
+    uint32_t v = 0;
+    hid_t ds = H5Dopen2(f, obj, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t a = H5Aopen(ds, CNN_H5_CRC_ATTR, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Aread(a, H5T_NATIVE_UINT32, &v) >= 0);
+    H5Aclose(a);
+    H5Dclose(ds);
+    return v;
+}
+
+static void set_crc_attr(hid_t f, const char *obj, uint32_t v)
+{
+    hid_t ds = H5Dopen2(f, obj, H5P_DEFAULT), one = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(ds, CNN_H5_CRC_ATTR, H5T_STD_U32LE, one, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, H5T_NATIVE_UINT32, &v) >= 0);
+    H5Aclose(a);
+    H5Sclose(one);
+    H5Dclose(ds);
+}
+
+/* A copy of `good` (len bytes) at path with bit `bit` of byte `byte` of
+ * dataset obj's data flipped, in the file's bytes. */
+static void write_flipped(const char *path, const char *good, size_t len, const char *obj,
+                          size_t byte, int bit)
+{
+    write_bytes(path, good, len);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, obj, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    const haddr_t off = H5Dget_offset(ds);
+    H5Dclose(ds);
+    H5Fclose(f);
+    assert_true(off != HADDR_UNDEF && off + byte < len);
+    char *b = malloc(len);
+    memcpy(b, good, len);
+    b[off + byte] ^= (char)(1u << bit);
+    write_bytes(path, b, len);
+    free(b);
+}
+
+/* Every writer attaches the CRC-32C of the little-endian data; every
+ * reader verifies it, whatever the dataset (a generic h5io file, as a
+ * data file would be), and finds one flipped bit. */
+static void test_h5_checksums(void **state)
+{
+    fx_t *fx = *state;
+    const float fv[6] = {0.5f, -1.25f, 3.0f, 1e-3f, 7.0f, -2.0f};
+    const double dv[3] = {1.5, -2.0, 1e300};
+    const int64_t iv[4] = {1, -2, 1LL << 40, 7};
+    const char *sv[3] = {"a", "", "bc"};
+    const size_t dims[2] = {2, 3};
+    const uint16_t one = 1;
+    cnn_h5w_t *w = NULL;
+    assert_int_equal(cnn_h5w_open(fx->path, &w), CNN_OK);
+    assert_int_equal(cnn_h5w_floats(w, "/d/f", 2, dims, fv), CNN_OK);
+    assert_int_equal(cnn_h5w_doubles(w, "/d/x", 3, dv), CNN_OK);
+    assert_int_equal(cnn_h5w_int64s(w, "/d/i", 4, iv), CNN_OK);
+    assert_int_equal(cnn_h5w_strings(w, "/d/s", 3, sv), CNN_OK);
+    assert_int_equal(cnn_h5w_commit(w), CNN_OK);
+
+    /* the attribute is the CRC-32C of the bytes (strings: each with its NUL) */
+    hid_t f = H5Fopen(fx->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*(const unsigned char *)&one == 1) {
+        assert_true(crc_attr(f, "/d/f") == crc_bits(fv, sizeof fv));
+        assert_true(crc_attr(f, "/d/x") == crc_bits(dv, sizeof dv));
+        assert_true(crc_attr(f, "/d/i") == crc_bits(iv, sizeof iv));
+    }
+    assert_true(crc_attr(f, "/d/s") == crc_bits("a\0\0bc", 6));
+    H5Fclose(f);
+
+    size_t len, n;
+    char *good = slurp(fx->path, &len);
+    float fo[6];
+    double *dp;
+    int64_t *ip;
+    char **sp;
+    cnn_h5r_t *r = NULL;
+    static const struct {
+        const char *obj;
+        size_t byte;
+    } flips[] = {{"/d/f", 9}, {"/d/x", 17}, {"/d/i", 0}};
+    for (size_t k = 0; k < 3; k++) {
+        write_flipped(fx->path, good, len, flips[k].obj, flips[k].byte, 1);
+        assert_int_equal(cnn_h5r_open(fx->path, &r), CNN_OK);
+        cnn_status_t st = k == 0   ? cnn_h5r_floats(r, "/d/f", 2, dims, fo)
+                          : k == 1 ? cnn_h5r_doubles(r, "/d/x", 9, &dp, &n)
+                                   : cnn_h5r_int64s(r, "/d/i", 9, &ip, &n);
+        assert_int_equal(st, CNN_EDATA);
+        assert_msg_has(flips[k].obj);
+        assert_msg_has(": checksum mismatch: the data's CRC-32C is 0x");
+        cnn_h5r_close(r);
+    }
+    /* a string changed through HDF5: the library writes the data, not the checksum */
+    write_bytes(fx->path, good, len);
+    f = H5Fopen(fx->path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/d/s", H5P_DEFAULT), t = H5Dget_type(ds);
+    const char *sv2[3] = {"a", "x", "bc"};
+    assert_true(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, sv2) >= 0);
+    H5Tclose(t);
+    H5Dclose(ds);
+    H5Fclose(f);
+    assert_int_equal(cnn_h5r_open(fx->path, &r), CNN_OK);
+    assert_int_equal(cnn_h5r_strings(r, "/d/s", 9, &sp, &n), CNN_EDATA);
+    assert_null(sp);
+    assert_msg_has("/d/s: checksum mismatch");
+    /* the untouched datasets, and data read as another type (int64 as
+     * doubles: the checksum is of the stored int64s) */
+    assert_int_equal(cnn_h5r_floats(r, "/d/f", 2, dims, fo), CNN_OK);
+    assert_int_equal(cnn_h5r_doubles(r, "/d/i", 9, &dp, &n), CNN_OK);
+    assert_true(n == 4 && dp[2] == 1099511627776.0);
+    free(dp);
+    cnn_h5r_close(r);
+    free(good);
+}
+
+/* The checksum is of the stored type, little-endian: float64 and
+ * big-endian float32 datasets with a correct one load as float32. */
+static void test_h5_checksum_stored_type(void **state)
+{
+    fx_t *fx = *state;
+    const double dv[2] = {0.25, -3.5};
+    const float fv[2] = {0.25f, -3.5f};
+    const uint16_t one = 1;
+    const hsize_t d2 = 2;
+    const size_t want = 2;
+    float out[2];
+    if (*(const unsigned char *)&one != 1) skip();
+    cnn_h5w_t *w = NULL;
+    assert_int_equal(cnn_h5w_open(fx->path, &w), CNN_OK);
+    hid_t f = cnn_h5w_file(w);
+    make_ds(f, "/f64", H5T_IEEE_F64LE, 1, &d2, H5T_NATIVE_DOUBLE, dv);
+    set_crc_attr(f, "/f64", crc_bits(dv, sizeof dv));
+    make_ds(f, "/f32be", H5T_IEEE_F32BE, 1, &d2, H5T_NATIVE_FLOAT, fv);
+    set_crc_attr(f, "/f32be", crc_bits(fv, sizeof fv));
+    make_ds(f, "/wrong", H5T_IEEE_F64LE, 1, &d2, H5T_NATIVE_DOUBLE, dv);
+    set_crc_attr(f, "/wrong", crc_bits(fv, sizeof fv)); /* of float32 values: wrong */
+    assert_int_equal(cnn_h5w_commit(w), CNN_OK);
+    cnn_h5r_t *r = NULL;
+    assert_int_equal(cnn_h5r_open(fx->path, &r), CNN_OK);
+    assert_int_equal(cnn_h5r_floats(r, "/f64", 1, &want, out), CNN_OK);
+    assert_true(out[1] == -3.5f);
+    assert_int_equal(cnn_h5r_floats(r, "/f32be", 1, &want, out), CNN_OK);
+    assert_true(out[0] == 0.25f);
+    assert_int_equal(cnn_h5r_floats(r, "/wrong", 1, &want, out), CNN_EDATA);
+    assert_msg_has("/wrong: checksum mismatch");
+    cnn_h5r_close(r);
+}
+
+/* cnn_h5r_open refuses links, external and virtual storage and filters
+ * anywhere in the file; string attributes are limited like config files. */
+static void test_h5_limits(void **state)
+{
+    fx_t *fx = *state;
+    const float fv[4] = {1, 2, 3, 4};
+    const size_t d4 = 4;
+    const hsize_t h4 = 4;
+    cnn_h5r_t *r = NULL;
+    for (int k = 0; k < 4; k++) {
+        cnn_h5w_t *w = NULL;
+        assert_int_equal(cnn_h5w_open(fx->path, &w), CNN_OK);
+        assert_int_equal(cnn_h5w_floats(w, "/g/a", 1, &d4, fv), CNN_OK);
+        hid_t f = cnn_h5w_file(w), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        const char *want = NULL;
+        if (k == 0) {
+            assert_true(H5Lcreate_soft("/g/a", f, "/g/b", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+            want = "/g/b: a soft link to '/g/a', refused";
+        } else if (k == 1) {
+            assert_true(H5Lcreate_external("other.h5", "/x", f, "/g/b", H5P_DEFAULT,
+                                           H5P_DEFAULT) >= 0);
+            want = "/g/b: an external link to other.h5:/x, refused";
+        } else if (k == 2) {
+            assert_true(H5Pset_external(dcpl, "raw.bin", 0, 16) >= 0);
+            want = "/g/b: its data is stored in the external file 'raw.bin'";
+        } else {
+            assert_true(H5Pset_chunk(dcpl, 1, &h4) >= 0 && H5Pset_shuffle(dcpl) >= 0);
+            want = "/g/b: stored through the HDF5 filter 'shuffle'";
+        }
+        if (k >= 2) {
+            hid_t sp = H5Screate_simple(1, &h4, NULL);
+            hid_t ds = H5Dcreate2(f, "/g/b", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
+                                  H5P_DEFAULT);
+            assert_true(ds >= 0);
+            H5Dclose(ds);
+            H5Sclose(sp);
+        }
+        H5Pclose(dcpl);
+        assert_int_equal(cnn_h5w_commit(w), CNN_OK);
+        assert_int_equal(cnn_h5r_open(fx->path, &r), CNN_EDATA);
+        assert_null(r);
+        assert_msg_has(want);
+    }
+    /* a string attribute of 16 MiB + 1 byte: refused; 16 MiB - 1: read */
+    for (int k = 0; k < 2; k++) {
+        const size_t len = CNN_H5_STR_MAX + (k ? 0 : -1);
+        char *big = malloc(len + 1), *got = NULL;
+        memset(big, 'c', len);
+        big[len] = '\0';
+        cnn_h5w_t *w = NULL;
+        assert_int_equal(cnn_h5w_open(fx->path, &w), CNN_OK);
+        assert_int_equal(cnn_h5w_attr_str(w, "/", "config", big), CNN_OK);
+        assert_int_equal(cnn_h5w_commit(w), CNN_OK);
+        assert_int_equal(cnn_h5r_open(fx->path, &r), CNN_OK);
+        assert_int_equal(cnn_h5r_attr_str(r, "/", "config", &got), k ? CNN_EDATA : CNN_OK);
+        if (k) assert_msg_has("/ attribute 'config': strings of more than 16777216 bytes");
+        else assert_true(got && strlen(got) == len);
+        free(got);
+        cnn_h5r_close(r);
+        free(big);
+    }
+}
+
 static void test_h5_error_summary(void **state)
 {
     /* a failing HDF5 call through the macro: source location, the call
@@ -832,6 +1062,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_h5_writer_abort, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_h5_values, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_h5_error_summary, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_h5_checksums, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_h5_checksum_stored_type, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_h5_limits, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_roundtrip, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_layers_prefix, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_dense_unflattened, fx_setup, fx_teardown),

@@ -25,4 +25,10 @@ cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds
                           const cnn_loss_t *loss, int want_scores, float *scores,
                           cnn_eval_t *out);
 
+/* The first of n rows of K scores (as cnn_evaluate() gathers them) that
+ * holds a NaN or Inf, or n if every score is finite. Finite weights can
+ * still overflow float32 arithmetic (weights of 3e38): `eval` and
+ * `predict` refuse such outputs (CNN_ENUMERIC) rather than report them. */
+size_t cnn_scores_first_nonfinite(const float *scores, size_t n, int K);
+
 #endif

@@ -21,6 +21,20 @@
  * a bad file gives CNN_EDATA with a message naming the file and the
  * object, e.g.
  *     run/model.h5: /layers/conv1/weight: shape (32,1,3,3) expected (32,1,5,5)
+ *
+ * Checksums: every dataset the writers create carries attribute
+ * CNN_H5_CRC_ATTR, a uint32: the CRC-32C (rng.h) of its elements in the
+ * stored type encoded little-endian, in row-major order (a string
+ * dataset: each string's UTF-8 bytes followed by a NUL). The dataset
+ * readers verify it once the values passed their own checks (a mismatch
+ * is CNN_EDATA naming the dataset). A dataset without one (a file from an
+ * older mpicnn, or a dataset rewritten by another tool) is read, with one
+ * warning line per file on stderr.
+ *
+ * Limits: cnn_h5r_open() refuses a file with a soft, external or
+ * user-defined link anywhere, or a dataset with virtual or external
+ * storage or any filter (mpicnn writes none of these). String datasets
+ * and attributes hold at most CNN_H5_STR_MAX bytes.
  */
 #ifndef MPICNN_H5IO_H
 #define MPICNN_H5IO_H
@@ -34,6 +48,19 @@
 
 /* Largest rank of a float dataset the readers and writers handle. */
 #define CNN_H5_MAXDIMS 8
+
+/* The checksum attribute of every dataset mpicnn writes (see above). */
+#define CNN_H5_CRC_ATTR "mpicnn_crc32c"
+
+/* Most bytes of strings (their sum) one dataset or attribute may hold:
+ * 16 MiB, the limit of a config file. */
+#define CNN_H5_STR_MAX ((size_t)16 << 20)
+
+/* Tells the readers which MPI rank this process is, for their warnings:
+ * rank 0 prints them as "mpicnn: rank 0: warning: ...", other ranks stay
+ * silent (they read the same files). Without a call every process prints
+ * "mpicnn: warning: ...". */
+void cnn_h5_set_rank(int rank);
 
 /* Records "SRCFILE:LINE: <call>: <HDF5 error summary>" as the message of
  * status `status` and returns `status`. Clears HDF5's error stack. Used by

@@ -1,4 +1,4 @@
-/* rng.h - the one module of randomness and hashing.
+/* rng.h - the one module of randomness and hashing (and checksums).
  *
  * Everything random in mpicnn is counter-based: a value is a hash of
  * (seed, stream, index, ...), never the next draw of a shared generator,
@@ -49,5 +49,12 @@ float cnn_randn(uint64_t seed, uint64_t stream, uint64_t i);
  * CNN_FNV1A_INIT). */
 #define CNN_FNV1A_INIT 14695981039346656037ULL
 uint64_t cnn_fnv1a(uint64_t h, const void *data, size_t n);
+
+/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78, initial value and
+ * final xor 0xFFFFFFFF: the CRC of iSCSI, ext4 and Python's `crc32c`
+ * package) of n bytes, continuing from crc: start with 0, and
+ * cnn_crc32c(cnn_crc32c(0, a, na), b, nb) is the CRC of a followed by b.
+ * cnn_crc32c(0, "123456789", 9) = 0xE3069283. Thread-safe. */
+uint32_t cnn_crc32c(uint32_t crc, const void *data, size_t n);
 
 #endif

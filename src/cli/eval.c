@@ -159,7 +159,12 @@ cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm)
     const cnn_loss_t *loss = cfg->train.loss == CNN_LOSS_HINGE ? &cnn_loss_hinge : &cnn_loss_softmax_ce;
     st = cnn_evaluate(comm, net, d.test, meta.mean, meta.std, loss, 1, scores, &ev);
     if (st != CNN_OK) goto done;
-    if (rank == 0) {
+    const size_t bad = rank == 0 ? cnn_scores_first_nonfinite(scores, d.test->n, K) : 0;
+    if (rank == 0 && bad < d.test->n)
+        st = cnn_error_set(CNN_ENUMERIC, "%s: the scores of test image %zu are not finite (NaN or "
+                           "Inf): the weights are finite but overflow float32 arithmetic",
+                           a.pos[0], bad);
+    if (rank == 0 && st == CNN_OK) {
         printf("accuracy: %.4f (%ld/%ld)\n", ev.acc, ev.correct, ev.total);
         printf("loss: %.4f\n", ev.loss);
         st = report(&meta, d.test, scores, K, cfg->train.loss == CNN_LOSS_HINGE, pred, confp);

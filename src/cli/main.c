@@ -64,6 +64,7 @@ int main(int argc, char **argv)
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    cnn_h5_set_rank(rank); /* HDF5 readers' warnings: rank 0 only */
     cnn_blas_single_thread();
 
     cnn_status_t st = CNN_OK;

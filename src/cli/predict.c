@@ -171,6 +171,22 @@ static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, con
     return cnn_afile_commit(af);
 }
 
+/* Rank 0: CNN_ENUMERIC naming the first image whose scores are not
+ * finite (finite weights too large for float32), rather than a CSV of NaN. */
+static cnn_status_t check_scores(const char *model, const input_t *ins, int nin,
+                                 const float *scores, int K)
+{
+    size_t n = 0;
+    for (int j = 0; j < nin; j++) n += ins[j].n;
+    size_t bad = cnn_scores_first_nonfinite(scores, n, K);
+    if (bad == n) return CNN_OK;
+    int j = 0;
+    while (bad >= ins[j].n) bad -= ins[j++].n;
+    return cnn_error_set(CNN_ENUMERIC, "%s: the scores of %s (image %zu) are not finite (NaN or "
+                         "Inf): the weights are finite but overflow float32 arithmetic", model,
+                         ins[j].path, bad);
+}
+
 cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
 {
     static const char *const sw[] = {"--help", NULL};
@@ -228,7 +244,8 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
     st = cnn_evaluate(comm, net, &ds, meta.mean, meta.std,
                       hinge ? &cnn_loss_hinge : &cnn_loss_softmax_ce, 1, scores, &ev);
     if (st != CNN_OK) goto done;
-    if (rank == 0) st = write_csv(out, ins, nin, scores, K, hinge, &meta);
+    if (rank == 0) st = check_scores(a.pos[0], ins, nin, scores, K);
+    if (rank == 0 && st == CNN_OK) st = write_csv(out, ins, nin, scores, K, hinge, &meta);
     st = cnn_dist_agree(comm, st);
 done:
     for (int j = 0; ins && j < nin; j++) free(ins[j].images);

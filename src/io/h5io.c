@@ -4,6 +4,9 @@
  * summarised from a copy of the error stack (outermost and innermost
  * descriptions plus the minor message) into the status message.
  *
+ * Every dataset written carries the CRC-32C of its data (CNN_H5_CRC_ATTR);
+ * the readers verify it after the values themselves passed their checks.
+ *
  * MPICNN_FAULT=write_fail[@STEP] (tests only; see fault.h) makes the first
  * commit once STEP global steps are done fail as a full disk would, after
  * the data is written and before the rename: the target stays as it was. */
@@ -21,9 +24,11 @@
 
 #include "mpicnn/fault.h"
 #include "mpicnn/fs.h"
+#include "mpicnn/rng.h"
 
-/* Largest string array / string size we read (refused before allocating). */
-#define STR_BYTES_MAX ((size_t)1 << 30)
+/* Most bytes of strings one dataset or attribute may hold (refused before
+ * they are copied), the limit of a config file (docs/reliability.md). */
+#define STR_BYTES_MAX CNN_H5_STR_MAX
 /* Most children of one group cnn_h5r_list() enumerates. */
 #define LIST_MAX ((hsize_t)1 << 20)
 
@@ -302,21 +307,65 @@ done:
     return st;
 }
 
-/* Creates dataset obj of file type ftype and shape dims[ndims] and writes
- * `total` elements of memory type mtype from data. */
+/* ---- checksums ---------------------------------------------------------- */
+
+static int host_little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* CRC-32C of n native elements of esize bytes, each encoded little-endian
+ * (the bytes of a dataset of the matching little-endian type). */
+static uint32_t crc_le(const void *data, size_t esize, size_t n)
+{
+    const unsigned char *p = data;
+    if (host_little_endian() || esize == 1) return cnn_crc32c(0, p, esize * n);
+    unsigned char buf[4096];
+    const size_t per = sizeof buf / esize;
+    uint32_t crc = 0;
+    for (size_t i = 0; i < n; i += per) {
+        const size_t m = n - i < per ? n - i : per;
+        for (size_t j = 0; j < m; j++)
+            for (size_t b = 0; b < esize; b++)
+                buf[j * esize + b] = p[(i + j) * esize + esize - 1 - b];
+        crc = cnn_crc32c(crc, buf, m * esize);
+    }
+    return crc;
+}
+
+/* CRC-32C of n strings, each followed by its terminating NUL. */
+static uint32_t crc_strings(size_t n, const char *const *strs)
+{
+    uint32_t crc = 0;
+    for (size_t i = 0; i < n; i++) crc = cnn_crc32c(crc, strs[i], strlen(strs[i]) + 1);
+    return crc;
+}
+
+/* Creates dataset obj of file type ftype and shape dims[ndims], writes
+ * `total` elements of memory type mtype from data, and attaches `crc`,
+ * the checksum of that data, as attribute CNN_H5_CRC_ATTR. */
 static cnn_status_t write_dataset(cnn_h5w_t *w, const char *obj, hid_t ftype,
                                   hid_t mtype, int ndims, const hsize_t *dims,
-                                  size_t total, const void *data)
+                                  size_t total, const void *data, uint32_t crc)
 {
     cnn_status_t st = CNN_OK;
-    hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID, one = H5I_INVALID_HID;
+    hid_t a = H5I_INVALID_HID;
 
     CNN_H5_CHECK(space = H5Screate_simple(ndims, dims, NULL), done);
     CNN_H5_CHECK(ds = H5Dcreate2(w->file, obj, ftype, space, w->lcpl, H5P_DEFAULT,
                                  H5P_DEFAULT), done);
     if (total > 0)
         CNN_H5_CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), done);
+    CNN_H5_CHECK(one = H5Screate(H5S_SCALAR), done);
+    CNN_H5_CHECK(a = H5Acreate2(ds, CNN_H5_CRC_ATTR, H5T_STD_U32LE, one, H5P_DEFAULT,
+                                H5P_DEFAULT), done);
+    CNN_H5_CHECK(H5Awrite(a, H5T_NATIVE_UINT32, &crc), done);
 done:
+    if (a >= 0 && H5Aclose(a) < 0 && st == CNN_OK)
+        st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Aclose(a)");
+    if (one >= 0) H5Sclose(one);
     if (ds >= 0 && H5Dclose(ds) < 0 && st == CNN_OK)
         st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Dclose(ds)");
     if (space >= 0) H5Sclose(space);
@@ -337,21 +386,23 @@ cnn_status_t cnn_h5w_floats(cnn_h5w_t *w, const char *obj, int ndims,
         total *= dims[i];
     }
     return write_dataset(w, obj, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndims, hd,
-                         total, data);
+                         total, data, crc_le(data, sizeof *data, total));
 }
 
 cnn_status_t cnn_h5w_doubles(cnn_h5w_t *w, const char *obj, size_t n,
                              const double *data)
 {
     hsize_t d = n;
-    return write_dataset(w, obj, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d, n, data);
+    return write_dataset(w, obj, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d, n, data,
+                         crc_le(data, sizeof *data, n));
 }
 
 cnn_status_t cnn_h5w_int64s(cnn_h5w_t *w, const char *obj, size_t n,
                             const int64_t *data)
 {
     hsize_t d = n;
-    return write_dataset(w, obj, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &d, n, data);
+    return write_dataset(w, obj, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &d, n, data,
+                         crc_le(data, sizeof *data, n));
 }
 
 /* strs with NULL entries replaced by "" (a malloc'd array), or NULL. */
@@ -372,7 +423,7 @@ cnn_status_t cnn_h5w_strings(cnn_h5w_t *w, const char *obj, size_t n,
     const char **s = strs_or_empty(n, strs);
     if (!s) return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", cnn_h5w_path(w), obj);
     CNN_H5_CHECK(t = vlen_str_type(), fail);
-    st = write_dataset(w, obj, t, t, 1, &d, n, s);
+    st = write_dataset(w, obj, t, t, 1, &d, n, s, crc_strings(n, s));
     H5Tclose(t);
     free(s);
     return st;
@@ -477,6 +528,144 @@ struct cnn_h5r {
     char *path;
 };
 
+/* Who prints warnings: -1 (unknown: any process, no rank), 0 (rank 0),
+ * > 0 (another rank: silent). Set by cnn_h5_set_rank(). */
+static int warn_rank = -1;
+
+void cnn_h5_set_rank(int rank) { warn_rank = rank; }
+
+/* ---- what a reader refuses before it reads anything -------------------- */
+
+/* CNN_EDATA if the link `name` (in group g) is not a hard link: mpicnn
+ * writes none, and a soft or external link would make the read depend on
+ * other objects or other files. */
+static cnn_status_t check_link(const cnn_h5r_t *r, hid_t g, const char *name,
+                               const H5L_info_t *info)
+{
+    char val[1024] = "";
+    const char *file = NULL, *obj = NULL;
+    unsigned flags;
+    const size_t n = info->u.val_size < sizeof val ? info->u.val_size : sizeof val;
+    if (info->type == H5L_TYPE_HARD) return CNN_OK;
+    if ((info->type == H5L_TYPE_SOFT || info->type == H5L_TYPE_EXTERNAL) &&
+        H5Lget_val(g, name, val, n, H5P_DEFAULT) < 0)
+        val[0] = '\0';
+    val[sizeof val - 1] = '\0';
+    H5Eclear2(H5E_DEFAULT);
+    if (info->type == H5L_TYPE_SOFT)
+        return cnn_error_set(CNN_EDATA, "%s: /%s: a soft link to '%.200s', refused (mpicnn "
+                             "follows no links; the files it writes have none)", r->path,
+                             name, val);
+    if (info->type == H5L_TYPE_EXTERNAL) {
+        if (info->u.val_size > sizeof val ||
+            H5Lunpack_elink_val(val, n, &flags, &file, &obj) < 0 || !file || !obj)
+            file = obj = "?";
+        H5Eclear2(H5E_DEFAULT);
+        return cnn_error_set(CNN_EDATA, "%s: /%s: an external link to %.200s:%.200s, refused "
+                             "(mpicnn follows no links; the files it writes have none)",
+                             r->path, name, file, obj);
+    }
+    return cnn_error_set(CNN_EDATA, "%s: /%s: a user-defined link (type %d), refused (mpicnn "
+                         "follows no links)", r->path, name, (int)info->type);
+}
+
+/* CNN_EDATA if dataset ds keeps its data elsewhere (a virtual dataset,
+ * external storage) or behind a filter: mpicnn writes contiguous data in
+ * the file, and a filter can be a plugin HDF5 would load. */
+static cnn_status_t check_storage(const cnn_h5r_t *r, hid_t ds, const char *name)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t dcpl = H5I_INVALID_HID;
+    H5D_layout_t layout;
+    int next, nf;
+    char fname[256] = "";
+    unsigned flags, cfg;
+    size_t nelm = 0;
+    off_t off;
+    hsize_t size;
+
+    CNN_H5_CHECK_AS(CNN_EDATA, dcpl = H5Dget_create_plist(ds), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, layout = H5Pget_layout(dcpl), fail);
+    if (layout == H5D_VIRTUAL) {
+        st = cnn_error_set(CNN_EDATA, "%s: /%s: a virtual dataset (its data lives in other "
+                           "datasets or files), refused", r->path, name);
+        goto done;
+    }
+    CNN_H5_CHECK_AS(CNN_EDATA, next = H5Pget_external_count(dcpl), fail);
+    if (next > 0) {
+        if (H5Pget_external(dcpl, 0, sizeof fname, fname, &off, &size) < 0)
+            snprintf(fname, sizeof fname, "?");
+        fname[sizeof fname - 1] = '\0';
+        st = cnn_error_set(CNN_EDATA, "%s: /%s: its data is stored in the external file '%s', "
+                           "refused (mpicnn reads only data stored in the file)", r->path, name,
+                           fname);
+        goto done;
+    }
+    CNN_H5_CHECK_AS(CNN_EDATA, nf = H5Pget_nfilters(dcpl), fail);
+    if (nf > 0) {
+        const H5Z_filter_t id = H5Pget_filter2(dcpl, 0, &flags, &nelm, NULL, sizeof fname,
+                                               fname, &cfg);
+        fname[sizeof fname - 1] = '\0';
+        st = cnn_error_set(CNN_EDATA, "%s: /%s: stored through the HDF5 filter '%s' (id %d), "
+                           "refused: mpicnn reads datasets as it writes them, without filters "
+                           "(h5repack -f NONE IN OUT removes them)", r->path, name,
+                           fname[0] ? fname : "?", (int)id);
+    }
+    goto done;
+fail:
+    cnn_error_prefix("%s: /%s", r->path, name);
+done:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    H5Eclear2(H5E_DEFAULT);
+    return st;
+}
+
+typedef struct {
+    const cnn_h5r_t *r;
+    cnn_status_t st;
+    hsize_t nlinks;
+} visit_t;
+
+static herr_t visit_cb(hid_t g, const char *name, const H5L_info_t *info, void *p)
+{
+    visit_t *v = p;
+    if (++v->nlinks > LIST_MAX) {
+        v->st = cnn_error_set(CNN_EDATA, "%s: more than %llu objects, refused", v->r->path,
+                              (unsigned long long)LIST_MAX);
+        return -1;
+    }
+    if ((v->st = check_link(v->r, g, name, info)) != CNN_OK) return -1;
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    if (o < 0) {
+        v->st = cnn_h5_error_set(CNN_EDATA, __FILE__, __LINE__, "H5Oopen(g, name, H5P_DEFAULT)");
+        cnn_error_prefix("%s: /%s", v->r->path, name);
+        return -1;
+    }
+    if (H5Iget_type(o) == H5I_DATASET) v->st = check_storage(v->r, o, name);
+    H5Oclose(o);
+    return v->st == CNN_OK ? 0 : -1;
+}
+
+/* Every link of r's file, before anything is read: CNN_EDATA naming the
+ * first (by name) that is not a hard link, or the first dataset whose
+ * data is not contiguous in the file without filters (see above). Links
+ * are not followed, and a group reached twice is visited once. */
+static cnn_status_t check_structure(const cnn_h5r_t *r)
+{
+    visit_t v = {.r = r, .st = CNN_OK, .nlinks = 0};
+    herr_t e = H5Lvisit(r->file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &v);
+    if (v.st != CNN_OK) {
+        H5Eclear2(H5E_DEFAULT);
+        return v.st;
+    }
+    if (e < 0) {
+        cnn_status_t st = cnn_h5_error_set(CNN_EDATA, __FILE__, __LINE__, "H5Lvisit(file)");
+        cnn_error_prefix("%s", r->path);
+        return st;
+    }
+    return CNN_OK;
+}
+
 const char *cnn_h5r_path(const cnn_h5r_t *r) { return r->path; }
 hid_t cnn_h5r_file(const cnn_h5r_t *r) { return r->file; }
 
@@ -519,6 +708,8 @@ cnn_status_t cnn_h5r_open(const char *path, cnn_h5r_t **r)
         goto fail;
     }
     H5Pclose(fapl);
+    fapl = H5I_INVALID_HID;
+    if ((st = check_structure(x)) != CNN_OK) goto fail;
     *r = x;
     return CNN_OK;
 fail:
@@ -633,6 +824,131 @@ static cnn_status_t open_attr(cnn_h5r_t *r, const char *obj, const char *name,
 fail:
     cnn_error_prefix("%s: %s", r->path, s->what);
     return st;
+}
+
+/* ---- checksum verification -------------------------------------------- */
+
+/* Once per file (and on rank 0 only, see cnn_h5_set_rank): dataset s has
+ * no checksum, so its data is read unverified. A file read twice in a row
+ * (a model's metadata, then its weights) is one file. */
+static void warn_unverified(cnn_h5r_t *r, const src_t *s)
+{
+    static char warned[4096];
+    if (warn_rank > 0 || strncmp(warned, r->path, sizeof warned) == 0) return;
+    snprintf(warned, sizeof warned, "%s", r->path);
+    fprintf(stderr, "mpicnn: %swarning: %s: %s has no checksum ('%s'): a file from an older "
+            "mpicnn, or rewritten by another tool; its data is read unverified\n",
+            warn_rank == 0 ? "rank 0: " : "", r->path, s->what, CNN_H5_CRC_ATTR);
+}
+
+/* The checksum recorded on dataset s in *want; *present is 0 if s has none. */
+static cnn_status_t read_crc(cnn_h5r_t *r, const src_t *s, uint64_t *want, int *present)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    htri_t ex;
+
+    *present = 0;
+    CNN_H5_CHECK_AS(CNN_EDATA, ex = H5Aexists(s->id, CNN_H5_CRC_ATTR), fail);
+    if (!ex) return CNN_OK;
+    CNN_H5_CHECK_AS(CNN_EDATA, a = H5Aopen(s->id, CNN_H5_CRC_ATTR, H5P_DEFAULT), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, t = H5Aget_type(a), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, sp = H5Aget_space(a), fail);
+    if (H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != 1) {
+        st = src_error(r, s, "attribute '%s' is not one unsigned 32-bit integer",
+                       CNN_H5_CRC_ATTR);
+        goto done;
+    }
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Aread(a, H5T_NATIVE_UINT64, want), fail);
+    *present = 1;
+    goto done;
+fail:
+    cnn_error_prefix("%s: %s attribute '%s'", r->path, s->what, CNN_H5_CRC_ATTR);
+done:
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+static cnn_status_t crc_compare(cnn_h5r_t *r, const src_t *s, uint64_t want, uint32_t got)
+{
+    if (want == got) return CNN_OK;
+    return src_error(r, s, "checksum mismatch: the data's CRC-32C is 0x%08x, the file records "
+                     "0x%08llx ('%s'): the data changed after it was written", (unsigned)got,
+                     (unsigned long long)want, CNN_H5_CRC_ATTR);
+}
+
+/* The CRC-32C of numeric dataset s's n elements in its stored type,
+ * encoded little-endian: computed from buf (the n elements read as memory
+ * type mtype) when mtype holds exactly the stored type, else from a
+ * second read of the stored values. */
+static cnn_status_t stored_crc(cnn_h5r_t *r, const src_t *s, hid_t mtype, const void *buf,
+                               size_t n, uint32_t *crc)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t ft = H5I_INVALID_HID, le = H5I_INVALID_HID, mle = H5I_INVALID_HID;
+    unsigned char *raw = NULL;
+    htri_t same;
+
+    CNN_H5_CHECK_AS(CNN_EDATA, ft = src_type(s), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, le = H5Tcopy(ft), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_order(le, H5T_ORDER_LE), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, mle = H5Tcopy(mtype), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_order(mle, H5T_ORDER_LE), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, same = H5Tequal(le, mle), fail);
+    const size_t esize = H5Tget_size(le);
+    if (same) {
+        *crc = crc_le(buf, esize, n);
+        goto done;
+    }
+    if (esize == 0 || n > ((size_t)1 << 40) / esize || !(raw = malloc(n * esize + 1))) {
+        st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+        goto done;
+    }
+    if (n > 0) CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, le, raw), fail);
+    *crc = cnn_crc32c(0, raw, n * esize);
+    goto done;
+fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    free(raw);
+    if (mle >= 0) H5Tclose(mle);
+    if (le >= 0) H5Tclose(le);
+    if (ft >= 0) H5Tclose(ft);
+    return st;
+}
+
+/* Verifies the checksum of numeric dataset s, whose n elements were read
+ * into buf as memory type mtype. */
+static cnn_status_t verify_numeric(cnn_h5r_t *r, const src_t *s, hid_t mtype, const void *buf,
+                                   size_t n)
+{
+    uint64_t want = 0;
+    uint32_t got = 0;
+    int present;
+    cnn_status_t st = read_crc(r, s, &want, &present);
+    if (st != CNN_OK) return st;
+    if (!present) {
+        warn_unverified(r, s);
+        return CNN_OK;
+    }
+    if ((st = stored_crc(r, s, mtype, buf, n, &got)) != CNN_OK) return st;
+    return crc_compare(r, s, want, got);
+}
+
+/* Verifies the checksum of string dataset s, read as strs[0..n-1]. */
+static cnn_status_t verify_strings(cnn_h5r_t *r, const src_t *s, char *const *strs, size_t n)
+{
+    uint64_t want = 0;
+    int present;
+    cnn_status_t st = read_crc(r, s, &want, &present);
+    if (st != CNN_OK) return st;
+    if (!present) {
+        warn_unverified(r, s);
+        return CNN_OK;
+    }
+    return crc_compare(r, s, want, crc_strings(n, (const char *const *)strs));
 }
 
 /* numpy-style shape text: "(32,1,3,3)", "(5,)", "()". */
@@ -791,7 +1107,10 @@ cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
         st = src_error(r, &s, "shape %s expected %s", a, b);
         goto done;
     }
-    if (total == 0) goto done;
+    if (total == 0) {
+        st = verify_numeric(r, &s, H5T_NATIVE_FLOAT, out, 0);
+        goto done;
+    }
     if (size == 8) {
         /* read float64 as double so out-of-range values are caught, not
          * clipped by the conversion */
@@ -811,6 +1130,7 @@ cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
             }
             out[i] = (float)tmp[i];
         }
+        st = verify_numeric(r, &s, H5T_NATIVE_DOUBLE, tmp, total);
         goto done;
     }
     CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, H5T_NATIVE_FLOAT, out), h5fail);
@@ -819,6 +1139,8 @@ cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
     if (bad < total)
         st = src_error(r, &s, "contains %s at index %zu", isnan(out[bad]) ? "NaN" : "Inf",
                        bad);
+    else
+        st = verify_numeric(r, &s, H5T_NATIVE_FLOAT, out, total);
     goto done;
 h5fail:
     cnn_error_prefix("%s: %s", r->path, obj);
@@ -851,6 +1173,7 @@ static cnn_status_t read_1d(cnn_h5r_t *r, const char *obj, H5T_class_t cls,
         goto done;
     }
     if (len > 0) CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, mtype, buf), h5fail);
+    if ((st = verify_numeric(r, &s, mtype, buf, len)) != CNN_OK) goto done;
     *out = buf;
     *n = len;
     buf = NULL;
@@ -883,12 +1206,141 @@ cnn_status_t cnn_h5r_int64s(cnn_h5r_t *r, const char *obj, size_t maxlen,
     return st;
 }
 
+/* A malloc that stops at a budget of bytes. HDF5 allocates every
+ * variable-length string of a dataset through it, so a dataset whose
+ * strings exceed the limit fails before they are all in memory. It keeps
+ * every block in a list, freed at once by budget_release(): HDF5 does not
+ * free the strings it allocated before a failure. */
+typedef union block {
+    union block *next;
+    max_align_t align;
+} block_t;
+
+typedef struct {
+    size_t left;
+    int over;
+    block_t *blocks;
+} budget_t;
+
+static void *budget_alloc(size_t n, void *p)
+{
+    budget_t *b = p;
+    if (n > b->left) {
+        b->over = 1;
+        return NULL;
+    }
+    block_t *k = malloc(sizeof *k + (n ? n : 1));
+    if (!k) return NULL;
+    b->left -= n;
+    k->next = b->blocks;
+    b->blocks = k;
+    return k + 1;
+}
+
+/* Blocks are freed together by budget_release(). */
+static void budget_free(void *m, void *p)
+{
+    (void)m;
+    (void)p;
+}
+
+static void budget_release(budget_t *b)
+{
+    while (b->blocks) {
+        block_t *k = b->blocks;
+        b->blocks = k->next;
+        free(k);
+    }
+}
+
+static cnn_status_t too_many_bytes(const cnn_h5r_t *r, const src_t *s)
+{
+    return src_error(r, s, "strings of more than %zu bytes, refused (the limit of a config "
+                     "file)", (size_t)STR_BYTES_MAX);
+}
+
+/* Reads s's len variable-length strings into vl (calloc'd by the caller;
+ * the strings of a dataset are in b's blocks, an attribute's are HDF5's).
+ * HDF5 gives no way to bound an attribute's read: its strings are
+ * measured once read, before anything else is done with them. */
+static cnn_status_t read_vlen(cnn_h5r_t *r, const src_t *s, size_t len, char **vl, budget_t *b)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t mt = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
+    size_t total = 0;
+    herr_t e;
+
+    CNN_H5_CHECK_AS(CNN_EDATA, mt = vlen_str_type(), h5fail);
+    if (s->is_attr) {
+        e = H5Aread(s->id, mt, vl);
+    } else {
+        CNN_H5_CHECK_AS(CNN_EDATA, dxpl = H5Pcreate(H5P_DATASET_XFER), h5fail);
+        CNN_H5_CHECK_AS(CNN_EDATA, H5Pset_vlen_mem_manager(dxpl, budget_alloc, b, budget_free,
+                                                           NULL), h5fail);
+        e = H5Dread(s->id, mt, H5S_ALL, H5S_ALL, dxpl, vl);
+    }
+    if (b->over) {
+        H5Eclear2(H5E_DEFAULT);
+        st = too_many_bytes(r, s);
+        goto done;
+    }
+    if (e < 0) {
+        st = cnn_h5_error_set(CNN_EDATA, __FILE__, __LINE__, "H5Aread/H5Dread(strings)");
+        goto h5fail;
+    }
+    for (size_t i = 0; i < len && st == CNN_OK; i++) {
+        const size_t k = vl[i] ? strlen(vl[i]) : 0;
+        if (k >= STR_BYTES_MAX - total) st = too_many_bytes(r, s);
+        total += k + 1;
+    }
+    goto done;
+h5fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    if (dxpl >= 0) H5Pclose(dxpl);
+    if (mt >= 0) H5Tclose(mt);
+    return st;
+}
+
+/* Reads s's len fixed-length strings (of sz bytes each) into res. */
+static cnn_status_t read_fixed(cnn_h5r_t *r, const src_t *s, size_t sz, size_t len, char **res)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t mt = H5I_INVALID_HID;
+    char *fixed = NULL;
+
+    if (sz == 0 || sz >= STR_BYTES_MAX / len) return too_many_bytes(r, s);
+    if (!(fixed = malloc(len * (sz + 1)))) goto nomem;
+    CNN_H5_CHECK_AS(CNN_EDATA, mt = H5Tcopy(H5T_C_S1), h5fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_size(mt, sz + 1), h5fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_strpad(mt, H5T_STR_NULLTERM), h5fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, mt, fixed), h5fail);
+    for (size_t i = 0; i < len; i++) {
+        const char *p = fixed + i * (sz + 1);
+        size_t k = strnlen(p, sz);
+        if (!(res[i] = malloc(k + 1))) goto nomem;
+        memcpy(res[i], p, k);
+        res[i][k] = '\0';
+    }
+    goto done;
+nomem:
+    st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+    goto done;
+h5fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    free(fixed);
+    if (mt >= 0) H5Tclose(mt);
+    return st;
+}
+
 /* Reads the len strings of s (vlen or fixed) into malloc'd copies. */
 static cnn_status_t read_strs(cnn_h5r_t *r, const src_t *s, size_t len, char ***out)
 {
     cnn_status_t st = CNN_OK;
-    hid_t t = H5I_INVALID_HID, mt = H5I_INVALID_HID;
-    char **res = NULL, **vl = NULL, *fixed = NULL;
+    hid_t t = H5I_INVALID_HID;
+    char **res = NULL, **vl = NULL;
+    budget_t b = {.left = STR_BYTES_MAX, .over = 0, .blocks = NULL};
     htri_t var;
 
     *out = NULL;
@@ -896,38 +1348,14 @@ static cnn_status_t read_strs(cnn_h5r_t *r, const src_t *s, size_t len, char ***
     if (!res) goto nomem;
     CNN_H5_CHECK_AS(CNN_EDATA, t = src_type(s), h5fail);
     CNN_H5_CHECK_AS(CNN_EDATA, var = H5Tis_variable_str(t), h5fail);
-    if (len == 0) goto ok;
-    if (var) {
-        vl = calloc(len, sizeof *vl);
-        if (!vl) goto nomem;
-        CNN_H5_CHECK_AS(CNN_EDATA, mt = vlen_str_type(), h5fail);
-        CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, mt, vl), h5fail);
-        for (size_t i = 0; i < len; i++) {
-            res[i] = dup_str(vl[i] ? vl[i] : "");
-            if (!res[i]) goto nomem;
-        }
-    } else {
-        const size_t sz = H5Tget_size(t);
-        if (sz == 0 || sz >= STR_BYTES_MAX / len) {
-            st = src_error(r, s, "strings of %zu bytes too large", sz);
-            goto done;
-        }
-        fixed = malloc(len * (sz + 1));
-        if (!fixed) goto nomem;
-        CNN_H5_CHECK_AS(CNN_EDATA, mt = H5Tcopy(H5T_C_S1), h5fail);
-        CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_size(mt, sz + 1), h5fail);
-        CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_strpad(mt, H5T_STR_NULLTERM), h5fail);
-        CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, mt, fixed), h5fail);
-        for (size_t i = 0; i < len; i++) {
-            const char *p = fixed + i * (sz + 1);
-            size_t k = strnlen(p, sz);
-            res[i] = malloc(k + 1);
-            if (!res[i]) goto nomem;
-            memcpy(res[i], p, k);
-            res[i][k] = '\0';
-        }
+    if (len > 0 && var) {
+        if (!(vl = calloc(len, sizeof *vl))) goto nomem;
+        if ((st = read_vlen(r, s, len, vl, &b)) != CNN_OK) goto done;
+        for (size_t i = 0; i < len; i++)
+            if (!(res[i] = dup_str(vl[i] ? vl[i] : ""))) goto nomem;
+    } else if (len > 0 && (st = read_fixed(r, s, H5Tget_size(t), len, res)) != CNN_OK) {
+        goto done;
     }
-ok:
     *out = res;
     res = NULL;
     goto done;
@@ -937,14 +1365,11 @@ nomem:
 h5fail:
     cnn_error_prefix("%s: %s", r->path, s->what);
 done:
-    if (vl) {
-        for (size_t i = 0; i < len; i++)
-            if (vl[i]) H5free_memory(vl[i]);
-        free(vl);
-    }
-    free(fixed);
+    for (size_t i = 0; vl && s->is_attr && i < len; i++)
+        if (vl[i]) H5free_memory(vl[i]);
+    budget_release(&b);
+    free(vl);
     cnn_h5_strings_free(res, len);
-    if (mt >= 0) H5Tclose(mt);
     if (t >= 0) H5Tclose(t);
     return st;
 }
@@ -968,6 +1393,11 @@ cnn_status_t cnn_h5r_strings(cnn_h5r_t *r, const char *obj, size_t maxlen,
     cnn_status_t st = open_dataset(r, obj, &s);
     if (st != CNN_OK) return st;
     st = read_str_array(r, &s, maxlen, out, n);
+    if (st == CNN_OK && (st = verify_strings(r, &s, *out, *n)) != CNN_OK) {
+        cnn_h5_strings_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
     src_close(&s);
     return st;
 }

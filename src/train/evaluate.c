@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mpicnn/dist.h"
+#include "mpicnn/kernels.h"
 
 /* Runs the net over images [lo, hi) of ds in batches of the net's batch
  * size; sums[0] += their loss, sums[1] += the correct ones; their output
@@ -97,4 +98,11 @@ cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds
 error:
     free(mine);
     return st;
+}
+
+size_t cnn_scores_first_nonfinite(const float *scores, size_t n, int K)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!cnn_all_finite(scores + i * (size_t)K, (size_t)K)) return i;
+    return n;
 }
