@@ -6,12 +6,13 @@
 #                           the man page, docs and jobs, and no header
 bin_PROGRAMS = src/mpicnn
 src_mpicnn_SOURCES = src/cli/main.c src/cli/cli.h src/cli/args.c src/cli/common.c \
-	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/info.c \
+	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/pack.c src/cli/info.c \
 	src/cli/op.c src/cli/gradcheck.c src/cli/filter.c src/cli/knn.c src/cli/plot.c
 src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 
 check_PROGRAMS += tests/make_badfiles
 tests_make_badfiles_LDADD = $(LIBDEPS)
+check_PROGRAMS += tests/make_images
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
 	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
 EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \

@@ -1,0 +1,263 @@
+/* make_images.c - image folders for tests/test_pack.sh and the pack
+ * benchmark:
+ *   make_images good DIR      DIR/<class>/ of PNG and JPEG files of mixed
+ *                             sizes and modes (grey, grey+alpha, RGB, RGBA,
+ *                             palette-free 16-bit PNG; grey and colour JPEG)
+ *   make_images same DIR N W H EXT
+ *                             N images of W x H in 10 classes, EXT png or jpg
+ *                             (grey PNG, colour JPEG), for speed and kill tests
+ *   make_images bad DIR       one image of each kind of defect: truncated
+ *                             JPEG and PNG, zero bytes, text named .jpg, CMYK
+ *                             JPEG, headers claiming 60000 x 60000 pixels
+ *   make_images idx DIR       tiny IDX (images+labels) and CIFAR-10/100 files
+ * The pixels are a pattern of (image, row, column, channel), so the same
+ * call always writes the same files. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jpeglib.h>
+#include <png.h>
+#include <zlib.h>
+
+#include "mpicnn/png.h"
+
+static int failures;
+
+static void fail(const char *what, const char *path)
+{
+    fprintf(stderr, "make_images: %s: %s\n", path, what);
+    failures++;
+}
+
+static uint8_t *pattern(int seed, int w, int h, int c)
+{
+    uint8_t *p = malloc((size_t)w * h * c);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < c; k++)
+                p[((size_t)y * w + x) * c + k] =
+                    (uint8_t)((seed * 37 + x * 11 + y * 7 + k * 60 + (x * y) % 13) & 255);
+    return p;
+}
+
+static void write_png(const char *path, int seed, int w, int h, int c)
+{
+    uint8_t *p = pattern(seed, w, h, c);
+    if (cnn_png_write(path, p, w, h, c) != CNN_OK) fail("cannot write PNG", path);
+    free(p);
+}
+
+/* A 16-bit RGB PNG through libpng directly. */
+static void write_png16(const char *path, int w, int h)
+{
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png))) {
+        fail("cannot write 16-bit PNG", path);
+        return;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, w, h, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    uint8_t *row = malloc((size_t)w * 6);
+    for (int y = 0; y < h; y++) {
+        for (int i = 0; i < w * 6; i++) row[i] = (uint8_t)(y * 3 + i);
+        png_write_row(png, row);
+    }
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    fclose(f);
+}
+
+/* A JPEG of c = 1 (grey), 3 (RGB) or 4 (CMYK) components. */
+static void write_jpeg(const char *path, int seed, int w, int h, int c)
+{
+    struct jpeg_compress_struct cj;
+    struct jpeg_error_mgr jerr;
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fail("cannot create", path);
+        return;
+    }
+    uint8_t *p = pattern(seed, w, h, c);
+    cj.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&cj);
+    jpeg_stdio_dest(&cj, f);
+    cj.image_width = (JDIMENSION)w;
+    cj.image_height = (JDIMENSION)h;
+    cj.input_components = c;
+    cj.in_color_space = c == 1 ? JCS_GRAYSCALE : c == 3 ? JCS_RGB : JCS_CMYK;
+    jpeg_set_defaults(&cj);
+    jpeg_set_quality(&cj, 90, TRUE);
+    jpeg_start_compress(&cj, TRUE);
+    while (cj.next_scanline < cj.image_height) {
+        JSAMPROW row = p + (size_t)cj.next_scanline * w * c;
+        jpeg_write_scanlines(&cj, &row, 1);
+    }
+    jpeg_finish_compress(&cj);
+    jpeg_destroy_compress(&cj);
+    fclose(f);
+    free(p);
+}
+
+static long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* Keeps the first `keep` bytes of path. */
+static void truncate_to(const char *path, long keep)
+{
+    if (truncate(path, keep) != 0) fail("cannot truncate", path);
+}
+
+static void write_bytes(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n) fail("cannot write", path);
+    if (f) fclose(f);
+}
+
+/* Rewrites the size in the header of a small image to 60000 x 60000:
+ * the JPEG SOF0 marker or the PNG IHDR (with its CRC). */
+static void claim_huge(const char *path, int is_png)
+{
+    long n = file_size(path);
+    FILE *f = fopen(path, "r+b");
+    uint8_t *b = malloc((size_t)n);
+    if (!f || fread(b, 1, (size_t)n, f) != (size_t)n) {
+        fail("cannot read back", path);
+        return;
+    }
+    const uint8_t big[4] = {0, 0, 0xEA, 0x60}; /* 60000 */
+    if (is_png) {
+        memcpy(b + 16, big, 4);                 /* IHDR width */
+        memcpy(b + 20, big, 4);                 /* IHDR height */
+        uint32_t crc = (uint32_t)crc32(0, b + 12, 17);
+        uint8_t c[4] = {crc >> 24, crc >> 16, crc >> 8, crc};
+        memcpy(b + 29, c, 4);
+    } else {
+        for (long i = 2; i + 8 < n; i++)
+            if (b[i] == 0xFF && b[i + 1] == 0xC0) {
+                memcpy(b + i + 5, big + 2, 2);  /* height */
+                memcpy(b + i + 7, big + 2, 2);  /* width */
+                break;
+            }
+    }
+    fseek(f, 0, SEEK_SET);
+    fwrite(b, 1, (size_t)n, f);
+    fclose(f);
+    free(b);
+}
+
+static char *at(const char *dir, const char *name)
+{
+    static char buf[8][2048];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static void make_dir(const char *d) { mkdir(d, 0777); }
+
+static void good(const char *dir)
+{
+    make_dir(dir);
+    make_dir(at(dir, "cat"));
+    make_dir(at(dir, "dog"));
+    make_dir(at(dir, "emu"));
+    write_png(at(dir, "cat/a01.png"), 1, 20, 16, 1);
+    write_png(at(dir, "cat/a02.png"), 2, 40, 30, 3);
+    write_jpeg(at(dir, "cat/a03.jpg"), 3, 64, 48, 3);
+    write_png(at(dir, "cat/a04.PNG"), 4, 16, 16, 4);
+    write_jpeg(at(dir, "dog/b01.jpeg"), 5, 33, 17, 1);
+    write_png(at(dir, "dog/b02.png"), 6, 8, 8, 2);
+    write_png16(at(dir, "dog/b03.png"), 24, 20);
+    write_jpeg(at(dir, "dog/b04.jpg"), 7, 200, 120, 3);
+    write_png(at(dir, "emu/c01.png"), 8, 12, 40, 3);
+    write_jpeg(at(dir, "emu/c02.jpg"), 9, 16, 16, 1);
+    write_png(at(dir, "emu/c03.png"), 10, 16, 16, 1);
+}
+
+static void same(const char *dir, int n, int w, int h, const char *ext)
+{
+    char name[64];
+    make_dir(dir);
+    for (int k = 0; k < 10; k++) {
+        snprintf(name, sizeof name, "%d", k);
+        make_dir(at(dir, name));
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%d/%06d.%s", i % 10, i, ext);
+        if (!strcmp(ext, "png")) write_png(at(dir, name), i, w, h, 1);
+        else write_jpeg(at(dir, name), i, w, h, 3);
+    }
+}
+
+static void bad(const char *dir)
+{
+    make_dir(dir);
+    make_dir(at(dir, "a"));
+    make_dir(at(dir, "b"));
+    write_png(at(dir, "a/01-good.png"), 1, 8, 8, 1);
+    write_jpeg(at(dir, "a/02-truncated.jpg"), 2, 64, 64, 3);
+    truncate_to(at(dir, "a/02-truncated.jpg"), file_size(at(dir, "a/02-truncated.jpg")) / 2);
+    write_png(at(dir, "a/03-truncated.png"), 3, 64, 64, 3);
+    truncate_to(at(dir, "a/03-truncated.png"), file_size(at(dir, "a/03-truncated.png")) / 2);
+    write_bytes(at(dir, "a/04-empty.png"), "", 0);
+    write_bytes(at(dir, "a/05-text.jpg"), "this is not an image\n", 21);
+    write_jpeg(at(dir, "a/06-cmyk.jpg"), 6, 16, 16, 4);
+    write_jpeg(at(dir, "a/07-bomb.jpg"), 7, 16, 16, 3);
+    claim_huge(at(dir, "a/07-bomb.jpg"), 0);
+    write_png(at(dir, "a/08-bomb.png"), 8, 16, 16, 3);
+    claim_huge(at(dir, "a/08-bomb.png"), 1);
+    write_png16(at(dir, "b/01-sixteen-bit.png"), 8, 8);
+    write_png(at(dir, "b/02-good.png"), 9, 8, 8, 3);
+}
+
+/* IDX: 5 images of 6 x 4, labels 0..2; CIFAR: 4 records of each kind. */
+static void arrays(const char *dir)
+{
+    make_dir(dir);
+    uint8_t head[16] = {0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 4, 0, 0, 0, 6};
+    uint8_t img[16 + 5 * 24], lab[8 + 5] = {0, 0, 8, 1, 0, 0, 0, 5, 0, 2, 1, 2, 0};
+    memcpy(img, head, 16);
+    for (int i = 0; i < 5 * 24; i++) img[16 + i] = (uint8_t)(i * 7);
+    write_bytes(at(dir, "images.idx"), img, sizeof img);
+    write_bytes(at(dir, "labels.idx"), lab, sizeof lab);
+    uint8_t rec10[4 * 3073], rec100[4 * 3074];
+    for (int r = 0; r < 4; r++) {
+        rec10[r * 3073] = (uint8_t)(r * 3 % 10);
+        rec100[r * 3074] = (uint8_t)(r * 5 % 20);
+        rec100[r * 3074 + 1] = (uint8_t)(r * 31 % 100);
+        for (int i = 0; i < 3072; i++) {
+            rec10[r * 3073 + 1 + i] = (uint8_t)(i + r);
+            rec100[r * 3074 + 2 + i] = (uint8_t)(i * 3 + r);
+        }
+    }
+    write_bytes(at(dir, "data_batch_1.bin"), rec10, sizeof rec10);
+    write_bytes(at(dir, "data_batch_2.bin"), rec10, 2 * 3073);
+    write_bytes(at(dir, "train.bin"), rec100, sizeof rec100);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "good")) good(argv[2]);
+    else if (argc == 3 && !strcmp(argv[1], "bad")) bad(argv[2]);
+    else if (argc == 3 && !strcmp(argv[1], "idx")) arrays(argv[2]);
+    else if (argc == 7 && !strcmp(argv[1], "same"))
+        same(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6]);
+    else {
+        fprintf(stderr, "usage: make_images good|bad|idx DIR | same DIR N W H png|jpg\n");
+        return 2;
+    }
+    return failures ? 1 : 0;
+}
