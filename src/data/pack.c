@@ -137,12 +137,16 @@ static cnn_status_t decode_range(const cnn_pack_opts_t *o, const pack_catalog_t 
 {
     cnn_status_t st = CNN_OK;
     for (size_t i = lo; st == CNN_OK && i < hi; i++) {
-        cnn_image_t img;
+        cnn_image_t img = {0};
         cnn_fault_step_hook((int64_t)i + 1);
         st = cat->ds ? copy_array(cat->ds, i, &img) : read_file(o, cat->paths[i], &img);
         if (st == CNN_OK) st = keep(o, i, &img, h);
         else if (st == CNN_EDATA && o->skip_bad) st = pack_note(bad, cnn_error_message());
-        else if (st == CNN_EDATA) cnn_error_prefix("bad image (--on-bad skip would skip it)");
+        else if (st == CNN_EDATA) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", cnn_error_message());
+            cnn_error_set(st, "%s (--on-bad skip would skip it)", why);
+        }
         cnn_image_free(&img);
     }
     return st;
