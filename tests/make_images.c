@@ -9,7 +9,7 @@
  *   make_images bad DIR       one image of each kind of defect: truncated
  *                             JPEG and PNG, zero bytes, text named .jpg, CMYK
  *                             JPEG, headers claiming 60000 x 60000 pixels
- *   make_images idx DIR       tiny IDX (images+labels) and CIFAR-10/100 files
+ *   make_images idx DIR       small IDX (images+labels) and CIFAR-10/100 files
  * The pixels are a pattern of (image, row, column, channel), so the same
  * call always writes the same files. */
 #include <stdint.h>
@@ -223,28 +223,36 @@ static void bad(const char *dir)
     write_png(at(dir, "b/02-good.png"), 9, 8, 8, 3);
 }
 
-/* IDX: 5 images of 6 x 4, labels 0..2; CIFAR: 4 records of each kind. */
+/* IDX: 20 images of 28 x 28 with labels i % 10; CIFAR-10: 20 records
+ * (labels i % 10) and 10 more in a second batch; CIFAR-100: 20 records
+ * (coarse label i % 20). The jobs' nets run on them. */
 static void arrays(const char *dir)
 {
+    enum { N = 20, HW = 28 * 28 };
     make_dir(dir);
-    uint8_t head[16] = {0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 4, 0, 0, 0, 6};
-    uint8_t img[16 + 5 * 24], lab[8 + 5] = {0, 0, 8, 1, 0, 0, 0, 5, 0, 2, 1, 2, 0};
-    memcpy(img, head, 16);
-    for (int i = 0; i < 5 * 24; i++) img[16 + i] = (uint8_t)(i * 7);
+    static uint8_t img[16 + N * HW], lab[8 + N];
+    const uint8_t ih[16] = {0, 0, 8, 3, 0, 0, 0, N, 0, 0, 0, 28, 0, 0, 0, 28};
+    const uint8_t lh[8] = {0, 0, 8, 1, 0, 0, 0, N};
+    memcpy(img, ih, 16);
+    memcpy(lab, lh, 8);
+    for (int i = 0; i < N; i++) {
+        lab[8 + i] = (uint8_t)(i % 10);
+        for (int p = 0; p < HW; p++) img[16 + i * HW + p] = (uint8_t)((p * (i + 3) + i * 40) & 255);
+    }
     write_bytes(at(dir, "images.idx"), img, sizeof img);
     write_bytes(at(dir, "labels.idx"), lab, sizeof lab);
-    uint8_t rec10[4 * 3073], rec100[4 * 3074];
-    for (int r = 0; r < 4; r++) {
-        rec10[r * 3073] = (uint8_t)(r * 3 % 10);
-        rec100[r * 3074] = (uint8_t)(r * 5 % 20);
-        rec100[r * 3074 + 1] = (uint8_t)(r * 31 % 100);
+    static uint8_t rec10[N * 3073], rec100[N * 3074];
+    for (int r = 0; r < N; r++) {
+        rec10[r * 3073] = (uint8_t)(r % 10);
+        rec100[r * 3074] = (uint8_t)(r % 20);
+        rec100[r * 3074 + 1] = (uint8_t)(r * 7 % 100);
         for (int i = 0; i < 3072; i++) {
-            rec10[r * 3073 + 1 + i] = (uint8_t)(i + r);
-            rec100[r * 3074 + 2 + i] = (uint8_t)(i * 3 + r);
+            rec10[r * 3073 + 1 + i] = (uint8_t)(i * (r + 1) + r);
+            rec100[r * 3074 + 2 + i] = (uint8_t)(i * 3 + r * 17);
         }
     }
     write_bytes(at(dir, "data_batch_1.bin"), rec10, sizeof rec10);
-    write_bytes(at(dir, "data_batch_2.bin"), rec10, 2 * 3073);
+    write_bytes(at(dir, "data_batch_2.bin"), rec10 + 3073 * 5, 10 * 3073);
     write_bytes(at(dir, "train.bin"), rec100, sizeof rec100);
 }
 

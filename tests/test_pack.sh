@@ -100,9 +100,9 @@ h5dump -a /skipped "$d/bad.h5" | grep -q "(0): $nbad" || fail "skipped attribute
 echo "ok: every bad case is named"
 
 # --- IDX and CIFAR sources
-expect 0 "IDX pair" "packed 5 images (1 x 4 x 6, channels x height x width) of 3 classes" \
+expect 0 "IDX pair" "packed 20 images (1 x 28 x 28, channels x height x width) of 10 classes" \
     "$MPIEXEC" -np 2 "$MPICNN" pack "$d/arr/images.idx" --labels "$d/arr/labels.idx" --out "$d/i.h5"
-expect 0 "CIFAR-10 batches" "packed 6 images (3 x 32 x 32, channels x height x width) of 10" \
+expect 0 "CIFAR-10 batches" "packed 30 images (3 x 32 x 32, channels x height x width) of 10" \
     "$MPIEXEC" -np 2 "$MPICNN" pack "$d/arr/data_batch_1.bin" "$d/arr/data_batch_2.bin" \
     --format cifar10 --out "$d/c10.h5"
 expect 0 "CIFAR-100 coarse" "of 20 classes" \

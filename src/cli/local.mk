@@ -1,6 +1,8 @@
 # cli: the program src/mpicnn, main.c and one file per subcommand.
 #   tests/test_pack.sh      mpicnn pack: 1 vs 2 ranks, a folder of every bad case, IDX and
 #                           CIFAR sources, a killed pack (tests/make_images writes the inputs)
+#   tests/test_jobs.sh      jobs/get-data.sh on local stand-ins (checksums), every seed job
+#                           on small data files
 #   tests/test_badinput.sh  a corpus of bad inputs (tests/make_badfiles) through the program
 #   tests/test_slurm.sh     the jobs/*.slurm scripts on a one-node SLURM cluster it starts
 #                           itself (SKIP without slurm-wlm)
@@ -15,7 +17,7 @@ src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 check_PROGRAMS += tests/make_badfiles
 tests_make_badfiles_LDADD = $(LIBDEPS)
 check_PROGRAMS += tests/make_images
-TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
+TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh tests/test_jobs.sh \
 	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
-EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
+EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh tests/test_jobs.sh \
 	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
