@@ -6,4 +6,6 @@ noinst_HEADERS += include/mpicnn/data.h include/mpicnn/dataprep.h include/mpicnn
 	include/mpicnn/pack.h
 check_PROGRAMS += tests/test_data
 check_PROGRAMS += tests/test_sampler
-TESTS += tests/test_data tests/test_sampler
+# tests/test_resize: area / bilinear resizing against a naive reference, channel conversion
+check_PROGRAMS += tests/test_resize
+TESTS += tests/test_data tests/test_sampler tests/test_resize
