@@ -50,6 +50,29 @@ static void write_png(const char *path, int seed, int w, int h, int c)
     free(p);
 }
 
+/* An 8-bit grey PNG through libpng directly, without the atomic writer's
+ * fsync (tens of thousands of files for the benchmark). */
+static void write_png_fast(const char *path, int seed, int w, int h)
+{
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    uint8_t *p = pattern(seed, w, h, 1);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png))) {
+        fail("cannot write PNG", path);
+        return;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) png_write_row(png, p + (size_t)y * w);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+    free(p);
+}
+
 /* A 16-bit RGB PNG through libpng directly. */
 static void write_png16(const char *path, int w, int h)
 {
@@ -197,7 +220,7 @@ static void same(const char *dir, int n, int w, int h, const char *ext)
     }
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%d/%06d.%s", i % 10, i, ext);
-        if (!strcmp(ext, "png")) write_png(at(dir, name), i, w, h, 1);
+        if (!strcmp(ext, "png")) write_png_fast(at(dir, name), i, w, h);
         else write_jpeg(at(dir, name), i, w, h, 3);
     }
 }

@@ -46,9 +46,12 @@ static cnn_status_t write_slab(hid_t file, const char *name, hid_t ftype, hid_t 
     CNN_H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), done);
     if (chunk > 0) CNN_H5_CHECK(H5Pset_chunk(dcpl, nd, cdims), done);
     CNN_H5_CHECK(ds = H5Dcreate2(file, name, ftype, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT), done);
-    hsize_t mdims = count ? count : 1;
-    for (int i = 1; i < nd; i++) mdims *= dims[i];
-    CNN_H5_CHECK(mspace = H5Screate_simple(1, &mdims, NULL), done);
+    /* the memory space has the slab's own shape, so HDF5 copies whole rows
+     * instead of mapping element by element between unlike shapes */
+    hsize_t mdims[4];
+    for (int i = 0; i < nd; i++) mdims[i] = cnt[i];
+    if (count == 0) mdims[0] = 1;
+    CNN_H5_CHECK(mspace = H5Screate_simple(nd, mdims, NULL), done);
     if (count > 0) {
         CNN_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL), done);
     } else {
@@ -112,9 +115,9 @@ static cnn_status_t sum_back(hid_t file, const char *name, const cnn_datafile_t 
     for (size_t at = 0; at < d->n; at += block) {
         const size_t k = d->n - at < block ? d->n - at : block;
         hsize_t start[4] = {at, 0, 0, 0}, cnt[4] = {k, (hsize_t)d->c, (hsize_t)d->h, (hsize_t)d->w};
-        hsize_t m = k * row;
+        const int nd = labels ? 1 : 4;
         CNN_H5_CHECK(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL), done);
-        CNN_H5_CHECK(mspace = H5Screate_simple(1, &m, NULL), done);
+        CNN_H5_CHECK(mspace = H5Screate_simple(nd, cnt, NULL), done);
         CNN_H5_CHECK(H5Dread(ds, labels ? H5T_NATIVE_INT32 : H5T_NATIVE_UINT8, mspace, fspace,
                              H5P_DEFAULT, buf), done);
         H5Sclose(mspace);
