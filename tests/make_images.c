@@ -10,6 +10,8 @@
  *                             JPEG and PNG, zero bytes, text named .jpg, CMYK
  *                             JPEG, headers claiming 60000 x 60000 pixels
  *   make_images idx DIR       small IDX (images+labels) and CIFAR-10/100 files
+ *   make_images jpeg IN.png OUT.jpg
+ *                             a grey or RGB PNG as a JPEG of quality 100
  * The pixels are a pattern of (image, row, column, channel), so the same
  * call always writes the same files. */
 #include <stdint.h>
@@ -98,8 +100,9 @@ static void write_png16(const char *path, int w, int h)
     fclose(f);
 }
 
-/* A JPEG of c = 1 (grey), 3 (RGB) or 4 (CMYK) components. */
-static void write_jpeg(const char *path, int seed, int w, int h, int c)
+/* pixels (h, w, c) as a JPEG of c = 1 (grey), 3 (RGB) or 4 (CMYK)
+ * components. */
+static void write_jpeg_pixels(const char *path, const uint8_t *p, int w, int h, int c, int quality)
 {
     struct jpeg_compress_struct cj;
     struct jpeg_error_mgr jerr;
@@ -108,7 +111,6 @@ static void write_jpeg(const char *path, int seed, int w, int h, int c)
         fail("cannot create", path);
         return;
     }
-    uint8_t *p = pattern(seed, w, h, c);
     cj.err = jpeg_std_error(&jerr);
     jpeg_create_compress(&cj);
     jpeg_stdio_dest(&cj, f);
@@ -117,16 +119,35 @@ static void write_jpeg(const char *path, int seed, int w, int h, int c)
     cj.input_components = c;
     cj.in_color_space = c == 1 ? JCS_GRAYSCALE : c == 3 ? JCS_RGB : JCS_CMYK;
     jpeg_set_defaults(&cj);
-    jpeg_set_quality(&cj, 90, TRUE);
+    jpeg_set_quality(&cj, quality, TRUE);
     jpeg_start_compress(&cj, TRUE);
     while (cj.next_scanline < cj.image_height) {
-        JSAMPROW row = p + (size_t)cj.next_scanline * w * c;
+        JSAMPROW row = (JSAMPROW)(p + (size_t)cj.next_scanline * w * c);
         jpeg_write_scanlines(&cj, &row, 1);
     }
     jpeg_finish_compress(&cj);
     jpeg_destroy_compress(&cj);
     fclose(f);
+}
+
+static void write_jpeg(const char *path, int seed, int w, int h, int c)
+{
+    uint8_t *p = pattern(seed, w, h, c);
+    write_jpeg_pixels(path, p, w, h, c, 90);
     free(p);
+}
+
+/* A PNG (grey or RGB) re-encoded as a JPEG of quality 100. */
+static void png_to_jpeg(const char *in, const char *out)
+{
+    cnn_image_t img;
+    if (cnn_png_read(in, &img) != CNN_OK || (img.channels != 1 && img.channels != 3)) {
+        fail("not a grey or RGB PNG", in);
+        cnn_image_free(&img);
+        return;
+    }
+    write_jpeg_pixels(out, img.pixels, img.w, img.h, img.channels, 100);
+    cnn_image_free(&img);
 }
 
 static long file_size(const char *path)
@@ -284,10 +305,12 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "good")) good(argv[2]);
     else if (argc == 3 && !strcmp(argv[1], "bad")) bad(argv[2]);
     else if (argc == 3 && !strcmp(argv[1], "idx")) arrays(argv[2]);
+    else if (argc == 4 && !strcmp(argv[1], "jpeg")) png_to_jpeg(argv[2], argv[3]);
     else if (argc == 7 && !strcmp(argv[1], "same"))
         same(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6]);
     else {
-        fprintf(stderr, "usage: make_images good|bad|idx DIR | same DIR N W H png|jpg\n");
+        fprintf(stderr, "usage: make_images good|bad|idx DIR | same DIR N W H png|jpg | "
+                        "jpeg IN.png OUT.jpg\n");
         return 2;
     }
     return failures ? 1 : 0;
