@@ -12,6 +12,8 @@
  *   make_images idx DIR       small IDX (images+labels) and CIFAR-10/100 files
  *   make_images jpeg IN.png OUT.jpg
  *                             a grey or RGB PNG as a JPEG of quality 100
+ *   make_images attr FILE.h5 NAME VALUE
+ *                             a string attribute on the file's root group
  * The pixels are a pattern of (image, row, column, channel), so the same
  * call always writes the same files. */
 #include <stdint.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <hdf5.h>
 #include <jpeglib.h>
 #include <png.h>
 #include <zlib.h>
@@ -300,17 +303,34 @@ static void arrays(const char *dir)
     write_bytes(at(dir, "train.bin"), rec100, sizeof rec100);
 }
 
+/* Root attribute `name` = value (a variable-length UTF-8 string) in the
+ * HDF5 file `path`, as a model trained on a resized data file records it. */
+static void set_attr(const char *path, const char *name, const char *value)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
+    if (f >= 0 && t >= 0 && sp >= 0 && H5Tset_size(t, H5T_VARIABLE) >= 0 &&
+        H5Tset_cset(t, H5T_CSET_UTF8) >= 0)
+        a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, t, &value) < 0) fail("cannot write the attribute", path);
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (f >= 0) H5Fclose(f);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "good")) good(argv[2]);
     else if (argc == 3 && !strcmp(argv[1], "bad")) bad(argv[2]);
     else if (argc == 3 && !strcmp(argv[1], "idx")) arrays(argv[2]);
     else if (argc == 4 && !strcmp(argv[1], "jpeg")) png_to_jpeg(argv[2], argv[3]);
+    else if (argc == 5 && !strcmp(argv[1], "attr")) set_attr(argv[2], argv[3], argv[4]);
     else if (argc == 7 && !strcmp(argv[1], "same"))
         same(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6]);
     else {
         fprintf(stderr, "usage: make_images good|bad|idx DIR | same DIR N W H png|jpg | "
-                        "jpeg IN.png OUT.jpg\n");
+                        "jpeg IN.png OUT.jpg | attr FILE.h5 NAME VALUE\n");
         return 2;
     }
     return failures ? 1 : 0;

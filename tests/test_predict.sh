@@ -89,6 +89,19 @@ for i in 0 7 31; do
 done
 echo "ok: gray and RGB JPEGs: the classes of the PNGs"
 
+# --- a model that records a resize (as one trained on a packed, resized data
+# file does) resizes its inputs: image 0 drawn at twice the size, area-averaged
+# back to 8x8, is image 0 again
+"$T" --idx-png "$d/test-images.idx" "$d/test-labels.idx" 0 2 "$d/big.png" >/dev/null
+cp "$model" "$d/resized.h5"
+"$MK" attr "$d/resized.h5" resize 8x8 && "$MK" attr "$d/resized.h5" fit stretch ||
+    fail "cannot record the resize"
+"$MPICNN" predict "$d/resized.h5" "$d/big.png" >"$d/big.csv" 2>"$d/log.big" ||
+    fail "predict with a recorded resize failed"
+[ "$(tail -n 1 "$d/big.csv" | cut -d, -f3-)" = "$(awk -F, -v f="$d/g0.png" '$1 == f { print $3 "," $4 "," $5 }' "$d/png.csv")" ] ||
+    fail "the resized image is not classified as the 8x8 one"
+echo "ok: a model's recorded resize applies to predict's images"
+
 # --- two ranks: the same output
 "$MPIEXEC" -np 2 --oversubscribe "$MPICNN" predict "$model" "$d/test-images.idx" \
     >"$d/pred2.csv" 2>"$d/log.np2" || fail "predict under mpirun -np 2 failed"
