@@ -130,13 +130,24 @@ static cnn_status_t keep(const cnn_pack_opts_t *o, size_t item, cnn_image_t *img
     return st;
 }
 
+/* 1 if, without --resize, the newest held image's size differs from the
+ * first one's: the pack will fail (agree_shape names the first odd file
+ * over all ranks, which on this rank is this one), so decoding more of
+ * them would only take memory. */
+static int odd_size(const cnn_pack_opts_t *o, const hold_t *h)
+{
+    if (o->resize_w || h->n < 2) return 0;
+    const held_t *a = &h->img[0], *b = &h->img[h->n - 1];
+    return a->w != b->w || a->h != b->h;
+}
+
 /* Decodes images lo .. hi-1 into h. A bad file (CNN_EDATA) is noted and
  * skipped with o->skip_bad and fails the range otherwise. */
 static cnn_status_t decode_range(const cnn_pack_opts_t *o, const pack_catalog_t *cat, size_t lo,
                                  size_t hi, hold_t *h, pack_notes_t *bad)
 {
     cnn_status_t st = CNN_OK;
-    for (size_t i = lo; st == CNN_OK && i < hi; i++) {
+    for (size_t i = lo; st == CNN_OK && i < hi && !odd_size(o, h); i++) {
         cnn_image_t img = {0};
         cnn_fault_step_hook((int64_t)i + 1);
         st = cat->ds ? copy_array(cat->ds, i, &img) : read_file(o, cat->paths[i], &img);
