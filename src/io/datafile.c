@@ -183,7 +183,7 @@ cnn_status_t cnn_datafile_write(MPI_Comm comm, const char *tmp, cnn_afile_t *out
                                 const cnn_datafile_t *d)
 {
     cnn_status_t st = write_parallel(comm, tmp, d);
-    if (st != CNN_OK && out) cnn_error_prefix("cannot write %s", cnn_afile_path(out));
+    if (st != CNN_OK) cnn_error_prefix("cannot write %s", out ? cnn_afile_path(out) : tmp);
     st = cnn_dist_agree(comm, st);
     if (st != CNN_OK || !out) return cnn_dist_agree(comm, st);
     cnn_h5w_t *w = NULL;
