@@ -68,7 +68,8 @@ same_data "$d/c1.h5" "$d/c2.h5"
 expect 3 "mixed sizes without --resize" "good/cat/a02.png: 40 x 30 pixels (W x H), but the first image (.*good/cat/a01.png) is 20 x 16" \
     "$MPIEXEC" -np 2 "$MPICNN" pack "$d/good" --out "$d/odd.h5"
 [ ! -e "$d/odd.h5" ] || fail "a failed pack left odd.h5"
-expect 0 "info of a data file" "images: 11 of 3 x 24 x 32" "$MPICNN" info "$d/g1.h5"
+expect 0 "info of a data file" "images: 11 of 3 x 24 x 32 (channels x height x width), 11 images per chunk" \
+    "$MPICNN" info "$d/g1.h5"
 grep -q "dog .* 4 images" "$d/log.out" || fail "info does not count the images per class"
 
 # --- every bad case

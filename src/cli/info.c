@@ -69,6 +69,21 @@ static cnn_status_t print_classes(cnn_h5r_t *r, size_t n)
     return st;
 }
 
+/* How /images is stored: images per chunk, or contiguous. */
+static void print_chunking(cnn_h5r_t *r)
+{
+    hid_t ds = H5Dopen2(cnn_h5r_file(r), "/images", H5P_DEFAULT);
+    hid_t dcpl = ds >= 0 ? H5Dget_create_plist(ds) : H5I_INVALID_HID;
+    hsize_t chunk[4] = {0};
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, chunk) == 4)
+        printf("%llu images per chunk\n", (unsigned long long)chunk[0]);
+    else
+        printf("not chunked\n");
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (ds >= 0) H5Dclose(ds);
+    H5Eclear2(H5E_DEFAULT);
+}
+
 /* `info` of a data file (docs/data-format.md). */
 static cnn_status_t data_info(const char *path)
 {
@@ -84,9 +99,9 @@ static cnn_status_t data_info(const char *path)
                            path, nd);
     if (st != CNN_OK) goto done;
     printf("data file: %s (format version %lld)\n", path, (long long)version);
-    printf("images: %zu of %zu x %zu x %zu (channels x height x width), %zu chunk rows\n",
-           dims[0], dims[1], dims[2], dims[3],
-           cnn_datafile_chunk_images(dims[0], (int)dims[1], (int)dims[2], (int)dims[3]));
+    printf("images: %zu of %zu x %zu x %zu (channels x height x width), ", dims[0], dims[1],
+           dims[2], dims[3]);
+    print_chunking(r);
     if ((st = print_classes(r, dims[0])) != CNN_OK) goto done;
     const size_t c = dims[1];
     float mean[4], std[4];
