@@ -98,6 +98,12 @@ for t in "02-truncated.jpg: truncated JPEG" "03-truncated.png: truncated or corr
 done
 grep -q "packed $ngood images" "$d/log.out" || fail "expected $ngood good images"
 h5dump -a /skipped "$d/bad.h5" | grep -q "(0): $nbad" || fail "skipped attribute"
+cp "$d/log.out" "$d/skip2.txt"
+expect 0 "bad folder, --on-bad skip, np 1" "skipped $nbad bad entries" \
+    "$MPICNN" pack "$d/bad" --on-bad skip --resize 8x8 --out "$d/bad1.h5"
+same_data "$d/bad1.h5" "$d/bad.h5"
+grep -v '^packed' "$d/log.out" >"$d/skip1.lst" && grep -v '^packed' "$d/skip2.txt" | grep -v '^$' >"$d/skip2.lst"
+cmp -s "$d/skip1.lst" "$d/skip2.lst" || fail "1 and 2 ranks list the skipped files differently"
 echo "ok: every bad case is named"
 
 # --- IDX and CIFAR sources
