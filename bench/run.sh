@@ -2,6 +2,7 @@
 # The benchmark table (docs/performance.md): mpicnn and, when python3-torch
 # is installed, PyTorch side by side in one run, on the same cores.
 #   make bench            (or: sh bench/run.sh from the build directory)
+#   sh bench/run.sh pack  the pack benchmark instead (bench/pack.sh, make bench-pack)
 #   BENCH_SECONDS=S       seconds per measurement (default 5)
 #   BENCH_ROUNDS=R        rounds of the whole-step comparison (default 3)
 # (bench/mpicnn-bench --phases adds each rank's median and 90th-percentile
@@ -23,6 +24,7 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 here=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = pack ]; then exec sh "$here/pack.sh"; fi
 bench=${BENCH:-bench/mpicnn-bench}
 secs=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-3}

@@ -21,7 +21,7 @@ cd "$top"
 packages=(gcc make autoconf automake libtool pkg-config
           libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
           libopenblas-dev zlib1g-dev libinih-dev libcmocka-dev libpng-dev
-          gnuplot-nox dataset-fashion-mnist help2man)
+          libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist help2man)
 # the test suite also builds the fuzz targets (clang, libFuzzer), runs the
 # SLURM job scripts on a one-node cluster of its own (slurm-wlm, munge) and
 # kills ranks by pid (procps)

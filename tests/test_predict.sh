@@ -4,7 +4,7 @@
 #   - the test IDX file (no labels): one row per image, and the same
 #     predictions as `mpicnn eval --predictions`;
 #   - single images as gray and as RGB PNGs: the same class and score as
-#     their rows of the IDX file;
+#     their rows of the IDX file; as JPEGs: the same class;
 #   - the IDX file under mpirun -np 2: the same output as one process;
 # and refuse bad inputs with their exit codes (2 usage, 3 data, 5 an
 # output file that cannot be written), naming
@@ -71,6 +71,36 @@ for i in 0 7 31; do
     done
 done
 echo "ok: gray and RGB PNGs: the classes and scores of their IDX rows"
+
+# --- the same images as JPEG (quality 100): read, and classified as the PNGs
+MK=$top_builddir/tests/make_images
+for i in 0 7 31; do
+    "$MK" jpeg "$d/g$i.png" "$d/g$i.jpg" && "$MK" jpeg "$d/c$i.png" "$d/c$i.jpg" ||
+        fail "cannot write a JPEG"
+done
+"$MPICNN" predict "$model" "$d/g0.jpg" "$d/c0.jpg" "$d/g7.jpg" "$d/c7.jpg" "$d/g31.jpg" \
+    "$d/c31.jpg" --out "$d/jpg.csv" >"$d/log.jpg" 2>&1 || fail "predict on JPEGs failed"
+for i in 0 7 31; do
+    for k in g c; do
+        want=$(awk -F, -v f="$d/$k$i.png" '$1 == f { print $3 }' "$d/png.csv")
+        got=$(awk -F, -v f="$d/$k$i.jpg" '$1 == f { print $3 }' "$d/jpg.csv")
+        [ "$got" = "$want" ] || fail "$k$i.jpg: class '$got', the PNG's is '$want'"
+    done
+done
+echo "ok: gray and RGB JPEGs: the classes of the PNGs"
+
+# --- a model that records a resize (as one trained on a packed, resized data
+# file does) resizes its inputs: image 0 drawn at twice the size, area-averaged
+# back to 8x8, is image 0 again
+"$T" --idx-png "$d/test-images.idx" "$d/test-labels.idx" 0 2 "$d/big.png" >/dev/null
+cp "$model" "$d/resized.h5"
+"$MK" attr "$d/resized.h5" resize 8x8 && "$MK" attr "$d/resized.h5" fit stretch ||
+    fail "cannot record the resize"
+"$MPICNN" predict "$d/resized.h5" "$d/big.png" >"$d/big.csv" 2>"$d/log.big" ||
+    fail "predict with a recorded resize failed"
+[ "$(tail -n 1 "$d/big.csv" | cut -d, -f3-)" = "$(awk -F, -v f="$d/g0.png" '$1 == f { print $3 "," $4 "," $5 }' "$d/png.csv")" ] ||
+    fail "the resized image is not classified as the 8x8 one"
+echo "ok: a model's recorded resize applies to predict's images"
 
 # --- two ranks: the same output
 "$MPIEXEC" -np 2 --oversubscribe "$MPICNN" predict "$model" "$d/test-images.idx" \

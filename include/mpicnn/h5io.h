@@ -44,6 +44,7 @@
 
 #include <hdf5.h>
 
+#include "mpicnn/fs.h"
 #include "mpicnn/status.h"
 
 /* Largest rank of a float dataset the readers and writers handle. */
@@ -158,6 +159,18 @@ cnn_status_t cnn_h5w_attr_int64(cnn_h5w_t *w, const char *obj, const char *name,
                                 int64_t value);
 cnn_status_t cnn_h5w_attr_double(cnn_h5w_t *w, const char *obj,
                                  const char *name, double value);
+
+/* Opens the temp file of `out`, which another writer made and closed (the
+ * parallel writer of a data file, pack.h), for adding datasets and
+ * attributes with the functions above, through HDF5's default (POSIX)
+ * driver. Messages name out's final path. Finish with cnn_h5w_close(),
+ * never commit or abort: out stays the caller's, who commits or aborts it
+ * after the close. */
+cnn_status_t cnn_h5w_reopen(cnn_afile_t *out, cnn_h5w_t **w);
+
+/* Closes a writer of cnn_h5w_reopen() (checked) and frees it. NULL is a
+ * no-op. */
+cnn_status_t cnn_h5w_close(cnn_h5w_t *w);
 
 /* ---- checked reader --------------------------------------------------- */
 

@@ -20,6 +20,10 @@
  * memory is allocated). */
 #define CNN_PNG_MAX_SIDE 32768
 
+/* Most pixels (width x height) the PNG and JPEG readers decode: a header
+ * claiming more is refused before the pixels are allocated. */
+#define CNN_IMAGE_MAX_PIXELS ((size_t)1 << 26)
+
 typedef struct {
     int w, h;          /* width and height in pixels, >= 1 */
     int channels;      /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
@@ -32,7 +36,9 @@ typedef struct {
  * by the caller: free it with cnn_image_free(). On failure *img is all
  * zero. Errors, each naming the file: CNN_EDATA for a missing or
  * unreadable file, a file that is not a PNG, a truncated or corrupt one,
- * or one larger than CNN_PNG_MAX_SIDE; CNN_ENOMEM. */
+ * or one wider or taller than CNN_PNG_MAX_SIDE or of more than
+ * CNN_IMAGE_MAX_PIXELS pixels (refused from the header, before the pixels
+ * are allocated); CNN_ENOMEM. */
 cnn_status_t cnn_png_read(const char *path, cnn_image_t *img);
 
 /* Writes `pixels` (h, w, channels) as an 8-bit PNG (gray, gray+alpha, RGB

@@ -1,4 +1,8 @@
 # cli: the program src/mpicnn, main.c and one file per subcommand.
+#   tests/test_pack.sh      mpicnn pack: 1 vs 2 ranks, a folder of every bad case, IDX and
+#                           CIFAR sources, a killed pack (tests/make_images writes the inputs)
+#   tests/test_jobs.sh      jobs/get-data.sh on local stand-ins (checksums), every seed job
+#                           on small data files
 #   tests/test_badinput.sh  a corpus of bad inputs (tests/make_badfiles) through the program
 #   tests/test_slurm.sh     the jobs/*.slurm scripts on a one-node SLURM cluster it starts
 #                           itself (SKIP without slurm-wlm)
@@ -8,13 +12,16 @@
 #                           the man page, docs and jobs, and no header
 bin_PROGRAMS = src/mpicnn
 src_mpicnn_SOURCES = src/cli/main.c src/cli/cli.h src/cli/args.c src/cli/common.c \
-	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/info.c \
+	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/pack.c src/cli/info.c \
 	src/cli/op.c src/cli/gradcheck.c src/cli/filter.c src/cli/knn.c src/cli/plot.c
 src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 
 check_PROGRAMS += tests/make_badfiles
 tests_make_badfiles_LDADD = $(LIBDEPS)
-TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
-	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh tests/test_membudget.sh
-EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
-	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh tests/test_membudget.sh
+check_PROGRAMS += tests/make_images
+TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
+	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
+	tests/test_membudget.sh
+EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
+	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
+	tests/test_membudget.sh

@@ -1,9 +1,12 @@
 /* predict.c - `mpicnn predict MODEL.h5 INPUT... [--out FILE.csv]
  * [--max-memory MB]`:
- * classifies images with a model. Each INPUT is a PNG image, an IDX
- * images file (raw or .gz; no labels needed) or a CIFAR binary file (read
- * as the model's data.format says). Every image must have the model's
- * height and width; channels are adapted (see to_chw). The images are
+ * classifies images with a model. Each INPUT is a PNG or JPEG image, an
+ * IDX images file (raw or .gz; no labels needed) or a CIFAR binary file
+ * (read as the model's data.format says). A model trained on a data file
+ * packed with --resize records it (root attributes `resize` and `fit`,
+ * as in the data file), and images are then resized the same way;
+ * otherwise every image must have the model's height and width. Channels
+ * are adapted (see to_chw). The images are
  * scored in test mode with the model's normalisation, spread over the
  * ranks like `eval`; rank 0 writes one CSV row per image:
  *   input,index,predicted,class,score
@@ -19,18 +22,30 @@
 #include "mpicnn/dist.h"
 #include "mpicnn/evaluate.h"
 #include "mpicnn/fs.h"
+#include "mpicnn/h5io.h"
+#include "mpicnn/jpeg.h"
 #include "mpicnn/png.h"
+#include "mpicnn/resize.h"
 
 static const char predict_usage[] =
     "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv] [--max-memory MB]\n"
-    "  Classifies images: each INPUT is a PNG image, an IDX images file (raw or\n"
-    "  .gz) or a CIFAR binary file (as the model's data.format). Images must\n"
-    "  have the model's height and width; a gray image feeds an RGB model on\n"
+    "  Classifies images: each INPUT is a PNG or JPEG image, an IDX images file\n"
+    "  (raw or .gz) or a CIFAR binary file (as the model's data.format). Images\n"
+    "  must have the model's height and width, unless the model was trained on a\n"
+    "  data file packed with --resize: they are then resized (and cropped) as\n"
+    "  that file's images were. A gray image feeds an RGB model on\n"
     "  every channel, an RGB one a gray model as its luminance, and alpha is\n"
     "  dropped. Writes CSV to standard output (or atomically to --out):\n"
     "    input,index,predicted,class,score\n"
     "  score: the softmax probability of the predicted class (the raw score for a\n"
     "  hinge-loss model).\n" CLI_MAX_MEMORY_USAGE;
+
+/* How the model's training images were resized (data file attributes the
+ * model records); resize 0: not at all. */
+typedef struct {
+    int resize;
+    int crop;
+} geometry_t;
 
 /* One input file's images, in CHW order. */
 typedef struct {
@@ -49,49 +64,72 @@ static int file_kind(const char *path)
     size_t got = fread(m, 1, sizeof m, f);
     fclose(f);
     if (got >= 8 && !memcmp(m, "\x89PNG\r\n\x1a\n", 8)) return 'p';
+    if (cnn_jpeg_sniff(m, got)) return 'j';
     if (got >= 2 && m[0] == 0x1f && m[1] == 0x8b) return 'i'; /* gzip: IDX */
     if (got >= 4 && m[0] == 0 && m[1] == 0 && m[2] == 8 && m[3] == 3) return 'i';
     return 'c';
 }
 
-/* A PNG (h, w, channels 1/3/4) into (C, H, W) for a model of C channels. */
+/* The resize and fit a model records, if any (absent: as stored). */
+static cnn_status_t read_geometry(const char *model, geometry_t *g)
+{
+    cnn_h5r_t *r = NULL;
+    char *resize = NULL, *fit = NULL;
+    memset(g, 0, sizeof *g);
+    CNN_TRY(cnn_h5r_open(model, &r));
+    cnn_status_t st = CNN_OK;
+    if (cnn_h5r_attr_exists(r, "/", "resize")) st = cnn_h5r_attr_str(r, "/", "resize", &resize);
+    if (st == CNN_OK && cnn_h5r_attr_exists(r, "/", "fit")) st = cnn_h5r_attr_str(r, "/", "fit", &fit);
+    if (st == CNN_OK) {
+        g->resize = resize && strcmp(resize, "none") != 0 && *resize;
+        g->crop = fit && !strcmp(fit, "crop");
+    }
+    free(resize);
+    free(fit);
+    cnn_h5r_close(r);
+    return st;
+}
+
+/* An image (h, w, channels 1..4) into (C, H, W) for a model of C channels,
+ * resized first when the model's data were. */
 static cnn_status_t to_chw(const cnn_image_t *img, const char *path, int C, int H, int W,
-                           uint8_t *out)
+                           const geometry_t *g, uint8_t *out)
 {
     if (C != 1 && C != 3)
-        return cnn_error_set(CNN_EDATA, "%s: the model takes %d-channel images; PNG input needs "
-                             "a model of 1 or 3 channels", path, C);
-    if (img->h != H || img->w != W)
+        return cnn_error_set(CNN_EDATA, "%s: the model takes %d-channel images; image input "
+                             "needs a model of 1 or 3 channels", path, C);
+    if (!g->resize && (img->h != H || img->w != W))
         return cnn_error_set(CNN_EDATA, "%s: a %dx%d image, but the model takes %dx%d (WxH)", path,
                              img->w, img->h, W, H);
-    const int ic = img->channels, colour = ic >= 3;
-    const size_t hw = (size_t)H * W;
-    for (size_t p = 0; p < hw; p++) {
-        const uint8_t *px = img->pixels + p * (size_t)ic;
-        if (C == 1) {
-            /* ITU-R BT.601 luminance, rounded */
-            out[p] = colour ? (uint8_t)((299 * px[0] + 587 * px[1] + 114 * px[2] + 500) / 1000)
-                            : px[0];
-        } else {
-            for (int k = 0; k < C; k++) out[(size_t)k * hw + p] = colour && k < 3 ? px[k] : px[0];
-        }
+    if (!g->resize || (img->h == H && img->w == W)) {
+        cnn_image_to_chw(img->pixels, W, H, img->channels, C, out);
+        return CNN_OK;
     }
-    return CNN_OK;
+    const int ic = img->channels;
+    cnn_rect_t r = g->crop ? cnn_resize_crop_rect(img->w, img->h, W, H)
+                           : (cnn_rect_t){0, 0, img->w, img->h};
+    uint8_t *tmp = malloc((size_t)W * H * (size_t)ic);
+    if (!tmp) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+    cnn_status_t st = cnn_resize_u8(img->pixels, (size_t)img->w * (size_t)ic, ic, r, tmp, W, H);
+    if (st == CNN_OK) cnn_image_to_chw(tmp, W, H, ic, C, out);
+    free(tmp);
+    return st;
 }
 
 static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
-                               const cnn_model_meta_t *m, input_t *in)
+                               const cnn_model_meta_t *m, const geometry_t *g, input_t *in)
 {
     const size_t chw = (size_t)m->c * m->h * m->w;
     in->path = path;
     int kind = file_kind(path);
     if (kind < 0) return CNN_EDATA;
-    if (kind == 'p') {
+    if (kind == 'p' || kind == 'j') {
         cnn_image_t img;
-        CNN_TRY(cnn_png_read(path, &img));
+        if (kind == 'p') CNN_TRY(cnn_png_read(path, &img));
+        else CNN_TRY(cnn_jpeg_read(path, g->resize ? m->w : 0, g->resize ? m->h : 0, &img));
         in->n = 1;
         in->images = malloc(chw);
-        cnn_status_t st = in->images ? to_chw(&img, path, m->c, m->h, m->w, in->images)
+        cnn_status_t st = in->images ? to_chw(&img, path, m->c, m->h, m->w, g, in->images)
                                      : cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
         cnn_image_free(&img);
         return st;
@@ -104,7 +142,7 @@ static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
         CNN_TRY(cnn_cifar_load(paths, 1, cfg->data.format == CNN_FORMAT_CIFAR10 ? 10 : 100,
                                cfg->data.labels == CNN_LABELS_COARSE, &ds));
     } else {
-        return cnn_error_set(CNN_EDATA, "%s: neither a PNG nor an IDX images file (the model "
+        return cnn_error_set(CNN_EDATA, "%s: neither a PNG or JPEG image nor an IDX images file (the model "
                              "reads %s data, so CIFAR files do not apply)", path, "IDX");
     }
     cnn_status_t st = CNN_OK;
@@ -214,8 +252,11 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
     cnn_dataset_t ds = {0};
     float *scores = NULL;
     cnn_status_t st = cfg && ins ? CNN_OK : cnn_error_set(CNN_ENOMEM, "out of memory");
+    geometry_t geom = {0};
     if (st == CNN_OK) st = cli_load_model_within(a.pos[0], NULL, 0, 0, &budget, &meta, cfg, &net);
-    for (int j = 0; st == CNN_OK && j < nin; j++) st = load_input(a.pos[1 + j], cfg, &meta, &ins[j]);
+    if (st == CNN_OK) st = read_geometry(a.pos[0], &geom);
+    for (int j = 0; st == CNN_OK && j < nin; j++)
+        st = load_input(a.pos[1 + j], cfg, &meta, &geom, &ins[j]);
     /* one data set of every image, labels 0 (unused) */
     const size_t chw = (size_t)meta.c * meta.h * meta.w;
     if (st == CNN_OK) {

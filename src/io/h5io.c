@@ -1517,3 +1517,41 @@ h5fail:
     cnn_error_prefix("%s: %s", r->path, obj);
     return st;
 }
+
+/* ---- adding to a file another writer made ------------------------------ */
+
+cnn_status_t cnn_h5w_reopen(cnn_afile_t *out, cnn_h5w_t **w)
+{
+    cnn_status_t st = CNN_OK;
+    *w = NULL;
+    h5_quiet();
+    cnn_h5w_t *x = calloc(1, sizeof *x);
+    if (!x) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", cnn_afile_path(out));
+    x->file = x->lcpl = H5I_INVALID_HID;
+    x->out = out;
+    CNN_H5_CHECK(x->file = H5Fopen(cnn_afile_tmp_path(out), H5F_ACC_RDWR, H5P_DEFAULT), fail);
+    CNN_H5_CHECK(x->lcpl = H5Pcreate(H5P_LINK_CREATE), fail);
+    CNN_H5_CHECK(H5Pset_create_intermediate_group(x->lcpl, 1), fail);
+    *w = x;
+    return CNN_OK;
+fail:
+    cnn_error_prefix("cannot write %s", cnn_afile_path(out));
+    writer_close_h5(x);
+    free(x);
+    return st;
+}
+
+cnn_status_t cnn_h5w_close(cnn_h5w_t *w)
+{
+    cnn_status_t st = CNN_OK;
+    if (!w) return CNN_OK;
+    if (w->lcpl >= 0) H5Pclose(w->lcpl);
+    w->lcpl = H5I_INVALID_HID;
+    if (H5Fclose(w->file) < 0) {
+        st = cnn_h5_error_set(CNN_EIO, __FILE__, __LINE__, "H5Fclose(w->file)");
+        cnn_error_prefix("cannot write %s", cnn_h5w_path(w));
+    }
+    H5Eclear2(H5E_DEFAULT);
+    free(w);
+    return st;
+}

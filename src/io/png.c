@@ -27,6 +27,7 @@ typedef struct {
     png_bytep *rows;
     int w, h, channels;
     int nomem;
+    int too_big;        /* the header claims more than the limits */
     /* writer */
     const uint8_t *in;
 } pngctx_t;
@@ -63,8 +64,15 @@ static int read_body(pngctx_t *c)
     if (setjmp(png_jmpbuf(c->png))) return -1;
     png_init_io(c->png, c->f);
     png_set_sig_bytes(c->png, 8);
-    png_set_user_limits(c->png, CNN_PNG_MAX_SIDE, CNN_PNG_MAX_SIDE);
     png_read_info(c->png, c->info);
+    /* the header's size decides before anything is allocated or decoded */
+    c->w = (int)png_get_image_width(c->png, c->info);
+    c->h = (int)png_get_image_height(c->png, c->info);
+    if (c->w > CNN_PNG_MAX_SIDE || c->h > CNN_PNG_MAX_SIDE ||
+        (size_t)c->w * (size_t)c->h > CNN_IMAGE_MAX_PIXELS) {
+        c->too_big = 1;
+        return -1;
+    }
 
     const int type = png_get_color_type(c->png, c->info);
     const int depth = png_get_bit_depth(c->png, c->info);
@@ -126,7 +134,11 @@ cnn_status_t cnn_png_read(const char *path, cnn_image_t *img)
         goto done;
     }
     if (read_body(&c) != 0) {
-        if (c.nomem)
+        if (c.too_big)
+            st = cnn_error_set(CNN_EDATA, "%s: the PNG header claims %d x %d pixels, more than "
+                               "the limit of %zu pixels or %d a side", path, c.w, c.h,
+                               (size_t)CNN_IMAGE_MAX_PIXELS, CNN_PNG_MAX_SIDE);
+        else if (c.nomem)
             st = cnn_error_set(CNN_ENOMEM, "out of memory reading %s (%d x %d pixels)", path,
                                c.w, c.h);
         else
