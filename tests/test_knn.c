@@ -27,6 +27,31 @@
 
 static char dir[64];
 static const char *prog;
+/* "env -u NAME ..." for the variables MPI_Init added to this process's
+ * environment: a child that inherited them would take itself for part of
+ * this singleton's job instead of starting as a singleton of its own
+ * (under LeakSanitizer its exit-time check then crashed). */
+static char unset_mpi_env[4096] = "env";
+static char **env_before_init;
+
+extern char **environ;
+
+static int had_before_init(const char *var)
+{
+    size_t n = strcspn(var, "=");
+    for (char **e = env_before_init; e && *e; e++)
+        if (!strncmp(*e, var, n) && (*e)[n] == '=') return 1;
+    return 0;
+}
+
+static void note_mpi_env(void)
+{
+    for (char **e = environ; *e; e++) {
+        size_t n = strcspn(*e, "="), len = strlen(unset_mpi_env);
+        if (had_before_init(*e) || len + n + 5 >= sizeof unset_mpi_env) continue;
+        snprintf(unset_mpi_env + len, sizeof unset_mpi_env - len, " -u %.*s", (int)n, *e);
+    }
+}
 
 static int setup(void **state)
 {
@@ -61,8 +86,8 @@ static int run(char *out, size_t outlen, char *err, size_t errlen, const char *f
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s knn %s >%s/stdout.txt 2>%s/stderr.txt", dir, prog,
-             args, dir, dir);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s knn %s >%s/stdout.txt 2>%s/stderr.txt", dir,
+             unset_mpi_env, prog, args, dir, dir);
     int rc = system(cmd);
     char *bufs[2] = {out, err};
     size_t lens[2] = {outlen, errlen};
@@ -532,7 +557,13 @@ static void test_points_plot(void **state)
 
 int main(int argc, char **argv)
 {
+    size_t nenv = 0;
+    while (environ[nenv]) nenv++;
+    env_before_init = malloc(sizeof(char *) * (nenv + 1));
+    for (size_t i = 0; env_before_init && i <= nenv; i++)
+        env_before_init[i] = environ[i] ? strdup(environ[i]) : NULL;
     MPI_Init(&argc, &argv);
+    note_mpi_env();
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vote),           cmocka_unit_test(test_small_sets),
@@ -542,5 +573,7 @@ int main(int argc, char **argv)
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     MPI_Finalize();
+    for (char **e = env_before_init; e && *e; e++) free(*e);
+    free(env_before_init);
     return rc;
 }
