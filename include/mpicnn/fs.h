@@ -81,6 +81,10 @@ cnn_status_t cnn_fs_fsync_dir(const char *dir);
  * 0 or -1 with errno. */
 int cnn_fs_write_all(int fd, const void *buf, size_t n);
 
+/* This host's name, cut at the first dot, with no '/' in it: the HOST of
+ * temp file names, and of run directory lock holders (rundir.h). */
+void cnn_fs_host_name(char *buf, size_t len);
+
 /* "PATH: what: why" as CNN_EIO, with "disk full" for ENOSPC. */
 cnn_status_t cnn_fs_error(const char *path, const char *what, int err);
 

@@ -11,6 +11,7 @@
 #include "mpicnn.h"
 #include "mpicnn/config.h"
 #include "mpicnn/model.h"
+#include "mpicnn/rundir.h"
 
 #define CLI_MAX_FLAGS 64
 
@@ -45,7 +46,10 @@ cnn_status_t cli_float(const char *flag, const char *s, double *out);
 /* "2,3,4,4" -> dims; 1..maxd positive integers. */
 cnn_status_t cli_dims(const char *flag, const char *s, int maxd, int *dims, int *nd);
 
-/* Routes SIGUSR1, SIGTERM and SIGINT to cnn_train_request_stop(). */
+/* Routes SIGUSR1, SIGTERM and SIGINT to cnn_train_request_stop(), and
+ * makes a closed standard output (`mpicnn train ... | head`) drop the
+ * terminal output with one note on stderr instead of killing the run
+ * with SIGPIPE. */
 void cli_install_stop_signals(void);
 
 /* Loads a model file: its metadata, its config (with data.* overrides
@@ -56,22 +60,52 @@ cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
 
 /* What `train` and `sweep` share: one CONFIG, --set overrides, --out DIR
- * (default runs/<config base name without .ini>) and --resume. */
+ * (default runs/<config base name without .ini>), --resume, --force and
+ * --lock-wait SECONDS. */
 typedef struct {
     const char *config;              /* borrowed from argv */
     const char *sets[CLI_MAX_FLAGS]; /* borrowed from argv */
     int nsets;
     char out[CNN_PATH_MAX];
     int resume;
+    int force;                       /* move an old run's files aside */
+    double lock_wait;                /* seconds to wait for DIR's lock */
     int help;                        /* 1: --help was printed, nothing to run */
 } cli_run_args_t;
 
 /* Reads those flags of a (parsed) for subcommand `cmd`; prints `usage` on
  * rank 0 for --help (r->help = 1) and to stderr with a usage error when
  * there is not exactly one CONFIG. The caller reads its own flags, then
- * calls cli_check_unused(a). CNN_EUSAGE for a wrong count or --out "". */
+ * calls cli_check_unused(a). CNN_EUSAGE for a wrong count, --out "", a
+ * bad --lock-wait, or --force with --resume. The switches --resume and
+ * --force must be in the list given to cli_parse. */
 cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
                           cli_run_args_t *r);
+
+/* The run directory of `train` or `sweep` while the command runs
+ * (include/mpicnn/rundir.h): its lock and status file, on rank 0. */
+typedef struct {
+    MPI_Comm comm;
+    int rank;
+    const char *dir;            /* borrowed: cli_run_args_t.out */
+    cnn_rundir_lock_t *lock;    /* rank 0, while held */
+} cli_rundir_t;
+
+/* Collective. Rank 0 checks that a --resume directory exists (creating
+ * it otherwise), takes its lock (waiting up to r->lock_wait seconds),
+ * refuses a directory holding any of outputs[0..noutputs) unless
+ * --resume (--force moves outputs[0..nmove) aside), and writes "running"
+ * to DIR/status; the other ranks wait, sleeping, and all agree on the
+ * outcome. On failure nothing is held (CNN_EBUSY: another run holds
+ * DIR). */
+cnn_status_t cli_rundir_open(MPI_Comm comm, const cli_run_args_t *r, const char *const *outputs,
+                             int noutputs, int nmove, cli_rundir_t *rd);
+
+/* Collective. Rank 0 writes how the command ended (st, and
+ * cnn_error_message() for a failure) to DIR/status and releases the
+ * lock. Returns st, or the status file's write error if st was CNN_OK;
+ * the recorded message is st's. */
+cnn_status_t cli_rundir_close(cli_rundir_t *rd, cnn_status_t st);
 
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);

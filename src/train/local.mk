@@ -4,8 +4,9 @@
 #   tests/test_resume.sh       SIGKILL / SIGUSR1 / a kill inside a checkpoint write, then
 #                              --resume: bitwise the same weights
 #   tests/test_fault_*.sh      a rank killed, stopped, hung or slow; NaN; failed writes
-src_libmpicnn_la_SOURCES += src/train/train.c src/train/evaluate.c
-noinst_HEADERS += include/mpicnn/train.h include/mpicnn/evaluate.h tests/synth.h
+src_libmpicnn_la_SOURCES += src/train/train.c src/train/evaluate.c src/train/rundir.c
+noinst_HEADERS += include/mpicnn/train.h include/mpicnn/evaluate.h include/mpicnn/rundir.h \
+	tests/synth.h
 check_PROGRAMS += tests/test_train
 tests_test_train_SOURCES = tests/test_train.c tests/synth.h
 check_PROGRAMS += tests/test_resume
