@@ -21,6 +21,7 @@ typedef struct {
     const char *name[CLI_MAX_FLAGS];
     const char *value[CLI_MAX_FLAGS]; /* NULL for a bare switch */
     int used[CLI_MAX_FLAGS];
+    int novalue;  /* 1 + index of a last flag given without its value, or 0 */
     int npos;
     const char *pos[CLI_MAX_FLAGS];
 } cli_args_t;
@@ -38,7 +39,9 @@ int cli_get_all(cli_args_t *a, const char *name, const char **vals, int max);
 int cli_has(cli_args_t *a, const char *name);
 /* Like cli_get but a missing flag is a usage error naming it. */
 cnn_status_t cli_need(cli_args_t *a, const char *name, const char **out);
-/* Usage error for any flag that no cli_get/cli_has asked for. */
+/* Usage error for any flag that no cli_get/cli_has asked for ("unknown
+ * or unused flag"), then for a known flag given last without its value
+ * ("needs a value"). */
 cnn_status_t cli_check_unused(const cli_args_t *a);
 /* Strict number parsing; errors name the flag. */
 cnn_status_t cli_int(const char *flag, const char *s, long lo, long hi, long *out);

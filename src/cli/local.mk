@@ -4,6 +4,12 @@
 #                           itself (SKIP without slurm-wlm)
 #   tests/test_install.sh   make install DESTDIR=... from the build directory: the program,
 #                           the man page, docs and jobs, and no header
+#   tests/test_rundir.sh    one run at a time per run or sweep directory (exit 9,
+#                           --lock-wait, the O_EXCL fallback), DIR/status after a signal
+#                           to mpirun or a SIGKILL
+#   tests/test_exitcodes.sh the exit codes and messages docs/reliability.md promises for
+#                           --out "", unknown flags, --resume into nothing, an old run in
+#                           DIR (--force), a changed sweep config, MPICNN_FAULT, | head
 bin_PROGRAMS = src/mpicnn
 src_mpicnn_SOURCES = src/cli/main.c src/cli/cli.h src/cli/args.c src/cli/common.c \
 	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/info.c \
@@ -13,6 +19,8 @@ src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 check_PROGRAMS += tests/make_badfiles
 tests_make_badfiles_LDADD = $(LIBDEPS)
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
-	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
+	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
+	tests/test_rundir.sh tests/test_exitcodes.sh
 EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh \
-	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh
+	tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
+	tests/test_rundir.sh tests/test_exitcodes.sh

@@ -763,7 +763,7 @@ static cnn_status_t prepare_outputs(run_t *r)
 static cnn_status_t start_run(run_t *r)
 {
     cnn_status_t st = setup(r);
-    if (st == CNN_OK) st = cnn_fault_init(r->rank);
+    if (st == CNN_OK) st = cnn_fault_init(r->rank, r->size);
     CNN_TRY(cnn_dist_agree(r->comm, st));
     /* collective: only once every rank has its net */
     st = cnn_dist_gsum_create(r->comm, r->net->nparams, 0, &r->gsum);
