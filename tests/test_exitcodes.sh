@@ -44,10 +44,10 @@ expect 2 'exclude each other' "$MPICNN" train "$cfg" --out "$d/x" --resume --for
 [ -e "$d/x" ] && fail "a refused command line created its --out"
 
 # --- --resume into a missing directory: refused, and not created
-expect 2 "usage error: --resume: $d/none: the directory does not exist" \
+expect 2 "usage error: --resume: $d/none/checkpoint.h5 does not exist: there is no directory" \
     "$MPICNN" train "$cfg" --out "$d/none" --resume
 [ -e "$d/none" ] && fail "train --resume created $d/none"
-expect 2 "usage error: --resume: $d/none: the directory does not exist" \
+expect 2 "usage error: --resume: $d/none/sweep.journal does not exist: there is no directory" \
     "$MPICNN" sweep "$d/sweep.ini" --out "$d/none" --resume
 [ -e "$d/none" ] && fail "sweep --resume created $d/none"
 

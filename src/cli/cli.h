@@ -95,7 +95,8 @@ typedef struct {
 } cli_rundir_t;
 
 /* Collective. Rank 0 checks that a --resume directory exists (creating
- * it otherwise), takes its lock (waiting up to r->lock_wait seconds),
+ * it otherwise; outputs[0] is the file --resume needs, named in the
+ * error), takes its lock (waiting up to r->lock_wait seconds),
  * refuses a directory holding any of outputs[0..noutputs) unless
  * --resume (--force moves outputs[0..nmove) aside), and writes "running"
  * to DIR/status; the other ranks wait, sleeping, and all agree on the

@@ -106,9 +106,11 @@ static cnn_status_t rundir_take(const cli_run_args_t *r, const char *const *outp
                                 int noutputs, int nmove, cli_rundir_t *rd)
 {
     struct stat sb;
+    if (r->resume && stat(r->out, &sb) != 0 && errno == ENOENT)
+        return cnn_error_set(CNN_EUSAGE, "--resume: %s/%s does not exist: there is no "
+                             "directory %s", r->out, outputs[0], r->out);
     if (r->resume && stat(r->out, &sb) != 0)
-        return cnn_error_set(CNN_EUSAGE, "--resume: %s: %s", r->out,
-                             errno == ENOENT ? "the directory does not exist" : strerror(errno));
+        return cnn_fs_error(r->out, "--resume", errno);
     if (r->resume && !S_ISDIR(sb.st_mode))
         return cnn_error_set(CNN_EUSAGE, "--resume: %s is not a directory", r->out);
     CNN_TRY(cnn_fs_mkdir_p(r->out));

@@ -107,7 +107,7 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     static const char *const sw[] = {"--help", "--resume", "--force", NULL};
     /* what a run leaves in DIR (refused without --resume), then what
      * --force moves aside with it */
-    static const char *const outputs[] = {"model.h5", "checkpoint.h5", "metrics.csv", "plots",
+    static const char *const outputs[] = {"checkpoint.h5", "model.h5", "metrics.csv", "plots",
                                           "status"};
     cli_args_t a;
     cli_run_args_t r;
