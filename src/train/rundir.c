@@ -78,13 +78,20 @@ static int holder_stale(const char *line)
     return !strcmp(host, me) && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+/* "cannot write PATH: why", as the atomic writer words it (fs.h). */
+static cnn_status_t cannot_write(const char *path, int err)
+{
+    return cnn_error_set(CNN_EIO, "cannot write %s: %s", path,
+                         err == ENOSPC ? "disk full" : strerror(err));
+}
+
 /* Writes the holder line into the open lock file. */
 static cnn_status_t write_holder(int fd, const char *path)
 {
     char line[LINELEN];
     holder_line(line, sizeof line);
     if (ftruncate(fd, 0) != 0 || cnn_fs_write_all(fd, line, strlen(line)) != 0)
-        return cnn_fs_error(path, "cannot write the lock file", errno);
+        return cannot_write(path, errno);
     return CNN_OK;
 }
 
@@ -94,7 +101,7 @@ static cnn_status_t try_fcntl(cnn_rundir_lock_t *l, const char *dir, int *unsupp
 {
     *unsupported = 0;
     if (l->fd < 0 && (l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666)) < 0)
-        return cnn_fs_error(l->path, "cannot open the lock file", errno);
+        return cannot_write(l->path, errno);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     if (fcntl(l->fd, F_SETLK, &fl) == 0) return write_holder(l->fd, l->path);
     int err = errno;
@@ -121,7 +128,7 @@ static cnn_status_t try_excl(cnn_rundir_lock_t *l, const char *dir)
             if (st != CNN_OK) unlink(l->path);
             return st;
         }
-        if (errno != EEXIST) return cnn_fs_error(l->path, "cannot create the lock file", errno);
+        if (errno != EEXIST) return cannot_write(l->path, errno);
         char line[LINELEN];
         read_holder(l->path, line, sizeof line);
         if (!holder_stale(line)) return busy(dir, l->path, line);
