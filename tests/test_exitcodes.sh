@@ -41,6 +41,7 @@ expect 2 'usage error: unknown or unused flag --frobnicate' "$MPICNN" sweep "$d/
 expect 2 'usage error: --out needs a value' "$MPICNN" train "$cfg" --out
 expect 2 'usage error: --lock-wait' "$MPICNN" train "$cfg" --out "$d/x" --lock-wait -1
 expect 2 'exclude each other' "$MPICNN" train "$cfg" --out "$d/x" --resume --force
+expect 2 'exclude each other' "$MPICNN" sweep "$d/sweep.ini" --out "$d/x" --resume --auto-resume
 [ -e "$d/x" ] && fail "a refused command line created its --out"
 
 # --- --resume into a missing directory: refused, and not created
@@ -63,6 +64,11 @@ expect 0 "--force: moved the previous run's files to $d/r/old-" \
 old=$(ls -d "$d"/r/old-*) || fail "no old-* directory"
 cmp -s "$old/model.h5" "$d/model.before" || fail "--force did not keep the old model.h5"
 [ -f "$old/metrics.csv" ] && [ -f "$d/r/checkpoint.h5" ] || fail "--force: files missing"
+
+# --- --auto-resume: a fresh start where there is no run, a resume where there is
+expect 0 'model:' "$MPICNN" train "$cfg" --out "$d/auto" --progress none --auto-resume
+expect 0 'resuming a finished run' "$MPICNN" train "$cfg" --out "$d/auto" --progress none \
+    --auto-resume
 
 # --- sweep --resume with a changed config: 4, as train's
 expect 0 '' "$MPICNN" sweep "$d/sweep.ini" --out "$d/s" --quiet

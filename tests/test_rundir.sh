@@ -4,7 +4,7 @@
 # the first run busy:
 #   1. train + train, train + train --resume: the second exits 9 at once
 #      naming the holder; the first finishes untouched
-#   2. train --resume --lock-wait: waits for the holder, then continues
+#   2. train --auto-resume --lock-wait: waits for the holder, then continues
 #   3. sweep --resume + sweep --resume: the second exits 9
 #   4. SIGTERM, SIGINT, SIGHUP to mpirun: every rank checkpoints, mpirun
 #      exits 1 (Open MPI 4.1), DIR/status says stopped-resumable
@@ -84,15 +84,16 @@ second resume train "$d/run.ini" --out "$d/a" --progress none --resume
 [ $(($(date +%s) - t0)) -le 20 ] || fail "1: the refusals took more than 20 s"
 kill -0 "$bg" 2>/dev/null || fail "1: the first run ended before the refusals were done"
 # --- 2. --lock-wait waits for the holder, then continues its finished run
-second wait train "$d/run.ini" --out "$d/a" --progress none --resume --lock-wait 60
-[ "$rc" -eq 0 ] || fail "2: --resume --lock-wait exited $rc"
+# (--auto-resume as jobs/*.slurm: decided once the lock is held)
+second wait train "$d/run.ini" --out "$d/a" --progress none --auto-resume --lock-wait 60
+[ "$rc" -eq 0 ] || fail "2: --auto-resume --lock-wait exited $rc"
 wait "$bg" || fail "1: the first run failed while others tried its directory"
 grep -q "model: $d/a/model.h5" "$d/first.log" || fail "1: the first run did not finish"
 grep -q "resuming a finished run (3 epochs)" "$d/wait.log" ||
     fail "2: the waiting run did not find the first one finished"
 [ "$(cat "$d/a/status")" = finished ] || fail "2: status '$(cat "$d/a/status")', expected finished"
 echo "ok 1: a second train or train --resume exits 9 naming $host $pid; the first finishes"
-echo "ok 2: --lock-wait waited for it, then resumed its finished run"
+echo "ok 2: --auto-resume --lock-wait waited for it, then resumed its finished run"
 
 # --- 3. two sweeps on one directory
 cp "$d/run.ini" "$d/sweep.ini"

@@ -63,14 +63,15 @@ cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
 
 /* What `train` and `sweep` share: one CONFIG, --set overrides, --out DIR
- * (default runs/<config base name without .ini>), --resume, --force and
- * --lock-wait SECONDS. */
+ * (default runs/<config base name without .ini>), --resume,
+ * --auto-resume, --force and --lock-wait SECONDS. */
 typedef struct {
     const char *config;              /* borrowed from argv */
     const char *sets[CLI_MAX_FLAGS]; /* borrowed from argv */
     int nsets;
     char out[CNN_PATH_MAX];
-    int resume;
+    int resume;                      /* set by cli_rundir_open for --auto-resume */
+    int auto_resume;                 /* resume if DIR holds a run, else start */
     int force;                       /* move an old run's files aside */
     double lock_wait;                /* seconds to wait for DIR's lock */
     int help;                        /* 1: --help was printed, nothing to run */
@@ -80,8 +81,9 @@ typedef struct {
  * rank 0 for --help (r->help = 1) and to stderr with a usage error when
  * there is not exactly one CONFIG. The caller reads its own flags, then
  * calls cli_check_unused(a). CNN_EUSAGE for a wrong count, --out "", a
- * bad --lock-wait, or --force with --resume. The switches --resume and
- * --force must be in the list given to cli_parse. */
+ * bad --lock-wait, or two of --resume, --auto-resume and --force. The
+ * switches --resume, --auto-resume and --force must be in the list given
+ * to cli_parse. */
 cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
                           cli_run_args_t *r);
 
@@ -96,13 +98,15 @@ typedef struct {
 
 /* Collective. Rank 0 checks that a --resume directory exists (creating
  * it otherwise; outputs[0] is the file --resume needs, named in the
- * error), takes its lock (waiting up to r->lock_wait seconds),
+ * error), takes its lock (waiting up to r->lock_wait seconds), with
+ * --auto-resume sets r->resume on every rank to whether DIR/outputs[0]
+ * exists now,
  * refuses a directory holding any of outputs[0..noutputs) unless
  * --resume (--force moves outputs[0..nmove) aside), and writes "running"
  * to DIR/status; the other ranks wait, sleeping, and all agree on the
  * outcome. On failure nothing is held (CNN_EBUSY: another run holds
  * DIR). */
-cnn_status_t cli_rundir_open(MPI_Comm comm, const cli_run_args_t *r, const char *const *outputs,
+cnn_status_t cli_rundir_open(MPI_Comm comm, cli_run_args_t *r, const char *const *outputs,
                              int noutputs, int nmove, cli_rundir_t *rd);
 
 /* Collective. Rank 0 writes how the command ended (st, and

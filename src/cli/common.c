@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -69,9 +70,12 @@ cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int
     if (dir) snprintf(r->out, sizeof r->out, "%s", dir);
     else default_out(r->config, r->out, sizeof r->out);
     r->force = cli_has(a, "--force");
-    if (r->force && r->resume)
-        return cnn_error_set(CNN_EUSAGE, "--force and --resume exclude each other: --resume "
-                                         "continues the run in %s, --force moves it aside", r->out);
+    r->auto_resume = cli_has(a, "--auto-resume");
+    if (r->force + r->resume + r->auto_resume > 1)
+        return cnn_error_set(CNN_EUSAGE, "--resume, --auto-resume and --force exclude each other: "
+                                         "--resume continues the run in %s, --auto-resume "
+                                         "continues it if there is one, --force moves it aside",
+                             r->out);
     const char *wait = cli_get(a, "--lock-wait");
     if (wait) {
         CNN_TRY(cli_float("--lock-wait", wait, &r->lock_wait));
@@ -102,8 +106,8 @@ error:
 }
 
 /* Rank 0's part of cli_rundir_open. */
-static cnn_status_t rundir_take(const cli_run_args_t *r, const char *const *outputs,
-                                int noutputs, int nmove, cli_rundir_t *rd)
+static cnn_status_t rundir_take(cli_run_args_t *r, const char *const *outputs, int noutputs,
+                                int nmove, cli_rundir_t *rd)
 {
     struct stat sb;
     if (r->resume && stat(r->out, &sb) != 0 && errno == ENOENT)
@@ -115,6 +119,11 @@ static cnn_status_t rundir_take(const cli_run_args_t *r, const char *const *outp
         return cnn_error_set(CNN_EUSAGE, "--resume: %s is not a directory", r->out);
     CNN_TRY(cnn_fs_mkdir_p(r->out));
     CNN_TRY(cnn_rundir_lock(r->out, r->lock_wait, &rd->lock));
+    if (r->auto_resume) { /* decided under the lock: the holder may have left one */
+        char path[CNN_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", r->out, outputs[0]);
+        r->resume = access(path, F_OK) == 0;
+    }
     char moved[CNN_PATH_MAX + 64];
     cnn_status_t st = CNN_OK;
     if (!r->resume)
@@ -132,7 +141,7 @@ static cnn_status_t rundir_take(const cli_run_args_t *r, const char *const *outp
     return st;
 }
 
-cnn_status_t cli_rundir_open(MPI_Comm comm, const cli_run_args_t *r, const char *const *outputs,
+cnn_status_t cli_rundir_open(MPI_Comm comm, cli_run_args_t *r, const char *const *outputs,
                              int noutputs, int nmove, cli_rundir_t *rd)
 {
     cnn_status_t st = CNN_OK;
@@ -143,6 +152,10 @@ cnn_status_t cli_rundir_open(MPI_Comm comm, const cli_run_args_t *r, const char 
     if (rd->rank == 0) st = rundir_take(r, outputs, noutputs, nmove, rd);
     cnn_status_t bst = sleeping_barrier(comm);
     st = cnn_dist_agree(comm, st != CNN_OK ? st : bst);
+    if (st == CNN_OK && r->auto_resume)
+        CNN_MPI_CHECK(st, MPI_Bcast(&r->resume, 1, MPI_INT, 0, comm), error);
+error:
+    st = cnn_dist_agree(comm, st);
     if (st != CNN_OK && rd->lock) { /* another rank failed */
         cnn_rundir_unlock(rd->lock);
         rd->lock = NULL;

@@ -1,5 +1,5 @@
 /* train.c - `mpicnn train CONFIG [--set section.key=value ...] [--out DIR]
- * [--resume]`. */
+ * [--resume | --auto-resume | --force] [--lock-wait SECONDS]`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
@@ -14,23 +14,24 @@
 #include "mpicnn/train.h"
 
 static const char train_usage[] =
-    "usage: mpicnn train CONFIG [--set section.key=value ...] [--out DIR] [--resume | --force]\n"
-    "                    [--lock-wait SECONDS] [--progress auto|bar|lines|none]\n"
+    "usage: mpicnn train CONFIG [--set section.key=value ...] [--out DIR]\n"
+    "                    [--resume | --auto-resume | --force] [--lock-wait SECONDS]\n"
+    "                    [--progress auto|bar|lines|none]\n"
     "  Trains the net CONFIG describes (docs/config.md), data-parallel over the\n"
     "  ranks of mpirun. Writes DIR/model.h5 (best model), DIR/checkpoint.h5\n"
     "  (latest state) and DIR/metrics.csv. DIR defaults to runs/<config name>.\n"
     "  --resume continues from DIR/checkpoint.h5; a DIR holding a run is refused\n"
-    "  without it, and --force moves the old run's files into DIR/old-<time>/.\n"
-    "  One run at a time holds DIR (DIR/lock); another exits with code 9 at once,\n"
-    "  or after waiting up to --lock-wait SECONDS for the holder to end.\n"
-    "  DIR/status says how the run ended (docs/reliability.md).\n"
-    "  SIGUSR1, SIGTERM or SIGINT\n"
-    "  checkpoint at the next step and exit with code 75 (docs/slurm.md). In a\n"
-    "  SLURM job with train.threads = 0 and no OMP_NUM_THREADS, the thread count\n"
-    "  is SLURM_CPUS_PER_TASK. --progress: a live bar\n"
-    "  (auto: when stdout is a terminal; mpirun gives ranks a terminal even when\n"
-    "  its own output goes to a file, so batch jobs should say lines), a line\n"
-    "  every train.log_every steps, or epoch lines only.\n";
+    "  without it. --auto-resume continues if DIR holds a checkpoint and starts\n"
+    "  afresh if not (batch jobs). --force moves an old run's files into\n"
+    "  DIR/old-<time>/. One run at a time holds DIR (DIR/lock): another exits\n"
+    "  with code 9 at once, or after waiting up to --lock-wait SECONDS for the\n"
+    "  holder to end. DIR/status says how the run ended (docs/reliability.md).\n"
+    "  SIGUSR1, SIGTERM or SIGINT checkpoint at the next step and exit with\n"
+    "  code 75 (docs/slurm.md). In a SLURM job with train.threads = 0 and no\n"
+    "  OMP_NUM_THREADS, the thread count is SLURM_CPUS_PER_TASK. --progress: a\n"
+    "  live bar (auto: when stdout is a terminal; mpirun gives ranks a terminal\n"
+    "  even when its own output goes to a file, so batch jobs should say lines),\n"
+    "  a line every train.log_every steps, or epoch lines only.\n";
 
 static void on_stop_signal(int sig)
 {
@@ -104,7 +105,7 @@ static void slurm_setup(const cnn_config_t *cfg, int rank)
 
 cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
 {
-    static const char *const sw[] = {"--help", "--resume", "--force", NULL};
+    static const char *const sw[] = {"--help", "--resume", "--auto-resume", "--force", NULL};
     /* what a run leaves in DIR (refused without --resume), then what
      * --force moves aside with it */
     static const char *const outputs[] = {"checkpoint.h5", "model.h5", "metrics.csv", "plots",
