@@ -52,9 +52,6 @@ cnn_status_t cnn_rundir_lock(const char *dir, double wait_seconds, cnn_rundir_lo
  * no-op. */
 void cnn_rundir_unlock(cnn_rundir_lock_t *l);
 
-/* "fcntl" or "excl": how l holds its lock. Static string. */
-const char *cnn_rundir_lock_kind(const cnn_rundir_lock_t *l);
-
 /* Writes "running HOST PID START" to DIR/status, atomically. */
 cnn_status_t cnn_rundir_status_running(const char *dir);
 

@@ -211,11 +211,6 @@ void cnn_rundir_unlock(cnn_rundir_lock_t *l)
     free(l);
 }
 
-const char *cnn_rundir_lock_kind(const cnn_rundir_lock_t *l)
-{
-    return l && l->fd >= 0 ? "fcntl" : "excl";
-}
-
 /* Writes line (with its newline) to DIR/status through the atomic writer. */
 static cnn_status_t write_status(const char *dir, const char *line)
 {
