@@ -31,6 +31,7 @@
 #include "mpicnn/pack.h"
 #include "mpicnn/evaluate.h"
 #include "mpicnn/train.h"
+#include "mpicnn/rundir.h"
 #include "mpicnn/sweep.h"
 #include "mpicnn/filter.h"
 #include "mpicnn/knn.h"

@@ -68,7 +68,8 @@ static void test_parse_bad(void **state)
     static const char *const bad[] = {
         "bogus", "kil", "kill_", "KILL", "kill@", "kill@x", "kill@5,", "kill@5,a", "kill@-1",
         "kill@5,1,2", "kill@5@6", "kill:5", "slow:0", "slow:", "slow:x@1",
-        "kill@99999999999999999999", "nan@1,99999999999", " kill",
+        "kill@99999999999999999999", "nan@1,99999999999", " kill", "kill@0", "nan@0,1",
+        "slow:5@0",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cnn_fault_t f;
@@ -86,7 +87,7 @@ static void test_triggers(void **state)
 {
     (void)state;
     setenv("MPICNN_FAULT", "write_fail@3", 1);
-    assert_int_equal(cnn_fault_init(0), CNN_OK);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_OK);
     cnn_fault_set_step(2);
     assert_false(cnn_fault_write_due(CNN_FAULT_WRITE_FAIL, -1));
     assert_false(cnn_fault_write_due(CNN_FAULT_CKPT_KILL, 5));
@@ -95,29 +96,41 @@ static void test_triggers(void **state)
     /* once per run */
     assert_false(cnn_fault_write_due(CNN_FAULT_WRITE_FAIL, -1));
     /* only the writer (rank 0) */
-    assert_int_equal(cnn_fault_init(1), CNN_OK);
+    assert_int_equal(cnn_fault_init(1, 2), CNN_OK);
     assert_false(cnn_fault_write_due(CNN_FAULT_WRITE_FAIL, 10));
 
     setenv("MPICNN_FAULT", "nan@4,1", 1);
-    assert_int_equal(cnn_fault_init(1), CNN_OK);
+    assert_int_equal(cnn_fault_init(1, 2), CNN_OK);
     assert_true(cnn_fault_step_due(CNN_FAULT_NAN, 4));
     assert_false(cnn_fault_step_due(CNN_FAULT_NAN, 5));
     assert_false(cnn_fault_step_due(CNN_FAULT_KILL, 4));
-    assert_int_equal(cnn_fault_init(0), CNN_OK);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_OK);
     assert_false(cnn_fault_step_due(CNN_FAULT_NAN, 4));
 
     /* a step fault that is not due does nothing */
     setenv("MPICNN_FAULT", "kill@4", 1);
-    assert_int_equal(cnn_fault_init(0), CNN_OK);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_OK);
     cnn_fault_step_hook(3);
     cnn_fault_step_hook(5);
 
     setenv("MPICNN_FAULT", "kill@", 1);
-    assert_int_equal(cnn_fault_init(0), CNN_EUSAGE);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_EUSAGE);
+    assert_int_equal(cnn_fault_get()->kind, CNN_FAULT_NONE);
+    /* a rank the run does not have would never fire */
+    setenv("MPICNN_FAULT", "kill@5,7", 1);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_EUSAGE);
+    assert_non_null(strstr(cnn_error_message(), "no rank 7"));
+    assert_int_equal(cnn_fault_get()->kind, CNN_FAULT_NONE);
+    setenv("MPICNN_FAULT", "write_fail@0", 1);
+    assert_int_equal(cnn_fault_init(0, 1), CNN_OK);
+    setenv("MPICNN_FAULT", "kill@5,1", 1);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_OK);
+    setenv("MPICNN_FAULT", "kill@5,1", 1);
+    assert_int_equal(cnn_fault_init(0, 1), CNN_EUSAGE);
     assert_int_equal(cnn_fault_get()->kind, CNN_FAULT_NONE);
 
     unsetenv("MPICNN_FAULT");
-    assert_int_equal(cnn_fault_init(0), CNN_OK);
+    assert_int_equal(cnn_fault_init(0, 2), CNN_OK);
     assert_int_equal(cnn_fault_get()->kind, CNN_FAULT_NONE);
 }
 

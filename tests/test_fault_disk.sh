@@ -54,7 +54,8 @@ mount -t tmpfs -o size=1m tmpfs "$m" && mkdir "$m/out" && mount -o remount,ro "$
     fail "cannot make a read-only tmpfs"
 run ro "" --out "$m/out"
 [ "$rc" -eq 5 ] || fail "read-only: exit code $rc, expected 5"
-has ro "mpicnn: rank 0: I/O error: cannot write $m/out/checkpoint.h5: Read-only file system"
+# refused before training: the directory's lock file cannot be made
+has ro "mpicnn: rank 0: I/O error: cannot write $m/out/lock: Read-only file system"
 umount "$m"
 mounts=""
 echo "ok: a read-only output directory: exit 5 naming the file"

@@ -403,7 +403,7 @@ static void test_resume_finished_runs_nothing(void **state)
     assert_int_equal(res.nskipped, 6);
     /* a changed grid is refused */
     assert_int_equal(sweep("resume", "optimizer.lr = 0.02, 0.01\nconv1.filters = 4, 6\n",
-                           "threads = 1", 1, &res), CNN_EUSAGE);
+                           "threads = 1", 1, &res), CNN_ECONFIG);
 }
 
 /* ------------------------------------------------------------------ */
@@ -561,7 +561,7 @@ static void test_resume_after_new_key(void **state)
     }
     MPI_Barrier(MPI_COMM_WORLD);
     cnn_sweep_result_t res;
-    assert_int_equal(sweep("newkey0", grid, "threads = 1", 1, &res), CNN_EUSAGE);
+    assert_int_equal(sweep("newkey0", grid, "threads = 1", 1, &res), CNN_ECONFIG);
     if (rank == 0) assert_non_null(strstr(cnn_error_message(), "different sweep"));
     /* a sweep journaled before sweep.ini existed: a changed grid is refused
      * as before, the same grid resumes and gets its sweep.ini */
@@ -571,7 +571,7 @@ static void test_resume_after_new_key(void **state)
         assert_int_equal(remove(path), 0);
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    assert_int_equal(sweep("resume", grid, "threads = 1", 1, &res), CNN_EUSAGE);
+    assert_int_equal(sweep("resume", grid, "threads = 1", 1, &res), CNN_ECONFIG);
     const char *grid6 = "optimizer.lr = 0.02, 0.01, 0.005\nconv1.filters = 4, 6\n";
     assert_int_equal(sweep("resume", grid6, "threads = 1", 1, &res), CNN_OK);
     if (rank == 0) assert_true(file_exists("resume", "sweep.ini"));

@@ -27,7 +27,8 @@
  *
  * RANK is the rank in the training communicator; without it every rank
  * is affected (the writing kinds only ever affect rank 0, which writes).
- * STEP defaults to 1 for the step kinds and 0 for the writing kinds.
+ * STEP defaults to 1 for the step kinds and 0 for the writing kinds, and
+ * may not be lower (a step kind at STEP 0 would never fire).
  *
  * Unset, the variable costs one getenv per cnn_train() and an integer
  * compare per step. A value that does not parse is an error
@@ -66,8 +67,9 @@ typedef struct {
 cnn_status_t cnn_fault_parse(const char *spec, cnn_fault_t *f);
 
 /* Reads MPICNN_FAULT (again) into the process-wide fault and records the
- * caller's rank. cnn_train() calls it once at its start. */
-cnn_status_t cnn_fault_init(int rank);
+ * caller's rank of `size` ranks (a fault naming a rank >= size is a usage
+ * error: it would never fire). cnn_train() calls it once at its start. */
+cnn_status_t cnn_fault_init(int rank, int size);
 
 /* The process-wide fault (parsed from MPICNN_FAULT on first use if
  * cnn_fault_init() has not run; a malformed value then counts as none).

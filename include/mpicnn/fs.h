@@ -100,6 +100,10 @@ cnn_status_t cnn_fs_open_input(const char *path, cnn_status_t bad, const char *k
 cnn_status_t cnn_fs_fopen_input(const char *path, cnn_status_t bad, const char *kind, FILE **f,
                                 long long *size);
 
+/* This host's name, cut at the first dot, with no '/' in it: the HOST of
+ * temp file names, and of run directory lock holders (rundir.h). */
+void cnn_fs_host_name(char *buf, size_t len);
+
 /* "PATH: what: why" as CNN_EIO, with "disk full" for ENOSPC. */
 cnn_status_t cnn_fs_error(const char *path, const char *what, int err);
 

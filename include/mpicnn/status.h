@@ -20,7 +20,8 @@ typedef enum {
     CNN_ENOMEM,    /* allocation failed */
     CNN_EINTERNAL, /* a bug: an invariant did not hold */
     CNN_ESTOPPED,  /* a signal asked us to stop; a checkpoint was written */
-    CNN_EUNAVAIL   /* a program we run is not installed (gnuplot) */
+    CNN_EUNAVAIL,  /* a program we run is not installed (gnuplot) */
+    CNN_EBUSY      /* another run holds the run directory's lock (rundir.h) */
 } cnn_status_t;
 
 /* Process exit codes, documented in docs/reliability.md and --help. */
@@ -33,6 +34,7 @@ typedef enum {
 #define CNN_EXIT_NUMERIC 6
 #define CNN_EXIT_COMM 7
 #define CNN_EXIT_NOMEM 8
+#define CNN_EXIT_BUSY 9
 #define CNN_EXIT_UNAVAILABLE 69 /* sysexits.h EX_UNAVAILABLE */
 #define CNN_EXIT_REQUEUE 75
 

@@ -31,9 +31,10 @@ cnn_status_t cli_parse(int argc, char **argv, const char *const *switches,
                 if (eq) /* --flag=value is not supported: say so plainly */
                     return cnn_error_set(CNN_EUSAGE, "write '%.*s VALUE', not '%s'",
                                          (int)(eq - s), s, s);
-                if (i + 1 >= argc)
-                    return cnn_error_set(CNN_EUSAGE, "%s needs a value", s);
-                a->value[a->nflags] = argv[++i];
+                /* a last flag without its value: cli_check_unused tells an
+                 * unknown flag from a known one that lacks its value */
+                if (i + 1 >= argc) a->novalue = a->nflags + 1;
+                else a->value[a->nflags] = argv[++i];
             }
             a->nflags++;
         } else {
@@ -82,6 +83,8 @@ int cli_has(cli_args_t *a, const char *name)
 cnn_status_t cli_need(cli_args_t *a, const char *name, const char **out)
 {
     *out = cli_get(a, name);
+    if (a->novalue && !strcmp(a->name[a->novalue - 1], name))
+        return cnn_error_set(CNN_EUSAGE, "%s needs a value", name);
     if (!*out) return cnn_error_set(CNN_EUSAGE, "missing required flag %s", name);
     return CNN_OK;
 }
@@ -91,6 +94,7 @@ cnn_status_t cli_check_unused(const cli_args_t *a)
     for (int i = 0; i < a->nflags; i++)
         if (!a->used[i])
             return cnn_error_set(CNN_EUSAGE, "unknown or unused flag %s", a->name[i]);
+    if (a->novalue) return cnn_error_set(CNN_EUSAGE, "%s needs a value", a->name[a->novalue - 1]);
     return CNN_OK;
 }
 

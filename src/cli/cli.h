@@ -12,6 +12,7 @@
 #include "mpicnn/config.h"
 #include "mpicnn/memlimit.h"
 #include "mpicnn/model.h"
+#include "mpicnn/rundir.h"
 
 #define CLI_MAX_FLAGS 64
 
@@ -21,6 +22,7 @@ typedef struct {
     const char *name[CLI_MAX_FLAGS];
     const char *value[CLI_MAX_FLAGS]; /* NULL for a bare switch */
     int used[CLI_MAX_FLAGS];
+    int novalue;  /* 1 + index of a last flag given without its value, or 0 */
     int npos;
     const char *pos[CLI_MAX_FLAGS];
 } cli_args_t;
@@ -38,7 +40,9 @@ int cli_get_all(cli_args_t *a, const char *name, const char **vals, int max);
 int cli_has(cli_args_t *a, const char *name);
 /* Like cli_get but a missing flag is a usage error naming it. */
 cnn_status_t cli_need(cli_args_t *a, const char *name, const char **out);
-/* Usage error for any flag that no cli_get/cli_has asked for. */
+/* Usage error for any flag that no cli_get/cli_has asked for ("unknown
+ * or unused flag"), then for a known flag given last without its value
+ * ("needs a value"). */
 cnn_status_t cli_check_unused(const cli_args_t *a);
 /* Strict number parsing; errors name the flag. */
 cnn_status_t cli_int(const char *flag, const char *s, long lo, long hi, long *out);
@@ -46,7 +50,10 @@ cnn_status_t cli_float(const char *flag, const char *s, double *out);
 /* "2,3,4,4" -> dims; 1..maxd positive integers. */
 cnn_status_t cli_dims(const char *flag, const char *s, int maxd, int *dims, int *nd);
 
-/* Routes SIGUSR1, SIGTERM and SIGINT to cnn_train_request_stop(). */
+/* Routes SIGUSR1, SIGTERM and SIGINT to cnn_train_request_stop(), and
+ * makes a closed standard output (`mpicnn train ... | head`) drop the
+ * terminal output with one note on stderr instead of killing the run
+ * with SIGPIPE. */
 void cli_install_stop_signals(void);
 
 /* Loads a model file: its metadata, its config (with data.* overrides
@@ -74,22 +81,57 @@ cnn_status_t cli_load_model_within(const char *path, const char *const *sets, in
 cnn_status_t cli_max_memory(cli_args_t *a, MPI_Comm comm, cnn_membudget_t *budget);
 
 /* What `train` and `sweep` share: one CONFIG, --set overrides, --out DIR
- * (default runs/<config base name without .ini>) and --resume. */
+ * (default runs/<config base name without .ini>), --resume,
+ * --auto-resume, --force and --lock-wait SECONDS. */
 typedef struct {
     const char *config;              /* borrowed from argv */
     const char *sets[CLI_MAX_FLAGS]; /* borrowed from argv */
     int nsets;
     char out[CNN_PATH_MAX];
-    int resume;
+    int resume;                      /* set by cli_rundir_open for --auto-resume */
+    int auto_resume;                 /* resume if DIR holds a run, else start */
+    int force;                       /* move an old run's files aside */
+    double lock_wait;                /* seconds to wait for DIR's lock */
     int help;                        /* 1: --help was printed, nothing to run */
 } cli_run_args_t;
 
 /* Reads those flags of a (parsed) for subcommand `cmd`; prints `usage` on
  * rank 0 for --help (r->help = 1) and to stderr with a usage error when
  * there is not exactly one CONFIG. The caller reads its own flags, then
- * calls cli_check_unused(a). CNN_EUSAGE for a wrong count or --out "". */
+ * calls cli_check_unused(a). CNN_EUSAGE for a wrong count, --out "", a
+ * bad --lock-wait, or two of --resume, --auto-resume and --force. The
+ * switches --resume, --auto-resume and --force must be in the list given
+ * to cli_parse. */
 cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
                           cli_run_args_t *r);
+
+/* The run directory of `train` or `sweep` while the command runs
+ * (include/mpicnn/rundir.h): its lock and status file, on rank 0. */
+typedef struct {
+    MPI_Comm comm;
+    int rank;
+    const char *dir;            /* borrowed: cli_run_args_t.out */
+    cnn_rundir_lock_t *lock;    /* rank 0, while held */
+} cli_rundir_t;
+
+/* Collective. Rank 0 checks that a --resume directory exists (creating
+ * it otherwise; outputs[0] is the file --resume needs, named in the
+ * error), takes its lock (waiting up to r->lock_wait seconds), with
+ * --auto-resume sets r->resume on every rank to whether DIR/outputs[0]
+ * exists now,
+ * refuses a directory holding any of outputs[0..noutputs) unless
+ * --resume (--force moves outputs[0..nmove) aside), and writes "running"
+ * to DIR/status; the other ranks wait, sleeping, and all agree on the
+ * outcome. On failure nothing is held (CNN_EBUSY: another run holds
+ * DIR). */
+cnn_status_t cli_rundir_open(MPI_Comm comm, cli_run_args_t *r, const char *const *outputs,
+                             int noutputs, int nmove, cli_rundir_t *rd);
+
+/* Collective. Rank 0 writes how the command ended (st, and
+ * cnn_error_message() for a failure) to DIR/status and releases the
+ * lock. Returns st, or the status file's write error if st was CNN_OK;
+ * the recorded message is st's. */
+cnn_status_t cli_rundir_close(cli_rundir_t *rd, cnn_status_t st);
 
 /* Subcommands. argv[0] is the subcommand's name. */
 cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -84,5 +87,115 @@ cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int
     if (dir && !*dir) return cnn_error_set(CNN_EUSAGE, "--out: the directory name is empty");
     if (dir) snprintf(r->out, sizeof r->out, "%s", dir);
     else default_out(r->config, r->out, sizeof r->out);
+    r->force = cli_has(a, "--force");
+    r->auto_resume = cli_has(a, "--auto-resume");
+    if (r->force + r->resume + r->auto_resume > 1)
+        return cnn_error_set(CNN_EUSAGE, "--resume, --auto-resume and --force exclude each other: "
+                                         "--resume continues the run in %s, --auto-resume "
+                                         "continues it if there is one, --force moves it aside",
+                             r->out);
+    const char *wait = cli_get(a, "--lock-wait");
+    if (wait) {
+        CNN_TRY(cli_float("--lock-wait", wait, &r->lock_wait));
+        if (r->lock_wait < 0 || r->lock_wait > 1e7)
+            return cnn_error_set(CNN_EUSAGE, "--lock-wait: %s is out of range [0, 1e7] seconds",
+                                 wait);
+    }
     return CNN_OK;
+}
+
+/* Waits for every rank of comm, sleeping rather than spinning in MPI:
+ * the other ranks may wait here for as long as --lock-wait while rank 0
+ * waits for the lock. */
+static cnn_status_t sleeping_barrier(MPI_Comm comm)
+{
+    cnn_status_t st = CNN_OK;
+    MPI_Request req = MPI_REQUEST_NULL;
+    int done = 0;
+    CNN_MPI_CHECK(st, MPI_Ibarrier(comm, &req), error);
+    for (;;) {
+        CNN_MPI_CHECK(st, MPI_Test(&req, &done, MPI_STATUS_IGNORE), error);
+        if (done) break;
+        const struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+error:
+    return st;
+}
+
+/* Rank 0's part of cli_rundir_open. */
+static cnn_status_t rundir_take(cli_run_args_t *r, const char *const *outputs, int noutputs,
+                                int nmove, cli_rundir_t *rd)
+{
+    struct stat sb;
+    if (r->resume && stat(r->out, &sb) != 0 && errno == ENOENT)
+        return cnn_error_set(CNN_EUSAGE, "--resume: %s/%s does not exist: there is no "
+                             "directory %s", r->out, outputs[0], r->out);
+    if (r->resume && stat(r->out, &sb) != 0)
+        return cnn_fs_error(r->out, "--resume", errno);
+    if (r->resume && !S_ISDIR(sb.st_mode))
+        return cnn_error_set(CNN_EUSAGE, "--resume: %s is not a directory", r->out);
+    CNN_TRY(cnn_fs_mkdir_p(r->out));
+    CNN_TRY(cnn_rundir_lock(r->out, r->lock_wait, &rd->lock));
+    if (r->auto_resume) { /* decided under the lock: the holder may have left one */
+        char path[CNN_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", r->out, outputs[0]);
+        r->resume = access(path, F_OK) == 0;
+    }
+    char moved[CNN_PATH_MAX + 64];
+    cnn_status_t st = CNN_OK;
+    if (!r->resume)
+        st = cnn_rundir_check_fresh(r->out, outputs, noutputs, nmove, r->force, moved,
+                                    sizeof moved);
+    if (st == CNN_OK && !r->resume && moved[0]) {
+        printf("--force: moved the previous run's files to %s\n", moved);
+        fflush(stdout);
+    }
+    if (st == CNN_OK) st = cnn_rundir_status_running(r->out);
+    if (st != CNN_OK) {
+        cnn_rundir_unlock(rd->lock);
+        rd->lock = NULL;
+    }
+    return st;
+}
+
+cnn_status_t cli_rundir_open(MPI_Comm comm, cli_run_args_t *r, const char *const *outputs,
+                             int noutputs, int nmove, cli_rundir_t *rd)
+{
+    cnn_status_t st = CNN_OK;
+    memset(rd, 0, sizeof *rd);
+    rd->comm = comm;
+    rd->dir = r->out;
+    MPI_Comm_rank(comm, &rd->rank);
+    if (rd->rank == 0) st = rundir_take(r, outputs, noutputs, nmove, rd);
+    cnn_status_t bst = sleeping_barrier(comm);
+    st = cnn_dist_agree(comm, st != CNN_OK ? st : bst);
+    if (st == CNN_OK && r->auto_resume)
+        CNN_MPI_CHECK(st, MPI_Bcast(&r->resume, 1, MPI_INT, 0, comm), error);
+error:
+    st = cnn_dist_agree(comm, st);
+    if (st != CNN_OK && rd->lock) { /* another rank failed */
+        cnn_rundir_unlock(rd->lock);
+        rd->lock = NULL;
+    }
+    return st;
+}
+
+cnn_status_t cli_rundir_close(cli_rundir_t *rd, cnn_status_t st)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", cnn_error_message());
+    cnn_status_t wst = CNN_OK;
+    if (rd->rank == 0 && rd->lock) {
+        wst = cnn_rundir_status_end(rd->dir, st, saved);
+        if (wst != CNN_OK && st != CNN_OK)
+            fprintf(stderr, "mpicnn: rank 0: warning: %s\n", cnn_error_message());
+        cnn_rundir_unlock(rd->lock);
+        rd->lock = NULL;
+    }
+    if (st != CNN_OK) {
+        cnn_error_set(st, "%s", saved);
+        return st;
+    }
+    return cnn_dist_agree(rd->comm, wst);
 }

@@ -45,11 +45,14 @@ static void usage(FILE *f)
             "  %3d  numerical failure (NaN/Inf)\n"
             "  %3d  communication failure or timeout\n"
             "  %3d  out of memory\n"
+            "  %3d  the run directory is in use by another run (DIR/lock)\n"
             "  %3d  a program it needs is missing (gnuplot for mpicnn plot)\n"
-            "  %3d  checkpointed after a signal: resubmit to continue\n",
+            "  %3d  checkpointed after a signal: resubmit to continue\n"
+            "\ntrain and sweep write how they ended to DIR/status: running HOST PID START,\n"
+            "finished, stopped-resumable, or failed CODE MESSAGE.\n",
             CNN_EXIT_OK, CNN_EXIT_INTERNAL, CNN_EXIT_USAGE, CNN_EXIT_DATA,
             CNN_EXIT_CONFIG, CNN_EXIT_IO, CNN_EXIT_NUMERIC, CNN_EXIT_COMM,
-            CNN_EXIT_NOMEM, CNN_EXIT_UNAVAILABLE, CNN_EXIT_REQUEUE);
+            CNN_EXIT_NOMEM, CNN_EXIT_BUSY, CNN_EXIT_UNAVAILABLE, CNN_EXIT_REQUEUE);
 }
 
 int main(int argc, char **argv)

@@ -50,15 +50,25 @@ static cnn_status_t load_split(const cnn_config_t *cfg, int test, cnn_dataset_t 
     return st;
 }
 
-/* Class names, then the subset, on one loaded set. */
-static cnn_status_t label(const cnn_config_t *cfg, cnn_dataset_t *ds)
+/* Class names, then the subset, on one loaded set (the test set if
+ * test). A label beyond the names is an error naming the labels file. */
+static cnn_status_t label(const cnn_config_t *cfg, int test, cnn_dataset_t *ds)
 {
     const cnn_data_config_t *dc = &cfg->data;
     const char *set = cnn_data_class_set(dc->class_names);
     if (set) {
         int n;
         const char *const *names = cnn_class_names(set, &n);
-        CNN_TRY(cnn_dataset_set_class_names(ds, names, n));
+        cnn_status_t st = cnn_dataset_set_class_names(ds, names, n);
+        if (st == CNN_EDATA && dc->format == CNN_FORMAT_IDX) {
+            char lab[JOINED_MAX];
+            join(dc->dir, test ? dc->test_labels : dc->train_labels, lab, sizeof lab);
+            cnn_error_prefix("%s ([data] class_names = %s)", lab, set);
+        } else if (st == CNN_EDATA) {
+            cnn_error_prefix("%s: the %s files ([data] class_names = %s)", cfg->source,
+                             test ? "test" : "training", set);
+        }
+        CNN_TRY(st);
     }
     if (dc->nclasses > 0) {
         int idx[CNN_MAX_CLASSES];
@@ -91,7 +101,7 @@ cnn_status_t cnn_data_prepare(const cnn_config_t *cfg, int want_train, cnn_data_
                                                             : cfg->data.ntest_files > 0;
     if (has_test) {
         if ((st = load_split(cfg, 1, &d->test)) != CNN_OK) goto fail;
-        if ((st = label(cfg, d->test)) != CNN_OK) goto fail;
+        if ((st = label(cfg, 1, d->test)) != CNN_OK) goto fail;
     }
     if (!want_train) {
         if (!d->test) {
@@ -105,7 +115,7 @@ cnn_status_t cnn_data_prepare(const cnn_config_t *cfg, int want_train, cnn_data_
         return CNN_OK;
     }
     if ((st = load_split(cfg, 0, &all)) != CNN_OK) goto fail;
-    if ((st = label(cfg, all)) != CNN_OK) goto fail;
+    if ((st = label(cfg, 0, all)) != CNN_OK) goto fail;
     if (d->test && (d->test->c != all->c || d->test->h != all->h || d->test->w != all->w)) {
         st = cnn_error_set(CNN_EDATA, "%s: the test images are %dx%dx%d but the training images %dx%dx%d",
                            cfg->source, d->test->c, d->test->h, d->test->w, all->c, all->h, all->w);

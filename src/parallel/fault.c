@@ -14,7 +14,7 @@
 static const struct {
     const char *name;
     cnn_fault_kind_t kind;
-    int64_t default_step;
+    int64_t default_step; /* also the smallest: step faults count from 1 */
 } kinds[] = {
     {"kill", CNN_FAULT_KILL, 1},
     {"stop", CNN_FAULT_STOP, 1},
@@ -82,10 +82,13 @@ cnn_status_t cnn_fault_parse(const char *spec, cnn_fault_t *f)
     if (*p == '@') {
         const char *e = strchr(p, ',');
         if (!e) e = p + strlen(p);
-        if (parse_int(p + 1, e, 0, (int64_t)1 << 50, &f->step) != 0)
+        const int64_t first = kinds[i].default_step;
+        if (parse_int(p + 1, e, first, (int64_t)1 << 50, &f->step) != 0)
             return cnn_error_set(CNN_EUSAGE,
                                  "MPICNN_FAULT=%s: '%.*s' after '@' is not a step number (expected "
-                                 "an integer >= 0)", spec, (int)(e - p - 1), p + 1);
+                                 "an integer >= %lld%s)", spec, (int)(e - p - 1), p + 1,
+                                 (long long)first,
+                                 first ? ": global steps count from 1" : ", steps done");
         p = e;
     }
     if (*p == ',') {
@@ -103,13 +106,17 @@ cnn_status_t cnn_fault_parse(const char *spec, cnn_fault_t *f)
     return CNN_OK;
 }
 
-cnn_status_t cnn_fault_init(int rank)
+cnn_status_t cnn_fault_init(int rank, int size)
 {
     my_rank = rank;
     done = 0;
     write_fired = 0;
     parsed = 1;
     cnn_status_t st = cnn_fault_parse(getenv("MPICNN_FAULT"), &fault);
+    if (st == CNN_OK && fault.rank >= size)
+        st = cnn_error_set(CNN_EUSAGE, "MPICNN_FAULT=%s: there is no rank %d: the run has %d "
+                           "rank%s (0..%d)", fault.text, fault.rank, size, size == 1 ? "" : "s",
+                           size - 1);
     if (st != CNN_OK) memset(&fault, 0, sizeof fault);
     return st;
 }

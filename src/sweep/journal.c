@@ -152,7 +152,7 @@ cnn_status_t sweep_read_file(const char *path, const char *what, char **buf, siz
             cap *= 2;
         }
     }
-    if (ferror(f)) st = cnn_error_set(CNN_EIO, "%s: read failed", path);
+    if (ferror(f)) st = cnn_fs_error(path, "read failed", errno ? errno : EIO);
     else (*buf)[*len] = '\0';
     goto done;
 nomem:
@@ -180,7 +180,7 @@ static cnn_status_t parse_record(const char *path, int lineno, char *line,
         if (tab) field = tab + 1;
     }
     if (r->trial < 0 || r->trial >= ntrials || r->round < 0 || r->point != hashes[r->trial])
-        return cnn_error_set(CNN_EUSAGE,
+        return cnn_error_set(CNN_ECONFIG,
                              "%s:%d: trial %d is not this grid's trial %d: the config changed "
                              "since the journal was written; choose another --out",
                              path, lineno, r->trial, r->trial);
@@ -216,7 +216,7 @@ cnn_status_t sweep_journal_read(const char *path, const char *header, const uint
     buf[whole] = '\0';
     size_t hl = strlen(header);
     if (whole < hl || strncmp(buf, header, hl) != 0) {
-        st = cnn_error_set(CNN_EUSAGE,
+        st = cnn_error_set(CNN_ECONFIG,
                            "%s was written by a different sweep (another config, --set, grid "
                            "or number of trials): resume with the same config, or choose "
                            "another --out", path);

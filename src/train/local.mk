@@ -6,8 +6,9 @@
 #   tests/test_fault_*.sh      a rank killed, stopped, hung or slow; NaN; failed writes;
 #                              FIFO inputs with a signal; the default (auto) watchdog
 #   tests/test_stop(_np2.sh)   a stop before the first step, then --resume from the start
-src_libmpicnn_la_SOURCES += src/train/train.c src/train/evaluate.c
-noinst_HEADERS += include/mpicnn/train.h include/mpicnn/evaluate.h tests/synth.h
+src_libmpicnn_la_SOURCES += src/train/train.c src/train/evaluate.c src/train/rundir.c
+noinst_HEADERS += include/mpicnn/train.h include/mpicnn/evaluate.h include/mpicnn/rundir.h \
+	tests/synth.h
 check_PROGRAMS += tests/test_train
 tests_test_train_SOURCES = tests/test_train.c tests/synth.h
 check_PROGRAMS += tests/test_resume

@@ -906,7 +906,7 @@ static cnn_status_t start_run(run_t *r)
     cnn_watchdog_sizes(r->wd, &load);
     cnn_watchdog_phase(r->wd, CNN_WD_LOAD);
     st = setup(r);
-    if (st == CNN_OK) st = cnn_fault_init(r->rank);
+    if (st == CNN_OK) st = cnn_fault_init(r->rank, r->size);
     CNN_TRY(cnn_dist_agree(r->comm, st));
     CNN_TRY(stop_before_start(r));
     watch_sizes(r);

@@ -113,7 +113,7 @@ static int split_path(const char *path, char **dir, char **base)
 }
 
 /* The host name, cut at the first dot, with no '/' or '.' in it. */
-static void host_name(char *buf, size_t len)
+void cnn_fs_host_name(char *buf, size_t len)
 {
     if (gethostname(buf, len) != 0) snprintf(buf, len, "localhost");
     buf[len - 1] = '\0';
@@ -143,7 +143,7 @@ cnn_status_t cnn_afile_begin(const char *path, cnn_afile_t **out)
         free(f);
         return cnn_error_set(CNN_EUSAGE, "cannot write '%s': not a file name", path);
     }
-    host_name(host, sizeof host);
+    cnn_fs_host_name(host, sizeof host);
     f->path = strdup(path);
     if (!f->path || split_path(path, &f->dir, &base) != 0) goto nomem;
     size_t n = strlen(f->dir) + strlen(base) + strlen(host) + 40;
@@ -289,7 +289,7 @@ cnn_status_t cnn_afile_clean_stale(const char *path, int *nremoved)
         st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
         goto done;
     }
-    host_name(host, sizeof host);
+    cnn_fs_host_name(host, sizeof host);
     DIR *d = opendir(dir);
     if (!d) {
         if (errno != ENOENT)

@@ -47,6 +47,7 @@ const char *cnn_status_name(cnn_status_t st)
     case CNN_EINTERNAL: return "internal error";
     case CNN_ESTOPPED: return "stopped by signal (checkpointed)";
     case CNN_EUNAVAIL: return "missing program";
+    case CNN_EBUSY: return "run directory in use";
     }
     return "unknown error";
 }
@@ -64,6 +65,7 @@ int cnn_status_exit_code(cnn_status_t st)
     case CNN_ENOMEM: return CNN_EXIT_NOMEM;
     case CNN_ESTOPPED: return CNN_EXIT_REQUEUE;
     case CNN_EUNAVAIL: return CNN_EXIT_UNAVAILABLE;
+    case CNN_EBUSY: return CNN_EXIT_BUSY;
     case CNN_EINTERNAL: break;
     }
     return CNN_EXIT_INTERNAL;
