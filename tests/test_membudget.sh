@@ -43,7 +43,11 @@ for t in "conv1 (conv)" "pool1 (maxpool)" "fc1 (dense)" "gradient buffers" \
     "optimizer state" "data set" "params *grads *state *output *cache *work *total"; do
     grep -q -- "$t" "$d/log" || fail "the plan does not list '$t'"
 done
-[ ! -e "$d/big" ] || fail "a refused run created its output directory"
+# the run directory holds only its lock and the status of the refusal
+for f in model.h5 checkpoint.h5 metrics.csv; do
+    [ ! -e "$d/big/$f" ] || fail "a refused run wrote $f"
+done
+grep -q "^failed 8 " "$d/big/status" || fail "status does not record the refusal: $(cat "$d/big/status" 2>&1)"
 expect 8 "train on 2 ranks, pad 4096" "rank 1: out of memory" \
     "$MPIEXEC" -np 2 $run --set conv1.pad=4096 --out "$d/big2"
 grep -q "rank 0: out of memory" "$d/log" || fail "rank 0 did not refuse"

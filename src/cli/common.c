@@ -183,7 +183,7 @@ error:
 
 cnn_status_t cli_rundir_close(cli_rundir_t *rd, cnn_status_t st)
 {
-    char saved[1024];
+    char saved[4096]; /* as long as a status message can be (status.c) */
     snprintf(saved, sizeof saved, "%s", cnn_error_message());
     cnn_status_t wst = CNN_OK;
     if (rd->rank == 0 && rd->lock) {

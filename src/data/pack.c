@@ -428,7 +428,7 @@ cnn_status_t cnn_pack(MPI_Comm comm, const cnn_pack_opts_t *o, cnn_pack_report_t
     if (st == CNN_OK) CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), done);
     if (st == CNN_OK) CNN_MPI_CHECK(st, MPI_Comm_size(comm, &nranks), done);
     if (st == CNN_OK) st = check_opts(o);
-    if (st == CNN_OK) st = cnn_fault_init(rank);
+    if (st == CNN_OK) st = cnn_fault_init(rank, nranks);
     if ((st = cnn_dist_agree(comm, st)) != CNN_OK) goto done;
     if ((st = begin_output(comm, rank, o->out, &af, tmp, sizeof tmp)) != CNN_OK) goto done;
     if ((st = pack_catalog_make(comm, o, &cat, &listing)) != CNN_OK) goto done;
