@@ -234,9 +234,11 @@ expect 3 "$d/ckpt-truncated/checkpoint.h5: not an HDF5 file, or truncated or dam
     "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-truncated"
 expect 3 "$d/ckpt-garbage/checkpoint.h5: not an HDF5 file, or truncated or damaged" \
     "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-garbage"
-# rank 0 reads it; rank 1's line names the file too
-expect 3 "mpicnn: rank 1: bad input: another rank failed (bad input): rank 0: $d/ckpt-garbage/checkpoint.h5: not an HDF5 file" \
-    $(np2) "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-garbage"
+# rank 0 reads it; rank 1's line names the file too (a copy of the
+# directory: cases run in parallel, and a run directory admits one run)
+cp -r "$d/ckpt-garbage" "$d/ckpt-garbage-np2"
+expect 3 "mpicnn: rank 1: bad input: another rank failed (bad input): rank 0: $d/ckpt-garbage-np2/checkpoint.h5: not an HDF5 file" \
+    $(np2) "$M" train "$d/run.ini" --progress none --resume --out "$d/ckpt-garbage-np2"
 
 # configs
 expect 4 "$B/cfg-bad-value.ini:36: [train] batch_size: '12abc' is not an integer (expected an integer in 1..65536)" \
