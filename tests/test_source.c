@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "mpicnn/checkpoint.h"
 #include "mpicnn/dataprep.h"
 #include "mpicnn/h5io.h"
 #include "mpicnn/rng.h"
@@ -314,6 +315,57 @@ static void test_prepare_sliced(void **state)
     free(cfg);
 }
 
+/* text without the lines that start with one of drop[] */
+static char *without(const char *text, const char *const *drop, int ndrop)
+{
+    char *out = malloc(strlen(text) + 1), *o = out;
+    for (const char *p = text; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p + 1) : strlen(p);
+        int skip = 0;
+        for (int i = 0; i < ndrop; i++) skip |= strncmp(p, drop[i], strlen(drop[i])) == 0;
+        if (!skip) {
+            memcpy(o, p, len);
+            o += len;
+        }
+        p += len;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A checkpoint's config written before data.load, data.cache_mb and
+ * [augment] existed resumes (they count as their defaults); data.load
+ * and data.cache_mb may change on resume, [augment] may not. */
+static void test_resume_keys(void **state)
+{
+    (void)state;
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[data]\nformat = hdf5\ntrain_file = %s\ntest_file = %s\n[net]\nlayers = fc\n"
+             "[fc]\ntype = dense\nunits = 3\n[optimizer]\nlr = 0.1\n[train]\nepochs = 1\n", path,
+             path);
+    cnn_config_t *cfg = calloc(1, sizeof *cfg);
+    assert_int_equal(cnn_config_parse_string(text, "t.ini", NULL, 0, cfg), CNN_OK);
+    char *saved = cnn_config_to_string(cfg);
+    assert_non_null(strstr(saved, "[augment]\ncrop_pad = 0\nflip = false\ncutout = 0\n"));
+    const char *const drop[] = {"load =", "cache_mb =", "[augment]", "crop_pad =", "flip =",
+                                "cutout ="};
+    char *older = without(saved, drop, 6);
+    if (cnn_checkpoint_compatible("ck.h5", older, cfg) != CNN_OK)
+        fail_msg("a config without the new keys must resume: %s", cnn_error_message());
+    assert_int_equal(cnn_config_set(cfg, "data.load=stream"), CNN_OK);
+    assert_int_equal(cnn_config_set(cfg, "data.cache_mb=8"), CNN_OK);
+    if (cnn_checkpoint_compatible("ck.h5", saved, cfg) != CNN_OK)
+        fail_msg("data.load and data.cache_mb may change on resume: %s", cnn_error_message());
+    assert_int_equal(cnn_config_set(cfg, "augment.flip=true"), CNN_OK);
+    assert_int_equal(cnn_checkpoint_compatible("ck.h5", older, cfg), CNN_ECONFIG);
+    assert_non_null(strstr(cnn_error_message(), "[augment] flip differs"));
+    free(older);
+    free(saved);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_stream_out_of_order),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_prepare_sliced),
+        cmocka_unit_test(test_resume_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

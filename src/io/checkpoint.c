@@ -146,7 +146,7 @@ static int safe_key(const char *section, const char *key)
 {
     static const char *const safe[] = {"train.epochs", "train.log_every", "train.threads",
                                        "train.watchdog_seconds", "early_stopping.patience",
-                                       NULL};
+                                       "data.load", "data.cache_mb", NULL};
     char full[256];
     if (!strcmp(section, "checkpoint") || !strcmp(section, "sweep")) return 1;
     snprintf(full, sizeof full, "%s.%s", section, key);
@@ -208,8 +208,9 @@ static cnn_status_t compare_texts(const char *path, const char *a, const char *b
             return cnn_error_set(CNN_ECONFIG,
                                  "%s: cannot resume: [%s] %s differs: checkpoint has %s, this run "
                                  "has %s (only train.epochs, train.log_every, train.threads, "
-                                 "train.watchdog_seconds, early_stopping.patience and "
-                                 "[checkpoint] may change on resume)",
+                                 "train.watchdog_seconds, early_stopping.patience, "
+                                 "data.load, data.cache_mb and [checkpoint] may change on "
+                                 "resume)",
                                  path, section, key, a_name[0] == 'c' ? va : vb,
                                  a_name[0] == 'c' ? vb : va);
     }
