@@ -111,12 +111,15 @@ cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds
                           const cnn_loss_t *loss, int want_scores, float *scores,
                           cnn_eval_t *out)
 {
-    int rank = 0, size = 1;
+    cnn_status_t st = CNN_OK;
+    int rank, size;
     size_t lo, hi;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
+    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
     cnn_sampler_eval_range(ds->n, rank, size, &lo, &hi);
-    return evaluate_range(comm, net, ds, lo, ds->n, mean, std, loss, want_scores, scores, out);
+    st = evaluate_range(comm, net, ds, lo, ds->n, mean, std, loss, want_scores, scores, out);
+error:
+    return st;
 }
 
 cnn_status_t cnn_evaluate_part(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *part,
