@@ -52,7 +52,7 @@ echo "== fmnist-ref, -np 2, one epoch: images/s by data.load ($rounds rounds)"
 for r in $(seq "$rounds"); do
   for load in memory stream; do
     rm -rf "$w/run"
-    "$MPIEXEC" -np 2 "$mpicnn" train "$w/fm.ini" --out "$w/run" --progress none --quiet \
+    "$MPIEXEC" -np 2 "$mpicnn" train "$w/fm.ini" --out "$w/run" --progress none \
       --set train.epochs=1 --set data.load=$load >/dev/null
     ips=$(awk -F, 'NR == 2 { print $8 }' "$w/run/metrics.csv")
     echo "round $r $load $ips images/s"
@@ -66,13 +66,13 @@ echo "median: memory $m, stream $s images/s; stream/memory $(echo "$s $m" | awk 
 echo "== peak resident memory per rank, $(($(stat -c %s "$w/big.h5") / 1048576)) MB training file"
 rm -rf "$w/run"
 MPICNN_FAULT=kill@$steps /usr/bin/time -f '%M' -o "$w/rss.stream" "$mpicnn" train "$w/big.ini" \
-  --out "$w/run" --progress none --quiet --set data.load=stream >/dev/null 2>&1 || true
+  --out "$w/run" --progress none --set data.load=stream >/dev/null 2>&1 || true
 echo "stream, 1 rank: $(($(tail -n 1 "$w/rss.stream") / 1024)) MB"
 for load in memory shard; do
   rm -rf "$w/run" "$w"/rss.np2.*
   # each rank under GNU time, its output named by the rank
   MPICNN_FAULT=kill@$steps "$MPIEXEC" -np 2 sh -c 'exec /usr/bin/time -f "%M" -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' \
-    "$w/rss.np2" "$mpicnn" train "$w/big.ini" --out "$w/run" --progress none --quiet \
+    "$w/rss.np2" "$mpicnn" train "$w/big.ini" --out "$w/run" --progress none \
     --set data.load=$load >/dev/null 2>&1 || true
   kb=$(cat "$w"/rss.np2.* | grep -h '^[0-9]' | sort -n | tail -n 1)
   echo "$load, -np 2: $((kb / 1024)) MB (the larger rank)"

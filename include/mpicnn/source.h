@@ -40,7 +40,8 @@ typedef struct {
     char *path;              /* as opened (owned) */
     size_t n;                /* images */
     int c, h, w;             /* per-image shape */
-    int32_t *labels;         /* (n), each in [0, nclasses) (owned) */
+    int32_t *labels;         /* (n), each in [0, nclasses) (owned; a caller may
+                                take it and leave NULL) */
     int nclasses;
     char **class_names;      /* (nclasses) from /classes (owned) */
     cnn_h5data_priv_t *priv; /* HDF5 handles, file descriptor, chunk offsets */

@@ -316,8 +316,11 @@ static cnn_status_t train_rows(const cnn_config_t *cfg, int rank, int nranks, cn
     cnn_status_t st;
     join(cfg->data.dir, cfg->data.train_file, path, sizeof path);
     if ((st = cnn_h5data_open(path, &d->train_file)) != CNN_OK) goto done;
-    const cnn_h5data_t *f = d->train_file;
+    cnn_h5data_t *f = d->train_file;
     if ((st = label_only(f, &lab)) != CNN_OK) goto done;
+    /* the training split keeps its own labels: the file's are not needed */
+    free(f->labels);
+    f->labels = NULL;
     rows = malloc(sizeof(size_t) * (f->n + 1));
     if (!rows) goto nomem;
     for (size_t i = 0; i < f->n; i++) rows[i] = i;

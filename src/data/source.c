@@ -138,18 +138,16 @@ static cnn_status_t make_batch(const cnn_source_t *s, maker_t *m, long epoch, si
 /* ------------------------------------------------------------------ */
 /* shard                                                               */
 
-typedef struct {
-    size_t row, pos;
-} rowpos_t;
-
-static int by_row(const void *a, const void *b)
+static int by_value(const void *a, const void *b)
 {
-    const rowpos_t *x = a, *y = b;
-    return x->row < y->row ? -1 : x->row > y->row;
+    const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* Reads this rank's images of every step of `epoch` into s->shard, in
- * slice order, going through the file in row order. */
+ * slice order, going through the file in row order. Each image is listed
+ * as row << 32 | position in the shard (both below CNN_IDX_MAX_IMAGES <
+ * 2^32), so one sort orders the reads. */
 static cnn_status_t load_shard(cnn_source_t *s, long epoch)
 {
     enum { BOUNCE = 256 };
@@ -157,7 +155,7 @@ static cnn_status_t load_shard(cnn_source_t *s, long epoch)
     cnn_sampler_t *sp = s->mk.sampler;
     cnn_sampler_set_epoch(sp, epoch);
     const size_t total = s->shard_start[s->steps];
-    rowpos_t *rp = malloc(sizeof *rp * (total + 1));
+    uint64_t *rp = malloc(sizeof *rp * (total + 1));
     size_t *rows = malloc(sizeof *rows * BOUNCE);
     uint8_t *bounce = malloc(s->isz * BOUNCE);
     if (!rp || !rows || !bounce) {
@@ -167,17 +165,19 @@ static cnn_status_t load_shard(cnn_source_t *s, long epoch)
     for (size_t step = 0; step < s->steps; step++) {
         int nl, ng;
         const size_t *idx = cnn_sampler_slice(sp, step, &nl, &ng);
-        for (int k = 0; k < nl; k++)
-            rp[s->shard_start[step] + (size_t)k] =
-                (rowpos_t){s->d.rows[idx[k]], s->shard_start[step] + (size_t)k};
+        for (int k = 0; k < nl; k++) {
+            const uint64_t pos = s->shard_start[step] + (size_t)k;
+            rp[pos] = (uint64_t)s->d.rows[idx[k]] << 32 | pos;
+        }
     }
-    qsort(rp, total, sizeof *rp, by_row);
+    qsort(rp, total, sizeof *rp, by_value);
     for (size_t k = 0; k < total && st == CNN_OK; k += BOUNCE) {
         const size_t m = total - k < BOUNCE ? total - k : BOUNCE;
-        for (size_t j = 0; j < m; j++) rows[j] = rp[k + j].row;
+        for (size_t j = 0; j < m; j++) rows[j] = (size_t)(rp[k + j] >> 32);
         st = cnn_h5data_read_rows(s->d.file, rows, m, bounce);
         for (size_t j = 0; j < m && st == CNN_OK; j++)
-            memcpy(s->shard + rp[k + j].pos * s->isz, bounce + j * s->isz, s->isz);
+            memcpy(s->shard + (size_t)(rp[k + j] & 0xffffffffu) * s->isz, bounce + j * s->isz,
+                   s->isz);
     }
     s->shard_epoch = st == CNN_OK ? epoch : -1;
 done:
