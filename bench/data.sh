@@ -9,7 +9,8 @@
 #                        (default 9: 540,000 images, 423 MB)
 #   BENCH_STEPS=S        steps of each peak-memory run (default 300)
 # 1. Images/s of one epoch at -np 2, data.load = memory and stream, in R
-#    rounds that alternate the two; the median of each and their ratio.
+#    rounds that alternate the two (and which goes first); the median of
+#    each and their ratio.
 # 2. Peak resident memory (GNU time's %M) per rank on the large set:
 #    stream on one rank (cache_mb = 64), then memory and shard at -np 2.
 #    These runs end at global step S (MPICNN_FAULT=kill@S): memory mode
@@ -50,7 +51,10 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "== fmnist-ref, -np 2, one epoch: images/s by data.load ($rounds rounds)"
 for r in $(seq "$rounds"); do
-  for load in memory stream; do
+  # odd rounds run memory first, even rounds stream first
+  order="memory stream"
+  [ $((r % 2)) -eq 0 ] && order="stream memory"
+  for load in $order; do
     rm -rf "$w/run"
     "$MPIEXEC" -np 2 "$mpicnn" train "$w/fm.ini" --out "$w/run" --progress none \
       --set train.epochs=1 --set data.load=$load >/dev/null

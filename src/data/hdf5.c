@@ -184,6 +184,7 @@ static cnn_status_t map_chunks(cnn_h5data_t *f)
         CNN_H5_CHECK_AS(CNN_EDATA, H5Dget_num_chunks(p->images, space, &have), error);
         if (have != p->nchunks) goto error;
         if (!(p->chunk_addr = malloc(sizeof(off_t) * p->nchunks))) goto nomem;
+        for (size_t i = 0; i < p->nchunks; i++) p->chunk_addr[i] = -1;
         for (hsize_t i = 0; i < have; i++) {
             hsize_t off[4];
             unsigned mask;
@@ -192,7 +193,8 @@ static cnn_status_t map_chunks(cnn_h5data_t *f)
             CNN_H5_CHECK_AS(CNN_EDATA, H5Dget_chunk_info(p->images, space, i, off, &mask, &a,
                                                          &size), error);
             if (off[0] % p->chunk_rows || off[0] / p->chunk_rows >= p->nchunks ||
-                size != p->chunk_rows * isz || a == HADDR_UNDEF) {
+                size != p->chunk_rows * isz || a == HADDR_UNDEF ||
+                p->chunk_addr[off[0] / p->chunk_rows] != -1) {
                 st = cnn_error_set(CNN_EDATA, "%s: /images: damaged chunk %llu", f->path,
                                    (unsigned long long)i);
                 goto error;
