@@ -1,7 +1,7 @@
 /* config.h - the trainer's INI configuration: parse, override, print.
  *
  * A config file has the sections [data], [net], [optimizer], [train],
- * [early_stopping], [checkpoint] and [sweep], plus one section per layer
+ * [augment], [early_stopping], [checkpoint] and [sweep], plus one section per layer
  * named in [net] layers. Every key is typed and range-checked; an unknown
  * section or key, a missing required key, a bad value or a duplicate key
  * is an error (CNN_ECONFIG) whose message reads
@@ -34,8 +34,16 @@ typedef enum {
     CNN_FORMAT_UNSET = 0, /* only in cnn_config_defaults(); a load sets it */
     CNN_FORMAT_IDX,
     CNN_FORMAT_CIFAR10,
-    CNN_FORMAT_CIFAR100
+    CNN_FORMAT_CIFAR100,
+    CNN_FORMAT_HDF5       /* a data file written by mpicnn pack */
 } cnn_data_format_t;
+
+/* data.load: where the training images live while a run trains. */
+typedef enum {
+    CNN_LOAD_MEMORY, /* every rank holds the whole training set */
+    CNN_LOAD_SHARD,  /* each rank holds the images of its slice of the epoch */
+    CNN_LOAD_STREAM  /* a thread per rank reads ahead into a bounded ring */
+} cnn_data_load_t;
 
 typedef enum { CNN_LABELS_FINE, CNN_LABELS_COARSE } cnn_cifar_labels_t;
 
@@ -45,7 +53,8 @@ typedef enum {
     CNN_CLASSNAMES_MNIST,
     CNN_CLASSNAMES_CIFAR10,
     CNN_CLASSNAMES_CIFAR100_FINE,
-    CNN_CLASSNAMES_CIFAR100_COARSE
+    CNN_CLASSNAMES_CIFAR100_COARSE,
+    CNN_CLASSNAMES_FILE             /* format = hdf5: the file's /classes */
 } cnn_class_names_t;
 
 typedef enum { CNN_OPT_SGD, CNN_OPT_MOMENTUM, CNN_OPT_NESTEROV, CNN_OPT_ADAM } cnn_opt_kind_t;
@@ -69,6 +78,8 @@ typedef struct {
     int ntrain_files;
     char test_files[CNN_MAX_FILES][CNN_PATH_MAX];
     int ntest_files;                 /* 0: no test set */
+    /* format = hdf5 (mpicnn pack's DATA.h5); "" otherwise */
+    char train_file[CNN_PATH_MAX], test_file[CNN_PATH_MAX];
     cnn_cifar_labels_t labels;       /* cifar100 only; fine otherwise */
     /* Class subset as written: names or decimal indices, trimmed. Names
      * are resolved against class_names by the data module. 0 = all. */
@@ -78,7 +89,16 @@ typedef struct {
     double validation;               /* count (integer) or fraction in (0,1) */
     int validation_is_fraction;      /* 0: validation is a count; 0 = none */
     int normalize;                   /* bool */
+    cnn_data_load_t load;            /* memory, shard or stream */
+    int cache_mb;                    /* stream: the ring buffer's bound, MiB */
 } cnn_data_config_t;
+
+/* [augment]: random changes to training images (never validation/test). */
+typedef struct {
+    int crop_pad;                    /* >= 0: pad by this many zero pixels, crop back */
+    int flip;                        /* bool: horizontal flip with probability 1/2 */
+    int cutout;                      /* >= 0: side of one zeroed square */
+} cnn_augment_config_t;
 
 typedef struct {
     cnn_opt_kind_t type;
@@ -150,6 +170,7 @@ typedef struct {
     int nlayers;
     cnn_opt_config_t opt;
     cnn_train_config_t train;
+    cnn_augment_config_t augment;
     cnn_early_stop_config_t early_stopping;
     cnn_checkpoint_config_t checkpoint;
     cnn_sweep_config_t sweep;

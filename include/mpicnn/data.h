@@ -124,6 +124,11 @@ cnn_status_t cnn_dataset_split(const cnn_dataset_t *ds, size_t nval,
                                uint64_t seed, cnn_dataset_t **train,
                                cnn_dataset_t **val);
 
+/* The images cnn_dataset_split() holds out of a set of n: isval (n bytes)
+ * gets 1 for them, 0 for the others. Errors: CNN_ECONFIG if nval >= n,
+ * CNN_ENOMEM. */
+cnn_status_t cnn_dataset_split_mask(size_t n, size_t nval, uint64_t seed, uint8_t *isval);
+
 /* Per-channel mean and standard deviation (population) of the pixel values
  * scaled to [0,1], over all images. mean and std have ds->c entries. The
  * result does not depend on the thread count. The std of a constant
@@ -131,6 +136,27 @@ cnn_status_t cnn_dataset_split(const cnn_dataset_t *ds, size_t nval,
  * by; the mean of an empty set is 0. */
 void cnn_dataset_channel_stats(const cnn_dataset_t *ds, float *mean,
                                float *std);
+
+/* cnn_dataset_channel_stats() over images seen a few at a time: exact
+ * integer sums, so any order of cnn_stats_add() calls gives the same
+ * result, equal to cnn_dataset_channel_stats() on all the images. At most
+ * 4 channels. */
+typedef struct {
+    uint64_t s1[4], s2[4]; /* per channel: sum of pixels, of squares */
+    int lo[4], hi[4];      /* per channel: smallest, largest pixel */
+    size_t n;              /* images added */
+} cnn_stats_acc_t;
+
+void cnn_stats_init(cnn_stats_acc_t *a);
+/* Adds n images (n,c,h,w). */
+void cnn_stats_add(cnn_stats_acc_t *a, const uint8_t *images, size_t n, int c, int h, int w);
+/* mean and std (c entries) as cnn_dataset_channel_stats() gives them. */
+void cnn_stats_finish(const cnn_stats_acc_t *a, int c, int h, int w, float *mean, float *std);
+
+/* Converts n images stored one after the other (n,c,h,w) into floats x
+ * (n,c,h,w) with exactly cnn_dataset_batch()'s arithmetic. One thread. */
+void cnn_images_to_floats(const uint8_t *images, int n, int c, int h, int w, const float *mean,
+                          const float *std, float *x);
 
 /* Converts the images idx[0..n) (each < ds->n) into floats.
  * x is (n, c, h, w): x = (pixel/255 - mean[ch]) / std[ch], or pixel/255

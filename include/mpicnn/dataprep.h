@@ -7,6 +7,7 @@
 
 #include "mpicnn/config.h"
 #include "mpicnn/data.h"
+#include "mpicnn/source.h"
 
 typedef struct {
     cnn_dataset_t *train; /* training split (owned) */
@@ -16,6 +17,16 @@ typedef struct {
     int nclasses;
     float mean[4], std[4];/* per channel, of train's pixels in [0,1]
                              (mean 0, std 1 when data.normalize is off) */
+    /* data.load = shard or stream with format = hdf5: train holds the
+     * labels and class names but no images (images NULL); training image
+     * i is row train_rows[i] of train_file. NULL otherwise. */
+    cnn_h5data_t *train_file;  /* (owned) */
+    size_t *train_rows;        /* (train->n) (owned) */
+    /* Evaluation sets: val and test hold images [*_lo, *_lo + n) of a set
+     * of *_total images: all of it (lo 0) unless the set was read in
+     * slices, one per rank (cnn_sampler_eval_range). */
+    size_t val_lo, val_total, test_lo, test_total;
+    int sliced;                /* 1: val and test are this rank's slices */
 } cnn_data_t;
 
 /* Loads everything cfg->data names. On failure returns the loader's status
@@ -23,6 +34,15 @@ typedef struct {
  * leaves *d empty. Free with cnn_data_free(). `want_train` 0 skips the
  * training files (evaluation only needs the test set). */
 cnn_status_t cnn_data_prepare(const cnn_config_t *cfg, int want_train, cnn_data_t *d);
+
+/* As cnn_data_prepare(), for rank `rank` of `nranks`. With format = hdf5
+ * and data.load = shard or stream the training images stay in the file
+ * (train_file, train_rows), and the validation and test sets are read
+ * only for this rank's evaluation slice; the normalisation is computed
+ * by a pass over the file and equals what load = memory computes. In
+ * every other case this is cnn_data_prepare(). */
+cnn_status_t cnn_data_prepare_rank(const cnn_config_t *cfg, int want_train, int rank,
+                                   int nranks, cnn_data_t *d);
 
 void cnn_data_free(cnn_data_t *d);
 

@@ -31,4 +31,13 @@ cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds
  * `predict` refuse such outputs (CNN_ENUMERIC) rather than report them. */
 size_t cnn_scores_first_nonfinite(const float *scores, size_t n, int K);
 
+/* As cnn_evaluate(), when each rank holds only its slice of a set of
+ * `total` images: part holds images [lo, hi) of it, where
+ * cnn_sampler_eval_range(total, rank, size) gives [lo, hi). Collective
+ * over comm. CNN_EINTERNAL if part is smaller than the slice. */
+cnn_status_t cnn_evaluate_part(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *part,
+                               size_t total, const float *mean, const float *std,
+                               const cnn_loss_t *loss, int want_scores, float *scores,
+                               cnn_eval_t *out);
+
 #endif

@@ -65,7 +65,8 @@ enum {
     F_C100 = 1u << 3,     /* only for cifar100 */
     F_NONEMPTY = 1u << 4, /* a list that may not be empty */
     F_REQ_CIFAR = 1u << 5, /* required for the cifar formats */
-    F_AUTO = 1u << 6       /* K_REAL: also "auto", stored as CNN_WATCHDOG_AUTO */
+    F_AUTO = 1u << 6,      /* K_REAL: also "auto", stored as CNN_WATCHDOG_AUTO */
+    F_H5 = 1u << 7         /* only for data.format = hdf5 (and required then) */
 };
 
 typedef struct {
@@ -82,12 +83,13 @@ typedef struct {
     const char *what; /* K_STR / K_LIST: what is expected */
 } keydef_t;
 
-static const char *const formats[] = {"", "idx", "cifar10", "cifar100", NULL};
+static const char *const formats[] = {"", "idx", "cifar10", "cifar100", "hdf5", NULL};
+static const char *const loads[] = {"memory", "shard", "stream", NULL};
 static const char *const labelsets[] = {"fine", "coarse", NULL};
 static const char *const classnames[] = {"none", "fashion-mnist", "mnist",
                                          "cifar10", "cifar100-fine",
-                                         "cifar100-coarse", NULL};
-static const int classnames_count[] = {0, 10, 10, 10, 100, 20};
+                                         "cifar100-coarse", "file", NULL};
+static const int classnames_count[] = {0, 10, 10, 10, 100, 20, 0};
 static const char *const optimizers[] = {"sgd", "momentum", "nesterov", "adam", NULL};
 static const char *const schedules[] = {"constant", "step", "exponential", NULL};
 static const char *const units[] = {"epochs", "steps", NULL};
@@ -128,6 +130,8 @@ static const keydef_t keys[] = {
     FILESK("train_files", data.train_files, data.ntrain_files,
            F_CIFAR | F_REQ_CIFAR | F_NONEMPTY),
     FILESK("test_files", data.test_files, data.ntest_files, F_CIFAR),
+    PATHK("train_file", data.train_file, F_H5),
+    PATHK("test_file", data.test_file, F_H5),
     {.section = "data", .name = "labels", .kind = K_ENUM, .off = OFF(data.labels),
      .choices = labelsets, .flags = F_C100, .def = "fine"},
     {.section = "data", .name = "classes", .kind = K_LIST, .off = OFF(data.classes),
@@ -139,6 +143,8 @@ static const keydef_t keys[] = {
      .off = OFF(data.validation), .off2 = OFF(data.validation_is_fraction),
      .lo = 0, .hi = 1e9, .def = "0"},
     BOOLK("data", "normalize", data.normalize, "true"),
+    ENUMK("data", "load", data.load, loads, "memory"),
+    INTK("data", "cache_mb", K_INT, data.cache_mb, 1, 1048576, "64"),
 
     {.section = "net", .name = "layers", .kind = K_LAYERS, .off = OFF(layers),
      .off2 = OFF(nlayers), .cap = CNN_NAME_MAX, .stride = sizeof(cnn_layer_spec_t),
@@ -173,6 +179,10 @@ static const keydef_t keys[] = {
      .off = OFF(train.watchdog_seconds), .lo = 0, .hi = HUGE_VAL, .flags = F_AUTO, .def = "auto"},
     INTK("train", "max_memory_mb", K_LONG, train.max_memory_mb, 0, 1e9, "0"),
 
+    INTK("augment", "crop_pad", K_INT, augment.crop_pad, 0, 4096, "0"),
+    BOOLK("augment", "flip", augment.flip, "false"),
+    INTK("augment", "cutout", K_INT, augment.cutout, 0, 4096, "0"),
+
     BOOLK("early_stopping", "enabled", early_stopping.enabled, "false"),
     ENUMK("early_stopping", "metric", early_stopping.metric, metrics, "val_acc"),
     ENUMK("early_stopping", "mode", early_stopping.mode, modes, NULL),
@@ -189,7 +199,7 @@ static const keydef_t keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"data", "net", "optimizer", "train",
+static const char *const sections[] = {"data", "net", "optimizer", "train", "augment",
                                        "early_stopping", "checkpoint", "sweep"};
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -231,6 +241,7 @@ static int is_fixed_section(const char *s)
 static int key_applies(const keydef_t *k, cnn_data_format_t format)
 {
     if (k->flags & F_IDX) return format == CNN_FORMAT_IDX;
+    if (k->flags & F_H5) return format == CNN_FORMAT_HDF5;
     if (k->flags & F_C100) return format == CNN_FORMAT_CIFAR100;
     if (k->flags & F_CIFAR)
         return format == CNN_FORMAT_CIFAR10 || format == CNN_FORMAT_CIFAR100;
@@ -1170,10 +1181,12 @@ static cnn_status_t check_data(parse_t *p, cnn_config_t *cfg)
         if (e && !key_applies(k, d->format))
             return bad(where_entry(p, e, where), "data", k->name,
                        "applies only to format = %s (format is %s)",
-                       k->flags & F_IDX ? "idx" : k->flags & F_C100 ? "cifar100"
-                                                                    : "cifar10 or cifar100",
+                       k->flags & F_IDX    ? "idx"
+                       : k->flags & F_H5   ? "hdf5"
+                       : k->flags & F_C100 ? "cifar100"
+                                           : "cifar10 or cifar100",
                        formats[d->format]);
-        int required = (k->flags & F_IDX) || (k->flags & F_REQ_CIFAR);
+        int required = (k->flags & (F_IDX | F_H5 | F_REQ_CIFAR)) != 0;
         if (!e && required && key_applies(k, d->format)) {
             char exp[256];
             expected(k, exp, sizeof exp);
@@ -1189,7 +1202,11 @@ static cnn_status_t check_data(parse_t *p, cnn_config_t *cfg)
                          : d->format == CNN_FORMAT_CIFAR100
                              ? (d->labels == CNN_LABELS_FINE ? CNN_CLASSNAMES_CIFAR100_FINE
                                                              : CNN_CLASSNAMES_CIFAR100_COARSE)
-                             : CNN_CLASSNAMES_NONE;
+                         : d->format == CNN_FORMAT_HDF5 ? CNN_CLASSNAMES_FILE
+                                                        : CNN_CLASSNAMES_NONE;
+    } else if (d->class_names == CNN_CLASSNAMES_FILE && d->format != CNN_FORMAT_HDF5) {
+        return bad(where_entry(p, ce, where), "data", "class_names",
+                   "file applies only to format = hdf5 (format is %s)", formats[d->format]);
     } else if (nk && d->class_names != CNN_CLASSNAMES_NONE &&
                classnames_count[d->class_names] != nk) {
         return bad(where_entry(p, ce, where), "data", "class_names",

@@ -286,6 +286,34 @@ static cnn_status_t alloc_like(const cnn_dataset_t *ds, size_t m,
     return CNN_OK;
 }
 
+/* isval[i] = 1 for the nval images of [0, n) held out: the first nval
+ * entries of a seeded Fisher-Yates shuffle. perm has room for n. */
+static void split_mask(size_t n, size_t nval, uint64_t seed, size_t *perm, uint8_t *isval)
+{
+    uint64_t rng = seed;
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    for (size_t i = 0; i < nval; i++) {
+        size_t j = i + (size_t)cnn_rng_below(&rng, n - i);
+        size_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+        isval[perm[i]] = 1;
+    }
+}
+
+cnn_status_t cnn_dataset_split_mask(size_t n, size_t nval, uint64_t seed, uint8_t *isval)
+{
+    if (nval >= n)
+        return cnn_error_set(CNN_ECONFIG, "validation size %zu must be smaller than the data "
+                             "set (%zu images)", nval, n);
+    size_t *perm = malloc((n ? n : 1) * sizeof *perm);
+    if (!perm) return cnn_error_set(CNN_ENOMEM, "split: out of memory");
+    memset(isval, 0, n);
+    split_mask(n, nval, seed, perm, isval);
+    free(perm);
+    return CNN_OK;
+}
+
 cnn_status_t cnn_dataset_split(const cnn_dataset_t *ds, size_t nval,
                                uint64_t seed, cnn_dataset_t **train,
                                cnn_dataset_t **val)
@@ -308,16 +336,7 @@ cnn_status_t cnn_dataset_split(const cnn_dataset_t *ds, size_t nval,
         st = cnn_error_set(CNN_ENOMEM, "split: out of memory");
         goto done;
     }
-    /* the first nval entries of a seeded Fisher-Yates shuffle */
-    uint64_t rng = seed;
-    for (size_t i = 0; i < n; i++) perm[i] = i;
-    for (size_t i = 0; i < nval; i++) {
-        size_t j = i + (size_t)cnn_rng_below(&rng, n - i);
-        size_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-        isval[perm[i]] = 1;
-    }
+    split_mask(n, nval, seed, perm, isval);
     st = alloc_like(ds, n - nval, &tr);
     if (st != CNN_OK) goto done;
     st = alloc_like(ds, nval, &va);
@@ -346,6 +365,17 @@ done:
 /* below this many pixels a batch is converted by one thread */
 #define OMP_MIN_PIXELS 65536
 
+/* mean and std of one channel from its exact integer sums over cnt
+ * pixels (cnt > 0) ranging over [lo, hi] */
+static void finish_channel(uint64_t s1, uint64_t s2, int lo, int hi, double cnt, float *mean,
+                           float *std)
+{
+    double m = (double)s1 / cnt;           /* in pixel units */
+    double var = (double)s2 / cnt - m * m;
+    *mean = (float)(m / 255.0);
+    *std = (lo == hi || var <= 0.0) ? 1.0f : (float)(sqrt(var) / 255.0);
+}
+
 void cnn_dataset_channel_stats(const cnn_dataset_t *ds, float *mean,
                                float *std)
 {
@@ -367,16 +397,76 @@ void cnn_dataset_channel_stats(const cnn_dataset_t *ds, float *mean,
                 if ((int)v > hi) hi = (int)v;
             }
         }
-        double cnt = (double)ds->n * (double)hw;
         if (ds->n == 0 || hw == 0) {
             mean[ch] = 0.0f;
             std[ch] = 1.0f;
             continue;
         }
-        double m = (double)s1 / cnt;           /* in pixel units */
-        double var = (double)s2 / cnt - m * m;
-        mean[ch] = (float)(m / 255.0);
-        std[ch] = (lo == hi || var <= 0.0) ? 1.0f : (float)(sqrt(var) / 255.0);
+        finish_channel(s1, s2, lo, hi, (double)ds->n * (double)hw, &mean[ch], &std[ch]);
+    }
+}
+
+void cnn_stats_init(cnn_stats_acc_t *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int ch = 0; ch < 4; ch++) a->lo[ch] = 255;
+}
+
+void cnn_stats_add(cnn_stats_acc_t *a, const uint8_t *images, size_t n, int c, int h, int w)
+{
+    const size_t hw = (size_t)h * w;
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < c && ch < 4; ch++) {
+            const uint8_t *p = images + (i * (size_t)c + (size_t)ch) * hw;
+            uint64_t s1 = 0, s2 = 0;
+            for (size_t j = 0; j < hw; j++) {
+                unsigned v = p[j];
+                s1 += v;
+                s2 += v * v;
+                if ((int)v < a->lo[ch]) a->lo[ch] = (int)v;
+                if ((int)v > a->hi[ch]) a->hi[ch] = (int)v;
+            }
+            a->s1[ch] += s1;
+            a->s2[ch] += s2;
+        }
+    a->n += n;
+}
+
+void cnn_stats_finish(const cnn_stats_acc_t *a, int c, int h, int w, float *mean, float *std)
+{
+    const size_t hw = (size_t)h * w;
+    for (int ch = 0; ch < c && ch < 4; ch++) {
+        if (a->n == 0 || hw == 0) {
+            mean[ch] = 0.0f;
+            std[ch] = 1.0f;
+            continue;
+        }
+        finish_channel(a->s1[ch], a->s2[ch], a->lo[ch], a->hi[ch], (double)a->n * (double)hw,
+                       &mean[ch], &std[ch]);
+    }
+}
+
+/* lut[v] for channel ch: the normalised value of pixel v */
+static void make_lut(int ch, const float *mean, const float *std, float lut[256])
+{
+    /* 256 possible inputs: compute each once, in the documented form */
+    for (int v = 0; v < 256; v++) {
+        float f = (float)v / 255.0f;
+        lut[v] = (mean && std) ? (f - mean[ch]) / std[ch] : f;
+    }
+}
+
+void cnn_images_to_floats(const uint8_t *images, int n, int c, int h, int w, const float *mean,
+                          const float *std, float *x)
+{
+    const size_t hw = (size_t)h * w;
+    float lut[256];
+    for (int ch = 0; ch < c; ch++) {
+        make_lut(ch, mean, std, lut);
+        for (int b = 0; b < n; b++) {
+            const size_t o = ((size_t)b * c + (size_t)ch) * hw;
+            for (size_t j = 0; j < hw; j++) x[o + j] = lut[images[o + j]];
+        }
     }
 }
 
@@ -387,11 +477,7 @@ void cnn_dataset_batch(const cnn_dataset_t *ds, const size_t *idx, int n,
     const size_t hw = (size_t)ds->h * ds->w, isz = hw * (size_t)ds->c;
     float lut[256];
     for (int ch = 0; ch < ds->c; ch++) {
-        /* 256 possible inputs: compute each once, in the documented form */
-        for (int v = 0; v < 256; v++) {
-            float f = (float)v / 255.0f;
-            lut[v] = (mean && std) ? (f - mean[ch]) / std[ch] : f;
-        }
+        make_lut(ch, mean, std, lut);
 #pragma omp parallel for schedule(static) if ((size_t)n * hw >= OMP_MIN_PIXELS)
         for (int b = 0; b < n; b++) {
             const uint8_t *p = ds->images + idx[b] * isz + (size_t)ch * hw;

@@ -146,7 +146,8 @@ static int safe_key(const char *section, const char *key)
 {
     static const char *const safe[] = {"train.epochs", "train.log_every", "train.threads",
                                        "train.watchdog_seconds", "train.max_memory_mb",
-                                       "early_stopping.patience", NULL};
+                                       "early_stopping.patience", "data.load", "data.cache_mb",
+                                       NULL};
     char full[256];
     if (!strcmp(section, "checkpoint") || !strcmp(section, "sweep")) return 1;
     snprintf(full, sizeof full, "%s.%s", section, key);
@@ -209,7 +210,8 @@ static cnn_status_t compare_texts(const char *path, const char *a, const char *b
                                  "%s: cannot resume: [%s] %s differs: checkpoint has %s, this run "
                                  "has %s (only train.epochs, train.log_every, train.threads, "
                                  "train.watchdog_seconds, train.max_memory_mb, "
-                                 "early_stopping.patience and [checkpoint] may change on "
+                                 "early_stopping.patience, data.load, data.cache_mb and "
+                                 "[checkpoint] may change on "
                                  "resume)",
                                  path, section, key, a_name[0] == 'c' ? va : vb,
                                  a_name[0] == 'c' ? vb : va);

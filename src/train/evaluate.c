@@ -69,10 +69,12 @@ error:
     return st;
 }
 
-cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds,
-                          const float *mean, const float *std,
-                          const cnn_loss_t *loss, int want_scores, float *scores,
-                          cnn_eval_t *out)
+/* Scores images [first, first + (hi - lo)) of ds, which are images
+ * [lo, hi) of a set of `total`: this rank's evaluation slice. */
+static cnn_status_t evaluate_range(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds,
+                                   size_t first, size_t total, const float *mean,
+                                   const float *std, const cnn_loss_t *loss, int want_scores,
+                                   float *scores, cnn_eval_t *out)
 {
     cnn_status_t st = CNN_OK;
     int rank, size;
@@ -82,22 +84,51 @@ cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds
     size_t lo, hi;
     CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
     CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
-    cnn_sampler_eval_range(ds->n, rank, size, &lo, &hi);
+    cnn_sampler_eval_range(total, rank, size, &lo, &hi);
+    if (first + (hi - lo) > ds->n) {
+        st = cnn_error_set(CNN_EINTERNAL, "evaluation slice [%zu, %zu) of %zu images is not in "
+                           "the %zu images held", lo, hi, total, ds->n);
+        goto error;
+    }
     if (want_scores && !(mine = malloc(sizeof(float) * ((hi - lo) * (size_t)K + 1)))) {
         st = cnn_error_set(CNN_ENOMEM, "out of memory");
         goto error;
     }
-    if ((st = score_slice(net, ds, mean, std, loss, rank, lo, hi, sums, mine)) != CNN_OK)
-        goto error;
+    st = score_slice(net, ds, mean, std, loss, rank, first, first + (hi - lo), sums, mine);
+    if (st != CNN_OK) goto error;
     if ((st = cnn_dist_sum_doubles(comm, sums, 2)) != CNN_OK) goto error;
-    out->total = (long)ds->n;
+    out->total = (long)total;
     out->correct = (long)sums[1];
-    out->loss = ds->n ? sums[0] / (double)ds->n : 0.0;
-    out->acc = ds->n ? sums[1] / (double)ds->n : 0.0;
-    if (want_scores) st = gather_scores(comm, rank, size, ds->n, K, mine, scores);
+    out->loss = total ? sums[0] / (double)total : 0.0;
+    out->acc = total ? sums[1] / (double)total : 0.0;
+    if (want_scores) st = gather_scores(comm, rank, size, total, K, mine, scores);
 error:
     free(mine);
     return st;
+}
+
+cnn_status_t cnn_evaluate(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *ds,
+                          const float *mean, const float *std,
+                          const cnn_loss_t *loss, int want_scores, float *scores,
+                          cnn_eval_t *out)
+{
+    cnn_status_t st = CNN_OK;
+    int rank, size;
+    size_t lo, hi;
+    CNN_MPI_CHECK(st, MPI_Comm_rank(comm, &rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_size(comm, &size), error);
+    cnn_sampler_eval_range(ds->n, rank, size, &lo, &hi);
+    st = evaluate_range(comm, net, ds, lo, ds->n, mean, std, loss, want_scores, scores, out);
+error:
+    return st;
+}
+
+cnn_status_t cnn_evaluate_part(MPI_Comm comm, cnn_net_t *net, const cnn_dataset_t *part,
+                               size_t total, const float *mean, const float *std,
+                               const cnn_loss_t *loss, int want_scores, float *scores,
+                               cnn_eval_t *out)
+{
+    return evaluate_range(comm, net, part, 0, total, mean, std, loss, want_scores, scores, out);
 }
 
 size_t cnn_scores_first_nonfinite(const float *scores, size_t n, int K)

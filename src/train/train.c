@@ -45,6 +45,7 @@
 #include "mpicnn/net.h"
 #include "mpicnn/optim.h"
 #include "mpicnn/rng.h"
+#include "mpicnn/source.h"
 #include "mpicnn/watchdog.h"
 
 /* Set from a signal handler; read at step boundaries. */
@@ -55,7 +56,7 @@ int cnn_train_stop_requested(void) { return stop_requested != 0; }
 void cnn_train_clear_stop(void) { stop_requested = 0; }
 
 /* Slots of the per-step block of doubles after the batchnorm state. */
-enum { AUX_LOSS, AUX_CORRECT, AUX_STOP, AUX_CKPT, AUX_N };
+enum { AUX_LOSS, AUX_CORRECT, AUX_STOP, AUX_CKPT, AUX_DATA_ERROR, AUX_N };
 
 /* Everything one run holds; freed in one place. */
 typedef struct {
@@ -67,7 +68,7 @@ typedef struct {
     const cnn_data_t *d;
     cnn_net_t *net;
     cnn_optim_t *opt;
-    cnn_sampler_t *sampler;
+    cnn_source_t *src;        /* this rank's batches (data.load) */
     size_t steps;             /* steps per epoch */
     const cnn_loss_t *loss;
     float *best_params, *best_state, *prev_state;
@@ -231,6 +232,16 @@ static void progress(run_t *r, size_t step, size_t steps, double seconds)
 /* ------------------------------------------------------------------ */
 /* validation and the early-stopping decision                          */
 
+/* Scores the net on ds: the whole set on every rank, or with data.load =
+ * shard or stream this rank's slice of a set of `total` images. */
+static cnn_status_t evaluate_set(run_t *r, const cnn_dataset_t *ds, size_t total, cnn_eval_t *ev)
+{
+    const cnn_data_t *d = r->d;
+    if (d->sliced)
+        return cnn_evaluate_part(r->comm, r->net, ds, total, d->mean, d->std, r->loss, 0, NULL, ev);
+    return cnn_evaluate(r->comm, r->net, ds, d->mean, d->std, r->loss, 0, NULL, ev);
+}
+
 /* Runs the validation set (if any); rank 0 decides whether the model is a
  * new best and whether to stop, and broadcasts that. */
 static cnn_status_t validate(run_t *r, int *new_best)
@@ -250,7 +261,7 @@ static cnn_status_t validate(run_t *r, int *new_best)
         goto keep;
     }
     cnn_eval_t ev;
-    CNN_TRY(cnn_evaluate(r->comm, r->net, r->d->val, r->d->mean, r->d->std, r->loss, 0, NULL, &ev));
+    CNN_TRY(evaluate_set(r, r->d->val, r->d->val_total, &ev));
     ts->val_loss = ev.loss;
     ts->val_acc = ev.acc;
     ts->evals++;
@@ -314,14 +325,12 @@ static void fault_nan_weights(run_t *r)
     r->net->params[0] = NAN;
 }
 
-/* This rank's slice of the batch: forward, loss (into aux) and backward
- * (gradients into the arena). */
-static void forward_backward(run_t *r, const size_t *idx, int n_local, int n_global, double *aux)
+/* This rank's slice of the batch (in the net's input and r->labels):
+ * forward, loss (into aux) and backward (gradients into the arena). */
+static void forward_backward(run_t *r, int n_local, int n_global, double *aux)
 {
     cnn_net_t *net = r->net;
     cnn_ctx_t ctx = cnn_net_ctx(net, 1, r->cfg->train.seed, r->rank, (uint64_t)r->ts.global_step);
-    cnn_dataset_batch(r->d->train, idx, n_local, r->d->mean, r->d->std, cnn_net_input(net),
-                      r->labels);
     const float *y = cnn_net_forward(net, &ctx, n_local);
     const int K = net->output.c;
     /* the loss gradient goes to the first layer's ping-pong buffer's
@@ -338,13 +347,19 @@ static void forward_backward(run_t *r, const size_t *idx, int n_local, int n_glo
 static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, step_out_t *out)
 {
     cnn_net_t *net = r->net;
-    int n_local, n_global;
-    const size_t *idx = cnn_sampler_slice(r->sampler, step, &n_local, &n_global);
+    int n_local = 0, n_global = 0;
+    /* a rank that cannot read its batch still joins the step's
+     * reductions, which tell every rank to fail */
+    const cnn_status_t data_st = cnn_source_batch(r->src, (long)r->ts.epoch, step,
+                                                  cnn_net_input(net), r->labels, &n_local,
+                                                  &n_global);
+    if (data_st != CNN_OK) n_local = 0;
     double *aux = r->aux + net->nstate;
     cnn_net_zero_grad(net);
     memcpy(r->prev_state, net->state, sizeof(float) * net->nstate);
     aux[AUX_LOSS] = aux[AUX_CORRECT] = 0.0;
-    if (n_local > 0) forward_backward(r, idx, n_local, n_global, aux);
+    aux[AUX_DATA_ERROR] = data_st != CNN_OK;
+    if (n_local > 0) forward_backward(r, n_local, n_global, aux);
     /* batchnorm running statistics: averaged over the ranks */
     for (size_t i = 0; i < net->nstate; i++) r->aux[i] = net->state[i];
     aux[AUX_STOP] = cnn_train_stop_requested() ? 1.0 : 0.0;
@@ -354,6 +369,10 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, step_out_
     CNN_TRY(cnn_dist_gsum_run(r->gsum, net->grads, &r->grad_sum));
     cnn_watchdog_phase(r->wd, CNN_WD_ALLREDUCE_AUX);
     CNN_TRY(cnn_dist_sum_doubles(r->comm, r->aux, net->nstate + AUX_N));
+    if (aux[AUX_DATA_ERROR] > 0)
+        return data_st != CNN_OK ? data_st
+                                 : cnn_error_set(CNN_EDATA, "another rank could not read its "
+                                                 "training images (see its message)");
     cnn_watchdog_phase(r->wd, CNN_WD_UPDATE);
     out->finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(r->grad_sum, net->nparams);
     for (size_t i = 0; i < net->nstate; i++) net->state[i] = (float)(r->aux[i] / r->size);
@@ -440,7 +459,7 @@ static cnn_status_t train_step(run_t *r, double t_epoch)
 {
     cnn_train_state_t *ts = &r->ts;
     const int want_ckpt = checkpoint_due(r);
-    step_out_t s;
+    step_out_t s = {0};
     cnn_watchdog_position(r->wd, ts->epoch + 1, ts->step + 1, ts->global_step + 1);
     cnn_watchdog_phase(r->wd, CNN_WD_COMPUTE);
     cnn_fault_step_hook(ts->global_step + 1);
@@ -524,7 +543,6 @@ static cnn_status_t end_epoch(run_t *r, double t_epoch)
 static cnn_status_t train_epoch(run_t *r)
 {
     cnn_train_state_t *ts = &r->ts;
-    cnn_sampler_set_epoch(r->sampler, (long)ts->epoch);
     const double t_epoch = MPI_Wtime() - ts->epoch_seconds;
     while ((size_t)ts->step < r->steps && !ts->stopped_early && !r->stopped)
         CNN_TRY(train_step(r, t_epoch));
@@ -546,7 +564,7 @@ static void run_free(run_t *r)
     cnn_net_free(r->net);
     cnn_dist_gsum_free(r->gsum); /* after the net: its gradients may be in there */
     cnn_optim_free(r->opt);
-    cnn_sampler_free(r->sampler);
+    cnn_source_free(r->src);
     free(r->best_params);
     free(r->best_state);
     free(r->prev_state);
@@ -657,7 +675,7 @@ static cnn_status_t setup(run_t *r)
     CNN_MPI_CHECK(st, MPI_Comm_size(r->comm, &r->size), error);
     r->d = r->opts->data;
     if (!r->d) {
-        CNN_TRY(cnn_dist_agree(r->comm, cnn_data_prepare(cfg, 1, &r->own)));
+        CNN_TRY(cnn_dist_agree(r->comm, cnn_data_prepare_rank(cfg, 1, r->rank, r->size, &r->own)));
         r->d = &r->own;
     }
     cnn_membudget_t budget;
@@ -665,9 +683,10 @@ static cnn_status_t setup(run_t *r)
                                                       "[train] max_memory_mb", &budget)));
     CNN_TRY(build_net(r, &budget));
     CNN_TRY(build_optimizer(r));
-    CNN_TRY(cnn_sampler_create(r->d->train->n, cfg->train.batch_size * r->size, r->rank, r->size,
-                               cfg->train.seed, 1, &r->sampler));
-    r->steps = cnn_sampler_steps(r->sampler);
+    const cnn_source_data_t sd = {.train = r->d->train, .file = r->d->train_file,
+                                  .rows = r->d->train_rows, .mean = r->d->mean, .std = r->d->std};
+    CNN_TRY(cnn_source_create(cfg, &sd, r->rank, r->size, &r->src));
+    r->steps = cnn_source_steps(r->src);
     r->loss = cfg->train.loss == CNN_LOSS_HINGE ? &cnn_loss_hinge : &cnn_loss_softmax_ce;
     CNN_TRY(alloc_buffers(r));
     r->ts.val_loss = r->ts.val_acc = NAN;
@@ -821,14 +840,21 @@ static cnn_status_t prepare_outputs(run_t *r)
     return CNN_OK;
 }
 
+/* The images of an evaluation set (all ranks' slices). */
+static size_t set_size(const cnn_dataset_t *ds, size_t total, int sliced)
+{
+    return !ds ? 0 : sliced ? total : ds->n;
+}
+
 /* The bytes of the data files the config names (those that exist), which
  * the watchdog's limit for loading scales with. */
 static double data_bytes(const cnn_data_config_t *dc)
 {
-    const char *names[4 + 2 * CNN_MAX_FILES];
+    const char *names[6 + 2 * CNN_MAX_FILES];
     int n = 0;
-    const char *idx[] = {dc->train_images, dc->train_labels, dc->test_images, dc->test_labels};
-    for (int i = 0; i < 4; i++) names[n++] = idx[i];
+    const char *idx[] = {dc->train_images, dc->train_labels, dc->test_images, dc->test_labels,
+                         dc->train_file, dc->test_file};
+    for (int i = 0; i < 6; i++) names[n++] = idx[i];
     for (int i = 0; i < dc->ntrain_files; i++) names[n++] = dc->train_files[i];
     for (int i = 0; i < dc->ntest_files; i++) names[n++] = dc->test_files[i];
     double bytes = 0;
@@ -850,8 +876,8 @@ static void watch_sizes(const run_t *r)
 {
     const cnn_net_t *net = r->net;
     const double batch = (double)r->cfg->train.batch_size * r->size;
-    const double nval = r->d->val ? (double)r->d->val->n : 0.0;
-    const double ntest = r->d->test ? (double)r->d->test->n : 0.0;
+    const double nval = (double)set_size(r->d->val, r->d->val_total, r->d->sliced);
+    const double ntest = (double)set_size(r->d->test, r->d->test_total, r->d->sliced);
     const cnn_wd_sizes_t z = {
         .load_bytes = 0,
         .save_bytes = 4.0 * (4.0 * (double)net->nparams + 2.0 * (double)net->nstate) + (1 << 20),
@@ -894,6 +920,7 @@ error:
     return st;
 }
 
+
 /* Everything before the first step: this rank's set-up, then the
  * collective parts (the gradient sum, the watchdog), the output directory
  * or the resumed state, and rank 0's opening line. */
@@ -923,8 +950,8 @@ static cnn_status_t start_run(run_t *r)
         const cnn_data_t *d = r->d;
         printf("%straining %s: %zu train, %zu val, %zu test images; %d rank%s x %d thread%s; "
                "global batch %d; %zu parameters%s%s\n",
-               tag_of(r), r->cfg->source, d->train->n, d->val ? d->val->n : 0,
-               d->test ? d->test->n : 0, r->size, r->size > 1 ? "s" : "", net->nthreads,
+               tag_of(r), r->cfg->source, d->train->n, set_size(d->val, d->val_total, d->sliced),
+               set_size(d->test, d->test_total, d->sliced), r->size, r->size > 1 ? "s" : "", net->nthreads,
                net->nthreads > 1 ? "s" : "", r->cfg->train.batch_size * r->size, net->nparams,
                r->size > 1 ? "; gradient sum: " : "", r->size > 1 ? cnn_dist_gsum_method(r->gsum) : "");
         fflush(stdout);
@@ -983,12 +1010,12 @@ static cnn_status_t score_best(run_t *r, cnn_train_result_t *res)
     res->params_hash = hash_arenas(net);
     cnn_watchdog_phase(r->wd, CNN_WD_EVALUATE);
     if (d->val) {
-        CNN_TRY(cnn_evaluate(r->comm, net, d->val, d->mean, d->std, r->loss, 0, NULL, &ev));
+        CNN_TRY(evaluate_set(r, d->val, d->val_total, &ev));
         res->val_loss = ev.loss;
         res->val_acc = ev.acc;
     }
     if (d->test && !r->opts->skip_test) {
-        CNN_TRY(cnn_evaluate(r->comm, net, d->test, d->mean, d->std, r->loss, 0, NULL, &ev));
+        CNN_TRY(evaluate_set(r, d->test, d->test_total, &ev));
         res->test_loss = ev.loss;
         res->test_acc = ev.acc;
         res->test_correct = ev.correct;
