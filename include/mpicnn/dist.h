@@ -95,4 +95,10 @@ cnn_status_t cnn_dist_gsum_run(cnn_dist_gsum_t *g, float *grads, const float **s
  * agreement itself fails, CNN_ECOMM. */
 cnn_status_t cnn_dist_agree(MPI_Comm comm, cnn_status_t local);
 
+/* A barrier over comm that sleeps (20 ms at a time) instead of spinning in
+ * MPI: for ranks that may wait long (for a lock, for other groups'
+ * trials) and should leave their cores to those still working.
+ * Collective. */
+cnn_status_t cnn_dist_idle_barrier(MPI_Comm comm);
+
 #endif

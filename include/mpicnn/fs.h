@@ -73,6 +73,11 @@ cnn_status_t cnn_afile_clean_stale(const char *path, int *nremoved);
  * naming the part that could not be made. */
 cnn_status_t cnn_fs_mkdir_p(const char *dir);
 
+/* Moves `from` to `to` with rename(2), the one call of it in mpicnn: the atomic
+ * writer's commit and moving files aside both go through it. 0 or -1
+ * with errno. */
+int cnn_fs_move(const char *from, const char *to);
+
 /* fsync of a directory, so that a rename or a new entry in it is durable.
  * File systems that cannot fsync a directory (EINVAL) are fine. */
 cnn_status_t cnn_fs_fsync_dir(const char *dir);

@@ -104,25 +104,6 @@ cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int
     return CNN_OK;
 }
 
-/* Waits for every rank of comm, sleeping rather than spinning in MPI:
- * the other ranks may wait here for as long as --lock-wait while rank 0
- * waits for the lock. */
-static cnn_status_t sleeping_barrier(MPI_Comm comm)
-{
-    cnn_status_t st = CNN_OK;
-    MPI_Request req = MPI_REQUEST_NULL;
-    int done = 0;
-    CNN_MPI_CHECK(st, MPI_Ibarrier(comm, &req), error);
-    for (;;) {
-        CNN_MPI_CHECK(st, MPI_Test(&req, &done, MPI_STATUS_IGNORE), error);
-        if (done) break;
-        const struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-error:
-    return st;
-}
-
 /* Rank 0's part of cli_rundir_open. */
 static cnn_status_t rundir_take(cli_run_args_t *r, const char *const *outputs, int noutputs,
                                 int nmove, cli_rundir_t *rd)
@@ -168,7 +149,7 @@ cnn_status_t cli_rundir_open(MPI_Comm comm, cli_run_args_t *r, const char *const
     rd->dir = r->out;
     MPI_Comm_rank(comm, &rd->rank);
     if (rd->rank == 0) st = rundir_take(r, outputs, noutputs, nmove, rd);
-    cnn_status_t bst = sleeping_barrier(comm);
+    cnn_status_t bst = cnn_dist_idle_barrier(comm);
     st = cnn_dist_agree(comm, st != CNN_OK ? st : bst);
     if (st == CNN_OK && r->auto_resume)
         CNN_MPI_CHECK(st, MPI_Bcast(&r->resume, 1, MPI_INT, 0, comm), error);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 cnn_status_t cnn_mpi_error(int rc, const char *call, const char *file, int line)
@@ -334,6 +335,22 @@ cnn_status_t cnn_dist_agree(MPI_Comm comm, cnn_status_t local)
     return cnn_error_set((cnn_status_t)worst[0], "another rank failed (%s): rank %d: %s",
                          cnn_status_name((cnn_status_t)worst[0]), who,
                          text[0] ? text : "no message");
+error:
+    return st;
+}
+
+cnn_status_t cnn_dist_idle_barrier(MPI_Comm comm)
+{
+    cnn_status_t st = CNN_OK;
+    MPI_Request req = MPI_REQUEST_NULL;
+    int done = 0;
+    CNN_MPI_CHECK(st, MPI_Ibarrier(comm, &req), error);
+    for (;;) {
+        CNN_MPI_CHECK(st, MPI_Test(&req, &done, MPI_STATUS_IGNORE), error);
+        if (done) break;
+        const struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 error:
     return st;
 }

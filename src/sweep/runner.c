@@ -112,25 +112,6 @@ static cnn_status_t run_trial(sweep_t *s, int t, int r, int resume)
 /* ------------------------------------------------------------------ */
 /* one round                                                           */
 
-/* A barrier that sleeps instead of spinning: a group that runs out of
- * trials waits here for the others, possibly for as long as a trial, and
- * should leave its cores to them (or to whoever shares the node). */
-static cnn_status_t idle_barrier(MPI_Comm comm)
-{
-    cnn_status_t st = CNN_OK;
-    MPI_Request req = MPI_REQUEST_NULL;
-    int done = 0;
-    CNN_MPI_CHECK(st, MPI_Ibarrier(comm, &req), error);
-    for (;;) {
-        CNN_MPI_CHECK(st, MPI_Test(&req, &done, MPI_STATUS_IGNORE), error);
-        if (done) break;
-        const struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-error:
-    return st;
-}
-
 /* The counter: one int64 in a window hosted on rank 0, set to 0. */
 static cnn_status_t counter_create(const sweep_t *s, MPI_Win *win)
 {
@@ -188,7 +169,7 @@ static cnn_status_t run_round(sweep_t *s, int r, int npending)
     }
 done:
     /* every rank gets here, failed or not, so the barrier always matches */
-    st = idle_barrier(s->comm);
+    st = cnn_dist_idle_barrier(s->comm);
     if (local != CNN_OK) st = local;
 error:
     if (win != MPI_WIN_NULL) {

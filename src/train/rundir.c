@@ -272,7 +272,7 @@ static cnn_status_t move_aside(const char *dir, const char *const *names, int nm
     for (int i = 0; i < nmove; i++) {
         snprintf(from, sizeof from, "%s/%s", dir, names[i]);
         snprintf(to, sizeof to, "%s/%s", moved, names[i]);
-        if (access(from, F_OK) == 0 && rename(from, to) != 0)
+        if (access(from, F_OK) == 0 && cnn_fs_move(from, to) != 0)
             return cnn_fs_error(from, "--force: cannot move it aside", errno);
     }
     return cnn_fs_fsync_dir(dir);

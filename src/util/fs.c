@@ -247,7 +247,7 @@ cnn_status_t cnn_afile_commit(cnn_afile_t *f)
         st = write_error(f->path, "close", errno);
         goto fail;
     }
-    if (rename(f->tmp, f->path) != 0) {
+    if (cnn_fs_move(f->tmp, f->path) != 0) {
         st = write_error(f->path, "rename", errno);
         goto fail;
     }
@@ -338,4 +338,9 @@ cnn_status_t cnn_fs_fsync_dir(const char *dir)
     close(fd);
     if (rc != 0 && err != EINVAL) return cnn_fs_error(dir, "fsync of the directory", err);
     return CNN_OK;
+}
+
+int cnn_fs_move(const char *from, const char *to)
+{
+    return rename(from, to);
 }
