@@ -8,7 +8,9 @@
  *               "0", "1", ...
  * --repeat K    the images K times over (a large set from a small one)
  * --bad WHAT    a damaged file: version, images-type, images-rank,
- *               labels-type, labels-range, labels-count, no-classes */
+ *               labels-type, labels-range, labels-count, no-classes,
+ *               no-crc (no checksum attributes on /images and /labels,
+ *               as in a file packed before they were written) */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "mpicnn/data.h"
 #include "mpicnn/h5io.h"
+#include "mpicnn/rng.h"
 
 typedef struct {
     const char *names, *bad;
@@ -23,6 +26,31 @@ typedef struct {
 } opts_t;
 
 static int bad(const opts_t *o, const char *what) { return o->bad && strcmp(o->bad, what) == 0; }
+
+/* Attaches the checksum attribute as `mpicnn pack` does (unless --bad
+ * no-crc: a file packed before data files carried checksums). */
+static int attach_crc(hid_t d, const opts_t *o, uint32_t crc)
+{
+    if (bad(o, "no-crc")) return 0;
+    hid_t one = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(d, CNN_H5_CRC_ATTR, H5T_STD_U32LE, one, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, H5T_NATIVE_UINT32, &crc) < 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(one);
+    return rc;
+}
+
+/* CRC-32C of n int32 values stored little-endian. */
+static uint32_t crc_i32_le(const int32_t *v, size_t n)
+{
+    uint32_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char le[4];
+        for (int b = 0; b < 4; b++) le[b] = (unsigned char)((uint32_t)v[i] >> (8 * b));
+        crc = cnn_crc32c(crc, le, 4);
+    }
+    return crc;
+}
 
 /* /images uint8 (N,C,H,W) chunked by whole images, N = n * repeat. */
 static int write_images(hid_t file, const cnn_dataset_t *ds, const opts_t *o)
@@ -38,7 +66,9 @@ static int write_images(hid_t file, const cnn_dataset_t *ds, const opts_t *o)
     H5Pset_chunk(dcpl, rank, chunk);
     hid_t d = H5Dcreate2(file, "/images", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = d < 0;
+    uint32_t crc = 0;
     for (long k = 0; k < o->repeat && !rc; k++) {
+        crc = cnn_crc32c(crc, ds->images, ds->n * isz);
         hsize_t start[4] = {(hsize_t)k * ds->n, 0, 0, 0}, count[4] = {ds->n, dims[1], dims[2],
                                                                        dims[3]};
         hid_t fs = H5Dget_space(d), ms = H5Screate_simple(rank, count, NULL);
@@ -47,7 +77,7 @@ static int write_images(hid_t file, const cnn_dataset_t *ds, const opts_t *o)
         H5Sclose(fs);
         H5Sclose(ms);
     }
-    (void)isz;
+    if (!rc) rc = attach_crc(d, o, crc);
     H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(space);
@@ -65,6 +95,7 @@ static int write_labels(hid_t file, const cnn_dataset_t *ds, const opts_t *o)
     hid_t type = bad(o, "labels-type") ? H5T_IEEE_F32LE : H5T_STD_I32LE;
     hid_t d = H5Dcreate2(file, "/labels", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = d < 0 || H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, l) < 0;
+    if (!rc) rc = attach_crc(d, o, crc_i32_le(l, n));
     H5Dclose(d);
     H5Sclose(space);
     free(l);

@@ -5,7 +5,10 @@
 #      with and without [augment]
 #   2. with [augment], a run killed mid-way and resumed (stream mode)
 #      ends with the uninterrupted run's weights
-#   3. damaged data files are refused: exit 3, naming the file and dataset
+#   3. damaged data files are refused: exit 3, naming the file and dataset;
+#      a byte flipped in /images or /labels of a packed file fails its
+#      checksum (memory mode; /labels in stream mode too); a file without
+#      checksums trains with exactly one warning
 #   4. stream mode's peak resident memory stays well below the data set's
 #      size (a set of 40 MB with cache_mb = 1), where memory mode's grows
 # Needs $MPICNN, $MPIEXEC and $top_builddir (set by `make check`).
@@ -155,6 +158,43 @@ for bad in version:format_version images-type:/images images-rank:/images \
     done
 done
 echo "ok: damaged data files refused with exit 3, naming the file and the dataset"
+
+# --- 3b. checksums of /images and /labels
+# flip FILE OFFSET: xor the byte at OFFSET with 1
+flip() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    # shellcheck disable=SC2059 # the format is the byte to write
+    printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+timeout -k 5 "$limit" "$MPIEXEC" -np 2 --oversubscribe "$MPICNN" pack "$d/train-images.idx" \
+    --labels "$d/train-labels.idx" --out "$d/packed.h5" >"$d/pack.log" 2>&1 || fail "pack failed"
+"$MPICNN" train "$d/h5.ini" --set data.train_file=packed.h5 --out "$d/packed" \
+    --progress none >"$d/packed.log" 2>&1 || fail "training from the packed file failed"
+grep -q "warning" "$d/packed.log" && fail "a packed file gives a warning: $(cat "$d/packed.log")"
+# the first chunk of /images (h5ls's chunk table) and the contiguous /labels
+ioff=$(h5ls -va "$d/packed.h5/images" | awk '$1 ~ /^0x/ { print $3; exit }')
+loff=$(h5dump -p -H -d /labels "$d/packed.h5" | awk '$1 == "OFFSET" { print $2 }')
+[ -n "$ioff" ] && [ -n "$loff" ] || fail "cannot find the data of /images and /labels"
+cp "$d/packed.h5" "$d/flip-images.h5" && flip "$d/flip-images.h5" $((ioff + 500))
+# a label's low byte xor 1 stays a valid class: only the checksum sees it
+cp "$d/packed.h5" "$d/flip-labels.h5" && flip "$d/flip-labels.h5" $((loff + 40))
+for c in images:memory labels:memory labels:stream; do
+    obj=${c%%:*} load=${c#*:}
+    "$MPICNN" train "$d/h5.ini" --set data.train_file=flip-$obj.h5 --set data.load=$load \
+        --out "$d/flip-$obj-$load" --progress none >"$d/flip.log" 2>&1
+    rc=$?
+    [ $rc -eq 3 ] || fail "flip-$obj.h5 ($load): exit $rc, expected 3: $(cat "$d/flip.log")"
+    grep -q "flip-$obj.h5: /$obj: checksum mismatch" "$d/flip.log" ||
+        fail "flip-$obj.h5 ($load): no checksum mismatch on /$obj: $(cat "$d/flip.log")"
+done
+"$builddir/tests/make_datafile" "$d/train-images.idx" "$d/train-labels.idx" \
+    "$d/nocrc.h5" --bad no-crc || fail "cannot write nocrc.h5"
+np2 h5.ini nocrc --set data.train_file=nocrc.h5 || fail "training from a file without checksums failed"
+n=$(grep -c "warning: .*nocrc.h5: .*no checksum" "$d/nocrc.log")
+[ "$n" -eq 1 ] || fail "a file without checksums: $n warnings, expected 1: $(cat "$d/nocrc.log")"
+grep -c "warning" "$d/nocrc.log" | grep -qx 1 || fail "other warnings: $(cat "$d/nocrc.log")"
+echo "ok: flipped bytes in /images and /labels fail their checksums; a file without them warns once"
 
 # --- 4. stream mode's memory does not grow with the data set
 "$builddir/tests/test_resume_synth" "$d" 50000 100 28 || fail "cannot write the large IDX set"

@@ -2,7 +2,8 @@
 # test_pack.sh - `mpicnn pack` end to end (tests/make_images writes the inputs):
 #   - a folder of PNG and JPEG files of mixed sizes and modes, resized:
 #     -np 1 and -np 2 give the same /images, /labels, /classes and
-#     /normalization bytes; without --resize the first odd file is named;
+#     /normalization bytes and checksum attributes; without --resize the
+#     first odd file is named;
 #   - a folder holding every bad case (truncated JPEG and PNG, zero bytes,
 #     text named .jpg, CMYK, a 60000 x 60000 header, an empty class
 #     folder, a non-image file, a folder in a class, an unreadable file, a
@@ -45,6 +46,12 @@ same_data() {
     done
     [ "$(h5dump -d /classes "$1" | grep -A2 'DATA {')" = \
       "$(h5dump -d /classes "$2" | grep -A2 'DATA {')" ] || fail "/classes differ"
+    for obj in /images /labels /classes /normalization/mean /normalization/std; do
+        c1=$(h5dump -a "$obj/mpicnn_crc32c" "$1" | grep '(0):')
+        [ -n "$c1" ] || fail "$obj of $1 has no checksum attribute"
+        [ "$c1" = "$(h5dump -a "$obj/mpicnn_crc32c" "$2" | grep '(0):')" ] ||
+            fail "the checksums of $obj differ between $1 and $2"
+    done
 }
 
 "$MK" good "$d/good" && "$MK" bad "$d/bad" && "$MK" idx "$d/arr" || fail "make_images failed"
@@ -58,7 +65,7 @@ same_data "$d/g1.h5" "$d/g2.h5"
 echo "ok: -np 1 and -np 2 store the same data"
 h5dump -A "$d/g1.h5" | grep -q '"mpicnn-data"' || fail "no format attribute"
 h5dump -p -d /images -H "$d/g1.h5" | grep -q "CHUNKED ( 11, 3, 24, 32 )" || fail "chunking"
-[ "$(h5dump -d /labels "$d/g1.h5" | grep '(0):')" = "   (0): 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2" ] ||
+[ "$(h5dump -d /labels -A 0 "$d/g1.h5" | grep '(0):')" = "   (0): 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2" ] ||
     fail "labels are not in sorted class order"
 expect 0 "crop, grey, np 2" "packed 11 images (1 x 16 x 16" \
     "$MPIEXEC" -np 2 "$MPICNN" pack "$d/good" --resize 16x16 --fit crop --channels 1 --out "$d/c2.h5"
@@ -120,7 +127,7 @@ mkdir -p "$d/test/emu" "$d/test/cat"
 cp "$d/good/emu/c03.png" "$d/test/emu/" && cp "$d/good/cat/a01.png" "$d/test/cat/"
 expect 0 "--classes-from" "of 3 classes" \
     "$MPICNN" pack "$d/test" --resize 24x32 --classes-from "$d/g1.h5" --out "$d/t.h5"
-[ "$(h5dump -d /labels "$d/t.h5" | grep '(0):')" = "   (0): 0, 2" ] ||
+[ "$(h5dump -d /labels -A 0 "$d/t.h5" | grep '(0):')" = "   (0): 0, 2" ] ||
     fail "--classes-from: labels are not the training file's numbers"
 mkdir "$d/test/yak" && cp "$d/good/cat/a01.png" "$d/test/yak/"
 expect 3 "--classes-from, a class it lacks" "class 'yak' is not one of the 3 classes" \

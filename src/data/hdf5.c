@@ -5,16 +5,24 @@
  * each chunk of /images starts in the file. The images are unfiltered,
  * so row i of a chunked dataset with chunks of B rows is the bytes
  * [addr(i / B) + (i % B) * isz, + isz) of the file, and pread() reads it
- * without HDF5. */
+ * without HDF5.
+ *
+ * Checksums (attribute CNN_H5_CRC_ATTR, see h5io.h): /labels and /classes
+ * are read whole at opening and verified there, through h5io's readers
+ * (which also give the one warning per file for a dataset without one).
+ * /images is verified only where it is read whole, by cnn_h5data_load();
+ * cnn_h5data_read_rows() reads subsets and cannot check them. */
 #include "mpicnn/source.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "mpicnn/h5io.h"
+#include "mpicnn/rng.h"
 
 #define MAX_CLASSES 100000
 
@@ -25,6 +33,9 @@ struct cnn_h5data_priv {
     size_t chunk_rows;  /* B; n for a contiguous dataset */
     off_t *chunk_addr;  /* (nchunks) file offset of each chunk's first byte */
     size_t nchunks;
+    int labels_crc;     /* 1 if /labels carries a checksum */
+    int images_crc;     /* 1 if /images carries a checksum, then in images_want */
+    uint64_t images_want;
 };
 
 static char *dup_str(const char *s)
@@ -52,6 +63,37 @@ static cnn_status_t check_root(cnn_h5data_t *f)
         return cnn_error_set(CNN_EDATA, "%s: format_version %lld is not supported (expected 1)",
                              f->path, (long long)version);
     return CNN_OK;
+}
+
+/* Reads the checksum attribute of dataset ds (`what`, for messages) into
+ * *want, *present = 0 if it has none. */
+static cnn_status_t read_crc_attr(const cnn_h5data_t *f, hid_t ds, const char *what,
+                                  uint64_t *want, int *present)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t a = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    htri_t ex;
+    *present = 0;
+    CNN_H5_CHECK_AS(CNN_EDATA, ex = H5Aexists(ds, CNN_H5_CRC_ATTR), fail);
+    if (!ex) return CNN_OK;
+    CNN_H5_CHECK_AS(CNN_EDATA, a = H5Aopen(ds, CNN_H5_CRC_ATTR, H5P_DEFAULT), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, t = H5Aget_type(a), fail);
+    CNN_H5_CHECK_AS(CNN_EDATA, sp = H5Aget_space(a), fail);
+    if (H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_npoints(sp) != 1) {
+        st = cnn_error_set(CNN_EDATA, "%s: %s: attribute '%s' is not one unsigned 32-bit "
+                           "integer", f->path, what, CNN_H5_CRC_ATTR);
+        goto done;
+    }
+    CNN_H5_CHECK_AS(CNN_EDATA, H5Aread(a, H5T_NATIVE_UINT64, want), fail);
+    *present = 1;
+    goto done;
+fail:
+    cnn_error_prefix("%s: %s attribute '%s'", f->path, what, CNN_H5_CRC_ATTR);
+done:
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return st;
 }
 
 /* /images: uint8, (N,C,H,W), 1 <= C <= 4, sane sizes. */
@@ -91,9 +133,26 @@ static cnn_status_t check_images(cnn_h5data_t *f)
     f->c = (int)dims[1];
     f->h = (int)dims[2];
     f->w = (int)dims[3];
+    st = read_crc_attr(f, f->priv->images, "/images", &f->priv->images_want,
+                       &f->priv->images_crc);
 error:
     if (type >= 0) H5Tclose(type);
     if (space >= 0) H5Sclose(space);
+    return st;
+}
+
+/* Verifies the checksum of /labels (dataset d, already read into
+ * f->labels) by reading it once more through h5io, whose reader checks
+ * the attribute, words a mismatch as for models and checkpoints, and
+ * warns once per file (rank 0 only) when there is none. */
+static cnn_status_t verify_labels(cnn_h5data_t *f, hid_t d)
+{
+    uint64_t want;
+    int64_t *again = NULL;
+    size_t k = 0;
+    CNN_TRY(read_crc_attr(f, d, "/labels", &want, &f->priv->labels_crc));
+    cnn_status_t st = cnn_h5r_int64s(f->priv->r, "/labels", f->n, &again, &k);
+    free(again);
     return st;
 }
 
@@ -135,6 +194,7 @@ static cnn_status_t read_labels(cnn_h5data_t *f)
     }
     CNN_H5_CHECK_AS(CNN_EDATA, H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                        f->labels), error);
+    if ((st = verify_labels(f, d)) != CNN_OK) goto error;
     for (size_t i = 0; i < f->n; i++)
         if (f->labels[i] < 0 || f->labels[i] >= f->nclasses) {
             st = cnn_error_set(CNN_EDATA, "%s: /labels: label %d of image %zu is out of range "
@@ -313,6 +373,27 @@ error:
     return st;
 }
 
+/* Verifies the checksum of /images, all of whose rows are in images. A
+ * file whose /labels has no checksum was already warned about by h5io
+ * (once per file); one whose /labels has one but /images none is warned
+ * about here. */
+static cnn_status_t verify_images(const cnn_h5data_t *f, const uint8_t *images)
+{
+    const cnn_h5data_priv_t *p = f->priv;
+    if (!p->images_crc) {
+        if (p->labels_crc)
+            fprintf(stderr, "mpicnn: warning: %s: /images has no checksum ('%s'): rewritten by "
+                    "another tool; its data is read unverified\n", f->path, CNN_H5_CRC_ATTR);
+        return CNN_OK;
+    }
+    const uint32_t got = cnn_crc32c(0, images, f->n * (size_t)f->c * f->h * f->w);
+    if (got == p->images_want) return CNN_OK;
+    return cnn_error_set(CNN_EDATA, "%s: /images: checksum mismatch: the data's CRC-32C is "
+                         "0x%08x, the file records 0x%08llx ('%s'): the data changed after it "
+                         "was written", f->path, (unsigned)got,
+                         (unsigned long long)p->images_want, CNN_H5_CRC_ATTR);
+}
+
 cnn_status_t cnn_h5data_load(const char *path, cnn_dataset_t **out)
 {
     cnn_status_t st;
@@ -326,6 +407,7 @@ cnn_status_t cnn_h5data_load(const char *path, cnn_dataset_t **out)
         goto done;
     }
     if ((st = cnn_h5data_read_range(f, 0, f->n, ds->images)) != CNN_OK) goto done;
+    if ((st = verify_images(f, ds->images)) != CNN_OK) goto done;
     ds->n = f->n;
     ds->c = f->c;
     ds->h = f->h;

@@ -15,6 +15,7 @@
 
 #include "mpicnn/dist.h"
 #include "mpicnn/h5io.h"
+#include "mpicnn/rng.h"
 
 size_t cnn_datafile_chunk_images(size_t n, int c, int h, int w)
 {
@@ -99,17 +100,54 @@ done:
     return st;
 }
 
+/* Adds k labels to the CRC-32C crc, each as its 4 stored bytes
+ * (int32 little-endian), whatever the host's byte order. */
+static uint32_t crc_labels_le(uint32_t crc, const int32_t *l, size_t k)
+{
+    unsigned char le[256];
+    for (size_t at = 0; at < k;) {
+        size_t m = 0;
+        for (; m < sizeof le / 4 && at < k; m++, at++) {
+            const uint32_t v = (uint32_t)l[at];
+            for (int b = 0; b < 4; b++) le[4 * m + (size_t)b] = (unsigned char)(v >> (8 * b));
+        }
+        crc = cnn_crc32c(crc, le, 4 * m);
+    }
+    return crc;
+}
+
+/* Adds the k rows of buf (labels, or images of `row` bytes) to sums
+ * (per channel plane for images) and to the running CRC-32C *crc. */
+static void sum_block(const void *buf, size_t k, size_t row, const cnn_datafile_t *d,
+                      int labels, uint64_t *sums, uint32_t *crc)
+{
+    const size_t hw = (size_t)d->h * (size_t)d->w;
+    if (labels) {
+        for (size_t i = 0; i < k; i++) sums[0] += (uint64_t)((const int32_t *)buf)[i];
+        *crc = crc_labels_le(*crc, buf, k);
+        return;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *img = (const uint8_t *)buf + i * row;
+        for (int ch = 0; ch < d->c; ch++)
+            for (size_t p = 0; p < hw; p++) sums[ch] += img[(size_t)ch * hw + p];
+    }
+    *crc = cnn_crc32c(*crc, buf, k * row);
+}
+
 /* Reads dataset `name` back in blocks of rows, adding every byte (per
- * channel plane for images) or every label into sums. */
+ * channel plane for images) or every label into sums, and computes the
+ * CRC-32C of its stored bytes in *crc. */
 static cnn_status_t sum_back(hid_t file, const char *name, const cnn_datafile_t *d, int labels,
-                             uint64_t *sums)
+                             uint64_t *sums, uint32_t *crc)
 {
     cnn_status_t st = CNN_OK;
     hid_t ds = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    const size_t hw = (size_t)d->h * (size_t)d->w, row = labels ? 1 : hw * (size_t)d->c;
+    const size_t row = labels ? 1 : (size_t)d->h * (size_t)d->w * (size_t)d->c;
     const size_t block = cnn_datafile_chunk_images(d->n, d->c, d->h, d->w);
     void *buf = malloc(block * row * (labels ? sizeof(int32_t) : 1));
     if (!buf) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", name);
+    *crc = 0;
     CNN_H5_CHECK(ds = H5Dopen2(file, name, H5P_DEFAULT), done);
     CNN_H5_CHECK(fspace = H5Dget_space(ds), done);
     for (size_t at = 0; at < d->n; at += block) {
@@ -122,15 +160,7 @@ static cnn_status_t sum_back(hid_t file, const char *name, const cnn_datafile_t 
                              H5P_DEFAULT, buf), done);
         H5Sclose(mspace);
         mspace = H5I_INVALID_HID;
-        for (size_t i = 0; i < k; i++) {
-            if (labels) {
-                sums[0] += (uint64_t)((const int32_t *)buf)[i];
-                continue;
-            }
-            const uint8_t *img = (const uint8_t *)buf + i * row;
-            for (int ch = 0; ch < d->c; ch++)
-                for (size_t p = 0; p < hw; p++) sums[ch] += img[(size_t)ch * hw + p];
-        }
+        sum_block(buf, k, row, d, labels, sums, crc);
     }
 done:
     if (mspace >= 0) H5Sclose(mspace);
@@ -138,6 +168,25 @@ done:
     if (ds >= 0) H5Dclose(ds);
     free(buf);
     if (st != CNN_OK) cnn_error_prefix("%s", name);
+    return st;
+}
+
+/* Attaches crc to dataset `name` as attribute CNN_H5_CRC_ATTR (uint32),
+ * as h5io's writers do for the datasets they create. */
+static cnn_status_t attach_crc(hid_t file, const char *name, uint32_t crc)
+{
+    cnn_status_t st = CNN_OK;
+    hid_t ds = H5I_INVALID_HID, one = H5I_INVALID_HID, a = H5I_INVALID_HID;
+    CNN_H5_CHECK(ds = H5Dopen2(file, name, H5P_DEFAULT), done);
+    CNN_H5_CHECK(one = H5Screate(H5S_SCALAR), done);
+    CNN_H5_CHECK(a = H5Acreate2(ds, CNN_H5_CRC_ATTR, H5T_STD_U32LE, one, H5P_DEFAULT,
+                                H5P_DEFAULT), done);
+    CNN_H5_CHECK(H5Awrite(a, H5T_NATIVE_UINT32, &crc), done);
+done:
+    if (a >= 0) H5Aclose(a);
+    if (one >= 0) H5Sclose(one);
+    if (ds >= 0) H5Dclose(ds);
+    if (st != CNN_OK) cnn_error_prefix("%s: attribute %s", name, CNN_H5_CRC_ATTR);
     return st;
 }
 
@@ -149,16 +198,18 @@ done:
 static cnn_status_t seal_slab_datasets(cnn_h5w_t *w, const cnn_datafile_t *d)
 {
     uint64_t got[4] = {0, 0, 0, 0};
+    uint32_t icrc = 0, lcrc = 0;
     hid_t file = cnn_h5w_file(w);
-    CNN_TRY(sum_back(file, "/images", d, 0, got));
-    CNN_TRY(sum_back(file, "/labels", d, 1, got + d->c));
+    CNN_TRY(sum_back(file, "/images", d, 0, got, &icrc));
+    CNN_TRY(sum_back(file, "/labels", d, 1, got + d->c, &lcrc));
     for (int i = 0; i <= d->c; i++)
         if (got[i] != d->sums[i])
             return cnn_error_set(CNN_EIO, "%s: %s read back does not match what was written "
                                  "(sum %llu, expected %llu)", cnn_h5w_path(w),
                                  i < d->c ? "/images" : "/labels", (unsigned long long)got[i],
                                  (unsigned long long)d->sums[i]);
-    return CNN_OK;
+    CNN_TRY(attach_crc(file, "/images", icrc));
+    return attach_crc(file, "/labels", lcrc);
 }
 
 /* Rank 0: classes, normalisation and attributes, with the serial writer. */
