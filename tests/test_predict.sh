@@ -6,6 +6,10 @@
 #   - single images as gray and as RGB PNGs: the same class and score as
 #     their rows of the IDX file; as JPEGs: the same class;
 #   - the IDX file under mpirun -np 2: the same output as one process;
+#   - with a model trained on a data file packed with --resize (stretch and
+#     crop): the original, larger PNG and JPEG files, with the classes and
+#     scores eval gives their packed images; `info` shows resize, fit and
+#     channels;
 # and refuse bad inputs with their exit codes (2 usage, 3 data, 5 an
 # output file that cannot be written), naming
 # the file, with no output file left behind.
@@ -101,6 +105,74 @@ cp "$model" "$d/resized.h5"
 [ "$(tail -n 1 "$d/big.csv" | cut -d, -f3-)" = "$(awk -F, -v f="$d/g0.png" '$1 == f { print $3 "," $4 "," $5 }' "$d/png.csv")" ] ||
     fail "the resized image is not classified as the 8x8 one"
 echo "ok: a model's recorded resize applies to predict's images"
+
+# --- a model trained on a data file packed with --resize records how the
+# images were made (resize, fit, channels), and predict prepares the original,
+# larger PNG and JPEG files the same way: the same pixels as in the data file,
+# so the same classes and scores as eval on the packed images
+"$MK" good "$d/photos" || fail "cannot write the image folder"
+# the data file's rows, in order (classes and files sorted)
+photos="cat/a01.png cat/a02.png cat/a03.jpg cat/a04.PNG dog/b01.jpeg dog/b02.png dog/b03.png
+dog/b04.jpg emu/c01.png emu/c02.jpg emu/c03.png"
+for fit in stretch crop; do
+    "$MPICNN" pack "$d/photos" --resize 8x8 --fit $fit --channels 3 --out "$d/photos-$fit.h5" \
+        >"$d/log.pack-$fit" 2>&1 || fail "pack --fit $fit failed"
+    cat >"$d/photos-$fit.ini" <<EOF
+[data]
+format = hdf5
+dir = $d
+train_file = photos-$fit.h5
+test_file = photos-$fit.h5
+
+[net]
+layers = conv1, relu1, fc1
+
+[conv1]
+type = conv
+filters = 4
+kernel = 3
+
+[relu1]
+type = relu
+
+[fc1]
+type = dense
+units = 3
+
+[optimizer]
+lr = 0.05
+
+[train]
+epochs = 3
+batch_size = 4
+seed = 3
+log_every = 0
+threads = 1
+EOF
+    pm=$d/photos-$fit/model.h5
+    "$MPICNN" train "$d/photos-$fit.ini" --out "$d/photos-$fit" --progress none \
+        >"$d/log.train-$fit" 2>&1 || fail "training on the $fit data file failed"
+    "$MPICNN" info "$pm" >"$d/log.info-$fit" 2>&1 || fail "info on the $fit model failed"
+    for want in "resize: 8x8" "fit: $fit" "channels: 3"; do
+        grep -qx "$want" "$d/log.info-$fit" || fail "info on the $fit model does not say '$want'"
+    done
+    "$MPICNN" eval "$pm" --predictions "$d/photos-$fit-eval.csv" >"$d/log.peval-$fit" 2>&1 ||
+        fail "eval of the $fit model failed"
+    set --
+    for f in $photos; do set -- "$@" "$d/photos/$f"; done
+    "$MPICNN" predict "$pm" "$@" --out "$d/photos-$fit-pred.csv" >"$d/log.ppred-$fit" 2>&1 ||
+        fail "predict on the original images failed ($fit)"
+    [ "$(($(wc -l <"$d/photos-$fit-pred.csv") - 1))" -eq 11 ] || fail "$fit: expected 11 rows"
+    # the predicted class and its score: eval's row, column 4 + class
+    paste -d, "$d/photos-$fit-pred.csv" "$d/photos-$fit-eval.csv" | awk -F, 'NR > 1 {
+        p = $3; want = $(9 + p)
+        if (p != $8) { print "row " NR ": class " p " vs " $8; exit 1 }
+        if ((want - $5) > 1e-5 || ($5 - want) > 1e-5) { print "row " NR ": " $5 " vs " want; exit 1 } }' \
+        >"$d/log.cmp-$fit" ||
+        fail "$fit: predict on the files disagrees with eval on the packed images: $(cat "$d/log.cmp-$fit")"
+    echo "ok: --fit $fit: the model records resize, fit and channels; predict on the original images = eval on the packed ones"
+done
+! "$MPICNN" info "$model" 2>&1 | grep -q '^resize:' || fail "a model trained on IDX files shows a resize"
 
 # --- two ranks: the same output
 "$MPIEXEC" -np 2 --oversubscribe "$MPICNN" predict "$model" "$d/test-images.idx" \

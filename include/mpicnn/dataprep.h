@@ -27,6 +27,9 @@ typedef struct {
      * slices, one per rank (cnn_sampler_eval_range). */
     size_t val_lo, val_total, test_lo, test_total;
     int sliced;                /* 1: val and test are this rank's slices */
+    /* format = hdf5: how the training file's images were made (empty
+     * for other formats and for evaluation only) (owned) */
+    cnn_h5data_recipe_t recipe;
 } cnn_data_t;
 
 /* Loads everything cfg->data names. On failure returns the loader's status

@@ -40,6 +40,10 @@ typedef struct {
     float *mean, *std;    /* (c) each, or both NULL */
     int nhistory;         /* rows of history */
     double *history;      /* (nhistory, CNN_HISTORY_COLS) row-major, or NULL */
+    /* How the training images were made, as the data file they came from
+     * says (root attributes resize "HxW" or "none", fit "stretch" or
+     * "crop", channels "1" or "3"); each NULL when absent (IDX, CIFAR). */
+    char *resize, *fit, *channels;
 } cnn_model_meta_t;
 
 /* Frees the members of m and zeroes them; does not free m. NULL is a

@@ -34,6 +34,24 @@
 
 /* ---- the data file reader -------------------------------------------- */
 
+/* How a data file's images were made: its root string attributes
+ * `resize` ("HxW" or "none"), `fit` ("stretch" or "crop") and `channels`
+ * ("1" or "3") as `mpicnn pack` wrote them, each NULL when absent. A
+ * model trained on the file records them, so that `predict` prepares an
+ * image as pack did. The strings are owned. */
+typedef struct {
+    char *resize, *fit, *channels;
+} cnn_h5data_recipe_t;
+
+/* Reads the recipe of the data file `path` (only its root attributes;
+ * *out zeroed first, and on failure holds nothing to free). Errors:
+ * CNN_EDATA (the file cannot be opened, or an attribute is not a
+ * string). Free with cnn_h5data_recipe_free(). */
+cnn_status_t cnn_h5data_recipe_read(const char *path, cnn_h5data_recipe_t *out);
+
+/* Frees the strings of r and zeroes them; NULL is a no-op. */
+void cnn_h5data_recipe_free(cnn_h5data_recipe_t *r);
+
 typedef struct cnn_h5data_priv cnn_h5data_priv_t;
 
 typedef struct {

@@ -42,6 +42,14 @@ static void print_attr(cnn_h5r_t *r, const char *label, const char *name)
     free(v);
 }
 
+/* How a model's training images were made, when its data file said. */
+static void print_recipe(const cnn_model_meta_t *m)
+{
+    if (m->resize) printf("resize: %s\n", *m->resize ? m->resize : "(none)");
+    if (m->fit) printf("fit: %s\n", *m->fit ? m->fit : "(none)");
+    if (m->channels) printf("channels: %s\n", *m->channels ? m->channels : "(none)");
+}
+
 /* Classes with their image counts (from /labels, when not too long). */
 static cnn_status_t print_classes(cnn_h5r_t *r, size_t n)
 {
@@ -118,6 +126,7 @@ static cnn_status_t data_info(const char *path)
     print_attr(r, "options", "options");
     print_attr(r, "resize", "resize");
     print_attr(r, "fit", "fit");
+    print_attr(r, "channels", "channels");
     if (cnn_h5r_attr_int64(r, "/", "skipped", &skipped) == CNN_OK)
         printf("skipped when packed: %lld\n", (long long)skipped);
     cnn_error_clear();
@@ -165,6 +174,7 @@ cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm)
         for (int c = 0; c < m.c; c++) printf(" %.4f", m.std[c]);
         printf("\n");
     }
+    print_recipe(&m);
     printf("\n");
     cnn_net_print(net, stdout);
     if (m.nhistory > 0) {

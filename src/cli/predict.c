@@ -3,8 +3,8 @@
  * classifies images with a model. Each INPUT is a PNG or JPEG image, an
  * IDX images file (raw or .gz; no labels needed) or a CIFAR binary file
  * (read as the model's data.format says). A model trained on a data file
- * packed with --resize records it (root attributes `resize` and `fit`,
- * as in the data file), and images are then resized the same way;
+ * records how its images were made (root attributes `resize`, `fit` and
+ * `channels`, as in the data file), and images are then resized the same way;
  * otherwise every image must have the model's height and width. Channels
  * are adapted (see to_chw). The images are
  * scored in test mode with the model's normalisation, spread over the
@@ -22,7 +22,6 @@
 #include "mpicnn/dist.h"
 #include "mpicnn/evaluate.h"
 #include "mpicnn/fs.h"
-#include "mpicnn/h5io.h"
 #include "mpicnn/jpeg.h"
 #include "mpicnn/png.h"
 #include "mpicnn/resize.h"
@@ -71,27 +70,18 @@ static int file_kind(const char *path)
 }
 
 /* The resize and fit a model records, if any (absent: as stored). */
-static cnn_status_t read_geometry(const char *model, geometry_t *g)
+static geometry_t geometry_of(const cnn_model_meta_t *m)
 {
-    cnn_h5r_t *r = NULL;
-    char *resize = NULL, *fit = NULL;
-    memset(g, 0, sizeof *g);
-    CNN_TRY(cnn_h5r_open(model, &r));
-    cnn_status_t st = CNN_OK;
-    if (cnn_h5r_attr_exists(r, "/", "resize")) st = cnn_h5r_attr_str(r, "/", "resize", &resize);
-    if (st == CNN_OK && cnn_h5r_attr_exists(r, "/", "fit")) st = cnn_h5r_attr_str(r, "/", "fit", &fit);
-    if (st == CNN_OK) {
-        g->resize = resize && strcmp(resize, "none") != 0 && *resize;
-        g->crop = fit && !strcmp(fit, "crop");
-    }
-    free(resize);
-    free(fit);
-    cnn_h5r_close(r);
-    return st;
+    return (geometry_t){.resize = m->resize && *m->resize && strcmp(m->resize, "none") != 0,
+                        .crop = m->fit && !strcmp(m->fit, "crop")};
 }
 
 /* An image (h, w, channels 1..4) into (C, H, W) for a model of C channels,
- * resized first when the model's data were. */
+ * resized first when the model's data were. The steps and functions are
+ * pack's (src/data/pack.c keep(), then cnn_image_to_chw()), so an image
+ * gets the pixels it has in a data file packed with the model's resize,
+ * fit and channels: resizing treats each channel on its own, so an alpha
+ * channel resized along and dropped afterwards changes nothing. */
 static cnn_status_t to_chw(const cnn_image_t *img, const char *path, int C, int H, int W,
                            const geometry_t *g, uint8_t *out)
 {
@@ -254,7 +244,7 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
     cnn_status_t st = cfg && ins ? CNN_OK : cnn_error_set(CNN_ENOMEM, "out of memory");
     geometry_t geom = {0};
     if (st == CNN_OK) st = cli_load_model_within(a.pos[0], NULL, 0, 0, &budget, &meta, cfg, &net);
-    if (st == CNN_OK) st = read_geometry(a.pos[0], &geom);
+    if (st == CNN_OK) geom = geometry_of(&meta);
     for (int j = 0; st == CNN_OK && j < nin; j++)
         st = load_input(a.pos[1 + j], cfg, &meta, &geom, &ins[j]);
     /* one data set of every image, labels 0 (unused) */

@@ -87,6 +87,15 @@ static cnn_status_t name_classes(const cnn_config_t *cfg, int test, cnn_dataset_
     return CNN_OK;
 }
 
+/* format = hdf5: how the training file's images were made, for the model. */
+static cnn_status_t read_recipe(const cnn_config_t *cfg, cnn_data_t *d)
+{
+    if (cfg->data.format != CNN_FORMAT_HDF5) return CNN_OK;
+    char path[JOINED_MAX];
+    join(cfg->data.dir, cfg->data.train_file, path, sizeof path);
+    return cnn_h5data_recipe_read(path, &d->recipe);
+}
+
 /* Class names, then the subset, on one loaded set (the test set if test). */
 static cnn_status_t label(const cnn_config_t *cfg, int test, cnn_dataset_t *ds)
 {
@@ -99,6 +108,7 @@ static cnn_status_t label(const cnn_config_t *cfg, int test, cnn_dataset_t *ds)
 void cnn_data_free(cnn_data_t *d)
 {
     cnn_h5data_close(d->train_file);
+    cnn_h5data_recipe_free(&d->recipe);
     free(d->train_rows);
     cnn_dataset_free(d->train);
     cnn_dataset_free(d->val);
@@ -144,6 +154,7 @@ cnn_status_t cnn_data_prepare(const cnn_config_t *cfg, int want_train, cnn_data_
         return CNN_OK;
     }
     if ((st = load_split(cfg, 0, &all)) != CNN_OK) goto fail;
+    if ((st = read_recipe(cfg, d)) != CNN_OK) goto fail;
     if ((st = label(cfg, 0, all)) != CNN_OK) goto fail;
     if (d->test && (d->test->c != all->c || d->test->h != all->h || d->test->w != all->w)) {
         st = cnn_error_set(CNN_EDATA, "%s: the test images are %dx%dx%d but the training images %dx%dx%d",
@@ -388,6 +399,7 @@ cnn_status_t cnn_data_prepare_rank(const cnn_config_t *cfg, int want_train, int 
     memset(d, 0, sizeof *d);
     if ((st = test_slice(cfg, rank, nranks, d)) != CNN_OK) goto fail;
     if ((st = train_rows(cfg, rank, nranks, d)) != CNN_OK) goto fail;
+    if ((st = read_recipe(cfg, d)) != CNN_OK) goto fail;
     if (d->test->c != d->train->c || d->test->h != d->train->h || d->test->w != d->train->w) {
         st = cnn_error_set(CNN_EDATA, "%s: the test images are %dx%dx%d but the training images "
                            "%dx%dx%d", cfg->source, d->test->c, d->test->h, d->test->w,

@@ -425,3 +425,34 @@ done:
     cnn_h5data_close(f);
     return st;
 }
+
+/* ---- the recipe ---------------------------------------------------------- */
+
+cnn_status_t cnn_h5data_recipe_read(const char *path, cnn_h5data_recipe_t *out)
+{
+    static const char *const names[3] = {"resize", "fit", "channels"};
+    char **fields[3] = {&out->resize, &out->fit, &out->channels};
+    cnn_h5r_t *r = NULL;
+    cnn_status_t st;
+    memset(out, 0, sizeof *out);
+    CNN_TRY(cnn_h5r_open(path, &r));
+    for (int k = 0; k < 3; k++) {
+        if (!cnn_h5r_attr_exists(r, "/", names[k])) continue;
+        if ((st = cnn_h5r_attr_str(r, "/", names[k], fields[k])) != CNN_OK) {
+            cnn_h5data_recipe_free(out);
+            cnn_h5r_close(r);
+            return st;
+        }
+    }
+    cnn_h5r_close(r);
+    return CNN_OK;
+}
+
+void cnn_h5data_recipe_free(cnn_h5data_recipe_t *r)
+{
+    if (!r) return;
+    free(r->resize);
+    free(r->fit);
+    free(r->channels);
+    memset(r, 0, sizeof *r);
+}

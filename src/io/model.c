@@ -212,6 +212,17 @@ static cnn_status_t check_meta(const char *path, const cnn_net_t *net,
     return CNN_OK;
 }
 
+/* The root attributes resize, fit and channels that meta has (how the
+ * training images were made); absent ones are not written. */
+static cnn_status_t write_recipe(cnn_h5w_t *w, const cnn_model_meta_t *m)
+{
+    const char *const names[3] = {"resize", "fit", "channels"};
+    const char *const values[3] = {m->resize, m->fit, m->channels};
+    for (int k = 0; k < 3; k++)
+        if (values[k]) CNN_TRY(cnn_h5w_attr_str(w, "/", names[k], values[k]));
+    return CNN_OK;
+}
+
 cnn_status_t cnn_model_save(const char *path, const cnn_net_t *net,
                             const cnn_model_meta_t *meta)
 {
@@ -247,6 +258,7 @@ cnn_status_t cnn_model_save(const char *path, const cnn_net_t *net,
         TRY_W(cnn_h5w_floats(w, "/normalization/mean", 1, &c, m->mean));
         TRY_W(cnn_h5w_floats(w, "/normalization/std", 1, &c, m->std));
     }
+    TRY_W(write_recipe(w, m));
     TRY_W(cnn_model_write_layers(w, "/layers", net, NULL, NULL));
     TRY_W(cnn_model_write_history(w, "/history", m->nhistory, m->history));
 #undef TRY_W
@@ -266,6 +278,9 @@ void cnn_model_meta_free(cnn_model_meta_t *m)
     free(m->mean);
     free(m->std);
     free(m->history);
+    free(m->resize);
+    free(m->fit);
+    free(m->channels);
     memset(m, 0, sizeof *m);
 }
 
@@ -293,6 +308,17 @@ static cnn_status_t check_format(cnn_h5r_t *r)
         return cnn_error_set(CNN_EDATA, "%s: / attribute 'format_version' is %lld; this "
                              "mpicnn reads version %d", path, (long long)ver,
                              CNN_MODEL_FORMAT_VERSION);
+    return CNN_OK;
+}
+
+/* The optional root attributes resize, fit and channels into m. */
+static cnn_status_t read_recipe(cnn_h5r_t *r, cnn_model_meta_t *m)
+{
+    const char *const names[3] = {"resize", "fit", "channels"};
+    char **fields[3] = {&m->resize, &m->fit, &m->channels};
+    for (int k = 0; k < 3; k++)
+        if (cnn_h5r_attr_exists(r, "/", names[k]))
+            CNN_TRY(cnn_h5r_attr_str(r, "/", names[k], fields[k]));
     return CNN_OK;
 }
 
@@ -423,6 +449,7 @@ cnn_status_t cnn_model_load_meta(const char *path, cnn_model_meta_t *meta)
     }
     if ((st = cnn_model_read_history(r, "/history", &m.nhistory, &m.history)) != CNN_OK)
         goto fail;
+    if ((st = read_recipe(r, &m)) != CNN_OK) goto fail;
     cnn_h5r_close(r);
     *meta = m;
     return CNN_OK;

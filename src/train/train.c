@@ -128,7 +128,8 @@ static cnn_model_meta_t model_meta(const run_t *r)
         .config = r->config_text, .c = d->c, .h = d->h, .w = d->w, .nclasses = d->nclasses,
         .class_names = d->train->nclasses == d->nclasses ? d->train->class_names : NULL,
         .mean = (float *)d->mean, .std = (float *)d->std,
-        .nhistory = r->ts.nhistory, .history = r->ts.history};
+        .nhistory = r->ts.nhistory, .history = r->ts.history,
+        .resize = d->recipe.resize, .fit = d->recipe.fit, .channels = d->recipe.channels};
 }
 
 /* Writes `path` as a model file of net's layers holding the weights
