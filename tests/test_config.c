@@ -542,6 +542,11 @@ typedef struct {
 } err_case_t;
 
 static const err_case_t err_cases[] = {
+    /* ';' where the resolved text would read a comment: it would not round trip */
+    {"test_images = te-img\n", "test_images =;te-img\n", NULL,
+     {"t.ini:5: [data] test_images: a value may not start with ';'"}},
+    {"units = 10\n", "units = 10\n", "data.dir=;x", {"--set data.dir: a value may not hold ';'"}},
+    {"units = 10\n", "units = 10\n", "data.dir=a ;b", {"--set data.dir: a value may not hold ';'"}},
     /* unknown section */
     {NULL, "[foo]\nx = 1\n", NULL, {"t.ini:16: [foo]: unknown section"}},
     /* unknown key */

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "mpicnn/status.h"
+#include "mpicnn/str.h"
 
 #define CNN_MB ((uint64_t)1 << 20)
 #define CNN_MEM_UNLIMITED UINT64_MAX
@@ -98,9 +99,7 @@ typedef struct {
  * every budget. */
 cnn_status_t cnn_mem_check(const cnn_mem_item_t *items, int n, const cnn_membudget_t *budget);
 
-/* "512 B", "3.0 KB", "24.1 GB" (binary units) into buf; returns buf.
- * CNN_MEM_UNLIMITED (or SIZE_MAX) prints as "more than 16 EB". */
-const char *cnn_mem_str(uint64_t bytes, char *buf, size_t len);
+/* cnn_mem_str, the size as text, is in str.h. */
 
 /* Saturating size arithmetic for plans: SIZE_MAX stands for "does not
  * fit", and stays SIZE_MAX, so an overflow is over every budget. */

@@ -903,6 +903,14 @@ static int handler(void *user, const char *section, const char *name, const char
                        "duplicate key (first set at line %d)", old->line));
         return 0;
     }
+    if (value[0] == ';') {
+        /* "key =;x" would be the value ";x", but the resolved text prints
+         * "key = ;x", where ';' after a space starts a comment: refused, so
+         * that every config that parses prints back to itself */
+        fail_at(p, bad(where_line(p, p->line, where), p->cursec, name,
+                       "a value may not start with ';' (the comment character)"));
+        return 0;
+    }
     cnn_status_t st = add_entry(p, p->cursec, name, value, p->line, 0);
     if (st != CNN_OK) { fail_at(p, st); return 0; }
     return 1;
@@ -961,6 +969,13 @@ static cnn_status_t add_override(parse_t *p, const char *assignment)
                            "--set section.key=value)", assignment);
         goto done;
     }
+    for (const char *c = value; *c; c++)
+        if (*c == ';' && (c == value || isspace((unsigned char)c[-1]))) {
+            /* in the resolved text that would start a comment */
+            st = cnn_error_set(CNN_ECONFIG, "--set %s.%s: a value may not hold ';' at its "
+                               "start or after a space (the comment character)", sec, key);
+            goto done;
+        }
     if (!is_fixed_section(sec) && !find_header(p, sec)) {
         st = cnn_error_set(CNN_ECONFIG, "--set %s.%s: [%s] %s: no such section in %s "
                            "(--set cannot add a section)", sec, key, sec, key, p->name);

@@ -256,24 +256,6 @@ error:
     return st;
 }
 
-const char *cnn_mem_str(uint64_t bytes, char *buf, size_t len)
-{
-    static const char *const unit[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
-    if (bytes == CNN_MEM_UNLIMITED || bytes == SIZE_MAX) {
-        snprintf(buf, len, "more than 16 EB");
-        return buf;
-    }
-    int u = 0;
-    double v = (double)bytes;
-    while (v >= 1024.0 && u < 6) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0) snprintf(buf, len, "%llu B", (unsigned long long)bytes);
-    else snprintf(buf, len, "%.1f %s", v, unit[u]);
-    return buf;
-}
-
 cnn_status_t cnn_mem_check(const cnn_mem_item_t *items, int n, const cnn_membudget_t *budget)
 {
     size_t total = 0;
