@@ -152,6 +152,22 @@ elif ls -a "$d" | grep -q '^\.k\.h5\.tmp\.'; then
     fail "the dead pack's temp file was not removed"
 fi
 
+# --- the memory budget (--max-memory, MB per rank): refused before any
+# decoding when the share's size is known (--resize), else as soon as the
+# images held pass it; no file either way, and a budget that fits packs
+expect 8 "a known share over --max-memory" "this rank's 11 images need" \
+    "$MPICNN" pack "$d/good" --resize 512x512 --max-memory 1 --out "$d/mem.h5"
+[ ! -e "$d/mem.h5" ] || fail "a pack over its budget left mem.h5"
+"$MK" same "$d/big" 12 400 300 png || fail "make_images same failed"
+expect 8 "decoded images over --max-memory" "the first .* images need" \
+    "$MPICNN" pack "$d/big" --max-memory 1 --out "$d/mem.h5"
+[ ! -e "$d/mem.h5" ] || fail "a pack over its budget left mem.h5"
+expect 0 "a pack within --max-memory" "packed 11 images" \
+    "$MPICNN" pack "$d/good" --resize 24x32 --max-memory 64 --out "$d/mem.h5"
+h5dump -a /options "$d/mem.h5" | grep -q -- "--max-memory" &&
+    fail "the options attribute records --max-memory"
+expect 2 "bad --max-memory" "--max-memory" "$MPICNN" pack "$d/good" --max-memory 0 --out "$d/x.h5"
+
 # --- usage errors
 expect 2 "no --out" "--out" "$MPICNN" pack "$d/good"
 expect 2 "bad --resize" "expected HxW" "$MPICNN" pack "$d/good" --resize 32 --out "$d/x.h5"

@@ -22,6 +22,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mpicnn/datafile.h"
 #include "mpicnn/status.h"
@@ -48,6 +49,9 @@ typedef struct {
     int skip_bad;              /* 1: skip (and list) bad files; 0: the first one fails */
     const char *classes_from;  /* a data file whose /classes number ours, or NULL */
     const char *options;       /* the options as given, stored as the `options` attribute */
+    uint64_t max_bytes;        /* this rank's memory budget (memlimit.h); 0 or
+                                  UINT64_MAX: none */
+    const char *max_why;       /* where the budget comes from, for messages */
 } cnn_pack_opts_t;
 
 typedef struct {

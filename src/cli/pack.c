@@ -21,7 +21,12 @@ static const char pack_usage[] =
     "  --channels 1|3        grey or colour (default: 3 if any image has colour, else 1)\n"
     "  --on-bad skip|fail    skip (and list) bad files, or fail on the first (default fail)\n"
     "  --classes-from TRAIN.h5  number the classes as that data file does\n"
-    "  --coarse              CIFAR-100: the 20 superclasses\n";
+    "  --coarse              CIFAR-100: the 20 superclasses\n"
+    "  --max-memory MB: stop (exit 8) when this rank's share of the decoded images\n"
+    "  would need more than MB (they are held twice, decoded and as the written\n"
+    "  slab); with --resize or an IDX/CIFAR source that is known, and refused,\n"
+    "  before any image is decoded; default 80% of the node's limit (cgroup,\n"
+    "  MemAvailable, Slurm) over the ranks on the node.\n";
 
 /* "HxW" into h, w (1 .. CNN_PNG_MAX_SIDE each). */
 static cnn_status_t parse_size(const char *s, int *h, int *w)
@@ -58,9 +63,13 @@ static cnn_status_t parse_source(cli_args_t *a, cnn_pack_opts_t *o)
     return CNN_OK;
 }
 
-static cnn_status_t parse_options(cli_args_t *a, cnn_pack_opts_t *o)
+static cnn_status_t parse_options(cli_args_t *a, MPI_Comm comm, cnn_membudget_t *budget,
+                                  cnn_pack_opts_t *o)
 {
     const char *v;
+    CNN_TRY(cli_max_memory(a, comm, budget));
+    o->max_bytes = budget->bytes;
+    o->max_why = budget->why;
     CNN_TRY(parse_source(a, o));
     CNN_TRY(cli_need(a, "--out", &o->out));
     if ((v = cli_get(a, "--resize"))) CNN_TRY(parse_size(v, &o->resize_h, &o->resize_w));
@@ -84,7 +93,8 @@ static cnn_status_t parse_options(cli_args_t *a, cnn_pack_opts_t *o)
     return cli_check_unused(a);
 }
 
-/* The flags as given, but --out, for the file's `options` attribute. */
+/* The flags as given, but --out and --max-memory (neither changes the
+ * file's data), for the file's `options` attribute. */
 static char *options_text(const cli_args_t *a)
 {
     size_t len = 1;
@@ -94,7 +104,7 @@ static char *options_text(const cli_args_t *a)
     if (!s) return NULL;
     *p = '\0';
     for (int i = 0; i < a->nflags; i++) {
-        if (!strcmp(a->name[i], "--out")) continue;
+        if (!strcmp(a->name[i], "--out") || !strcmp(a->name[i], "--max-memory")) continue;
         p += sprintf(p, "%s%s", p == s ? "" : " ", a->name[i]);
         if (a->value[i]) p += sprintf(p, " %s", a->value[i]);
     }
@@ -123,6 +133,7 @@ cnn_status_t cli_pack(int argc, char **argv, MPI_Comm comm)
     int rank;
     cnn_pack_opts_t o = {0};
     cnn_pack_report_t rep;
+    cnn_membudget_t budget;
     MPI_Comm_rank(comm, &rank);
     CNN_TRY(cli_parse(argc, argv, sw, &a));
     if (cli_has(&a, "--help")) {
@@ -135,7 +146,7 @@ cnn_status_t cli_pack(int argc, char **argv, MPI_Comm comm)
     }
     char *options = options_text(&a);
     if (!options) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = parse_options(&a, &o);
+    cnn_status_t st = parse_options(&a, comm, &budget, &o);
     o.inputs = a.pos;
     o.ninputs = a.npos;
     o.options = options;

@@ -15,6 +15,7 @@
 #include "mpicnn/dist.h"
 #include "mpicnn/fault.h"
 #include "mpicnn/jpeg.h"
+#include "mpicnn/memlimit.h"
 #include "mpicnn/png.h"
 #include "mpicnn/resize.h"
 #include "pack_impl.h"
@@ -114,9 +115,47 @@ static void drop_alpha(cnn_image_t *img)
 }
 
 /* Resizes (when asked) and keeps image `item`. */
+/* This rank's images are held twice (decoded, then as the slab written):
+ * CNN_ENOMEM when `bytes` of them would not fit in the budget. `known`:
+ * the whole share's size, refused before decoding; else the share so far. */
+static cnn_status_t check_budget(const cnn_pack_opts_t *o, uint64_t bytes, size_t nimages,
+                                 int known)
+{
+    if (!o->max_bytes || o->max_bytes == CNN_MEM_UNLIMITED) return CNN_OK;
+    const uint64_t need = bytes > UINT64_MAX / 2 ? UINT64_MAX : 2 * bytes;
+    if (need <= o->max_bytes) return CNN_OK;
+    char a[32], b[32];
+    return cnn_error_set(CNN_ENOMEM, "pack: %s %zu images need %s (decoded, and again as the "
+                         "slab written), over the budget of %s (%s): use more ranks or "
+                         "--max-memory", known ? "this rank's" : "the first", nimages,
+                         cnn_mem_str(need, a, sizeof a), cnn_mem_str(o->max_bytes, b, sizeof b),
+                         o->max_why ? o->max_why : "--max-memory");
+}
+
+/* With --resize, or an IDX/CIFAR source, an image's size is known before
+ * any is decoded (colour counted when --channels does not say): the whole
+ * share is checked against the budget first. */
+static cnn_status_t check_share(const cnn_pack_opts_t *o, const pack_catalog_t *cat, size_t n)
+{
+    uint64_t h = 0, w = 0, c = o->channels ? (uint64_t)o->channels : 3;
+    if (o->resize_w) {
+        h = (uint64_t)o->resize_h;
+        w = (uint64_t)o->resize_w;
+    } else if (cat->ds) {
+        h = (uint64_t)cat->ds->h;
+        w = (uint64_t)cat->ds->w;
+    }
+    if (cat->ds && !o->channels) c = (uint64_t)cat->ds->c;
+    if (!h) return CNN_OK;
+    return check_budget(o, cnn_mem_mul((size_t)(h * w * c), n), n, 1);
+}
+
 static cnn_status_t keep(const cnn_pack_opts_t *o, size_t item, cnn_image_t *img, hold_t *h)
 {
     drop_alpha(img);
+    const uint64_t held = o->resize_w ? (uint64_t)o->resize_w * (uint64_t)o->resize_h
+                                      : (uint64_t)img->w * (uint64_t)img->h;
+    CNN_TRY(check_budget(o, (uint64_t)h->used + held * (uint64_t)img->channels, h->n + 1, 0));
     if (!o->resize_w) return hold_add(h, item, img->pixels, img->w, img->h, img->channels);
     const int c = img->channels;
     cnn_rect_t r = {0, 0, img->w, img->h};
@@ -394,7 +433,8 @@ static cnn_status_t pack_images(MPI_Comm comm, int rank, int nranks, const cnn_p
     shape_t s = {0};
     const size_t lo = cat->n * (size_t)rank / (size_t)nranks;
     const size_t hi = cat->n * ((size_t)rank + 1) / (size_t)nranks;
-    cnn_status_t st = cnn_dist_agree(comm, decode_range(o, cat, lo, hi, &h, &bad));
+    cnn_status_t st = cnn_dist_agree(comm, check_share(o, cat, hi - lo));
+    if (st == CNN_OK) st = cnn_dist_agree(comm, decode_range(o, cat, lo, hi, &h, &bad));
     if (st == CNN_OK) st = cnn_dist_agree(comm, agree_shape(comm, o, cat, &h, &s));
     if (st == CNN_OK) st = cnn_dist_agree(comm, agree_counts(comm, &h, &s));
     if (st == CNN_OK && s.n == 0)
