@@ -599,6 +599,11 @@ static void sample_key(const cnn_layer_key_t *k, cnn_layer_spec_t *s)
     case CNN_LKEY_FLOAT:
         *(float *)(base + k->off) = (float)(isinf(k->hi) ? k->lo + 1 : (k->lo + k->hi) / 2);
         break;
+    case CNN_LKEY_BOOL: *(int *)(base + k->off) = 1; break;
+    case CNN_LKEY_ENUM:
+        if (!k->choices || !k->choices[0]) fail_msg("%s: enum key %s has no choices", s->type, k->name);
+        *(int *)(base + k->off) = 0;
+        break;
     default: fail_msg("%s: key %s has no kind", s->type, k->name);
     }
 }

@@ -190,6 +190,12 @@ void cnn_config_defaults(cnn_config_t *cfg);
  * Used for the keys a config section (or `mpicnn op`) leaves out. */
 cnn_status_t cnn_config_layer_default(cnn_layer_spec_t *spec, const cnn_layer_key_t *k);
 
+/* Sets key k of a layer to `value`, given as the config would spell it,
+ * with the checks a config value gets (CNN_ECONFIG naming `where`, the
+ * layer and the key). For `mpicnn op`'s flags. */
+cnn_status_t cnn_config_layer_set(cnn_layer_spec_t *spec, const cnn_layer_key_t *k,
+                                  const char *value, const char *where);
+
 /* Reads and parses the config file `path`, then applies
  * overrides[0..noverrides-1] (each "section.key=value", later ones win)
  * and validates the result. On success fills *cfg and returns CNN_OK. On

@@ -54,6 +54,16 @@ typedef struct {
     float p;                 /* dropout: drop probability in [0, 1) */
     float eps;               /* batchnorm: variance epsilon */
     float momentum;          /* batchnorm: running = (1-m)*running + m*batch */
+    float slope;             /* leaky_relu: the slope below 0 */
+    float alpha;             /* elu: the saturation value for x -> -inf */
+    int approximate;         /* gelu: 0 exact (erf), 1 the tanh form */
+    int ceil_mode;           /* pools: 1 keeps partial windows at the edge */
+    int count_pad;           /* avgpool: 1 divides by the whole window */
+    int mode;                /* gap: 0 mean, 1 sum */
+    int init;                /* conv, dense: the weight initialiser */
+    float init_std;          /* conv, dense: std of init = normal */
+    float init_range;        /* conv, dense: half-width of init = uniform */
+    float bias_init;         /* conv, dense: the biases' initial value */
 } cnn_layer_spec_t;
 
 /* Memory a layer asks for at build time, in floats. */
@@ -87,7 +97,9 @@ typedef struct cnn_layer cnn_layer_t;
 typedef enum {
     CNN_LKEY_INT = 1, /* int at off */
     CNN_LKEY_PAIR,    /* "N" or "NxM" (`mpicnn op`: "N" or "N,M"): ints at off, off2 */
-    CNN_LKEY_FLOAT    /* float at off, range checked after rounding to float */
+    CNN_LKEY_FLOAT,   /* float at off, range checked after rounding to float */
+    CNN_LKEY_BOOL,    /* int at off: 1 for true|yes|on|1, 0 for false|no|off|0 */
+    CNN_LKEY_ENUM     /* int at off: the index of the value in choices */
 } cnn_lkey_kind_t;
 
 #define CNN_LAYER_KEYS_MAX 8
@@ -107,6 +119,7 @@ typedef struct {
      * pool's stride is "=size", the window's height. */
     const char *def;
     int op_flag;          /* 1: `mpicnn op` requires it as --NAME */
+    const char *const *choices; /* CNN_LKEY_ENUM: the values, NULL-terminated */
 } cnn_layer_key_t;
 
 #define CNN_LAYER_TENSORS_MAX 4

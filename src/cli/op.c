@@ -258,7 +258,8 @@ static cnn_status_t check_float(const cnn_layer_key_t *k, const char *flag, doub
                          k->lo_open ? '(' : '[', k->lo, k->hi, k->hi_open ? ')' : ']');
 }
 
-/* Key k from its flag --NAME. */
+/* Key k from its flag --NAME: required for an op_flag key, else optional
+ * (the key then keeps its default). */
 static cnn_status_t op_key_flag(op_t *o, const cnn_layer_key_t *k)
 {
     char flag[48];
@@ -268,7 +269,8 @@ static cnn_status_t op_key_flag(op_t *o, const cnn_layer_key_t *k)
     double dv;
     char *base = (char *)&o->spec;
     snprintf(flag, sizeof flag, "--%s", k->name);
-    CNN_TRY(cli_need(o->a, flag, &s));
+    if (k->op_flag) CNN_TRY(cli_need(o->a, flag, &s));
+    else if (!(s = cli_get(o->a, flag))) return CNN_OK;
     switch (k->kind) {
     case CNN_LKEY_INT:
         CNN_TRY(cli_int(flag, s, (long)k->lo, OP_INT_MAX, &v));
@@ -283,6 +285,11 @@ static cnn_status_t op_key_flag(op_t *o, const cnn_layer_key_t *k)
         CNN_TRY(cli_float(flag, s, &dv));
         CNN_TRY(check_float(k, flag, dv));
         *(float *)(base + k->off) = (float)dv;
+        break;
+    case CNN_LKEY_BOOL:
+    case CNN_LKEY_ENUM:
+        if (cnn_config_layer_set(&o->spec, k, s, flag) != CNN_OK)
+            return cnn_error_set(CNN_EUSAGE, "%s", cnn_error_message());
         break;
     }
     o->set |= 1u << (k - o->ops->keys);
@@ -300,7 +307,7 @@ static cnn_status_t op_spec(op_t *o)
     CNN_TRY(op_shape_flag(o));
     CNN_TRY(op_mode(o));
     for (int j = 0; j < o->ops->nkeys; j++)
-        if (o->ops->keys[j].op_flag) CNN_TRY(op_key_flag(o, &o->ops->keys[j]));
+        if (!(o->set & (1u << j))) CNN_TRY(op_key_flag(o, &o->ops->keys[j]));
     CNN_TRY(op_seed(o));
     for (int j = 0; j < o->ops->nkeys; j++)
         if (!(o->set & (1u << j))) CNN_TRY(cnn_config_layer_default(&o->spec, &o->ops->keys[j]));

@@ -216,10 +216,12 @@ static const keydef_t *find_key(const char *section, const char *name)
 static keydef_t lkey_def(const cnn_layer_key_t *lk)
 {
     static const kind_t kinds[] = {[CNN_LKEY_INT] = K_INT, [CNN_LKEY_PAIR] = K_PAIR,
-                                   [CNN_LKEY_FLOAT] = K_FLOAT};
+                                   [CNN_LKEY_FLOAT] = K_FLOAT, [CNN_LKEY_BOOL] = K_BOOL,
+                                   [CNN_LKEY_ENUM] = K_ENUM};
     return (keydef_t){.name = lk->name, .kind = kinds[lk->kind], .off = lk->off,
                       .off2 = lk->off2, .lo = lk->lo, .hi = lk->hi,
-                      .lo_open = lk->lo_open, .hi_open = lk->hi_open, .def = lk->def};
+                      .lo_open = lk->lo_open, .hi_open = lk->hi_open, .def = lk->def,
+                      .choices = lk->choices, .what = lk->name};
 }
 
 /* Does any layer type take a key of this name? */
@@ -1349,6 +1351,13 @@ void cnn_config_defaults(cnn_config_t *cfg)
         if (keys[i].def) /* constant text, checked by the tests */
             (void)set_value(cfg, &keys[i], keys[i].def, "default", keys[i].section,
                             keys[i].name);
+}
+
+cnn_status_t cnn_config_layer_set(cnn_layer_spec_t *spec, const cnn_layer_key_t *k,
+                                  const char *value, const char *where)
+{
+    const keydef_t kd = lkey_def(k);
+    return set_value(spec, &kd, value, where, spec->name, k->name);
 }
 
 cnn_status_t cnn_config_layer_default(cnn_layer_spec_t *spec, const cnn_layer_key_t *k)
