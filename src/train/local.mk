@@ -19,7 +19,7 @@ check_PROGRAMS += tests/test_resume_synth
 tests_test_resume_synth_SOURCES = tests/test_resume_synth.c tests/synth.h
 TESTS += tests/test_train tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
 	tests/test_fault_ranks.sh tests/test_fault_nan.sh tests/test_fault_disk.sh tests/test_stop \
-	tests/test_stop_np2.sh tests/test_fault_inputs.sh
+	tests/test_stop_np2.sh tests/test_fault_inputs.sh tests/test_np_equiv.sh
 EXTRA_DIST += tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
 	tests/fault_lib.sh tests/small_run.sh tests/test_fault_ranks.sh tests/test_fault_nan.sh \
-	tests/test_fault_disk.sh tests/test_fault_inputs.sh tests/test_stop_np2.sh
+	tests/test_fault_disk.sh tests/test_fault_inputs.sh tests/test_stop_np2.sh tests/test_np_equiv.sh

@@ -1,0 +1,75 @@
+#!/bin/sh
+# test_np_equiv.sh - data parallelism changes nothing but the rounding:
+# 20 steps of fmnist-ref's net at a global batch of 64 on one rank
+# (batch_size 64) and on two (batch_size 32 each) end with the same
+# weights within 1e-5. Each rank's loss is scaled by the
+# global batch, so the summed gradient is the one-rank gradient; a loss
+# scaled by the local batch would double it at -np 2, and the control run
+# (-np 2 at twice the rate, which is what that would look like) must fail
+# the same comparison.
+# Needs $MPICNN, $MPIEXEC and $top_builddir (set by `make check`).
+set -u
+: "${MPICNN:?MPICNN must name the mpicnn program}"
+MPIEXEC=${MPIEXEC:-mpirun}
+builddir=${top_builddir:-.}
+
+d=$(mktemp -d "${TMPDIR:-/tmp}/mpicnn-npequiv-XXXXXX") || exit 99
+trap 'rm -rf "$d"' EXIT
+fail() {
+    echo "FAIL: $*"
+    for f in "$d"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done
+    exit 1
+}
+
+# 1380 images of 28x28 in 4 classes; 100 held out: 1280 = 20 steps of 64
+"$builddir/tests/test_resume_synth" "$d" 1380 100 28 || exit 99
+# fmnist-ref's net and optimizer, on this data, one epoch, no scaling
+sed -e "s|^dir = .*|dir = $d|" \
+    -e 's|^train_images = .*|train_images = train-images.idx|' \
+    -e 's|^train_labels = .*|train_labels = train-labels.idx|' \
+    -e 's|^test_images = .*|test_images = test-images.idx|' \
+    -e 's|^test_labels = .*|test_labels = test-labels.idx|' \
+    -e 's|^class_names = .*||' \
+    "$(dirname "$0")/../jobs/fashion-mnist.ini" >"$d/ref.ini" || exit 99
+common="--set data.validation=100 --set fc2.units=4 --set train.epochs=1
+        --set optimizer.lr_scaling=none --set early_stopping.enabled=false
+        --set train.threads=1 --set train.log_every=0 --set checkpoint.every_minutes=0"
+
+# The values of every dataset under /layers of model file $1, one a line
+values() {
+    h5dump -A 0 -y -w 0 -m %.9g -g /layers "$1" | sed -n 's/^ *\(-\{0,1\}[0-9][0-9.e+-]*\),\{0,1\}$/\1/p'
+}
+# Prints the largest |a - b| over the weights of runs $1 and $2; fails on
+# a count mismatch or no values
+maxdiff() {
+    values "$d/$1/model.h5" >"$d/$1.txt" && values "$d/$2/model.h5" >"$d/$2.txt" || return 1
+    [ -s "$d/$1.txt" ] && [ "$(wc -l <"$d/$1.txt")" -eq "$(wc -l <"$d/$2.txt")" ] || return 1
+    paste "$d/$1.txt" "$d/$2.txt" |
+        awk '{ e = $1 - $2; if (e < 0) e = -e; if (e > m) m = e } END { printf "%.3g\n", m }'
+}
+
+run() { # NAME NP BATCH [more --set ...]
+    name=$1 np=$2 batch=$3
+    shift 3
+    # shellcheck disable=SC2086 # $common is a list of words
+    $MPIEXEC -np "$np" --oversubscribe "$MPICNN" train "$d/ref.ini" --out "$d/$name" \
+        $common --set train.batch_size="$batch" "$@" --progress none >"$d/$name.log" 2>&1 ||
+        fail "the run $name (-np $np) exited $?"
+    [ "$(grep -c '^[0-9]' "$d/$name/metrics.csv")" -ge 1 ] || fail "$name: no epoch in metrics.csv"
+}
+
+run np1 1 64
+run np2 2 32
+m=$(maxdiff np1 np2) || fail "cannot read the weights of the runs"
+echo "largest weight difference, -np 1 against -np 2: $m"
+awk -v m="$m" 'BEGIN { exit !(m <= 1e-5) }' ||
+    fail "-np 2 at batch 32 and -np 1 at batch 64 differ by $m > 1e-5"
+# the comparison can fail: twice the rate (as a gradient scaled by the
+# local batch would give) is far off
+run np2x 2 32 --set optimizer.lr=0.02
+m=$(maxdiff np1 np2x) || fail "cannot read the weights of the runs"
+echo "largest weight difference, -np 1 against -np 2 at twice the rate: $m"
+awk -v m="$m" 'BEGIN { exit !(m > 1e-3) }' ||
+    fail "-np 2 at twice the rate is within $m of -np 1: the comparison cannot fail"
+echo "PASS: -np 2 equals -np 1 at a global batch of 64 within 1e-5 after 20 steps"
+exit 0
