@@ -58,6 +58,25 @@ paste -d, "$d/pred.csv" "$d/eval.csv" | awk -F, 'NR > 1 {
     fail "predict's score is not eval's probability of the predicted class"
 echo "ok: 60 IDX images, the same classes and probabilities as eval"
 
+# --- --logits: every output, 9 significant digits; the softmax of them is
+# the score and their argmax the predicted class
+"$MPICNN" predict "$model" "$d/test-images.idx" --logits >"$d/logits.csv" 2>"$d/log.logits" ||
+    fail "predict --logits failed"
+K=$(head -n 1 "$d/logits.csv" | tr ',' '\n' | grep -c '^logit_')
+[ "$K" -ge 2 ] && head -n 1 "$d/logits.csv" | grep -q ",score,logit_0,.*,logit_$((K - 1))\$" ||
+    fail "wrong --logits header: $(head -n 1 "$d/logits.csv")"
+cut -d, -f1-5 "$d/logits.csv" | cmp -s - "$d/pred.csv" || fail "--logits changes the other columns"
+awk -F, -v K="$K" 'NR > 1 {
+    if (NF != 5 + K) { print "row " NR ": " NF " fields"; exit 1 }
+    b = 0; for (k = 1; k < K; k++) if ($(6 + k) > $(6 + b)) b = k
+    if (b != $3) { print "row " NR ": argmax " b " but predicted " $3; exit 1 }
+    z = 0; for (k = 0; k < K; k++) z += exp($(6 + k) - $(6 + b))
+    if ((1 / z - $5) > 1e-5 || ($5 - 1 / z) > 1e-5) { print "row " NR ": softmax " 1 / z " vs " $5; exit 1 }
+    for (k = 0; k < K; k++) if ($(6 + k) ~ /^-?[0-9]\.[0-9]{0,3}(e|$)/ && $(6 + k) != 0) short++
+  } END { if (short > NR / 2) { print short " short logits"; exit 1 } }' "$d/logits.csv" ||
+    fail "--logits columns are not the net's outputs"
+echo "ok: --logits gives every output; their argmax and softmax are the prediction and score"
+
 # --- single PNG images, gray and RGB
 for i in 0 7 31; do
     "$T" --idx-png "$d/test-images.idx" "$d/test-labels.idx" $i 1 "$d/g$i.png" >/dev/null ||

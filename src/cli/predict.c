@@ -27,7 +27,7 @@
 #include "mpicnn/resize.h"
 
 static const char predict_usage[] =
-    "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv] [--max-memory MB]\n"
+    "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv] [--logits] [--max-memory MB]\n"
     "  Classifies images: each INPUT is a PNG or JPEG image, an IDX images file\n"
     "  (raw or .gz) or a CIFAR binary file (as the model's data.format). Images\n"
     "  must have the model's height and width, unless the model was trained on a\n"
@@ -37,7 +37,8 @@ static const char predict_usage[] =
     "  dropped. Writes CSV to standard output (or atomically to --out):\n"
     "    input,index,predicted,class,score\n"
     "  score: the softmax probability of the predicted class (the raw score for a\n"
-    "  hinge-loss model).\n" CLI_MAX_MEMORY_USAGE;
+    "  hinge-loss model). --logits adds the columns logit_0 ... logit_K-1: every\n"
+    "  output of the net (before the softmax), with 9 significant digits.\n" CLI_MAX_MEMORY_USAGE;
 
 /* How the model's training images were resized (data file attributes the
  * model records); resize 0: not at all. */
@@ -150,9 +151,11 @@ static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
 
 /* Rank 0: the CSV rows. */
 static void write_rows(FILE *f, const input_t *ins, int nin, const float *scores, int K,
-                       int hinge, const cnn_model_meta_t *m)
+                       int hinge, int logits, const cnn_model_meta_t *m)
 {
-    fprintf(f, "input,index,predicted,class,score\n");
+    fprintf(f, "input,index,predicted,class,score");
+    for (int k = 0; logits && k < K; k++) fprintf(f, ",logit_%d", k);
+    fputc('\n', f);
     size_t row = 0;
     for (int j = 0; j < nin; j++)
         for (size_t i = 0; i < ins[j].n; i++, row++) {
@@ -177,17 +180,19 @@ static void write_rows(FILE *f, const input_t *ins, int nin, const float *scores
                 fputs(path, f);
             }
             if (m->class_names && p < m->nclasses)
-                fprintf(f, ",%zu,%d,%s,%.6g\n", i, p, m->class_names[p], score);
+                fprintf(f, ",%zu,%d,%s,%.6g", i, p, m->class_names[p], score);
             else
-                fprintf(f, ",%zu,%d,%d,%.6g\n", i, p, p, score);
+                fprintf(f, ",%zu,%d,%d,%.6g", i, p, p, score);
+            for (int k = 0; logits && k < K; k++) fprintf(f, ",%.9g", (double)s[k]);
+            fputc('\n', f);
         }
 }
 
 static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, const float *scores,
-                              int K, int hinge, const cnn_model_meta_t *m)
+                              int K, int hinge, int logits, const cnn_model_meta_t *m)
 {
     if (!path) {
-        write_rows(stdout, ins, nin, scores, K, hinge, m);
+        write_rows(stdout, ins, nin, scores, K, hinge, logits, m);
         if (fflush(stdout) != 0 || ferror(stdout))
             return cnn_error_set(CNN_EIO, "standard output: write failed: %s", strerror(errno));
         return CNN_OK;
@@ -195,7 +200,7 @@ static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, con
     cnn_afile_t *af;
     FILE *f;
     CNN_TRY(cnn_afile_open(path, &af, &f));
-    write_rows(f, ins, nin, scores, K, hinge, m);
+    write_rows(f, ins, nin, scores, K, hinge, logits, m);
     return cnn_afile_commit(af);
 }
 
@@ -217,7 +222,7 @@ static cnn_status_t check_scores(const char *model, const input_t *ins, int nin,
 
 cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
 {
-    static const char *const sw[] = {"--help", NULL};
+    static const char *const sw[] = {"--help", "--logits", NULL};
     cli_args_t a;
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -230,6 +235,7 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
         return cnn_error_set(CNN_EUSAGE, "predict: expected MODEL.h5 and at least one INPUT "
                              "(see --help)");
     const char *out = cli_get(&a, "--out");
+    const int logits = cli_has(&a, "--logits");
     cnn_membudget_t budget;
     CNN_TRY(cli_max_memory(&a, comm, &budget));
     CNN_TRY(cli_check_unused(&a));
@@ -276,7 +282,8 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
                       hinge ? &cnn_loss_hinge : &cnn_loss_softmax_ce, 1, scores, &ev);
     if (st != CNN_OK) goto done;
     if (rank == 0) st = check_scores(a.pos[0], ins, nin, scores, K);
-    if (rank == 0 && st == CNN_OK) st = write_csv(out, ins, nin, scores, K, hinge, &meta);
+    if (rank == 0 && st == CNN_OK)
+        st = write_csv(out, ins, nin, scores, K, hinge, logits, &meta);
     st = cnn_dist_agree(comm, st);
 done:
     for (int j = 0; ins && j < nin; j++) free(ins[j].images);
