@@ -11,3 +11,5 @@ tests_test_layers_SOURCES = tests/test_layers.c tests/naive.c tests/naive.h
 check_PROGRAMS += tests/test_op
 tests_test_op_SOURCES = tests/test_op.c tests/naive.c tests/naive.h
 TESTS += tests/test_layers tests/test_op
+check_PROGRAMS += tests/test_init
+TESTS += tests/test_init
