@@ -12,8 +12,8 @@
  * - else im2col + GEMM: with the blocked kernels of kernels/smallgemm.c
  *   (conv_smallgemm.c) when the column matrix has at most SMALL_D rows,
  *   with the BLAS (conv_im2col.c) otherwise.
- * This file checks the spec and the shapes, initialises the parameters,
- * and holds what the engines share: the column budget
+ * This file checks the spec and the shapes, initialises the parameters
+ * (with init.c), and holds what the engines share: the column budget
  * (cnn_conv_set_chunk_floats) and the bias gradient.
  *
  * Every engine computes each element in an order that does not depend on
@@ -21,6 +21,7 @@
 #include <math.h>
 
 #include "conv_engine.h"
+#include "init.h"
 #include "mpicnn/kernels.h"
 
 /* Column matrices of at most this many rows (a first layer's C*KH*KW:
@@ -133,6 +134,7 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                                cnn_shape_t *out, cnn_layer_sizes_t *sz)
 {
     char why[160];
+    CNN_TRY(cnn_init_check(s));
     if (s->filters < 1 || s->kh < 1 || s->kw < 1 || s->stride < 1 || s->pad < 0) {
         snprintf(why, sizeof why,
                  "needs filters >= 1, kernel >= 1, stride >= 1, pad >= 0 "
@@ -157,15 +159,12 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     return CNN_OK;
 }
 
+/* Weights and biases as the layer's init says (init.c): each weight sees
+ * fan_in = C*KH*KW inputs and feeds fan_out = K*KH*KW outputs */
 static void conv_init(cnn_layer_t *l, uint64_t seed)
 {
-    /* PyTorch's default: weights and bias uniform in +-1/sqrt(fan_in)
-     * (kaiming_uniform with a = sqrt(5)), so the same net starts alike */
     const conv_geom_t g = conv_geom(l);
-    const size_t np = l->sz.params;
-    const float bound = 1.0f / sqrtf((float)g.ckk);
-    for (size_t i = 0; i < np; i++)
-        l->params[i] = bound * (2.0f * cnn_u01(cnn_hash4(seed, (uint64_t)l->index, i, 0)) - 1.0f);
+    cnn_init_params(l, seed, g.ckk, (size_t)g.K * g.KH * g.KW);
 }
 
 /* x (n,C,H,W) -> y (n,K,OH,OW) */
@@ -192,6 +191,7 @@ static const cnn_layer_key_t conv_keys[] = {
     LAYER_PAIR_KEY("kernel", kh, kw, 1, 4096, NULL, 0),
     LAYER_INT_KEY("stride", stride, 1, 4096, "1", 1),
     LAYER_INT_KEY("pad", pad, 0, 4096, "0", 1),
+    CNN_INIT_KEYS,
 };
 
 /* weight (K,C,KH,KW) then bias (K), as nn.Conv2d */

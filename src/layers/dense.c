@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "init.h"
 #include "layer_util.h"
 #include "mpicnn/kernels.h"
 
@@ -42,6 +43,7 @@ static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                                 cnn_shape_t *out, cnn_layer_sizes_t *sz)
 {
     char why[160];
+    CNN_TRY(cnn_init_check(s));
     if (s->filters < 1) {
         snprintf(why, sizeof why, "needs units >= 1 (got %d)", s->filters);
         return layer_shape_error(s, in, why);
@@ -53,12 +55,11 @@ static cnn_status_t dense_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     return CNN_OK;
 }
 
+/* Weights and biases as the layer's init says (init.c): each weight sees
+ * fan_in = D inputs and feeds fan_out = M outputs */
 static void dense_init(cnn_layer_t *l, uint64_t seed)
 {
-    /* PyTorch's default for nn.Linear: uniform in +-1/sqrt(fan_in) */
-    const float bound = 1.0f / sqrtf((float)cnn_shape_image(l->in));
-    for (size_t i = 0; i < l->sz.params; i++)
-        l->params[i] = bound * (2.0f * cnn_u01(cnn_hash4(seed, (uint64_t)l->index, i, 0)) - 1.0f);
+    cnn_init_params(l, seed, cnn_shape_image(l->in), (size_t)l->out.c);
 }
 
 /* Splits [0, total) into the block of thread t of T. */
@@ -143,6 +144,7 @@ static void dense_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 
 static const cnn_layer_key_t dense_keys[] = {
     LAYER_INT_KEY("units", filters, 1, 10000000, NULL, 0),
+    CNN_INIT_KEYS,
 };
 
 /* weight (M,D) then bias (M), as nn.Linear; `mpicnn op` files hold the
