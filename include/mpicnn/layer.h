@@ -102,7 +102,7 @@ typedef enum {
     CNN_LKEY_ENUM     /* int at off: the index of the value in choices */
 } cnn_lkey_kind_t;
 
-#define CNN_LAYER_KEYS_MAX 8
+#define CNN_LAYER_KEYS_MAX 16
 
 /* One key of a layer's config section (besides `type`). The config parser
  * checks the value against lo..hi and prints "expected ..." from them;

@@ -16,13 +16,13 @@
  * of cnn_layer_spec_t with range lo..hi, default text `def` (NULL:
  * required) and whether `mpicnn op` takes it as a flag. */
 #define LAYER_INT_KEY(name, field, lo, hi, def, op)                            \
-    {name, CNN_LKEY_INT, offsetof(cnn_layer_spec_t, field), 0, lo, hi, 0, 0, def, op}
+    {name, CNN_LKEY_INT, offsetof(cnn_layer_spec_t, field), 0, lo, hi, 0, 0, def, op, NULL}
 #define LAYER_PAIR_KEY(name, field, field2, lo, hi, def, op)                   \
     {name, CNN_LKEY_PAIR, offsetof(cnn_layer_spec_t, field),                   \
-     offsetof(cnn_layer_spec_t, field2), lo, hi, 0, 0, def, op}
+     offsetof(cnn_layer_spec_t, field2), lo, hi, 0, 0, def, op, NULL}
 #define LAYER_FLOAT_KEY(name, field, lo, lo_open, hi, hi_open, def, op)        \
     {name, CNN_LKEY_FLOAT, offsetof(cnn_layer_spec_t, field), 0, lo, hi,       \
-     lo_open, hi_open, def, op}
+     lo_open, hi_open, def, op, NULL}
 
 /* Index of an element (n, c, h, w) of a (N, C, H, W) tensor, for the
  * reference functions. */
