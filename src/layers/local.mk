@@ -9,3 +9,6 @@ tests_test_layers_SOURCES = tests/test_layers.c tests/naive.c tests/naive.h
 check_PROGRAMS += tests/test_op
 tests_test_op_SOURCES = tests/test_op.c tests/naive.c tests/naive.h
 TESTS += tests/test_layers tests/test_op
+# tests/test_loss: label-smoothed softmax cross-entropy against a naive reference
+check_PROGRAMS += tests/test_loss
+TESTS += tests/test_loss
