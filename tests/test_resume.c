@@ -543,6 +543,28 @@ static void test_resume_lars(void **state)
     check_cut_and_resumed("lars", sets, 8);
 }
 
+/* train.report_l2 changes the logged loss, never the weights: the same
+ * run with it reports a larger train loss; without weight decay the same */
+static void test_report_l2(void **state)
+{
+    (void)state;
+    const char *off[] = {"optimizer.type=lars", "optimizer.weight_decay=0.01"};
+    const char *on[] = {"optimizer.type=lars", "optimizer.weight_decay=0.01",
+                        "train.report_l2=true"};
+    const char *nowd[] = {"optimizer.type=lars", "optimizer.weight_decay=0",
+                          "train.report_l2=true"};
+    const char *nowd_off[] = {"optimizer.type=lars", "optimizer.weight_decay=0"};
+    cnn_train_result_t a, b, c, d;
+    train_ok("l2_off", 1, NULL, off, 2, 0, &a);
+    train_ok("l2_on", 1, NULL, on, 3, 0, &b);
+    train_ok("l2_nowd", 1, NULL, nowd, 3, 0, &c);
+    train_ok("l2_nowd_off", 1, NULL, nowd_off, 2, 0, &d);
+    assert_true(a.params_hash == b.params_hash);
+    assert_true(b.train_loss > a.train_loss);
+    assert_true(c.params_hash == d.params_hash);
+    assert_true(c.train_loss == d.train_loss);
+}
+
 /* Resuming a run that early stopping ended trains no further epoch. */
 static void test_resume_early_stopped(void **state)
 {
@@ -677,6 +699,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_warmup_cosine),
         cmocka_unit_test(test_resume_adamw),
         cmocka_unit_test(test_resume_lars),
+        cmocka_unit_test(test_report_l2),
         cmocka_unit_test(test_resume_early_stopped),
         cmocka_unit_test(test_stale_temp_cleaned),
         cmocka_unit_test(test_no_silent_restart),
