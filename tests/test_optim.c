@@ -67,13 +67,54 @@ static cnn_optim_t *with_table(cnn_optim_kind_t kind)
 {
     cnn_optim_t *o;
     assert_int_equal(cnn_optim_create(kind, N, &o), CNN_OK);
-    o->tensors = realloc(o->tensors, sizeof table);
-    o->sums = realloc(o->sums, 2 * 3 * sizeof(double));
-    assert_non_null(o->tensors);
-    assert_non_null(o->sums);
-    memcpy(o->tensors, table, sizeof table);
-    o->ntensors = 3;
+    assert_int_equal(cnn_optim_set_tensors(o, table, 3), CNN_OK);
+    assert_int_equal(o->ntensors, 3);
     return o;
+}
+
+/* a table must tile the arena */
+static void test_bad_table(void **state)
+{
+    cnn_optim_t *o = with_table(CNN_LARS);
+    cnn_optim_tensor_t gap[2] = {{.offset = 0, .count = 10}, {.offset = 11, .count = 26}};
+    cnn_optim_tensor_t short_[1] = {{.offset = 0, .count = 36}};
+    assert_int_equal(cnn_optim_set_tensors(o, gap, 2), CNN_EINTERNAL);
+    assert_int_equal(cnn_optim_set_tensors(o, short_, 1), CNN_EINTERNAL);
+    assert_int_equal(o->ntensors, 3); /* unchanged */
+    cnn_optim_free(o);
+}
+
+/* lars and adamw give the same bits on 1 and 3 threads, on tensors large
+ * enough to be split between threads */
+static void test_threads(void **state)
+{
+    enum { BIG = 20000 };
+    const cnn_optim_tensor_t big[3] = {{.offset = 0, .count = 12000, .decay = 1},
+                                       {.offset = 12000, .count = 100, .decay = 0},
+                                       {.offset = 12100, .count = 7900, .decay = 1}};
+    const cnn_optim_kind_t kinds[2] = {CNN_LARS, CNN_ADAMW};
+    float *w1 = malloc(3 * BIG * sizeof(float)), *w3 = w1 + BIG, *g = w3 + BIG;
+    assert_non_null(w1);
+    for (int k = 0; k < 2; k++) {
+        cnn_optim_t *o1, *o3;
+        assert_int_equal(cnn_optim_create(kinds[k], BIG, &o1), CNN_OK);
+        assert_int_equal(cnn_optim_create(kinds[k], BIG, &o3), CNN_OK);
+        assert_int_equal(cnn_optim_set_tensors(o1, big, 3), CNN_OK);
+        assert_int_equal(cnn_optim_set_tensors(o3, big, 3), CNN_OK);
+        o1->weight_decay = o3->weight_decay = 0.01;
+        uint64_t seed = 11;
+        for (int i = 0; i < BIG; i++) w1[i] = w3[i] = (float)tu_uniform(&seed, -1, 1);
+        for (int t = 0; t < 3; t++) {
+            for (int i = 0; i < BIG; i++) g[i] = (float)tu_uniform(&seed, -1, 1);
+            cnn_optim_step(o1, w1, g, 0.1, 1);
+            cnn_optim_step(o3, w3, g, 0.1, 3);
+        }
+        assert_memory_equal(w1, w3, BIG * sizeof(float));
+        assert_true(cnn_optim_l2(o1, w1, 1) == cnn_optim_l2(o3, w3, 3));
+        cnn_optim_free(o1);
+        cnn_optim_free(o3);
+    }
+    free(w1);
 }
 
 /* adamw: w -= lr wd w, then Adam on the raw gradient (torch.optim.AdamW) */
@@ -236,6 +277,8 @@ int main(void)
         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_lars),
         cmocka_unit_test(test_l2),
+        cmocka_unit_test(test_bad_table),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_net_tensors),
         cmocka_unit_test(test_converges),
         cmocka_unit_test(test_names),

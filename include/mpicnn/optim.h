@@ -52,6 +52,11 @@ const char *cnn_optim_name(cnn_optim_kind_t kind);
 cnn_status_t cnn_optim_create(cnn_optim_kind_t kind, size_t n, cnn_optim_t **out);
 void cnn_optim_free(cnn_optim_t *opt);
 
+/* Sets the tensor table to a copy of t[0..nt): the tensors must tile
+ * [0, opt->n) in order (CNN_EINTERNAL otherwise). CNN_ENOMEM and
+ * CNN_EINTERNAL leave opt as it was. */
+cnn_status_t cnn_optim_set_tensors(cnn_optim_t *opt, const cnn_optim_tensor_t *t, int nt);
+
 /* Sets the tensors from the layer tensor table of net (cnn_layer_tensors):
  * a tensor with one dimension (a bias, a batchnorm weight or bias) gets
  * decay = 0. net->nparams must be opt->n. Only LARS and the L2 term of
@@ -69,7 +74,8 @@ void cnn_optim_step(cnn_optim_t *opt, float *w, const float *g, double lr, int n
 /* The L2 term that the weight decay of this optimizer follows at weights
  * w (n): weight_decay / 2 * sum of w^2 over the tensors it decays (every
  * parameter, but for lars only the tensors with decay = 1). 0 when
- * weight_decay is 0. */
+ * weight_decay is 0. Uses opt's scratch: not concurrently with another
+ * call on opt. */
 double cnn_optim_l2(const cnn_optim_t *opt, const float *w, int nthreads);
 
 #endif

@@ -55,7 +55,8 @@ void cnn_optim_free(cnn_optim_t *opt)
     free(opt);
 }
 
-/* The tensor table t (nt entries, taken over) and its scratch. */
+/* The tensor table t (nt entries, taken over, freed on failure) and its
+ * scratch. */
 static cnn_status_t set_tensors(cnn_optim_t *o, cnn_optim_tensor_t *t, int nt)
 {
     double *sums = calloc(2 * (size_t)nt, sizeof(double));
@@ -97,6 +98,24 @@ cnn_status_t cnn_optim_create(cnn_optim_kind_t kind, size_t n, cnn_optim_t **out
     return CNN_OK;
 }
 
+cnn_status_t cnn_optim_set_tensors(cnn_optim_t *opt, const cnn_optim_tensor_t *t, int nt)
+{
+    size_t next = 0;
+    for (int k = 0; k < nt; k++) {
+        if (t[k].offset != next)
+            return cnn_error_set(CNN_EINTERNAL, "optimizer tensor %d starts at %zu, not %zu", k,
+                                 t[k].offset, next);
+        next += t[k].count;
+    }
+    if (nt < 1 || next != opt->n)
+        return cnn_error_set(CNN_EINTERNAL, "%d optimizer tensors cover %zu of %zu parameters",
+                             nt, next, opt->n);
+    cnn_optim_tensor_t *copy = malloc(sizeof *copy * (size_t)nt);
+    if (!copy) return cnn_error_set(CNN_ENOMEM, "out of memory for the optimizer's tensor table");
+    memcpy(copy, t, sizeof *copy * (size_t)nt);
+    return set_tensors(opt, copy, nt);
+}
+
 cnn_status_t cnn_optim_use_net(cnn_optim_t *opt, const cnn_net_t *net)
 {
     int nt = 0;
@@ -119,7 +138,9 @@ cnn_status_t cnn_optim_use_net(cnn_optim_t *opt, const cnn_net_t *net)
         t[0] = (cnn_optim_tensor_t){.offset = 0, .count = opt->n, .decay = 1};
         nt = 1;
     }
-    return set_tensors(opt, t, nt);
+    const cnn_status_t st = cnn_optim_set_tensors(opt, t, nt);
+    free(t);
+    return st;
 }
 
 /* sum of x[i]^2 over n floats, in double, in index order */
