@@ -733,48 +733,48 @@ static void test_lr(void **state)
 {
     cnn_config_t *cfg = *state;
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", NULL, 0, cfg), CNN_OK);
-    assert_true(cnn_config_lr(cfg, 0, 0, 1) == 0.1);
-    assert_true(cnn_config_lr(cfg, 57.5, 100000, 1) == 0.1); /* constant */
+    assert_true(cnn_config_lr(cfg, 0, 0, 100, 1) == 0.1);
+    assert_true(cnn_config_lr(cfg, 57.5, 100000, 100, 1) == 0.1); /* constant */
 
     const char *step[] = {"optimizer.lr_schedule=step", "optimizer.lr_decay=0.5",
                           "optimizer.lr_decay_every=10"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", step, 3, cfg), CNN_OK);
-    assert_true(cnn_config_lr(cfg, 0, 0, 1) == 0.1);
-    assert_true(cnn_config_lr(cfg, 9.99, 5000, 1) == 0.1);
-    assert_true(cnn_config_lr(cfg, 10, 0, 1) == 0.05);
-    assert_true(cnn_config_lr(cfg, 25.5, 0, 1) == 0.025);
+    assert_true(cnn_config_lr(cfg, 0, 0, 100, 1) == 0.1);
+    assert_true(cnn_config_lr(cfg, 9.99, 5000, 100, 1) == 0.1);
+    assert_true(cnn_config_lr(cfg, 10, 0, 100, 1) == 0.05);
+    assert_true(cnn_config_lr(cfg, 25.5, 0, 100, 1) == 0.025);
 
     const char *expo[] = {"optimizer.lr_schedule=exponential", "optimizer.lr_decay=0.5",
                           "optimizer.lr_decay_every=100", "optimizer.lr_decay_unit=steps"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", expo, 4, cfg), CNN_OK);
-    assert_close(cnn_config_lr(cfg, 3, 0, 1), 0.1, 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 50, 1), 0.1 * pow(0.5, 0.5), 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 200, 1), 0.025, 1e-15);
+    assert_close(cnn_config_lr(cfg, 3, 0, 100, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 50, 100, 1), 0.1 * pow(0.5, 0.5), 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 200, 100, 1), 0.025, 1e-15);
 
     const char *stepsteps[] = {"optimizer.lr_schedule=step", "optimizer.lr_decay=0.1",
                                "optimizer.lr_decay_every=3", "optimizer.lr_decay_unit=steps"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", stepsteps, 4, cfg), CNN_OK);
-    assert_close(cnn_config_lr(cfg, 99, 2, 1), 0.1, 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 7, 1), 0.001, 1e-15);
+    assert_close(cnn_config_lr(cfg, 99, 2, 100, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 7, 100, 1), 0.001, 1e-15);
     /* without lr_scaling the rank count changes nothing */
-    assert_close(cnn_config_lr(cfg, 0, 7, 8), 0.001, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 7, 100, 8), 0.001, 1e-15);
 
     /* linear scaling: lr times the ranks, after the schedule */
     const char *lin[] = {"optimizer.lr_scaling=linear", "optimizer.lr_schedule=step",
                          "optimizer.lr_decay=0.5", "optimizer.lr_decay_every=10"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", lin, 4, cfg), CNN_OK);
-    assert_close(cnn_config_lr(cfg, 0, 0, 1), 0.1, 1e-15);
-    assert_close(cnn_config_lr(cfg, 0, 0, 2), 0.2, 1e-15);
-    assert_close(cnn_config_lr(cfg, 12, 0, 4), 0.2, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 0, 100, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 0, 100, 2), 0.2, 1e-15);
+    assert_close(cnn_config_lr(cfg, 12, 0, 100, 4), 0.2, 1e-15);
 
     /* with a warmup the factor grows from 1 to the rank count */
     const char *warm[] = {"optimizer.lr_scaling=linear", "optimizer.lr_warmup_epochs=2"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", warm, 2, cfg), CNN_OK);
-    assert_close(cnn_config_lr(cfg, 0, 0, 5), 0.1, 1e-15);
-    assert_close(cnn_config_lr(cfg, 1, 0, 5), 0.3, 1e-15);
-    assert_close(cnn_config_lr(cfg, 1.5, 0, 5), 0.4, 1e-15);
-    assert_close(cnn_config_lr(cfg, 2, 0, 5), 0.5, 1e-15);
-    assert_close(cnn_config_lr(cfg, 7, 0, 5), 0.5, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0, 0, 100, 5), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1, 0, 100, 5), 0.3, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1.5, 0, 100, 5), 0.4, 1e-15);
+    assert_close(cnn_config_lr(cfg, 2, 0, 100, 5), 0.5, 1e-15);
+    assert_close(cnn_config_lr(cfg, 7, 0, 100, 5), 0.5, 1e-15);
 
     const char *bad[] = {"optimizer.lr_scaling=sqrt"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad, 1, cfg), CNN_ECONFIG);
@@ -782,6 +782,139 @@ static void test_lr(void **state)
     const char *neg[] = {"optimizer.lr_warmup_epochs=-1"};
     assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", neg, 1, cfg), CNN_ECONFIG);
     assert_contains(cnn_error_message(), "lr_warmup_epochs");
+}
+
+/* cosine, multistep and the warmup of every schedule, at chosen steps,
+ * against the formulas of docs/config.md */
+static void test_lr_schedules(void **state)
+{
+    cnn_config_t *cfg = *state;
+    const double pi = 3.14159265358979323846;
+    /* min_ini trains 1 epoch; 4 epochs of 50 steps: T = 200 */
+    const char *cosine[] = {"optimizer.lr_schedule=cosine", "optimizer.lr_min=0.001",
+                            "train.epochs=4"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", cosine, 3, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 50, 1), 0.1, 1e-15);
+    for (long s = 1; s <= 200; s += 37) {
+        const double want = 0.001 + (0.1 - 0.001) * (1 + cos(pi * s / 200.0)) / 2;
+        assert_close(cnn_config_lr(cfg, s / 50.0, s, 50, 1), want, 1e-15);
+    }
+    assert_close(cnn_config_lr(cfg, 2, 100, 50, 1), 0.0505, 1e-15); /* half way */
+    assert_close(cnn_config_lr(cfg, 4, 200, 50, 1), 0.001, 1e-15);
+    assert_close(cnn_config_lr(cfg, 5, 250, 50, 1), 0.001, 1e-15); /* past the end */
+    /* smooth within an epoch: step 1 and step 2 differ */
+    assert_true(cnn_config_lr(cfg, 0.02, 1, 50, 1) > cnn_config_lr(cfg, 0.04, 2, 50, 1));
+    /* with linear scaling from the scaled rate L = 3 lr down to lr_min */
+    const char *cos3[] = {"optimizer.lr_schedule=cosine", "optimizer.lr_min=0.001",
+                          "train.epochs=4", "optimizer.lr_scaling=linear"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", cos3, 4, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 50, 3), 0.3, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1, 50, 50, 3),
+                 0.001 + (0.3 - 0.001) * (1 + cos(pi * 0.25)) / 2, 1e-15);
+    assert_close(cnn_config_lr(cfg, 4, 200, 50, 3), 0.001, 1e-15);
+
+    /* multistep: times lr_decay at each milestone passed */
+    const char *multi[] = {"optimizer.lr_schedule=multistep", "optimizer.milestones=2, 5",
+                           "optimizer.lr_decay=0.1"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", multi, 3, cfg), CNN_OK);
+    assert_int_equal(cfg->opt.nmilestones, 2);
+    assert_int_equal(cfg->opt.milestones[1], 5);
+    assert_close(cnn_config_lr(cfg, 0, 0, 50, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1.98, 99, 50, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 2, 100, 50, 1), 0.01, 1e-15);
+    assert_close(cnn_config_lr(cfg, 4.5, 225, 50, 1), 0.01, 1e-15);
+    assert_close(cnn_config_lr(cfg, 5, 250, 50, 1), 0.001, 1e-15);
+    assert_close(cnn_config_lr(cfg, 60, 3000, 50, 1), 0.001, 1e-15);
+
+    /* a warmup without scaling, from lr_warmup_start to the schedule */
+    const char *warm[] = {"optimizer.lr_warmup_epochs=2", "optimizer.lr_warmup_start=0.02"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", warm, 2, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 50, 1), 0.02, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1, 50, 50, 1), 0.06, 1e-15);
+    assert_close(cnn_config_lr(cfg, 2, 100, 50, 1), 0.1, 1e-15);
+    assert_close(cnn_config_lr(cfg, 3, 150, 50, 1), 0.1, 1e-15);
+    /* the default start (auto) is the unscaled rate: no change alone */
+    const char *warm0[] = {"optimizer.lr_warmup_epochs=2"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", warm0, 1, cfg), CNN_OK);
+    assert_true(cfg->opt.lr_warmup_start == CNN_LR_WARMUP_START_AUTO);
+    assert_true(cnn_config_lr(cfg, 0.5, 25, 50, 1) == 0.1);
+
+    /* warmup x scaling x step schedule: (a + (1 - a) e / w) L d^floor(e / 1),
+     * a = start / L */
+    const char *wss[] = {"optimizer.lr_warmup_epochs=2", "optimizer.lr_warmup_start=0",
+                         "optimizer.lr_scaling=linear", "optimizer.lr_schedule=step",
+                         "optimizer.lr_decay=0.5"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", wss, 5, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 50, 4), 0.0, 1e-15);
+    assert_close(cnn_config_lr(cfg, 0.5, 25, 50, 4), 0.25 * 0.4, 1e-15);
+    assert_close(cnn_config_lr(cfg, 1.5, 75, 50, 4), 0.75 * 0.4 * 0.5, 1e-15);
+    assert_close(cnn_config_lr(cfg, 2, 100, 50, 4), 0.4 * 0.25, 1e-15);
+
+    /* warmup x scaling x cosine, the example of docs/config.md: lr 0.1,
+     * 4 ranks, from 0.1 over 1 epoch, cosine to 0 over 10 epochs of 100 */
+    const char *wc[] = {"optimizer.lr_warmup_epochs=1", "optimizer.lr_scaling=linear",
+                        "optimizer.lr_schedule=cosine", "train.epochs=10"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", wc, 4, cfg), CNN_OK);
+    assert_close(cnn_config_lr(cfg, 0, 0, 100, 4), 0.1, 1e-15);
+    const double c50 = 0.4 * (1 + cos(pi * 50 / 1000.0)) / 2;
+    assert_close(cnn_config_lr(cfg, 0.5, 50, 100, 4), c50 * (0.25 + 0.75 * 0.5), 1e-15);
+    assert_close(cnn_config_lr(cfg, 1, 100, 100, 4), 0.4 * (1 + cos(pi * 0.1)) / 2, 1e-15);
+
+    const char *bad1[] = {"optimizer.lr_schedule=multistep"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad1, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "multistep needs [optimizer] milestones");
+    const char *bad2[] = {"optimizer.milestones=5, 3"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad2, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "3 follows 5");
+    const char *bad3[] = {"optimizer.milestones=2, x"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad3, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "'x' is not an epoch");
+    const char *bad4[] = {"optimizer.lr_warmup_start=-1"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad4, 1, cfg), CNN_ECONFIG);
+    const char *bad5[] = {"optimizer.trust_coefficient=0"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad5, 1, cfg), CNN_ECONFIG);
+    const char *bad6[] = {"optimizer.lr_min=-0.1"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", bad6, 1, cfg), CNN_ECONFIG);
+}
+
+/* The new keys' defaults and checks, and that they print back. */
+static void test_optim_keys(void **state)
+{
+    cnn_config_t *cfg = *state;
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", NULL, 0, cfg), CNN_OK);
+    assert_true(cfg->opt.lr_min == 0.0);
+    assert_true(cfg->opt.trust_coefficient == 0.001);
+    assert_int_equal(cfg->opt.nmilestones, 0);
+    assert_true(cfg->train.label_smoothing == 0.0);
+    assert_int_equal(cfg->train.report_l2, 0);
+    const char *sets[] = {"optimizer.type=lars", "optimizer.trust_coefficient=0.02",
+                          "optimizer.milestones=3,7 , 9", "train.label_smoothing=0.1",
+                          "train.report_l2=yes", "optimizer.lr_warmup_start=0.005"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", sets, 6, cfg), CNN_OK);
+    assert_int_equal(cfg->opt.type, CNN_OPT_LARS);
+    char *text = cnn_config_to_string(cfg);
+    assert_non_null(text);
+    assert_contains(text, "type = lars\n");
+    assert_contains(text, "milestones = 3, 7, 9\n");
+    assert_contains(text, "lr_warmup_start = 0.005\n");
+    assert_contains(text, "label_smoothing = 0.1\n");
+    assert_contains(text, "report_l2 = true\n");
+    cnn_config_t *back = malloc(sizeof *back);
+    assert_non_null(back);
+    assert_int_equal(cnn_config_parse_string(text, "t.ini", NULL, 0, back), CNN_OK);
+    assert_int_equal(back->opt.milestones[2], 9);
+    assert_true(back->opt.trust_coefficient == 0.02);
+    free(back);
+    free(text);
+    const char *adamw[] = {"optimizer.type=adamw"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", adamw, 1, cfg), CNN_OK);
+    assert_int_equal(cfg->opt.type, CNN_OPT_ADAMW);
+    const char *ls1[] = {"train.label_smoothing=1"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", ls1, 1, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "label_smoothing");
+    const char *ls2[] = {"train.loss=hinge", "train.label_smoothing=0.1"};
+    assert_int_equal(cnn_config_parse_string(min_ini, "t.ini", ls2, 2, cfg), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "applies only to loss = softmax_ce");
 }
 
 static void test_hash(void **state)
@@ -850,6 +983,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lr_schedules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_optim_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_string, setup, teardown),
     };

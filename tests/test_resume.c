@@ -4,7 +4,9 @@
  * optimizer or world size is refused with the difference named, safe keys
  * may change, a key an older checkpoint's config lacks counts as its
  * default; a run resumed with more epochs equals the longer
- * uninterrupted run bitwise; resuming a finished or early-stopped run
+ * uninterrupted run bitwise, and so does a run cut short by a failed
+ * checkpoint write and resumed, with warmup + cosine (momentum, adamw) and
+ * with lars + multistep + label smoothing + report_l2; resuming a finished or early-stopped run
  * changes nothing; stale temp files are cleaned; a missing or corrupt
  * checkpoint is an error, never a fresh start. The signal and SIGKILL
  * cases need real processes: tests/test_resume.sh. */
@@ -263,6 +265,12 @@ static void test_compatible(void **state)
         {"train.batch_size=16", "[train] batch_size differs"},
         {"conv1.filters=7", "[conv1] filters differs: checkpoint has 6, this run has 7"},
         {"drop.p=0.3", "[drop] p differs"},
+        {"optimizer.type=lars", "[optimizer] type differs: checkpoint has adam, this run has lars"},
+        {"optimizer.lr_schedule=cosine", "[optimizer] lr_schedule differs"},
+        {"optimizer.lr_warmup_start=0", "[optimizer] lr_warmup_start differs: checkpoint has "
+                                        "auto, this run has 0"},
+        {"train.label_smoothing=0.1", "[train] label_smoothing differs"},
+        {"train.report_l2=true", "[train] report_l2 differs"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *sets[1] = {cases[i].set};
@@ -291,6 +299,24 @@ static void test_compatible(void **state)
         fail_msg("a missing key is its default: got '%s'", cnn_error_message());
     free(cfg);
     free(older);
+
+    /* a checkpoint from before the schedule, lars and loss keys resumes
+     * with them at their defaults */
+    static const char *const added[] = {"lr_warmup_start = auto", "lr_min = 0", "milestones = ",
+                                        "trust_coefficient = 0.001", "label_smoothing = 0",
+                                        "report_l2 = false"};
+    char *before = strdup(saved);
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
+        assert_non_null(strstr(before, added[i]));
+        char *t = without_line(before, added[i]);
+        free(before);
+        before = t;
+    }
+    cfg = config(5, NULL, NULL, 0);
+    if (cnn_checkpoint_compatible("ck.h5", before, cfg) != CNN_OK)
+        fail_msg("a checkpoint without the new keys must resume: %s", cnn_error_message());
+    free(cfg);
+    free(before);
     free(saved);
 }
 
@@ -406,6 +432,137 @@ static void test_more_epochs_bitwise(void **state)
         cnn_net_free(nb);
         free(cfg);
     }
+}
+
+/* The final checkpoints of two runs hold the same weights, optimizer
+ * state and history (train loss and lr columns included). */
+static void same_checkpoints(const char *a, const char *b, const char *const *sets, int nsets)
+{
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/%s/checkpoint.h5", dir, a);
+    snprintf(pb, sizeof pb, "%s/%s/checkpoint.h5", dir, b);
+    cnn_config_t *cfg = config(3, NULL, sets, nsets);
+    const cnn_shape_t in = {cfg->train.batch_size, 1, 8, 8};
+    const cnn_optim_kind_t kind = (cnn_optim_kind_t)cfg->opt.type;
+    cnn_net_t *na = NULL, *nb = NULL;
+    cnn_optim_t *oa = NULL, *ob = NULL;
+    assert_int_equal(cnn_net_create(cfg->layers, cfg->nlayers, in, 1, &na), CNN_OK);
+    assert_int_equal(cnn_net_create(cfg->layers, cfg->nlayers, in, 1, &nb), CNN_OK);
+    assert_int_equal(cnn_optim_create(kind, na->nparams, &oa), CNN_OK);
+    assert_int_equal(cnn_optim_create(kind, nb->nparams, &ob), CNN_OK);
+    float *bp = malloc(sizeof(float) * (na->nparams + na->nstate + 2));
+    assert_non_null(bp);
+    cnn_train_state_t ta = {.nhistory = 0}, tb = {.nhistory = 0};
+    /* the safe keys of the extra [train] text differ from cfg's: no check */
+    cnn_config_t *ca = config(3, "threads = 2\nvalidate_every = 7\n[checkpoint]\nevery_steps = 5\n",
+                              sets, nsets);
+    if (cnn_checkpoint_load(pa, ca, size, na, oa, &ta, bp, bp + na->nparams + 1, NULL, NULL) !=
+            CNN_OK ||
+        cnn_checkpoint_load(pb, ca, size, nb, ob, &tb, bp, bp + na->nparams + 1, NULL, NULL) !=
+            CNN_OK)
+        fail_msg("load: %s", cnn_error_message());
+    assert_memory_equal(na->params, nb->params, sizeof(float) * na->nparams);
+    assert_memory_equal(na->state, nb->state, sizeof(float) * na->nstate);
+    if (oa->m) assert_memory_equal(oa->m, ob->m, sizeof(float) * oa->n);
+    if (oa->v) assert_memory_equal(oa->v, ob->v, sizeof(float) * oa->n);
+    assert_int_equal(oa->t, ob->t);
+    assert_int_equal(ta.global_step, tb.global_step);
+    assert_int_equal(ta.nhistory, 3);
+    assert_int_equal(tb.nhistory, 3);
+    /* epoch, train loss and accuracy, val loss and accuracy, lr: all but
+     * the times */
+    for (int e = 0; e < 3; e++)
+        assert_memory_equal(ta.history + e * CNN_HISTORY_COLS, tb.history + e * CNN_HISTORY_COLS,
+                            6 * sizeof(double));
+    cnn_train_state_free(&ta);
+    cnn_train_state_free(&tb);
+    free(bp);
+    cnn_optim_free(oa);
+    cnn_optim_free(ob);
+    cnn_net_free(na);
+    cnn_net_free(nb);
+    free(ca);
+    free(cfg);
+}
+
+/* Three epochs in one go equal a run whose checkpoint write fails after
+ * 22 steps (MPICNN_FAULT=write_fail@22: the run ends with an error, the
+ * checkpoint of step 20 stays) resumed to the end, bit for bit. */
+static void check_cut_and_resumed(const char *name, const char *const *sets, int nsets)
+{
+    const char *extra = "threads = 2\nvalidate_every = 7\n[checkpoint]\nevery_steps = 5\n";
+    char full[64], cut[64];
+    snprintf(full, sizeof full, "%s_full", name);
+    snprintf(cut, sizeof cut, "%s_cut", name);
+    cnn_train_result_t a, b;
+    train_ok(full, 3, extra, sets, nsets, 0, &a);
+    setenv("MPICNN_FAULT", "write_fail@22", 1);
+    const cnn_status_t st = train(MPI_COMM_WORLD, cut, 3, extra, sets, nsets, 0, &b);
+    unsetenv("MPICNN_FAULT");
+    if (st == CNN_OK) fail_msg("%s: write_fail@22 did not end the run", name);
+    train_ok(cut, 3, extra, sets, nsets, 1, &b);
+    assert_int_equal(b.epochs_run, 3);
+    if (a.params_hash != b.params_hash)
+        fail_msg("%s: cut and resumed differs from one run: hash %016llx vs %016llx", name,
+                 (unsigned long long)b.params_hash, (unsigned long long)a.params_hash);
+    assert_true(a.train_loss == b.train_loss);
+    assert_true(a.test_acc == b.test_acc);
+    assert_int_equal(a.best_epoch, b.best_epoch);
+    if (rank == 0) same_checkpoints(full, cut, sets, nsets);
+}
+
+/* warmup from lr_warmup_start + linear scaling + cosine, with momentum */
+static void test_resume_warmup_cosine(void **state)
+{
+    (void)state;
+    const char *sets[] = {"optimizer.type=momentum", "optimizer.lr=0.02",
+                          "optimizer.lr_schedule=cosine", "optimizer.lr_min=0.001",
+                          "optimizer.lr_warmup_epochs=1.5", "optimizer.lr_warmup_start=0.002",
+                          "optimizer.lr_scaling=linear"};
+    check_cut_and_resumed("cosine", sets, 7);
+}
+
+/* adamw with a warmup from 0 and cosine */
+static void test_resume_adamw(void **state)
+{
+    (void)state;
+    const char *sets[] = {"optimizer.type=adamw", "optimizer.weight_decay=0.01",
+                          "optimizer.lr_schedule=cosine", "optimizer.lr_warmup_epochs=1",
+                          "optimizer.lr_warmup_start=0"};
+    check_cut_and_resumed("adamw", sets, 5);
+}
+
+/* lars with multistep, label smoothing and the L2 term in the loss */
+static void test_resume_lars(void **state)
+{
+    (void)state;
+    const char *sets[] = {"optimizer.type=lars", "optimizer.lr=0.5",
+                          "optimizer.trust_coefficient=0.02", "optimizer.lr_schedule=multistep",
+                          "optimizer.milestones=1, 2", "optimizer.lr_decay=0.5",
+                          "train.label_smoothing=0.1", "train.report_l2=true"};
+    check_cut_and_resumed("lars", sets, 8);
+}
+
+/* train.report_l2 changes the logged loss, never the weights: the same
+ * run with it reports a larger train loss; without weight decay the same */
+static void test_report_l2(void **state)
+{
+    (void)state;
+    const char *off[] = {"optimizer.type=lars", "optimizer.weight_decay=0.01"};
+    const char *on[] = {"optimizer.type=lars", "optimizer.weight_decay=0.01",
+                        "train.report_l2=true"};
+    const char *nowd[] = {"optimizer.type=lars", "optimizer.weight_decay=0",
+                          "train.report_l2=true"};
+    const char *nowd_off[] = {"optimizer.type=lars", "optimizer.weight_decay=0"};
+    cnn_train_result_t a, b, c, d;
+    train_ok("l2_off", 1, NULL, off, 2, 0, &a);
+    train_ok("l2_on", 1, NULL, on, 3, 0, &b);
+    train_ok("l2_nowd", 1, NULL, nowd, 3, 0, &c);
+    train_ok("l2_nowd_off", 1, NULL, nowd_off, 2, 0, &d);
+    assert_true(a.params_hash == b.params_hash);
+    assert_true(b.train_loss > a.train_loss);
+    assert_true(c.params_hash == d.params_hash);
+    assert_true(c.train_loss == d.train_loss);
 }
 
 /* Resuming a run that early stopping ended trains no further epoch. */
@@ -539,6 +696,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_compatible),
         cmocka_unit_test(test_resume_older_config),
         cmocka_unit_test(test_more_epochs_bitwise),
+        cmocka_unit_test(test_resume_warmup_cosine),
+        cmocka_unit_test(test_resume_adamw),
+        cmocka_unit_test(test_resume_lars),
+        cmocka_unit_test(test_report_l2),
         cmocka_unit_test(test_resume_early_stopped),
         cmocka_unit_test(test_stale_temp_cleaned),
         cmocka_unit_test(test_no_silent_restart),

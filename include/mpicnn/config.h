@@ -29,6 +29,8 @@
 #define CNN_MAX_SWEEP 32        /* section.key entries in [sweep] */
 #define CNN_SWEEP_KEY_MAX 128
 #define CNN_SWEEP_VALUES_MAX 1024
+#define CNN_MAX_MILESTONES 64   /* optimizer.milestones */
+#define CNN_MILESTONE_MAX 16    /* characters of one milestone, with the NUL */
 
 typedef enum {
     CNN_FORMAT_UNSET = 0, /* only in cnn_config_defaults(); a load sets it */
@@ -57,8 +59,13 @@ typedef enum {
     CNN_CLASSNAMES_FILE             /* format = hdf5: the file's /classes */
 } cnn_class_names_t;
 
-typedef enum { CNN_OPT_SGD, CNN_OPT_MOMENTUM, CNN_OPT_NESTEROV, CNN_OPT_ADAM } cnn_opt_kind_t;
-typedef enum { CNN_LR_CONSTANT, CNN_LR_STEP, CNN_LR_EXPONENTIAL } cnn_lr_schedule_t;
+/* The order is that of cnn_optim_kind_t (optim.h). */
+typedef enum {
+    CNN_OPT_SGD, CNN_OPT_MOMENTUM, CNN_OPT_NESTEROV, CNN_OPT_ADAM, CNN_OPT_ADAMW, CNN_OPT_LARS
+} cnn_opt_kind_t;
+typedef enum {
+    CNN_LR_CONSTANT, CNN_LR_STEP, CNN_LR_EXPONENTIAL, CNN_LR_COSINE, CNN_LR_MULTISTEP
+} cnn_lr_schedule_t;
 typedef enum { CNN_LR_UNIT_EPOCHS, CNN_LR_UNIT_STEPS } cnn_lr_unit_t;
 typedef enum { CNN_LR_SCALING_NONE, CNN_LR_SCALING_LINEAR } cnn_lr_scaling_t;
 typedef enum { CNN_LOSS_SOFTMAX_CE, CNN_LOSS_HINGE } cnn_loss_kind_t;
@@ -111,8 +118,20 @@ typedef struct {
     long lr_decay_every;             /* >= 1, in lr_decay_unit */
     cnn_lr_unit_t lr_decay_unit;
     cnn_lr_scaling_t lr_scaling;     /* linear: lr times the ranks training the model */
-    double lr_warmup_epochs;         /* >= 0: epochs over which the scaling ramps up */
+    double lr_warmup_epochs;         /* >= 0: epochs over which the rate ramps up */
+    double lr_warmup_start;          /* >= 0: the rate the warmup starts from, or
+                                        CNN_LR_WARMUP_START_AUTO: lr (unscaled) */
+    double lr_min;                   /* >= 0: cosine's final rate */
+    /* multistep: the epochs at which the rate is multiplied by lr_decay,
+     * increasing; as written (items) and as numbers (milestones) */
+    char milestone_items[CNN_MAX_MILESTONES][CNN_MILESTONE_MAX];
+    long milestones[CNN_MAX_MILESTONES];
+    int nmilestones;
+    double trust_coefficient;        /* lars: eta, > 0 */
 } cnn_opt_config_t;
+
+/* optimizer.lr_warmup_start = auto: the warmup starts from optimizer.lr. */
+#define CNN_LR_WARMUP_START_AUTO (-1.0)
 
 /* train.watchdog_seconds = auto (watchdog.h): a limit from the measured
  * step time and the size of each phase. */
@@ -130,6 +149,8 @@ typedef struct {
     double watchdog_seconds;         /* seconds > 0, 0 = off, CNN_WATCHDOG_AUTO = auto */
     long max_memory_mb;              /* a rank's memory budget in MB; 0 = 80% of
                                         the node's limit over its ranks (memlimit.h) */
+    double label_smoothing;          /* softmax_ce: [0, 1) */
+    int report_l2;                   /* bool: the logged loss includes weight decay's L2 term */
 } cnn_train_config_t;
 
 typedef struct {
@@ -229,17 +250,23 @@ char *cnn_config_to_string(const cnn_config_t *cfg);
 /* FNV-1a 64-bit hash of a string (of cnn_config_to_string()'s text). */
 uint64_t cnn_config_hash(const char *resolved_text);
 
-/* The learning rate after `epochs_done` epochs (a real number: completed
- * epochs + step_in_epoch / steps_per_epoch) and `steps_done` optimizer
- * steps of a model trained by `ranks` ranks, following opt.lr_schedule:
- *   constant:    lr
- *   step:        lr * lr_decay ^ floor(t / lr_decay_every)
- *   exponential: lr * lr_decay ^ (t / lr_decay_every)
- * with t = epochs_done or steps_done as lr_decay_unit says; times `ranks`
- * when opt.lr_scaling is linear, the factor growing linearly from 1 over
- * the first opt.lr_warmup_epochs epochs. */
-double cnn_config_lr(const cnn_config_t *cfg, double epochs_done,
-                     long steps_done, int ranks);
+/* The learning rate of the step that follows `steps_done` optimizer steps,
+ * after `epochs_done` epochs (a real number: completed epochs +
+ * step_in_epoch / steps_per_epoch), of a model trained by `ranks` ranks
+ * with `steps_per_epoch` steps an epoch. With L = lr times `ranks` when
+ * opt.lr_scaling is linear (else L = lr), the schedule gives
+ *   constant:    L
+ *   step:        L * lr_decay ^ floor(t / lr_decay_every)
+ *   exponential: L * lr_decay ^ (t / lr_decay_every)
+ *   multistep:   L * lr_decay ^ (number of milestones <= epochs_done)
+ *   cosine:      lr_min + (L - lr_min) * (1 + cos(pi * min(s / T, 1))) / 2
+ * with t = epochs_done or steps_done as lr_decay_unit says, s =
+ * steps_done and T = train.epochs * steps_per_epoch. Within the first
+ * w = lr_warmup_epochs epochs (e = epochs_done < w) that rate is
+ * multiplied by a + (1 - a) * e / w, a = lr_warmup_start / L (the start
+ * defaulting to lr). docs/config.md gives the exact arithmetic. */
+double cnn_config_lr(const cnn_config_t *cfg, double epochs_done, long steps_done,
+                     long steps_per_epoch, int ranks);
 
 /* Prints the effective value of "section.key" (e.g. "optimizer.lr",
  * "conv1.filters", "sweep.optimizer.lr") into buf[len], formatted as

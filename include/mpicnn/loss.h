@@ -22,6 +22,14 @@ const cnn_loss_t *cnn_loss_find(const char *name);
 
 extern const cnn_loss_t cnn_loss_softmax_ce, cnn_loss_hinge;
 
+/* Softmax cross-entropy against label-smoothed targets
+ * t = (1 - smoothing) onehot(label) + smoothing / k, smoothing in [0, 1):
+ * per sample sum_j t_j (lse(z) - z_j), and dlogits = scale (softmax(z) - t).
+ * smoothing = 0 is cnn_loss_softmax_ce, bit for bit. Same arguments and
+ * outputs as cnn_loss_t's compute. */
+void cnn_loss_softmax_ce_smooth(const float *logits, const int *labels, int n, int k,
+                                double smoothing, float scale, double *sum, float *dlogits);
+
 /* Index of the largest of k scores (first one on ties). */
 int cnn_argmax(const float *v, int k);
 

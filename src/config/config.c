@@ -36,6 +36,7 @@
 
 /* Enum fields are written through an int pointer by the setter. */
 _Static_assert(sizeof(cnn_opt_kind_t) == sizeof(int), "enums are int-sized");
+_Static_assert(CNN_LR_WARMUP_START_AUTO == CNN_WATCHDOG_AUTO, "one stored value for auto");
 
 #define CONFIG_FILE_MAX (16L << 20) /* refuse config files above 16 MiB */
 #define WHERE_MAX (CNN_PATH_MAX + 256)
@@ -65,7 +66,8 @@ enum {
     F_C100 = 1u << 3,     /* only for cifar100 */
     F_NONEMPTY = 1u << 4, /* a list that may not be empty */
     F_REQ_CIFAR = 1u << 5, /* required for the cifar formats */
-    F_AUTO = 1u << 6,      /* K_REAL: also "auto", stored as CNN_WATCHDOG_AUTO */
+    F_AUTO = 1u << 6,      /* K_REAL: also "auto", stored as CNN_WATCHDOG_AUTO
+                              (= CNN_LR_WARMUP_START_AUTO) */
     F_H5 = 1u << 7         /* only for data.format = hdf5 (and required then) */
 };
 
@@ -90,8 +92,10 @@ static const char *const classnames[] = {"none", "fashion-mnist", "mnist",
                                          "cifar10", "cifar100-fine",
                                          "cifar100-coarse", "file", NULL};
 static const int classnames_count[] = {0, 10, 10, 10, 100, 20, 0};
-static const char *const optimizers[] = {"sgd", "momentum", "nesterov", "adam", NULL};
-static const char *const schedules[] = {"constant", "step", "exponential", NULL};
+static const char *const optimizers[] = {"sgd", "momentum", "nesterov", "adam", "adamw",
+                                         "lars", NULL};
+static const char *const schedules[] = {"constant", "step", "exponential", "cosine",
+                                        "multistep", NULL};
 static const char *const units[] = {"epochs", "steps", NULL};
 static const char *const scalings[] = {"none", "linear", NULL};
 static const char *const losses[] = {"softmax_ce", "hinge", NULL};
@@ -165,6 +169,15 @@ static const keydef_t keys[] = {
     ENUMK("optimizer", "lr_decay_unit", opt.lr_decay_unit, units, "epochs"),
     ENUMK("optimizer", "lr_scaling", opt.lr_scaling, scalings, "none"),
     REALK("optimizer", "lr_warmup_epochs", opt.lr_warmup_epochs, 0, 0, 1e6, 0, "0"),
+    {.section = "optimizer", .name = "lr_warmup_start", .kind = K_REAL,
+     .off = OFF(opt.lr_warmup_start), .lo = 0, .hi = HUGE_VAL, .flags = F_AUTO, .def = "auto"},
+    REALK("optimizer", "lr_min", opt.lr_min, 0, 0, HUGE_VAL, 0, "0"),
+    {.section = "optimizer", .name = "milestones", .kind = K_LIST,
+     .off = OFF(opt.milestone_items), .off2 = OFF(opt.nmilestones),
+     .cap = CNN_MILESTONE_MAX, .stride = CNN_MILESTONE_MAX,
+     .max_items = CNN_MAX_MILESTONES, .def = "",
+     .what = "a comma-separated list of increasing epochs"},
+    REALK("optimizer", "trust_coefficient", opt.trust_coefficient, 0, 1, HUGE_VAL, 0, "0.001"),
 
     {.section = "train", .name = "epochs", .kind = K_INT, .off = OFF(train.epochs),
      .lo = 1, .hi = 100000, .flags = F_REQUIRED},
@@ -178,6 +191,8 @@ static const keydef_t keys[] = {
     {.section = "train", .name = "watchdog_seconds", .kind = K_REAL,
      .off = OFF(train.watchdog_seconds), .lo = 0, .hi = HUGE_VAL, .flags = F_AUTO, .def = "auto"},
     INTK("train", "max_memory_mb", K_LONG, train.max_memory_mb, 0, 1e9, "0"),
+    REALK("train", "label_smoothing", train.label_smoothing, 0, 0, 1, 1, "0"),
+    BOOLK("train", "report_l2", train.report_l2, "false"),
 
     INTK("augment", "crop_pad", K_INT, augment.crop_pad, 0, 4096, "0"),
     BOOLK("augment", "flip", augment.flip, "false"),
@@ -1330,11 +1345,52 @@ static cnn_status_t check_sweep(parse_t *p, cnn_config_t *cfg)
     return st;
 }
 
+/* optimizer.milestones as numbers: epochs in 1..100000, increasing. */
+static cnn_status_t parse_milestones(parse_t *p, cnn_opt_config_t *o)
+{
+    char where[WHERE_MAX];
+    const entry_t *e = find_entry(p, "optimizer", "milestones");
+    for (int i = 0; i < o->nmilestones; i++) {
+        const char *item = o->milestone_items[i];
+        long m;
+        if (parse_long(item, &m) != 0 || m < 1 || m > 100000)
+            return bad(where_entry(p, e, where), "optimizer", "milestones",
+                       "'%s' is not an epoch (expected a comma-separated list of increasing "
+                       "epochs, each in 1..100000)", item);
+        if (i > 0 && m <= o->milestones[i - 1])
+            return bad(where_entry(p, e, where), "optimizer", "milestones",
+                       "%ld follows %ld (expected a comma-separated list of increasing epochs)",
+                       m, o->milestones[i - 1]);
+        o->milestones[i] = m;
+    }
+    return CNN_OK;
+}
+
+/* What involves more than one key of [optimizer] and [train]. */
+static cnn_status_t check_training(parse_t *p, cnn_config_t *cfg)
+{
+    char where[WHERE_MAX];
+    CNN_TRY(parse_milestones(p, &cfg->opt));
+    if (cfg->opt.lr_schedule == CNN_LR_MULTISTEP && cfg->opt.nmilestones == 0) {
+        const entry_t *e = find_entry(p, "optimizer", "lr_schedule");
+        return bad(where_entry(p, e, where), "optimizer", "lr_schedule",
+                   "multistep needs [optimizer] milestones (a comma-separated list of "
+                   "increasing epochs)");
+    }
+    if (cfg->train.loss != CNN_LOSS_SOFTMAX_CE && cfg->train.label_smoothing > 0) {
+        const entry_t *e = find_entry(p, "train", "label_smoothing");
+        return bad(where_entry(p, e, where), "train", "label_smoothing",
+                   "applies only to loss = softmax_ce (expected 0 with loss = hinge)");
+    }
+    return CNN_OK;
+}
+
 static cnn_status_t build(parse_t *p, cnn_config_t *cfg)
 {
     CNN_TRY(apply_fixed(p, cfg));
     CNN_TRY(build_layers(p, cfg));
     CNN_TRY(check_data(p, cfg));
+    CNN_TRY(check_training(p, cfg));
     if (!find_entry(p, "early_stopping", "mode"))
         cfg->early_stopping.mode =
             cfg->early_stopping.metric == CNN_METRIC_VAL_ACC ? CNN_MODE_MAX : CNN_MODE_MIN;
@@ -1520,25 +1576,54 @@ uint64_t cnn_config_hash(const char *s)
     return cnn_fnv1a(CNN_FNV1A_INIT, s, strlen(s));
 }
 
-double cnn_config_lr(const cnn_config_t *cfg, double epochs_done, long steps_done, int ranks)
+#define CNN_PI 3.14159265358979323846
+
+/* The schedule's factor on the rate (step, exponential, multistep). */
+static double schedule_factor(const cnn_opt_config_t *o, double epochs_done, long steps_done)
+{
+    const double t = o->lr_decay_unit == CNN_LR_UNIT_EPOCHS ? epochs_done : (double)steps_done;
+    const double every = (double)o->lr_decay_every;
+    int passed = 0;
+    switch (o->lr_schedule) {
+    case CNN_LR_STEP: return pow(o->lr_decay, floor(t / every));
+    case CNN_LR_EXPONENTIAL: return pow(o->lr_decay, t / every);
+    case CNN_LR_MULTISTEP:
+        while (passed < o->nmilestones && (double)o->milestones[passed] <= epochs_done) passed++;
+        return pow(o->lr_decay, (double)passed);
+    default: return 1.0;
+    }
+}
+
+double cnn_config_lr(const cnn_config_t *cfg, double epochs_done, long steps_done,
+                     long steps_per_epoch, int ranks)
 {
     const cnn_opt_config_t *o = &cfg->opt;
-    double t = o->lr_decay_unit == CNN_LR_UNIT_EPOCHS ? epochs_done : (double)steps_done;
-    double every = (double)o->lr_decay_every;
+    /* the global batch is P times one rank's: the linear scaling rule */
+    const double P = o->lr_scaling == CNN_LR_SCALING_LINEAR && ranks > 1 ? (double)ranks : 1.0;
+    const double start = o->lr_warmup_start == CNN_LR_WARMUP_START_AUTO ? o->lr
+                                                                        : o->lr_warmup_start;
+    const int warm = epochs_done < o->lr_warmup_epochs;
+    if (o->lr_schedule == CNN_LR_COSINE) {
+        const double L = o->lr * P;
+        const double T = (double)cfg->train.epochs * (double)steps_per_epoch;
+        const double x = T > 0 ? fmin((double)steps_done / T, 1.0) : 1.0;
+        double lr = o->lr_min + (L - o->lr_min) * (1.0 + cos(CNN_PI * x)) / 2.0;
+        if (warm) {
+            const double a = start / L;
+            lr *= a + (1.0 - a) * epochs_done / o->lr_warmup_epochs;
+        }
+        return lr;
+    }
+    /* in units of the unscaled rate: the factor F = P * warmup factor
+     * grows from a = start / lr to P */
     double lr = o->lr;
-    switch (o->lr_schedule) {
-    case CNN_LR_CONSTANT: break;
-    case CNN_LR_STEP: lr = o->lr * pow(o->lr_decay, floor(t / every)); break;
-    case CNN_LR_EXPONENTIAL: lr = o->lr * pow(o->lr_decay, t / every); break;
+    if (o->lr_schedule != CNN_LR_CONSTANT) lr = o->lr * schedule_factor(o, epochs_done, steps_done);
+    double f = P;
+    if (warm) {
+        const double a = start / o->lr;
+        f = a + (f - a) * epochs_done / o->lr_warmup_epochs;
     }
-    if (o->lr_scaling == CNN_LR_SCALING_LINEAR && ranks > 1) {
-        /* the global batch is `ranks` times one rank's: the linear scaling
-         * rule, reached gradually when a warmup is set */
-        double f = (double)ranks;
-        if (epochs_done < o->lr_warmup_epochs)
-            f = 1.0 + (f - 1.0) * epochs_done / o->lr_warmup_epochs;
-        lr *= f;
-    }
+    if (f != 1.0) lr *= f;
     return lr;
 }
 

@@ -63,7 +63,11 @@ static cnn_status_t write_header(cnn_h5w_t *w, const cnn_checkpoint_t *ck)
                               ck->sum_ranks_per_node > 0 ? ck->sum_ranks_per_node : 1);
 }
 
-/* /optimizer: kind, step count t, the moment arenas it has. */
+/* /optimizer: kind, step count t, the moment arenas it has (m: the
+ * velocity of momentum, nesterov and lars, adam's and adamw's first
+ * moment; v: their second moment). Nothing else is state: lars's tensor
+ * table follows from the net, the learning rate from the step's position
+ * and the config. */
 static cnn_status_t write_optimizer(cnn_h5w_t *w, const cnn_optim_t *opt)
 {
     cnn_status_t st;

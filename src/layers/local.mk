@@ -13,3 +13,6 @@ tests_test_op_SOURCES = tests/test_op.c tests/naive.c tests/naive.h
 TESTS += tests/test_layers tests/test_op
 check_PROGRAMS += tests/test_init
 TESTS += tests/test_init
+# tests/test_loss: label-smoothed softmax cross-entropy against a naive reference
+check_PROGRAMS += tests/test_loss
+TESTS += tests/test_loss

@@ -12,10 +12,13 @@ int cnn_argmax(const float *v, int k)
     return best;
 }
 
-/* logits (n,k); numerically stable: log-sum-exp after subtracting the max */
-static void softmax_ce(const float *logits, const int *labels, int n, int k,
-                       float scale, double *sum, float *dlogits)
+/* logits (n,k); numerically stable: log-sum-exp after subtracting the max.
+ * With smoothing e > 0 the target is (1-e) onehot + e/k: the loss is
+ * (1-e) (lse - z_y) + e (lse - mean_j z_j) and its gradient softmax - target. */
+void cnn_loss_softmax_ce_smooth(const float *logits, const int *labels, int n, int k,
+                                double smoothing, float scale, double *sum, float *dlogits)
 {
+    const double e = smoothing, ek = smoothing / k;
     double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * k;
@@ -23,15 +26,32 @@ static void softmax_ce(const float *logits, const int *labels, int n, int k,
         double se = 0.0;
         for (int j = 0; j < k; j++) se += exp((double)z[j] - zmax);
         const double lse = zmax + log(se);
-        total += lse - z[labels[i]];
-        if (dlogits) {
-            float *d = dlogits + (size_t)i * k;
-            for (int j = 0; j < k; j++)
-                d[j] = scale * (float)exp((double)z[j] - lse);
+        if (e > 0.0) {
+            double zsum = 0.0;
+            for (int j = 0; j < k; j++) zsum += z[j];
+            total += (1.0 - e) * (lse - z[labels[i]]) + e * (lse - zsum / k);
+        } else {
+            total += lse - z[labels[i]];
+        }
+        if (!dlogits) continue;
+        float *d = dlogits + (size_t)i * k;
+        if (e > 0.0) {
+            for (int j = 0; j < k; j++) {
+                const double t = ek + (j == labels[i] ? 1.0 - e : 0.0);
+                d[j] = scale * (float)(exp((double)z[j] - lse) - t);
+            }
+        } else {
+            for (int j = 0; j < k; j++) d[j] = scale * (float)exp((double)z[j] - lse);
             d[labels[i]] -= scale;
         }
     }
     *sum = total;
+}
+
+static void softmax_ce(const float *logits, const int *labels, int n, int k,
+                       float scale, double *sum, float *dlogits)
+{
+    cnn_loss_softmax_ce_smooth(logits, labels, n, k, 0.0, scale, sum, dlogits);
 }
 
 /* sum over j != y of max(0, z_j - z_y + 1) */

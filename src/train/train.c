@@ -337,7 +337,12 @@ static void forward_backward(run_t *r, int n_local, int n_global, double *aux)
     /* the loss gradient goes to the first layer's ping-pong buffer's
      * twin: dbuf[1] is free until the second layer from the top */
     float *dy = net->dbuf[1];
-    r->loss->compute(y, r->labels, n_local, K, 1.0f / (float)n_global, &aux[AUX_LOSS], dy);
+    const double smoothing = r->cfg->train.label_smoothing;
+    if (smoothing > 0)
+        cnn_loss_softmax_ce_smooth(y, r->labels, n_local, K, smoothing, 1.0f / (float)n_global,
+                                   &aux[AUX_LOSS], dy);
+    else
+        r->loss->compute(y, r->labels, n_local, K, 1.0f / (float)n_global, &aux[AUX_LOSS], dy);
     for (int i = 0; i < n_local; i++)
         aux[AUX_CORRECT] += cnn_argmax(y + (size_t)i * K, K) == r->labels[i];
     cnn_net_backward(net, &ctx, n_local, dy);
@@ -386,16 +391,20 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, step_out_
 }
 
 /* The optimizer step with the scheduled learning rate, and the epoch's
- * running sums. */
+ * running sums; with train.report_l2 the loss of every image includes the
+ * L2 term of the weights the step's loss was computed at. */
 static void apply_step(run_t *r, const step_out_t *s)
 {
     cnn_train_state_t *ts = &r->ts;
     cnn_net_t *net = r->net;
+    const double l2 = r->cfg->train.report_l2 ? cnn_optim_l2(r->opt, net->params, net->nthreads)
+                                              : 0.0;
     ts->lr = cnn_config_lr(r->cfg, (double)ts->epoch + (double)ts->step / (double)r->steps,
-                           (long)ts->global_step, r->size);
+                           (long)ts->global_step, (long)r->steps, r->size);
     cnn_optim_step(r->opt, net->params, r->grad_sum, ts->lr, net->nthreads);
     fault_nan_weights(r);
-    ts->acc_loss += s->loss_sum;
+    if (r->cfg->train.report_l2) ts->acc_loss += s->loss_sum + l2 * s->n_global;
+    else ts->acc_loss += s->loss_sum;
     ts->acc_correct += s->correct;
     ts->acc_seen += s->n_global;
     r->images_total += s->n_global;
@@ -590,8 +599,7 @@ static size_t dataset_bytes(const cnn_dataset_t *ds)
  * with the sampler's order. Returns how many items it filled. */
 static int run_extras(const run_t *r, const cnn_net_plan_t *plan, cnn_mem_item_t *x)
 {
-    const cnn_optim_kind_t kind = (cnn_optim_kind_t)r->cfg->opt.type;
-    const size_t slots = kind == CNN_ADAM ? 2 : kind == CNN_SGD ? 0 : 1;
+    const size_t slots = (size_t)cnn_optim_kind_slots((cnn_optim_kind_t)r->cfg->opt.type);
     const size_t np = cnn_mem_mul(plan->nparams, sizeof(float));
     const size_t ns = cnn_mem_mul(plan->nstate, sizeof(float));
     const cnn_data_t *d = r->d;
@@ -647,7 +655,8 @@ static cnn_status_t build_optimizer(run_t *r)
     r->opt->beta2 = oc->beta2;
     r->opt->eps = oc->eps;
     r->opt->weight_decay = oc->weight_decay;
-    return CNN_OK;
+    r->opt->trust_coefficient = oc->trust_coefficient;
+    return cnn_optim_use_net(r->opt, r->net);
 }
 
 /* The best-weights copies, the step buffers and the config text. */
