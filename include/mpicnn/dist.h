@@ -1,5 +1,6 @@
-/* dist.h - the MPI side: checked calls, gradient all-reduce, and the
- * agreement of all ranks on one outcome.
+/* dist.h - the MPI side: checked calls, gradient all-reduce, the sums of
+ * layer statistics (synchronised batchnorm), and the agreement of all
+ * ranks on one outcome.
  *
  * Nothing here uses MPI_COMM_WORLD: every function takes the
  * communicator it works on (a sweep gives each trial group its own). */
