@@ -4,7 +4,8 @@
  * memory and MPI with the ranks cut into "nodes" of 2, and through
  * MPI_Allreduce alone; the method is chosen as documented, a bad
  * MPICNN_GRAD_SUM fails on every rank, no shared-memory file outlives
- * the set-up, and a segment that cannot be had falls back to MPI. */
+ * the set-up, and a segment that cannot be had falls back to MPI; the
+ * sums of layer statistics over the ranks with images. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,6 +219,40 @@ static void test_no_room(void **state)
     cnn_dist_gsum_free(g);
 }
 
+/* The sums of layer statistics (cnn_dist_layer_sum_*): over every rank,
+ * or, with one rank without images, over the others on a communicator
+ * of their own; on the rank without, a sum fails, stays failed without
+ * calling MPI, and the end of the step reports it. */
+static void test_layer_sum(void **state)
+{
+    (void)state;
+    cnn_dist_layer_sum_t s;
+    cnn_dist_layer_sum_init(&s, MPI_COMM_WORLD);
+    for (int idle = -1; idle < size; idle++) { /* -1: every rank has images */
+        const int mine = rank != idle;
+        assert_int_equal(cnn_dist_layer_sum_begin(&s, mine), CNN_OK);
+        assert_int_equal(s.ranks, idle < 0 ? size : size - 1);
+        double ranks = 0.0, want = 0.0;
+        for (int r = 0; r < size; r++)
+            if (r != idle) ranks += 1.0, want += r;
+        for (int call = 0; call < 2 && mine; call++) {
+            double buf[3] = {1.0, rank, 0.5 * call};
+            assert_int_equal(cnn_dist_layer_sum(&s, buf, 3), CNN_OK);
+            assert_true(buf[0] == ranks && buf[1] == want && buf[2] == 0.5 * call * ranks);
+        }
+        if (!mine) {
+            double buf[1] = {1.0};
+            assert_true(s.step == MPI_COMM_NULL);
+            assert_int_equal(cnn_dist_layer_sum(&s, buf, 1), CNN_ECOMM);
+            assert_int_equal(cnn_dist_layer_sum(&s, buf, 1), CNN_ECOMM);
+            assert_int_equal(cnn_dist_layer_sum_end(&s), CNN_ECOMM);
+        } else {
+            assert_int_equal(cnn_dist_layer_sum_end(&s), CNN_OK);
+        }
+        assert_true(s.step == MPI_COMM_NULL && s.status == CNN_OK);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -229,6 +264,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_one_node),  cmocka_unit_test(test_two_nodes),
         cmocka_unit_test(test_mpi_only),  cmocka_unit_test(test_bad_env),
         cmocka_unit_test(test_nothing_left), cmocka_unit_test(test_no_room),
+        cmocka_unit_test(test_layer_sum),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     int any = 0;

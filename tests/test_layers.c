@@ -486,6 +486,207 @@ static void test_batchnorm(void **state)
     cnn_net_free(net);
 }
 
+/* ---- synchronised batchnorm: two half batches, one whole batch ----- */
+
+#define FAKE_MAX 64
+
+/* A stand-in for the all-reduce over two ranks: each call records this
+ * half's buffer (for the other half) and adds the other half's buffer of
+ * the same pass, recorded when that half ran; with fail set it fails as
+ * a broken all-reduce would, leaving garbage. */
+typedef struct {
+    double sent[FAKE_MAX];
+    const double *peer; /* NULL: nothing to add */
+    int calls, fail;
+} fake_sum_t;
+
+static cnn_status_t fake_sum(void *arg, double *buf, size_t n)
+{
+    fake_sum_t *f = arg;
+    if (n > FAKE_MAX) fail_msg("fake_sum: %zu values", n);
+    f->calls++;
+    if (f->fail) {
+        for (size_t i = 0; i < n; i++) buf[i] = NAN;
+        return cnn_error_set(CNN_ECOMM, "fake all-reduce failed");
+    }
+    memcpy(f->sent, buf, sizeof(double) * n);
+    if (f->peer)
+        for (size_t i = 0; i < n; i++) buf[i] += f->peer[i];
+    return CNN_OK;
+}
+
+/* A one-layer batchnorm net on `in`, with gamma, beta and running
+ * statistics the same for every net of the test. */
+static cnn_net_t *bn_net(int sync, cnn_shape_t in, int nthreads)
+{
+    cnn_layer_spec_t s = mk("batchnorm", 0, 0, 0, 0, 0);
+    s.sync = sync;
+    cnn_net_t *net = NULL;
+    if (cnn_net_create(&s, 1, in, nthreads, &net) != CNN_OK)
+        fail_msg("create batchnorm: %s", cnn_error_message());
+    uint64_t seed = 99;
+    for (int c = 0; c < in.c; c++) {
+        net->params[c] = (float)tu_uniform(&seed, 0.5, 1.5);
+        net->params[in.c + c] = (float)tu_uniform(&seed, -0.5, 0.5);
+        net->state[c] = (float)tu_uniform(&seed, -0.2, 0.2);
+        net->state[in.c + c] = (float)tu_uniform(&seed, 0.5, 2.0);
+    }
+    return net;
+}
+
+/* A training-mode context, with the fake reduction f if not NULL. */
+static cnn_ctx_t bn_ctx(const cnn_net_t *net, fake_sum_t *f)
+{
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    if (f) {
+        ctx.allreduce_sum = fake_sum;
+        ctx.allreduce_arg = f;
+    }
+    return ctx;
+}
+
+/* Forward over the n images x; the output stays in net->act[1]. */
+static void bn_fwd(cnn_net_t *net, int n, const float *x, fake_sum_t *f)
+{
+    memcpy(net->act[0], x, sizeof(float) * (size_t)n * cnn_shape_image(net->input));
+    const cnn_ctx_t ctx = bn_ctx(net, f);
+    cnn_net_forward(net, &ctx, n);
+}
+
+/* Backward of the last forward: dx written, the gradients this pass's. */
+static void bn_bwd(cnn_net_t *net, int n, const float *dy, float *dx, fake_sum_t *f)
+{
+    cnn_layer_t *l = &net->layers[0];
+    const cnn_ctx_t ctx = bn_ctx(net, f);
+    cnn_net_zero_grad(net);
+    l->ops->backward(l, &ctx, n, net->act[0], net->act[1], dy, dx);
+}
+
+/* a (n floats) against b (n floats) within 1e-6 */
+static void close_floats(const char *what, const float *a, const float *b, size_t n)
+{
+    double *d = malloc(sizeof(double) * (n + 1));
+    for (size_t i = 0; i < n; i++) d[i] = b[i];
+    TU_ASSERT_CLOSE(what, a, d, n, 1e-6, 1e-6);
+    free(d);
+}
+
+/* Half batches of na and N - na images on two nets that sum through the
+ * fake reduction, as two ranks: the whole batch's outputs, input
+ * gradients, summed parameter gradients and running statistics within
+ * 1e-6. Each pass runs b alone (recording its sums), then a with them,
+ * then b again (from where it was) with a's. */
+static void check_sync_halves(cnn_shape_t in, int na)
+{
+    const int N = in.n, nb = N - na;
+    const size_t img = cnn_shape_image(in), C = (size_t)in.c, all = (size_t)N * img;
+    float *x = malloc(sizeof(float) * all), *dy = malloc(sizeof(float) * all);
+    float *dx = malloc(sizeof(float) * all), *dxw = malloc(sizeof(float) * all);
+    float *y = malloc(sizeof(float) * all), *g = malloc(sizeof(float) * 2 * C);
+    float *state0 = malloc(sizeof(float) * 2 * C);
+    uint64_t seed = 7;
+    for (size_t i = 0; i < all; i++) {
+        x[i] = (float)tu_uniform(&seed, 0.5, 3.0); /* a mean away from 0 */
+        dy[i] = (float)tu_uniform(&seed, -1, 1);
+    }
+    cnn_net_t *w = bn_net(0, in, 1), *a = bn_net(1, in, 2), *b = bn_net(1, in, 2);
+    bn_fwd(w, N, x, NULL);
+    bn_bwd(w, N, dy, dxw, NULL);
+
+    fake_sum_t fa = {.peer = NULL}, fb = {.peer = NULL};
+    const float *xb = x + (size_t)na * img, *dyb = dy + (size_t)na * img;
+    memcpy(state0, b->state, sizeof(float) * 2 * C);
+    bn_fwd(b, nb, xb, &fb);
+    fa.peer = fb.sent;
+    bn_fwd(a, na, x, &fa);
+    memcpy(b->state, state0, sizeof(float) * 2 * C);
+    fb.peer = fa.sent;
+    bn_fwd(b, nb, xb, &fb);
+    memcpy(y, a->act[1], sizeof(float) * (size_t)na * img);
+    memcpy(y + (size_t)na * img, b->act[1], sizeof(float) * (size_t)nb * img);
+    close_floats("sync forward, halves vs whole", y, w->act[1], all);
+    close_floats("sync running statistics, first half vs whole", a->state, w->state, 2 * C);
+    close_floats("sync running statistics, second half vs whole", b->state, w->state, 2 * C);
+
+    fb.peer = NULL;
+    bn_bwd(b, nb, dyb, dx + (size_t)na * img, &fb);
+    fa.peer = fb.sent;
+    bn_bwd(a, na, dy, dx, &fa);
+    fb.peer = fa.sent;
+    bn_bwd(b, nb, dyb, dx + (size_t)na * img, &fb);
+    close_floats("sync input gradient, halves vs whole", dx, dxw, all);
+    /* dgamma, dbeta: each half's own, the trainer's gradient sum adds them */
+    for (size_t i = 0; i < 2 * C; i++) g[i] = a->grads[i] + b->grads[i];
+    close_floats("sync parameter gradients, sum of halves vs whole", g, w->grads, 2 * C);
+    assert_int_equal(fa.calls, 2);
+    assert_int_equal(fb.calls, 4);
+
+    /* a first layer's backward (no dx) sums nothing */
+    bn_bwd(a, na, dy, NULL, &fa);
+    assert_int_equal(fa.calls, 2);
+    cnn_net_free(w);
+    cnn_net_free(a);
+    cnn_net_free(b);
+    free(x);
+    free(dy);
+    free(dx);
+    free(dxw);
+    free(y);
+    free(g);
+    free(state0);
+}
+
+/* sync without a reduction hook is the per-rank layer, bit for bit; a
+ * failed reduction leaves the layer with this rank's statistics */
+static void check_sync_alone(cnn_shape_t in)
+{
+    const size_t img = cnn_shape_image(in), all = (size_t)in.n * img, C = (size_t)in.c;
+    float *x = malloc(sizeof(float) * all), *dy = malloc(sizeof(float) * all);
+    float *dx0 = malloc(sizeof(float) * all), *dx1 = malloc(sizeof(float) * all);
+    uint64_t seed = 11;
+    for (size_t i = 0; i < all; i++) {
+        x[i] = (float)tu_uniform(&seed, -2, 2);
+        dy[i] = (float)tu_uniform(&seed, -1, 1);
+    }
+    cnn_net_t *p = bn_net(0, in, 2), *s = bn_net(1, in, 2), *f = bn_net(1, in, 2);
+    bn_fwd(p, in.n, x, NULL);
+    bn_bwd(p, in.n, dy, dx0, NULL);
+    bn_fwd(s, in.n, x, NULL);
+    bn_bwd(s, in.n, dy, dx1, NULL);
+    assert_memory_equal(p->act[1], s->act[1], sizeof(float) * all);
+    assert_memory_equal(dx0, dx1, sizeof(float) * all);
+    assert_memory_equal(p->grads, s->grads, sizeof(float) * 2 * C);
+    assert_memory_equal(p->state, s->state, sizeof(float) * 2 * C);
+
+    fake_sum_t broken = {.fail = 1};
+    bn_fwd(f, in.n, x, &broken);
+    bn_bwd(f, in.n, dy, dx1, &broken);
+    assert_int_equal(broken.calls, 2);
+    close_floats("forward after a failed sum", f->act[1], p->act[1], all);
+    close_floats("input gradient after a failed sum", dx1, dx0, all);
+    close_floats("running statistics after a failed sum", f->state, p->state, 2 * C);
+    cnn_net_free(p);
+    cnn_net_free(s);
+    cnn_net_free(f);
+    free(x);
+    free(dy);
+    free(dx0);
+    free(dx1);
+}
+
+static void test_batchnorm_sync(void **state)
+{
+    check_sync_halves(sh(7, 3, 3, 2), 3);
+    check_sync_halves(sh(8, 5, 1, 1), 4);
+    check_sync_halves(sh(6, 2, 4, 4), 1);
+    check_sync_alone(sh(5, 3, 2, 3));
+    /* the key: false by default, sync = true sets it */
+    const cnn_layer_key_t *k = cnn_layer_key(&cnn_batchnorm_ops, "sync");
+    assert_non_null(k);
+    assert_int_equal(k->kind, CNN_LKEY_BOOL);
+    assert_string_equal(k->def, "false");
+}
+
 /* Course-style fixed values: linspace inputs as the course notebooks build
  * them; the expected values come from the double reference. */
 static void test_course_linspace(void **state)
@@ -748,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_batchnorm_sync),
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
         cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_registry),
     };

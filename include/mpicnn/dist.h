@@ -1,5 +1,6 @@
-/* dist.h - the MPI side: checked calls, gradient all-reduce, and the
- * agreement of all ranks on one outcome.
+/* dist.h - the MPI side: checked calls, gradient all-reduce, the sums of
+ * layer statistics (synchronised batchnorm), and the agreement of all
+ * ranks on one outcome.
  *
  * Nothing here uses MPI_COMM_WORLD: every function takes the
  * communicator it works on (a sweep gives each trial group its own). */
@@ -86,6 +87,40 @@ int cnn_dist_gsum_ranks_per_node(const cnn_dist_gsum_t *g);
  * block in shared memory owned by g, read-only, valid until this rank's
  * next call. Returns CNN_OK or CNN_ECOMM. */
 cnn_status_t cnn_dist_gsum_run(cnn_dist_gsum_t *g, float *grads, const float **sum);
+
+/* Sums for layers whose training statistics cover the global batch (a
+ * batchnorm with sync = true): the hook of cnn_ctx_t.allreduce_sum over
+ * the ranks that train the model. Each training step is one begin/end
+ * pair around its forward and backward passes; only the ranks that have
+ * images in the step run them, so begin sets up a communicator of those
+ * ranks. The trainer keeps one per run (in its own memory). */
+typedef struct {
+    MPI_Comm comm;       /* the training communicator (not owned) */
+    MPI_Comm step;       /* this step's: comm, a communicator of the ranks
+                            with images (owned), or MPI_COMM_NULL */
+    int ranks;           /* ranks with images in this step */
+    cnn_status_t status; /* the first failed sum of the step, else CNN_OK */
+} cnn_dist_layer_sum_t;
+
+/* Not collective: an idle s over comm (no step begun). */
+void cnn_dist_layer_sum_init(cnn_dist_layer_sum_t *s, MPI_Comm comm);
+
+/* Collective over s->comm, once per step before the forward pass:
+ * has_images 1 if this rank runs the step's passes, else 0. Counts the
+ * ranks with images (s->ranks) and, if some have none, splits off a
+ * communicator of the others (MPI_COMM_NULL on a rank without). Returns
+ * CNN_OK or CNN_ECOMM. */
+cnn_status_t cnn_dist_layer_sum_begin(cnn_dist_layer_sum_t *s, int has_images);
+
+/* The hook (arg: a begun cnn_dist_layer_sum_t): sums the n doubles of buf
+ * in place over the step's ranks with images. Collective over those. On
+ * failure returns CNN_ECOMM, records it in s->status, and from then on
+ * returns it at once without calling MPI, until the step's end. */
+cnn_status_t cnn_dist_layer_sum(void *arg, double *buf, size_t n);
+
+/* Not collective: ends the step (frees its communicator) and returns the
+ * first failure of its sums, or CNN_OK. */
+cnn_status_t cnn_dist_layer_sum_end(cnn_dist_layer_sum_t *s);
 
 /* All ranks agree on one status: the most severe (largest) of the local
  * ones. A rank whose own status is OK but whose peers failed gets that

@@ -64,6 +64,8 @@ typedef struct {
     float init_std;          /* conv, dense: std of init = normal */
     float init_range;        /* conv, dense: half-width of init = uniform */
     float bias_init;         /* conv, dense: the biases' initial value */
+    int sync;                /* batchnorm: 1 takes training statistics over
+                                the global batch (cnn_ctx_t.allreduce_sum) */
 } cnn_layer_spec_t;
 
 /* Memory a layer asks for at build time, in floats. */
@@ -87,6 +89,18 @@ typedef struct {
     float *work;        /* nthreads * work_stride floats, 64-byte aligned */
     size_t work_stride; /* floats of scratch per thread */
     float *shared;      /* the largest sz.shared of the net, 64-byte aligned */
+    /* Optional: sums buf (n doubles) in place over the ranks that train
+     * the model together, for layers whose training statistics cover the
+     * global batch (batchnorm with sync = true). NULL: this rank alone
+     * (one rank, evaluation, tools). A layer calls it from the thread that
+     * called forward or backward, outside its parallel regions; it is
+     * collective: every rank of the step calls it as often, with the same
+     * n, in the same order. On failure it returns an error status, leaves
+     * buf undefined and stays failed for the rest of the step; a layer
+     * then goes on with its own values, and whoever set the hook reports
+     * the failure (layers cannot return one). */
+    cnn_status_t (*allreduce_sum)(void *arg, double *buf, size_t n);
+    void *allreduce_arg; /* the hook's first argument, owned by its setter */
 } cnn_ctx_t;
 
 typedef struct cnn_layer cnn_layer_t;

@@ -5,11 +5,23 @@
  * variance (C), updated in training as running = (1-m)*running + m*batch
  * with the unbiased batch variance (PyTorch's convention). Training mode
  * normalises with the batch statistics (biased variance), test mode with
- * the running ones. Threads split channels; sums are in double. */
+ * the running ones. Threads split channels; sums are in double.
+ *
+ * With sync = true and a reduction hook in the context (the trainer sets
+ * one on more than one rank), training takes its statistics over the
+ * global batch: one sum of per-channel moments over the ranks in
+ * forward, one of the two sums dx needs in backward. Without either,
+ * each rank normalises with its own images' statistics. */
 #include <math.h>
 #include <string.h>
 
 #include "layer_util.h"
+
+/* With sync, the statistics of the global batch come from per-channel
+ * sums over the ranks (ctx->allreduce_sum): BN_SUMS(C) doubles, the sums
+ * (C), the sums of squares (C) and the count. The shared scratch holds
+ * two such blocks: this rank's sums and their total. */
+#define BN_SUMS(C) (2 * (size_t)(C) + 1)
 
 static cnn_status_t bn_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                              cnn_shape_t *out, cnn_layer_sizes_t *sz)
@@ -26,6 +38,8 @@ static cnn_status_t bn_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     sz->state = 2 * (size_t)in.c;
     /* xhat (n,C,H,W), then the inverse std used per channel (C) */
     sz->cache = (size_t)in.n * cnn_shape_image(in) + (size_t)in.c;
+    /* sync: two blocks of BN_SUMS doubles */
+    if (s->sync) sz->shared = 2 * 2 * BN_SUMS(in.c);
     return CNN_OK;
 }
 
@@ -40,6 +54,85 @@ static void bn_init(cnn_layer_t *l, uint64_t seed)
     }
 }
 
+static int bn_synced(const cnn_layer_t *l, const cnn_ctx_t *ctx)
+{
+    return ctx->train && l->spec.sync && ctx->allreduce_sum;
+}
+
+/* Channel c of x (n,C,H,W), m = n*h*w > 0 values: their sum and the sum of
+ * their squared deviations from the mean sum / m, in double (two passes:
+ * no cancellation). */
+static void bn_moments(const float *x, int n, int c, size_t hw, size_t chw,
+                       double *sum, double *sq)
+{
+    double s = 0.0, s2 = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *xp = x + i * chw + c * hw;
+        for (size_t j = 0; j < hw; j++) s += xp[j];
+    }
+    const double mu = s / (double)((size_t)n * hw);
+    for (int i = 0; i < n; i++) {
+        const float *xp = x + i * chw + c * hw;
+        for (size_t j = 0; j < hw; j++) {
+            const double d = xp[j] - mu;
+            s2 += d * d;
+        }
+    }
+    *sum = s;
+    *sq = s2;
+}
+
+/* Sums `own` (BN_SUMS(C) doubles) over the ranks into `all`. If the
+ * reduction fails, `all` gets this rank's own sums: the layer goes on
+ * with local statistics and the hook's owner fails the step. */
+static const double *bn_allreduce(const cnn_ctx_t *ctx, const double *own, double *all,
+                                  int C)
+{
+    memcpy(all, own, sizeof(double) * BN_SUMS(C));
+    if (ctx->allreduce_sum(ctx->allreduce_arg, all, BN_SUMS(C)) != CNN_OK)
+        memcpy(all, own, sizeof(double) * BN_SUMS(C));
+    return all;
+}
+
+/* The per-channel sums of x (n,C,H,W) over the ranks. A rank adds its sum
+ * of squares as its squared deviations plus sum * mean, so the one
+ * cancellation left is M2 = Q - S * mean in bn_global_stats: its error
+ * in double, about 1e-16 mean^2 / var relative to the variance, stays far
+ * below that of the float normalisation x - mean that follows. */
+static const double *bn_global_moments(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                                       const float *x)
+{
+    const int C = l->in.c;
+    const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
+    const size_t m = (size_t)n * hw;
+    double *own = (double *)ctx->shared, *all = own + BN_SUMS(C);
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int c = 0; c < C; c++) {
+        double s = 0.0, s2 = 0.0;
+        if (m > 0) bn_moments(x, n, c, hw, chw, &s, &s2);
+        own[c] = s;
+        own[C + c] = m > 0 ? s2 + s * (s / (double)m) : 0.0;
+    }
+    own[2 * C] = (double)m;
+    return bn_allreduce(ctx, own, all, C);
+}
+
+/* Channel c's mean, biased variance (to normalise with) and unbiased
+ * variance (for the running statistics) from the global sums g. Returns 0
+ * if the global batch is empty. */
+static int bn_global_stats(const double *g, int C, int c, double *mean, double *var,
+                           double *unbiased)
+{
+    const double m = g[2 * C];
+    if (!(m > 0.0)) return 0;
+    *mean = g[c] / m;
+    double m2 = g[C + c] - g[c] * *mean;
+    if (m2 < 0.0) m2 = 0.0;
+    *var = m2 / m;
+    *unbiased = m > 1.0 ? m2 / (m - 1.0) : m2;
+    return 1;
+}
+
 /* x, y (n,C,H,W) */
 static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                        const float *x, float *y)
@@ -51,26 +144,25 @@ static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     float *rmean = l->state, *rvar = l->state + C;
     float *xhat = l->cache, *invstd = l->cache + (size_t)l->in.n * chw;
     const float eps = l->spec.eps, mom = l->spec.momentum;
+    const double *g = bn_synced(l, ctx) ? bn_global_moments(l, ctx, n, x) : NULL;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
         float mean, var;
-        if (ctx->train && m > 0) {
-            double s = 0.0, s2 = 0.0;
-            for (int i = 0; i < n; i++) {
-                const float *xp = x + i * chw + c * hw;
-                for (size_t j = 0; j < hw; j++) s += xp[j];
-            }
-            const double mu = s / (double)m;
-            for (int i = 0; i < n; i++) {
-                const float *xp = x + i * chw + c * hw;
-                for (size_t j = 0; j < hw; j++) {
-                    const double d = xp[j] - mu;
-                    s2 += d * d;
-                }
-            }
+        double mu = 0.0, v = 0.0, unbiased = 0.0;
+        int batch = 0;
+        if (g) {
+            batch = bn_global_stats(g, C, c, &mu, &v, &unbiased);
+        } else if (ctx->train && m > 0) {
+            double s, s2;
+            bn_moments(x, n, c, hw, chw, &s, &s2);
+            mu = s / (double)m;
+            v = s2 / (double)m;
+            unbiased = m > 1 ? s2 / (double)(m - 1) : s2;
+            batch = 1;
+        }
+        if (batch) {
             mean = (float)mu;
-            var = (float)(s2 / (double)m);
-            const double unbiased = m > 1 ? s2 / (double)(m - 1) : s2;
+            var = (float)v;
             rmean[c] = (1.0f - mom) * rmean[c] + mom * mean;
             rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)unbiased;
         } else {
@@ -91,10 +183,76 @@ static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     }
 }
 
+/* Channel c's sums of dy and of dy * xhat over this rank's n images. */
+static void bn_grad_sums(const float *dy, const float *xhat, int n, int c, size_t hw,
+                         size_t chw, double *sdy_out, double *sdyx_out)
+{
+    double sdy = 0.0, sdyx = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *dp = dy + i * chw + c * hw;
+        const float *hp = xhat + i * chw + c * hw;
+        for (size_t j = 0; j < hw; j++) {
+            sdy += dp[j];
+            sdyx += (double)dp[j] * hp[j];
+        }
+    }
+    *sdy_out = sdy;
+    *sdyx_out = sdyx;
+}
+
+/* dx of channel c: g (dy - a - xhat b), a and b the batch means of dy and
+ * of dy * xhat (0 in test mode: the statistics do not depend on x). */
+static void bn_channel_dx(const float *dy, const float *xhat, int n, int c, size_t hw,
+                          size_t chw, float g, float a, float b, float *dx)
+{
+    for (int i = 0; i < n; i++) {
+        const float *dp = dy + i * chw + c * hw;
+        const float *hp = xhat + i * chw + c * hw;
+        float *op = dx + i * chw + c * hw;
+        for (size_t j = 0; j < hw; j++) op[j] = g * (dp[j] - a - hp[j] * b);
+    }
+}
+
+/* The backward pass of a synchronised layer in training: dgamma and dbeta
+ * get this rank's sums (the gradient sum of the trainer adds the other
+ * ranks'), dx the means of dy and dy * xhat over the global batch, so
+ * that it is the gradient of the global batch's loss. */
+static void bn_backward_synced(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float *dy,
+                               float *dx)
+{
+    const int C = l->in.c;
+    const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
+    const float *gamma = l->params;
+    float *dgamma = l->grads, *dbeta = l->grads + C;
+    const float *xhat = l->cache, *invstd = l->cache + (size_t)l->in.n * chw;
+    double *own = (double *)ctx->shared, *all = own + BN_SUMS(C);
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int c = 0; c < C; c++) {
+        bn_grad_sums(dy, xhat, n, c, hw, chw, &own[c], &own[C + c]);
+        dgamma[c] += (float)own[C + c];
+        dbeta[c] += (float)own[c];
+    }
+    /* no rank needs dx of a first layer: none reduces */
+    if (!dx) return;
+    own[2 * C] = (double)((size_t)n * hw);
+    const double *g = bn_allreduce(ctx, own, all, C);
+    const double m = g[2 * C];
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (int c = 0; c < C; c++) {
+        const float a = m > 0.0 ? (float)(g[c] / m) : 0.0f;
+        const float b = m > 0.0 ? (float)(g[C + c] / m) : 0.0f;
+        bn_channel_dx(dy, xhat, n, c, hw, chw, gamma[c] * invstd[c], a, b, dx);
+    }
+}
+
 static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                         const float *x, const float *y, const float *dy,
                         float *dx)
 {
+    if (bn_synced(l, ctx)) {
+        bn_backward_synced(l, ctx, n, dy, dx);
+        return;
+    }
     const int C = l->in.c;
     const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
     const size_t m = (size_t)n * hw;
@@ -103,15 +261,8 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     const float *xhat = l->cache, *invstd = l->cache + (size_t)l->in.n * chw;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
-        double sdy = 0.0, sdyx = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *dp = dy + i * chw + c * hw;
-            const float *hp = xhat + i * chw + c * hw;
-            for (size_t j = 0; j < hw; j++) {
-                sdy += dp[j];
-                sdyx += (double)dp[j] * hp[j];
-            }
-        }
+        double sdy, sdyx;
+        bn_grad_sums(dy, xhat, n, c, hw, chw, &sdy, &sdyx);
         dgamma[c] += (float)sdyx;
         dbeta[c] += (float)sdy;
         if (!dx) continue;
@@ -119,12 +270,7 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         /* training: the batch statistics depend on x too */
         const float a = ctx->train && m > 0 ? (float)(sdy / (double)m) : 0.0f;
         const float b = ctx->train && m > 0 ? (float)(sdyx / (double)m) : 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float *dp = dy + i * chw + c * hw;
-            const float *hp = xhat + i * chw + c * hw;
-            float *op = dx + i * chw + c * hw;
-            for (size_t j = 0; j < hw; j++) op[j] = g * (dp[j] - a - hp[j] * b);
-        }
+        bn_channel_dx(dy, xhat, n, c, hw, chw, g, a, b, dx);
     }
 }
 
@@ -133,6 +279,7 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 static const cnn_layer_key_t bn_keys[] = {
     LAYER_FLOAT_KEY("eps", eps, 0, 1, HUGE_VAL, 0, "1e-05", 1),
     LAYER_FLOAT_KEY("momentum", momentum, 0, 1, 1, 0, "0.1", 0),
+    {"sync", CNN_LKEY_BOOL, offsetof(cnn_layer_spec_t, sync), 0, 0, 1, 0, 0, "false", 0, NULL},
 };
 
 /* gamma, beta (params) and the running statistics (state), as

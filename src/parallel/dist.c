@@ -304,6 +304,67 @@ error:
     return st;
 }
 
+/* ------------------------------------------------------------------ */
+/* sums of layer statistics                                            */
+
+void cnn_dist_layer_sum_init(cnn_dist_layer_sum_t *s, MPI_Comm comm)
+{
+    *s = (cnn_dist_layer_sum_t){.comm = comm, .step = MPI_COMM_NULL, .status = CNN_OK};
+}
+
+cnn_status_t cnn_dist_layer_sum_begin(cnn_dist_layer_sum_t *s, int has_images)
+{
+    cnn_status_t st = CNN_OK;
+    int size = 0, mine = has_images ? 1 : 0;
+    s->step = MPI_COMM_NULL;
+    s->ranks = 0;
+    s->status = CNN_OK;
+    CNN_MPI_CHECK(st, MPI_Comm_size(s->comm, &size), error);
+    CNN_MPI_CHECK(st, MPI_Allreduce(&mine, &s->ranks, 1, MPI_INT, MPI_SUM, s->comm), error);
+    if (s->ranks == size) {
+        s->step = s->comm;
+        return CNN_OK;
+    }
+    /* a last batch smaller than the ranks, or a rank that could not read
+     * its images: the others sum among themselves */
+    int rank = 0;
+    MPI_Comm part = MPI_COMM_NULL;
+    CNN_MPI_CHECK(st, MPI_Comm_rank(s->comm, &rank), error);
+    CNN_MPI_CHECK(st, MPI_Comm_split(s->comm, mine ? 0 : MPI_UNDEFINED, rank, &part), error);
+    s->step = part; /* freed by the end of the step */
+    if (part != MPI_COMM_NULL) st = cnn_dist_prepare(part);
+error:
+    s->status = st;
+    return st;
+}
+
+cnn_status_t cnn_dist_layer_sum(void *arg, double *buf, size_t n)
+{
+    cnn_dist_layer_sum_t *s = arg;
+    /* after a failure the communicator is not to be trusted: no more
+     * collectives in this step, whose end reports the failure */
+    if (s->status != CNN_OK) return s->status;
+    if (s->step == MPI_COMM_NULL)
+        s->status = cnn_error_set(CNN_ECOMM, "a layer summed its statistics over the ranks "
+                                             "on a rank that has no images in the step");
+    else
+        s->status = cnn_dist_sum_doubles(s->step, buf, n);
+    return s->status;
+}
+
+cnn_status_t cnn_dist_layer_sum_end(cnn_dist_layer_sum_t *s)
+{
+    cnn_status_t st = s->status;
+    if (s->step != MPI_COMM_NULL && s->step != s->comm) {
+        int rc = MPI_Comm_free(&s->step);
+        if (rc != MPI_SUCCESS && st == CNN_OK)
+            st = cnn_mpi_error(rc, "MPI_Comm_free(&s->step)", __FILE__, __LINE__);
+    }
+    s->step = MPI_COMM_NULL;
+    s->status = CNN_OK;
+    return st;
+}
+
 cnn_status_t cnn_dist_agree(MPI_Comm comm, cnn_status_t local)
 {
     cnn_status_t st = CNN_OK;

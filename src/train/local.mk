@@ -6,6 +6,8 @@
 #   tests/test_fault_*.sh      a rank killed, stopped, hung or slow; NaN; failed writes;
 #                              FIFO inputs with a signal; the default (auto) watchdog
 #   tests/test_stop(_np2.sh)   a stop before the first step, then --resume from the start
+#   tests/test_np_equiv(_syncbn).sh  -np 2 equals -np 1 at the same global batch (with
+#                              synchronised batchnorm for a batchnorm net)
 src_libmpicnn_la_SOURCES += src/train/train.c src/train/evaluate.c src/train/rundir.c
 noinst_HEADERS += include/mpicnn/train.h include/mpicnn/evaluate.h include/mpicnn/rundir.h \
 	tests/synth.h
@@ -19,7 +21,9 @@ check_PROGRAMS += tests/test_resume_synth
 tests_test_resume_synth_SOURCES = tests/test_resume_synth.c tests/synth.h
 TESTS += tests/test_train tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
 	tests/test_fault_ranks.sh tests/test_fault_nan.sh tests/test_fault_disk.sh tests/test_stop \
-	tests/test_stop_np2.sh tests/test_fault_inputs.sh tests/test_np_equiv.sh
+	tests/test_stop_np2.sh tests/test_fault_inputs.sh tests/test_np_equiv.sh \
+	tests/test_np_equiv_syncbn.sh
 EXTRA_DIST += tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
 	tests/fault_lib.sh tests/small_run.sh tests/test_fault_ranks.sh tests/test_fault_nan.sh \
-	tests/test_fault_disk.sh tests/test_fault_inputs.sh tests/test_stop_np2.sh tests/test_np_equiv.sh
+	tests/test_fault_disk.sh tests/test_fault_inputs.sh tests/test_stop_np2.sh tests/test_np_equiv.sh \
+	tests/test_np_equiv_syncbn.sh

@@ -78,6 +78,9 @@ typedef struct {
     cnn_dist_gsum_t *gsum;    /* the gradient sum; net->grads may live in it */
     const float *grad_sum;    /* the last step's gradients summed over the
                                  ranks (nparams; net->grads or g's block) */
+    int sync_stats;           /* a layer sums its statistics over the ranks
+                                 (batchnorm sync = true, more than one rank) */
+    cnn_dist_layer_sum_t lsum; /* those sums, when sync_stats */
     cnn_train_state_t ts;
     char *config_text;
     char model_path[CNN_PATH_MAX + 32], ckpt_path[CNN_PATH_MAX + 32];
@@ -332,6 +335,10 @@ static void forward_backward(run_t *r, int n_local, int n_global, double *aux)
 {
     cnn_net_t *net = r->net;
     cnn_ctx_t ctx = cnn_net_ctx(net, 1, r->cfg->train.seed, r->rank, (uint64_t)r->ts.global_step);
+    if (r->sync_stats) {
+        ctx.allreduce_sum = cnn_dist_layer_sum;
+        ctx.allreduce_arg = &r->lsum;
+    }
     const float *y = cnn_net_forward(net, &ctx, n_local);
     const int K = net->output.c;
     /* the loss gradient goes to the first layer's ping-pong buffer's
@@ -346,6 +353,21 @@ static void forward_backward(run_t *r, int n_local, int n_global, double *aux)
     for (int i = 0; i < n_local; i++)
         aux[AUX_CORRECT] += cnn_argmax(y + (size_t)i * K, K) == r->labels[i];
     cnn_net_backward(net, &ctx, n_local, dy);
+}
+
+/* forward_backward on a rank with images; with synchronised layer
+ * statistics, inside the step's begin and end of their sums (collective:
+ * a rank without images takes part in the begin). */
+static cnn_status_t run_passes(run_t *r, int n_local, int n_global, double *aux)
+{
+    if (!r->sync_stats) {
+        if (n_local > 0) forward_backward(r, n_local, n_global, aux);
+        return CNN_OK;
+    }
+    const cnn_status_t st = cnn_dist_layer_sum_begin(&r->lsum, n_local > 0);
+    if (st == CNN_OK && n_local > 0) forward_backward(r, n_local, n_global, aux);
+    const cnn_status_t end = cnn_dist_layer_sum_end(&r->lsum);
+    return st != CNN_OK ? st : end;
 }
 
 /* Forward, backward and the reductions for step `step` of the current
@@ -365,9 +387,13 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, step_out_
     memcpy(r->prev_state, net->state, sizeof(float) * net->nstate);
     aux[AUX_LOSS] = aux[AUX_CORRECT] = 0.0;
     aux[AUX_DATA_ERROR] = data_st != CNN_OK;
-    if (n_local > 0) forward_backward(r, n_local, n_global, aux);
-    /* batchnorm running statistics: averaged over the ranks */
-    for (size_t i = 0; i < net->nstate; i++) r->aux[i] = net->state[i];
+    CNN_TRY(run_passes(r, n_local, n_global, aux));
+    /* batchnorm running statistics: averaged over the ranks (with
+     * synchronised ones, over the ranks that ran the step, which agree;
+     * a rank without images has the old ones) */
+    const int idle = r->sync_stats && n_local == 0;
+    const int state_ranks = r->sync_stats && r->lsum.ranks > 0 ? r->lsum.ranks : r->size;
+    for (size_t i = 0; i < net->nstate; i++) r->aux[i] = idle ? 0.0 : net->state[i];
     aux[AUX_STOP] = cnn_train_stop_requested() ? 1.0 : 0.0;
     aux[AUX_CKPT] = want_ckpt ? 1.0 : 0.0;
     fault_nan_gradient(r);
@@ -381,7 +407,7 @@ static cnn_status_t compute_step(run_t *r, size_t step, int want_ckpt, step_out_
                                                  "training images (see its message)");
     cnn_watchdog_phase(r->wd, CNN_WD_UPDATE);
     out->finite = isfinite(aux[AUX_LOSS]) && cnn_all_finite(r->grad_sum, net->nparams);
-    for (size_t i = 0; i < net->nstate; i++) net->state[i] = (float)(r->aux[i] / r->size);
+    for (size_t i = 0; i < net->nstate; i++) net->state[i] = (float)(r->aux[i] / state_ranks);
     out->n_global = n_global;
     out->loss_sum = aux[AUX_LOSS];
     out->correct = aux[AUX_CORRECT];
@@ -931,6 +957,14 @@ error:
 }
 
 
+/* 1 if a layer of the net takes its training statistics over the ranks. */
+static int syncs_stats(const cnn_net_t *net)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i].spec.sync) return 1;
+    return 0;
+}
+
 /* Everything before the first step: this rank's set-up, then the
  * collective parts (the gradient sum, the watchdog), the output directory
  * or the resumed state, and rank 0's opening line. */
@@ -952,6 +986,8 @@ static cnn_status_t start_run(run_t *r)
     if (st == CNN_OK && cnn_dist_gsum_buffer(r->gsum))
         cnn_net_bind_grads(r->net, cnn_dist_gsum_buffer(r->gsum));
     CNN_TRY(cnn_dist_agree(r->comm, st));
+    r->sync_stats = r->size > 1 && syncs_stats(r->net);
+    cnn_dist_layer_sum_init(&r->lsum, r->comm);
     cnn_watchdog_phase(r->wd, CNN_WD_OUTPUTS);
     CNN_TRY(prepare_outputs(r));
     CNN_TRY(stop_before_start(r));
