@@ -96,14 +96,19 @@ typedef struct {
 } cli_run_args_t;
 
 /* Reads those flags of a (parsed) for subcommand `cmd`; prints `usage` on
- * rank 0 for --help (r->help = 1) and to stderr with a usage error when
+ * comm's rank 0 for --help (r->help = 1) and to stderr with a usage error when
  * there is not exactly one CONFIG. The caller reads its own flags, then
  * calls cli_check_unused(a). CNN_EUSAGE for a wrong count, --out "", a
  * bad --lock-wait, or two of --resume, --auto-resume and --force. The
  * switches --resume, --auto-resume and --force must be in the list given
  * to cli_parse. */
-cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
+cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, MPI_Comm comm,
                           cli_run_args_t *r);
+
+/* Installs the stop signals (cli_install_stop_signals: from here on a
+ * stop signal is a request, in every phase), then loads r's CONFIG with
+ * its --set overrides into *cfg, malloc'd (free() it; NULL on failure). */
+cnn_status_t cli_run_config(const cli_run_args_t *r, cnn_config_t **cfg);
 
 /* The run directory of `train` or `sweep` while the command runs
  * (include/mpicnn/rundir.h): its lock and status file, on rank 0. */

@@ -66,9 +66,11 @@ static void default_out(const char *config, char *out, size_t len)
     snprintf(out, len, "runs/%.*s", (int)n, base);
 }
 
-cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int rank,
+cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, MPI_Comm comm,
                           cli_run_args_t *r)
 {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
     memset(r, 0, sizeof *r);
     if (cli_has(a, "--help")) {
         if (rank == 0) fputs(usage, stdout);
@@ -102,6 +104,19 @@ cnn_status_t cli_run_args(cli_args_t *a, const char *cmd, const char *usage, int
                                  wait);
     }
     return CNN_OK;
+}
+
+cnn_status_t cli_run_config(const cli_run_args_t *r, cnn_config_t **cfg)
+{
+    cli_install_stop_signals();
+    *cfg = malloc(sizeof **cfg);
+    if (!*cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    cnn_status_t st = cnn_config_load(r->config, r->sets, r->nsets, *cfg);
+    if (st != CNN_OK) {
+        free(*cfg);
+        *cfg = NULL;
+    }
+    return st;
 }
 
 /* Rank 0's part of cli_rundir_open. */

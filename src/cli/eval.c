@@ -47,43 +47,37 @@ static cnn_status_t write_confusion(const char *path, const cnn_model_meta_t *m,
     return cnn_afile_commit(af);
 }
 
-/* Rank 0: the terminal report and the CSV files. */
-static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, const float *scores,
-                           int K, int hinge, const char *pred_path, const char *conf_path)
+/* One line per test image: index, label, predicted class and the K
+ * scores (softmax probabilities, or the raw scores of a hinge-loss
+ * model). */
+static cnn_status_t write_predictions(const char *path, const cnn_dataset_t *ds,
+                                      const float *scores, int K, int hinge)
 {
-    cnn_status_t st = CNN_OK;
-    long *conf = calloc((size_t)K * K, sizeof(long));
-    if (!conf) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_afile_t *pa = NULL;
-    FILE *pf = NULL;
-    char nb[32];
-    if (pred_path) {
-        if ((st = cnn_afile_open(pred_path, &pa, &pf)) != CNN_OK) goto done;
-        fprintf(pf, "index,label,predicted");
-        for (int k = 0; k < K; k++) fprintf(pf, ",score_%d", k);
-        fprintf(pf, "\n");
-    }
+    cnn_afile_t *af;
+    FILE *f;
+    CNN_TRY(cnn_afile_open(path, &af, &f));
+    fprintf(f, "index,label,predicted");
+    for (int k = 0; k < K; k++) fprintf(f, ",score_%d", k);
+    fprintf(f, "\n");
     for (size_t i = 0; i < ds->n; i++) {
         const float *s = scores + i * (size_t)K;
-        const int p = cnn_argmax(s, K), y = ds->labels[i];
-        if (y < K) conf[(size_t)y * K + p]++;
-        if (pf) {
-            fprintf(pf, "%zu,%d,%d", i, y, p);
-            double z = 0.0;
-            if (!hinge)
-                for (int k = 0; k < K; k++) z += exp((double)s[k] - s[p]);
-            for (int k = 0; k < K; k++)
-                fprintf(pf, ",%.6g", hinge ? (double)s[k] : exp((double)s[k] - s[p]) / z);
-            fprintf(pf, "\n");
-        }
+        const int p = cnn_argmax(s, K);
+        fprintf(f, "%zu,%d,%d", i, ds->labels[i], p);
+        double z = 0.0;
+        if (!hinge)
+            for (int k = 0; k < K; k++) z += exp((double)s[k] - s[p]);
+        for (int k = 0; k < K; k++)
+            fprintf(f, ",%.6g", hinge ? (double)s[k] : exp((double)s[k] - s[p]) / z);
+        fprintf(f, "\n");
     }
-    if (pa) {
-        st = cnn_afile_commit(pa);
-        pa = NULL;
-        if (st != CNN_OK) goto done;
-    }
-    if (conf_path && (st = write_confusion(conf_path, m, conf, K)) != CNN_OK) goto done;
-    /* terminal: the matrix when it fits, then precision and recall */
+    return cnn_afile_commit(af);
+}
+
+/* The terminal part: the confusion matrix when it fits, then precision
+ * and recall per class. */
+static void print_confusion(const cnn_model_meta_t *m, const long *conf, int K)
+{
+    char nb[32];
     if (K <= 20) {
         printf("\nconfusion matrix (rows: true class, columns: predicted)\n%14s", "");
         for (int k = 0; k < K; k++) printf(" %5d", k);
@@ -104,8 +98,21 @@ static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, c
         printf("%-3d %-16.16s %9.4f %9.4f %7ld\n", k, class_name(m, k, nb, sizeof nb),
                col ? (double)tp / col : 0.0, row ? (double)tp / row : 0.0, row);
     }
-done:
-    cnn_afile_abort(pa);
+}
+
+/* Rank 0: the CSV files and the terminal report. */
+static cnn_status_t report(const cnn_model_meta_t *m, const cnn_dataset_t *ds, const float *scores,
+                           int K, int hinge, const char *pred_path, const char *conf_path)
+{
+    long *conf = calloc((size_t)K * K, sizeof(long));
+    if (!conf) return cnn_error_set(CNN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ds->n; i++) {
+        const int y = ds->labels[i];
+        if (y < K) conf[(size_t)y * K + cnn_argmax(scores + i * (size_t)K, K)]++;
+    }
+    cnn_status_t st = pred_path ? write_predictions(pred_path, ds, scores, K, hinge) : CNN_OK;
+    if (st == CNN_OK && conf_path) st = write_confusion(conf_path, m, conf, K);
+    if (st == CNN_OK) print_confusion(m, conf, K);
     free(conf);
     return st;
 }

@@ -38,23 +38,16 @@ cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm)
                                           "best", "status"};
     cli_args_t a;
     cli_run_args_t r;
-    int rank;
-    MPI_Comm_rank(comm, &rank);
     CNN_TRY(cli_parse(argc, argv, sw, &a));
-    CNN_TRY(cli_run_args(&a, "sweep", sweep_usage, rank, &r));
+    CNN_TRY(cli_run_args(&a, "sweep", sweep_usage, comm, &r));
     if (r.help) return CNN_OK;
     const int quiet = cli_has(&a, "--quiet");
     CNN_TRY(cli_check_unused(&a));
 
-    /* from here on a stop signal is a request, in every phase */
-    cli_install_stop_signals();
-    cnn_config_t *cfg = malloc(sizeof *cfg);
-    if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = cnn_config_load(r.config, r.sets, r.nsets, cfg);
+    cnn_config_t *cfg;
+    cnn_status_t st = cli_run_config(&r, &cfg);
     cli_rundir_t rd;
-    if (st == CNN_OK) {
-        st = cli_rundir_open(comm, &r, outputs, 5, 6, &rd);
-    }
+    if (st == CNN_OK) st = cli_rundir_open(comm, &r, outputs, 5, 6, &rd);
     if (st == CNN_OK) {
         cnn_sweep_opts_t opts = {.comm = comm, .out_dir = r.out, .resume = r.resume,
                                  .quiet = quiet};

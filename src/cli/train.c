@@ -86,8 +86,10 @@ void cli_install_stop_signals(void)
 /* Under SLURM: one line on rank 0 saying where the run is, and the thread
  * count from SLURM_CPUS_PER_TASK when neither the config (train.threads =
  * 0) nor OMP_NUM_THREADS sets one. Nothing else depends on SLURM. */
-static void slurm_setup(const cnn_config_t *cfg, int rank)
+static void slurm_setup(const cnn_config_t *cfg, MPI_Comm comm)
 {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
     const char *job = getenv("SLURM_JOB_ID");
     const char *cpus = getenv("SLURM_CPUS_PER_TASK");
     if (cfg->train.threads == 0 && !getenv("OMP_NUM_THREADS") && cpus) {
@@ -112,10 +114,8 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
                                           "status"};
     cli_args_t a;
     cli_run_args_t r;
-    int rank;
-    MPI_Comm_rank(comm, &rank);
     CNN_TRY(cli_parse(argc, argv, sw, &a));
-    CNN_TRY(cli_run_args(&a, "train", train_usage, rank, &r));
+    CNN_TRY(cli_run_args(&a, "train", train_usage, comm, &r));
     if (r.help) return CNN_OK;
     const char *prog = cli_get(&a, "--progress");
     CNN_TRY(cli_check_unused(&a));
@@ -129,14 +129,11 @@ cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm)
     if (progress < 0)
         return cnn_error_set(CNN_EUSAGE, "--progress: '%s' must be auto, bar, lines or none", prog);
 
-    /* from here on a stop signal is a request, in every phase */
-    cli_install_stop_signals();
-    cnn_config_t *cfg = malloc(sizeof *cfg);
-    if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
-    cnn_status_t st = cnn_config_load(r.config, r.sets, r.nsets, cfg);
+    cnn_config_t *cfg;
+    cnn_status_t st = cli_run_config(&r, &cfg);
     cli_rundir_t rd;
     if (st == CNN_OK) {
-        slurm_setup(cfg, rank);
+        slurm_setup(cfg, comm);
         st = cli_rundir_open(comm, &r, outputs, 3, 5, &rd);
     }
     if (st == CNN_OK) {

@@ -144,46 +144,57 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Reads this rank's images of every step of `epoch` into s->shard, in
- * slice order, going through the file in row order. Each image is listed
- * as row << 32 | position in the shard (both below CNN_IDX_MAX_IMAGES <
- * 2^32), so one sort orders the reads. */
-static cnn_status_t load_shard(cnn_source_t *s, long epoch)
+/* This rank's images of every step of the sampler's epoch, in slice
+ * order, listed as row << 32 | position in the shard (both below
+ * CNN_IDX_MAX_IMAGES < 2^32) and sorted: the file's rows in order, each
+ * with where it goes. rp holds the shard's total. */
+static void shard_reads(const cnn_source_t *s, uint64_t *rp)
 {
-    enum { BOUNCE = 256 };
-    cnn_status_t st = CNN_OK;
-    cnn_sampler_t *sp = s->mk.sampler;
-    cnn_sampler_set_epoch(sp, epoch);
-    const size_t total = s->shard_start[s->steps];
-    uint64_t *rp = malloc(sizeof *rp * (total + 1));
-    size_t *rows = malloc(sizeof *rows * BOUNCE);
-    uint8_t *bounce = malloc(s->isz * BOUNCE);
-    if (!rp || !rows || !bounce) {
-        st = cnn_error_set(CNN_ENOMEM, "out of memory reading this rank's shard");
-        goto done;
-    }
     for (size_t step = 0; step < s->steps; step++) {
         int nl, ng;
-        const size_t *idx = cnn_sampler_slice(sp, step, &nl, &ng);
+        const size_t *idx = cnn_sampler_slice(s->mk.sampler, step, &nl, &ng);
         for (int k = 0; k < nl; k++) {
             const uint64_t pos = s->shard_start[step] + (size_t)k;
             rp[pos] = (uint64_t)s->d.rows[idx[k]] << 32 | pos;
         }
     }
-    qsort(rp, total, sizeof *rp, by_value);
-    for (size_t k = 0; k < total && st == CNN_OK; k += BOUNCE) {
-        const size_t m = total - k < BOUNCE ? total - k : BOUNCE;
+    qsort(rp, s->shard_start[s->steps], sizeof *rp, by_value);
+}
+
+/* Reads the n images rp lists into their places in s->shard, BOUNCE rows
+ * at a time. */
+static cnn_status_t read_shard(cnn_source_t *s, const uint64_t *rp, size_t n)
+{
+    enum { BOUNCE = 256 };
+    size_t *rows = malloc(sizeof *rows * BOUNCE);
+    uint8_t *bounce = malloc(s->isz * BOUNCE);
+    cnn_status_t st = CNN_OK;
+    if (!rows || !bounce) st = cnn_error_set(CNN_ENOMEM, "out of memory reading this rank's shard");
+    for (size_t k = 0; k < n && st == CNN_OK; k += BOUNCE) {
+        const size_t m = n - k < BOUNCE ? n - k : BOUNCE;
         for (size_t j = 0; j < m; j++) rows[j] = (size_t)(rp[k + j] >> 32);
         st = cnn_h5data_read_rows(s->d.file, rows, m, bounce);
         for (size_t j = 0; j < m && st == CNN_OK; j++)
             memcpy(s->shard + (size_t)(rp[k + j] & 0xffffffffu) * s->isz, bounce + j * s->isz,
                    s->isz);
     }
-    s->shard_epoch = st == CNN_OK ? epoch : -1;
-done:
-    free(rp);
     free(rows);
     free(bounce);
+    return st;
+}
+
+/* Reads this rank's images of every step of `epoch` into s->shard, in
+ * slice order, going through the file in row order. */
+static cnn_status_t load_shard(cnn_source_t *s, long epoch)
+{
+    const size_t total = s->shard_start[s->steps];
+    uint64_t *rp = malloc(sizeof *rp * (total + 1));
+    if (!rp) return cnn_error_set(CNN_ENOMEM, "out of memory reading this rank's shard");
+    cnn_sampler_set_epoch(s->mk.sampler, epoch);
+    shard_reads(s, rp);
+    const cnn_status_t st = read_shard(s, rp, total);
+    free(rp);
+    s->shard_epoch = st == CNN_OK ? epoch : -1;
     return st;
 }
 

@@ -32,6 +32,26 @@
 /* Most children of one group cnn_h5r_list() enumerates. */
 #define LIST_MAX ((hsize_t)1 << 20)
 
+/* The element types of the typed numeric datasets and attributes: how
+ * they are stored (little-endian) and read, which stored classes a
+ * reader converts from, and their name in messages. (HDF5's type ids are
+ * not constants, hence functions.) */
+typedef struct {
+    hid_t file, mem;
+    H5T_class_t cls, cls2;
+    const char *name;
+} num_type_t;
+
+static num_type_t f64_type(void)
+{
+    return (num_type_t){H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, H5T_FLOAT, H5T_INTEGER, "float64"};
+}
+
+static num_type_t i64_type(void)
+{
+    return (num_type_t){H5T_STD_I64LE, H5T_NATIVE_INT64, H5T_INTEGER, H5T_INTEGER, "int64"};
+}
+
 /* ---- errors ----------------------------------------------------------- */
 
 typedef struct {
@@ -389,20 +409,23 @@ cnn_status_t cnn_h5w_floats(cnn_h5w_t *w, const char *obj, int ndims,
                          total, data, crc_le(data, sizeof *data, total));
 }
 
-cnn_status_t cnn_h5w_doubles(cnn_h5w_t *w, const char *obj, size_t n,
-                             const double *data)
+/* A 1-d dataset of n elements of type t. */
+static cnn_status_t write_1d(cnn_h5w_t *w, const char *obj, num_type_t t, size_t n,
+                             const void *data)
 {
     hsize_t d = n;
-    return write_dataset(w, obj, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &d, n, data,
-                         crc_le(data, sizeof *data, n));
+    return write_dataset(w, obj, t.file, t.mem, 1, &d, n, data,
+                         crc_le(data, H5Tget_size(t.mem), n));
 }
 
-cnn_status_t cnn_h5w_int64s(cnn_h5w_t *w, const char *obj, size_t n,
-                            const int64_t *data)
+cnn_status_t cnn_h5w_doubles(cnn_h5w_t *w, const char *obj, size_t n, const double *data)
 {
-    hsize_t d = n;
-    return write_dataset(w, obj, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &d, n, data,
-                         crc_le(data, sizeof *data, n));
+    return write_1d(w, obj, f64_type(), n, data);
+}
+
+cnn_status_t cnn_h5w_int64s(cnn_h5w_t *w, const char *obj, size_t n, const int64_t *data)
+{
+    return write_1d(w, obj, i64_type(), n, data);
 }
 
 /* strs with NULL entries replaced by "" (a malloc'd array), or NULL. */
@@ -511,14 +534,15 @@ fail:
 cnn_status_t cnn_h5w_attr_int64(cnn_h5w_t *w, const char *obj, const char *name,
                                 int64_t value)
 {
-    return write_scalar_attr(w, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+    const num_type_t t = i64_type();
+    return write_scalar_attr(w, obj, name, t.file, t.mem, &value);
 }
 
-cnn_status_t cnn_h5w_attr_double(cnn_h5w_t *w, const char *obj,
-                                 const char *name, double value)
+cnn_status_t cnn_h5w_attr_double(cnn_h5w_t *w, const char *obj, const char *name,
+                                 double value)
 {
-    return write_scalar_attr(w, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                             &value);
+    const num_type_t t = f64_type();
+    return write_scalar_attr(w, obj, name, t.file, t.mem, &value);
 }
 
 /* ---- reader ----------------------------------------------------------- */
@@ -767,6 +791,11 @@ static cnn_status_t src_error(const cnn_h5r_t *r, const src_t *s, const char *fm
     return cnn_error_set(CNN_EDATA, "%s: %s: %s", r->path, s->what, why);
 }
 
+static cnn_status_t src_nomem(const cnn_h5r_t *r, const src_t *s)
+{
+    return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+}
+
 static void src_close(src_t *s)
 {
     if (s->id < 0) return;
@@ -841,7 +870,8 @@ static void warn_unverified(cnn_h5r_t *r, const src_t *s)
             warn_rank == 0 ? "rank 0: " : "", r->path, s->what, CNN_H5_CRC_ATTR);
 }
 
-/* The checksum recorded on dataset s in *want; *present is 0 if s has none. */
+/* The checksum recorded on dataset s in *want; *present is 0 if s has
+ * none, which is warned of (warn_unverified). */
 static cnn_status_t read_crc(cnn_h5r_t *r, const src_t *s, uint64_t *want, int *present)
 {
     cnn_status_t st = CNN_OK;
@@ -850,7 +880,10 @@ static cnn_status_t read_crc(cnn_h5r_t *r, const src_t *s, uint64_t *want, int *
 
     *present = 0;
     CNN_H5_CHECK_AS(CNN_EDATA, ex = H5Aexists(s->id, CNN_H5_CRC_ATTR), fail);
-    if (!ex) return CNN_OK;
+    if (!ex) {
+        warn_unverified(r, s);
+        return CNN_OK;
+    }
     CNN_H5_CHECK_AS(CNN_EDATA, a = H5Aopen(s->id, CNN_H5_CRC_ATTR, H5P_DEFAULT), fail);
     CNN_H5_CHECK_AS(CNN_EDATA, t = H5Aget_type(a), fail);
     CNN_H5_CHECK_AS(CNN_EDATA, sp = H5Aget_space(a), fail);
@@ -903,7 +936,7 @@ static cnn_status_t stored_crc(cnn_h5r_t *r, const src_t *s, hid_t mtype, const 
         goto done;
     }
     if (esize == 0 || n > ((size_t)1 << 40) / esize || !(raw = malloc(n * esize + 1))) {
-        st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+        st = src_nomem(r, s);
         goto done;
     }
     if (n > 0) CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, le, raw), fail);
@@ -928,11 +961,7 @@ static cnn_status_t verify_numeric(cnn_h5r_t *r, const src_t *s, hid_t mtype, co
     uint32_t got = 0;
     int present;
     cnn_status_t st = read_crc(r, s, &want, &present);
-    if (st != CNN_OK) return st;
-    if (!present) {
-        warn_unverified(r, s);
-        return CNN_OK;
-    }
+    if (st != CNN_OK || !present) return st;
     if ((st = stored_crc(r, s, mtype, buf, n, &got)) != CNN_OK) return st;
     return crc_compare(r, s, want, got);
 }
@@ -943,11 +972,7 @@ static cnn_status_t verify_strings(cnn_h5r_t *r, const src_t *s, char *const *st
     uint64_t want = 0;
     int present;
     cnn_status_t st = read_crc(r, s, &want, &present);
-    if (st != CNN_OK) return st;
-    if (!present) {
-        warn_unverified(r, s);
-        return CNN_OK;
-    }
+    if (st != CNN_OK || !present) return st;
     return crc_compare(r, s, want, crc_strings(n, (const char *const *)strs));
 }
 
@@ -1151,10 +1176,10 @@ done:
     return st;
 }
 
-/* Reads a 1-d numeric dataset of class cls/cls2 as mtype (esize bytes). */
-static cnn_status_t read_1d(cnn_h5r_t *r, const char *obj, H5T_class_t cls,
-                            H5T_class_t cls2, const char *want, hid_t mtype,
-                            size_t esize, size_t maxlen, void **out, size_t *n)
+/* Reads 1-d numeric dataset obj, of at most maxlen elements, converted
+ * to type t, into a malloc'd array *out of *n elements. */
+static cnn_status_t read_1d(cnn_h5r_t *r, const char *obj, num_type_t t, size_t maxlen,
+                            void **out, size_t *n)
 {
     src_t s;
     size_t len = 0;
@@ -1165,15 +1190,15 @@ static cnn_status_t read_1d(cnn_h5r_t *r, const char *obj, H5T_class_t cls,
     *n = 0;
     st = open_dataset(r, obj, &s);
     if (st != CNN_OK) return st;
-    st = check_1d(r, &s, cls, cls2, want, 0, maxlen, &len);
+    st = check_1d(r, &s, t.cls, t.cls2, t.name, 0, maxlen, &len);
     if (st != CNN_OK) goto done;
-    buf = malloc(len ? len * esize : 1);
+    buf = malloc(len ? len * H5Tget_size(t.mem) : 1);
     if (!buf) {
         st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, obj);
         goto done;
     }
-    if (len > 0) CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, mtype, buf), h5fail);
-    if ((st = verify_numeric(r, &s, mtype, buf, len)) != CNN_OK) goto done;
+    if (len > 0) CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, t.mem, buf), h5fail);
+    if ((st = verify_numeric(r, &s, t.mem, buf, len)) != CNN_OK) goto done;
     *out = buf;
     *n = len;
     buf = NULL;
@@ -1186,22 +1211,20 @@ done:
     return st;
 }
 
-cnn_status_t cnn_h5r_doubles(cnn_h5r_t *r, const char *obj, size_t maxlen,
-                             double **out, size_t *n)
+cnn_status_t cnn_h5r_doubles(cnn_h5r_t *r, const char *obj, size_t maxlen, double **out,
+                             size_t *n)
 {
     void *p;
-    cnn_status_t st = read_1d(r, obj, H5T_FLOAT, H5T_INTEGER, "float64",
-                              H5T_NATIVE_DOUBLE, sizeof(double), maxlen, &p, n);
+    cnn_status_t st = read_1d(r, obj, f64_type(), maxlen, &p, n);
     *out = p;
     return st;
 }
 
-cnn_status_t cnn_h5r_int64s(cnn_h5r_t *r, const char *obj, size_t maxlen,
-                            int64_t **out, size_t *n)
+cnn_status_t cnn_h5r_int64s(cnn_h5r_t *r, const char *obj, size_t maxlen, int64_t **out,
+                            size_t *n)
 {
     void *p;
-    cnn_status_t st = read_1d(r, obj, H5T_INTEGER, H5T_INTEGER, "int64",
-                              H5T_NATIVE_INT64, sizeof(int64_t), maxlen, &p, n);
+    cnn_status_t st = read_1d(r, obj, i64_type(), maxlen, &p, n);
     *out = p;
     return st;
 }
@@ -1310,21 +1333,14 @@ static cnn_status_t read_fixed(cnn_h5r_t *r, const src_t *s, size_t sz, size_t l
     char *fixed = NULL;
 
     if (sz == 0 || sz >= STR_BYTES_MAX / len) return too_many_bytes(r, s);
-    if (!(fixed = malloc(len * (sz + 1)))) goto nomem;
+    if (!(fixed = malloc(len * (sz + 1)))) return src_nomem(r, s);
     CNN_H5_CHECK_AS(CNN_EDATA, mt = H5Tcopy(H5T_C_S1), h5fail);
     CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_size(mt, sz + 1), h5fail);
     CNN_H5_CHECK_AS(CNN_EDATA, H5Tset_strpad(mt, H5T_STR_NULLTERM), h5fail);
     CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, mt, fixed), h5fail);
-    for (size_t i = 0; i < len; i++) {
-        const char *p = fixed + i * (sz + 1);
-        size_t k = strnlen(p, sz);
-        if (!(res[i] = malloc(k + 1))) goto nomem;
-        memcpy(res[i], p, k);
-        res[i][k] = '\0';
-    }
-    goto done;
-nomem:
-    st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+    /* string i is the first up to sz bytes of its sz + 1, up to a NUL */
+    for (size_t i = 0; i < len && st == CNN_OK; i++)
+        if (!(res[i] = strndup(fixed + i * (sz + 1), sz))) st = src_nomem(r, s);
     goto done;
 h5fail:
     cnn_error_prefix("%s: %s", r->path, s->what);
@@ -1360,7 +1376,7 @@ static cnn_status_t read_strs(cnn_h5r_t *r, const src_t *s, size_t len, char ***
     res = NULL;
     goto done;
 nomem:
-    st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, s->what);
+    st = src_nomem(r, s);
     goto done;
 h5fail:
     cnn_error_prefix("%s: %s", r->path, s->what);
@@ -1444,15 +1460,15 @@ cnn_status_t cnn_h5r_attr_str(cnn_h5r_t *r, const char *obj, const char *name,
     return st;
 }
 
-static cnn_status_t attr_number(cnn_h5r_t *r, const char *obj, const char *name,
-                                H5T_class_t cls, H5T_class_t cls2, const char *want,
-                                hid_t mtype, void *out)
+/* Reads scalar attribute `name` of obj, converted to type t, into *out. */
+static cnn_status_t attr_number(cnn_h5r_t *r, const char *obj, const char *name, num_type_t t,
+                                void *out)
 {
     src_t s;
     cnn_status_t st = open_attr(r, obj, name, &s);
     if (st != CNN_OK) return st;
-    st = check_single(r, &s, cls, cls2, want);
-    if (st == CNN_OK && src_read(&s, mtype, out) < 0) {
+    st = check_single(r, &s, t.cls, t.cls2, t.name);
+    if (st == CNN_OK && src_read(&s, t.mem, out) < 0) {
         st = cnn_h5_error_set(CNN_EDATA, __FILE__, __LINE__, "H5Aread(attribute)");
         cnn_error_prefix("%s: %s", r->path, s.what);
     }
@@ -1463,15 +1479,13 @@ static cnn_status_t attr_number(cnn_h5r_t *r, const char *obj, const char *name,
 cnn_status_t cnn_h5r_attr_int64(cnn_h5r_t *r, const char *obj, const char *name,
                                 int64_t *out)
 {
-    return attr_number(r, obj, name, H5T_INTEGER, H5T_INTEGER, "int64",
-                       H5T_NATIVE_INT64, out);
+    return attr_number(r, obj, name, i64_type(), out);
 }
 
-cnn_status_t cnn_h5r_attr_double(cnn_h5r_t *r, const char *obj,
-                                 const char *name, double *out)
+cnn_status_t cnn_h5r_attr_double(cnn_h5r_t *r, const char *obj, const char *name,
+                                 double *out)
 {
-    return attr_number(r, obj, name, H5T_FLOAT, H5T_INTEGER, "float64",
-                       H5T_NATIVE_DOUBLE, out);
+    return attr_number(r, obj, name, f64_type(), out);
 }
 
 cnn_status_t cnn_h5r_list(cnn_h5r_t *r, const char *obj, char ***names, size_t *n)

@@ -3,6 +3,8 @@
 #include "mpicnn/kernels.h"
 
 #include <cblas.h>
+#include <stdio.h>
+#include <string.h>
 
 /* op(A) is (M,K), op(B) is (K,N), C is (M,N); row-major. */
 void cnn_sgemm(int ta, int tb, int M, int N, int K, float alpha,
@@ -23,11 +25,23 @@ void cnn_blas_single_thread(void)
 #endif
 }
 
+/* OpenBLAS's configuration string ends with the name of the kernels it
+ * runs and then its thread count: "OpenBLAS 0.3.21 NO_LAPACKE
+ * DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64", or "...
+ * SINGLE_THREADED" for a single-threaded build. */
 const char *cnn_blas_kernels(void)
 {
-#ifdef HAVE_OPENBLAS_GET_CORENAME
-    return openblas_get_corename();
-#else
-    return "unknown";
+#ifdef HAVE_OPENBLAS_GET_CONFIG
+    static char name[64];
+    const char *cfg = openblas_get_config();
+    const char *end = cfg ? strstr(cfg, " MAX_THREADS=") : NULL;
+    if (cfg && !end) end = strstr(cfg, " SINGLE_THREADED");
+    const char *start = end;
+    while (start && start > cfg && start[-1] != ' ') start--;
+    if (start && start < end) {
+        snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
+        return name;
+    }
 #endif
+    return "unknown";
 }

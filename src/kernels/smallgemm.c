@@ -79,39 +79,43 @@ static int wide(void)
 #endif
 }
 
-/* y = b + w x col, or y += w x col with acc, at the CPU's width */
-static void inner(const float *w, const float *b, int K, int D, const float *col, size_t ldcol,
-                  size_t P, int acc, float *y, size_t ldy)
+/* The kernels of one width: y = b + w x col (or y += w x col with acc),
+ * and dW (db) += dy x col^T */
+typedef struct {
+    void (*inner)(const float *w, const float *b, int K, int D, const float *col, size_t ldcol,
+                  size_t P, int acc, float *y, size_t ldy);
+    void (*dw)(const float *dy, size_t ldy, int k0, int k1, size_t P, const float *col,
+               size_t ldcol, int D, float *dw, float *db);
+} widths_t;
+
+static const widths_t narrow8 = {inner_8, dw_8};
+#ifdef HAVE_V16
+static const widths_t wide16 = {inner_16, dw_16};
+#endif
+
+/* The kernels of the CPU's width */
+static const widths_t *kernels(void)
 {
 #ifdef HAVE_V16
-    if (wide()) {
-        inner_16(w, b, K, D, col, ldcol, P, acc, y, ldy);
-        return;
-    }
+    if (wide()) return &wide16;
 #endif
-    inner_8(w, b, K, D, col, ldcol, P, acc, y, ldy);
+    return &narrow8;
 }
 
 void cnn_gemm_small_inner(const float *w, const float *b, int K, int D, const float *col,
                           size_t ldcol, size_t P, float *y, size_t ldy)
 {
-    inner(w, b, K, D, col, ldcol, P, 0, y, ldy);
+    kernels()->inner(w, b, K, D, col, ldcol, P, 0, y, ldy);
 }
 
 void cnn_gemm_small_inner_acc(const float *w, int K, int D, const float *col, size_t ldcol,
                               size_t P, float *y, size_t ldy)
 {
-    inner(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
+    kernels()->inner(w, NULL, K, D, col, ldcol, P, 1, y, ldy);
 }
 
 void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,
                        const float *col, size_t ldcol, int D, float *dw, float *db)
 {
-#ifdef HAVE_V16
-    if (wide()) {
-        dw_16(dy, ldy, k0, k1, P, col, ldcol, D, dw, db);
-        return;
-    }
-#endif
-    dw_8(dy, ldy, k0, k1, P, col, ldcol, D, dw, db);
+    kernels()->dw(dy, ldy, k0, k1, P, col, ldcol, D, dw, db);
 }

@@ -1,6 +1,7 @@
 /* winograd.c - Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms for 3x3
  * stride-1 convolution (Lavin and Gray, "Fast Algorithms for
- * Convolutional Neural Networks", 2016). F(2x2) first; F(4x4) at the end.
+ * Convolutional Neural Networks", 2016). F(2x2) first, then F(4x4), then
+ * the loops over an image's channels and tiles, which both share.
  *
  * One output tile of 2x2 pixels comes from a 4x4 input tile d and a 3x3
  * filter g:
@@ -116,16 +117,6 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
     }
 }
 
-/* Floats between the rows of an F(2x2) plane of 2 * tw + 2 columns */
-static int plane_stride(int tw) { return 2 * tw + 2 + 2 * VW; }
-
-/* Scratch floats per thread for the image transforms: the padded plane,
- * 2 * th + 2 rows. */
-size_t cnn_wino_scratch(int th, int tw)
-{
-    return (size_t)(2 * th + 2) * (size_t)plane_stride(tw);
-}
-
 /* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
  * memcpy, which costs more than the stores.) */
 INLINE void store8(float *p, v8 v, int n)
@@ -150,187 +141,118 @@ INLINE int lanes_to_store(int t, int tpi, int spill)
     return t + VW <= tpi || (spill && tpi >= VW) ? VW : tpi - t;
 }
 
-/* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
- * th * tw tiles of every channel, at V + xi * C * ld + c * ld + t (the
- * caller offsets V to this image's first tile), the 16 matrices xs floats
- * apart. pad is the conv's zero padding; plane is cnn_wino_scratch()
- * floats. */
-CLONES
-void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
-                    int tw, float *V, size_t ld, size_t xs, float *plane, int spill)
+/* The F(2x2) transforms of 8 tiles of a tile row, lane l holding the
+ * row's tile tj0 + l. The loops over an image's channels and tiles that
+ * call them are at the end of the file, shared with F(4x4). */
+
+/* Input transform: d is the first tile's corner in the plane (rows ps
+ * floats apart); writes V[xi] of the 8 tiles to v + xi * xs, the first n
+ * lanes. */
+INLINE void input8_f2(const float *d, int ps, float *v, size_t xs, int n)
 {
-    const int ph = 2 * th + 2, pw = 2 * tw + 2, ps = plane_stride(tw), tpi = th * tw;
-    memset(plane, 0, sizeof(float) * (size_t)ph * ps);
-    for (int c = 0; c < C; c++) {
-        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
-        float *vc = V + (size_t)c * ld;
-        for (int ti = 0; ti < th; ti++)
-            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
-                const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
-                const float *d = plane + (size_t)(2 * ti) * ps + 2 * tj0;
-                v8 col[4][4]; /* col[row][q]: column q of each tile's 4x4 input */
-                for (int r = 0; r < 4; r++) {
-                    const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + VW);
-                    const v8 e = load8(d + (size_t)r * ps + 2);
-                    const v8 f = load8(d + (size_t)r * ps + 2 + VW);
-                    col[r][0] = SHUFFLE8(a, b, IDX8_EVEN);
-                    col[r][1] = SHUFFLE8(a, b, IDX8_ODD);
-                    col[r][2] = SHUFFLE8(e, f, IDX8_EVEN);
-                    col[r][3] = SHUFFLE8(e, f, IDX8_ODD);
-                }
-                for (int q = 0; q < 4; q++) { /* B^T d, in place */
-                    const v8 d0 = col[0][q], d1 = col[1][q], d2 = col[2][q], d3 = col[3][q];
-                    col[0][q] = d0 - d2;
-                    col[1][q] = d1 + d2;
-                    col[2][q] = d2 - d1;
-                    col[3][q] = d1 - d3;
-                }
-                for (int r = 0; r < 4; r++) { /* (B^T d) B */
-                    const v8 *tr = col[r];
-                    store8(vc + (size_t)(4 * r + 0) * xs + t, tr[0] - tr[2], n);
-                    store8(vc + (size_t)(4 * r + 1) * xs + t, tr[1] + tr[2], n);
-                    store8(vc + (size_t)(4 * r + 2) * xs + t, tr[2] - tr[1], n);
-                    store8(vc + (size_t)(4 * r + 3) * xs + t, tr[1] - tr[3], n);
-                }
-            }
-        /* the plane's padding stays zero: only the interior is rewritten */
+    v8 col[4][4]; /* col[row][q]: column q of each tile's 4x4 input */
+    for (int r = 0; r < 4; r++) {
+        const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + VW);
+        const v8 e = load8(d + (size_t)r * ps + 2);
+        const v8 f = load8(d + (size_t)r * ps + 2 + VW);
+        col[r][0] = SHUFFLE8(a, b, IDX8_EVEN);
+        col[r][1] = SHUFFLE8(a, b, IDX8_ODD);
+        col[r][2] = SHUFFLE8(e, f, IDX8_EVEN);
+        col[r][3] = SHUFFLE8(e, f, IDX8_ODD);
+    }
+    for (int q = 0; q < 4; q++) { /* B^T d, in place */
+        const v8 d0 = col[0][q], d1 = col[1][q], d2 = col[2][q], d3 = col[3][q];
+        col[0][q] = d0 - d2;
+        col[1][q] = d1 + d2;
+        col[2][q] = d2 - d1;
+        col[3][q] = d1 - d3;
+    }
+    for (int r = 0; r < 4; r++) { /* (B^T d) B */
+        const v8 *tr = col[r];
+        store8(v + (size_t)(4 * r + 0) * xs, tr[0] - tr[2], n);
+        store8(v + (size_t)(4 * r + 1) * xs, tr[1] + tr[2], n);
+        store8(v + (size_t)(4 * r + 2) * xs, tr[2] - tr[1], n);
+        store8(v + (size_t)(4 * r + 3) * xs, tr[1] - tr[3], n);
     }
 }
 
-/* The adjoint of cnn_wino_input: dx (C, H, W) = the input gradient from
- * dV laid out as cnn_wino_input writes V. dx is overwritten. plane is
- * cnn_wino_scratch() floats. Reads up to 8 floats past the last tile of
- * each of dV's rows; lanes past a tile row count as zero. */
-CLONES
-void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
-                         int W, int pad, int th, int tw, float *dx, float *plane)
+/* Its adjoint: adds B dV B^T of the 8 tiles whose dV[xi] is at
+ * v + xi * xs (lanes outside keep count as zero) into the plane at d.
+ * Columns 2 and 3 of tile tj are tile tj + 1's 0 and 1: carry[r] holds
+ * row r's of the vector before, and takes this one's. */
+INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
+                           int ps)
 {
-    const int ph = 2 * th + 2, pw = 2 * tw + 2, ps = plane_stride(tw);
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    /* tile tj adds to the plane's columns 2tj to 2tj + 3: the last two
-     * are the next tile's first two, so each vector carries its last
-     * lane's share into the next one, and a row of whole vectors needs
-     * one more, of no tiles, to take it */
-    const int tend = tw + (tw % VW == 0);
-    for (int c = 0; c < C; c++) {
-        memset(plane, 0, sizeof(float) * (size_t)ph * ps);
-        const float *vc = dV + (size_t)c * ld;
-        for (int ti = 0; ti < th; ti++) {
-            v8 carry[4][2] = {{{0}}}; /* columns 2 and 3 of the tiles before */
-            for (int tj0 = 0; tj0 < tend; tj0 += VW) {
-                const int t = ti * tw + tj0;
-                const v8i keep = lane < tw - tj0;
-                v8 v[16];
-                for (int xi = 0; xi < 16; xi++)
-                    v[xi] = (v8)((v8i)load8(vc + (size_t)xi * xs + t) & keep);
-                v8 g[4][4]; /* dV B^T, row by row */
-                for (int r = 0; r < 4; r++) {
-                    const v8 v0 = v[4 * r], v1 = v[4 * r + 1], v2 = v[4 * r + 2];
-                    const v8 v3 = v[4 * r + 3];
-                    g[r][0] = v0;
-                    g[r][1] = v1 - v2 + v3;
-                    g[r][2] = v1 + v2 - v0;
-                    g[r][3] = -v3;
-                }
-                v8 rows[4][4]; /* B (dV B^T): row r, column q of each tile */
-                for (int q = 0; q < 4; q++) {
-                    rows[0][q] = g[0][q];
-                    rows[1][q] = g[1][q] - g[2][q] + g[3][q];
-                    rows[2][q] = g[1][q] + g[2][q] - g[0][q];
-                    rows[3][q] = -g[3][q];
-                }
-                float *d = plane + (size_t)(2 * ti) * ps + 2 * tj0;
-                for (int r = 0; r < 4; r++) { /* added into place */
-                    const v8 *col = rows[r];
-                    /* columns 2 and 3 of tile tj go to tile tj + 1's 0 and 1 */
-                    const v8 e = col[0] + SHUFFLE8(carry[r][0], col[2], 7, 8, 9, 10, 11, 12,
-                                                   13, 14);
-                    const v8 o = col[1] + SHUFFLE8(carry[r][1], col[3], 7, 8, 9, 10, 11, 12,
-                                                   13, 14);
-                    carry[r][0] = col[2];
-                    carry[r][1] = col[3];
-                    float *p = d + (size_t)r * ps;
-                    *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
-                    *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(e, o, IDX8_HI);
-                }
-            }
-        }
-        plane_get(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
+    v8 dv[16];
+    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
+    v8 g[4][4]; /* dV B^T, row by row */
+    for (int r = 0; r < 4; r++) {
+        const v8 v0 = dv[4 * r], v1 = dv[4 * r + 1], v2 = dv[4 * r + 2];
+        const v8 v3 = dv[4 * r + 3];
+        g[r][0] = v0;
+        g[r][1] = v1 - v2 + v3;
+        g[r][2] = v1 + v2 - v0;
+        g[r][3] = -v3;
+    }
+    v8 rows[4][4]; /* B (dV B^T): row r, column q of each tile */
+    for (int q = 0; q < 4; q++) {
+        rows[0][q] = g[0][q];
+        rows[1][q] = g[1][q] - g[2][q] + g[3][q];
+        rows[2][q] = g[1][q] + g[2][q] - g[0][q];
+        rows[3][q] = -g[3][q];
+    }
+    for (int r = 0; r < 4; r++) { /* added into place */
+        const v8 *col = rows[r];
+        const v8 e = col[0] + SHUFFLE8(carry[r][0], col[2], 7, 8, 9, 10, 11, 12, 13, 14);
+        const v8 o = col[1] + SHUFFLE8(carry[r][1], col[3], 7, 8, 9, 10, 11, 12, 13, 14);
+        carry[r][0] = col[2];
+        carry[r][1] = col[3];
+        float *p = d + (size_t)r * ps;
+        *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
+        *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(e, o, IDX8_HI);
     }
 }
 
-/* Output tiles of one image: y (K, OH, OW) = bias + A^T M A, M laid out
- * as 16 matrices (K, ld) xs floats apart (the caller offsets M to this
- * image's first tile). plane is cnn_wino_scratch() floats. Reads up to 8
- * floats past the last tile of each of M's rows. */
-CLONES
-void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
-                     int OW, int th, int tw, const float *bias, float *y,
-                     float *plane)
+/* Output transform: A^T M A + b of the 8 tiles whose M[xi] is at
+ * m + xi * xs, to the plane at y0 (rows ps floats apart). */
+INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps)
 {
-    const int ps = plane_stride(tw);
-    for (int k = 0; k < K; k++) {
-        const float *mk = M + (size_t)k * ld;
-        const float b = bias[k];
-        for (int ti = 0; ti < th; ti++)
-            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
-                const float *m = mk + (size_t)ti * tw + tj0;
-                v8 t0[4], t1[4]; /* A^T M */
-                for (int q = 0; q < 4; q++) {
-                    const v8 m0 = load8(m + (size_t)q * xs), m1 = load8(m + (size_t)(4 + q) * xs);
-                    const v8 m2 = load8(m + (size_t)(8 + q) * xs);
-                    const v8 m3 = load8(m + (size_t)(12 + q) * xs);
-                    t0[q] = m0 + m1 + m2;
-                    t1[q] = m1 - m2 - m3;
-                }
-                /* (A^T M) A, and the bias; lanes past the row land in the
-                 * plane's slack */
-                const v8 a0 = t0[0] + t0[1] + t0[2] + b, a1 = t0[1] - t0[2] - t0[3] + b;
-                const v8 b0 = t1[0] + t1[1] + t1[2] + b, b1 = t1[1] - t1[2] - t1[3] + b;
-                float *y0 = plane + (size_t)(2 * ti) * ps + 2 * tj0, *y1 = y0 + ps;
-                *(v8 *)y0 = SHUFFLE8(a0, a1, IDX8_LO);
-                *(v8 *)(y0 + VW) = SHUFFLE8(a0, a1, IDX8_HI);
-                *(v8 *)y1 = SHUFFLE8(b0, b1, IDX8_LO);
-                *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
-            }
-        float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+    v8 t0[4], t1[4]; /* A^T M */
+    for (int q = 0; q < 4; q++) {
+        const v8 m0 = load8(m + (size_t)q * xs), m1 = load8(m + (size_t)(4 + q) * xs);
+        const v8 m2 = load8(m + (size_t)(8 + q) * xs);
+        const v8 m3 = load8(m + (size_t)(12 + q) * xs);
+        t0[q] = m0 + m1 + m2;
+        t1[q] = m1 - m2 - m3;
     }
+    /* (A^T M) A, and the bias */
+    const v8 a0 = t0[0] + t0[1] + t0[2] + b, a1 = t0[1] - t0[2] - t0[3] + b;
+    const v8 b0 = t1[0] + t1[1] + t1[2] + b, b1 = t1[1] - t1[2] - t1[3] + b;
+    float *y1 = y0 + ps;
+    *(v8 *)y0 = SHUFFLE8(a0, a1, IDX8_LO);
+    *(v8 *)(y0 + VW) = SHUFFLE8(a0, a1, IDX8_HI);
+    *(v8 *)y1 = SHUFFLE8(b0, b1, IDX8_LO);
+    *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
 }
 
-/* The adjoint of cnn_wino_output (without the bias): dM laid out as 16
- * matrices (K, ld) xs floats apart, from dy (K, OH, OW). plane is
- * cnn_wino_scratch() floats. */
-CLONES
-void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
-                          int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
+/* Its adjoint without the bias: dM[xi] = A dY A^T of the 8 tiles whose
+ * dY is in the plane at y0, to mv + xi * xs, the first n lanes. */
+INLINE void output_grad8_f2(const float *y0, int ps, float *mv, size_t xs, int n)
 {
-    const int ps = plane_stride(tw), tpi = th * tw;
-    memset(plane, 0, sizeof(float) * (size_t)2 * th * ps);
-    for (int k = 0; k < K; k++) {
-        const float *dyk = dy + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
-        float *mk = dM + (size_t)k * ld;
-        for (int ti = 0; ti < th; ti++)
-            for (int tj0 = 0; tj0 < tw; tj0 += VW) {
-                const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
-                const float *y0 = plane + (size_t)(2 * ti) * ps + 2 * tj0, *y1 = y0 + ps;
-                const v8 p0 = load8(y0), p1 = load8(y0 + VW), q0 = load8(y1), q1 = load8(y1 + VW);
-                const v8 a0 = SHUFFLE8(p0, p1, IDX8_EVEN);
-                const v8 a1 = SHUFFLE8(p0, p1, IDX8_ODD);
-                const v8 b0 = SHUFFLE8(q0, q1, IDX8_EVEN);
-                const v8 b1 = SHUFFLE8(q0, q1, IDX8_ODD);
-                /* dY A^T: rows (a0, a0+a1, a0-a1, -a1) and (b0, ...) */
-                const v8 r0[4] = {a0, a0 + a1, a0 - a1, -a1};
-                const v8 r1[4] = {b0, b0 + b1, b0 - b1, -b1};
-                for (int q = 0; q < 4; q++) { /* A (dY A^T) */
-                    store8(mk + (size_t)q * xs + t, r0[q], n);
-                    store8(mk + (size_t)(4 + q) * xs + t, r0[q] + r1[q], n);
-                    store8(mk + (size_t)(8 + q) * xs + t, r0[q] - r1[q], n);
-                    store8(mk + (size_t)(12 + q) * xs + t, -r1[q], n);
-                }
-            }
+    const float *y1 = y0 + ps;
+    const v8 p0 = load8(y0), p1 = load8(y0 + VW), q0 = load8(y1), q1 = load8(y1 + VW);
+    const v8 a0 = SHUFFLE8(p0, p1, IDX8_EVEN);
+    const v8 a1 = SHUFFLE8(p0, p1, IDX8_ODD);
+    const v8 b0 = SHUFFLE8(q0, q1, IDX8_EVEN);
+    const v8 b1 = SHUFFLE8(q0, q1, IDX8_ODD);
+    /* dY A^T: rows (a0, a0+a1, a0-a1, -a1) and (b0, ...) */
+    const v8 r0[4] = {a0, a0 + a1, a0 - a1, -a1};
+    const v8 r1[4] = {b0, b0 + b1, b0 - b1, -b1};
+    for (int q = 0; q < 4; q++) { /* A (dY A^T) */
+        store8(mv + (size_t)q * xs, r0[q], n);
+        store8(mv + (size_t)(4 + q) * xs, r0[q] + r1[q], n);
+        store8(mv + (size_t)(8 + q) * xs, r0[q] - r1[q], n);
+        store8(mv + (size_t)(12 + q) * xs, -r1[q], n);
     }
 }
 
@@ -366,16 +288,6 @@ static inline void gt6(const float *u, size_t us, float *g, size_t s)
     g[0] = 0.25f * u0 - (u1 + u2) / 6.0f + (u3 + u4) / 24.0f;
     g[s] = (u2 - u1) / 6.0f + (u3 - u4) / 12.0f;
     g[2 * s] = (u3 + u4 - u1 - u2) / 6.0f + u5;
-}
-
-/* Floats between the rows of an F(4x4) plane of 4 * tw + 2 columns: 40
- * of slack, as 8 tiles from column 4 tj0 read 40 floats and the last
- * vector of a row may start at its last tile */
-static int plane4_stride(int tw) { return 4 * tw + 2 + 5 * VW; }
-
-size_t cnn_wino4_scratch(int th, int tw)
-{
-    return (size_t)(4 * th + 2) * (size_t)plane4_stride(tw);
 }
 
 /* As cnn_wino_filter: U is 36 matrices (K, C). */
@@ -493,12 +405,107 @@ INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
     m[5 * ms] = y3;
 }
 
-/* As cnn_wino_input, with 36 matrices and plane = cnn_wino4_scratch(). */
-CLONES
-void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
-                     int tw, float *V, size_t ld, size_t xs, float *plane, int spill)
+/* The F(4x4) transforms of 8 tiles of a tile row, as the F(2x2) ones
+ * above: the same arguments, 36 matrices. */
+INLINE void input8_f4(const float *d, int ps, float *v, size_t xs, int n)
 {
-    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane4_stride(tw), tpi = th * tw;
+    v8 col[6][6], bd[6][6]; /* [row][column] of each tile's 6x6 */
+    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, col[r]);
+    for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
+    for (int r = 0; r < 6; r++) { /* (B^T d) B */
+        v8 vr[6];
+        bt6(bd[r], 1, vr, 1);
+        for (int q = 0; q < 6; q++) store8(v + (size_t)(6 * r + q) * xs, vr[q], n);
+    }
+}
+
+/* Columns 4 and 5 of tile tj are tile tj + 1's 0 and 1. */
+INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
+                           int ps)
+{
+    v8 g[6][6], rows[6][6];
+    for (int r = 0; r < 6; r++) { /* dV B^T, row by row */
+        v8 dv[6];
+        for (int q = 0; q < 6; q++)
+            dv[q] = (v8)((v8i)load8(v + (size_t)(6 * r + q) * xs) & keep);
+        b6(dv, 1, g[r], 1);
+    }
+    for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
+    for (int r = 0; r < 6; r++) { /* added into place */
+        const v8 *col = rows[r];
+        const v8 sum[4] = {
+            col[0] + SHUFFLE8(carry[r][0], col[4], 7, 8, 9, 10, 11, 12, 13, 14),
+            col[1] + SHUFFLE8(carry[r][1], col[5], 7, 8, 9, 10, 11, 12, 13, 14),
+            col[2], col[3]};
+        carry[r][0] = col[4];
+        carry[r][1] = col[5];
+        v8 out[4];
+        join4(sum, out);
+        float *p = d + (size_t)r * ps;
+        for (int j = 0; j < 4; j++) *(v8 *)(p + j * VW) = load8(p + j * VW) + out[j];
+    }
+}
+
+INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps)
+{
+    v8 t[4][6]; /* A^T M */
+    for (int q = 0; q < 6; q++) {
+        v8 mq[6];
+        for (int r = 0; r < 6; r++) mq[r] = load8(m + (size_t)(6 * r + q) * xs);
+        at6(mq, 1, &t[0][q], 6);
+    }
+    for (int a = 0; a < 4; a++) { /* (A^T M) A, and the bias */
+        v8 o[4], out[4];
+        at6(t[a], 1, o, 1);
+        for (int j = 0; j < 4; j++) o[j] = o[j] + b;
+        join4(o, out);
+        for (int j = 0; j < 4; j++) *(v8 *)(y0 + (size_t)a * ps + j * VW) = out[j];
+    }
+}
+
+INLINE void output_grad8_f4(const float *y0, int ps, float *mv, size_t xs, int n)
+{
+    v8 g[4][6], tr[6][4]; /* g[a]: row a of the tiles, columns 0-3 used */
+    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, g[a]);
+    for (int a = 0; a < 4; a++) { /* dY A^T */
+        v8 m[6];
+        a6(g[a], 1, m, 1);
+        for (int q = 0; q < 6; q++) tr[q][a] = m[q];
+    }
+    for (int q = 0; q < 6; q++) { /* A (dY A^T) */
+        v8 m[6];
+        a6(tr[q], 1, m, 1);
+        for (int r = 0; r < 6; r++) store8(mv + (size_t)(6 * r + q) * xs, m[r], n);
+    }
+}
+
+/* ---- The image transforms of both, F(m x m, 3x3) with m = 2 or 4: the
+ * loops over channels, tile rows and vectors of 8 tiles around the 8-tile
+ * transforms above. m is a constant in every caller, so each inlined copy
+ * keeps only its own variant's calls.
+ *
+ * An image's plane is its zero-padded channel, m * th + 2 rows of
+ * m * tw + 2 columns, rows plane_stride() floats apart; tile (ti, tj)
+ * covers rows m ti to m ti + m + 1 and columns m tj to m tj + m + 1. */
+
+/* Floats between the rows of a plane: the slack lets a tile row's last
+ * vector of 8 tiles load and store whole vectors. F(2x2) reads 16 + 2
+ * columns from 2 tj0; F(4x4) 40 from 4 tj0, and its last vector of a
+ * row may start at the row's last tile. */
+static int plane_stride(int m, int tw) { return m * tw + 2 + (m == 2 ? 2 : 5) * VW; }
+
+static size_t plane_floats(int m, int th, int tw)
+{
+    return (size_t)(m * th + 2) * (size_t)plane_stride(m, tw);
+}
+
+size_t cnn_wino_scratch(int th, int tw) { return plane_floats(2, th, tw); }
+size_t cnn_wino4_scratch(int th, int tw) { return plane_floats(4, th, tw); }
+
+INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int th, int tw,
+                        float *V, size_t ld, size_t xs, float *plane, int spill)
+{
+    const int ph = m * th + 2, pw = m * tw + 2, ps = plane_stride(m, tw), tpi = th * tw;
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
@@ -506,109 +513,72 @@ void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
         for (int ti = 0; ti < th; ti++)
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
-                const float *d = plane + (size_t)(4 * ti) * ps + 4 * tj0;
-                v8 col[6][6], bd[6][6]; /* [row][column] of each tile's 6x6 */
-                for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, col[r]);
-                for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
-                for (int r = 0; r < 6; r++) { /* (B^T d) B */
-                    v8 v[6];
-                    bt6(bd[r], 1, v, 1);
-                    for (int q = 0; q < 6; q++) store8(vc + (size_t)(6 * r + q) * xs + t, v[q], n);
-                }
+                const float *d = plane + (size_t)(m * ti) * ps + m * tj0;
+                if (m == 2)
+                    input8_f2(d, ps, vc + t, xs, n);
+                else
+                    input8_f4(d, ps, vc + t, xs, n);
             }
         /* the plane's padding stays zero: only the interior is rewritten */
     }
 }
 
-/* As cnn_wino_input_grad, with 36 matrices and plane =
- * cnn_wino4_scratch(). Tile tj's columns 4 and 5 are tile tj + 1's 0 and
- * 1: each vector carries its last lane's share of them into the next. */
-CLONES
-void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
-                          int W, int pad, int th, int tw, float *dx, float *plane)
+INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C, int H, int W,
+                             int pad, int th, int tw, float *dx, float *plane)
 {
-    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane4_stride(tw);
+    const int ph = m * th + 2, pw = m * tw + 2, ps = plane_stride(m, tw);
     const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    /* tile tj's last two columns are the next tile's first two, so each
+     * vector carries its last lane's share into the next one, and a row
+     * of whole vectors needs one more, of no tiles, to take it */
     const int tend = tw + (tw % VW == 0);
     for (int c = 0; c < C; c++) {
         memset(plane, 0, sizeof(float) * (size_t)ph * ps);
         const float *vc = dV + (size_t)c * ld;
         for (int ti = 0; ti < th; ti++) {
-            v8 carry[6][2] = {{{0}}}; /* columns 4 and 5 of the tiles before */
+            v8 carry[6][2] = {{{0}}}; /* by tile row: the last two columns before */
             for (int tj0 = 0; tj0 < tend; tj0 += VW) {
                 const int t = ti * tw + tj0;
                 const v8i keep = lane < tw - tj0;
-                v8 g[6][6], rows[6][6];
-                for (int r = 0; r < 6; r++) { /* dV B^T, row by row */
-                    v8 v[6];
-                    for (int q = 0; q < 6; q++)
-                        v[q] = (v8)((v8i)load8(vc + (size_t)(6 * r + q) * xs + t) & keep);
-                    b6(v, 1, g[r], 1);
-                }
-                for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
-                float *d = plane + (size_t)(4 * ti) * ps + 4 * tj0;
-                for (int r = 0; r < 6; r++) { /* added into place */
-                    const v8 *col = rows[r];
-                    const v8 sum[4] = {
-                        col[0] + SHUFFLE8(carry[r][0], col[4], 7, 8, 9, 10, 11, 12, 13, 14),
-                        col[1] + SHUFFLE8(carry[r][1], col[5], 7, 8, 9, 10, 11, 12, 13, 14),
-                        col[2], col[3]};
-                    carry[r][0] = col[4];
-                    carry[r][1] = col[5];
-                    v8 out[4];
-                    join4(sum, out);
-                    float *p = d + (size_t)r * ps;
-                    for (int j = 0; j < 4; j++) *(v8 *)(p + j * VW) = load8(p + j * VW) + out[j];
-                }
+                float *d = plane + (size_t)(m * ti) * ps + m * tj0;
+                if (m == 2)
+                    input_grad8_f2(vc + t, xs, keep, carry, d, ps);
+                else
+                    input_grad8_f4(vc + t, xs, keep, carry, d, ps);
             }
         }
         plane_get(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 
-/* As cnn_wino_output, with 36 matrices and plane = cnn_wino4_scratch(). */
-CLONES
-void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
-                      int OW, int th, int tw, const float *bias, float *y,
-                      float *plane)
+/* The output tiles go to the plane, lanes past a tile row landing in its
+ * slack, and the plane's first OH x OW to y. */
+INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int OH, int OW,
+                         int th, int tw, const float *bias, float *y, float *plane)
 {
-    const int ps = plane4_stride(tw);
+    const int ps = plane_stride(m, tw);
     for (int k = 0; k < K; k++) {
         const float *mk = M + (size_t)k * ld;
         const float b = bias[k];
         for (int ti = 0; ti < th; ti++)
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
-                const float *m = mk + (size_t)ti * tw + tj0;
-                v8 t[4][6]; /* A^T M */
-                for (int q = 0; q < 6; q++) {
-                    v8 mq[6];
-                    for (int r = 0; r < 6; r++) mq[r] = load8(m + (size_t)(6 * r + q) * xs);
-                    at6(mq, 1, &t[0][q], 6);
-                }
-                /* (A^T M) A, and the bias; lanes past the row land in the
-                 * plane's slack */
-                float *yo = plane + (size_t)(4 * ti) * ps + 4 * tj0;
-                for (int a = 0; a < 4; a++) {
-                    v8 o[4], out[4];
-                    at6(t[a], 1, o, 1);
-                    for (int j = 0; j < 4; j++) o[j] = o[j] + b;
-                    join4(o, out);
-                    for (int j = 0; j < 4; j++) *(v8 *)(yo + (size_t)a * ps + j * VW) = out[j];
-                }
+                const float *mt = mk + (size_t)ti * tw + tj0;
+                float *yo = plane + (size_t)(m * ti) * ps + m * tj0;
+                if (m == 2)
+                    output8_f2(mt, xs, b, yo, ps);
+                else
+                    output8_f4(mt, xs, b, yo, ps);
             }
         float *yk = y + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
 }
 
-/* As cnn_wino_output_grad, with 36 matrices and plane =
- * cnn_wino4_scratch(). */
-CLONES
-void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
-                           int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
+INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int th, int tw,
+                              float *dM, size_t ld, size_t xs, float *plane, int spill)
 {
-    const int ps = plane4_stride(tw), tpi = th * tw;
-    memset(plane, 0, sizeof(float) * (size_t)(4 * th + 2) * ps);
+    const int ps = plane_stride(m, tw), tpi = th * tw;
+    memset(plane, 0, sizeof(float) * (size_t)(m * th) * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
@@ -617,19 +587,82 @@ void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
         for (int ti = 0; ti < th; ti++)
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
-                const float *p = plane + (size_t)(4 * ti) * ps + 4 * tj0;
-                v8 g[4][6], tr[6][4]; /* g[a]: row a of the tiles, columns 0-3 used */
-                for (int a = 0; a < 4; a++) cols6(p + (size_t)a * ps, g[a]);
-                for (int a = 0; a < 4; a++) { /* dY A^T */
-                    v8 m[6];
-                    a6(g[a], 1, m, 1);
-                    for (int q = 0; q < 6; q++) tr[q][a] = m[q];
-                }
-                for (int q = 0; q < 6; q++) { /* A (dY A^T) */
-                    v8 m[6];
-                    a6(tr[q], 1, m, 1);
-                    for (int r = 0; r < 6; r++) store8(mk + (size_t)(6 * r + q) * xs + t, m[r], n);
-                }
+                const float *p = plane + (size_t)(m * ti) * ps + m * tj0;
+                if (m == 2)
+                    output_grad8_f2(p, ps, mk + t, xs, n);
+                else
+                    output_grad8_f4(p, ps, mk + t, xs, n);
             }
     }
+}
+
+/* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
+ * th * tw tiles of every channel, at V + xi * C * ld + c * ld + t (the
+ * caller offsets V to this image's first tile), the 16 (36) matrices xs
+ * floats apart. pad is the conv's zero padding; plane is
+ * cnn_wino_scratch() (cnn_wino4_scratch()) floats. */
+CLONES
+void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
+                    size_t ld, size_t xs, float *plane, int spill)
+{
+    input_tiles(2, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+}
+
+CLONES
+void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
+                     size_t ld, size_t xs, float *plane, int spill)
+{
+    input_tiles(4, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+}
+
+/* The adjoint of cnn_wino_input: dx (C, H, W) = the input gradient from
+ * dV laid out as cnn_wino_input writes V. dx is overwritten. Reads up to
+ * 8 floats past the last tile of each of dV's rows; lanes past a tile
+ * row count as zero. */
+CLONES
+void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
+                         int th, int tw, float *dx, float *plane)
+{
+    input_grad_tiles(2, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+}
+
+CLONES
+void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
+                          int th, int tw, float *dx, float *plane)
+{
+    input_grad_tiles(4, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+}
+
+/* Output tiles of one image: y (K, OH, OW) = bias + A^T M A, M laid out
+ * as 16 (36) matrices (K, ld) xs floats apart (the caller offsets M to
+ * this image's first tile). Reads up to 8 floats past the last tile of
+ * each of M's rows. */
+CLONES
+void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
+                     int tw, const float *bias, float *y, float *plane)
+{
+    output_tiles(2, M, ld, xs, K, OH, OW, th, tw, bias, y, plane);
+}
+
+CLONES
+void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
+                      int tw, const float *bias, float *y, float *plane)
+{
+    output_tiles(4, M, ld, xs, K, OH, OW, th, tw, bias, y, plane);
+}
+
+/* The adjoint of cnn_wino_output (without the bias): dM laid out as 16
+ * (36) matrices (K, ld) xs floats apart, from dy (K, OH, OW). */
+CLONES
+void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
+                          size_t ld, size_t xs, float *plane, int spill)
+{
+    output_grad_tiles(2, dy, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+}
+
+CLONES
+void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
+                           size_t ld, size_t xs, float *plane, int spill)
+{
+    output_grad_tiles(4, dy, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
 }

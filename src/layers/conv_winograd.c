@@ -211,30 +211,6 @@ static void products_m(const conv_geom_t *g, const wgeom_t *w, const wchunk_t *c
     }
 }
 
-static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                         const float *x, float *y)
-{
-    const wgeom_t w = wgeom_layer(l);
-    const size_t kohw = (size_t)g->K * g->ohw;
-    const float *b = l->params + (size_t)g->K * g->ckk;
-    float *U = l->cache;
-    w.f->filter(l->params, g->K, g->C, U);
-    const int nc = wino_chunk(&w, n);
-    for (int b0 = 0; b0 < n; b0 += nc) {
-        const wchunk_t c = wino_chunk_at(l, ctx, &w, n, b0, nc);
-#pragma omp parallel num_threads(ctx->nthreads)
-        {
-            transform_images(ctx, g, &w, &c, x, NULL);
-#pragma omp barrier
-            products_m(g, &w, &c, U);
-#pragma omp for schedule(static)
-            for (int i = 0; i < c.nb; i++)
-                w.f->output(c.M + (size_t)i * w.tpi, c.tc, c.mxs, g->K, g->OH, g->OW, w.th,
-                            w.tw, b, y + (size_t)(b0 + i) * kohw, layer_work(ctx));
-        }
-    }
-}
-
 /* UT[xi] (C, K) = U[xi]^T, the left matrix of dV for the blocked kernel */
 static void transpose_u(const conv_geom_t *g, const wgeom_t *w, const float *U, float *UT)
 {
@@ -292,35 +268,86 @@ static void products_dv(const conv_geom_t *g, const wgeom_t *w, const wchunk_t *
     }
 }
 
+/* The tensors of one pass over a batch: forward (x -> y; dy NULL) or
+ * backward (x, dy -> dU and, if dx is not NULL, dx). */
+typedef struct {
+    const float *x, *dy;
+    const float *U, *UT; /* U; U^T when small (backward, for dV) */
+    const float *b;      /* bias (forward) */
+    float *y, *dU, *dx;
+    int small;           /* backward: the blocked kernel for dU and dV */
+} wpass_t;
+
+/* In a parallel region, once the chunk's V is made: M = U x V, and the
+ * chunk's outputs from it. */
+static void forward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeom_t *w,
+                          const wchunk_t *c, const wpass_t *p)
+{
+    const size_t kohw = (size_t)g->K * g->ohw;
+    products_m(g, w, c, p->U);
+#pragma omp for schedule(static)
+    for (int i = 0; i < c->nb; i++)
+        w->f->output(c->M + (size_t)i * w->tpi, c->tc, c->mxs, g->K, g->OH, g->OW, w->th, w->tw,
+                     p->b, p->y + (size_t)(c->b0 + i) * kohw, layer_work(ctx));
+}
+
+/* In a parallel region, once the chunk's V and dM are made: dU += dM x
+ * V^T, and with dx, dV = U^T x dM and the chunk's input gradients from
+ * it. */
+static void backward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeom_t *w,
+                           const wchunk_t *c, const wpass_t *p)
+{
+    const size_t chw = (size_t)g->C * g->H * g->W;
+    products_du(g, w, c, p->small, p->dU);
+    if (!p->dx) return;
+    products_dv(g, w, c, p->small, p->U, p->UT);
+#pragma omp for schedule(static)
+    for (int i = 0; i < c->nb; i++)
+        w->f->input_grad(c->V + (size_t)i * w->tpi, c->tc, c->vxs, g->C, g->H, g->W, g->P, w->th,
+                         w->tw, p->dx + (size_t)(c->b0 + i) * chw, layer_work(ctx));
+}
+
+/* The batch of n a chunk at a time, each in one parallel region: its
+ * images' transforms, then the rest of the pass on it. */
+static void wino_pass(const cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g,
+                      const wgeom_t *w, int n, const wpass_t *p)
+{
+    const int nc = wino_chunk(w, n);
+    for (int b0 = 0; b0 < n; b0 += nc) {
+        const wchunk_t c = wino_chunk_at(l, ctx, w, n, b0, nc);
+#pragma omp parallel num_threads(ctx->nthreads)
+        {
+            transform_images(ctx, g, w, &c, p->x, p->dy);
+#pragma omp barrier
+            if (p->dy)
+                backward_chunk(ctx, g, w, &c, p);
+            else
+                forward_chunk(ctx, g, w, &c, p);
+        }
+    }
+}
+
+static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
+                         const float *x, float *y)
+{
+    const wgeom_t w = wgeom_layer(l);
+    w.f->filter(l->params, g->K, g->C, l->cache);
+    const wpass_t p = {.x = x, .U = l->cache, .b = l->params + (size_t)g->K * g->ckk, .y = y};
+    wino_pass(l, ctx, g, &w, n, &p);
+}
+
 static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                           const float *x, const float *dy, float *dx)
 {
     const wgeom_t w = wgeom_layer(l);
-    const size_t chw = (size_t)g->C * g->H * g->W;
     float *dw = l->grads, *db = l->grads + (size_t)g->K * g->ckk;
-    const float *U = l->cache;
-    float *dU = l->cache + w.ukc, *UT = l->cache + 2 * w.ukc;
+    float *UT = l->cache + 2 * w.ukc;
+    const wpass_t p = {.x = x, .dy = dy, .U = l->cache, .UT = UT, .dU = l->cache + w.ukc,
+                       .dx = dx, .small = small_left(g->C, g->K)};
     cnn_conv_bias_grad(g, ctx, n, dy, db);
-    const int small = small_left(g->C, g->K);
-    if (dx && small) transpose_u(g, &w, U, UT);
-    const int nc = wino_chunk(&w, n);
-    for (int b0 = 0; b0 < n; b0 += nc) {
-        const wchunk_t c = wino_chunk_at(l, ctx, &w, n, b0, nc);
-#pragma omp parallel num_threads(ctx->nthreads)
-        {
-            transform_images(ctx, g, &w, &c, x, dy);
-#pragma omp barrier
-            products_du(g, &w, &c, small, dU);
-            if (dx) {
-                products_dv(g, &w, &c, small, U, UT);
-#pragma omp for schedule(static)
-                for (int i = 0; i < c.nb; i++)
-                    w.f->input_grad(c.V + (size_t)i * w.tpi, c.tc, c.vxs, g->C, g->H, g->W, g->P,
-                                    w.th, w.tw, dx + (size_t)(b0 + i) * chw, layer_work(ctx));
-            }
-        }
-    }
-    w.f->filter_grad(dU, g->K, g->C, dw);
+    if (dx && p.small) transpose_u(g, &w, p.U, UT);
+    wino_pass(l, ctx, g, &w, n, &p);
+    w.f->filter_grad(p.dU, g->K, g->C, dw);
 }
 
 const conv_engine_t cnn_conv_winograd_engine = {

@@ -42,20 +42,12 @@ static cnn_status_t trial_config(sweep_t *s, int t, int r)
 static void make_record(const sweep_t *s, int t, int r, cnn_status_t st,
                         const cnn_train_result_t *res, double secs, sweep_record_t *rec)
 {
-    memset(rec, 0, sizeof *rec);
-    rec->trial = t;
-    rec->round = r;
-    rec->point = s->grid->hash[t];
-    rec->ok = st == CNN_OK;
-    rec->code = (int)st;
-    rec->val_acc = res->val_acc;
-    rec->val_loss = res->val_loss;
-    rec->best_epoch = res->best_epoch;
-    rec->epochs_run = res->epochs_run;
-    rec->stopped_early = res->stopped_early;
-    rec->seconds = secs;
-    rec->group = s->gid;
-    rec->ranks = s->R;
+    *rec = (sweep_record_t){.trial = t, .round = r, .point = s->grid->hash[t],
+                            .ok = st == CNN_OK, .code = (int)st,
+                            .val_acc = res->val_acc, .val_loss = res->val_loss,
+                            .best_epoch = res->best_epoch, .epochs_run = res->epochs_run,
+                            .stopped_early = res->stopped_early, .seconds = secs,
+                            .group = s->gid, .ranks = s->R};
     if (st != CNN_OK)
         snprintf(rec->reason, sizeof rec->reason, "%s: %s", cnn_status_name(st),
                  cnn_error_message());

@@ -93,14 +93,45 @@ static cnn_status_t check_k(int k)
     return CNN_OK;
 }
 
+/* cnn_knn_search's scratch: the centred test images tf (ntest, dim) and
+ * their norms tn (ntest), a block of centred training images rf (nbmax,
+ * dim) and their norms rn (nbmax), and per thread a block of dot products
+ * g (gsz) and, when dim > KC, their sums over the chunks of KC, acc
+ * (gsz). */
+typedef struct {
+    float *tf, *rf, *g;
+    double *tn, *rn, *acc;
+} knn_work_t;
+
+static void work_free(knn_work_t *w)
+{
+    free(w->tf);
+    free(w->tn);
+    free(w->rf);
+    free(w->rn);
+    free(w->g);
+    free(w->acc);
+}
+
+static cnn_status_t work_alloc(knn_work_t *w, size_t ntest, size_t nbmax, size_t dim,
+                               size_t gsz, int T)
+{
+    *w = (knn_work_t){.tf = malloc(sizeof *w->tf * ntest * dim),
+                      .tn = malloc(sizeof *w->tn * ntest),
+                      .rf = malloc(sizeof *w->rf * nbmax * dim),
+                      .rn = malloc(sizeof *w->rn * nbmax),
+                      .g = malloc(sizeof *w->g * gsz * (size_t)T),
+                      .acc = dim > KC ? malloc(sizeof *w->acc * gsz * (size_t)T) : NULL};
+    if (w->tf && w->tn && w->rf && w->rn && w->g && (dim <= KC || w->acc)) return CNN_OK;
+    work_free(w);
+    return cnn_error_set(CNN_ENOMEM, "knn: out of memory for %zu test images of %zu values",
+                         ntest, dim);
+}
+
 cnn_status_t cnn_knn_search(const uint8_t *train, const int32_t *labels, size_t lo,
                             size_t hi, const uint8_t *test, size_t ntest, size_t dim,
                             int k, cnn_knn_cand_t *best)
 {
-    cnn_status_t st = CNN_OK;
-    float *tf = NULL, *rf = NULL, *g = NULL;
-    double *tn = NULL, *rn = NULL, *acc = NULL;
-
     CNN_TRY(check_k(k));
     if (dim < 1 || dim > (size_t)1 << 30 || lo > hi)
         return cnn_error_set(CNN_EUSAGE, "knn: bad search range [%zu, %zu) or image size %zu",
@@ -110,18 +141,10 @@ cnn_status_t cnn_knn_search(const uint8_t *train, const int32_t *labels, size_t 
 
     const size_t nbmax = hi - lo < NB ? hi - lo : NB, tbmax = ntest < TB ? ntest : TB;
     const size_t gsz = tbmax * nbmax; /* one thread's block of dot products */
-    const int T = omp_get_max_threads();
-    tf = malloc(sizeof *tf * ntest * dim);
-    tn = malloc(sizeof *tn * ntest);
-    rf = malloc(sizeof *rf * nbmax * dim);
-    rn = malloc(sizeof *rn * nbmax);
-    g = malloc(sizeof *g * gsz * (size_t)T);
-    if (dim > KC) acc = malloc(sizeof *acc * gsz * (size_t)T);
-    if (!tf || !tn || !rf || !rn || !g || (dim > KC && !acc)) {
-        st = cnn_error_set(CNN_ENOMEM, "knn: out of memory for %zu test images of %zu values",
-                           ntest, dim);
-        goto done;
-    }
+    knn_work_t w;
+    CNN_TRY(work_alloc(&w, ntest, nbmax, dim, gsz, omp_get_max_threads()));
+    float *tf = w.tf, *rf = w.rf, *g = w.g;
+    double *tn = w.tn, *rn = w.rn, *acc = w.acc;
     centre_rows(test, ntest, dim, tf, tn);
     const long ntb = (long)((ntest + TB - 1) / TB);
 
@@ -162,15 +185,8 @@ cnn_status_t cnn_knn_search(const uint8_t *train, const int32_t *labels, size_t 
             }
         }
     }
-
-done:
-    free(tf);
-    free(tn);
-    free(rf);
-    free(rn);
-    free(g);
-    free(acc);
-    return st;
+    work_free(&w);
+    return CNN_OK;
 }
 
 /* The MPI type of cnn_knn_cand_t (committed; the caller frees it). */
