@@ -490,6 +490,7 @@ static void test_pool_out_size(void **state)
 static void test_maxpool_options(void **state)
 {
     check_pool(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(2, 3, 5, 7));  /* partial edge */
+    check_pool(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(1, 2, 17, 19)); /* 8-wide rows */
     check_pool(pool_spec("maxpool", 3, 3, 2, 1, 0, 0), sh(1, 2, 7, 6));  /* padding */
     check_pool(pool_spec("maxpool", 3, 3, 2, 1, 1, 0), sh(2, 2, 6, 7));  /* both */
     check_pool(pool_spec("maxpool", 2, 3, 3, 1, 1, 0), sh(1, 3, 7, 8));  /* stride != size */

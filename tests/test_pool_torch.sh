@@ -77,6 +77,7 @@ cases = [((2, 3, 5, 7), (2, 2), 2, 0, True),    # partial windows at the edge
          ((2, 2, 6, 7), (3, 3), 2, 1, True),    # padding and ceil
          ((1, 2, 7, 6), (3, 3), 2, 1, False),   # padding, floor
          ((1, 3, 7, 8), (2, 3), 3, 1, True),    # stride != size
+         ((1, 2, 9, 19), (2, 2), 2, 0, True),   # 8-wide rows, partial edges
          ((1, 2, 5, 5), (3, 3), 3, 1, True),    # the last window dropped
          ((1, 2, 4, 6), (2, 2), 1, 1, True),    # overlapping
          ((2, 3, 8, 8), (2, 2), 2, 0, False),   # today's default

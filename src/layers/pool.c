@@ -45,8 +45,8 @@ static inline span_t pool_span(int o, int k, int s, int pad, int n)
     return (span_t){start > 0 ? start : 0, end < n ? end : n, end - start};
 }
 
-/* sz.variant of a max pool that the vectorized 2x2 stride-2 kernel runs:
- * no padding, and whole windows that tile the input */
+/* sz.variant of a max pool that the vectorized 2x2 stride-2 kernel runs
+ * (without padding; in ceil mode too) */
 enum { POOL_GENERAL = 0, POOL_2X2 = 1 };
 
 static cnn_status_t window_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
@@ -77,9 +77,7 @@ static cnn_status_t window_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     if (!cache_argmax) return CNN_OK;
     /* arg-max index of each output, stored as int32 in the float cache */
     sz->cache = (size_t)in.n * in.c * oh * ow;
-    if (s->kh == 2 && s->kw == 2 && s->stride == 2 && s->pad == 0 && oh == in.h / 2 &&
-        ow == in.w / 2)
-        sz->variant = POOL_2X2;
+    if (s->kh == 2 && s->kw == 2 && s->stride == 2 && s->pad == 0) sz->variant = POOL_2X2;
     return CNN_OK;
 }
 
@@ -150,7 +148,7 @@ static void maxpool_run(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float
         const float *xp = x + (size_t)p * d.H * d.W;
         float *yp = y + (size_t)p * d.OH * d.OW;
         int32_t *ap = arg + (size_t)p * d.OH * d.OW;
-        if (vec) cnn_maxpool2x2(xp, d.H, d.W, yp, ap);
+        if (vec) cnn_maxpool2x2(xp, d.H, d.W, l->spec.ceil_mode, yp, ap);
         else maxpool_plane(&d, xp, yp, ap);
         if (relu)
             for (int j = 0; j < d.OH * d.OW; j++) yp[j] = yp[j] > 0.0f ? yp[j] : 0.0f;
@@ -185,7 +183,8 @@ static void maxpool_grad(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const floa
         const float *dyp = dy + (size_t)p * out_plane, *yp = y + (size_t)p * out_plane;
         const int32_t *ap = arg + (size_t)p * out_plane;
         if (vec) {
-            cnn_maxpool2x2_grad(dyp, relu ? yp : NULL, ap, l->in.h, l->in.w, dxp);
+            cnn_maxpool2x2_grad(dyp, relu ? yp : NULL, ap, l->in.h, l->in.w, l->spec.ceil_mode,
+                                dxp);
             continue;
         }
         memset(dxp, 0, sizeof(float) * in_plane);
