@@ -227,15 +227,17 @@ static void test_gemm_small(void **state)
 
 /* The 2x2 stride-2 max pool against a scalar loop over each window, on
  * planes whose rows take 8-wide vectors (with an overlapping last one),
- * 4-wide ones and single windows, with odd last rows and columns. Values
- * come from four levels, so ties are common: the first maximum must win. */
+ * 4-wide ones and single windows, with odd last rows and columns, which
+ * ceil mode makes windows of what they hold. Values come from four
+ * levels, so ties are common: the first maximum must win. */
 static void test_maxpool2x2(void **state)
 {
     const int shapes[][2] = {{2, 2}, {3, 5}, {5, 9}, {4, 14}, {7, 15}, {6, 16},
-                             {5, 19}, {8, 40}, {2, 34}, {3, 7}};
+                             {5, 19}, {8, 40}, {2, 34}, {3, 7}, {2, 3}, {3, 2}};
     uint64_t seed = 77;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int H = shapes[s][0], W = shapes[s][1], OH = H / 2, OW = W / 2;
+    for (size_t s = 0; s < 2 * sizeof shapes / sizeof shapes[0]; s++) {
+        const int ceil = s & 1, H = shapes[s / 2][0], W = shapes[s / 2][1];
+        const int OH = (H + ceil) / 2, OW = (W + ceil) / 2;
         const int nin = H * W, nout = OH * OW;
         float *x = malloc(sizeof(float) * nin), *y = malloc(sizeof(float) * nout);
         float *dy = malloc(sizeof(float) * nout), *dx = malloc(sizeof(float) * nin);
@@ -245,18 +247,19 @@ static void test_maxpool2x2(void **state)
             for (int i = 0; i < nin; i++) x[i] = (float)(int)tu_uniform(&seed, -2, 3) * 0.5f;
             if (nan) x[nin / 2] = NAN; /* a NaN wins its window */
             for (int i = 0; i < nout; i++) dy[i] = (float)tu_uniform(&seed, -1, 1);
-            cnn_maxpool2x2(x, H, W, y, arg);
+            cnn_maxpool2x2(x, H, W, ceil, y, arg);
             for (int oy = 0; oy < OH; oy++)
                 for (int ox = 0; ox < OW; ox++) {
                     const int o = oy * OW + ox;
                     int best = 2 * oy * W + 2 * ox;
                     for (int k = 1; k < 4; k++) {
+                        if (2 * oy + k / 2 >= H || 2 * ox + k % 2 >= W) continue;
                         const int i = (2 * oy + k / 2) * W + 2 * ox + k % 2;
                         if (x[i] > x[best] || isnan(x[i])) best = i;
                     }
                     if (arg[o] != best || !(y[o] == x[best] || (isnan(y[o]) && isnan(x[best]))))
-                        fail_msg("maxpool2x2 %dx%d at output %d: arg %d (want %d), y %g",
-                                 H, W, o, arg[o], best, y[o]);
+                        fail_msg("maxpool2x2 %dx%d (ceil %d) at output %d: arg %d (want %d), "
+                                 "y %g", H, W, ceil, o, arg[o], best, y[o]);
                 }
             /* the gradient, plain and through a ReLU before the pool:
              * every element of dx is written, garbage or not before */
@@ -264,9 +267,10 @@ static void test_maxpool2x2(void **state)
                 for (int i = 0; i < nin; i++) dx[i] = 7.0f, ref[i] = 0.0f;
                 for (int o = 0; o < nout; o++)
                     ref[arg[o]] = !relu || y[o] > 0.0f ? dy[o] : 0.0f;
-                cnn_maxpool2x2_grad(dy, relu ? y : NULL, arg, H, W, dx);
+                cnn_maxpool2x2_grad(dy, relu ? y : NULL, arg, H, W, ceil, dx);
                 if (memcmp(dx, ref, sizeof(float) * nin))
-                    fail_msg("maxpool2x2 gradient %dx%d (relu %d) differs", H, W, relu);
+                    fail_msg("maxpool2x2 gradient %dx%d (relu %d, ceil %d) differs", H, W, relu,
+                             ceil);
             }
         }
         free(x);

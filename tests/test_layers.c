@@ -420,6 +420,207 @@ static void test_gap_flatten(void **state)
     check_layer(mk("flatten", 0, 0, 0, 0, 0), sh(2, 3, 2, 2), 1);
 }
 
+/* ---- pooling options: padding, ceil mode, the divisor, gap's sum ---- */
+
+static cnn_layer_spec_t pool_spec(const char *type, int kh, int kw, int stride, int pad,
+                                  int ceil_mode, int count_pad)
+{
+    cnn_layer_spec_t s = mk(type, 0, kh, kw, stride, pad);
+    s.ceil_mode = ceil_mode;
+    s.count_pad = count_pad;
+    return s;
+}
+
+/* The output (h, w) of a pool on a (1,1,h,w) input, PyTorch's rule. */
+static void check_pool_out(cnn_layer_spec_t s, int h, int w, int oh, int ow)
+{
+    cnn_net_t *net = NULL;
+    if (cnn_net_create(&s, 1, sh(1, 1, h, w), 1, &net) != CNN_OK)
+        fail_msg("create %s: %s", s.name, cnn_error_message());
+    if (net->output.h != oh || net->output.w != ow)
+        fail_msg("%s %dx%d stride %d pad %d ceil %d on %dx%d: output %dx%d, want %dx%d",
+                 s.type, s.kh, s.kw, s.stride, s.pad, s.ceil_mode, h, w, net->output.h,
+                 net->output.w, oh, ow);
+    cnn_net_free(net);
+}
+
+/* Forward and input gradient of 1 and 2 threads agree to the bit. */
+static void check_threads_bitwise(cnn_layer_spec_t s, cnn_shape_t in)
+{
+    cnn_net_t *probe = NULL;
+    if (cnn_net_create(&s, 1, in, 1, &probe) != CNN_OK)
+        fail_msg("create %s: %s", s.name, cnn_error_message());
+    const size_t nin = (size_t)in.n * cnn_shape_image(in);
+    const size_t nout = (size_t)in.n * cnn_shape_image(probe->output);
+    cnn_net_free(probe);
+    uint64_t seed = 0x51ab5eedULL ^ nin;
+    double *x = malloc(sizeof(double) * nin), *dy = calloc(nout, sizeof(double)), none = 0;
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
+    run_t a = run_layer(&s, in, 1, 1, x, &none, &none, dy);
+    run_t b = run_layer(&s, in, 1, 2, x, &none, &none, dy);
+    if (memcmp(a.y, b.y, sizeof(float) * nout) || memcmp(a.dx, b.dx, sizeof(float) * nin))
+        fail_msg("%s: 1 and 2 threads differ", s.type);
+    run_free(&a);
+    run_free(&b);
+    free(x);
+    free(dy);
+}
+
+/* The three-way check and the bitwise thread check. */
+static void check_pool(cnn_layer_spec_t s, cnn_shape_t in)
+{
+    check_layer(s, in, 1);
+    check_threads_bitwise(s, in);
+}
+
+static void test_pool_out_size(void **state)
+{
+    check_pool_out(pool_spec("maxpool", 2, 2, 2, 0, 0, 0), 5, 7, 2, 3); /* floor */
+    check_pool_out(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), 5, 7, 3, 4); /* ceil */
+    check_pool_out(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), 4, 6, 2, 3); /* ceil, exact */
+    check_pool_out(pool_spec("avgpool", 3, 3, 2, 1, 0, 0), 6, 7, 3, 4);
+    check_pool_out(pool_spec("avgpool", 3, 3, 2, 1, 1, 0), 6, 7, 4, 4);
+    /* the last window would start at or past H + pad: dropped */
+    check_pool_out(pool_spec("maxpool", 1, 1, 3, 0, 1, 0), 5, 7, 2, 3);
+    check_pool_out(pool_spec("avgpool", 3, 3, 4, 1, 1, 0), 7, 8, 2, 3);
+    check_pool_out(pool_spec("maxpool", 2, 4, 3, 1, 1, 0), 5, 5, 2, 2);
+}
+
+static void test_maxpool_options(void **state)
+{
+    check_pool(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(2, 3, 5, 7));  /* partial edge */
+    check_pool(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(1, 2, 17, 19)); /* 8-wide rows */
+    check_pool(pool_spec("maxpool", 3, 3, 2, 1, 0, 0), sh(1, 2, 7, 6));  /* padding */
+    check_pool(pool_spec("maxpool", 3, 3, 2, 1, 1, 0), sh(2, 2, 6, 7));  /* both */
+    check_pool(pool_spec("maxpool", 2, 3, 3, 1, 1, 0), sh(1, 3, 7, 8));  /* stride != size */
+    check_pool(pool_spec("maxpool", 2, 2, 1, 1, 1, 0), sh(1, 2, 3, 4));  /* overlapping */
+    /* today's defaults: the 2x2 kernel, and the general loops */
+    check_pool(pool_spec("maxpool", 2, 2, 2, 0, 0, 0), sh(2, 3, 6, 10));
+    check_pool(pool_spec("maxpool", 3, 3, 3, 0, 1, 0), sh(1, 2, 9, 9));
+}
+
+static void test_avgpool_options(void **state)
+{
+    for (int cp = 0; cp <= 1; cp++) {
+        check_pool(pool_spec("avgpool", 2, 2, 2, 0, 1, cp), sh(2, 3, 5, 7));
+        check_pool(pool_spec("avgpool", 3, 3, 2, 1, 0, cp), sh(1, 2, 7, 6));
+        check_pool(pool_spec("avgpool", 3, 3, 2, 1, 1, cp), sh(2, 2, 6, 7));
+        check_pool(pool_spec("avgpool", 2, 3, 3, 1, 1, cp), sh(1, 3, 7, 8));
+        check_pool(pool_spec("avgpool", 3, 2, 1, 1, 0, cp), sh(1, 2, 5, 4));
+    }
+}
+
+/* The divisor on a plane of ones: 1 everywhere without count_pad; with
+ * it, the share of the window inside the padded input that is input. */
+static void test_avgpool_divisor(void **state)
+{
+    /* 3x3 window, stride 2, pad 1 on 4x4 with ceil: out 3x3 (PyTorch) */
+    cnn_layer_spec_t s = pool_spec("avgpool", 3, 3, 2, 1, 1, 1);
+    double ones[16], y[9];
+    for (int i = 0; i < 16; i++) ones[i] = 1;
+    /* rows: [-1,2) 2 of 3 inputs, [1,4) 3 of 3, [3,5) clipped to the
+     * padded input (ends at 5): 1 of 2 */
+    const double row[3] = {2.0 / 3, 1, 0.5};
+    naive_forward(&s, sh(1, 1, 4, 4), sh(1, 1, 3, 3), ones, NULL, NULL, NULL, 1, y);
+    for (int i = 0; i < 9; i++) assert_true(fabs(y[i] - row[i / 3] * row[i % 3]) < 1e-15);
+    s.count_pad = 0;
+    naive_forward(&s, sh(1, 1, 4, 4), sh(1, 1, 3, 3), ones, NULL, NULL, NULL, 1, y);
+    for (int i = 0; i < 9; i++) assert_true(y[i] == 1);
+    check_pool(s, sh(1, 1, 4, 4));
+}
+
+static void test_gap_sum(void **state)
+{
+    cnn_layer_spec_t s = mk("gap", 0, 0, 0, 0, 0);
+    s.mode = 1;
+    check_pool(s, sh(2, 3, 4, 5));
+    check_pool(s, sh(1, 2, 1, 1));
+    double x[6] = {1, 2, 3, 4, 5, 6}, y[2];
+    naive_forward(&s, sh(1, 2, 1, 3), sh(1, 2, 1, 1), x, NULL, NULL, NULL, 1, y);
+    assert_true(y[0] == 6 && y[1] == 15);
+}
+
+/* A ReLU before a max pool runs folded into it (forward_after_relu,
+ * backward_after_relu): with padding and partial windows, the same y and
+ * dx as the two layers one after the other, to the bit. */
+static void check_relu_fold(cnn_layer_spec_t pool, cnn_shape_t in)
+{
+    cnn_layer_spec_t two[2] = {mk("relu", 0, 0, 0, 0, 0), pool};
+    cnn_net_t *net = NULL, *one = NULL;
+    assert_int_equal(cnn_net_create(two, 2, in, 1, &net), CNN_OK);
+    assert_int_equal(cnn_net_create(&pool, 1, in, 1, &one), CNN_OK);
+    assert_true(cnn_net_relu_folded(net, 0));
+    const size_t nin = (size_t)in.n * cnn_shape_image(in);
+    const size_t nout = (size_t)in.n * cnn_shape_image(net->output);
+    float *dy = malloc(sizeof(float) * nout), *dx = malloc(sizeof(float) * nin);
+    float *dx1 = malloc(sizeof(float) * nin);
+    uint64_t seed = 77;
+    for (size_t i = 0; i < nin; i++) {
+        net->act[0][i] = (float)tu_uniform(&seed, -1, 0.5); /* windows of negatives too */
+        one->act[0][i] = net->act[0][i] > 0.0f ? net->act[0][i] : 0.0f;
+    }
+    for (size_t i = 0; i < nout; i++) dy[i] = (float)tu_uniform(&seed, -1, 1);
+    const cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0), ctx1 = cnn_net_ctx(one, 1, 1, 0, 0);
+    const float *y = cnn_net_forward(net, &ctx, in.n), *y1 = cnn_net_forward(one, &ctx1, in.n);
+    assert_memory_equal(y, y1, sizeof(float) * nout);
+    cnn_layer_t *l = &net->layers[1], *l1 = &one->layers[0];
+    l->ops->backward_after_relu(l, &ctx, in.n, net->act[1], net->act[2], dy, dx);
+    l1->ops->backward(l1, &ctx1, in.n, one->act[0], one->act[1], dy, dx1);
+    for (size_t i = 0; i < nin; i++) dx1[i] = net->act[0][i] > 0.0f ? dx1[i] : 0.0f;
+    assert_memory_equal(dx, dx1, sizeof(float) * nin);
+    free(dy);
+    free(dx);
+    free(dx1);
+    cnn_net_free(net);
+    cnn_net_free(one);
+}
+
+static void test_maxpool_relu_fold(void **state)
+{
+    check_relu_fold(pool_spec("maxpool", 3, 3, 2, 1, 1, 0), sh(2, 3, 6, 7));
+    check_relu_fold(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(2, 2, 5, 5));
+    check_relu_fold(pool_spec("maxpool", 2, 2, 2, 1, 0, 0), sh(1, 2, 4, 6));
+    check_relu_fold(pool_spec("maxpool", 2, 2, 2, 0, 0, 0), sh(2, 2, 8, 8)); /* 2x2 kernel */
+}
+
+/* pad above half the window, and the keys as the config spells them */
+static void test_pool_errors(void **state)
+{
+    cnn_net_t *net = NULL;
+    cnn_layer_spec_t s = pool_spec("maxpool", 3, 3, 1, 2, 0, 0);
+    snprintf(s.name, sizeof s.name, "pool7");
+    assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 8, 8), 1, &net), CNN_ECONFIG);
+    assert_null(net);
+    assert_non_null(strstr(cnn_error_message(), "pool7"));
+    assert_non_null(strstr(cnn_error_message(), "pad 2"));
+    s = pool_spec("avgpool", 2, 4, 2, 2, 1, 1); /* half of 4 but more than half of 2 */
+    assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 8, 8), 1, &net), CNN_ECONFIG);
+    s.kh = 4;
+    assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 8, 8), 1, &net), CNN_OK);
+    cnn_net_free(net);
+
+    const cnn_layer_ops_t *mp = cnn_layer_find("maxpool"), *ap = cnn_layer_find("avgpool");
+    const cnn_layer_ops_t *gap = cnn_layer_find("gap");
+    assert_null(cnn_layer_key(mp, "count_pad"));
+    assert_non_null(cnn_layer_key(ap, "count_pad"));
+    s = mk("avgpool", 0, 2, 2, 2, 0);
+    assert_int_equal(cnn_config_layer_set(&s, cnn_layer_key(ap, "ceil_mode"), "true", "t"), CNN_OK);
+    assert_int_equal(cnn_config_layer_set(&s, cnn_layer_key(ap, "count_pad"), "yes", "t"), CNN_OK);
+    assert_int_equal(s.ceil_mode + s.count_pad, 2);
+    assert_int_equal(cnn_config_layer_set(&s, cnn_layer_key(ap, "pad"), "-1", "t"), CNN_ECONFIG);
+    s = mk("gap", 0, 0, 0, 0, 0);
+    assert_int_equal(cnn_config_layer_set(&s, cnn_layer_key(gap, "mode"), "sum", "t"), CNN_OK);
+    assert_int_equal(s.mode, 1);
+    assert_int_equal(cnn_config_layer_set(&s, cnn_layer_key(gap, "mode"), "max", "t"),
+                     CNN_ECONFIG);
+    /* defaults: today's layers */
+    s = pool_spec("avgpool", 2, 2, 2, 9, 1, 1);
+    for (int j = 2; j < ap->nkeys; j++)
+        assert_int_equal(cnn_config_layer_default(&s, &ap->keys[j]), CNN_OK);
+    assert_int_equal(s.pad + s.ceil_mode + s.count_pad, 0);
+}
+
 static void test_dense(void **state)
 {
     check_layer(mk("dense", 5, 0, 0, 0, 0), sh(3, 7, 1, 1), 1);
@@ -947,7 +1148,12 @@ int main(void)
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
-        cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_gap_flatten),
+        cmocka_unit_test(test_pool_out_size), cmocka_unit_test(test_maxpool_options),
+        cmocka_unit_test(test_avgpool_options), cmocka_unit_test(test_avgpool_divisor),
+        cmocka_unit_test(test_gap_sum), cmocka_unit_test(test_maxpool_relu_fold),
+        cmocka_unit_test(test_pool_errors),
+        cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_sync),
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),

@@ -59,15 +59,17 @@ void cnn_gemm_small_dw(const float *dy, size_t ldy, int k0, int k1, size_t P,
                        const float *col, size_t ldcol, int D, float *dw, float *db);
 
 /* The 2x2 stride-2 max pool of one (H, W) plane (maxpool.c): y and arg
- * are (H/2, W/2); arg gets each output's input index in the plane, the
- * first maximum of its window (a NaN wins). */
-void cnn_maxpool2x2(const float *x, int H, int W, float *y, int32_t *arg);
+ * are (H/2, W/2), or with ceil_mode ((H+1)/2, (W+1)/2), where an odd last
+ * row and column make windows of the inputs they hold; arg gets each
+ * output's input index in the plane, the first maximum of its window (a
+ * NaN wins). */
+void cnn_maxpool2x2(const float *x, int H, int W, int ceil_mode, float *y, int32_t *arg);
 
 /* Its gradient: writes all of dx (H, W), dy at each arg-max, 0 elsewhere.
  * dx need not be zeroed first. With y (the forward output) not NULL, the
  * gradient of a ReLU followed by the pool: dy passes only where y > 0. */
 void cnn_maxpool2x2_grad(const float *dy, const float *y, const int32_t *arg, int H, int W,
-                         float *dx);
+                         int ceil_mode, float *dx);
 
 /* Makes the BLAS single-threaded: parallelism comes from OpenMP. */
 void cnn_blas_single_thread(void);

@@ -10,6 +10,10 @@
  * of dx once (dy at the arg-max, 0 elsewhere, 0 in the odd last row and
  * column no window covers) instead of zeroing dx and scattering into it.
  *
+ * In ceil mode an odd last column and row are windows too, 1 wide or 1
+ * high (and 1x1 in the corner), run one at a time after the whole ones:
+ * the same first maximum over the inputs they hold.
+ *
  * Given the forward pass's y, the backward pass is that of a ReLU and the
  * max pool after it: the gradient passes only where y > 0 (the ReLU's
  * input at the arg-max is y).
@@ -87,6 +91,33 @@ INLINE void grad_1(const float *dy, const float *y, const int32_t *arg, int ox, 
     dx[arg[ox]] = !y || y[ox] > 0.0f ? dy[ox] : 0.0f;
 }
 
+/* a partial window of ceil mode, h x w inputs from i0, as the general
+ * loop in layers/pool.c runs it */
+INLINE void fwd_part(const float *x, int W, int i0, int h, int w, float *y, int32_t *arg)
+{
+    float m = x[i0];
+    int best = i0;
+    for (int a = 0; a < h; a++)
+        for (int b = 0; b < w; b++) {
+            const int i = i0 + a * W + b;
+            const float v = x[i];
+            const int take = (v > m) | (v != v);
+            best = take ? i : best;
+            m = take ? v : m;
+        }
+    *y = m;
+    *arg = best;
+}
+
+/* its gradient: the window's h x w inputs, dy at the arg-max */
+INLINE void grad_part(float g, const float *y, int32_t arg, int W, int i0, int h, int w,
+                      float *dx)
+{
+    for (int a = 0; a < h; a++)
+        for (int b = 0; b < w; b++) dx[i0 + a * W + b] = 0.0f;
+    dx[arg] = !y || *y > 0.0f ? g : 0.0f;
+}
+
 /* ox = 0, N, 2N, ..., and a last vector at OW - N if N does not divide OW */
 #define ROW_LOOP(N, OW, body)                                  \
     for (int ox_ = 0; ox_ < (OW); ox_ += (N)) {                \
@@ -94,40 +125,64 @@ INLINE void grad_1(const float *dy, const float *y, const int32_t *arg, int ox, 
         body;                                                   \
     }
 
-CLONES
-void cnn_maxpool2x2(const float *x, int H, int W, float *y, int32_t *arg)
+/* The outputs of one row of whole-height windows from input row 2 oy:
+ * the whole windows, then in ceil mode the last column's. */
+INLINE void fwd_row(const float *x, int W, int OW, int oy, float *yr, int32_t *ar)
 {
-    const int OH = H / 2, OW = W / 2;
-    for (int oy = 0; oy < OH; oy++) {
-        const int row = 2 * oy * W;
-        float *yr = y + (size_t)oy * OW;
-        int32_t *ar = arg + (size_t)oy * OW;
-        if (OW >= 8)
-            ROW_LOOP(8, OW, fwd_8(x, W, row + 2 * ox, yr + ox, ar + ox))
-        else if (OW >= 4)
-            ROW_LOOP(4, OW, fwd_4(x, W, row + 2 * ox, yr + ox, ar + ox))
-        else
-            ROW_LOOP(1, OW, fwd_1(x, W, row + 2 * ox, yr + ox, ar + ox))
-    }
+    const int row = 2 * oy * W, whole = W / 2;
+    if (whole >= 8)
+        ROW_LOOP(8, whole, fwd_8(x, W, row + 2 * ox, yr + ox, ar + ox))
+    else if (whole >= 4)
+        ROW_LOOP(4, whole, fwd_4(x, W, row + 2 * ox, yr + ox, ar + ox))
+    else
+        ROW_LOOP(1, whole, fwd_1(x, W, row + 2 * ox, yr + ox, ar + ox))
+    if (OW > whole) fwd_part(x, W, row + W - 1, 2, 1, yr + whole, ar + whole);
+}
+
+CLONES
+void cnn_maxpool2x2(const float *x, int H, int W, int ceil_mode, float *y, int32_t *arg)
+{
+    const int OH = (H + (ceil_mode != 0)) / 2, OW = (W + (ceil_mode != 0)) / 2;
+    for (int oy = 0; oy < H / 2; oy++)
+        fwd_row(x, W, OW, oy, y + (size_t)oy * OW, arg + (size_t)oy * OW);
+    if (OH > H / 2) /* ceil mode, odd H: windows of the last row alone */
+        for (int ox = 0; ox < OW; ox++)
+            fwd_part(x, W, (H - 1) * W + 2 * ox, 1, 2 * ox + 1 < W ? 2 : 1,
+                     y + (size_t)(OH - 1) * OW + ox, arg + (size_t)(OH - 1) * OW + ox);
+}
+
+/* The gradient of one row of whole-height windows (see fwd_row). */
+INLINE void grad_row(const float *dr, const float *yr, const int32_t *ar, int W, int OW,
+                     int oy, float *dx)
+{
+    const int row = 2 * oy * W, whole = W / 2;
+    if (whole >= 8)
+        ROW_LOOP(8, whole, grad_8(dr, yr, ar, ox, W, row + 2 * ox, dx))
+    else if (whole >= 4)
+        ROW_LOOP(4, whole, grad_4(dr, yr, ar, ox, W, row + 2 * ox, dx))
+    else
+        ROW_LOOP(1, whole, grad_1(dr, yr, ar, ox, W, row + 2 * ox, dx))
+    if (OW > whole)
+        grad_part(dr[whole], yr ? yr + whole : NULL, ar[whole], W, row + W - 1, 2, 1, dx);
+    else if (W & 1)
+        dx[row + W - 1] = dx[row + 2 * W - 1] = 0.0f;
 }
 
 CLONES
 void cnn_maxpool2x2_grad(const float *dy, const float *y, const int32_t *arg, int H, int W,
-                         float *dx)
+                         int ceil_mode, float *dx)
 {
-    const int OH = H / 2, OW = W / 2;
-    for (int oy = 0; oy < OH; oy++) {
-        const int row = 2 * oy * W;
-        const float *dr = dy + (size_t)oy * OW, *yr = y ? y + (size_t)oy * OW : NULL;
-        const int32_t *ar = arg + (size_t)oy * OW;
-        if (OW >= 8)
-            ROW_LOOP(8, OW, grad_8(dr, yr, ar, ox, W, row + 2 * ox, dx))
-        else if (OW >= 4)
-            ROW_LOOP(4, OW, grad_4(dr, yr, ar, ox, W, row + 2 * ox, dx))
-        else
-            ROW_LOOP(1, OW, grad_1(dr, yr, ar, ox, W, row + 2 * ox, dx))
-        if (W & 1) dx[row + W - 1] = dx[row + 2 * W - 1] = 0.0f;
+    const int OH = (H + (ceil_mode != 0)) / 2, OW = (W + (ceil_mode != 0)) / 2;
+    for (int oy = 0; oy < H / 2; oy++) {
+        const size_t o = (size_t)oy * OW;
+        grad_row(dy + o, y ? y + o : NULL, arg + o, W, OW, oy, dx);
     }
-    if (H & 1)
+    if (OH > H / 2) { /* ceil mode, odd H */
+        const size_t o = (size_t)(OH - 1) * OW;
+        for (int ox = 0; ox < OW; ox++)
+            grad_part(dy[o + ox], y ? y + o + ox : NULL, arg[o + ox], W, (H - 1) * W + 2 * ox, 1,
+                      2 * ox + 1 < W ? 2 : 1, dx);
+    } else if (H & 1) {
         for (int j = 0; j < W; j++) dx[(size_t)(H - 1) * W + j] = 0.0f;
+    }
 }

@@ -10,7 +10,9 @@ check_PROGRAMS += tests/test_layers
 tests_test_layers_SOURCES = tests/test_layers.c tests/naive.c tests/naive.h
 check_PROGRAMS += tests/test_op
 tests_test_op_SOURCES = tests/test_op.c tests/naive.c tests/naive.h
-TESTS += tests/test_layers tests/test_op
+# tests/test_pool_torch.sh: `mpicnn op` pools against PyTorch (SKIP without torch)
+TESTS += tests/test_layers tests/test_op tests/test_pool_torch.sh
+EXTRA_DIST += tests/test_pool_torch.sh
 check_PROGRAMS += tests/test_init
 TESTS += tests/test_init
 # tests/test_loss: label-smoothed softmax cross-entropy against a naive reference
