@@ -24,8 +24,9 @@ packages=(gcc make autoconf automake libtool pkg-config
           libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist help2man)
 # the test suite also builds the fuzz targets (clang, libFuzzer), runs the
 # SLURM job scripts on a one-node cluster of its own (slurm-wlm, munge) and
-# kills ranks by pid (procps)
-[ "$mode" = check ] && packages+=(clang libclang-rt-14-dev llvm slurm-wlm munge procps)
+# kills ranks by pid (procps); the layer and network tests compare with
+# PyTorch (python3-torch)
+[ "$mode" = check ] && packages+=(clang libclang-rt-14-dev llvm slurm-wlm munge procps python3-torch)
 
 missing=()
 for p in "${packages[@]}"; do
