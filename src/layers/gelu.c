@@ -15,34 +15,39 @@ static const cnn_layer_key_t gelu_keys[] = {
 #define GELU_BETA 0.79788456080286535588f   /* sqrt(2 / pi) */
 #define GELU_KAPPA 0.044715f
 
+/* Both forms are computed without the cancellation of 1 + erf and 1 + tanh
+ * for x < 0, where float would lose the small result: 1 + erf(z) is
+ * erfc(-z) and 1 + tanh(u) is 2 s with s = 1 / (1 + exp(-2u)). */
 static void gelu_fwd(const cnn_layer_spec_t *s, size_t n, const float *x, float *y)
 {
     if (s->approximate)
         for (size_t i = 0; i < n; i++) {
             const float v = x[i], u = GELU_BETA * (v + GELU_KAPPA * v * v * v);
-            y[i] = 0.5f * v * (1.0f + tanhf(u));
+            y[i] = v / (1.0f + expf(-2.0f * u));
         }
     else
-        for (size_t i = 0; i < n; i++)
-            y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * GELU_RSQRT2));
+        for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * erfcf(-x[i] * GELU_RSQRT2);
 }
 
-/* d/dx of x Phi(x) = Phi(x) + x Phi'(x); of the tanh form, with t its tanh,
- * 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2). */
+/* d/dx of x Phi(x) = Phi(x) + x Phi'(x); of the tanh form x s, with
+ * u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2), s (1 + 2 x (1 - s) u'). s and
+ * 1 - s are 1 / (1 + e) and e / (1 + e) with e = exp(-2|u|), in the order
+ * u's sign gives: each keeps its precision, and e stays finite. */
 static void gelu_bwd(const cnn_layer_spec_t *s, size_t n, const float *x, const float *y,
                      const float *dy, float *dx)
 {
     if (s->approximate)
         for (size_t i = 0; i < n; i++) {
-            const float v = x[i], v2 = v * v;
-            const float t = tanhf(GELU_BETA * (v + GELU_KAPPA * v2 * v));
+            const float v = x[i], v2 = v * v, u = GELU_BETA * (v + GELU_KAPPA * v2 * v);
+            const float e = expf(-2.0f * fabsf(u)), big = 1.0f / (1.0f + e), small = e * big;
+            const float sg = u >= 0.0f ? big : small, sc = u >= 0.0f ? small : big;
             const float du = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * v2);
-            dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+            dx[i] = dy[i] * sg * (1.0f + 2.0f * v * sc * du);
         }
     else
         for (size_t i = 0; i < n; i++) {
             const float v = x[i];
-            const float cdf = 0.5f * (1.0f + erff(v * GELU_RSQRT2));
+            const float cdf = 0.5f * erfcf(-v * GELU_RSQRT2);
             dx[i] = dy[i] * (cdf + v * GELU_RSQRT2PI * expf(-0.5f * v * v));
         }
 }

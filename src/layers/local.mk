@@ -10,4 +10,7 @@ check_PROGRAMS += tests/test_layers
 tests_test_layers_SOURCES = tests/test_layers.c tests/naive.c tests/naive.h
 check_PROGRAMS += tests/test_op
 tests_test_op_SOURCES = tests/test_op.c tests/naive.c tests/naive.h
-TESTS += tests/test_layers tests/test_op
+# tests/test_activations_torch.sh: `mpicnn op` against PyTorch for every activation
+# (a SKIP without python3-torch)
+TESTS += tests/test_layers tests/test_op tests/test_activations_torch.sh
+EXTRA_DIST += tests/test_activations_torch.sh
