@@ -20,6 +20,10 @@
  *     file in src/layers/local.mk;
  *  3. a case in tests/test_layers.c against its reference.
  * tests/test_layers.c checks every registered table for completeness.
+ * An elementwise type (an activation) writes only its kernels over a span
+ * of values, its reference for one value and its keys; LAYER_ELEMENTWISE
+ * and LAYER_ELEMENTWISE_OPS in src/layers/layer_util.h make the rest
+ * (src/layers/sigmoid.c is the smallest example).
  *
  * Layout is NCHW float32 throughout. A flat vector of D values is the
  * shape (N, D, 1, 1). Every shape below is per batch: `n` is the batch. */
