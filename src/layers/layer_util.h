@@ -13,18 +13,19 @@
 #define LAYER_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Key table entries (cnn_layer_key_t): an int, a pair and a float field
- * of cnn_layer_spec_t with range lo..hi, and an enum field with its
- * NULL-terminated choices; default text `def` (NULL: required) and
- * whether `mpicnn op` requires it as a flag. */
+ * of cnn_layer_spec_t with range lo..hi, default text `def` (NULL:
+ * required) and whether `mpicnn op` takes it as a flag. */
 #define LAYER_INT_KEY(name, field, lo, hi, def, op)                            \
-    {name, CNN_LKEY_INT, offsetof(cnn_layer_spec_t, field), 0, lo, hi, 0, 0,   \
-     def, op, NULL}
+    {name, CNN_LKEY_INT, offsetof(cnn_layer_spec_t, field), 0, lo, hi, 0, 0, def, op, NULL}
 #define LAYER_PAIR_KEY(name, field, field2, lo, hi, def, op)                   \
     {name, CNN_LKEY_PAIR, offsetof(cnn_layer_spec_t, field),                   \
      offsetof(cnn_layer_spec_t, field2), lo, hi, 0, 0, def, op, NULL}
 #define LAYER_FLOAT_KEY(name, field, lo, lo_open, hi, hi_open, def, op)        \
     {name, CNN_LKEY_FLOAT, offsetof(cnn_layer_spec_t, field), 0, lo, hi,       \
      lo_open, hi_open, def, op, NULL}
+
+/* An enum field's key: its value is the index of one of `choices`
+ * (NULL-terminated); `def` and `op` as above. */
 #define LAYER_ENUM_KEY(name, field, choices, def, op)                          \
     {name, CNN_LKEY_ENUM, offsetof(cnn_layer_spec_t, field), 0, 0, 0, 0, 0,    \
      def, op, choices}
