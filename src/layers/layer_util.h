@@ -24,15 +24,6 @@
     {name, CNN_LKEY_FLOAT, offsetof(cnn_layer_spec_t, field), 0, lo, hi,       \
      lo_open, hi_open, def, op, NULL}
 
-/* An enum field's key: its value is the index of one of `choices`
- * (NULL-terminated); `def` and `op` as above. */
-#define LAYER_ENUM_KEY(name, field, choices, def, op)                          \
-    {name, CNN_LKEY_ENUM, offsetof(cnn_layer_spec_t, field), 0, 0, 0, 0, 0,    \
-     def, op, choices}
-
-/* An ops table's keys and nkeys fields from its key table t. */
-#define LAYER_KEYS(t) .keys = (t), .nkeys = LAYER_COUNT(t)
-
 /* Index of an element (n, c, h, w) of a (N, C, H, W) tensor, for the
  * reference functions. */
 static inline size_t layer_idx(int n, int c, int h, int w, int C, int H, int W)
@@ -58,6 +49,15 @@ static inline cnn_status_t layer_shape_error(const cnn_layer_spec_t *spec,
                          spec->name, spec->type,
                          cnn_shape_str(in, buf, sizeof buf), why);
 }
+
+/* An enum field's key: its value is the index of one of `choices`
+ * (NULL-terminated); `def` and `op` as for LAYER_INT_KEY. */
+#define LAYER_ENUM_KEY(name, field, choices, def, op)                          \
+    {name, CNN_LKEY_ENUM, offsetof(cnn_layer_spec_t, field), 0, 0, 0, 0, 0,    \
+     def, op, choices}
+
+/* An ops table's keys and nkeys fields from its key table t. */
+#define LAYER_KEYS(t) .keys = (t), .nkeys = LAYER_COUNT(t)
 
 /* ---- elementwise layers: relu and the other activations ---------------- */
 
