@@ -969,6 +969,72 @@ static void test_get_string(void **state)
     assert_string_equal(buf, "0.1");
 }
 
+/* The activations' keys: values and defaults, the resolved text, --set,
+ * and bad values (CNN_ECONFIG naming the file, line, layer and key). */
+static const char *act_ini =
+    "[data]\nformat = idx\ntrain_images = a\ntrain_labels = b\ntest_images = c\n"
+    "test_labels = d\n"
+    "[net]\nlayers = s, t, lr, lr2, e, g, g2, fc\n"       /* lines 7-8 */
+    "[s]\ntype = sigmoid\n[t]\ntype = tanh\n"              /* 9-12 */
+    "[lr]\ntype = leaky_relu\nslope = 0.2\n"               /* 13-15 */
+    "[lr2]\ntype = leaky_relu\n"                           /* 16-17 */
+    "[e]\ntype = elu\nalpha = 0.5\n"                       /* 18-20 */
+    "[g]\ntype = gelu\napproximate = tanh\n"               /* 21-23 */
+    "[g2]\ntype = gelu\n"                                  /* 24-25 */
+    "[fc]\ntype = dense\nunits = 10\n[optimizer]\nlr = 0.1\n[train]\nepochs = 2\n";
+
+static void test_activation_keys(void **state)
+{
+    cnn_config_t *cfg = *state;
+    if (cnn_config_parse_string(act_ini, "a.ini", NULL, 0, cfg) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    assert_string_equal(cfg->layers[0].type, "sigmoid");
+    assert_string_equal(cfg->layers[1].type, "tanh");
+    assert_true(cfg->layers[2].slope == 0.2f);
+    assert_true(cfg->layers[3].slope == 0.01f); /* the default */
+    assert_true(cfg->layers[4].alpha == 0.5f);
+    assert_int_equal(cfg->layers[5].approximate, 1);
+    assert_int_equal(cfg->layers[6].approximate, 0);
+    char *s = cnn_config_to_string(cfg);
+    assert_contains(s, "[lr2]\ntype = leaky_relu\nslope = 0.01\n");
+    assert_contains(s, "[e]\ntype = elu\nalpha = 0.5\n");
+    assert_contains(s, "[g2]\ntype = gelu\napproximate = none\n");
+    cnn_config_t *back = malloc(sizeof *back);
+    assert_non_null(back);
+    assert_int_equal(cnn_config_parse_string(s, "a.ini", NULL, 0, back), CNN_OK);
+    assert_memory_equal(cfg->layers, back->layers, sizeof cfg->layers);
+    free(back);
+    free(s);
+    assert_int_equal(cnn_config_set(cfg, "g2.approximate=tanh"), CNN_OK);
+    assert_int_equal(cfg->layers[6].approximate, 1);
+    assert_int_equal(cnn_config_set(cfg, "e.alpha=2"), CNN_OK);
+    assert_true(cfg->layers[4].alpha == 2.0f);
+
+    static const struct {
+        const char *from, *to, *want;
+    } bad[] = {
+        {"slope = 0.2", "slope = -0.1",
+         "a.ini:15: [lr] slope: -0.1 is out of range (expected a number >= 0)"},
+        {"slope = 0.2", "slope = x", "a.ini:15: [lr] slope: 'x' is not a number"},
+        {"alpha = 0.5", "alpha = 0", "a.ini:20: [e] alpha: 0 is out of range (expected a number > 0)"},
+        {"approximate = tanh", "approximate = erf",
+         "a.ini:23: [g] approximate: 'erf' is not a valid choice (expected none | tanh)"},
+        {"type = sigmoid\n", "type = sigmoid\nslope = 0.1\n",
+         "a.ini:11: [s] slope: does not apply to a sigmoid layer"},
+        {"type = elu\n", "type = elu\napproximate = none\n",
+         "[e] approximate: does not apply to"},
+        {"type = elu\n", "type = elu\napproximate = none\n", "(elu takes: type, alpha)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = edit(act_ini, bad[i].from, bad[i].to);
+        assert_int_equal(cnn_config_parse_string(text, "a.ini", NULL, 0, cfg), CNN_ECONFIG);
+        assert_contains(cnn_error_message(), bad[i].want);
+        free(text);
+    }
+    assert_int_equal(cnn_config_set(cfg, "g.approximate=fast"), CNN_ECONFIG);
+    assert_contains(cnn_error_message(), "[g] approximate: 'fast' is not a valid choice");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1053,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_optim_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_string, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activation_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -401,6 +401,116 @@ static void test_relu(void **state)
     check_layer(mk("relu", 0, 0, 0, 0, 0), sh(1, 7, 1, 1), 0);
 }
 
+/* ---- the activations ---- */
+
+/* A layer of type `type` with its keys at their defaults, then key `key`
+ * (if not NULL) set to `value` as the config would spell it. */
+static cnn_layer_spec_t act_spec(const char *type, const char *key, const char *value)
+{
+    cnn_layer_spec_t s = mk(type, 0, 0, 0, 0, 0);
+    const cnn_layer_ops_t *t = cnn_layer_find(type);
+    assert_non_null(t);
+    for (int j = 0; j < t->nkeys; j++)
+        assert_int_equal(cnn_config_layer_default(&s, &t->keys[j]), CNN_OK);
+    if (key && cnn_config_layer_set(&s, cnn_layer_key(t, key), value, "test") != CNN_OK)
+        fail_msg("%s %s = %s: %s", type, key, value, cnn_error_message());
+    return s;
+}
+
+/* Every type and setting the activations have. */
+static const struct {
+    const char *type, *key, *value;
+} act_cases[] = {
+    {"relu", NULL, NULL},           {"sigmoid", NULL, NULL},
+    {"tanh", NULL, NULL},           {"leaky_relu", NULL, NULL},
+    {"leaky_relu", "slope", "0.2"}, {"elu", NULL, NULL},
+    {"elu", "alpha", "0.5"},        {"elu", "alpha", "2.5"},
+    {"gelu", NULL, NULL},           {"gelu", "approximate", "tanh"},
+};
+#define NACT (sizeof act_cases / sizeof act_cases[0])
+
+/* Over a wide range of inputs, kept 0.05 away from the kinks at 0: the
+ * forward pass against the reference, the first 400 input gradients
+ * against finite differences, and 2 threads against 1, bit for bit, on
+ * three spans of values that the threads share out. */
+static void check_activation_wide(const cnn_layer_spec_t *s)
+{
+    const cnn_shape_t in = sh(2, 3, 37, 40);
+    const size_t nin = (size_t)in.n * cnn_shape_image(in);
+    uint64_t seed = 77;
+    double *x = malloc(sizeof(double) * nin), *r = malloc(sizeof(double) * nin);
+    double *yref = malloc(sizeof(double) * nin);
+    for (size_t i = 0; i < nin; i++) {
+        const double v = tu_uniform(&seed, -8, 8);
+        x[i] = v < 0 ? v - 0.05 : v + 0.05;
+        r[i] = tu_uniform(&seed, -1, 1);
+    }
+    run_t a = run_layer(s, in, 1, 1, x, NULL, NULL, r);
+    run_t b = run_layer(s, in, 1, 2, x, NULL, NULL, r);
+    naive_forward(s, in, in, x, NULL, NULL, NULL, 1, yref);
+    TU_ASSERT_CLOSE(s->type, a.y, yref, nin, FWD_ATOL, FWD_RTOL);
+    check_fd("input", s, in, in, x, NULL, NULL, NULL, 1, r, 0, 400, a.dx);
+    assert_memory_equal(a.y, b.y, sizeof(float) * nin);
+    assert_memory_equal(a.dx, b.dx, sizeof(float) * nin);
+    run_free(&a);
+    run_free(&b);
+    free(x);
+    free(r);
+    free(yref);
+}
+
+/* A ReLU after the layer runs in place over its output; the layer's
+ * backward pass must give the same dx from the ReLU's max(y, 0). */
+static void check_relu_after(const cnn_layer_spec_t *s)
+{
+    cnn_layer_spec_t two[2] = {*s, mk("relu", 0, 0, 0, 0, 0)};
+    const cnn_shape_t in = sh(3, 2, 5, 7);
+    const size_t nin = (size_t)in.n * cnn_shape_image(in);
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(two, 2, in, 1, &net), CNN_OK);
+    assert_ptr_equal(net->act[2], net->act[1]);
+    cnn_layer_t *l = &net->layers[0];
+    uint64_t seed = 3;
+    float *y = malloc(sizeof(float) * nin), *dy = malloc(sizeof(float) * nin);
+    float *dx = malloc(sizeof(float) * nin), *dx_relu = malloc(sizeof(float) * nin);
+    for (size_t i = 0; i < nin; i++) {
+        net->act[0][i] = (float)tu_uniform(&seed, -4, 4);
+        dy[i] = (float)tu_uniform(&seed, -1, 1);
+    }
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    l->ops->forward(l, &ctx, in.n, net->act[0], y);
+    l->ops->backward(l, &ctx, in.n, net->act[0], y, dy, dx);
+    for (size_t i = 0; i < nin; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    l->ops->backward(l, &ctx, in.n, net->act[0], y, dy, dx_relu);
+    if (memcmp(dx, dx_relu, sizeof(float) * nin) != 0)
+        fail_msg("%s: backward reads the output a ReLU after it overwrites", s->type);
+    free(y);
+    free(dy);
+    free(dx);
+    free(dx_relu);
+    cnn_net_free(net);
+}
+
+static void test_activations(void **state)
+{
+    for (size_t k = 0; k < NACT; k++) {
+        const cnn_layer_spec_t s = act_spec(act_cases[k].type, act_cases[k].key,
+                                            act_cases[k].value);
+        check_layer(s, sh(2, 3, 4, 5), 1);
+        check_layer(s, sh(1, 7, 1, 1), 0);
+        check_activation_wide(&s);
+        check_relu_after(&s);
+        /* only relu runs in place */
+        assert_int_equal(cnn_layer_find(s.type)->in_place, !strcmp(s.type, "relu"));
+    }
+    /* the keys' defaults and ranges */
+    assert_true(act_spec("leaky_relu", NULL, NULL).slope == 0.01f);
+    assert_true(act_spec("elu", NULL, NULL).alpha == 1.0f);
+    assert_int_equal(act_spec("gelu", NULL, NULL).approximate, 0);
+    assert_int_equal(act_spec("gelu", "approximate", "tanh").approximate, 1);
+    assert_true(act_spec("leaky_relu", "slope", "0").slope == 0.0f);
+}
+
 static void test_maxpool(void **state)
 {
     check_layer(mk("maxpool", 0, 2, 2, 2, 0), sh(2, 3, 5, 5), 1); /* drops the edge */
@@ -1136,7 +1246,7 @@ static void test_registry(void **state)
         check_reference(&s, sh(2, 3, 8, 8));
     }
     assert_null(names[n]);
-    assert_true(n >= 9);
+    assert_true(n >= 14);
     assert_null(cnn_layer_find("pool"));
 }
 
@@ -1147,6 +1257,7 @@ int main(void)
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_activations),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),
         cmocka_unit_test(test_pool_out_size), cmocka_unit_test(test_maxpool_options),

@@ -180,6 +180,38 @@ static void test_pool_relu(void **state)
     check_simple("relu", "--x-shape 4,6", r, (cnn_shape_t){4, 6, 1, 1}, (cnn_shape_t){4, 6, 1, 1});
 }
 
+/* the activations: their key flags are optional (the key's default
+ * otherwise) and checked as the config checks them */
+static void test_activations(void **state)
+{
+    const cnn_shape_t in = {3, 2, 2, 5};
+    static const struct {
+        const char *op, *flags;
+        cnn_layer_spec_t s;
+    } cases[] = {
+        {"sigmoid", "", {.type = "sigmoid"}},
+        {"tanh", "", {.type = "tanh"}},
+        {"leaky_relu", "", {.type = "leaky_relu", .slope = 0.01f}},
+        {"leaky_relu", "--slope 0.2", {.type = "leaky_relu", .slope = 0.2f}},
+        {"elu", "--alpha 0.5", {.type = "elu", .alpha = 0.5f}},
+        {"gelu", "", {.type = "gelu"}},
+        {"gelu", "--approximate tanh", {.type = "gelu", .approximate = 1}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char args[128];
+        snprintf(args, sizeof args, "--x-shape 3,2,2,5 %s", cases[k].flags);
+        check_simple(cases[k].op, args, cases[k].s, in, in);
+    }
+    char err[1024];
+    assert_int_equal(run(err, sizeof err, "gelu --x x --x-shape 3,2,2,5 --approximate erf "
+                                          "--out out"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "'erf' is not a valid choice"));
+    assert_non_null(strstr(err, "none | tanh"));
+    assert_int_equal(run(err, sizeof err, "elu --x x --x-shape 3,2,2,5 --alpha 0 --out out"),
+                     CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "--alpha"));
+}
+
 static void test_batchnorm_dropout(void **state)
 {
     /* batchnorm, train mode on (N,D) */
@@ -308,12 +340,13 @@ static void test_errors(void **state)
     assert_int_equal(run(err, sizeof err, "relu --x x10 --out out"), CNN_EXIT_USAGE);
     assert_int_equal(run(err, sizeof err, "relu --x x10 --x-shape 10 --out out --bogus 1"), CNN_EXIT_USAGE);
     assert_non_null(strstr(err, "--bogus"));
-    assert_int_equal(run(err, sizeof err, "sigmoid --x x10 --x-shape 10 --out out"), CNN_EXIT_USAGE);
+    assert_int_equal(run(err, sizeof err, "softplus --x x10 --x-shape 10 --out out"), CNN_EXIT_USAGE);
     /* a layer type without op flags is not an op; the message lists the ops */
     assert_int_equal(run(err, sizeof err, "gap --x x10 --x-shape 10 --out out"), CNN_EXIT_USAGE);
     assert_non_null(strstr(err, "unknown layer 'gap'"));
     assert_non_null(strstr(err, "conv, "));
-    assert_non_null(strstr(err, "batchnorm, softmax-ce, hinge)"));
+    assert_non_null(strstr(err, "batchnorm, "));
+    assert_non_null(strstr(err, "gelu, softmax-ce, hinge)"));
     assert_int_equal(run(err, sizeof err, "conv --x x10 --x-shape 1,1,2,5 --w x10 --w-shape 1,2,1,1 "
                                           "--b x10 --stride 1 --pad 0 --out out"), CNN_EXIT_USAGE);
     assert_non_null(strstr(err, "--w-shape"));
@@ -334,7 +367,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),       cmocka_unit_test(test_dense),
-        cmocka_unit_test(test_pool_relu),  cmocka_unit_test(test_batchnorm_dropout),
+        cmocka_unit_test(test_pool_relu),  cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_batchnorm_dropout),
         cmocka_unit_test(test_losses),     cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -20,6 +20,10 @@
  *     file in src/layers/local.mk;
  *  3. a case in tests/test_layers.c against its reference.
  * tests/test_layers.c checks every registered table for completeness.
+ * An elementwise type (an activation) writes only its kernels over a span
+ * of values, its reference for one value and its keys; LAYER_ELEMENTWISE
+ * and LAYER_ELEMENTWISE_OPS in src/layers/layer_util.h make the rest
+ * (src/layers/sigmoid.c is the smallest example).
  *
  * Layout is NCHW float32 throughout. A flat vector of D values is the
  * shape (N, D, 1, 1). Every shape below is per batch: `n` is the batch. */
@@ -225,9 +229,11 @@ typedef struct {
                      float *dx);
     /* 1: forward may run in place (y == x) and backward is right with
      * x == y (relu: x > 0 exactly where y > 0). The net then gives the
-     * layer its input buffer as output, unless it is the first layer. No
-     * layer's backward reads its own y but through y > 0, which a ReLU
-     * after it keeps, so overwriting it is safe. */
+     * layer its input buffer as output, unless it is the first layer. A
+     * layer's backward reads its own y only where a ReLU after it leaves y
+     * as it is: through y > 0 (maxpool), or where y is never negative
+     * (sigmoid's y (1 - y)); tanh and elu, whose outputs go below 0, work
+     * from x. So a ReLU may overwrite the output of any layer. */
     int in_place;
     /* 1: the layer is an elementwise ReLU, whose backward pass the next
      * layer may take over (backward_after_relu). */
@@ -307,7 +313,8 @@ char *cnn_shape_str(cnn_shape_t s, char *buf, size_t len);
 /* Layer ops tables, one per file in src/layers/. */
 extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
     cnn_avgpool_ops, cnn_gap_ops, cnn_flatten_ops, cnn_dense_ops,
-    cnn_dropout_ops, cnn_batchnorm_ops;
+    cnn_dropout_ops, cnn_batchnorm_ops, cnn_sigmoid_ops, cnn_tanh_ops,
+    cnn_leaky_relu_ops, cnn_elu_ops, cnn_gelu_ops;
 
 /* Largest number of floats of column matrices the conv layer keeps at once
  * (0: the default, 16 MB). A layer whose whole batch fits keeps its

@@ -10,12 +10,13 @@
  * finite differences sharp. The step follows the type's fd kind in its
  * ops table (layer.h): conv, dense, flatten, the average pools and
  * dropout (with its mask fixed) are linear in their weights and inputs, so
- * a unit step is exact; batchnorm is smooth and gets a small step with
- * Richardson extrapolation. relu and maxpool are piecewise linear, and
- * real images put many of their inputs exactly on a kink (equal
- * background pixels tie in a max window), where a finite difference
- * measures a different one-sided slope: they are reported as not checked
- * here; make check compares them exactly with a reference. */
+ * a unit step is exact; batchnorm, sigmoid, tanh, elu and gelu are smooth
+ * and get a small step with Richardson extrapolation. relu, leaky_relu
+ * and maxpool are piecewise linear, and real images put many of their
+ * inputs exactly on a kink (equal background pixels tie in a max window),
+ * where a finite difference measures a different one-sided slope: they
+ * are reported as not checked here; make check compares them exactly with
+ * a reference. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,11 @@ static const char gradcheck_usage[] =
     "  (default 4: the analytic gradient, then random ones). The net runs in\n"
     "  training mode (batch statistics, a fixed dropout mask). Linear layers\n"
     "  (conv, dense, flatten, avgpool, gap, dropout) use a unit step, which is\n"
-    "  exact; batchnorm uses a small step with Richardson extrapolation. relu\n"
-    "  and maxpool are not checked here (real images tie exactly on their\n"
+    "  exact; batchnorm, sigmoid, tanh, elu and gelu use a small step with\n"
+    "  Richardson extrapolation (float rounding leaves about 1e-4 of noise,\n"
+    "  more in a direction where the derivative is small, as sigmoid's can\n"
+    "  be, and elu with alpha != 1 has a kink at 0). relu, leaky_relu and\n"
+    "  maxpool are not checked here (real images tie exactly on their\n"
     "  kinks); make check compares them exactly with a reference.\n"
     "  Fails (exit 6) when the largest relative error\n"
     "  |analytic - fd| / max(|analytic|, |fd|) exceeds T (default 1e-3).\n";

@@ -50,4 +50,89 @@ static inline cnn_status_t layer_shape_error(const cnn_layer_spec_t *spec,
                          cnn_shape_str(in, buf, sizeof buf), why);
 }
 
+/* An enum field's key: its value is the index of one of `choices`
+ * (NULL-terminated); `def` and `op` as for LAYER_INT_KEY. */
+#define LAYER_ENUM_KEY(name, field, choices, def, op)                          \
+    {name, CNN_LKEY_ENUM, offsetof(cnn_layer_spec_t, field), 0, 0, 0, 0, 0,    \
+     def, op, choices}
+
+/* An ops table's keys and nkeys fields from its key table t. */
+#define LAYER_KEYS(t) .keys = (t), .nkeys = LAYER_COUNT(t)
+
+/* ---- elementwise layers: relu and the other activations ---------------- */
+
+/* The kernels of an elementwise layer, over the n values of one span:
+ * forward writes y[i] = f(x[i]); backward writes dx[i] = dy[i] * f'(x[i]).
+ * Backward may compute f' from y[i] only where a ReLU run in place after
+ * the layer leaves y as it is (the in_place contract in layer.h). y may be
+ * x (relu runs in place). */
+typedef void (*layer_fwd_span_fn)(const cnn_layer_spec_t *s, size_t n, const float *x,
+                                  float *y);
+typedef void (*layer_bwd_span_fn)(const cnn_layer_spec_t *s, size_t n, const float *x,
+                                  const float *y, const float *dy, float *dx);
+
+/* Values per span. Spans are cut the same way whatever the thread count,
+ * so a result does not depend on it even where a kernel's vector loop and
+ * its scalar tail round differently; 16 KB of floats stay in L1. */
+#define LAYER_SPAN 4096
+
+/* Shape of an elementwise layer: the input's, and no memory. */
+static inline cnn_status_t layer_same_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
+                                            cnn_shape_t *out, cnn_layer_sizes_t *sz)
+{
+    (void)s;
+    *out = in;
+    *sz = (cnn_layer_sizes_t){0};
+    return CNN_OK;
+}
+
+/* Runs a forward kernel (fwd) or a backward one (bwd, when fwd is NULL)
+ * over the n * image values of l, in spans shared out to ctx->nthreads
+ * threads. x, y, dy and out are (n, in.c, in.h, in.w). */
+static inline void layer_map(const cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                             layer_fwd_span_fn fwd, layer_bwd_span_fn bwd, const float *x,
+                             const float *y, const float *dy, float *out)
+{
+    const size_t total = (size_t)n * cnn_shape_image(l->in);
+    const size_t nspans = (total + LAYER_SPAN - 1) / LAYER_SPAN;
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+    for (size_t k = 0; k < nspans; k++) {
+        const size_t at = k * LAYER_SPAN;
+        const size_t m = total - at < LAYER_SPAN ? total - at : LAYER_SPAN;
+        if (fwd) fwd(&l->spec, m, x + at, out + at);
+        else bwd(&l->spec, m, x + at, y + at, dy + at, out + at);
+    }
+}
+
+/* The ops entry points of an elementwise layer NAME from its kernels
+ * NAME_fwd, NAME_bwd and its reference NAME_ref(spec, x), f(x) in double:
+ * NAME_forward, NAME_backward (which writes nothing when dx is NULL) and
+ * NAME_reference. */
+#define LAYER_ELEMENTWISE(NAME)                                                \
+    static void NAME##_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,    \
+                               const float *x, float *y)                       \
+    {                                                                          \
+        layer_map(l, ctx, n, NAME##_fwd, NULL, x, NULL, NULL, y);              \
+    }                                                                          \
+    static void NAME##_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,   \
+                                const float *x, const float *y,                \
+                                const float *dy, float *dx)                    \
+    {                                                                          \
+        if (dx) layer_map(l, ctx, n, NULL, NAME##_bwd, x, y, dy, dx);          \
+    }                                                                          \
+    static void NAME##_reference(const cnn_ref_args_t *r, double *y)           \
+    {                                                                          \
+        const size_t nin = (size_t)r->in.n * cnn_shape_image(r->in);           \
+        for (size_t i = 0; i < nin; i++) y[i] = NAME##_ref(r->spec, r->x[i]);  \
+    }
+
+/* The fields of an elementwise layer's ops table that LAYER_ELEMENTWISE
+ * defines, with its `mpicnn op` descriptor; OPT is the usage text of its
+ * key flags ("" or "[--slope S] "). The table adds keys, fd and flags. */
+#define LAYER_ELEMENTWISE_OPS(NAME, OPT)                                       \
+    .type = #NAME, .shape = layer_same_shape, .forward = NAME##_forward,       \
+    .backward = NAME##_backward, .reference = NAME##_reference,                \
+    .cli = &(const cnn_layer_cli_t){                                           \
+        .usage = "--x F --x-shape ... " OPT "--out F [--dout F --dx F]"}
+
 #endif

@@ -6,6 +6,13 @@ src_libmpicnn_la_SOURCES += src/layers/registry.c src/layers/conv.c src/layers/c
 # the initialisers of conv and dense
 src_libmpicnn_la_SOURCES += src/layers/init.c src/layers/init.h
 noinst_HEADERS += include/mpicnn/layer.h include/mpicnn/loss.h src/layers/layer_util.h
+# the activations besides relu, on layer_util.h's elementwise scaffolding
+src_libmpicnn_la_SOURCES += src/layers/sigmoid.c src/layers/tanh.c src/layers/leaky_relu.c \
+	src/layers/elu.c src/layers/gelu.c
+# tests/test_activations_torch.sh: `mpicnn op` against PyTorch for every activation
+# (a SKIP without python3-torch)
+TESTS += tests/test_activations_torch.sh
+EXTRA_DIST += tests/test_activations_torch.sh
 check_PROGRAMS += tests/test_layers
 tests_test_layers_SOURCES = tests/test_layers.c tests/naive.c tests/naive.h
 check_PROGRAMS += tests/test_op

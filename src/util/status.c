@@ -9,12 +9,17 @@
 
 static _Thread_local char msg[MSG_MAX];
 
+/* Formats into a buffer of its own first: an argument may be the current
+ * message (cnn_error_set(st, "%s", cnn_error_message()) changes only the
+ * status). */
 cnn_status_t cnn_error_set(cnn_status_t st, const char *fmt, ...)
 {
+    char m[MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
+    memcpy(msg, m, sizeof msg);
     return st;
 }
 

@@ -1,0 +1,68 @@
+/* gelu.c - y = x Phi(x), elementwise, with Phi the standard normal CDF:
+ * exactly, 0.5 x (1 + erf(x / sqrt 2)) (approximate = none), or in
+ * PyTorch's tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+ * (approximate = tanh). Backward uses x. */
+#include "layer_util.h"
+
+static const char *const gelu_approximate[] = {"none", "tanh", NULL};
+
+static const cnn_layer_key_t gelu_keys[] = {
+    LAYER_ENUM_KEY("approximate", approximate, gelu_approximate, "none", 0),
+};
+
+#define GELU_RSQRT2 0.70710678118654752440f  /* 1 / sqrt 2 */
+#define GELU_RSQRT2PI 0.39894228040143267794f /* 1 / sqrt(2 pi), Phi'(0) */
+#define GELU_BETA 0.79788456080286535588f   /* sqrt(2 / pi) */
+#define GELU_KAPPA 0.044715f
+
+/* Both forms are computed without the cancellation of 1 + erf and 1 + tanh
+ * for x < 0, where float would lose the small result: 1 + erf(z) is
+ * erfc(-z) and 1 + tanh(u) is 2 s with s = 1 / (1 + exp(-2u)). */
+static void gelu_fwd(const cnn_layer_spec_t *s, size_t n, const float *x, float *y)
+{
+    if (s->approximate)
+        for (size_t i = 0; i < n; i++) {
+            const float v = x[i], u = GELU_BETA * (v + GELU_KAPPA * v * v * v);
+            y[i] = v / (1.0f + expf(-2.0f * u));
+        }
+    else
+        for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * erfcf(-x[i] * GELU_RSQRT2);
+}
+
+/* d/dx of x Phi(x) = Phi(x) + x Phi'(x); of the tanh form x s, with
+ * u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2), s (1 + 2 x (1 - s) u'). s and
+ * 1 - s are 1 / (1 + e) and e / (1 + e) with e = exp(-2|u|), in the order
+ * u's sign gives: each keeps its precision, and e stays finite. */
+static void gelu_bwd(const cnn_layer_spec_t *s, size_t n, const float *x, const float *y,
+                     const float *dy, float *dx)
+{
+    if (s->approximate)
+        for (size_t i = 0; i < n; i++) {
+            const float v = x[i], v2 = v * v, u = GELU_BETA * (v + GELU_KAPPA * v2 * v);
+            const float e = expf(-2.0f * fabsf(u)), big = 1.0f / (1.0f + e), small = e * big;
+            const float sg = u >= 0.0f ? big : small, sc = u >= 0.0f ? small : big;
+            const float du = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * v2);
+            dx[i] = dy[i] * sg * (1.0f + 2.0f * v * sc * du);
+        }
+    else
+        for (size_t i = 0; i < n; i++) {
+            const float v = x[i];
+            const float cdf = 0.5f * erfcf(-v * GELU_RSQRT2);
+            dx[i] = dy[i] * (cdf + v * GELU_RSQRT2PI * expf(-0.5f * v * v));
+        }
+}
+
+static double gelu_ref(const cnn_layer_spec_t *s, double x)
+{
+    if (s->approximate)
+        return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    return 0.5 * x * (1 + erf(x / sqrt(2)));
+}
+
+LAYER_ELEMENTWISE(gelu)
+
+const cnn_layer_ops_t cnn_gelu_ops = {
+    LAYER_ELEMENTWISE_OPS(gelu, "[--approximate none|tanh] "),
+    LAYER_KEYS(gelu_keys),
+    .fd = CNN_FD_SMOOTH,
+};
