@@ -2,8 +2,10 @@
 src_libmpicnn_la_SOURCES += src/layers/registry.c src/layers/conv.c src/layers/conv_im2col.c \
 	src/layers/conv_smallgemm.c src/layers/conv_winograd.c src/layers/conv_engine.h \
 	src/layers/relu.c src/layers/pool.c src/layers/flatten.c src/layers/dense.c \
-	src/layers/dropout.c src/layers/batchnorm.c src/layers/loss.c
-noinst_HEADERS += include/mpicnn/layer.h include/mpicnn/loss.h src/layers/layer_util.h
+	src/layers/dropout.c src/layers/batchnorm.c src/layers/loss.c \
+	src/layers/add.c src/layers/concat.c
+noinst_HEADERS += include/mpicnn/layer.h include/mpicnn/loss.h src/layers/layer_util.h \
+	src/layers/merge_util.h
 check_PROGRAMS += tests/test_layers
 tests_test_layers_SOURCES = tests/test_layers.c tests/naive.c tests/naive.h
 check_PROGRAMS += tests/test_op

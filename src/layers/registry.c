@@ -10,6 +10,7 @@ static const cnn_layer_ops_t *const registry[] = {
     &cnn_conv_ops,    &cnn_relu_ops,  &cnn_maxpool_ops,
     &cnn_avgpool_ops, &cnn_gap_ops,   &cnn_flatten_ops,
     &cnn_dense_ops,   &cnn_dropout_ops, &cnn_batchnorm_ops,
+    &cnn_add_ops,     &cnn_concat_ops,
     NULL,
 };
 #define NREG (sizeof registry / sizeof registry[0] - 1)
