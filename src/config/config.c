@@ -1200,16 +1200,16 @@ static cnn_status_t layer_inputs(parse_t *p, cnn_config_t *cfg, int li, const he
     char where[WHERE_MAX];
     cnn_layer_spec_t *spec = &cfg->layers[li];
     const int merge = cnn_layer_is_merge(t);
+    if (merge && in)
+        return bad(where_entry(p, in, where), spec->name, "input", "does not apply to an %s "
+                   "layer, which takes several (inputs = A, B, ...)", t->type);
     if (merge && !ins)
-        return bad(in ? where_entry(p, in, where) : where_line(p, h->line, where), spec->name,
-                   "inputs", "missing required key for a %s layer (expected %s)", t->type,
-                   inputs_key.what);
+        return bad(where_line(p, h->line, where), spec->name,
+                   "inputs", "missing required key for a merge layer (%s; expected %s)",
+                   t->type, inputs_key.what);
     if (!merge && ins)
         return bad(where_entry(p, ins, where), spec->name, "inputs", "does not apply to a %s "
                    "layer, which takes one input (input = NAME)", t->type);
-    if (merge && in)
-        return bad(where_entry(p, in, where), spec->name, "input", "does not apply to a %s "
-                   "layer (give inputs = A, B, ...)", t->type);
     const entry_t *e = merge ? ins : in;
     if (!e) return CNN_OK; /* the default */
     CNN_TRY(set_value(spec, merge ? &inputs_key : &input_key, e->value,

@@ -135,26 +135,27 @@ static cnn_status_t resolve_inputs(const cnn_layer_spec_t *specs, int nlayers, i
     return CNN_OK;
 }
 
+/* An output nothing takes (but the last layer's, the net's output) is
+ * refused: its backward pass would have no gradient. */
+static cnn_status_t plan_unused(const cnn_layer_spec_t *specs, const cnn_net_plan_t *plan)
+{
+    for (int i = 0; i + 1 < plan->nlayers; i++)
+        if (plan->layers[i].uses == 0)
+            return cnn_error_set(CNN_ECONFIG, "layer %s: no layer takes its output, and it "
+                                 "is not the last layer (the net's output)", specs[i].name);
+    return CNN_OK;
+}
+
 /* The consumers of every layer's output, and the decisions that depend
  * on them: which layers run in place and which ReLUs are folded into the
- * max pool after them. An output nothing takes (but the last layer's) is
- * refused: its backward pass would have no gradient. */
-static cnn_status_t plan_uses(const cnn_layer_spec_t *specs, cnn_net_plan_t *plan)
+ * max pool after them. */
+static void plan_uses(cnn_net_plan_t *plan)
 {
     cnn_net_plan_layer_t *ls = plan->layers;
     const int nl = plan->nlayers;
-    int input_uses = 0;
     for (int i = 0; i < nl; i++)
-        for (int k = 0; k < ls[i].ninputs; k++) {
+        for (int k = 0; k < ls[i].ninputs; k++)
             if (ls[i].src[k] >= 0) ls[ls[i].src[k]].uses++;
-            else input_uses++;
-        }
-    for (int i = 0; i + 1 < nl; i++)
-        if (ls[i].uses == 0)
-            return cnn_error_set(CNN_ECONFIG, "layer %s: no layer takes its output, and it "
-                                 "is not the last layer (the net's output)", specs[i].name);
-    if (input_uses == 0)
-        return cnn_error_set(CNN_ECONFIG, "no layer takes the net's input");
     for (int i = 0; i < nl; i++) {
         cnn_net_plan_layer_t *pl = &ls[i];
         const int s = pl->src[0];
@@ -167,7 +168,6 @@ static cnn_status_t plan_uses(const cnn_layer_spec_t *specs, cnn_net_plan_t *pla
             pl->ops->backward_after_relu && pl->ops->forward_after_relu)
             ls[s].fold = i;
     }
-    return CNN_OK;
 }
 
 /* Layer i's type and inputs. */
@@ -337,9 +337,10 @@ cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_
     plan->nlayers = nlayers;
     for (int i = 0; i < nlayers && st == CNN_OK; i++)
         st = plan_graph(specs, nlayers, i, &plan->layers[i]);
-    if (st == CNN_OK) st = plan_uses(specs, plan);
+    if (st == CNN_OK) plan_uses(plan);
     for (int i = 0; i < nlayers && st == CNN_OK; i++)
         st = plan_layer(&specs[i], plan, input, &plan->layers[i]);
+    if (st == CNN_OK) st = plan_unused(specs, plan);
     if (st == CNN_OK) st = plan_backward(plan);
     if (st != CNN_OK) {
         cnn_net_plan_free(plan);
