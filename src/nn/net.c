@@ -670,18 +670,40 @@ cnn_layer_t *cnn_net_layer(cnn_net_t *net, const char *name)
     return NULL;
 }
 
+/* 1 if every layer takes the one before it (the first: the net's input). */
+static int net_is_chain(const cnn_net_t *net)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i].ninputs != 1 || net->layers[i].src[0] != i - 1) return 0;
+    return 1;
+}
+
+/* Layer l's inputs as "a, b" into buf. */
+static void inputs_str(const cnn_net_t *net, const cnn_layer_t *l, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < l->ninputs && n < len; k++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", k ? ", " : "",
+                              l->src[k] < 0 ? CNN_NET_INPUT_NAME
+                                            : net->layers[l->src[k]].spec.name);
+}
+
 void cnn_net_print(const cnn_net_t *net, FILE *f)
 {
-    char b[64];
+    char b[64], ins[CNN_LAYER_INPUTS_MAX * (CNN_NAME_MAX + 2)];
+    const int graph = !net_is_chain(net);
     cnn_shape_t in = net->input;
-    fprintf(f, "%-12s %-10s %-20s %10s\n", "layer", "type", "output (c,h,w)", "params");
+    fprintf(f, "%-12s %-10s %-20s %10s%s\n", "layer", "type", "output (c,h,w)", "params",
+            graph ? "  inputs" : "");
     fprintf(f, "%-12s %-10s (%d,%d,%d)%*s %10d\n", "input", "", in.c, in.h, in.w,
             (int)(19 - snprintf(b, sizeof b, "(%d,%d,%d)", in.c, in.h, in.w)), "", 0);
     for (int i = 0; i < net->nlayers; i++) {
         const cnn_layer_t *l = &net->layers[i];
         snprintf(b, sizeof b, "(%d,%d,%d)", l->out.c, l->out.h, l->out.w);
-        fprintf(f, "%-12s %-10s %-20s %10zu\n", l->spec.name, l->spec.type, b,
-                l->sz.params);
+        inputs_str(net, l, ins, sizeof ins);
+        fprintf(f, "%-12s %-10s %-20s %10zu%s%s\n", l->spec.name, l->spec.type, b,
+                l->sz.params, graph ? "  " : "", graph ? ins : "");
     }
     fprintf(f, "total parameters: %zu\n", net->nparams);
 }
