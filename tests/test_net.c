@@ -216,6 +216,60 @@ static void test_graph_plan(void **state)
     cnn_net_plan_free(&plan);
 }
 
+/* The output of a net planned for inference (buffers reused) equals a
+ * training net's, bit for bit, and its plan is smaller. */
+static void check_infer(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, int nslots)
+{
+    cnn_net_plan_t pt, pi;
+    cnn_net_t *nt, *ni;
+    assert_int_equal(cnn_net_plan(a, nl, in, 2, &pt), CNN_OK);
+    assert_int_equal(cnn_net_plan_infer(a, nl, in, 2, &pi), CNN_OK);
+    assert_int_equal(pi.nslots, nslots);
+    assert_true(pi.total < pt.total);
+    assert_int_equal(pi.ndbuf, 0);
+    assert_int_equal(cnn_net_build(&pt, a, &nt), CNN_OK);
+    assert_int_equal(cnn_net_build(&pi, a, &ni), CNN_OK);
+    cnn_net_init(nt, 4);
+    cnn_net_init(ni, 4);
+    uint64_t seed = 8;
+    for (size_t i = 0; i < (size_t)in.n * cnn_shape_image(in); i++)
+        nt->act[0][i] = ni->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+    cnn_ctx_t ct = cnn_net_ctx(nt, 0, 1, 0, 0), ci = cnn_net_ctx(ni, 0, 1, 0, 0);
+    const float *yt = cnn_net_forward(nt, &ct, in.n), *yi = cnn_net_forward(ni, &ci, in.n);
+    assert_memory_equal(yt, yi, sizeof(float) * (size_t)in.n * cnn_shape_image(nt->output));
+    cnn_net_free(nt);
+    cnn_net_free(ni);
+    cnn_net_plan_free(&pt);
+    cnn_net_plan_free(&pi);
+}
+
+static void test_graph_infer(void **state)
+{
+    (void)state;
+    cnn_layer_spec_t a[11];
+    residual_net(a);
+    /* r0 lives until sum: the block takes two more slots, the pool a third */
+    check_infer(a, 11, (cnn_shape_t){3, 2, 6, 6}, 3);
+    concat_net(a);
+    check_infer(a, 6, (cnn_shape_t){3, 2, 4, 4}, 3);
+    /* a chain ping-pongs between two buffers */
+    cnn_layer_spec_t f[] = {
+        L("conv1", "conv", 8, 3, 1, 1), L("relu1", "relu", 0, 0, 0, 0),
+        L("pool1", "maxpool", 0, 2, 2, 0), L("conv2", "conv", 8, 3, 1, 1),
+        L("relu2", "relu", 0, 0, 0, 0),   L("pool2", "maxpool", 0, 2, 2, 0),
+        L("flat", "flatten", 0, 0, 0, 0), L("fc1", "dense", 16, 0, 0, 0),
+        L("relu3", "relu", 0, 0, 0, 0),   L("fc2", "dense", 10, 0, 0, 0),
+    };
+    check_infer(f, 10, (cnn_shape_t){4, 1, 12, 12}, 2);
+    /* a folded ReLU's slot (its input's) lives until its max pool has run */
+    cnn_layer_spec_t g[] = {
+        L("conv1", "conv", 8, 3, 1, 1), L("relu1", "relu", 0, 0, 0, 0),
+        L("pool1", "maxpool", 0, 2, 2, 0), L("flat", "flatten", 0, 0, 0, 0),
+        L("fc2", "dense", 10, 0, 0, 0),
+    };
+    check_infer(g, 5, (cnn_shape_t){4, 1, 12, 12}, 2);
+}
+
 /* Each graph error is CNN_ECONFIG naming the layers. */
 static void test_graph_errors(void **state)
 {
@@ -554,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_relu_pool_fused), cmocka_unit_test(test_plan),
         cmocka_unit_test(test_plan_overflow), cmocka_unit_test(test_graph_plan),
         cmocka_unit_test(test_graph_errors), cmocka_unit_test(test_graph_gradient),
+        cmocka_unit_test(test_graph_infer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,7 @@ typedef struct {
                                       net's input */
     cnn_shape_t ins[CNN_LAYER_INPUTS_MAX];
     int uses;                 /* consumers of its output (inputs naming it) */
+    int slot;                 /* the buffer its output lives in */
     int in_place;             /* 1: its output is its input's buffer */
     int fold;                 /* the layer that runs this ReLU's passes
                                  (cnn_net_relu_folded), else -1 */
@@ -101,7 +102,9 @@ typedef struct {
 
 typedef struct {
     int nlayers;
+    int infer;                    /* 1: from cnn_net_plan_infer */
     int nthreads;                 /* resolved (>= 1) */
+    int nslots;                   /* activation buffers (cnn_net_plan_layer_t.slot) */
     cnn_net_plan_layer_t *layers; /* (nlayers), owned: cnn_net_plan_free */
     cnn_shape_t output;           /* of the last layer */
     size_t nparams, nstate;       /* floats, as in cnn_net_t */
@@ -125,6 +128,15 @@ typedef struct {
  * (cnn_net_plan_free is still safe). */
 cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
                           int nthreads, cnn_net_plan_t *plan);
+
+/* cnn_net_plan() of a net that only runs forward (predict, eval): an
+ * activation buffer is given back when the last layer that reads it has
+ * run, and a later output takes it; there are no gradient buffers. A net
+ * built from it must not run cnn_net_backward (which then does nothing)
+ * nor cnn_net_layer_output (an earlier layer's output may be gone); its
+ * forward pass gives the same output as a training net's. */
+cnn_status_t cnn_net_plan_infer(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
+                                int nthreads, cnn_net_plan_t *plan);
 
 void cnn_net_plan_free(cnn_net_plan_t *plan);
 

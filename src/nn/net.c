@@ -201,13 +201,13 @@ static cnn_status_t plan_layer(const cnn_layer_spec_t *spec, const cnn_net_plan_
     pl->params = pl->grads = cnn_mem_mul(sz->params, sizeof(float));
     pl->state = cnn_mem_mul(sz->state, sizeof(float));
     pl->cache = cnn_mem_mul(sz->cache, sizeof(float));
-    pl->act = pl->in_place ? 0 : floats_bytes(shape_floats(pl->out));
+
     pl->work = cnn_mem_add(cnn_mem_mul(cnn_mem_mul(work_stride(sz->work), (size_t)nthreads),
                                        sizeof(float)),
                            cnn_mem_mul(sz->shared, sizeof(float)));
     size_t t = cnn_mem_add(pl->params, pl->grads);
     t = cnn_mem_add(t, cnn_mem_add(pl->state, pl->cache));
-    pl->total = cnn_mem_add(t, pl->act);
+    pl->total = t; /* plus its activations: plan_slots */
     return CNN_OK;
 }
 
@@ -292,6 +292,83 @@ static cnn_status_t plan_backward(cnn_net_plan_t *plan)
     return st;
 }
 
+/* ---- activation buffers ---------------------------------------------------
+ * Each layer's output lives in a slot: its own, or its input's when it
+ * runs in place. A net planned for training keeps every activation, as
+ * the backward pass reads them: a slot per layer that does not run in
+ * place. A net planned for inference (cnn_net_plan_infer) gives a slot
+ * back after the last layer that reads it has run, and a later output
+ * takes it: the largest output it holds sizes it. The net's input has a
+ * buffer of its own (the caller fills it). */
+
+/* The last layer that reads each layer's output: a folded ReLU's pool
+ * reads the ReLU's input; the net's output is read after every layer. */
+static void plan_last_use(const cnn_net_plan_t *plan, int *last)
+{
+    const cnn_net_plan_layer_t *ls = plan->layers;
+    const int nl = plan->nlayers;
+    for (int i = 0; i < nl; i++) last[i] = i + 1 < nl ? i : nl;
+    for (int c = 0; c < nl; c++) {
+        if (ls[c].fold >= 0) continue; /* runs nothing itself */
+        for (int k = 0; k < ls[c].ninputs; k++) {
+            int t = ls[c].src[k];
+            if (t >= 0 && ls[t].fold == c) t = ls[t].src[0];
+            if (t >= 0 && c > last[t]) last[t] = c;
+        }
+    }
+}
+
+/* The lowest free slot of busy[0..nl), taken. */
+static int slot_take(unsigned char *busy, int nl, int *nslots)
+{
+    int s = 0;
+    while (s < nl && busy[s]) s++;
+    busy[s] = 1;
+    if (s + 1 > *nslots) *nslots = s + 1;
+    return s;
+}
+
+/* Each layer's slot, and its part of the plan: the bytes of the slots
+ * whose largest output it is (the first of equals). */
+static cnn_status_t plan_slots(cnn_net_plan_t *plan)
+{
+    cnn_net_plan_layer_t *ls = plan->layers;
+    const int nl = plan->nlayers;
+    int *last = malloc(sizeof *last * (size_t)nl), *until = malloc(sizeof *until * (size_t)nl);
+    unsigned char *busy = calloc((size_t)nl + 1, 1);
+    if (!last || !until || !busy) {
+        free(last);
+        free(until);
+        free(busy);
+        return cnn_error_set(CNN_ENOMEM, "out of memory planning the net");
+    }
+    plan_last_use(plan, last);
+    plan->nslots = 0;
+    for (int i = 0; i < nl; i++) {
+        const int s = ls[i].slot =
+            ls[i].in_place ? ls[ls[i].src[0]].slot : slot_take(busy, nl, &plan->nslots);
+        /* a slot is read until the last use of every output it holds at
+         * once (an in-place layer's and its input's) */
+        if (!ls[i].in_place || last[i] > until[s]) until[s] = last[i];
+        if (!plan->infer) continue;
+        for (int k = 0; k < plan->nslots; k++) /* read for the last time here */
+            if (busy[k] && until[k] == i) busy[k] = 0;
+    }
+    for (int s = 0; s < plan->nslots; s++) {
+        int owner = -1;
+        for (int i = 0; i < nl; i++)
+            if (ls[i].slot == s && (owner < 0 || shape_floats(ls[i].out) >
+                                                     shape_floats(ls[owner].out)))
+                owner = i;
+        ls[owner].act = floats_bytes(shape_floats(ls[owner].out));
+        ls[owner].total = cnn_mem_add(ls[owner].total, ls[owner].act);
+    }
+    free(last);
+    free(until);
+    free(busy);
+    return CNN_OK;
+}
+
 /* The arenas' sizes and the total from the layers' sizes. */
 static void plan_totals(cnn_net_plan_t *plan)
 {
@@ -318,10 +395,12 @@ static void plan_totals(cnn_net_plan_t *plan)
     plan->total = t;
 }
 
-cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
-                          int nthreads, cnn_net_plan_t *plan)
+/* cnn_net_plan or cnn_net_plan_infer. */
+static cnn_status_t net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
+                             int nthreads, int infer, cnn_net_plan_t *plan)
 {
     memset(plan, 0, sizeof *plan);
+    plan->infer = infer;
     if (nlayers < 1) return cnn_error_set(CNN_ECONFIG, "the net has no layers");
     if (input.n < 1 || input.c < 1 || input.h < 1 || input.w < 1) {
         char b[64];
@@ -341,7 +420,8 @@ cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_
     for (int i = 0; i < nlayers && st == CNN_OK; i++)
         st = plan_layer(&specs[i], plan, input, &plan->layers[i]);
     if (st == CNN_OK) st = plan_unused(specs, plan);
-    if (st == CNN_OK) st = plan_backward(plan);
+    if (st == CNN_OK) st = plan_slots(plan);
+    if (st == CNN_OK && !infer) st = plan_backward(plan);
     if (st != CNN_OK) {
         cnn_net_plan_free(plan);
         return st;
@@ -349,6 +429,18 @@ cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_
     plan->output = plan->layers[nlayers - 1].out;
     plan_totals(plan);
     return CNN_OK;
+}
+
+cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
+                          int nthreads, cnn_net_plan_t *plan)
+{
+    return net_plan(specs, nlayers, input, nthreads, 0, plan);
+}
+
+cnn_status_t cnn_net_plan_infer(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
+                                int nthreads, cnn_net_plan_t *plan)
+{
+    return net_plan(specs, nlayers, input, nthreads, 1, plan);
 }
 
 size_t cnn_net_plan_bytes(const cnn_net_plan_t *plan, const cnn_mem_item_t *extra, int nextra)
@@ -477,14 +569,19 @@ static cnn_status_t net_bind(cnn_net_t *net, const cnn_net_plan_t *plan)
         po += l->sz.params;
         so += l->sz.state;
         co += l->sz.cache;
-        /* an in-place layer (relu) writes over its input, which saves a
-         * buffer and a pass over memory (the plan said where it may) */
-        if (plan->layers[i].in_place) {
-            net->act[i + 1] = net->act[l->src[0] + 1];
-            continue;
-        }
-        net->act[i + 1] = alloc_floats(shape_floats(l->out));
-        if (!net->act[i + 1]) return CNN_ENOMEM;
+    }
+    /* the output buffers: a slot each, sized by its largest output (an
+     * in-place layer, relu, shares its input's: that saves a buffer and
+     * a pass over memory) */
+    for (int s = 0; s < plan->nslots; s++) {
+        size_t n = 0;
+        for (int i = 0; i < net->nlayers; i++)
+            if (plan->layers[i].slot == s && shape_floats(plan->layers[i].out) > n)
+                n = shape_floats(plan->layers[i].out);
+        float *buf = alloc_floats(n);
+        if (!buf) return CNN_ENOMEM;
+        for (int i = 0; i < net->nlayers; i++)
+            if (plan->layers[i].slot == s) net->act[i + 1] = buf;
     }
     return CNN_OK;
 }
@@ -507,7 +604,7 @@ cnn_status_t cnn_net_build(const cnn_net_plan_t *plan, const cnn_layer_spec_t *s
     net->act = calloc((size_t)plan->nlayers + 1, sizeof *net->act);
     net->fold = calloc((size_t)plan->nlayers, sizeof *net->fold);
     net->steps = calloc((size_t)plan->nlayers, sizeof *net->steps);
-    net->dbuf = calloc((size_t)plan->ndbuf, sizeof *net->dbuf);
+    net->dbuf = calloc((size_t)plan->ndbuf + 1, sizeof *net->dbuf);
     if (net->steps) memcpy(net->steps, plan->steps, sizeof *net->steps * (size_t)plan->nsteps);
     if (!net->layers || !net->act || !net->fold || !net->steps || !net->dbuf ||
         net_alloc(net, plan, specs) != CNN_OK || net_bind(net, plan) != CNN_OK) {
