@@ -9,9 +9,11 @@
  * memory, without allocating it, and cnn_net_create() allocates that
  * plan: one block of parameters, one of gradients (same layout, so a
  * single all-reduce covers every layer), one of non-trainable state, the
- * activations of every layer at the maximum batch, the gradient buffers
- * the backward pass needs at once (two for a chain, which it uses in
- * turn) and per-thread scratch. forward/backward never allocate. */
+ * activations of every layer at the maximum batch (a net planned for
+ * inference only, cnn_net_plan_infer, reuses their buffers), the
+ * gradient buffers the backward pass needs at once (two for a chain,
+ * which it uses in turn) and per-thread scratch. forward/backward never
+ * allocate. */
 #ifndef MPICNN_NET_H
 #define MPICNN_NET_H
 
