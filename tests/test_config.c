@@ -471,6 +471,13 @@ static void test_graph(void **state)
         fail_msg("%s", cnn_error_message());
     assert_memory_equal(a->layers, b->layers, sizeof a->layers);
     free(s1);
+    char v[64];
+    assert_int_equal(cnn_config_get_string(a, "sum.inputs", v, sizeof v), CNN_OK);
+    assert_string_equal(v, "r1, stem");
+    assert_int_equal(cnn_config_get_string(a, "c1.input", v, sizeof v), CNN_OK);
+    assert_string_equal(v, "stem");
+    assert_int_equal(cnn_config_get_string(a, "stem.input", v, sizeof v), CNN_OK);
+    assert_string_equal(v, "input");
     /* an input that is not the default prints (the net, not the config,
      * refuses cat's output then going unused) */
     const char *ovr[] = {"fc.input=sum"};

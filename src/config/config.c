@@ -1674,6 +1674,9 @@ cnn_status_t cnn_config_get_string(const cnn_config_t *cfg, const char *section_
             found = 1;
             if (strcmp(key, "type") == 0) {
                 sb_printf(&b, "%s", s->type);
+            } else if (is_input_key(key)) { /* the resolved names */
+                if (s->ninputs == 0) sb_printf(&b, "%s", default_input(cfg, i));
+                else format_value(&b, s, &inputs_key);
             } else if (lk) {
                 const keydef_t kd = lkey_def(lk);
                 format_value(&b, s, &kd);

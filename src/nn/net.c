@@ -496,7 +496,7 @@ static void put_table(msgbuf_t *m, const cnn_net_plan_t *plan, const cnn_layer_s
                                     pl->work, pl->total}, 7);
     }
     snprintf(name, sizeof name, "gradient buffers (%d)", plan->ndbuf);
-    put_row(m, name, (size_t[]){0, 0, 0, 0, 0, 0, plan->dbuf}, 7);
+    if (plan->ndbuf) put_row(m, name, (size_t[]){0, 0, 0, 0, 0, 0, plan->dbuf}, 7);
     snprintf(name, sizeof name, "work (largest, %d thr.)", plan->nthreads);
     put_row(m, name, (size_t[]){0, 0, 0, 0, 0, 0, plan->work}, 7);
     for (int i = 0; i < nextra; i++)
