@@ -201,7 +201,6 @@ static cnn_status_t plan_layer(const cnn_layer_spec_t *spec, const cnn_net_plan_
     pl->params = pl->grads = cnn_mem_mul(sz->params, sizeof(float));
     pl->state = cnn_mem_mul(sz->state, sizeof(float));
     pl->cache = cnn_mem_mul(sz->cache, sizeof(float));
-
     pl->work = cnn_mem_add(cnn_mem_mul(cnn_mem_mul(work_stride(sz->work), (size_t)nthreads),
                                        sizeof(float)),
                            cnn_mem_mul(sz->shared, sizeof(float)));
