@@ -216,6 +216,72 @@ static void test_graph_plan(void **state)
     cnn_net_plan_free(&plan);
 }
 
+/* Output and gradients (dout = the output) of a net, into *y and *g. */
+static void run_net(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, float **y, float **g,
+                    size_t *ny, size_t *np)
+{
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(a, nl, in, 2, &net), CNN_OK);
+    cnn_net_init(net, 6);
+    uint64_t seed = 12;
+    for (size_t i = 0; i < (size_t)in.n * cnn_shape_image(in); i++)
+        net->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    const float *out = cnn_net_forward(net, &ctx, in.n);
+    *ny = (size_t)in.n * cnn_shape_image(net->output);
+    *np = net->nparams;
+    *y = malloc(sizeof(float) * *ny);
+    memcpy(*y, out, sizeof(float) * *ny);
+    cnn_net_zero_grad(net);
+    cnn_net_backward(net, &ctx, in.n, *y);
+    *g = malloc(sizeof(float) * *np);
+    memcpy(*g, net->grads, sizeof(float) * *np);
+    cnn_net_free(net);
+}
+
+/* A ReLU folded into a max pool that is not the next layer: the same
+ * bits as the pool and the ReLU in the other order (max and ReLU
+ * commute, in both passes). */
+static void test_graph_fold(void **state)
+{
+    (void)state;
+    const cnn_layer_spec_t a[] = {
+        L("c", "conv", 3, 3, 1, 1),   G(L("r", "relu", 0, 0, 0, 0), "c", NULL, NULL),
+        G(L("d", "conv", 3, 3, 1, 1), "input", NULL, NULL),
+        G(L("mp", "maxpool", 0, 2, 2, 0), "r", NULL, NULL),
+        G(L("mp2", "maxpool", 0, 2, 2, 0), "d", NULL, NULL),
+        G(L("s", "add", 0, 0, 0, 0), "mp", "mp2", NULL), L("f", "flatten", 0, 0, 0, 0),
+        L("fc", "dense", 4, 0, 0, 0),
+    };
+    const cnn_layer_spec_t b[] = {
+        L("c", "conv", 3, 3, 1, 1),   G(L("mp", "maxpool", 0, 2, 2, 0), "c", NULL, NULL),
+        G(L("d", "conv", 3, 3, 1, 1), "input", NULL, NULL),
+        G(L("r", "relu", 0, 0, 0, 0), "mp", NULL, NULL),
+        G(L("mp2", "maxpool", 0, 2, 2, 0), "d", NULL, NULL),
+        G(L("s", "add", 0, 0, 0, 0), "r", "mp2", NULL), L("f", "flatten", 0, 0, 0, 0),
+        L("fc", "dense", 4, 0, 0, 0),
+    };
+    const cnn_shape_t in = {3, 2, 8, 10};
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(a, 8, in, 1, &net), CNN_OK);
+    assert_int_equal(cnn_net_relu_folded(net, 1), 1);
+    assert_int_equal(net->fold[1], 3);
+    assert_ptr_equal(net->act[2], net->act[1]); /* in place over c */
+    cnn_net_free(net);
+    float *ya, *ga, *yb, *gb;
+    size_t ny, np, nyb, npb;
+    run_net(a, 8, in, &ya, &ga, &ny, &np);
+    run_net(b, 8, in, &yb, &gb, &nyb, &npb);
+    assert_int_equal(ny, nyb);
+    assert_int_equal(np, npb);
+    assert_memory_equal(ya, yb, sizeof(float) * ny);
+    assert_memory_equal(ga, gb, sizeof(float) * np);
+    free(ya);
+    free(ga);
+    free(yb);
+    free(gb);
+}
+
 /* The output of a net planned for inference (buffers reused) equals a
  * training net's, bit for bit, and its plan is smaller. */
 static void check_infer(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, int nslots)
@@ -608,7 +674,7 @@ int main(void)
         cmocka_unit_test(test_relu_pool_fused), cmocka_unit_test(test_plan),
         cmocka_unit_test(test_plan_overflow), cmocka_unit_test(test_graph_plan),
         cmocka_unit_test(test_graph_errors), cmocka_unit_test(test_graph_gradient),
-        cmocka_unit_test(test_graph_infer),
+        cmocka_unit_test(test_graph_infer),   cmocka_unit_test(test_graph_fold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
