@@ -4,7 +4,8 @@
 # pooled block concatenated with the pooled net input, on synthetic 8x8
 # images:
 #   - mpicnn gradcheck checks every layer, each input of add and concat;
-#   - mpicnn train, info (each layer's inputs), eval;
+#   - mpicnn train, info (each layer's inputs), eval; a resumed run gives
+#     the same metrics; 2 ranks train it;
 #   - PyTorch rebuilds the net from model.h5 with the loader of
 #     docs/model-format.md (the code block after its marker line): on the
 #     60 test images its softmax probabilities equal those of
@@ -12,6 +13,7 @@
 # The PyTorch part prints SKIP (exit 77) when python3, h5py, numpy or
 # torch is missing.
 set -u
+MPIEXEC=${MPIEXEC:-mpirun}
 MPICNN=${MPICNN:-src/mpicnn}
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-.}
@@ -101,6 +103,18 @@ grep -q "^sum .*b2, r0$" "$d/log.info" || fail "info does not show sum's inputs"
 "$MPICNN" eval "$d/run/model.h5" --predictions "$d/eval.csv" >"$d/log.eval" 2>&1 ||
     fail "eval failed"
 echo "ok: trained; info shows the graph; eval ran"
+# a resumed run trains to the same metrics (the graph round trips through
+# the checkpoint's config), and 2 ranks train it too
+"$MPICNN" train "$d/res.ini" --set train.epochs=1 --out "$d/part" >"$d/log.part" 2>&1 ||
+    fail "train of 1 epoch failed"
+"$MPICNN" train "$d/res.ini" --out "$d/part" --resume >"$d/log.resume" 2>&1 ||
+    fail "resume failed"
+cut -d, -f1-6 "$d/run/metrics.csv" >"$d/m1"
+cut -d, -f1-6 "$d/part/metrics.csv" >"$d/m2"
+cmp -s "$d/m1" "$d/m2" || fail "the resumed run's metrics differ"
+"$MPIEXEC" -np 2 "$MPICNN" train "$d/res.ini" --out "$d/np2" >"$d/log.np2" 2>&1 ||
+    fail "train on 2 ranks failed"
+echo "ok: resumed to the same metrics; trained on 2 ranks"
 if ! "$PYTHON" -c 'import h5py, numpy, torch' 2>/dev/null; then
     echo "SKIP: PyTorch comparison: $PYTHON cannot import h5py, numpy and torch"
     exit 77
