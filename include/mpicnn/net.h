@@ -62,9 +62,10 @@ typedef struct {
                               (cnn_net_relu_folded), else -1 */
     int nsteps;            /* the backward pass, in order */
     cnn_net_bstep_t *steps;
-    int ndbuf;             /* gradient buffers (>= 2), each the largest
-                              activation; dbuf[1] is free until the second
-                              step (the trainer puts the loss gradient there) */
+    int ndbuf;             /* gradient buffers (>= 2; 0 in a net planned
+                              for inference), each the largest activation;
+                              dbuf[1] is free until the second step (the
+                              trainer puts the loss gradient there) */
     float **dbuf;
     float *work;           /* nthreads * work_stride */
     size_t work_stride;
@@ -112,7 +113,7 @@ typedef struct {
     size_t nparams, nstate;       /* floats, as in cnn_net_t */
     size_t input;                 /* the input buffer */
     int ndbuf;                    /* gradient buffers the backward pass holds
-                                     at once (>= 2) */
+                                     at once (>= 2; 0 when infer) */
     size_t dbuf;                  /* all of them, each the largest activation */
     int nsteps;                   /* the backward pass (cnn_net_t.steps) */
     cnn_net_bstep_t *steps;       /* owned: cnn_net_plan_free */
