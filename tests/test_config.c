@@ -433,6 +433,96 @@ static void test_round_trip(void **state)
     free(b);
 }
 
+/* A residual block and a concat: input/inputs parse into the specs, an
+ * input naming the default is the default, the resolved text prints them
+ * only where they differ from it and round trips; each graph error names
+ * the layer, the key and the line. */
+static const char *graph_ini =
+    "[data]\nformat = idx\ntrain_images = a\ntrain_labels = b\ntest_images = c\n"
+    "test_labels = d\n[optimizer]\nlr = 0.1\n[train]\nepochs = 1\n"
+    "[net]\nlayers = stem, c1, r1, sum, cat, fc\n"
+    "[stem]\ntype = conv\nfilters = 4\nkernel = 3\npad = 1\n"
+    "[c1]\ntype = conv\nfilters = 4\nkernel = 3\npad = 1\ninput = stem\n"
+    "[r1]\ntype = relu\n"
+    "[sum]\ntype = add\ninputs = r1, stem\n"
+    "[cat]\ntype = concat\ninputs = sum, input\n"
+    "[fc]\ntype = dense\nunits = 10\n";
+
+static void test_graph(void **state)
+{
+    cnn_config_t *a = *state;
+    cnn_config_t *b = malloc(sizeof *b);
+    assert_non_null(b);
+    if (cnn_config_parse_string(graph_ini, "g.ini", NULL, 0, a) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    assert_int_equal(a->layers[0].ninputs, 0);
+    assert_int_equal(a->layers[1].ninputs, 0); /* input = stem: the default */
+    assert_int_equal(a->layers[3].ninputs, 2);
+    assert_string_equal(a->layers[3].inputs[0], "r1");
+    assert_string_equal(a->layers[3].inputs[1], "stem");
+    assert_string_equal(a->layers[4].inputs[1], "input");
+    char *s1 = cnn_config_to_string(a);
+    assert_non_null(s1);
+    assert_contains(s1, "[c1]\ntype = conv\nfilters = 4\n");
+    assert_contains(s1, "[sum]\ntype = add\ninputs = r1, stem\n");
+    assert_contains(s1, "[cat]\ntype = concat\ninputs = sum, input\n");
+    assert_null(strstr(s1, "input = "));
+    if (cnn_config_parse_string(s1, "g.ini", NULL, 0, b) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    assert_memory_equal(a->layers, b->layers, sizeof a->layers);
+    free(s1);
+    char v[64];
+    assert_int_equal(cnn_config_get_string(a, "sum.inputs", v, sizeof v), CNN_OK);
+    assert_string_equal(v, "r1, stem");
+    assert_int_equal(cnn_config_get_string(a, "c1.input", v, sizeof v), CNN_OK);
+    assert_string_equal(v, "stem");
+    assert_int_equal(cnn_config_get_string(a, "stem.input", v, sizeof v), CNN_OK);
+    assert_string_equal(v, "input");
+    /* an input that is not the default prints (the net, not the config,
+     * refuses cat's output then going unused) */
+    const char *ovr[] = {"fc.input=sum"};
+    if (cnn_config_parse_string(graph_ini, "g.ini", ovr, 1, b) != CNN_OK)
+        fail_msg("%s", cnn_error_message());
+    s1 = cnn_config_to_string(b);
+    assert_contains(s1, "[fc]\ntype = dense\ninput = sum\nunits = 10\n");
+    free(s1);
+    free(b);
+}
+
+static const struct {
+    const char *from, *to, *want[2];
+} graph_errs[] = {
+    {"input = stem", "input = nope", {"g.ini:23: [c1] input: 'nope' is not a layer", NULL}},
+    {"input = stem", "input = c1", {"[c1] input: 'c1' is the layer itself", NULL}},
+    {"input = stem", "input = fc", {"[c1] input: 'fc' is a later layer", "cycle"}},
+    {"input = stem", "input = stem, r1", {"[c1] input: more than 1 items", NULL}},
+    {"input = stem", "inputs = stem", {"[c1] inputs: does not apply to a conv layer", NULL}},
+    {"inputs = r1, stem", "inputs = r1", {"[sum] inputs: one input", NULL}},
+    {"inputs = r1, stem", "input = r1", {"[sum] input: does not apply to an add layer", NULL}},
+    {"inputs = r1, stem\n", "", {"[sum] inputs: missing required key for a merge layer (add",
+                                  NULL}},
+    {"inputs = r1, stem", "inputs = r1, r1", {"[sum] inputs: 'r1' is listed twice", NULL}},
+    {"inputs = r1, stem", "inputs = r1, stem, c1, input, cat",
+     {"[sum] inputs: more than 4 items", NULL}},
+    {"layers = stem,", "layers = input, stem,", {"[net] layers: 'input' names the net's input",
+                                                  NULL}},
+};
+
+static void test_graph_errors(void **state)
+{
+    cnn_config_t *cfg = *state;
+    for (size_t i = 0; i < sizeof graph_errs / sizeof graph_errs[0]; i++) {
+        char *text = edit(graph_ini, graph_errs[i].from, graph_errs[i].to);
+        if (cnn_config_parse_string(text, "g.ini", NULL, 0, cfg) != CNN_ECONFIG)
+            fail_msg("case %zu: accepted\n%s", i, text);
+        for (int j = 0; j < 2 && graph_errs[i].want[j]; j++)
+            if (!strstr(cnn_error_message(), graph_errs[i].want[j]))
+                fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, cnn_error_message(),
+                         graph_errs[i].want[j]);
+        free(text);
+    }
+}
+
 /* train.watchdog_seconds: auto (the default) parses, prints and round
  * trips as auto; a number and 0 keep their meaning; other numbers do not
  * take auto. */
@@ -1041,6 +1131,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cifar, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graph, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graph_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watchdog_auto, setup, teardown),

@@ -1099,6 +1099,142 @@ static void test_shape_errors(void **state)
     assert_int_equal(cnn_net_create(&s, 1, sh(1, 1, 4, 4), 1, &net), CNN_ECONFIG);
 }
 
+/* ---- merge layers: several inputs --------------------------------------- */
+
+/* Forward and input gradients of merge layer `spec` on inputs of shapes
+ * in[0..nin) with nthreads threads; y and dxs[k] are allocated here. */
+static void run_merge(const cnn_layer_spec_t *spec, int nin, const cnn_shape_t *in,
+                      int nthreads, double *const *x, const double *dy, float **y,
+                      float **dxs)
+{
+    cnn_layer_t l = {.spec = *spec, .ops = cnn_layer_find(spec->type), .ninputs = nin};
+    assert_non_null(l.ops);
+    assert_int_equal(l.ops->shape_n(spec, nin, in, &l.out, &l.sz), CNN_OK);
+    memcpy(l.ins, in, sizeof *in * (size_t)nin);
+    l.in = in[0];
+    const int n = in[0].n;
+    const size_t nout = (size_t)n * cnn_shape_image(l.out);
+    float *xf[CNN_LAYER_INPUTS_MAX];
+    for (int k = 0; k < nin; k++) {
+        const size_t m = (size_t)n * cnn_shape_image(in[k]);
+        xf[k] = malloc(sizeof(float) * m);
+        dxs[k] = malloc(sizeof(float) * m);
+        for (size_t i = 0; i < m; i++) xf[k][i] = (float)x[k][i];
+    }
+    float *dyf = malloc(sizeof(float) * nout);
+    for (size_t i = 0; i < nout; i++) dyf[i] = (float)dy[i];
+    *y = malloc(sizeof(float) * nout);
+    const cnn_ctx_t ctx = {.train = 1, .nthreads = nthreads};
+    l.ops->forward_n(&l, &ctx, n, nin, (const float *const *)xf, *y);
+    l.ops->backward_n(&l, &ctx, n, nin, (const float *const *)xf, *y, dyf, dxs);
+    for (int k = 0; k < nin; k++) free(xf[k]);
+    free(dyf);
+}
+
+/* sum(r * reference(xs)) */
+static double merge_objective(const cnn_ref_args_t *a, const double *r, double *y)
+{
+    cnn_layer_find(a->spec->type)->reference(a, y);
+    double f = 0;
+    for (size_t i = 0; i < (size_t)a->out.n * cnn_shape_image(a->out); i++) f += r[i] * y[i];
+    return f;
+}
+
+/* A merge layer three ways: forward against its reference, each input's
+ * gradient against central differences, 1 vs 2 threads. */
+static void check_merge(const char *type, int nin, const cnn_shape_t *in)
+{
+    cnn_layer_spec_t spec = {.ninputs = nin};
+    snprintf(spec.name, sizeof spec.name, "%s_t", type);
+    snprintf(spec.type, sizeof spec.type, "%s", type);
+    for (int k = 0; k < nin; k++) snprintf(spec.inputs[k], CNN_NAME_MAX, "in%d", k);
+    cnn_shape_t out;
+    cnn_layer_sizes_t sz;
+    assert_int_equal(cnn_layer_find(type)->shape_n(&spec, nin, in, &out, &sz), CNN_OK);
+    const size_t nout = (size_t)out.n * cnn_shape_image(out);
+    uint64_t seed = 77 + (uint64_t)nin;
+    double *x[CNN_LAYER_INPUTS_MAX], *r = malloc(sizeof(double) * nout);
+    double *yref = malloc(sizeof(double) * nout);
+    size_t m[CNN_LAYER_INPUTS_MAX];
+    for (int k = 0; k < nin; k++) {
+        m[k] = (size_t)in[k].n * cnn_shape_image(in[k]);
+        x[k] = malloc(sizeof(double) * m[k]);
+        for (size_t i = 0; i < m[k]; i++) x[k][i] = tu_uniform(&seed, -1, 1);
+    }
+    for (size_t i = 0; i < nout; i++) r[i] = tu_uniform(&seed, -1, 1);
+    float *y1, *y2, *dx1[CNN_LAYER_INPUTS_MAX], *dx2[CNN_LAYER_INPUTS_MAX];
+    run_merge(&spec, nin, in, 1, x, r, &y1, dx1);
+    run_merge(&spec, nin, in, 2, x, r, &y2, dx2);
+    const cnn_ref_args_t a = {.spec = &spec, .in = in[0], .out = out, .x = x[0], .nx = nin,
+                              .xs = (const double *const *)x, .ins = in, .train = 1};
+    cnn_layer_find(type)->reference(&a, yref);
+    TU_ASSERT_CLOSE("merge forward", y1, yref, nout, FWD_ATOL, FWD_RTOL);
+    for (size_t i = 0; i < nout; i++) yref[i] = y1[i];
+    TU_ASSERT_CLOSE("merge forward, 2 threads vs 1", y2, yref, nout, 1e-6, 1e-6);
+    for (int k = 0; k < nin; k++) {
+        double *fd = malloc(sizeof(double) * m[k]);
+        for (size_t i = 0; i < m[k]; i++) {
+            const double keep = x[k][i];
+            x[k][i] = keep + FD_STEP;
+            const double fp = merge_objective(&a, r, yref);
+            x[k][i] = keep - FD_STEP;
+            const double fm = merge_objective(&a, r, yref);
+            x[k][i] = keep;
+            fd[i] = (fp - fm) / (2 * FD_STEP);
+        }
+        TU_ASSERT_CLOSE("merge input gradient", dx1[k], fd, m[k], GRAD_ATOL, GRAD_RTOL);
+        for (size_t i = 0; i < m[k]; i++) fd[i] = dx1[k][i];
+        TU_ASSERT_CLOSE("merge input gradient, 2 threads vs 1", dx2[k], fd, m[k], 1e-6, 1e-6);
+        free(fd);
+    }
+    for (int k = 0; k < nin; k++) {
+        free(x[k]);
+        free(dx1[k]);
+        free(dx2[k]);
+    }
+    free(y1);
+    free(y2);
+    free(r);
+    free(yref);
+}
+
+static void test_add(void **state)
+{
+    (void)state;
+    check_merge("add", 2, (cnn_shape_t[]){sh(2, 3, 4, 5), sh(2, 3, 4, 5)});
+    check_merge("add", 4, (cnn_shape_t[]){sh(1, 2, 3, 3), sh(1, 2, 3, 3), sh(1, 2, 3, 3),
+                                          sh(1, 2, 3, 3)});
+    /* shapes must agree; the message names the layer and its inputs */
+    cnn_layer_spec_t s = {.name = "sum", .type = "add", .ninputs = 2,
+                          .inputs = {"conv_a", "conv_b"}};
+    cnn_shape_t out;
+    cnn_layer_sizes_t sz;
+    assert_int_equal(cnn_add_ops.shape_n(&s, 2, (cnn_shape_t[]){sh(2, 3, 4, 4), sh(2, 4, 4, 4)},
+                                         &out, &sz), CNN_ECONFIG);
+    assert_non_null(strstr(cnn_error_message(), "sum"));
+    assert_non_null(strstr(cnn_error_message(), "conv_a (2,3,4,4)"));
+    assert_non_null(strstr(cnn_error_message(), "conv_b (2,4,4,4)"));
+}
+
+static void test_concat(void **state)
+{
+    (void)state;
+    check_merge("concat", 2, (cnn_shape_t[]){sh(2, 3, 4, 5), sh(2, 1, 4, 5)});
+    check_merge("concat", 3, (cnn_shape_t[]){sh(3, 2, 2, 3), sh(3, 5, 2, 3), sh(3, 1, 2, 3)});
+    cnn_layer_spec_t s = {.name = "cat", .type = "concat", .ninputs = 2,
+                          .inputs = {"a", "b"}};
+    cnn_shape_t out;
+    cnn_layer_sizes_t sz;
+    assert_int_equal(cnn_concat_ops.shape_n(&s, 2, (cnn_shape_t[]){sh(2, 3, 4, 4),
+                                                                    sh(2, 3, 4, 5)},
+                                            &out, &sz), CNN_ECONFIG);
+    assert_non_null(strstr(cnn_error_message(), "cat"));
+    assert_int_equal(cnn_concat_ops.shape_n(&s, 2, (cnn_shape_t[]){sh(2, 3, 4, 4),
+                                                                    sh(2, 5, 4, 4)},
+                                            &out, &sz), CNN_OK);
+    assert_int_equal(out.c, 8);
+}
+
 /* ---- the registry: every type's table is complete and consistent ---- */
 
 /* A value inside key k's range, for a required key. */
@@ -1239,14 +1375,24 @@ static void test_registry(void **state)
         assert_string_equal(names[n], t->type);
         assert_ptr_equal(cnn_layer_find(t->type), t);
         assert_true(strlen(t->type) < sizeof ((cnn_layer_spec_t *)0)->type);
-        assert_true(t->shape && t->forward && t->backward && t->reference);
+        assert_non_null(t->reference);
+        /* one input (shape, forward, backward) or several (the _n set) */
+        if (cnn_layer_is_merge(t))
+            assert_true(t->forward_n && t->backward_n && !t->shape && !t->forward &&
+                        !t->backward && !t->in_place && !t->relu && !t->cli);
+        else
+            assert_true(t->shape && t->forward && t->backward && !t->forward_n &&
+                        !t->backward_n);
         assert_true(t->fd == CNN_FD_LINEAR || t->fd == CNN_FD_SMOOTH || t->fd == CNN_FD_KINKED);
         cnn_layer_spec_t s = sample_spec(t);
         check_cli(t);
-        check_reference(&s, sh(2, 3, 8, 8));
+        if (cnn_layer_is_merge(t))
+            check_merge(t->type, 2, (cnn_shape_t[]){sh(2, 3, 8, 8), sh(2, 3, 8, 8)});
+        else
+            check_reference(&s, sh(2, 3, 8, 8));
     }
     assert_null(names[n]);
-    assert_true(n >= 14);
+    assert_true(n >= 16);
     assert_null(cnn_layer_find("pool"));
 }
 
@@ -1268,7 +1414,8 @@ int main(void)
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_sync),
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
-        cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_add),
+        cmocka_unit_test(test_concat),        cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -606,6 +606,16 @@ static void test_model_roundtrip(void **state)
     int64_t idx = 0;
     assert_int_equal(cnn_h5r_attr_int64(r, "/layers/fc", "index", &idx), CNN_OK);
     assert_int_equal(idx, 5);
+    /* each layer group names its inputs: here the layer before, or the
+     * net's input */
+    assert_int_equal(cnn_h5r_attr_strings(r, "/layers/fc", "inputs", 8, &order, &n), CNN_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(order[0], "flat");
+    cnn_h5_strings_free(order, n);
+    assert_int_equal(cnn_h5r_attr_strings(r, "/layers/conv1", "inputs", 8, &order, &n), CNN_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(order[0], "input");
+    cnn_h5_strings_free(order, n);
     cnn_h5r_close(r);
 
     /* a model without optional metadata */
@@ -851,19 +861,29 @@ static void test_bad_not_hdf5(void **state)
     expect_bad(p, "not an mpicnn model", 1);
 }
 
-static void test_bad_format_attrs(void **state)
+/* Rewrites the root attribute format_version of a model file. */
+static void set_version(const char *path, int64_t v)
 {
-    fx_t *fx = *state;
-    hid_t f = tamper_open(fx->path);
+    hid_t f = tamper_open(path);
     hid_t sp = H5Screate(H5S_SCALAR);
     H5Adelete(f, "format_version");
     hid_t a = H5Acreate2(f, "format_version", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int64_t v = 2;
     H5Awrite(a, H5T_NATIVE_INT64, &v);
     H5Aclose(a);
     H5Sclose(sp);
     H5Fclose(f);
-    expect_bad(fx->path, "'format_version' is 2", 1);
+}
+
+static void test_bad_format_attrs(void **state)
+{
+    fx_t *fx = *state;
+    set_version(fx->path, 1); /* a chain of the first version: still read */
+    cnn_net_t *net = make_net(9);
+    assert_int_equal(cnn_model_load_weights(fx->path, net), CNN_OK);
+    cnn_net_free(net);
+    set_version(fx->path, 3); /* a newer version is refused */
+    expect_bad(fx->path, "'format_version' is 3", 1);
+    hid_t f;
 
     /* an input shape that does not fit the net */
     f = tamper_open(fx->path);

@@ -19,6 +19,8 @@
  *  2. one line in src/layers/registry.c (and the extern below), and the
  *     file in src/layers/local.mk;
  *  3. a case in tests/test_layers.c against its reference.
+ * A merge type (several inputs: add, concat) gives shape_n, forward_n and
+ * backward_n instead of shape, forward and backward.
  * tests/test_layers.c checks every registered table for completeness.
  * An elementwise type (an activation) writes only its kernels over a span
  * of values, its reference for one value and its keys; LAYER_ELEMENTWISE
@@ -47,10 +49,24 @@ static inline size_t cnn_shape_image(cnn_shape_t s)
 
 #define CNN_NAME_MAX 32
 
+/* Most inputs of one layer (a merge layer: add, concat). */
+#define CNN_LAYER_INPUTS_MAX 4
+
+/* The name by which a layer's `input` or `inputs` refers to the net's
+ * input; no layer may be called so. */
+#define CNN_NET_INPUT_NAME "input"
+
 /* What the config says about one layer. Fields a type does not use are 0. */
 typedef struct {
     char name[CNN_NAME_MAX]; /* as in the config, e.g. "conv1" */
     char type[16];           /* registry name (an ops table's type) */
+    /* Where the layer's inputs come from: ninputs names of earlier layers
+     * or CNN_NET_INPUT_NAME. ninputs = 0 is the default: the previous
+     * layer in the net's order (the net's input for the first layer). A
+     * merge type (shape_n) takes 2..CNN_LAYER_INPUTS_MAX, any other
+     * type 1. */
+    int ninputs;
+    char inputs[CNN_LAYER_INPUTS_MAX][CNN_NAME_MAX];
     int filters;             /* conv: output channels K; dense: units M */
     int kh, kw;              /* conv kernel / pool window */
     int stride;              /* conv / pool stride (>= 1) */
@@ -202,6 +218,11 @@ typedef struct {
     cnn_shape_t in, out;
     const double *x, *params, *state, *mask;
     int train;
+    /* A merge type's inputs: nx tensors xs[k] of shapes ins[k] (x and in
+     * are then xs[0] and ins[0]); nx = 0 for the other types. */
+    int nx;
+    const double *const *xs;
+    const cnn_shape_t *ins;
 } cnn_ref_args_t;
 
 /* A type's forward pass in double, straight from its definition: plain
@@ -229,11 +250,12 @@ typedef struct {
                      float *dx);
     /* 1: forward may run in place (y == x) and backward is right with
      * x == y (relu: x > 0 exactly where y > 0). The net then gives the
-     * layer its input buffer as output, unless it is the first layer. A
-     * layer's backward reads its own y only where a ReLU after it leaves y
-     * as it is: through y > 0 (maxpool), or where y is never negative
-     * (sigmoid's y (1 - y)); tanh and elu, whose outputs go below 0, work
-     * from x. So a ReLU may overwrite the output of any layer. */
+     * layer its input buffer as output, unless that input is the net's or
+     * has another consumer (a layer that also reads it). A layer's backward
+     * reads its own y only where a ReLU after it leaves y as it is: through
+     * y > 0 (maxpool), or where y is never negative (sigmoid's y (1 - y));
+     * tanh and elu, whose outputs go below 0, work from x. So a ReLU may
+     * overwrite the output of any layer. */
     int in_place;
     /* 1: the layer is an elementwise ReLU, whose backward pass the next
      * layer may take over (backward_after_relu). */
@@ -241,8 +263,9 @@ typedef struct {
     /* Optional: the backward pass of a ReLU and this layer after it, in
      * one pass. x and y are this layer's (x is the ReLU's output); dx is
      * the gradient at the ReLU's input. The net calls it, and skips the
-     * ReLU's own backward, when the layer before is a ReLU and this layer
-     * has forward_after_relu too. May be NULL. */
+     * ReLU's own backward, when this layer's input is a ReLU whose output
+     * has no other consumer and this layer has forward_after_relu too.
+     * May be NULL. */
     void (*backward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                 const float *x, const float *y, const float *dy,
                                 float *dx);
@@ -253,6 +276,23 @@ typedef struct {
      * maximum first and clamps its 4x fewer outputs: the two commute). */
     void (*forward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                const float *x, float *y);
+
+    /* A merge type (add, concat) takes 2..CNN_LAYER_INPUTS_MAX inputs
+     * through these three instead of shape, forward and backward, which
+     * are then NULL; a type has one set or the other. */
+    /* Validates `spec` against the nin input shapes in[k] (n = max batch)
+     * and fills the output shape and sizes; CNN_ECONFIG naming the layer
+     * and the shapes on a mismatch. */
+    cnn_status_t (*shape_n)(const cnn_layer_spec_t *spec, int nin, const cnn_shape_t *in,
+                            cnn_shape_t *out, cnn_layer_sizes_t *sz);
+    /* xs[k] is (n, l->ins[k]...), y is (n, out...). */
+    void (*forward_n)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, int nin,
+                      const float *const *xs, float *y);
+    /* Given dy, ADDS parameter gradients into l->grads and WRITES each
+     * dxs[k] (the gradient at input k; NULL: not needed). */
+    void (*backward_n)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, int nin,
+                       const float *const *xs, const float *y, const float *dy,
+                       float *const *dxs);
 
     /* The config keys, in the order the resolved config prints them. */
     const cnn_layer_key_t *keys;
@@ -273,13 +313,23 @@ struct cnn_layer {
     cnn_layer_spec_t spec;
     const cnn_layer_ops_t *ops;
     int index;             /* position in the net, for RNG streams */
-    cnn_shape_t in, out;   /* n = max batch */
+    cnn_shape_t in, out;   /* n = max batch; in = ins[0] */
+    int ninputs;           /* 1, or a merge layer's count (>= 2) */
+    int src[CNN_LAYER_INPUTS_MAX]; /* the layer each input is the output
+                                      of; -1: the net's input */
+    cnn_shape_t ins[CNN_LAYER_INPUTS_MAX]; /* their shapes */
     cnn_layer_sizes_t sz;
     float *params;         /* sz.params floats in the parameter arena */
     float *grads;          /* sz.params floats in the gradient arena */
     float *state;          /* sz.state floats in the state arena */
     float *cache;          /* sz.cache floats, private to this layer */
 };
+
+/* 1 if the type is a merge type (several inputs through shape_n). */
+static inline int cnn_layer_is_merge(const cnn_layer_ops_t *ops)
+{
+    return ops->shape_n != NULL;
+}
 
 /* The ops table for a type name, or NULL. Static; do not free. */
 const cnn_layer_ops_t *cnn_layer_find(const char *type);
@@ -314,7 +364,7 @@ char *cnn_shape_str(cnn_shape_t s, char *buf, size_t len);
 extern const cnn_layer_ops_t cnn_conv_ops, cnn_relu_ops, cnn_maxpool_ops,
     cnn_avgpool_ops, cnn_gap_ops, cnn_flatten_ops, cnn_dense_ops,
     cnn_dropout_ops, cnn_batchnorm_ops, cnn_sigmoid_ops, cnn_tanh_ops,
-    cnn_leaky_relu_ops, cnn_elu_ops, cnn_gelu_ops;
+    cnn_leaky_relu_ops, cnn_elu_ops, cnn_gelu_ops, cnn_add_ops, cnn_concat_ops;
 
 /* Largest number of floats of column matrices the conv layer keeps at once
  * (0: the default, 16 MB). A layer whose whole batch fits keeps its

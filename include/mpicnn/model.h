@@ -19,7 +19,9 @@
 #include "mpicnn/status.h"
 
 #define CNN_MODEL_FORMAT "mpicnn-model"
-#define CNN_MODEL_FORMAT_VERSION 1
+/* 2: the layers form a graph (the config's input/inputs; each layer
+ * group's `inputs` attribute). Version 1 files (chains) are read too. */
+#define CNN_MODEL_FORMAT_VERSION 2
 
 /* Columns of the training history, in this order (as in metrics.csv). */
 #define CNN_HISTORY_COLS 8

@@ -1,11 +1,19 @@
-/* net.h - a network: a list of layers over one parameter arena.
+/* net.h - a network: a graph of layers over one parameter arena.
  *
- * cnn_net_plan() runs shape inference and plans all memory, without
- * allocating it, and cnn_net_create() allocates that plan: one block
- * of parameters, one of gradients (same layout, so a single all-reduce
- * covers every layer), one of non-trainable state, the activations of
- * every layer at the maximum batch, two gradient ping-pong buffers and
- * per-thread scratch. forward/backward never allocate. */
+ * The layers are listed in their order of evaluation; each takes the
+ * output of earlier layers (or the net's input) as its input(s), by
+ * default the layer before it (cnn_layer_spec_t.inputs), so a chain is
+ * the plain case. The last layer's output is the net's output.
+ *
+ * cnn_net_plan() resolves the graph, runs shape inference and plans all
+ * memory, without allocating it, and cnn_net_create() allocates that
+ * plan: one block of parameters, one of gradients (same layout, so a
+ * single all-reduce covers every layer), one of non-trainable state, the
+ * activations of every layer at the maximum batch (a net planned for
+ * inference only, cnn_net_plan_infer, reuses their buffers), the
+ * gradient buffers the backward pass needs at once (two for a chain,
+ * which it uses in turn) and per-thread scratch. forward/backward never
+ * allocate. */
 #ifndef MPICNN_NET_H
 #define MPICNN_NET_H
 
@@ -16,6 +24,21 @@
 #include "mpicnn/layer.h"
 #include "mpicnn/memlimit.h"
 #include "mpicnn/status.h"
+
+/* One step of the backward pass: a layer's backward call and where its
+ * gradients go (indices into cnn_net_t.dbuf). Planned with the net. */
+typedef struct {
+    int layer;  /* the layer whose backward runs */
+    int fused;  /* 1: its input is a folded ReLU: backward_after_relu,
+                   whose input gradient is at the ReLU's input */
+    int dy;     /* buffer of the gradient at its output; -1: dout */
+    int dx[CNN_LAYER_INPUTS_MAX];  /* buffer its input k's gradient is
+                                      written to; -1: not needed (the net's
+                                      input) */
+    int acc[CNN_LAYER_INPUTS_MAX]; /* -1, or the buffer dx[k] is then added
+                                      into: the input's gradient, begun by
+                                      a later consumer of it (fan-out) */
+} cnn_net_bstep_t;
 
 typedef struct {
     int nlayers;
@@ -33,9 +56,17 @@ typedef struct {
     float **act;           /* act[0] is the input (max batch), act[i+1] the
                               output of layer i; an in-place layer's
                               output is its input's buffer (act[i+1] ==
-                              act[i]), so after the forward pass act[i]
-                              holds layer i's output, not its input */
-    float *dbuf[2];        /* gradient ping-pong, each the largest activation */
+                              act[src+1]), so after the forward pass that
+                              buffer holds the in-place layer's output */
+    int *fold;             /* (nlayers) the layer that runs ReLU i's passes
+                              (cnn_net_relu_folded), else -1 */
+    int nsteps;            /* the backward pass, in order */
+    cnn_net_bstep_t *steps;
+    int ndbuf;             /* gradient buffers (>= 2; 0 in a net planned
+                              for inference), each the largest activation;
+                              dbuf[1] is free until the second step (the
+                              trainer puts the loss gradient there) */
+    float **dbuf;
     float *work;           /* nthreads * work_stride */
     size_t work_stride;
     float *shared;         /* scratch shared by the threads of one layer call */
@@ -53,7 +84,16 @@ typedef struct {
 /* One layer's part of the plan. */
 typedef struct {
     const cnn_layer_ops_t *ops;
-    cnn_shape_t in, out;      /* n = max batch */
+    cnn_shape_t in, out;      /* n = max batch; in: the first input's */
+    int ninputs;              /* its inputs (1, or a merge layer's count) */
+    int src[CNN_LAYER_INPUTS_MAX]; /* the layer each comes from; -1: the
+                                      net's input */
+    cnn_shape_t ins[CNN_LAYER_INPUTS_MAX];
+    int uses;                 /* consumers of its output (inputs naming it) */
+    int slot;                 /* the buffer its output lives in */
+    int in_place;             /* 1: its output is its input's buffer */
+    int fold;                 /* the layer that runs this ReLU's passes
+                                 (cnn_net_relu_folded), else -1 */
     cnn_layer_sizes_t sz;     /* what the layer's shape asked for, in floats */
     size_t params, grads;     /* its slices of the parameter and gradient arenas */
     size_t state, cache;      /* its slices of the state and cache arenas */
@@ -65,24 +105,41 @@ typedef struct {
 
 typedef struct {
     int nlayers;
+    int infer;                    /* 1: from cnn_net_plan_infer */
     int nthreads;                 /* resolved (>= 1) */
+    int nslots;                   /* activation buffers (cnn_net_plan_layer_t.slot) */
     cnn_net_plan_layer_t *layers; /* (nlayers), owned: cnn_net_plan_free */
     cnn_shape_t output;           /* of the last layer */
     size_t nparams, nstate;       /* floats, as in cnn_net_t */
     size_t input;                 /* the input buffer */
-    size_t dbuf;                  /* the two gradient buffers, each the largest
-                                     activation */
+    int ndbuf;                    /* gradient buffers the backward pass holds
+                                     at once (>= 2; 0 when infer) */
+    size_t dbuf;                  /* all of them, each the largest activation */
+    int nsteps;                   /* the backward pass (cnn_net_t.steps) */
+    cnn_net_bstep_t *steps;       /* owned: cnn_net_plan_free */
     size_t work;                  /* the largest layer's work */
     size_t total;                 /* everything the net allocates */
 } cnn_net_plan_t;
 
 /* Shape inference and the memory plan of the net cnn_net_create() would
- * build from the same arguments. Allocates only plan->layers (one small
- * entry per layer). Errors: CNN_ECONFIG (no layers, a bad input shape, an
- * unknown type, a shape mismatch naming the layer), CNN_ENOMEM; plan is
- * then empty (cnn_net_plan_free is still safe). */
+ * build from the same arguments. Allocates only plan->layers and
+ * plan->steps (small entries per layer). Errors: CNN_ECONFIG (no layers,
+ * a bad input shape, an unknown type, a shape mismatch naming the layer;
+ * in the graph: an input naming no layer, the layer itself or a later
+ * one, the wrong number of inputs for the type, a layer other than the
+ * last whose output nothing takes), CNN_ENOMEM; plan is then empty
+ * (cnn_net_plan_free is still safe). */
 cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
                           int nthreads, cnn_net_plan_t *plan);
+
+/* cnn_net_plan() of a net that only runs forward (predict, eval): an
+ * activation buffer is given back when the last layer that reads it has
+ * run, and a later output takes it; there are no gradient buffers. A net
+ * built from it must not run cnn_net_backward (which then does nothing)
+ * nor cnn_net_layer_output (an earlier layer's output may be gone); its
+ * forward pass gives the same output as a training net's. */
+cnn_status_t cnn_net_plan_infer(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
+                                int nthreads, cnn_net_plan_t *plan);
 
 void cnn_net_plan_free(cnn_net_plan_t *plan);
 
@@ -134,27 +191,35 @@ cnn_ctx_t cnn_net_ctx(const cnn_net_t *net, int train, uint64_t seed,
 /* Input buffer to fill: (max batch, c, h, w). Owned by the net. */
 static inline float *cnn_net_input(cnn_net_t *net) { return net->act[0]; }
 
-/* Runs every layer on the first n images of the input buffer. Returns the
- * output (n, out.c, out.h, out.w), owned by the net, valid until the next
- * forward. */
+/* Runs every layer, in order, on the first n images of the input buffer.
+ * Returns the output (n, out.c, out.h, out.w), owned by the net, valid
+ * until the next forward. */
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
 
 /* 1 if layer i is a ReLU whose passes cnn_net_forward and
- * cnn_net_backward leave to the next layer's forward_after_relu and
- * backward_after_relu (a max pool after it), else 0. The ReLU's output
- * buffer is then not written: it holds the ReLU's input (the same
- * buffer, as the ReLU runs in place) or, after the net's input, nothing. */
+ * cnn_net_backward leave to its one consumer's forward_after_relu and
+ * backward_after_relu (a max pool whose input is the ReLU, and the only
+ * layer taking the ReLU's output), else 0. The ReLU's output buffer is
+ * then not written: it holds the ReLU's input (the same buffer, when the
+ * ReLU runs in place) or nothing. */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
 /* Layer i's output buffer (net->act[i + 1]) after the last forward pass
  * on n images, as it would be had every layer run on its own: where a
- * ReLU at i, or an in-place ReLU after i, was left to the max pool after
- * it, the ReLU runs here (again, harmlessly, if called twice). For
- * looking at activations, not for training. */
+ * ReLU at i, or a ReLU running in place over i's output, was left to the
+ * max pool after it, the ReLU runs here (again, harmlessly, if called
+ * twice). For looking at activations, not for training. */
 const float *cnn_net_layer_output(cnn_net_t *net, const cnn_ctx_t *ctx, int n, int i);
 
+/* The buffer of input k of layer i (k < ninputs): the net's input or an
+ * earlier layer's output. After a forward pass it holds that input,
+ * unless layer i runs in place (then it holds layer i's output). Owned by
+ * the net. */
+float *cnn_net_layer_in(const cnn_net_t *net, int i, int k);
+
 /* Backpropagates dout (n, out...) through the layers of the last forward,
- * ADDING parameter gradients into net->grads. */
+ * in reverse order, ADDING parameter gradients into net->grads. The
+ * gradient at an output several layers take is the sum of theirs. */
 void cnn_net_backward(cnn_net_t *net, const cnn_ctx_t *ctx, int n,
                       const float *dout);
 
@@ -170,7 +235,8 @@ void cnn_net_bind_grads(cnn_net_t *net, float *grads);
 /* The layer called `name`, or NULL. */
 cnn_layer_t *cnn_net_layer(cnn_net_t *net, const char *name);
 
-/* Prints a summary table (layer, type, output shape, parameters) to f. */
+/* Prints a summary table (layer, type, output shape, parameters; and
+ * each layer's inputs when the net is not a chain) to f. */
 void cnn_net_print(const cnn_net_t *net, FILE *f);
 
 #endif

@@ -64,7 +64,10 @@ cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets
                             cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);
 
 /* cli_load_model() that builds the net only when its memory plan fits in
- * `budget` (NULL: no budget), else CNN_ENOMEM with the plan per layer. */
+ * `budget` (NULL: no budget), else CNN_ENOMEM with the plan per layer.
+ * With a budget the net is for forward passes only (eval, predict:
+ * cnn_net_plan_infer, activation buffers reused); without, as
+ * cli_load_model, every layer's output is kept (cnn_net_layer_output). */
 cnn_status_t cli_load_model_within(const char *path, const char *const *sets, int nsets,
                                    int batch, const cnn_membudget_t *budget,
                                    cnn_model_meta_t *meta, cnn_config_t *cfg, cnn_net_t **net);

@@ -25,9 +25,17 @@ cnn_status_t cli_load_model_within(const char *path, const char *const *sets, in
     snprintf(name, sizeof name, "%s:/config", path);
     if ((st = cnn_config_parse_string(meta->config, name, sets, nsets, cfg)) != CNN_OK) goto fail;
     cnn_shape_t in = {batch > 0 ? batch : cfg->train.batch_size, meta->c, meta->h, meta->w};
-    st = cnn_net_create_within(cfg->layers, cfg->nlayers, in, cfg->train.threads, NULL, 0,
-                               budget ? budget->bytes : CNN_MEM_UNLIMITED,
-                               budget ? budget->why : "no budget", net);
+    cnn_net_plan_t plan;
+    /* with a budget (eval, predict): forward only, activation buffers
+     * reused; without (info, plot): every layer's output kept */
+    st = budget ? cnn_net_plan_infer(cfg->layers, cfg->nlayers, in, cfg->train.threads, &plan)
+                : cnn_net_plan(cfg->layers, cfg->nlayers, in, cfg->train.threads, &plan);
+    if (st == CNN_OK)
+        st = cnn_net_plan_check(&plan, cfg->layers, NULL, 0,
+                                budget ? budget->bytes : CNN_MEM_UNLIMITED,
+                                budget ? budget->why : "no budget");
+    if (st == CNN_OK) st = cnn_net_build(&plan, cfg->layers, net);
+    cnn_net_plan_free(&plan);
     if (st != CNN_OK) {
         cnn_error_prefix("%s", path);
         if (st != CNN_ENOMEM) st = CNN_EDATA; /* the model file's net is broken */

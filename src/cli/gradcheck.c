@@ -33,21 +33,46 @@ static const char gradcheck_usage[] =
     "  training images (default 4) and r random, along D unit directions\n"
     "  (default 4: the analytic gradient, then random ones). The net runs in\n"
     "  training mode (batch statistics, a fixed dropout mask). Linear layers\n"
-    "  (conv, dense, flatten, avgpool, gap, dropout) use a unit step, which is\n"
-    "  exact; batchnorm, sigmoid, tanh, elu and gelu use a small step with\n"
-    "  Richardson extrapolation (float rounding leaves about 1e-4 of noise,\n"
-    "  more in a direction where the derivative is small, as sigmoid's can\n"
-    "  be, and elu with alpha != 1 has a kink at 0). relu, leaky_relu and\n"
-    "  maxpool are not checked here (real images tie exactly on their\n"
-    "  kinks); make check compares them exactly with a reference.\n"
+    "  (conv, dense, flatten, avgpool, gap, dropout, add, concat) use a unit\n"
+    "  step, which is exact; batchnorm, sigmoid, tanh, elu and gelu use a small\n"
+    "  step with Richardson extrapolation (float rounding leaves about 1e-4 of\n"
+    "  noise, more in a direction where the derivative is small, as sigmoid's\n"
+    "  can be, and elu with alpha != 1 has a kink at 0). relu, leaky_relu and\n"
+    "  maxpool are not checked here (real images tie exactly on their kinks);\n"
+    "  make check compares them exactly with a reference. A merge layer's\n"
+    "  inputs are checked each in turn.\n"
     "  Fails (exit 6) when the largest relative error\n"
     "  |analytic - fd| / max(|analytic|, |fd|) exceeds T (default 1e-3).\n";
 
+/* Layer l's forward pass on its inputs in the net, into y. */
+static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, int n, float *y)
+{
+    const float *xs[CNN_LAYER_INPUTS_MAX];
+    for (int k = 0; k < l->ninputs; k++) xs[k] = cnn_net_layer_in(net, l->index, k);
+    if (cnn_layer_is_merge(l->ops)) l->ops->forward_n(l, ctx, n, l->ninputs, xs, y);
+    else l->ops->forward(l, ctx, n, xs[0], y);
+}
+
+/* Its backward pass from dy = r: parameter gradients, and the gradient
+ * at input k into dx. */
+static void layer_backward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
+                           const float *y, const float *r, int k, float *dx)
+{
+    const float *xs[CNN_LAYER_INPUTS_MAX];
+    float *dxs[CNN_LAYER_INPUTS_MAX];
+    for (int j = 0; j < l->ninputs; j++) {
+        xs[j] = cnn_net_layer_in(net, l->index, j);
+        dxs[j] = j == k ? dx : NULL;
+    }
+    if (cnn_layer_is_merge(l->ops)) l->ops->backward_n(l, ctx, n, l->ninputs, xs, y, r, dxs);
+    else l->ops->backward(l, ctx, n, xs[0], y, r, dx);
+}
+
 /* A layer's objective sum(r * layer(x)) in double. */
-static double objective(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float *x, float *y,
+static double objective(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, int n, float *y,
                         const float *r)
 {
-    l->ops->forward(l, ctx, n, x, y);
+    layer_forward(net, l, ctx, n, y);
     double f = 0;
     const size_t ny = (size_t)n * cnn_shape_image(l->out);
     for (size_t i = 0; i < ny; i++) f += (double)r[i] * y[i];
@@ -57,7 +82,7 @@ static double objective(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float
 /* Worst relative error of the directional derivatives of the objective
  * with respect to v (nv floats, the layer's params or its input x) against
  * the analytic gradient ga, over `ndir` directions. */
-static double check_dirs(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, float *x, float *y,
+static double check_dirs(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, int n, float *y,
                          const float *r, float *v, size_t nv, const float *ga, int linear,
                          long ndir, int salt, int *checked, int *kinks)
 {
@@ -88,7 +113,7 @@ static double check_dirs(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, float *x, 
         double f[4];
         for (int s = 0; s < 4; s++) {
             for (size_t j = 0; j < nv; j++) v[j] = keep[j] + (float)(hs[s] * dir[j]);
-            f[s] = objective(l, ctx, n, x, y, r);
+            f[s] = objective(net, l, ctx, n, y, r);
         }
         memcpy(v, keep, sizeof(float) * nv);
         const double fd1 = (f[0] - f[1]) / (2 * h), fd2 = (f[2] - f[3]) / h;
@@ -114,7 +139,7 @@ static cnn_status_t check_layer(cnn_net_t *net, const cnn_ctx_t *ctx, int i, int
                                 double tol, float *r, float *dx, float *y, double *worst_all)
 {
     cnn_layer_t *l = &net->layers[i];
-    const size_t nx = (size_t)n * cnn_shape_image(l->in), ny = (size_t)n * cnn_shape_image(l->out);
+    const size_t ny = (size_t)n * cnn_shape_image(l->out);
     if (l->ops->fd == CNN_FD_KINKED) {
         printf("%-12s %-10s %8zu %14s %14s %6s  (piecewise linear: not checked)\n",
                l->spec.name, l->spec.type, l->sz.params, "-", "-", "-");
@@ -123,16 +148,21 @@ static cnn_status_t check_layer(cnn_net_t *net, const cnn_ctx_t *ctx, int i, int
     const int linear = l->ops->fd == CNN_FD_LINEAR;
     for (size_t j = 0; j < ny; j++) r[j] = 2.0f * cnn_u01(cnn_hash4(5, (uint64_t)i, j, 0)) - 1.0f;
     /* the forward that the backward refers to (caches, masks) */
-    l->ops->forward(l, ctx, n, net->act[i], y);
+    layer_forward(net, l, ctx, n, y);
     memset(l->grads, 0, sizeof(float) * l->sz.params);
-    l->ops->backward(l, ctx, n, net->act[i], y, r, dx);
+    layer_backward(net, l, ctx, n, y, r, 0, dx);
     int checked = 0, kinks = 0;
-    double ep = 0, ex;
+    double ep = 0, ex = 0;
     if (l->sz.params)
-        ep = check_dirs(l, ctx, n, net->act[i], y, r, l->params, l->sz.params, l->grads,
-                        linear, ndir, 2 * i, &checked, &kinks);
-    ex = check_dirs(l, ctx, n, net->act[i], y, r, net->act[i], nx, dx, linear, ndir,
-                    2 * i + 1, &checked, &kinks);
+        ep = check_dirs(net, l, ctx, n, y, r, l->params, l->sz.params, l->grads, linear, ndir,
+                        2 * i, &checked, &kinks);
+    /* each input in turn (a merge layer has several) */
+    for (int k = 0; k < l->ninputs; k++) {
+        if (k > 0) layer_backward(net, l, ctx, n, y, r, k, dx);
+        const size_t nx = (size_t)n * cnn_shape_image(l->ins[k]);
+        ex = fmax(ex, check_dirs(net, l, ctx, n, y, r, cnn_net_layer_in(net, i, k), nx, dx,
+                                 linear, ndir, 2 * i + 1 + 1000 * k, &checked, &kinks));
+    }
     const double worst = fmax(ep, ex);
     char pbuf[32] = "-";
     if (l->sz.params) snprintf(pbuf, sizeof pbuf, "%.3g", ep);

@@ -27,7 +27,7 @@ tests_make_badfiles_LDADD = $(LIBDEPS)
 check_PROGRAMS += tests/make_images
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
-	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh
+	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh
 EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
-	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh
+	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh

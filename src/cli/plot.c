@@ -453,11 +453,12 @@ static cnn_status_t draw_activations(plot_t *p, const char *layer, int want)
         captions[i] = text[i];
     }
     char title[260], file[CNN_NAME_MAX + 32], after[CNN_NAME_MAX + 16] = "";
-    /* a relu after the layer runs in place: its buffer holds the relu's
-     * output, so say so */
+    /* a relu taking the layer's output runs in place: its buffer holds
+     * the relu's output (the last of such a run), so say so */
     const int i = l->index;
-    if (i + 1 < net->nlayers && net->act[i + 2] == net->act[i + 1])
-        snprintf(after, sizeof after, " after %s", net->layers[i + 1].spec.name);
+    for (int j = i + 1; j < net->nlayers; j++)
+        if (net->act[j + 1] == net->act[i + 1])
+            snprintf(after, sizeof after, " after %s", net->layers[j].spec.name);
     snprintf(title, sizeof title, "%s (%s)%s: %d channels of %dx%d; colour per channel, dark = low",
              l->spec.name, l->spec.type, after, l->out.c, l->out.h, l->out.w);
     /* the file name keeps the layer name's safe characters */

@@ -1079,6 +1079,7 @@ static void layer_takes(const cnn_layer_ops_t *t, char *buf, size_t len)
     size_t n = (size_t)snprintf(buf, len, "%s takes: type", t->type);
     for (int i = 0; i < t->nkeys && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, ", %s", t->keys[i].name);
+    if (n < len) snprintf(buf + n, len - n, ", %s", cnn_layer_is_merge(t) ? "inputs" : "input");
 }
 
 /* The registered layer types as "a | b | ...", for messages. */
@@ -1152,6 +1153,95 @@ static cnn_status_t layer_defaults(parse_t *p, const header_t *h, const cnn_laye
     return CNN_OK;
 }
 
+/* ---- the graph: `input` and `inputs` ------------------------------------
+ * Structural keys of every layer section besides `type`: `input` names a
+ * one-input layer's input (default: the layer before in [net] layers, or
+ * the net's input for the first), `inputs` a merge layer's 2 to
+ * CNN_LAYER_INPUTS_MAX inputs. Names are the net's input or earlier
+ * layers (`layers` is the order of evaluation). An `input` naming the
+ * default is stored as the default (ninputs 0), so that the resolved
+ * config prints only what differs and a chain prints as it always has. */
+
+#define INPUTS_WHAT(n) "a comma-separated list of " n " layer names, or " CNN_NET_INPUT_NAME
+static const keydef_t input_key = {
+    .name = "input", .kind = K_LAYERS, .off = offsetof(cnn_layer_spec_t, inputs),
+    .off2 = offsetof(cnn_layer_spec_t, ninputs), .cap = CNN_NAME_MAX, .stride = CNN_NAME_MAX,
+    .max_items = 1, .flags = F_NONEMPTY,
+    .what = "the name of an earlier layer, or " CNN_NET_INPUT_NAME " (the net's input)"};
+static const keydef_t inputs_key = {
+    .name = "inputs", .kind = K_LAYERS, .off = offsetof(cnn_layer_spec_t, inputs),
+    .off2 = offsetof(cnn_layer_spec_t, ninputs), .cap = CNN_NAME_MAX, .stride = CNN_NAME_MAX,
+    .max_items = CNN_LAYER_INPUTS_MAX, .flags = F_NONEMPTY, .what = INPUTS_WHAT("2 to 4")};
+
+static int is_input_key(const char *key)
+{
+    return strcmp(key, "input") == 0 || strcmp(key, "inputs") == 0;
+}
+
+/* The default input of layer li: the layer before, or the net's input. */
+static const char *default_input(const cnn_config_t *cfg, int li)
+{
+    return li > 0 ? cfg->layers[li - 1].name : CNN_NET_INPUT_NAME;
+}
+
+/* Each name of layer li's inputs is the net's input or an earlier layer. */
+static cnn_status_t check_inputs(parse_t *p, const cnn_config_t *cfg, int li,
+                                 const entry_t *e)
+{
+    char where[WHERE_MAX];
+    const cnn_layer_spec_t *spec = &cfg->layers[li];
+    for (int k = 0; k < spec->ninputs; k++) {
+        const char *in = spec->inputs[k];
+        if (strcmp(in, CNN_NET_INPUT_NAME) == 0) continue;
+        int j = 0;
+        while (j < cfg->nlayers && strcmp(cfg->layers[j].name, in) != 0) j++;
+        if (j == cfg->nlayers)
+            return bad(where_entry(p, e, where), spec->name, e->key, "'%s' is not a layer "
+                       "named in [net] layers (expected %s)", in,
+                       strcmp(e->key, "inputs") == 0 ? inputs_key.what : input_key.what);
+        if (j >= li)
+            return bad(where_entry(p, e, where), spec->name, e->key, "'%s' is %s: a layer "
+                       "takes the net's input or layers before it in [net] layers, the order "
+                       "of evaluation (a cycle otherwise)", in,
+                       j == li ? "the layer itself" : "a later layer");
+    }
+    return CNN_OK;
+}
+
+/* Layer li's `input` or `inputs` (type t; in = its entry or NULL, given
+ * the other, other) into its spec. */
+static cnn_status_t layer_inputs(parse_t *p, cnn_config_t *cfg, int li, const header_t *h,
+                                 const cnn_layer_ops_t *t, const entry_t *in,
+                                 const entry_t *ins)
+{
+    char where[WHERE_MAX];
+    cnn_layer_spec_t *spec = &cfg->layers[li];
+    const int merge = cnn_layer_is_merge(t);
+    if (merge && in)
+        return bad(where_entry(p, in, where), spec->name, "input", "does not apply to an %s "
+                   "layer, which takes several (inputs = A, B, ...)", t->type);
+    if (merge && !ins)
+        return bad(where_line(p, h->line, where), spec->name,
+                   "inputs", "missing required key for a merge layer (%s; expected %s)",
+                   t->type, inputs_key.what);
+    if (!merge && ins)
+        return bad(where_entry(p, ins, where), spec->name, "inputs", "does not apply to a %s "
+                   "layer, which takes one input (input = NAME)", t->type);
+    const entry_t *e = merge ? ins : in;
+    if (!e) return CNN_OK; /* the default */
+    CNN_TRY(set_value(spec, merge ? &inputs_key : &input_key, e->value,
+                      where_entry(p, e, where), spec->name, e->key));
+    if (merge && spec->ninputs < 2)
+        return bad(where_entry(p, e, where), spec->name, e->key, "one input (expected %s)",
+                   inputs_key.what);
+    CNN_TRY(check_inputs(p, cfg, li, e));
+    if (!merge && strcmp(spec->inputs[0], default_input(cfg, li)) == 0) {
+        memset(spec->inputs, 0, sizeof spec->inputs);
+        spec->ninputs = 0;
+    }
+    return CNN_OK;
+}
+
 static cnn_status_t build_layer(parse_t *p, cnn_config_t *cfg, int li)
 {
     char where[WHERE_MAX];
@@ -1170,9 +1260,11 @@ static cnn_status_t build_layer(parse_t *p, cnn_config_t *cfg, int li)
     unsigned given = 0;
     for (int i = 0; i < p->ne; i++) {
         const entry_t *e = &p->e[i];
-        if (strcmp(e->section, name) != 0 || e == te) continue;
+        if (strcmp(e->section, name) != 0 || e == te || is_input_key(e->key)) continue;
         CNN_TRY(layer_entry(p, te, e, t, spec, &given));
     }
+    CNN_TRY(layer_inputs(p, cfg, li, h, t, find_entry(p, name, "input"),
+                         find_entry(p, name, "inputs")));
     return layer_defaults(p, h, t, given, spec);
 }
 
@@ -1190,7 +1282,14 @@ static cnn_status_t build_layers(parse_t *p, cnn_config_t *cfg)
                        "unknown section (neither a config section nor a layer "
                        "named in [net] layers)");
     }
-    for (int i = 0; i < cfg->nlayers; i++) CNN_TRY(build_layer(p, cfg, i));
+    for (int i = 0; i < cfg->nlayers; i++) {
+        if (strcmp(cfg->layers[i].name, CNN_NET_INPUT_NAME) == 0) {
+            const entry_t *le = find_entry(p, "net", "layers");
+            return bad(where_entry(p, le, where), "net", "layers", "'%s' names the net's "
+                       "input (in input = and inputs =), not a layer", CNN_NET_INPUT_NAME);
+        }
+        CNN_TRY(build_layer(p, cfg, i));
+    }
     return CNN_OK;
 }
 
@@ -1550,6 +1649,14 @@ char *cnn_config_to_string(const cnn_config_t *cfg)
     for (int i = 0; i < cfg->nlayers; i++) {
         const cnn_layer_spec_t *s = &cfg->layers[i];
         sb_printf(&b, "\n[%s]\ntype = %s\n", s->name, s->type);
+        if (s->ninputs > 0) { /* 0: the default, the layer before */
+            const keydef_t *ik = s->ninputs > 1 ? &inputs_key : &input_key;
+            const cnn_layer_ops_t *mt = cnn_layer_find(s->type);
+            if (mt && cnn_layer_is_merge(mt)) ik = &inputs_key;
+            sb_printf(&b, "%s = ", ik->name);
+            format_value(&b, s, ik);
+            sb_printf(&b, "\n");
+        }
         const cnn_layer_ops_t *t = cnn_layer_find(s->type);
         for (int j = 0; t && j < t->nkeys; j++) {
             const keydef_t kd = lkey_def(&t->keys[j]);
@@ -1661,6 +1768,9 @@ cnn_status_t cnn_config_get_string(const cnn_config_t *cfg, const char *section_
             found = 1;
             if (strcmp(key, "type") == 0) {
                 sb_printf(&b, "%s", s->type);
+            } else if (is_input_key(key)) { /* the resolved names */
+                if (s->ninputs == 0) sb_printf(&b, "%s", default_input(cfg, i));
+                else format_value(&b, s, &inputs_key);
             } else if (lk) {
                 const keydef_t kd = lkey_def(lk);
                 format_value(&b, s, &kd);

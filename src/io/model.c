@@ -126,6 +126,17 @@ static cnn_status_t check_finite(const cnn_net_t *net, const float *params,
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* Layer li's `inputs` attribute on obj: the names of its inputs (the
+ * previous layer's, or "input" for the net's input). */
+static cnn_status_t write_inputs(cnn_h5w_t *w, const cnn_net_t *net, int li, const char *obj)
+{
+    const cnn_layer_t *l = &net->layers[li];
+    const char *names[CNN_LAYER_INPUTS_MAX];
+    for (int k = 0; k < l->ninputs; k++)
+        names[k] = l->src[k] < 0 ? CNN_NET_INPUT_NAME : net->layers[l->src[k]].spec.name;
+    return cnn_h5w_attr_strings(w, obj, "inputs", (size_t)l->ninputs, names);
+}
+
 cnn_status_t cnn_model_write_layers(cnn_h5w_t *w, const char *prefix,
                                     const cnn_net_t *net, const float *params,
                                     const float *state)
@@ -164,6 +175,7 @@ cnn_status_t cnn_model_write_layers(cnn_h5w_t *w, const char *prefix,
         if ((st = cnn_h5w_group(w, obj)) != CNN_OK) goto done;
         if ((st = cnn_h5w_attr_str(w, obj, "type", l->spec.type)) != CNN_OK) goto done;
         if ((st = cnn_h5w_attr_int64(w, obj, "index", li)) != CNN_OK) goto done;
+        if ((st = write_inputs(w, net, li, obj)) != CNN_OK) goto done;
         for (int k = 0; k < n; k++) {
             if ((st = obj_path(dso, prefix, l->spec.name, d[k].name)) != CNN_OK) goto done;
             st = cnn_h5w_floats(w, dso, d[k].ndims, d[k].dims,
@@ -304,9 +316,10 @@ static cnn_status_t check_format(cnn_h5r_t *r)
     }
     free(fmt);
     if ((st = cnn_h5r_attr_int64(r, "/", "format_version", &ver)) != CNN_OK) return st;
-    if (ver != CNN_MODEL_FORMAT_VERSION)
+    /* version 1 is a chain, which this reader builds as before */
+    if (ver < 1 || ver > CNN_MODEL_FORMAT_VERSION)
         return cnn_error_set(CNN_EDATA, "%s: / attribute 'format_version' is %lld; this "
-                             "mpicnn reads version %d", path, (long long)ver,
+                             "mpicnn reads versions 1 to %d", path, (long long)ver,
                              CNN_MODEL_FORMAT_VERSION);
     return CNN_OK;
 }

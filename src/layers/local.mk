@@ -2,10 +2,12 @@
 src_libmpicnn_la_SOURCES += src/layers/registry.c src/layers/conv.c src/layers/conv_im2col.c \
 	src/layers/conv_smallgemm.c src/layers/conv_winograd.c src/layers/conv_engine.h \
 	src/layers/relu.c src/layers/pool.c src/layers/flatten.c src/layers/dense.c \
-	src/layers/dropout.c src/layers/batchnorm.c src/layers/loss.c
+	src/layers/dropout.c src/layers/batchnorm.c src/layers/loss.c \
+	src/layers/add.c src/layers/concat.c
 # the initialisers of conv and dense
 src_libmpicnn_la_SOURCES += src/layers/init.c src/layers/init.h
-noinst_HEADERS += include/mpicnn/layer.h include/mpicnn/loss.h src/layers/layer_util.h
+noinst_HEADERS += include/mpicnn/layer.h include/mpicnn/loss.h src/layers/layer_util.h \
+	src/layers/merge_util.h
 # the activations besides relu, on layer_util.h's elementwise scaffolding
 src_libmpicnn_la_SOURCES += src/layers/sigmoid.c src/layers/tanh.c src/layers/leaky_relu.c \
 	src/layers/elu.c src/layers/gelu.c

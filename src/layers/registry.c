@@ -12,6 +12,7 @@ static const cnn_layer_ops_t *const registry[] = {
     &cnn_dense_ops,   &cnn_dropout_ops, &cnn_batchnorm_ops,
     &cnn_sigmoid_ops, &cnn_tanh_ops,  &cnn_leaky_relu_ops,
     &cnn_elu_ops,     &cnn_gelu_ops,
+    &cnn_add_ops,     &cnn_concat_ops,
     NULL,
 };
 #define NREG (sizeof registry / sizeof registry[0] - 1)
