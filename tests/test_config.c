@@ -1113,7 +1113,7 @@ static void test_activation_keys(void **state)
          "a.ini:11: [s] slope: does not apply to a sigmoid layer"},
         {"type = elu\n", "type = elu\napproximate = none\n",
          "[e] approximate: does not apply to"},
-        {"type = elu\n", "type = elu\napproximate = none\n", "(elu takes: type, alpha)"},
+        {"type = elu\n", "type = elu\napproximate = none\n", "(elu takes: type, alpha, input)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *text = edit(act_ini, bad[i].from, bad[i].to);
