@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "mpicnn/layer.h"
+#include "mpicnn/onnx.h"
 
 /* The number of entries of a static table. */
 #define LAYER_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

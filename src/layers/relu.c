@@ -44,6 +44,13 @@ static const cnn_layer_cli_t relu_cli = {
     .usage = "--x F --x-shape ... --out F [--dout F --dx F]",
 };
 
+static cnn_status_t relu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                              const char *out)
+{
+    (void)l, (void)nin;
+    return cnn_onnx_unary(g, "Relu", in[0], out);
+}
+
 const cnn_layer_ops_t cnn_relu_ops = {
     .type = "relu",
     .shape = relu_shape,
@@ -54,4 +61,5 @@ const cnn_layer_ops_t cnn_relu_ops = {
     .cli = &relu_cli,
     .fd = CNN_FD_KINKED,
     .reference = relu_reference,
+    .onnx = relu_onnx,
 };
