@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "io/pb.h"
+#include "mpicnn/net.h"
 #include "mpicnn/onnx.h"
 
 /* b holds exactly the n bytes of want. */
@@ -132,8 +133,10 @@ static void test_model_bytes(void **state)
     assert_true(fd >= 0);
     close(fd);
     char *names[] = {"a", "b\"c", "d", "e"};
-    cnn_model_meta_t meta = {.nclasses = 4, .class_names = names};
-    assert_int_equal(cnn_onnx_export(path, net, &meta, "9.8.7"), CNN_OK);
+    const cnn_onnx_model_t om = {.layers = net->layers, .nlayers = 1, .input = net->input,
+                                 .output = net->output, .class_names = names, .nclasses = 4,
+                                 .version = "9.8.7"};
+    assert_int_equal(cnn_onnx_export(path, &om), CNN_OK);
     size_t n;
     uint8_t *m = slurp(path, &n);
     /* ir_version 7 first, then producer_name and producer_version */
@@ -171,7 +174,9 @@ static void test_no_mapping(void **state)
     net->layers[1].ops = &unmapped;
     const char *path = "/tmp/mpicnn-test-onnx-unmapped.onnx";
     unlink(path);
-    assert_int_equal(cnn_onnx_export(path, net, NULL, "0"), CNN_ECONFIG);
+    const cnn_onnx_model_t om = {.layers = net->layers, .nlayers = 2, .input = net->input,
+                                 .output = net->output};
+    assert_int_equal(cnn_onnx_export(path, &om), CNN_ECONFIG);
     assert_non_null(strstr(cnn_error_message(), "layer 'second' (type 'novel')"));
     assert_int_equal(access(path, F_OK), -1);
     cnn_net_free(net);

@@ -18,8 +18,6 @@
 #include <stdint.h>
 
 #include "mpicnn/layer.h"
-#include "mpicnn/model.h"
-#include "mpicnn/net.h"
 #include "mpicnn/status.h"
 
 /* The opset the graph imports and the IR version of the file. */
@@ -55,8 +53,8 @@ typedef struct {
  * with inputs in[0..nin) and the one output `out`, and attrs[0..nattrs)
  * (may be NULL when nattrs is 0). Nodes must be added in evaluation
  * order. The output's rank is recorded (cnn_onnx_rank): 2 for Flatten
- * and Gemm, otherwise the rank of the first input. CNN_ENOMEM, or
- * CNN_EINTERNAL for a NULL name (a failed cnn_onnx_name). */
+ * and Gemm, otherwise the rank of the first input. CNN_ENOMEM (also for
+ * a NULL name: a cnn_onnx_name that ran out of memory). */
 cnn_status_t cnn_onnx_node(cnn_onnx_t *g, const char *op, const char *const *in, int nin,
                            const char *out, const cnn_onnx_attr_t *attrs, int nattrs);
 
@@ -90,13 +88,24 @@ int cnn_onnx_rank(const cnn_onnx_t *g, const char *name);
 cnn_status_t cnn_onnx_image(cnn_onnx_t *g, const cnn_layer_t *l, const char *in,
                             const char **out);
 
-/* Writes net as an ONNX model to `path`, atomically (fs.h). meta gives
- * the normalisation (mean/std, or none) and the class names (stored as
- * metadata_props "class_names", a JSON array of strings); version is the
- * producer_version. CNN_ECONFIG naming the layer and its type when a
- * layer type has no ONNX mapping (nothing is written), CNN_ENOMEM,
- * CNN_EIO. Borrows everything. */
-cnn_status_t cnn_onnx_export(const char *path, const cnn_net_t *net, const cnn_model_meta_t *meta,
-                             const char *version);
+/* What an ONNX model is made of: a net's layers (model.h's metadata and
+ * net.h's net give them; this header leaves both out, so that the layer
+ * files that include it stay below them). All borrowed. */
+typedef struct {
+    const cnn_layer_t *layers;   /* (nlayers), built and holding weights */
+    int nlayers;
+    cnn_shape_t input, output;   /* the net's per-image shapes (n unused) */
+    const float *mean, *std;     /* (input.c) each, or both NULL */
+    char *const *class_names;    /* (nclasses) or NULL: names "0".."K-1" */
+    int nclasses;
+    const char *version;         /* producer_version */
+} cnn_onnx_model_t;
+
+/* Writes m as an ONNX model to `path`, atomically (fs.h): the class names
+ * go to metadata_props "class_names", a JSON array of strings.
+ * CNN_ECONFIG naming the layer and its type when a layer type has no ONNX
+ * mapping, or for a model over protobuf's 2 GiB (nothing is written
+ * then), CNN_ENOMEM, CNN_EIO. */
+cnn_status_t cnn_onnx_export(const char *path, const cnn_onnx_model_t *m);
 
 #endif

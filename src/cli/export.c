@@ -58,7 +58,14 @@ cnn_status_t cli_export(int argc, char **argv, MPI_Comm comm)
     cnn_net_t *net = NULL;
     if (!cfg) return cnn_error_set(CNN_ENOMEM, "out of memory");
     cnn_status_t st = cli_load_model_within(a.pos[0], NULL, 0, 1, NULL, &meta, cfg, &net);
-    if (st == CNN_OK) st = cnn_onnx_export(out, net, &meta, PACKAGE_VERSION);
+    if (st == CNN_OK) {
+        const cnn_onnx_model_t m = {.layers = net->layers, .nlayers = net->nlayers,
+                                    .input = net->input, .output = net->output,
+                                    .mean = meta.mean, .std = meta.std,
+                                    .class_names = meta.class_names, .nclasses = meta.nclasses,
+                                    .version = PACKAGE_VERSION};
+        st = cnn_onnx_export(out, &m);
+    }
     if (st == CNN_OK) printf("wrote %s\n", out);
     cnn_net_free(net);
     cnn_model_meta_free(&meta);

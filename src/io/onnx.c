@@ -268,14 +268,13 @@ static void encode_entry(cnn_pb_t *b, const char *key, const char *value, size_t
 
 /* The class names as a JSON array of strings (with names "0".."K-1" when
  * the model has none) into j. */
-static void class_names_json(cnn_pb_t *j, const cnn_model_meta_t *meta, int K)
+static void class_names_json(cnn_pb_t *j, const cnn_onnx_model_t *m, int K)
 {
     cnn_pb_raw(j, "[", 1);
     for (int k = 0; k < K; k++) {
         char num[24];
         snprintf(num, sizeof num, "%d", k);
-        const char *s = meta && meta->class_names && k < meta->nclasses ? meta->class_names[k]
-                                                                        : num;
+        const char *s = m->class_names && k < m->nclasses ? m->class_names[k] : num;
         if (k) cnn_pb_raw(j, ",", 1);
         cnn_pb_raw(j, "\"", 1);
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -298,9 +297,9 @@ static void class_names_json(cnn_pb_t *j, const cnn_model_meta_t *meta, int K)
 
 /* The value layer i writes: its name, or "NAME:out" for a layer named as
  * the graph's own input or output. */
-static const char *layer_value(const cnn_net_t *net, int i, char *buf, size_t len)
+static const char *layer_value(const cnn_onnx_model_t *m, int i, char *buf, size_t len)
 {
-    const char *name = net->layers[i].spec.name;
+    const char *name = m->layers[i].spec.name;
     if (strcmp(name, "input") && strcmp(name, "logits")) return name;
     snprintf(buf, len, "%s:out", name);
     return buf;
@@ -308,24 +307,24 @@ static const char *layer_value(const cnn_net_t *net, int i, char *buf, size_t le
 
 /* The values layer i reads into in[0..*nin): the previous layer's output,
  * or, for the first layer, the normalised network input `first`. */
-static void layer_inputs(const cnn_net_t *net, int i, const char *first, char (*bufs)[64],
+static void layer_inputs(const cnn_onnx_model_t *m, int i, const char *first, char (*bufs)[64],
                          const char **in, int *nin)
 {
-    in[0] = i == 0 ? first : layer_value(net, i - 1, bufs[0], sizeof bufs[0]);
+    in[0] = i == 0 ? first : layer_value(m, i - 1, bufs[0], sizeof bufs[0]);
     *nin = 1;
 }
 
 /* Sub the mean and Div by the std, per channel, as (1, C, 1, 1)
  * initialisers: what cnn_images_to_floats does to pixel/255. *out is the
  * normalised value ("input" itself without a normalisation). */
-static cnn_status_t add_normalization(cnn_onnx_t *g, const cnn_net_t *net,
-                                      const cnn_model_meta_t *meta, const char **out)
+static cnn_status_t add_normalization(cnn_onnx_t *g, const cnn_onnx_model_t *m,
+                                      const char **out)
 {
     *out = "input";
-    if (!meta || !meta->mean || !meta->std) return CNN_OK;
-    const int64_t dims[4] = {1, net->input.c, 1, 1};
-    CNN_TRY(cnn_onnx_const(g, "normalization.mean", meta->mean, dims, 4));
-    CNN_TRY(cnn_onnx_const(g, "normalization.std", meta->std, dims, 4));
+    if (!m->mean || !m->std) return CNN_OK;
+    const int64_t dims[4] = {1, m->input.c, 1, 1};
+    CNN_TRY(cnn_onnx_const(g, "normalization.mean", m->mean, dims, 4));
+    CNN_TRY(cnn_onnx_const(g, "normalization.std", m->std, dims, 4));
     const char *sub[2] = {"input", "normalization.mean"};
     const char *div[2] = {"input/centered", "normalization.std"};
     CNN_TRY(cnn_onnx_node(g, "Sub", sub, 2, "input/centered", NULL, 0));
@@ -335,28 +334,27 @@ static cnn_status_t add_normalization(cnn_onnx_t *g, const cnn_net_t *net,
 }
 
 /* Every layer's nodes, then the Flatten to `logits`. */
-static cnn_status_t add_layers(cnn_onnx_t *g, const cnn_net_t *net, const char *first)
+static cnn_status_t add_layers(cnn_onnx_t *g, const cnn_onnx_model_t *m, const char *first)
 {
     char bufs[2][64], own[64];
     const char *in[2];
     int nin;
-    for (int i = 0; i < net->nlayers; i++) {
-        const cnn_layer_t *l = &net->layers[i];
-        layer_inputs(net, i, first, bufs, in, &nin);
-        CNN_TRY(l->ops->onnx(l, g, in, nin, layer_value(net, i, own, sizeof own)));
+    for (int i = 0; i < m->nlayers; i++) {
+        const cnn_layer_t *l = &m->layers[i];
+        layer_inputs(m, i, first, bufs, in, &nin);
+        CNN_TRY(l->ops->onnx(l, g, in, nin, layer_value(m, i, own, sizeof own)));
     }
-    const char *last = layer_value(net, net->nlayers - 1, own, sizeof own);
+    const char *last = layer_value(m, m->nlayers - 1, own, sizeof own);
     const cnn_onnx_attr_t axis = CNN_ONNX_INT("axis", 1);
     return cnn_onnx_node(g, "Flatten", &last, 1, "logits", &axis, 1);
 }
 
 /* The ModelProto bytes of the finished graph g into m. */
-static void encode_model(cnn_pb_t *m, const cnn_onnx_t *g, const cnn_net_t *net,
-                         const cnn_model_meta_t *meta, const char *version)
+static void encode_model(cnn_pb_t *b, const cnn_onnx_t *g, const cnn_onnx_model_t *m)
 {
     cnn_pb_t graph = {0}, opset = {0}, json = {0};
-    const int64_t in_dims[4] = {-1, net->input.c, net->input.h, net->input.w};
-    const int K = (int)cnn_shape_image(net->output);
+    const int64_t in_dims[4] = {-1, m->input.c, m->input.h, m->input.w};
+    const int K = (int)cnn_shape_image(m->output);
     const int64_t out_dims[2] = {-1, K};
     cnn_pb_raw(&graph, g->nodes.data, g->nodes.len);
     cnn_pb_string(&graph, GRAPH_NAME, "mpicnn");
@@ -365,47 +363,50 @@ static void encode_model(cnn_pb_t *m, const cnn_onnx_t *g, const cnn_net_t *net,
     encode_value_info(&graph, GRAPH_OUTPUT, "logits", out_dims, 2);
     cnn_pb_int(&opset, OPSET_VERSION, CNN_ONNX_OPSET);
 
-    cnn_pb_int(m, MODEL_IR_VERSION, CNN_ONNX_IR_VERSION);
-    cnn_pb_string(m, MODEL_PRODUCER_NAME, "mpicnn");
-    cnn_pb_string(m, MODEL_PRODUCER_VERSION, version);
-    cnn_pb_message(m, MODEL_GRAPH, &graph);
-    cnn_pb_message(m, MODEL_OPSET_IMPORT, &opset);
-    class_names_json(&json, meta, K);
-    encode_entry(m, "class_names", (const char *)json.data, json.len);
-    if (json.failed) m->failed = 1;
+    cnn_pb_int(b, MODEL_IR_VERSION, CNN_ONNX_IR_VERSION);
+    cnn_pb_string(b, MODEL_PRODUCER_NAME, "mpicnn");
+    cnn_pb_string(b, MODEL_PRODUCER_VERSION, m->version ? m->version : "");
+    cnn_pb_message(b, MODEL_GRAPH, &graph);
+    cnn_pb_message(b, MODEL_OPSET_IMPORT, &opset);
+    class_names_json(&json, m, K);
+    encode_entry(b, "class_names", (const char *)json.data, json.len);
+    if (json.failed) b->failed = 1;
     cnn_pb_free(&graph);
     cnn_pb_free(&opset);
     cnn_pb_free(&json);
 }
 
 /* CNN_ECONFIG naming the first layer whose type has no ONNX mapping. */
-static cnn_status_t check_mappings(const cnn_net_t *net)
+static cnn_status_t check_mappings(const cnn_onnx_model_t *m)
 {
-    for (int i = 0; i < net->nlayers; i++)
-        if (!net->layers[i].ops->onnx)
+    for (int i = 0; i < m->nlayers; i++)
+        if (!m->layers[i].ops->onnx)
             return cnn_error_set(CNN_ECONFIG,
                                  "layer '%s' (type '%s') has no ONNX mapping: this model cannot "
                                  "be exported",
-                                 net->layers[i].spec.name, net->layers[i].ops->type);
+                                 m->layers[i].spec.name, m->layers[i].ops->type);
     return CNN_OK;
 }
 
-cnn_status_t cnn_onnx_export(const char *path, const cnn_net_t *net, const cnn_model_meta_t *meta,
-                             const char *version)
+cnn_status_t cnn_onnx_export(const char *path, const cnn_onnx_model_t *m)
 {
-    if (!net || net->nlayers < 1) return cnn_error_set(CNN_EINTERNAL, "export: no layers");
-    CNN_TRY(check_mappings(net));
+    if (!m || !m->layers || m->nlayers < 1)
+        return cnn_error_set(CNN_EINTERNAL, "export: no layers");
+    CNN_TRY(check_mappings(m));
     cnn_onnx_t g = {0};
     cnn_pb_t model = {0};
     cnn_afile_t *af = NULL;
     const char *first;
     cnn_status_t st = set_rank(&g, "input", 4);
-    if (st == CNN_OK) st = add_normalization(&g, net, meta, &first);
-    if (st == CNN_OK) st = add_layers(&g, net, first);
+    if (st == CNN_OK) st = add_normalization(&g, m, &first);
+    if (st == CNN_OK) st = add_layers(&g, m, first);
     if (st == CNN_OK) {
-        encode_model(&model, &g, net, meta, version ? version : "");
+        encode_model(&model, &g, m);
         st = cnn_pb_status(&model);
     }
+    if (st == CNN_OK && model.len > (size_t)INT32_MAX)
+        st = cnn_error_set(CNN_ECONFIG, "the model takes %zu bytes as ONNX, over the 2 GiB a "
+                           "protobuf message can hold", model.len);
     if (st == CNN_OK) st = cnn_afile_begin(path, &af);
     if (st == CNN_OK) st = cnn_afile_write(af, model.data, model.len);
     if (st == CNN_OK) {
