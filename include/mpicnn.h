@@ -28,6 +28,7 @@
 #include "mpicnn/png.h"
 #include "mpicnn/jpeg.h"
 #include "mpicnn/datafile.h"
+#include "mpicnn/onnx.h"
 #include "mpicnn/pack.h"
 #include "mpicnn/evaluate.h"
 #include "mpicnn/train.h"

@@ -24,9 +24,13 @@ packages=(gcc make autoconf automake libtool pkg-config
           libjpeg62-turbo-dev gnuplot-nox dataset-fashion-mnist help2man)
 # the test suite also builds the fuzz targets (clang, libFuzzer), runs the
 # SLURM job scripts on a one-node cluster of its own (slurm-wlm, munge) and
-# kills ranks by pid (procps); the layer and network tests compare with
-# PyTorch (python3-torch)
-[ "$mode" = check ] && packages+=(clang libclang-rt-14-dev llvm slurm-wlm munge procps python3-torch)
+# kills ranks by pid (procps), compares layers and networks with PyTorch
+# (python3-torch, python3-h5py), and runs exported ONNX models with ONNX
+# Runtime under node (nodejs, and npm unless the nodejs package brings it)
+if [ "$mode" = check ]; then
+  packages+=(clang libclang-rt-14-dev llvm slurm-wlm munge procps python3-torch python3-h5py nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -51,6 +55,14 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 if [ "$mode" = check ]; then
+  # ONNX Runtime for tests/test_export.sh, from npm into a cache folder
+  # (its prebuilt CPU library is in the package: no install scripts run)
+  ort=${MPICNN_ORT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mpicnn/onnxruntime}
+  if ! grep -qs '"version": "1.30.0"' "$ort/node_modules/onnxruntime-node/package.json"; then
+    echo "quickstart: installing onnxruntime-node 1.30.0 into $ort"
+    mkdir -p "$ort"
+    (cd "$ort" && npm install --ignore-scripts --no-audit --no-fund onnxruntime-node@1.30.0)
+  fi
   make check -j"$jobs" VERBOSE=1
   exit 0
 fi

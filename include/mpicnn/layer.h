@@ -14,8 +14,8 @@
  *  1. src/layers/NAME.c with static shape/forward/backward (and init if it
  *     has parameters or state), its key table, its tensor table with a
  *     tensor_dims callback if it stores anything, optionally a cli
- *     descriptor, its fd kind and its reference function, all in one
- *     `const cnn_layer_ops_t cnn_NAME_ops`;
+ *     descriptor, its fd kind, its reference function and its ONNX
+ *     mapping (onnx.h), all in one `const cnn_layer_ops_t cnn_NAME_ops`;
  *  2. one line in src/layers/registry.c (and the extern below), and the
  *     file in src/layers/local.mk;
  *  3. a case in tests/test_layers.c against its reference.
@@ -124,6 +124,7 @@ typedef struct {
 } cnn_ctx_t;
 
 typedef struct cnn_layer cnn_layer_t;
+typedef struct cnn_onnx cnn_onnx_t; /* an ONNX graph being built (onnx.h) */
 
 /* ---- what a type declares besides its compute functions ---------------- */
 
@@ -307,6 +308,13 @@ typedef struct {
     const cnn_layer_cli_t *cli; /* NULL: `mpicnn op` does not offer it */
     cnn_fd_kind_t fd;
     cnn_layer_ref_fn reference;
+    /* Optional: the layer as ONNX nodes (include/mpicnn/onnx.h): reads the
+     * values in[0..nin) (one today: the previous layer's output, or the
+     * normalised network input) and writes the value `out`, named after
+     * the layer, adding its parameters as initialisers. NULL: models
+     * holding the type cannot be exported (mpicnn export exits 4). */
+    cnn_status_t (*onnx)(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                         const char *out);
 } cnn_layer_ops_t;
 
 struct cnn_layer {

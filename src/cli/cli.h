@@ -148,6 +148,7 @@ cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_pack(int argc, char **argv, MPI_Comm comm);
+cnn_status_t cli_export(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm);
 cnn_status_t cli_knn(int argc, char **argv, MPI_Comm comm);

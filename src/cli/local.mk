@@ -13,12 +13,14 @@
 #   tests/test_rundir.sh    one run at a time per run or sweep directory (exit 9,
 #                           --lock-wait, the O_EXCL fallback), DIR/status after a signal
 #                           to mpirun or a SIGKILL
+#   tests/test_export.sh    mpicnn export: usage, the bad model corpus as eval, and ONNX
+#                           Runtime (tests/ort_run.js) against predict --logits per layer type
 #   tests/test_exitcodes.sh the exit codes and messages docs/reliability.md promises for
 #                           --out "", unknown flags, --resume into nothing, an old run in
 #                           DIR (--force), a changed sweep config, MPICNN_FAULT, | head
 bin_PROGRAMS = src/mpicnn
 src_mpicnn_SOURCES = src/cli/main.c src/cli/cli.h src/cli/args.c src/cli/common.c \
-	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/pack.c src/cli/info.c \
+	src/cli/train.c src/cli/sweep.c src/cli/eval.c src/cli/predict.c src/cli/export.c src/cli/pack.c src/cli/info.c \
 	src/cli/op.c src/cli/gradcheck.c src/cli/filter.c src/cli/knn.c src/cli/plot.c
 src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 
@@ -27,7 +29,9 @@ tests_make_badfiles_LDADD = $(LIBDEPS)
 check_PROGRAMS += tests/make_images
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
-	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh
+	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh \
+	tests/test_export.sh
 EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
-	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh
+	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh \
+	tests/test_export.sh tests/ort_run.js

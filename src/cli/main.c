@@ -19,6 +19,7 @@ static const command_t commands[] = {
     {"eval", cli_eval, "score a model on a test set", 1},
     {"predict", cli_predict, "classify PNG or JPEG images, or IDX or CIFAR files, with a model", 1},
     {"pack", cli_pack, "convert an image folder, IDX or CIFAR files into one HDF5 data file", 1},
+    {"export", cli_export, "write a model as an ONNX model for ONNX Runtime", 0},
     {"info", cli_info, "describe a model or data file", 0},
     {"gradcheck", cli_gradcheck, "check a config's gradients by finite differences", 0},
     {"op", cli_op, "run one layer forward/backward on CSV files", 0},

@@ -1,6 +1,7 @@
 /* add.c - y = x0 + x1 + ...: the elementwise sum of 2 to
  * CNN_LAYER_INPUTS_MAX inputs of one shape (a residual connection). Sums
  * run in input order, as (x0 + x1) + x2 in PyTorch. */
+#include <stdio.h>
 #include <string.h>
 
 #include "merge_util.h"
@@ -51,6 +52,21 @@ static void add_reference(const cnn_ref_args_t *r, double *y)
     }
 }
 
+/* The elementwise sum of every input, left to right. */
+static cnn_status_t add_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                             const char *out)
+{
+    const char *acc = in[0];
+    for (int i = 1; i < nin; i++) {
+        char what[16];
+        snprintf(what, sizeof what, "sum%d", i);
+        const char *dst = i == nin - 1 ? out : cnn_onnx_name(g, l, what);
+        CNN_TRY(cnn_onnx_node(g, "Add", (const char *[]){acc, in[i]}, 2, dst, NULL, 0));
+        acc = dst;
+    }
+    return nin == 1 ? cnn_onnx_unary(g, "Identity", in[0], out) : CNN_OK;
+}
+
 const cnn_layer_ops_t cnn_add_ops = {
     .type = "add",
     .shape_n = add_shape,
@@ -58,4 +74,5 @@ const cnn_layer_ops_t cnn_add_ops = {
     .backward_n = add_backward,
     .fd = CNN_FD_LINEAR,
     .reference = add_reference,
+    .onnx = add_onnx,
 };

@@ -335,6 +335,18 @@ static const cnn_layer_cli_t bn_cli = {
     .mode = 1,
 };
 
+/* BatchNormalization in inference mode: the running statistics, whose
+ * variance is the one mpicnn divides by (sqrt(var + eps)), as ONNX. */
+static cnn_status_t bn_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                            const char *out)
+{
+    const char *x[5] = {in[0]};
+    (void)nin;
+    for (int i = 0; i < 4; i++) CNN_TRY(cnn_onnx_param(g, l, i, &x[1 + i]));
+    const cnn_onnx_attr_t eps = CNN_ONNX_FLOAT("epsilon", l->spec.eps);
+    return cnn_onnx_node(g, "BatchNormalization", x, 5, out, &eps, 1);
+}
+
 const cnn_layer_ops_t cnn_batchnorm_ops = {
     .type = "batchnorm",
     .shape = bn_shape,
@@ -349,4 +361,5 @@ const cnn_layer_ops_t cnn_batchnorm_ops = {
     .cli = &bn_cli,
     .fd = CNN_FD_SMOOTH,
     .reference = bn_reference,
+    .onnx = bn_onnx,
 };

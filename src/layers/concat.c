@@ -1,6 +1,7 @@
 /* concat.c - y = the inputs stacked along the channels, in input order:
  * 2 to CNN_LAYER_INPUTS_MAX inputs of the same height and width
  * (torch.cat(xs, dim=1)). */
+#include <stdio.h>
 #include <string.h>
 
 #include "merge_util.h"
@@ -72,6 +73,15 @@ static void concat_reference(const cnn_ref_args_t *r, double *y)
     }
 }
 
+/* Along the channels (axis 1), in input order. */
+static cnn_status_t concat_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                int nin, const char *out)
+{
+    const cnn_onnx_attr_t axis = CNN_ONNX_INT("axis", 1);
+    (void)l;
+    return cnn_onnx_node(g, "Concat", in, nin, out, &axis, 1);
+}
+
 const cnn_layer_ops_t cnn_concat_ops = {
     .type = "concat",
     .shape_n = concat_shape,
@@ -79,4 +89,5 @@ const cnn_layer_ops_t cnn_concat_ops = {
     .backward_n = concat_backward,
     .fd = CNN_FD_LINEAR,
     .reference = concat_reference,
+    .onnx = concat_onnx,
 };

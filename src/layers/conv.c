@@ -247,6 +247,23 @@ static const cnn_layer_cli_t conv_cli = {
     .shape_keys = {"filters", NULL, "kernel", "kernel"},
 };
 
+/* Conv with the stored (K, C, KH, KW) weight and (K) bias; pads per side. */
+static cnn_status_t conv_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                              const char *out)
+{
+    const cnn_layer_spec_t *s = &l->spec;
+    const char *x[3];
+    (void)nin;
+    CNN_TRY(cnn_onnx_image(g, l, in[0], &x[0]));
+    CNN_TRY(cnn_onnx_param(g, l, 0, &x[1]));
+    CNN_TRY(cnn_onnx_param(g, l, 1, &x[2]));
+    const int64_t k[2] = {s->kh, s->kw}, st[2] = {s->stride, s->stride},
+                  p[4] = {s->pad, s->pad, s->pad, s->pad};
+    const cnn_onnx_attr_t a[3] = {CNN_ONNX_INTS("kernel_shape", k, 2),
+                                  CNN_ONNX_INTS("strides", st, 2), CNN_ONNX_INTS("pads", p, 4)};
+    return cnn_onnx_node(g, "Conv", x, 3, out, a, 3);
+}
+
 const cnn_layer_ops_t cnn_conv_ops = {
     .type = "conv",
     .shape = conv_shape,
@@ -261,4 +278,5 @@ const cnn_layer_ops_t cnn_conv_ops = {
     .cli = &conv_cli,
     .fd = CNN_FD_LINEAR,
     .reference = conv_reference,
+    .onnx = conv_onnx,
 };

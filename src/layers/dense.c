@@ -189,6 +189,24 @@ static const cnn_layer_cli_t dense_cli = {
     .shape_keys = {NULL, "units"},
 };
 
+/* Gemm on the flattened input (NCHW order, as nn.Flatten) with the
+ * stored (M, D) weight: y = x W^T + b, so transB = 1. */
+static cnn_status_t dense_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                               int nin, const char *out)
+{
+    const char *x[3] = {in[0]};
+    (void)nin;
+    if (cnn_onnx_rank(g, in[0]) != 2) {
+        const cnn_onnx_attr_t axis = CNN_ONNX_INT("axis", 1);
+        x[0] = cnn_onnx_name(g, l, "flat");
+        CNN_TRY(cnn_onnx_node(g, "Flatten", in, 1, x[0], &axis, 1));
+    }
+    CNN_TRY(cnn_onnx_param(g, l, 0, &x[1]));
+    CNN_TRY(cnn_onnx_param(g, l, 1, &x[2]));
+    const cnn_onnx_attr_t tb = CNN_ONNX_INT("transB", 1);
+    return cnn_onnx_node(g, "Gemm", x, 3, out, &tb, 1);
+}
+
 const cnn_layer_ops_t cnn_dense_ops = {
     .type = "dense",
     .shape = dense_shape,
@@ -203,4 +221,5 @@ const cnn_layer_ops_t cnn_dense_ops = {
     .cli = &dense_cli,
     .fd = CNN_FD_LINEAR,
     .reference = dense_reference,
+    .onnx = dense_onnx,
 };

@@ -75,6 +75,14 @@ static const cnn_layer_cli_t dropout_cli = {
     .seed = 1,
 };
 
+/* Inference: the identity (inverted dropout scales while training). */
+static cnn_status_t dropout_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                 int nin, const char *out)
+{
+    (void)l, (void)nin;
+    return cnn_onnx_unary(g, "Identity", in[0], out);
+}
+
 const cnn_layer_ops_t cnn_dropout_ops = {
     .type = "dropout",
     .shape = dropout_shape,
@@ -85,4 +93,5 @@ const cnn_layer_ops_t cnn_dropout_ops = {
     .cli = &dropout_cli,
     .fd = CNN_FD_LINEAR,
     .reference = dropout_reference,
+    .onnx = dropout_onnx,
 };

@@ -27,6 +27,14 @@ static double elu_ref(const cnn_layer_spec_t *s, double x)
 
 LAYER_ELEMENTWISE(elu)
 
+static cnn_status_t elu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                             const char *out)
+{
+    const cnn_onnx_attr_t alpha = CNN_ONNX_FLOAT("alpha", l->spec.alpha);
+    (void)nin;
+    return cnn_onnx_node(g, "Elu", in, 1, out, &alpha, 1);
+}
+
 const cnn_layer_ops_t cnn_elu_ops = {
     LAYER_ELEMENTWISE_OPS(elu, "[--alpha A] "),
     LAYER_KEYS(elu_keys),

@@ -30,6 +30,14 @@ static void flatten_reference(const cnn_ref_args_t *r, double *y)
     memcpy(y, r->x, sizeof(double) * (size_t)r->in.n * cnn_shape_image(r->in));
 }
 
+static cnn_status_t flatten_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                 int nin, const char *out)
+{
+    const cnn_onnx_attr_t axis = CNN_ONNX_INT("axis", 1);
+    (void)l, (void)nin;
+    return cnn_onnx_node(g, "Flatten", in, 1, out, &axis, 1);
+}
+
 const cnn_layer_ops_t cnn_flatten_ops = {
     .type = "flatten",
     .shape = flatten_shape,
@@ -37,4 +45,5 @@ const cnn_layer_ops_t cnn_flatten_ops = {
     .backward = flatten_backward,
     .fd = CNN_FD_LINEAR,
     .reference = flatten_reference,
+    .onnx = flatten_onnx,
 };

@@ -61,6 +61,44 @@ static double gelu_ref(const cnn_layer_spec_t *s, double x)
 
 LAYER_ELEMENTWISE(gelu)
 
+/* Opset 13 has no Gelu: built from its definition. Exact (approximate =
+ * none): 0.5 x (1 + erf(x / sqrt 2)); tanh form: 0.5 x (1 + tanh(sqrt(2/pi)
+ * (x + 0.044715 x^3))). Scalar constants are 0-d initialisers. */
+static cnn_status_t gelu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                              const char *out)
+{
+    static const float half = 0.5f, one = 1.0f, sqrt2 = 1.41421356237309505f,
+                       c3 = 0.044715f, k = 0.797884560802865356f; /* sqrt(2/pi) */
+    const char *x = in[0], *h = cnn_onnx_name(g, l, "half"), *o = cnn_onnx_name(g, l, "one");
+    const char *t = cnn_onnx_name(g, l, "t"), *s = cnn_onnx_name(g, l, "s"),
+               *xp = cnn_onnx_name(g, l, "xp");
+    (void)nin;
+    CNN_TRY(cnn_onnx_const(g, h, &half, NULL, 0));
+    CNN_TRY(cnn_onnx_const(g, o, &one, NULL, 0));
+    if (!l->spec.approximate) { /* t = erf(x / sqrt 2) */
+        const char *c = cnn_onnx_name(g, l, "sqrt2"), *u = cnn_onnx_name(g, l, "u");
+        CNN_TRY(cnn_onnx_const(g, c, &sqrt2, NULL, 0));
+        CNN_TRY(cnn_onnx_node(g, "Div", (const char *[]){x, c}, 2, u, NULL, 0));
+        CNN_TRY(cnn_onnx_unary(g, "Erf", u, t));
+    } else { /* t = tanh(k (x + c3 x^3)) */
+        const char *cc = cnn_onnx_name(g, l, "c3"), *ck = cnn_onnx_name(g, l, "k"),
+                   *x2 = cnn_onnx_name(g, l, "x2"), *x3 = cnn_onnx_name(g, l, "x3"),
+                   *a = cnn_onnx_name(g, l, "a"), *b = cnn_onnx_name(g, l, "b"),
+                   *u = cnn_onnx_name(g, l, "u");
+        CNN_TRY(cnn_onnx_const(g, cc, &c3, NULL, 0));
+        CNN_TRY(cnn_onnx_const(g, ck, &k, NULL, 0));
+        CNN_TRY(cnn_onnx_node(g, "Mul", (const char *[]){x, x}, 2, x2, NULL, 0));
+        CNN_TRY(cnn_onnx_node(g, "Mul", (const char *[]){x2, x}, 2, x3, NULL, 0));
+        CNN_TRY(cnn_onnx_node(g, "Mul", (const char *[]){x3, cc}, 2, a, NULL, 0));
+        CNN_TRY(cnn_onnx_node(g, "Add", (const char *[]){x, a}, 2, b, NULL, 0));
+        CNN_TRY(cnn_onnx_node(g, "Mul", (const char *[]){b, ck}, 2, u, NULL, 0));
+        CNN_TRY(cnn_onnx_unary(g, "Tanh", u, t));
+    }
+    CNN_TRY(cnn_onnx_node(g, "Add", (const char *[]){t, o}, 2, s, NULL, 0));
+    CNN_TRY(cnn_onnx_node(g, "Mul", (const char *[]){x, s}, 2, xp, NULL, 0));
+    return cnn_onnx_node(g, "Mul", (const char *[]){xp, h}, 2, out, NULL, 0);
+}
+
 const cnn_layer_ops_t cnn_gelu_ops = {
     LAYER_ELEMENTWISE_OPS(gelu, "[--approximate none|tanh] "),
     LAYER_KEYS(gelu_keys),

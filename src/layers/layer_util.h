@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "mpicnn/layer.h"
+#include "mpicnn/onnx.h"
 
 /* The number of entries of a static table. */
 #define LAYER_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -128,10 +129,12 @@ static inline void layer_map(const cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 
 /* The fields of an elementwise layer's ops table that LAYER_ELEMENTWISE
  * defines, with its `mpicnn op` descriptor; OPT is the usage text of its
- * key flags ("" or "[--slope S] "). The table adds keys, fd and flags. */
+ * key flags ("" or "[--slope S] "), and NAME_onnx, its ONNX mapping. The
+ * table adds keys, fd and flags. */
 #define LAYER_ELEMENTWISE_OPS(NAME, OPT)                                       \
     .type = #NAME, .shape = layer_same_shape, .forward = NAME##_forward,       \
     .backward = NAME##_backward, .reference = NAME##_reference,                \
+    .onnx = NAME##_onnx,                                                       \
     .cli = &(const cnn_layer_cli_t){                                           \
         .usage = "--x F --x-shape ... " OPT "--out F [--dout F --dx F]"}
 

@@ -26,6 +26,14 @@ static double leaky_relu_ref(const cnn_layer_spec_t *s, double x)
 
 LAYER_ELEMENTWISE(leaky_relu)
 
+static cnn_status_t leaky_relu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                    int nin, const char *out)
+{
+    const cnn_onnx_attr_t alpha = CNN_ONNX_FLOAT("alpha", l->spec.slope);
+    (void)nin;
+    return cnn_onnx_node(g, "LeakyRelu", in, 1, out, &alpha, 1);
+}
+
 const cnn_layer_ops_t cnn_leaky_relu_ops = {
     LAYER_ELEMENTWISE_OPS(leaky_relu, "[--slope S] "),
     LAYER_KEYS(leaky_relu_keys),

@@ -377,6 +377,30 @@ static const cnn_layer_key_t gap_keys[] = {
      .def = "mean", .choices = gap_modes},
 };
 
+/* MaxPool or AveragePool over the spec's window, stride, padding and
+ * rounding; count_include_pad = count_pad for the average. */
+static cnn_status_t pool_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *in, const char *out,
+                              int avg)
+{
+    const cnn_layer_spec_t *s = &l->spec;
+    const char *x;
+    CNN_TRY(cnn_onnx_image(g, l, in, &x));
+    const int64_t k[2] = {s->kh, s->kw}, st[2] = {s->stride, s->stride},
+                  p[4] = {s->pad, s->pad, s->pad, s->pad};
+    const cnn_onnx_attr_t a[5] = {CNN_ONNX_INTS("kernel_shape", k, 2),
+                                  CNN_ONNX_INTS("strides", st, 2), CNN_ONNX_INTS("pads", p, 4),
+                                  CNN_ONNX_INT("ceil_mode", s->ceil_mode),
+                                  CNN_ONNX_INT("count_include_pad", s->count_pad)};
+    return cnn_onnx_node(g, avg ? "AveragePool" : "MaxPool", &x, 1, out, a, avg ? 5 : 4);
+}
+
+static cnn_status_t maxpool_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                 int nin, const char *out)
+{
+    (void)nin;
+    return pool_onnx(l, g, in[0], out, 0);
+}
+
 /* `mpicnn op` flags: [0] maxpool's, [1] avgpool's */
 static const cnn_layer_cli_t pool_cli[] = {
     {.usage = "--x F --x-shape N,C,H,W --size PH,PW --stride S [--pad P] [--ceil_mode B] "
@@ -386,12 +410,12 @@ static const cnn_layer_cli_t pool_cli[] = {
 };
 
 /* What maxpool's and avgpool's tables share: functions NAME_shape,
- * NAME_forward, NAME_backward and NAME_reference, pool_keys (the first
+ * NAME_forward, NAME_backward, NAME_reference and NAME_onnx, pool_keys (the first
  * nkeys of them) and op descriptor pool_cli[cli]. */
 #define POOL_OPS(NAME, nkeys_, cli_, fd_)                                                    \
     .type = #NAME, .shape = NAME##_shape, .forward = NAME##_forward,                        \
     .backward = NAME##_backward, .keys = pool_keys, .nkeys = (nkeys_),                      \
-    .cli = &pool_cli[cli_], .fd = (fd_), .reference = NAME##_reference
+    .cli = &pool_cli[cli_], .fd = (fd_), .reference = NAME##_reference, .onnx = NAME##_onnx
 
 const cnn_layer_ops_t cnn_maxpool_ops = {
     POOL_OPS(maxpool, LAYER_COUNT(pool_keys) - 1, 0, CNN_FD_KINKED),
@@ -399,12 +423,37 @@ const cnn_layer_ops_t cnn_maxpool_ops = {
     .forward_after_relu = maxpool_forward_after_relu,
 };
 
+static cnn_status_t avgpool_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                 int nin, const char *out)
+{
+    (void)nin;
+    return pool_onnx(l, g, in[0], out, 1);
+}
+
 const cnn_layer_ops_t cnn_avgpool_ops = {
     POOL_OPS(avgpool, LAYER_COUNT(pool_keys), 1, CNN_FD_LINEAR),
 };
+
+/* GlobalAveragePool; the sum (mode 1) is the mean times H*W. */
+static cnn_status_t gap_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                             const char *out)
+{
+    const char *x, *mean = out;
+    (void)nin;
+    CNN_TRY(cnn_onnx_image(g, l, in[0], &x));
+    if (l->spec.mode == 1) mean = cnn_onnx_name(g, l, "mean");
+    CNN_TRY(cnn_onnx_unary(g, "GlobalAveragePool", x, mean));
+    if (l->spec.mode != 1) return CNN_OK;
+    const float area = (float)l->in.h * (float)l->in.w;
+    const int64_t one = 1;
+    const char *m[2] = {mean, cnn_onnx_name(g, l, "area")};
+    CNN_TRY(cnn_onnx_const(g, m[1], &area, &one, 1));
+    return cnn_onnx_node(g, "Mul", m, 2, out, NULL, 0);
+}
 
 const cnn_layer_ops_t cnn_gap_ops = {
     .type = "gap", .shape = gap_shape, .forward = gap_forward, .backward = gap_backward,
     .keys = gap_keys, .nkeys = LAYER_COUNT(gap_keys), .fd = CNN_FD_LINEAR,
     .reference = gap_reference,
+    .onnx = gap_onnx,
 };

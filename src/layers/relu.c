@@ -25,6 +25,13 @@ static double relu_ref(const cnn_layer_spec_t *s, double x)
 
 LAYER_ELEMENTWISE(relu)
 
+static cnn_status_t relu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                              const char *out)
+{
+    (void)l, (void)nin;
+    return cnn_onnx_unary(g, "Relu", in[0], out);
+}
+
 const cnn_layer_ops_t cnn_relu_ops = {
     LAYER_ELEMENTWISE_OPS(relu, ""),
     .in_place = 1,

@@ -21,6 +21,13 @@ static double sigmoid_ref(const cnn_layer_spec_t *s, double x)
 
 LAYER_ELEMENTWISE(sigmoid)
 
+static cnn_status_t sigmoid_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
+                                 int nin, const char *out)
+{
+    (void)l, (void)nin;
+    return cnn_onnx_unary(g, "Sigmoid", in[0], out);
+}
+
 const cnn_layer_ops_t cnn_sigmoid_ops = {
     LAYER_ELEMENTWISE_OPS(sigmoid, ""),
     .fd = CNN_FD_SMOOTH,

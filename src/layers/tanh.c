@@ -24,6 +24,13 @@ static double tanh_ref(const cnn_layer_spec_t *s, double x)
 
 LAYER_ELEMENTWISE(tanh)
 
+static cnn_status_t tanh_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
+                              const char *out)
+{
+    (void)l, (void)nin;
+    return cnn_onnx_unary(g, "Tanh", in[0], out);
+}
+
 const cnn_layer_ops_t cnn_tanh_ops = {
     LAYER_ELEMENTWISE_OPS(tanh, ""),
     .fd = CNN_FD_SMOOTH,
