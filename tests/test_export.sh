@@ -202,8 +202,73 @@ type = flatten
 [fc]
 type = dense
 units = 4"
+# the activations, the pooling options and a residual + concat graph
+one sigmoid true "type = sigmoid"
+one tanh true "type = tanh"
+one leaky_relu true "type = leaky_relu
+slope = 0.2"
+one elu true "type = elu
+alpha = 0.5"
+one gelu true "type = gelu"
+one gelu-tanh true "type = gelu
+approximate = tanh"
+one maxpool-ceil true "type = maxpool
+size = 3
+stride = 2
+pad = 1
+ceil_mode = true"
+one avgpool-ceil true "type = avgpool
+size = 3
+stride = 2
+ceil_mode = true"
+one avgpool-pad true "type = avgpool
+size = 3
+stride = 2
+pad = 1
+ceil_mode = true
+count_pad = true"
+one gap-sum true "type = gap
+mode = sum"
+net residual true "stem, relu0, c1, bn1, r1, c2, bn2, sum, r2, cat, gap, fc" "[stem]
+type = conv
+filters = 4
+kernel = 3
+pad = 1
+[relu0]
+type = relu
+[c1]
+type = conv
+filters = 4
+kernel = 3
+pad = 1
+[bn1]
+type = batchnorm
+[r1]
+type = relu
+[c2]
+type = conv
+filters = 4
+kernel = 3
+pad = 1
+[bn2]
+type = batchnorm
+[sum]
+type = add
+inputs = bn2, relu0
+[r2]
+type = relu
+[cat]
+type = concat
+inputs = r2, stem
+[gap]
+type = gap
+[fc]
+type = dense
+units = 4"
 
-for n in fmnist-ref conv relu maxpool avgpool gap batchnorm dropout dense flat-bn; do
+for n in fmnist-ref conv relu maxpool avgpool gap batchnorm dropout dense flat-bn \
+    sigmoid tanh leaky_relu elu gelu gelu-tanh maxpool-ceil avgpool-ceil avgpool-pad gap-sum \
+    residual; do
     "$MPICNN" train "$d/$n.ini" --out "$d/$n" --progress none >"$d/log.train" 2>&1 ||
         fail "$n: training failed"
     "$MPICNN" export "$d/$n/model.h5" --out "$d/$n.onnx" >"$d/log.export" 2>&1 ||
