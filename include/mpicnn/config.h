@@ -22,7 +22,7 @@
 #include "mpicnn/layer.h"
 #include "mpicnn/status.h"
 
-#define CNN_MAX_LAYERS 64
+#define CNN_MAX_LAYERS 256
 #define CNN_PATH_MAX 4096
 #define CNN_MAX_FILES 16        /* data.train_files / data.test_files */
 #define CNN_MAX_CLASSES 100     /* data.classes */
