@@ -178,6 +178,11 @@ static void test_conv(void **state)
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(2, 3, 6, 6), 1);
     /* the forward pass in eval mode leaves no columns: backward unfolds */
     check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
+    /* 3x3 stride 2 pad 1 (ResNet's downsampling): even and odd sides */
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 3, 8, 8), 1);
+    check_layer(mk("conv", 5, 3, 3, 2, 1), sh(2, 9, 7, 9), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 3, 1, 2), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 0), sh(1, 2, 3, 6), 0);
 }
 
 /* Layers too big to keep their columns unfold again in the backward pass,
@@ -429,9 +434,9 @@ static void test_conv_1x1(void **state)
     cnn_conv_set_chunk_floats(0);
 }
 
-/* A 1x1 layer computed by the 1x1 engine against the same layer forced
- * onto im2col, at ResNet projection shapes and a wider one, and 1 against
- * 2 threads bit for bit. */
+/* A layer computed by the engine `algo` picks against the same layer
+ * forced onto im2col (1x1 layers at ResNet projection shapes and a wider
+ * one), and 1 against 2 threads bit for bit. */
 static void compare_engines(cnn_layer_spec_t s, cnn_shape_t in, int algo)
 {
     cnn_net_t *probe = NULL;
@@ -478,6 +483,9 @@ static void test_conv_1x1_vs_im2col(void **state)
     compare_engines(mk("conv", 32, 1, 1, 2, 0), sh(5, 16, 32, 32), CNN_CONV_AUTO);
     compare_engines(mk("conv", 64, 1, 1, 2, 0), sh(5, 32, 16, 16), CNN_CONV_AUTO);
     compare_engines(mk("conv", 64, 1, 1, 1, 0), sh(3, 96, 15, 15), CNN_CONV_AUTO);
+    /* and ResNet's 3x3 stride-2 layers (im2col both times): 1 vs 2 threads */
+    compare_engines(mk("conv", 32, 3, 3, 2, 1), sh(3, 16, 32, 32), CNN_CONV_AUTO);
+    compare_engines(mk("conv", 64, 3, 3, 2, 1), sh(3, 32, 7, 7), CNN_CONV_AUTO);
 }
 
 static void test_relu(void **state)
