@@ -9,19 +9,30 @@
  * column buffer. With stride S > 1 it is the pixels (S oy, S ox) of each
  * plane, gathered into the thread's scratch first (a copy of OHW floats a
  * channel, 1/S^2 of the image), and dx_n is W^T dy_n scattered back to
- * them, zero elsewhere. Nothing is kept from the forward pass: gathering
- * again costs less than keeping the batch's pixels.
+ * them, zero elsewhere. Nothing is kept from the forward pass: the
+ * backward pass gathers again, and the layer plans no cache.
  *
  * The products run on the blocked kernels of kernels/smallgemm.c, which
- * need no packing (filters, and channels for dx, in blocks of 4; other
- * counts go to the BLAS). Threads take whole images in both passes; dW
- * and db are summed per image into slots of the shared scratch, then
- * added in image order (cnn_conv_add_slots), so every element is summed
- * in the same order whatever the thread count. */
+ * need no packing, when W is at most SMALL_W floats and the filters (or,
+ * for dx, the channels) come in blocks of 4; else on the BLAS. dW always
+ * takes the blocked kernel, one image at a time. Threads take whole
+ * images in both passes; dW and db are summed per image into slots of
+ * the shared scratch, then added in image order (cnn_conv_add_slots), so
+ * every element is summed in the same order whatever the thread count. */
 #include <string.h>
 
 #include "conv_engine.h"
 #include "mpicnn/kernels.h"
+
+/* The largest W (K x C floats) whose products take the blocked kernels:
+ * 16 KB, the bound above which the same kernels ran 7-20% slower than the
+ * BLAS on Winograd's products of the same form (docs/performance.md). */
+#define SMALL_W 4096
+
+static int blocked(const conv_geom_t *g, int rows)
+{
+    return rows % 4 == 0 && (size_t)g->K * g->C <= SMALL_W;
+}
 
 /* Floats of W^T (C, K) at the start of the shared scratch, whole cache
  * lines; the per-image slots follow. */
@@ -57,7 +68,7 @@ static void pw_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *
     for (int i = 0; i < n; i++) {
         const float *col = pixels(g, x + (size_t)i * chw, layer_work(ctx));
         float *yi = y + (size_t)i * kohw;
-        if (g->K % 4 == 0) /* y_i (K, OHW) = b + W (K, C) x col (C, OHW) */
+        if (blocked(g, g->K)) /* y_i (K, OHW) = b + W (K, C) x col (C, OHW) */
             cnn_gemm_small_inner(w, b, g->K, g->C, col, g->ohw, g->ohw, yi, g->ohw);
         else
             cnn_conv_gemm_product(g, w, b, col, yi);
@@ -70,7 +81,7 @@ static void pw_input_grad(const conv_geom_t *g, const float *w, const float *wt,
                           const float *dyi, float *buf, float *dxi)
 {
     float *d = g->S == 1 ? dxi : buf;
-    if (g->C % 4 == 0) /* d (C, OHW) = W^T (C, K) x dy_i (K, OHW) */
+    if (blocked(g, g->C)) /* d (C, OHW) = W^T (C, K) x dy_i (K, OHW) */
         cnn_gemm_small_inner(wt, NULL, g->C, g->K, dyi, g->ohw, g->ohw, d, g->ohw);
     else
         cnn_sgemm(1, 0, g->C, (int)g->ohw, g->K, 1.0f, w, g->C, dyi, (int)g->ohw, 0.0f, d,
@@ -102,7 +113,7 @@ static void pw_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t 
     float *wt = ctx->shared, *parts = ctx->shared + wt_floats(g);
     /* the slots that fit the shared scratch, as pw_sizes planned them */
     const int chunk = (int)((l->sz.shared - wt_floats(g)) / slot);
-    if (dx) /* W^T (C, K), for dx's product by the blocked kernel */
+    if (dx && blocked(g, g->C)) /* W^T (C, K), for dx's product by the blocked kernel */
         for (int k = 0; k < g->K; k++)
             for (int c = 0; c < g->C; c++) wt[(size_t)c * g->K + k] = w[(size_t)k * g->C + c];
     for (int b0 = 0; b0 < n; b0 += chunk) {
