@@ -4,7 +4,7 @@
  * and runs the layer's passes through it; each engine plans the layer's
  * scratch and cache and computes the forward and backward passes:
  *   im2col + GEMM (conv_im2col.c), the same columns with the blocked
- *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c), and
+ *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c),
  *   Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c), and plain
  *   products on the NCHW images for 1x1 kernels (conv_1x1.c).
  * The helpers below are shared by the engines, defined once: the chunk
