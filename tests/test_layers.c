@@ -834,11 +834,11 @@ static void test_registry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv), cmocka_unit_test(test_conv_1x1),
+        cmocka_unit_test(test_conv_1x1_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
-        cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_conv_1x1),
-        cmocka_unit_test(test_conv_1x1_vs_im2col), cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),   cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
