@@ -7,6 +7,9 @@
  *                      [--net fmnist-ref|cifar-3layer]
  *   mpirun -np 2 bench/mpicnn-bench --threads 1 --steps-only
  *   mpirun -np 2 bench/mpicnn-bench --allreduce
+ *   bench/mpicnn-bench --resnet-convs [--threads T] [--algo N] [--net LAYER] [--cpu-time]
+ *                      (ResNet-20's conv layers, or the one named; --algo
+ *                      forces an engine, as cnn_conv_set_algo)
  *
  * Random data: only speed is measured here (accuracy is the trainer's).
  * The steps copy their batch from a few made in advance, as the trainer
@@ -19,10 +22,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "mpicnn.h"
 
 static double now(void) { return MPI_Wtime(); }
+
+/* --cpu-time: the layer timings (--layers-only, --resnet-convs) count the
+ * process's CPU time instead of the wall clock (one thread: on a machine shared with
+ * other work, the time the layer ran, not the time it waited) */
+static int cpu_time;
+static double layer_clock(void)
+{
+    if (!cpu_time) return now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static cnn_layer_spec_t L(const char *name, const char *type, int f, int k, int s, int p)
 {
@@ -132,7 +148,7 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
          * do it */
         const int folded = cnn_net_relu_folded(net, i), folds = cnn_net_relu_folded(net, i - 1);
         int reps = 0;
-        double t = now(), tf, tb;
+        double t = layer_clock(), tf, tb;
         do {
             if (folded) break;
             if (folds)
@@ -140,10 +156,10 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
             else
                 l->ops->forward(l, &ctx, B, net->act[i], net->act[i + 1]);
             reps++;
-        } while ((tf = now() - t) < seconds / 2 / net->nlayers || reps < 3);
+        } while ((tf = layer_clock() - t) < seconds / 2 / net->nlayers || reps < 3);
         tf = folded ? 0.0 : tf / reps;
         reps = 0;
-        t = now();
+        t = layer_clock();
         do {
             if (folded) break;
             if (folds)
@@ -151,7 +167,7 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
             else
                 l->ops->backward(l, &ctx, B, net->act[i], net->act[i + 1], dy, dx);
             reps++;
-        } while ((tb = now() - t) < seconds / 2 / net->nlayers || reps < 3);
+        } while ((tb = layer_clock() - t) < seconds / 2 / net->nlayers || reps < 3);
         tb = folded ? 0.0 : tb / reps;
         double ff, fb;
         layer_flops(l, i == 0, &ff, &fb);
@@ -171,6 +187,91 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
     printf("%-17s %10.3f %24.3f   (%.0f images/s without loss, update, data)\n", "sum",
            tf_all * 1e3, tb_all * 1e3, B / (tf_all + tb_all));
     cnn_net_free(net);
+}
+
+/* The conv layers of ResNet-20 (He et al.; CIFAR 32x32 input, or
+ * Fashion-MNIST 28x28) as single layers: the stem, the 3x3 layers of the
+ * three stages, the two 3x3 stride-2 layers and the 1x1 stride-2
+ * projection shortcuts, each with the number of times a net has it.
+ * bench/torch_ref.py convs times the same shapes. */
+typedef struct {
+    const char *name;
+    int c, hw, k, ks, s, p, count;
+} convdef_t;
+
+static const convdef_t resnet_convs[] = {
+    {"stem", 3, 32, 16, 3, 1, 1, 1},          {"s1 3x3", 16, 32, 16, 3, 1, 1, 6},
+    {"s2 3x3/2", 16, 32, 32, 3, 2, 1, 1},     {"s2 1x1/2", 16, 32, 32, 1, 2, 0, 1},
+    {"s2 3x3", 32, 16, 32, 3, 1, 1, 5},       {"s3 3x3/2", 32, 16, 64, 3, 2, 1, 1},
+    {"s3 1x1/2", 32, 16, 64, 1, 2, 0, 1},     {"s3 3x3", 64, 8, 64, 3, 1, 1, 5},
+    {"fm stem", 1, 28, 16, 3, 1, 1, 1},       {"fm s1 3x3", 16, 28, 16, 3, 1, 1, 6},
+    {"fm s2 3x3/2", 16, 28, 32, 3, 2, 1, 1},  {"fm s2 1x1/2", 16, 28, 32, 1, 2, 0, 1},
+    {"fm s2 3x3", 32, 14, 32, 3, 1, 1, 5},    {"fm s3 3x3/2", 32, 14, 64, 3, 2, 1, 1},
+    {"fm s3 1x1/2", 32, 14, 64, 1, 2, 0, 1},  {"fm s3 3x3", 64, 7, 64, 3, 1, 1, 5},
+};
+
+/* Seconds per forward and backward pass (with dx, but for a stem) of one
+ * conv layer at batch B. */
+static void time_conv(const convdef_t *c, int B, int threads, double seconds, double *tf,
+                      double *tb, int *variant)
+{
+    cnn_layer_spec_t s = L(c->name, "conv", c->k, c->ks, c->s, c->p);
+    cnn_net_t *net;
+    *tf = *tb = 0;
+    if (cnn_net_create(&s, 1, (cnn_shape_t){B, c->c, c->hw, c->hw}, threads, &net) != CNN_OK) {
+        fprintf(stderr, "bench: %s\n", cnn_error_message());
+        return;
+    }
+    cnn_net_init(net, 1);
+    cnn_layer_t *l = &net->layers[0];
+    *variant = l->sz.variant;
+    fill(net->act[0], (size_t)B * cnn_shape_image(net->layers[0].in), 2);
+    float *dy = net->dbuf[0], *dx = c->c > 3 ? net->dbuf[1] : NULL;
+    fill(dy, (size_t)B * cnn_shape_image(l->out), 3);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
+    int reps = 0;
+    double t = layer_clock();
+    do {
+        l->ops->forward(l, &ctx, B, net->act[0], net->act[1]);
+        reps++;
+    } while ((*tf = layer_clock() - t) < seconds || reps < 3);
+    *tf /= reps;
+    reps = 0;
+    t = layer_clock();
+    do {
+        l->ops->backward(l, &ctx, B, net->act[0], net->act[1], dy, dx);
+        reps++;
+    } while ((*tb = layer_clock() - t) < seconds || reps < 3);
+    *tb /= reps;
+    cnn_net_free(net);
+}
+
+/* The table of resnet_convs (or of the one named `only`): ms forward and
+ * backward, GFLOP/s, and the sum over a ResNet-20 of each (CIFAR,
+ * Fashion-MNIST) */
+static void bench_convs(int B, int threads, double seconds, const char *only)
+{
+    printf("\nResNet-20 conv layers, batch %d, %d thread%s (engine: 0 im2col, 2/3 Winograd "
+           "F(2x2)/F(4x4), 4 1x1)\n%-12s %4s %4s %4s %6s %6s %9s %8s %9s %8s\n",
+           B, threads, threads > 1 ? "s" : "", "layer", "C", "HW", "K", "k/s", "engine", "fwd ms",
+           "GFLOP/s", "bwd ms", "GFLOP/s");
+    double sum[2][2] = {{0}};
+    for (size_t i = 0; i < sizeof resnet_convs / sizeof resnet_convs[0]; i++) {
+        const convdef_t *c = &resnet_convs[i];
+        if (only && strcmp(only, c->name)) continue;
+        double tf, tb;
+        int variant = -1;
+        time_conv(c, B, threads, seconds / 2, &tf, &tb, &variant);
+        const int o = (c->hw + 2 * c->p - c->ks) / c->s + 1;
+        const double f = 2.0 * B * c->k * c->c * c->ks * c->ks * o * o;
+        printf("%-12s %4d %4d %4d %4d/%d %6d %9.3f %8.1f %9.3f %8.1f\n", c->name, c->c, c->hw,
+               c->k, c->ks, c->s, variant, tf * 1e3, f / tf / 1e9, tb * 1e3,
+               (c->c > 3 ? 2 : 1) * f / tb / 1e9);
+        sum[c->hw == 28 || c->hw == 14 || c->hw == 7][0] += c->count * tf;
+        sum[c->hw == 28 || c->hw == 14 || c->hw == 7][1] += c->count * tb;
+    }
+    printf("ResNet-20 convs, CIFAR: fwd %.2f ms, bwd %.2f ms a step; Fashion-MNIST: fwd %.2f ms, "
+           "bwd %.2f ms\n", sum[0][0] * 1e3, sum[0][1] * 1e3, sum[1][0] * 1e3, sum[1][1] * 1e3);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -355,6 +456,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     cnn_blas_single_thread();
     int threads = omp_get_max_threads(), B = 64, layers = 1, steps = 1, allreduce = 0, phases = 0;
+    int convs = 0;
     double seconds = 3;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
@@ -365,12 +467,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--layers-only")) steps = 0;
         else if (!strcmp(argv[i], "--allreduce")) allreduce = 1;
         else if (!strcmp(argv[i], "--phases")) phases = 1;
+        else if (!strcmp(argv[i], "--resnet-convs")) convs = 1;
+        else if (!strcmp(argv[i], "--cpu-time")) cpu_time = 1;
+        else if (!strcmp(argv[i], "--algo") && i + 1 < argc) cnn_conv_set_algo(atoi(argv[++i]));
         else if (!strcmp(argv[i], "--net") && i + 1 < argc) only = argv[++i];
         else {
             if (rank == 0)
                 fprintf(stderr, "usage: mpicnn-bench [--threads T] [--batch B] [--seconds S] "
-                                "[--net NAME] [--phases] "
-                                "[--steps-only|--layers-only|--allreduce]\n");
+                                "[--net NAME] [--phases] [--algo N] [--cpu-time] "
+                                "[--steps-only|--layers-only|--allreduce|--resnet-convs]\n");
             MPI_Finalize();
             return 2;
         }
@@ -382,6 +487,11 @@ int main(int argc, char **argv)
     }
     if (allreduce) {
         bench_allreduce(MPI_COMM_WORLD);
+        MPI_Finalize();
+        return 0;
+    }
+    if (convs) {
+        if (rank == 0) bench_convs(B, threads, seconds, only);
         MPI_Finalize();
         return 0;
     }

@@ -4,7 +4,8 @@
 #   make bench            (or: sh bench/run.sh from the build directory)
 #   sh bench/run.sh pack  the pack benchmark instead (bench/pack.sh, make bench-pack)
 #   BENCH_SECONDS=S       seconds per measurement (default 5)
-#   BENCH_ROUNDS=R        rounds of the whole-step comparison (default 3)
+#   BENCH_ROUNDS=R        rounds of the whole-step and ResNet-20 conv comparisons (default 3)
+#   BENCH_CONV_SECONDS=S  seconds per ResNet-20 conv layer and pass (default 0.6)
 # (bench/mpicnn-bench --phases adds each rank's median and 90th-percentile
 # compute, all-reduce and update time per step.)
 # Whole training steps are measured in R rounds that alternate mpicnn and
@@ -50,6 +51,35 @@ measure() {
   cat "$log.out"
   sed -n "s/^\(pytorch \)\{0,1\}\([a-z0-9-]*\) .* \([0-9][0-9]*\) images\/s.*/$t \2 \3/p" "$log.out" >>"$log"
 }
+
+# ResNet-20's conv layers one by one, mpicnn and PyTorch alternating, by
+# CPU time on one thread (a loaded machine inflates it less than the wall
+# clock); the summary gives the median of the rounds' sums over the net
+csecs=${BENCH_CONV_SECONDS:-0.6}
+echo "== ResNet-20's conv layers, $rounds rounds (mpicnn, then PyTorch; 1 thread, ms of CPU time)"
+r=1
+while [ "$r" -le "$rounds" ]; do
+  echo "-- round $r"
+  OMP_NUM_THREADS=1 "$bench" --threads 1 --cpu-time --resnet-convs --seconds "$csecs" | tee "$pc.out"
+  sed -n 's/^ResNet-20 convs, CIFAR: fwd \([0-9.]*\) ms, bwd \([0-9.]*\) ms a step; Fashion-MNIST: fwd \([0-9.]*\) ms, bwd \([0-9.]*\) ms/mpicnn \1 \2 \3 \4/p' "$pc.out" >>"$pc"
+  if [ "$torch" -eq 1 ]; then
+    env $torchenv /usr/bin/python3 "$here/torch_ref.py" convs --threads 1 --cpu-time --seconds "$csecs" | tee "$pc.out"
+    sed -n 's/^pytorch ResNet-20 convs, CIFAR: fwd \([0-9.]*\) ms, bwd \([0-9.]*\) ms a step; Fashion-MNIST: fwd \([0-9.]*\) ms, bwd \([0-9.]*\) ms/pytorch \1 \2 \3 \4/p' "$pc.out" >>"$pc"
+  fi
+  r=$((r + 1))
+done
+awk '{ n[$1]++; c[$1, n[$1]] = $2 + $3; f[$1, n[$1]] = $4 + $5 }
+     function median(a, who, m,   i, j, t, v) {
+       for (i = 1; i <= m; i++) v[i] = a[who, i]
+       for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+       return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2 }
+     END {
+       for (w in n) printf "%-8s ResNet-20 convs, forward + backward, median of %d rounds: CIFAR %.1f ms, Fashion-MNIST %.1f ms\n", w, n[w], median(c, w, n[w]), median(f, w, n[w])
+       if (n["mpicnn"] && n["pytorch"])
+         printf "PyTorch / mpicnn: CIFAR %.2fx, Fashion-MNIST %.2fx\n",
+                median(c, "pytorch", n["pytorch"]) / median(c, "mpicnn", n["mpicnn"]),
+                median(f, "pytorch", n["pytorch"]) / median(f, "mpicnn", n["mpicnn"]) }' "$pc"
+: >"$pc"
 
 echo "== whole training steps, $rounds rounds (mpicnn, then PyTorch, on the same cores)"
 [ -n "$torchenv" ] && echo "   (PyTorch runs with $torchenv)"

@@ -5,6 +5,10 @@ optimizer (SGD, momentum 0.9) on random data, on the same cores.
     /usr/bin/python3 bench/torch_ref.py steps [--threads T] [--batch B] [--seconds S]
     /usr/bin/python3 bench/torch_ref.py ddp   [--batch B] [--seconds S]   (2 processes x 1 thread, gloo)
     /usr/bin/python3 bench/torch_ref.py fmnist-to-91 [--threads T]        (time to 91% test accuracy)
+    /usr/bin/python3 bench/torch_ref.py convs [--threads T] [--batch B] [--seconds S] [--cpu-time]
+        (ResNet-20's conv layers one by one, as mpicnn-bench --resnet-convs)
+    /usr/bin/python3 bench/torch_ref.py resnet20 [--threads T] [--batch B] [--seconds S]
+        (whole ResNet-20 training steps, CIFAR and Fashion-MNIST inputs)
 
 Prints one line per measurement in the same form as mpicnn-bench."""
 import argparse
@@ -36,9 +40,91 @@ def cifar3():
 
 NETS = {"fmnist-ref": (fmnist_ref, (1, 28, 28)), "cifar-3layer": (cifar3, (3, 32, 32))}
 
+# name, C, H = W, K, kernel, stride, pad, count in a ResNet-20 (bench.c's resnet_convs)
+RESNET_CONVS = [
+    ("stem", 3, 32, 16, 3, 1, 1, 1), ("s1 3x3", 16, 32, 16, 3, 1, 1, 6),
+    ("s2 3x3/2", 16, 32, 32, 3, 2, 1, 1), ("s2 1x1/2", 16, 32, 32, 1, 2, 0, 1),
+    ("s2 3x3", 32, 16, 32, 3, 1, 1, 5), ("s3 3x3/2", 32, 16, 64, 3, 2, 1, 1),
+    ("s3 1x1/2", 32, 16, 64, 1, 2, 0, 1), ("s3 3x3", 64, 8, 64, 3, 1, 1, 5),
+    ("fm stem", 1, 28, 16, 3, 1, 1, 1), ("fm s1 3x3", 16, 28, 16, 3, 1, 1, 6),
+    ("fm s2 3x3/2", 16, 28, 32, 3, 2, 1, 1), ("fm s2 1x1/2", 16, 28, 32, 1, 2, 0, 1),
+    ("fm s2 3x3", 32, 14, 32, 3, 1, 1, 5), ("fm s3 3x3/2", 32, 14, 64, 3, 2, 1, 1),
+    ("fm s3 1x1/2", 32, 14, 64, 1, 2, 0, 1), ("fm s3 3x3", 64, 7, 64, 3, 1, 1, 5),
+]
+
+
+CLOCK = [time.perf_counter]
+
+
+def timed(fn, seconds):
+    """Seconds per call of fn, over at least `seconds` and 3 calls, by
+    CLOCK[0]: the wall clock, or the process's CPU time (--cpu-time)."""
+    clock = CLOCK[0]
+    fn()
+    reps, t0 = 0, clock()
+    while reps < 3 or clock() - t0 < seconds:
+        fn()
+        reps += 1
+    return (clock() - t0) / reps
+
+
+def run_convs(batch, seconds):
+    """Forward, and backward to the weights and (but for a stem) the input."""
+    sums = [[0.0, 0.0], [0.0, 0.0]]
+    print(f"{'layer':12s} {'C':>4s} {'HW':>4s} {'K':>4s} {'k/s':>6s} {'fwd ms':>9s} {'bwd ms':>9s}")
+    for name, c, hw, k, ks, s, p, count in RESNET_CONVS:
+        torch.manual_seed(1)
+        conv = nn.Conv2d(c, k, ks, stride=s, padding=p)
+        x = torch.randn(batch, c, hw, hw, requires_grad=c > 3)
+        y = conv(x)
+        dy = torch.randn_like(y)
+        tf = timed(lambda: conv(x), seconds / 2)
+
+        def fwd_bwd():
+            conv(x).backward(dy)
+        tb = timed(fwd_bwd, seconds / 2) - tf
+        fm = hw in (28, 14, 7)
+        sums[fm][0] += count * tf
+        sums[fm][1] += count * tb
+        print(f"{name:12s} {c:4d} {hw:4d} {k:4d} {ks:4d}/{s} {tf * 1e3:9.3f} {tb * 1e3:9.3f}")
+    print(f"pytorch ResNet-20 convs, CIFAR: fwd {sums[0][0] * 1e3:.2f} ms, bwd {sums[0][1] * 1e3:.2f} ms"
+          f" a step; Fashion-MNIST: fwd {sums[1][0] * 1e3:.2f} ms, bwd {sums[1][1] * 1e3:.2f} ms")
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                       nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        return torch.relu(self.b2(self.c2(y)) + self.short(x))
+
+
+def resnet20(cin):
+    layers = [nn.Conv2d(cin, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    c = 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers.append(Block(c, cout, stride if b == 0 else 1))
+            c = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+NETS_RESNET = {"resnet20-cifar": (lambda: resnet20(3), (3, 32, 32)),
+               "resnet20-fmnist": (lambda: resnet20(1), (1, 28, 28))}
+
 
 def run_steps(name, batch, seconds, rank=0, world=1):
-    make, shape = NETS[name]
+    make, shape = NETS[name] if name in NETS else NETS_RESNET[name]
     torch.manual_seed(1)
     net = make()
     if world > 1:
@@ -128,12 +214,16 @@ def fmnist_to_91(threads, batch, target, max_epochs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["steps", "ddp", "fmnist-to-91"])
+    ap.add_argument("mode", choices=["steps", "ddp", "fmnist-to-91", "convs", "resnet20"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="convs: time by the process's CPU time (1 thread), as mpicnn-bench --cpu-time")
     a = ap.parse_args()
+    if a.cpu_time:
+        CLOCK[0] = time.process_time
     if a.mode == "steps":
         torch.set_num_threads(a.threads)
         for name in NETS:
@@ -146,6 +236,16 @@ def main():
             mp.spawn(ddp_worker, args=(2, name, a.batch, a.seconds, q), nprocs=2, join=True)
             print(f"pytorch {name:13s} DDP 2 processes x 1 thread, batch {a.batch}/process: "
                   f"{q.get():8.0f} images/s")
+    elif a.mode == "convs":
+        torch.set_num_threads(a.threads)
+        print(f"pytorch ResNet-20 conv layers, batch {a.batch}, {a.threads} thread(s)")
+        run_convs(a.batch, a.seconds)
+    elif a.mode == "resnet20":
+        torch.set_num_threads(a.threads)
+        for name in NETS_RESNET:
+            ips = run_steps(name, a.batch, a.seconds)
+            print(f"pytorch {name:15s} 1 process x {a.threads} thread{'s' if a.threads > 1 else ' '}, "
+                  f"batch {a.batch}: {ips:8.0f} images/s")
     else:
         fmnist_to_91(a.threads, a.batch, 0.91, a.epochs)
 

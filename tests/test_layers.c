@@ -178,6 +178,11 @@ static void test_conv(void **state)
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(2, 3, 6, 6), 1);
     /* the forward pass in eval mode leaves no columns: backward unfolds */
     check_layer(mk("conv", 4, 3, 3, 1, 1), sh(3, 3, 5, 5), 0);
+    /* 3x3 stride 2 pad 1 (ResNet's downsampling): even and odd sides */
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 3, 8, 8), 1);
+    check_layer(mk("conv", 5, 3, 3, 2, 1), sh(2, 9, 7, 9), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 3, 1, 2), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 0), sh(1, 2, 3, 6), 0);
 }
 
 /* Layers too big to keep their columns unfold again in the backward pass,
@@ -393,6 +398,94 @@ static void test_conv_winograd_blocks(void **state)
     compare_with_im2col(16, sh(6, 32, 32, 32), CNN_CONV_WINOGRAD);
     compare_with_im2col(16, sh(5, 32, 32, 32), CNN_CONV_WINOGRAD);
     cnn_conv_set_chunk_floats(0);
+}
+
+/* The 1x1 engine: chosen for 1x1 kernels without padding (with padding
+ * im2col), checked three ways at stride 1, 2 and 3, odd sizes, filter
+ * and channel counts that are and are not multiples of 4 (the blocked
+ * kernels or the BLAS), eval mode and one slot per chunk. */
+static void test_conv_1x1(void **state)
+{
+    (void)state;
+    cnn_net_t *net = NULL;
+    cnn_layer_spec_t s1 = mk("conv", 8, 1, 1, 1, 0), s2 = mk("conv", 8, 1, 1, 2, 0);
+    cnn_layer_spec_t padded = mk("conv", 8, 1, 1, 1, 1);
+    assert_int_equal(cnn_net_create(&s1, 1, sh(2, 4, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_1X1);
+    assert_int_equal(net->layers[0].sz.work, 0); /* no column buffer */
+    assert_int_equal(net->layers[0].sz.cache, 0);
+    cnn_net_free(net);
+    assert_int_equal(cnn_net_create(&padded, 1, sh(2, 4, 5, 5), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0);
+    cnn_net_free(net);
+    check_layer(s1, sh(2, 4, 5, 5), 1);
+    check_layer(s1, sh(3, 8, 7, 3), 1);
+    check_layer(s2, sh(2, 4, 5, 5), 1);            /* odd sides: 3x3 output */
+    check_layer(s2, sh(2, 8, 6, 7), 1);            /* 3x4 output */
+    check_layer(mk("conv", 8, 1, 1, 3, 0), sh(2, 4, 7, 5), 1);
+    check_layer(mk("conv", 5, 1, 1, 1, 0), sh(2, 3, 4, 5), 1); /* the BLAS both ways */
+    check_layer(mk("conv", 6, 1, 1, 2, 0), sh(2, 7, 5, 9), 1);
+    check_layer(mk("conv", 3, 1, 1, 2, 0), sh(2, 8, 5, 5), 1); /* forward BLAS, dx blocked */
+    check_layer(mk("conv", 8, 1, 1, 1, 0), sh(2, 5, 4, 4), 1); /* forward blocked, dx BLAS */
+    check_layer(s2, sh(3, 4, 5, 5), 0);
+    check_layer(padded, sh(2, 4, 3, 3), 1);
+    cnn_conv_set_chunk_floats(1); /* one slot a chunk */
+    check_layer(s2, sh(3, 4, 6, 6), 1);
+    cnn_conv_set_chunk_floats(0);
+}
+
+/* A layer computed by the engine `algo` picks against the same layer
+ * forced onto im2col (1x1 layers at ResNet projection shapes and a wider
+ * one), and 1 against 2 threads bit for bit. */
+static void compare_engines(cnn_layer_spec_t s, cnn_shape_t in, int algo)
+{
+    cnn_net_t *probe = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, in, 1, &probe), CNN_OK);
+    const cnn_shape_t out = probe->layers[0].out;
+    const size_t np = probe->layers[0].sz.params;
+    cnn_net_free(probe);
+    size_t nin = (size_t)in.n * cnn_shape_image(in), nout = (size_t)in.n * cnn_shape_image(out);
+    uint64_t seed = 7;
+    double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
+    double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.1, 0.1);
+    for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
+    cnn_conv_set_algo(CNN_CONV_IM2COL);
+    run_t a = run_layer(&s, in, 1, 2, x, p, st, dy);
+    cnn_conv_set_algo(algo);
+    run_t b = run_layer(&s, in, 1, 2, x, p, st, dy);
+    run_t c = run_layer(&s, in, 1, 1, x, p, st, dy);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    assert_memory_equal(b.y, c.y, sizeof(float) * nout);
+    assert_memory_equal(b.dx, c.dx, sizeof(float) * nin);
+    assert_memory_equal(b.dp, c.dp, sizeof(float) * np);
+    double *ad = malloc(sizeof(double) * (nin + nout + np));
+    for (size_t i = 0; i < nout; i++) ad[i] = a.y[i];
+    TU_ASSERT_CLOSE("forward vs im2col", b.y, ad, nout, 3e-6 * max_abs(a.y, nout), 0);
+    for (size_t i = 0; i < nin; i++) ad[i] = a.dx[i];
+    TU_ASSERT_CLOSE("input gradient vs im2col", b.dx, ad, nin, 3e-6 * max_abs(a.dx, nin), 0);
+    for (size_t i = 0; i < np; i++) ad[i] = a.dp[i];
+    TU_ASSERT_CLOSE("parameter gradient vs im2col", b.dp, ad, np, 3e-6 * max_abs(a.dp, np), 0);
+    run_free(&a);
+    run_free(&b);
+    run_free(&c);
+    free(ad);
+    free(x);
+    free(p);
+    free(dy);
+    free(st);
+}
+
+static void test_conv_1x1_vs_im2col(void **state)
+{
+    (void)state;
+    compare_engines(mk("conv", 32, 1, 1, 2, 0), sh(5, 16, 32, 32), CNN_CONV_AUTO);
+    compare_engines(mk("conv", 64, 1, 1, 2, 0), sh(5, 32, 16, 16), CNN_CONV_AUTO);
+    compare_engines(mk("conv", 64, 1, 1, 1, 0), sh(3, 96, 15, 15), CNN_CONV_AUTO);
+    /* and ResNet's 3x3 stride-2 layers (im2col both times): 1 vs 2 threads */
+    compare_engines(mk("conv", 32, 3, 3, 2, 1), sh(3, 16, 32, 32), CNN_CONV_AUTO);
+    compare_engines(mk("conv", 64, 3, 3, 2, 1), sh(3, 32, 7, 7), CNN_CONV_AUTO);
 }
 
 static void test_relu(void **state)
@@ -1399,7 +1492,8 @@ static void test_registry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv), cmocka_unit_test(test_conv_1x1),
+        cmocka_unit_test(test_conv_1x1_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),

@@ -1,6 +1,7 @@
 /* im2col.c - unfold image patches into columns and fold them back.
  * The column matrix has one row per (channel, ky, kx) and one column per
  * output pixel, so a convolution becomes W (K, C*KH*KW) x col. */
+#include "kernels/simd.h"
 #include "mpicnn/kernels.h"
 
 #include <stddef.h>
@@ -55,6 +56,92 @@ static void im2col_same_width(const float *x, int C, int H, int W, int KH, int K
     }
 }
 
+/* The output columns [*ox0, *ox1) of a row whose input column ix =
+ * ox stride - pad + kx falls inside [0, W): the others read padding. */
+INLINE void inside_cols(int W, int OW, int stride, int pad, int kx, int *ox0, int *ox1)
+{
+    const int first = pad - kx; /* ox stride >= pad - kx */
+    int lo = first > 0 ? (first + stride - 1) / stride : 0;
+    int hi = (W - 1 + pad - kx) >= 0 ? (W - 1 + pad - kx) / stride + 1 : 0;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
+    *ox0 = lo;
+    *ox1 = hi;
+}
+
+/* dst[ox] = src[ox stride] for ox in [0, n): a constant stride, which the
+ * compiler turns into vector loads and shuffles (stride 2), rather than a
+ * test of every pixel */
+INLINE void gather_row(float *dst, const float *src, int n, int stride)
+{
+    if (stride == 2)
+        for (int ox = 0; ox < n; ox++) dst[ox] = src[2 * ox];
+    else
+        for (int ox = 0; ox < n; ox++) dst[ox] = src[(size_t)ox * stride];
+}
+
+/* dst[ox stride] += src[ox] for ox in [0, n) */
+INLINE void scatter_add_row(float *dst, const float *src, int n, int stride)
+{
+    if (stride == 2)
+        for (int ox = 0; ox < n; ox++) dst[2 * ox] += src[ox];
+    else
+        for (int ox = 0; ox < n; ox++) dst[(size_t)ox * stride] += src[ox];
+}
+
+/* cnn_im2col for stride > 1: each row of col is, for the output rows
+ * whose input row is inside, a gather at a constant stride between zero
+ * edges, with the ranges worked out once per row of col. Built for AVX2
+ * too (CLONES), where the stride-2 gather is a few shuffles a vector. */
+CLONES static void im2col_strided(const float *x, int C, int H, int W, int KH, int KW,
+                                  int stride, int pad, int OH, int OW, float *col,
+                                  size_t ldcol)
+{
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int ky = 0; ky < KH; ky++) {
+            int oy0, oy1;
+            inside_cols(H, OH, stride, pad, ky, &oy0, &oy1);
+            for (int kx = 0; kx < KW; kx++) {
+                float *row = col + ((size_t)(c * KH + ky) * KW + kx) * ldcol;
+                int ox0, ox1;
+                inside_cols(W, OW, stride, pad, kx, &ox0, &ox1);
+                memset(row, 0, sizeof(float) * (size_t)oy0 * OW);
+                memset(row + (size_t)oy1 * OW, 0, sizeof(float) * (size_t)(OH - oy1) * OW);
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *dst = row + (size_t)oy * OW;
+                    const float *src = xc + (size_t)(oy * stride - pad + ky) * W;
+                    for (int ox = 0; ox < ox0; ox++) dst[ox] = 0.0f;
+                    gather_row(dst + ox0, src + ox0 * stride - pad + kx, ox1 - ox0, stride);
+                    for (int ox = ox1; ox < OW; ox++) dst[ox] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* cnn_col2im for stride > 1, the adjoint of im2col_strided */
+CLONES static void col2im_strided(const float *col, size_t ldcol, int C, int H, int W, int KH,
+                                  int KW, int stride, int pad, int OH, int OW, float *dx)
+{
+    for (int c = 0; c < C; c++) {
+        float *dc = dx + (size_t)c * H * W;
+        for (int ky = 0; ky < KH; ky++) {
+            int oy0, oy1;
+            inside_cols(H, OH, stride, pad, ky, &oy0, &oy1);
+            for (int kx = 0; kx < KW; kx++) {
+                const float *row = col + ((size_t)(c * KH + ky) * KW + kx) * ldcol;
+                int ox0, ox1;
+                inside_cols(W, OW, stride, pad, kx, &ox0, &ox1);
+                for (int oy = oy0; oy < oy1; oy++)
+                    scatter_add_row(dc + (size_t)(oy * stride - pad + ky) * W + ox0 * stride -
+                                        pad + kx,
+                                    row + (size_t)oy * OW + ox0, ox1 - ox0, stride);
+            }
+        }
+    }
+}
+
 /* x is (C,H,W); col rows are C*KH*KW, each OH*OW long, ldcol apart. */
 void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
                 int stride, int pad, float *col, size_t ldcol)
@@ -63,6 +150,10 @@ void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
     const int OW = cnn_conv_out_size(W, KW, stride, pad);
     if (stride == 1 && OW == W && pad < W && OH > 0) {
         im2col_same_width(x, C, H, W, KH, KW, pad, OH, col, ldcol);
+        return;
+    }
+    if (stride > 1) {
+        im2col_strided(x, C, H, W, KH, KW, stride, pad, OH, OW, col, ldcol);
         return;
     }
     for (int c = 0; c < C; c++) {
@@ -78,22 +169,15 @@ void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
                         continue;
                     }
                     const float *src = xc + (size_t)iy * W;
-                    if (stride == 1) {
-                        /* contiguous run: zero the padded edges, copy the rest */
-                        int ox0 = pad - kx > 0 ? pad - kx : 0;
-                        int ox1 = W + pad - kx < OW ? W + pad - kx : OW;
-                        if (ox1 < ox0) ox1 = ox0;
-                        for (int ox = 0; ox < ox0; ox++) dst[ox] = 0.0f;
-                        if (ox1 > ox0)
-                            memcpy(dst + ox0, src + ox0 - pad + kx,
-                                   sizeof(float) * (size_t)(ox1 - ox0));
-                        for (int ox = ox1; ox < OW; ox++) dst[ox] = 0.0f;
-                    } else {
-                        for (int ox = 0; ox < OW; ox++) {
-                            const int ix = ox * stride - pad + kx;
-                            dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
-                        }
-                    }
+                    /* contiguous run: zero the padded edges, copy the rest */
+                    int ox0 = pad - kx > 0 ? pad - kx : 0;
+                    int ox1 = W + pad - kx < OW ? W + pad - kx : OW;
+                    if (ox1 < ox0) ox1 = ox0;
+                    for (int ox = 0; ox < ox0; ox++) dst[ox] = 0.0f;
+                    if (ox1 > ox0)
+                        memcpy(dst + ox0, src + ox0 - pad + kx,
+                               sizeof(float) * (size_t)(ox1 - ox0));
+                    for (int ox = ox1; ox < OW; ox++) dst[ox] = 0.0f;
                 }
             }
         }
@@ -106,6 +190,10 @@ void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
 {
     const int OH = cnn_conv_out_size(H, KH, stride, pad);
     const int OW = cnn_conv_out_size(W, KW, stride, pad);
+    if (stride > 1) {
+        col2im_strided(col, ldcol, C, H, W, KH, KW, stride, pad, OH, OW, dx);
+        return;
+    }
     for (int c = 0; c < C; c++) {
         float *dc = dx + (size_t)c * H * W;
         for (int ky = 0; ky < KH; ky++) {
@@ -116,18 +204,11 @@ void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
                     if (iy < 0 || iy >= H) continue;
                     const float *src = row + (size_t)oy * OW;
                     float *dst = dc + (size_t)iy * W;
-                    if (stride == 1) {
-                        /* the columns that land inside the row, in one run */
-                        int ox0 = pad - kx > 0 ? pad - kx : 0;
-                        int ox1 = W + pad - kx < OW ? W + pad - kx : OW;
-                        float *d = dst + ox0 - pad + kx;
-                        for (int ox = ox0; ox < ox1; ox++) d[ox - ox0] += src[ox];
-                    } else {
-                        for (int ox = 0; ox < OW; ox++) {
-                            const int ix = ox * stride - pad + kx;
-                            if (ix >= 0 && ix < W) dst[ix] += src[ox];
-                        }
-                    }
+                    /* the columns that land inside the row, in one run */
+                    int ox0 = pad - kx > 0 ? pad - kx : 0;
+                    int ox1 = W + pad - kx < OW ? W + pad - kx : OW;
+                    float *d = dst + ox0 - pad + kx;
+                    for (int ox = ox0; ox < ox1; ox++) d[ox - ox0] += src[ox];
                 }
             }
         }

@@ -3,9 +3,11 @@
  * Parameters: W (K, C, KH, KW) as PyTorch stores them, then b (K).
  * x (n, C, H, W) -> y (n, K, OH, OW).
  *
- * The layer computes with one of three engines (conv_engine.h), chosen
+ * The layer computes with one of four engines (conv_engine.h), chosen
  * once when the net is built (conv_shape) and recorded in sz.variant, so
  * that every later call agrees with the memory planned for it:
+ * - a plain product per image (conv_1x1.c) for 1x1 kernels without
+ *   padding, any stride;
  * - Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c) for 3x3
  *   stride-1 layers with enough channels (wino_variant), or as
  *   cnn_conv_set_algo forces;
@@ -62,7 +64,8 @@ void cnn_conv_set_algo(int algo)
  * 0 for im2col. */
 static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int ow)
 {
-    if (s->kh != 3 || s->kw != 3 || s->stride != 1 || conv_algo == CNN_CONV_IM2COL)
+    if (s->kh != 3 || s->kw != 3 || s->stride != 1 || conv_algo == CNN_CONV_IM2COL ||
+        conv_algo == CNN_CONV_1X1)
         return 0;
     if (conv_algo == CNN_CONV_WINOGRAD || conv_algo == CNN_CONV_WINOGRAD4) return conv_algo;
     if (in.c < CNN_CONV_WINO_MIN || s->filters < CNN_CONV_WINO_MIN) return 0;
@@ -74,13 +77,25 @@ static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
                                                              : CNN_CONV_WINOGRAD;
 }
 
-/* The engine for a layer: Winograd when shape chose a variant, else the
+/* A layer's engine, as recorded in sz.variant: a Winograd variant,
+ * CNN_CONV_1X1 for a 1x1 kernel without padding (any stride), or 0 for
+ * the columns of im2col. */
+static int conv_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int ow)
+{
+    if (s->kh == 1 && s->kw == 1 && s->pad == 0 &&
+        (conv_algo == CNN_CONV_AUTO || conv_algo == CNN_CONV_1X1))
+        return CNN_CONV_1X1;
+    return wino_variant(s, in, oh, ow);
+}
+
+/* The engine for a layer: the one shape chose (Winograd, 1x1), else the
  * columns of im2col, multiplied by the blocked kernels when they have at
  * most SMALL_D rows. Depends on the sizes and the shape alone, so that
  * every call of a built layer takes the engine its memory was planned
  * for. */
 static const conv_engine_t *engine_of(int variant, size_t ckk)
 {
+    if (variant == CNN_CONV_1X1) return &cnn_conv_1x1_engine;
     if (variant) return &cnn_conv_winograd_engine;
     return ckk <= SMALL_D ? &cnn_conv_smallgemm_engine : &cnn_conv_im2col_engine;
 }
@@ -153,7 +168,7 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     *out = (cnn_shape_t){in.n, s->filters, oh, ow};
     const conv_geom_t g = conv_geom_of(s, in, *out);
     *sz = (cnn_layer_sizes_t){0};
-    sz->variant = wino_variant(s, in, oh, ow);
+    sz->variant = conv_variant(s, in, oh, ow);
     sz->params = (size_t)s->filters * g.ckk + (size_t)s->filters;
     engine_of(sz->variant, g.ckk)->sizes(&g, in.n, sz);
     return CNN_OK;

@@ -4,8 +4,9 @@
  * and runs the layer's passes through it; each engine plans the layer's
  * scratch and cache and computes the forward and backward passes:
  *   im2col + GEMM (conv_im2col.c), the same columns with the blocked
- *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c), and
- *   Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c).
+ *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c),
+ *   Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c), and plain
+ *   products on the NCHW images for 1x1 kernels (conv_1x1.c).
  * The helpers below are shared by the engines, defined once: the chunk
  * planning and the bias gradient in conv.c, the column steps in
  * conv_im2col.c. Names visible to the linker carry the cnn_conv_ prefix. */
@@ -35,7 +36,7 @@ typedef struct {
 } conv_engine_t;
 
 extern const conv_engine_t cnn_conv_im2col_engine, cnn_conv_smallgemm_engine,
-    cnn_conv_winograd_engine;
+    cnn_conv_winograd_engine, cnn_conv_1x1_engine;
 
 /* Thread t's share [lo, hi) of n items, of T threads. */
 static inline void conv_split(size_t n, int t, int T, size_t *lo, size_t *hi)
@@ -86,5 +87,17 @@ void cnn_conv_cols_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom
  * image's columns of scratch. */
 void cnn_conv_input_grad(const conv_geom_t *g, const float *w, const float *dyi, float *dcol,
                          float *dxi);
+
+/* conv_smallgemm.c: the per-image partial sums of dW and db that the
+ * 1x1 engine shares. */
+
+/* Floats of one image's partial dW (K, CKK) and db (K), rounded up to
+ * whole cache lines so threads do not share lines. */
+size_t cnn_conv_slot_floats(int K, size_t ckk);
+
+/* grad[lo, hi) += the nb slots (`slot` floats apart) from `part` in image
+ * order, the calling thread's share of a parallel region: whole cache
+ * lines of a slot's `used` elements. */
+void cnn_conv_add_slots(const float *part, size_t slot, size_t used, int nb, float *grad);
 
 #endif

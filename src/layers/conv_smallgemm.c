@@ -17,9 +17,7 @@
 #include "conv_engine.h"
 #include "mpicnn/kernels.h"
 
-/* Floats of one image's partial dW and db, rounded up to whole cache
- * lines so threads do not share lines. */
-static size_t small_slot(int K, size_t ckk)
+size_t cnn_conv_slot_floats(int K, size_t ckk)
 {
     return ((size_t)K * ckk + (size_t)K + 15) / 16 * 16;
 }
@@ -28,7 +26,7 @@ static void small_sizes(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz)
 {
     (void)cnn_conv_cols_sizes(g, nmax, sz);
     /* per-image partial dW and db, a chunk at a time */
-    const size_t slot = small_slot(g->K, g->ckk);
+    const size_t slot = cnn_conv_slot_floats(g->K, g->ckk);
     sz->shared = slot * (size_t)cnn_conv_chunk_images(slot, nmax);
 }
 
@@ -48,9 +46,7 @@ static void small_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_
     cnn_conv_cols_forward(l, ctx, g, n, x, y, small_product);
 }
 
-/* grad[lo, hi) += the nb slots from `part` in image order, the calling
- * thread's share: whole cache lines of a slot's nw + K elements. */
-static void add_slots(const float *part, size_t slot, size_t used, int nb, float *grad)
+void cnn_conv_add_slots(const float *part, size_t slot, size_t used, int nb, float *grad)
 {
     size_t lo, hi;
     conv_split(slot / 16, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
@@ -74,7 +70,7 @@ static void add_slots(const float *part, size_t slot, size_t used, int nb, float
 static void small_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                            const float *x, const float *dy, float *dx)
 {
-    const size_t nw = (size_t)g->K * g->ckk, slot = small_slot(g->K, g->ckk);
+    const size_t nw = (size_t)g->K * g->ckk, slot = cnn_conv_slot_floats(g->K, g->ckk);
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     /* the slots that fit the shared scratch, as small_sizes planned it */
     const int chunk = (int)(l->sz.shared / slot);
@@ -99,7 +95,7 @@ static void small_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom
                     cnn_conv_input_grad(g, l->params, dyi, layer_work(ctx),
                                         dx + (size_t)(b0 + i) * chw);
             }
-            add_slots(ctx->shared, slot, nw + (size_t)g->K, nb, grad);
+            cnn_conv_add_slots(ctx->shared, slot, nw + (size_t)g->K, nb, grad);
         }
     }
 }
