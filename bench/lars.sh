@@ -7,17 +7,17 @@
 # so 0.32 for 2048: lr = 0.01 x the rank's batch / 64, times RANKS by
 # lr_scaling = linear), a WARMUP-epoch warmup from 0.01 and a cosine
 # schedule to 0, the same weight decay; early stopping off, so both train
-# every epoch. LARS uses NVIDIA LARC's trust coefficient 0.02. Prints
+# every epoch. LARS uses a trust coefficient of 0.1. Prints
 # both test accuracies.
 #   sh bench/lars.sh            from the build directory (make bench-lars)
-# Environment: EPOCHS (12), RANKS (2), WARMUP (2), TRUST (0.02), WD
+# Environment: EPOCHS (12), RANKS (2), WARMUP (2), TRUST (0.1), WD
 # (0.0005), FMNIST_DIR (the data directory; default the job's
 # data/fashion-mnist), MPICNN (src/mpicnn).
 set -eu
 epochs=${EPOCHS:-12}
 ranks=${RANKS:-2}
 warmup=${WARMUP:-2}
-trust=${TRUST:-0.02}
+trust=${TRUST:-0.1}
 wd=${WD:-0.0005}
 MPIEXEC=${MPIEXEC:-mpirun}
 if [ "$(id -u)" -eq 0 ]; then
