@@ -4,7 +4,7 @@
  * and its share, and the peak resident memory per rank.
  *
  *   bench/mpicnn-bench [--threads T] [--batch B] [--seconds S] [--layers-only]
- *                      [--net fmnist-ref|cifar-3layer]
+ *                      [--net fmnist-ref|cifar-3layer|resnet20|resnet20-fmnist|resnet20-cifar]
  *   mpirun -np 2 bench/mpicnn-bench --threads 1 --steps-only
  *   mpirun -np 2 bench/mpicnn-bench --allreduce
  *   bench/mpicnn-bench --resnet-convs [--threads T] [--algo N] [--net LAYER] [--cpu-time]
@@ -53,7 +53,7 @@ typedef struct {
     const char *name;
     cnn_shape_t in; /* per image */
     int n;
-    cnn_layer_spec_t layers[16];
+    cnn_layer_spec_t layers[80];
 } netdef_t;
 
 static netdef_t fmnist(void)
@@ -73,6 +73,52 @@ static netdef_t cifar3(void)
         L("conv1", "conv", 32, 5, 1, 2), L("relu1", "relu", 0, 0, 0, 0),
         L("conv2", "conv", 16, 3, 1, 1), L("relu2", "relu", 0, 0, 0, 0),
         L("fc", "dense", 10, 0, 0, 0)}};
+    return d;
+}
+
+/* Appends l to d, reading from the layers named in `from` (ninputs of
+ * them; 0: the layer before). */
+static void put(netdef_t *d, cnn_layer_spec_t l, int ninputs, const char *const *from)
+{
+    l.ninputs = ninputs;
+    for (int k = 0; k < ninputs; k++) snprintf(l.inputs[k], sizeof l.inputs[k], "%s", from[k]);
+    d->layers[d->n++] = l;
+}
+
+/* He et al.'s CIFAR ResNet-20 on c x hw x hw images, as
+ * jobs/cifar10-resnet20.ini and jobs/fashion-mnist-resnet20.ini build it:
+ * a 3x3 stem, 3 stages of 3 basic blocks (16, 32, 64 channels; conv, bn,
+ * relu, conv, bn, add, relu), 1x1 stride-2 projections where a stage
+ * halves the size, gap, dense 10. */
+static netdef_t resnet20(const char *name, int c, int hw)
+{
+    netdef_t d = {.name = name, .in = {1, c, hw, hw}};
+    char prev[CNN_NAME_MAX] = "relu1", n[8][CNN_NAME_MAX];
+    put(&d, L("conv1", "conv", 16, 3, 1, 1), 0, NULL);
+    put(&d, L("bn1", "batchnorm", 0, 0, 0, 0), 0, NULL);
+    put(&d, L("relu1", "relu", 0, 0, 0, 0), 0, NULL);
+    for (int st = 1; st <= 3; st++)
+        for (int b = 1; b <= 3; b++) {
+            const int ch = 16 << (st - 1), s = st > 1 && b == 1 ? 2 : 1;
+            static const char *const part[8] = {"c1", "bn1", "r1", "c2", "bn2", "proj", "pbn", "add"};
+            for (int k = 0; k < 8; k++) snprintf(n[k], sizeof n[k], "s%db%d_%s", st, b, part[k]);
+            put(&d, L(n[0], "conv", ch, 3, s, 1), 0, NULL);
+            put(&d, L(n[1], "batchnorm", 0, 0, 0, 0), 0, NULL);
+            put(&d, L(n[2], "relu", 0, 0, 0, 0), 0, NULL);
+            put(&d, L(n[3], "conv", ch, 3, 1, 1), 0, NULL);
+            put(&d, L(n[4], "batchnorm", 0, 0, 0, 0), 0, NULL);
+            const char *shortcut = prev;
+            if (s == 2) {
+                put(&d, L(n[5], "conv", ch, 1, 2, 0), 1, (const char *const[]){prev});
+                put(&d, L(n[6], "batchnorm", 0, 0, 0, 0), 0, NULL);
+                shortcut = n[6];
+            }
+            put(&d, L(n[7], "add", 0, 0, 0, 0), 2, (const char *const[]){n[4], shortcut});
+            snprintf(prev, sizeof prev, "s%db%d_relu", st, b);
+            put(&d, L(prev, "relu", 0, 0, 0, 0), 0, NULL);
+        }
+    put(&d, L("gap", "gap", 0, 0, 0, 0), 0, NULL);
+    put(&d, L("fc", "dense", 10, 0, 0, 0), 0, NULL);
     return d;
 }
 
@@ -127,7 +173,7 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
     in.n = B;
     printf("\n%s, batch %d, %d thread%s (sgemm peak %.1f GFLOP/s)\n", d->name, B, threads,
            threads > 1 ? "s" : "", peak);
-    printf("%-8s %-8s %10s %8s %6s %10s %8s %6s\n", "layer", "type", "fwd ms", "GFLOP/s", "peak",
+    printf("%-10s %-9s %10s %8s %6s %10s %8s %6s\n", "layer", "type", "fwd ms", "GFLOP/s", "peak",
            "bwd ms", "GFLOP/s", "peak");
     cnn_net_t *net;
     if (cnn_net_create(d->layers, d->n, in, threads, &net) != CNN_OK) {
@@ -138,23 +184,35 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
     fill(net->act[0], (size_t)B * cnn_shape_image(in), 2);
     cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1, 0, 0);
     cnn_net_forward(net, &ctx, B);
+    /* gradient buffers of the largest activation: dy and one per input */
+    size_t big = 0;
+    for (int i = 0; i < net->nlayers; i++)
+        if (cnn_shape_image(net->layers[i].out) > big) big = cnn_shape_image(net->layers[i].out);
+    float *grad = malloc(sizeof(float) * (size_t)B * big * (1 + CNN_LAYER_INPUTS_MAX));
     double tf_all = 0, tb_all = 0;
     for (int i = 0; i < net->nlayers; i++) {
         cnn_layer_t *l = &net->layers[i];
-        float *dy = net->dbuf[0], *dx = i ? net->dbuf[1] : NULL;
+        float *dy = grad, *dxs[CNN_LAYER_INPUTS_MAX];
+        const float *xs[CNN_LAYER_INPUTS_MAX];
+        for (int k = 0; k < l->ninputs; k++) {
+            xs[k] = cnn_net_layer_in(net, i, k);
+            dxs[k] = l->src[k] < 0 ? NULL : grad + (size_t)B * big * (1 + k);
+        }
         fill(dy, (size_t)B * cnn_shape_image(l->out), 3);
-        /* as the net runs them: a ReLU before a max pool has no pass of
-         * its own, the pool's forward_after_relu and backward_after_relu
-         * do it */
-        const int folded = cnn_net_relu_folded(net, i), folds = cnn_net_relu_folded(net, i - 1);
+        /* as the net runs them: a ReLU folded into a max pool has no pass
+         * of its own, the pool's forward_after_relu and
+         * backward_after_relu do it from the ReLU's input */
+        const int folded = cnn_net_relu_folded(net, i);
+        const int folds = l->ninputs == 1 && l->src[0] >= 0 && cnn_net_relu_folded(net, l->src[0]);
+        const float *x = folds ? cnn_net_layer_in(net, l->src[0], 0) : xs[0];
         int reps = 0;
         double t = layer_clock(), tf, tb;
         do {
             if (folded) break;
-            if (folds)
-                l->ops->forward_after_relu(l, &ctx, B, net->act[i - 1], net->act[i + 1]);
-            else
-                l->ops->forward(l, &ctx, B, net->act[i], net->act[i + 1]);
+            if (folds) l->ops->forward_after_relu(l, &ctx, B, x, net->act[i + 1]);
+            else if (cnn_layer_is_merge(l->ops))
+                l->ops->forward_n(l, &ctx, B, l->ninputs, xs, net->act[i + 1]);
+            else l->ops->forward(l, &ctx, B, x, net->act[i + 1]);
             reps++;
         } while ((tf = layer_clock() - t) < seconds / 2 / net->nlayers || reps < 3);
         tf = folded ? 0.0 : tf / reps;
@@ -162,10 +220,10 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
         t = layer_clock();
         do {
             if (folded) break;
-            if (folds)
-                l->ops->backward_after_relu(l, &ctx, B, net->act[i], net->act[i + 1], dy, dx);
-            else
-                l->ops->backward(l, &ctx, B, net->act[i], net->act[i + 1], dy, dx);
+            if (folds) l->ops->backward_after_relu(l, &ctx, B, x, net->act[i + 1], dy, dxs[0]);
+            else if (cnn_layer_is_merge(l->ops))
+                l->ops->backward_n(l, &ctx, B, l->ninputs, xs, net->act[i + 1], dy, dxs);
+            else l->ops->backward(l, &ctx, B, x, net->act[i + 1], dy, dxs[0]);
             reps++;
         } while ((tb = layer_clock() - t) < seconds / 2 / net->nlayers || reps < 3);
         tb = folded ? 0.0 : tb / reps;
@@ -174,18 +232,19 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
         tf_all += tf;
         tb_all += tb;
         if (ff > 0)
-            printf("%-8s %-8s %10.3f %8.1f %5.0f%% %10.3f %8.1f %5.0f%%\n", l->spec.name,
+            printf("%-10s %-9s %10.3f %8.1f %5.0f%% %10.3f %8.1f %5.0f%%\n", l->spec.name,
                    l->spec.type, tf * 1e3, ff * B / tf / 1e9, 100 * ff * B / tf / 1e9 / peak,
                    tb * 1e3, fb * B / tb / 1e9, 100 * fb * B / tb / 1e9 / peak);
         else if (folded)
-            printf("%-8s %-8s %10s %8s %6s %10s %8s %6s\n", l->spec.name, l->spec.type,
+            printf("%-10s %-9s %10s %8s %6s %10s %8s %6s\n", l->spec.name, l->spec.type,
                    "in next", "-", "", "in next", "-", "");
         else
-            printf("%-8s %-8s %10.3f %8s %6s %10.3f %8s %6s\n", l->spec.name, l->spec.type,
+            printf("%-10s %-9s %10.3f %8s %6s %10.3f %8s %6s\n", l->spec.name, l->spec.type,
                    tf * 1e3, "-", "", tb * 1e3, "-", "");
     }
-    printf("%-17s %10.3f %24.3f   (%.0f images/s without loss, update, data)\n", "sum",
+    printf("%-20s %10.3f %24.3f   (%.0f images/s without loss, update, data)\n", "sum",
            tf_all * 1e3, tb_all * 1e3, B / (tf_all + tb_all));
+    free(grad);
     cnn_net_free(net);
 }
 
@@ -495,14 +554,22 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 0;
     }
-    netdef_t nets[2] = {fmnist(), cifar3()};
-    int use[2] = {1, 1};
+    enum { NNETS = 4 };
+    static netdef_t nets[NNETS];
+    nets[0] = fmnist();
+    nets[1] = cifar3();
+    nets[2] = resnet20("resnet20-fmnist", 1, 28);
+    nets[3] = resnet20("resnet20-cifar", 3, 32);
+    int use[NNETS] = {1, 1, 1, 1}, any = 0;
     if (only) {
-        for (int i = 0; i < 2; i++) use[i] = !strcmp(only, nets[i].name);
-        if (!use[0] && !use[1]) {
+        /* --net resnet20: both inputs */
+        for (int i = 0; i < NNETS; i++)
+            any |= use[i] = !strcmp(only, nets[i].name) ||
+                            (!strcmp(only, "resnet20") && !strncmp(nets[i].name, "resnet20-", 9));
+        if (!any) {
             if (rank == 0)
-                fprintf(stderr, "mpicnn-bench: --net %s: no such net (fmnist-ref, cifar-3layer)\n",
-                        only);
+                fprintf(stderr, "mpicnn-bench: --net %s: no such net (fmnist-ref, cifar-3layer, "
+                                "resnet20, resnet20-fmnist, resnet20-cifar)\n", only);
             MPI_Finalize();
             return 2;
         }
@@ -511,12 +578,12 @@ int main(int argc, char **argv)
         double peak1 = sgemm_gflops(1), peak = threads > 1 ? sgemm_gflops(threads) : peak1;
         printf("sgemm 2048^3: %.1f GFLOP/s on 1 thread, %.1f on %d (BLAS kernels: %s)\n",
                peak1, peak, threads, cnn_blas_kernels());
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < NNETS; i++)
             if (use[i]) bench_layers(&nets[i], B, threads, peak, seconds);
         printf("\n");
     }
     if (steps)
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < NNETS; i++)
             if (use[i]) bench_steps(&nets[i], B, threads, seconds, phases, MPI_COMM_WORLD);
     MPI_Finalize();
     return 0;

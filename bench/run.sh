@@ -110,20 +110,20 @@ awk -v torch="$torch" '
     split("1x1 1x2 2x1", cfg, " ")
     name["1x1"] = "-np 1 x 1 thread "; name["1x2"] = "-np 1 x 2 threads"; name["2x1"] = "-np 2 x 1 thread "
     tname["1x1"] = "1 thread"; tname["1x2"] = "2 threads"; tname["2x1"] = "DDP 2 x 1"
-    printf "%-13s %-18s %16s %18s %14s\n", "net", "run", "mpicnn", "pytorch", "ratio (best)"
-    split("fmnist-ref cifar-3layer", nets, " ")
-    for (a = 1; a <= 2; a++) for (c = 1; c <= 3; c++) {
+    printf "%-15s %-18s %16s %18s %14s\n", "net", "run", "mpicnn", "pytorch", "ratio (best)"
+    nn = split("fmnist-ref cifar-3layer resnet20-fmnist resnet20-cifar", nets, " ")
+    for (a = 1; a <= nn; a++) for (c = 1; c <= 3; c++) {
       k = cfg[c] " " nets[a]; t = cfg[c] "-torch " nets[a]
       if (!n[k]) continue
       if (torch && n[t])
-        printf "%-13s %-18s %7d (%6d) %9d (%6d) %13.2fx\n", nets[a], name[cfg[c]], best(k), median(k),
+        printf "%-15s %-18s %7d (%6d) %9d (%6d) %13.2fx\n", nets[a], name[cfg[c]], best(k), median(k),
                best(t), median(t), best(k) / best(t)
       else
-        printf "%-13s %-18s %7d (%6d)\n", nets[a], name[cfg[c]], best(k), median(k)
+        printf "%-15s %-18s %7d (%6d)\n", nets[a], name[cfg[c]], best(k), median(k)
     }
-    for (a = 1; a <= 2; a++) {
+    for (a = 1; a <= nn; a++) {
       k1 = "1x1 " nets[a]; k2 = "2x1 " nets[a]
-      if (n[k1] && n[k2]) printf "%-13s -np 2 / -np 1 (same batch per rank): %.2fx\n", nets[a], best(k2) / best(k1)
+      if (n[k1] && n[k2]) printf "%-15s -np 2 / -np 1 (same batch per rank): %.2fx\n", nets[a], best(k2) / best(k1)
     }
   }' "$log"
 
