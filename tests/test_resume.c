@@ -5,8 +5,9 @@
  * may change, a key an older checkpoint's config lacks counts as its
  * default; a run resumed with more epochs equals the longer
  * uninterrupted run bitwise, and so does a run cut short by a failed
- * checkpoint write and resumed, with warmup + cosine (momentum, adamw) and
- * with lars + multistep + label smoothing + report_l2; resuming a finished or early-stopped run
+ * checkpoint write and resumed, with warmup + cosine (momentum, adamw, a
+ * residual net) and with lars + multistep + label smoothing + report_l2;
+ * resuming a finished or early-stopped run
  * changes nothing; stale temp files are cleaned; a missing or corrupt
  * checkpoint is an error, never a fresh start. The signal and SIGKILL
  * cases need real processes: tests/test_resume.sh. */
@@ -436,12 +437,13 @@ static void test_more_epochs_bitwise(void **state)
 
 /* The final checkpoints of two runs hold the same weights, optimizer
  * state and history (train loss and lr columns included). */
-static void same_checkpoints(const char *a, const char *b, const char *const *sets, int nsets)
+static void same_checkpoints(const char *a, const char *b, const char *extra,
+                             const char *const *sets, int nsets)
 {
     char pa[256], pb[256];
     snprintf(pa, sizeof pa, "%s/%s/checkpoint.h5", dir, a);
     snprintf(pb, sizeof pb, "%s/%s/checkpoint.h5", dir, b);
-    cnn_config_t *cfg = config(3, NULL, sets, nsets);
+    cnn_config_t *cfg = config(3, extra, sets, nsets);
     const cnn_shape_t in = {cfg->train.batch_size, 1, 8, 8};
     const cnn_optim_kind_t kind = (cnn_optim_kind_t)cfg->opt.type;
     cnn_net_t *na = NULL, *nb = NULL;
@@ -453,9 +455,8 @@ static void same_checkpoints(const char *a, const char *b, const char *const *se
     float *bp = malloc(sizeof(float) * (na->nparams + na->nstate + 2));
     assert_non_null(bp);
     cnn_train_state_t ta = {.nhistory = 0}, tb = {.nhistory = 0};
-    /* the safe keys of the extra [train] text differ from cfg's: no check */
-    cnn_config_t *ca = config(3, "threads = 2\nvalidate_every = 7\n[checkpoint]\nevery_steps = 5\n",
-                              sets, nsets);
+    /* the config the runs trained with (extra: its [train] keys and sections) */
+    cnn_config_t *ca = config(3, extra, sets, nsets);
     if (cnn_checkpoint_load(pa, ca, size, na, oa, &ta, bp, bp + na->nparams + 1, NULL, NULL) !=
             CNN_OK ||
         cnn_checkpoint_load(pb, ca, size, nb, ob, &tb, bp, bp + na->nparams + 1, NULL, NULL) !=
@@ -487,10 +488,14 @@ static void same_checkpoints(const char *a, const char *b, const char *const *se
 
 /* Three epochs in one go equal a run whose checkpoint write fails after
  * 22 steps (MPICNN_FAULT=write_fail@22: the run ends with an error, the
- * checkpoint of step 20 stays) resumed to the end, bit for bit. */
-static void check_cut_and_resumed(const char *name, const char *const *sets, int nsets)
+ * checkpoint of step 20 stays) resumed to the end, bit for bit. `sections`
+ * adds config sections (layers a --set cannot add). */
+static void check_cut_and_resumed_with(const char *name, const char *sections,
+                                       const char *const *sets, int nsets)
 {
-    const char *extra = "threads = 2\nvalidate_every = 7\n[checkpoint]\nevery_steps = 5\n";
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "threads = 2\nvalidate_every = 7\n[checkpoint]\nevery_steps = 5\n%s", sections);
     char full[64], cut[64];
     snprintf(full, sizeof full, "%s_full", name);
     snprintf(cut, sizeof cut, "%s_cut", name);
@@ -508,7 +513,12 @@ static void check_cut_and_resumed(const char *name, const char *const *sets, int
     assert_true(a.train_loss == b.train_loss);
     assert_true(a.test_acc == b.test_acc);
     assert_int_equal(a.best_epoch, b.best_epoch);
-    if (rank == 0) same_checkpoints(full, cut, sets, nsets);
+    if (rank == 0) same_checkpoints(full, cut, extra, sets, nsets);
+}
+
+static void check_cut_and_resumed(const char *name, const char *const *sets, int nsets)
+{
+    check_cut_and_resumed_with(name, "", sets, nsets);
 }
 
 /* warmup from lr_warmup_start + linear scaling + cosine, with momentum */
@@ -520,6 +530,20 @@ static void test_resume_warmup_cosine(void **state)
                           "optimizer.lr_warmup_epochs=1.5", "optimizer.lr_warmup_start=0.002",
                           "optimizer.lr_scaling=linear"};
     check_cut_and_resumed("cosine", sets, 7);
+}
+
+/* a residual net (conv1 -> bn1 -> relu1 -> c2, plus relu1, then the pool)
+ * with warmup + cosine */
+static void test_resume_residual(void **state)
+{
+    (void)state;
+    const char *sets[] = {"net.layers=conv1, bn1, relu1, c2, sum, pool1, drop, fc1",
+                          "optimizer.type=momentum", "optimizer.lr=0.02",
+                          "optimizer.lr_schedule=cosine", "optimizer.lr_warmup_epochs=1"};
+    check_cut_and_resumed_with("residual",
+                               "[c2]\ntype = conv\nfilters = 6\nkernel = 3\npad = 1\n"
+                               "[sum]\ntype = add\ninputs = c2, relu1\n",
+                               sets, 5);
 }
 
 /* adamw with a warmup from 0 and cosine */
@@ -697,6 +721,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_older_config),
         cmocka_unit_test(test_more_epochs_bitwise),
         cmocka_unit_test(test_resume_warmup_cosine),
+        cmocka_unit_test(test_resume_residual),
         cmocka_unit_test(test_resume_adamw),
         cmocka_unit_test(test_resume_lars),
         cmocka_unit_test(test_report_l2),
