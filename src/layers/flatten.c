@@ -30,6 +30,13 @@ static void flatten_reference(const cnn_ref_args_t *r, double *y)
     memcpy(y, r->x, sizeof(double) * (size_t)r->in.n * cnn_shape_image(r->in));
 }
 
+/* the same gradient: only the shape changes */
+static void flatten_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                       const double *dy, double *dx, double *dparams)
+{
+    if (dx) memcpy(dx, dy, sizeof(double) * (size_t)r->in.n * cnn_shape_image(r->in));
+}
+
 const cnn_layer_ops_t cnn_flatten_ops = {
     .type = "flatten",
     .shape = flatten_shape,
@@ -37,4 +44,5 @@ const cnn_layer_ops_t cnn_flatten_ops = {
     .backward = flatten_backward,
     .fd = CNN_FD_LINEAR,
     .reference = flatten_reference,
+    .reference_backward = flatten_reference_backward,
 };

@@ -24,6 +24,11 @@ static double leaky_relu_ref(const cnn_layer_spec_t *s, double x)
     return x > 0 ? x : s->slope * x;
 }
 
+static double leaky_relu_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    return x > 0 ? 1 : s->slope;
+}
+
 LAYER_ELEMENTWISE(leaky_relu)
 
 const cnn_layer_ops_t cnn_leaky_relu_ops = {

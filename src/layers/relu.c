@@ -23,6 +23,11 @@ static double relu_ref(const cnn_layer_spec_t *s, double x)
     return x > 0 ? x : 0;
 }
 
+static double relu_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    return x > 0 ? 1 : 0;
+}
+
 LAYER_ELEMENTWISE(relu)
 
 const cnn_layer_ops_t cnn_relu_ops = {

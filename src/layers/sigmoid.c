@@ -19,6 +19,12 @@ static double sigmoid_ref(const cnn_layer_spec_t *s, double x)
     return 1 / (1 + exp(-x));
 }
 
+static double sigmoid_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    const double y = 1 / (1 + exp(-x));
+    return y * (1 - y);
+}
+
 LAYER_ELEMENTWISE(sigmoid)
 
 const cnn_layer_ops_t cnn_sigmoid_ops = {
