@@ -28,8 +28,9 @@ typedef struct {
     cnn_layer_spec_t spec;
     int index;             /* position in the net, for dropout streams */
     cnn_shape_t in, out;
-    double *params, *grads; /* sz.params each */
-    double *state;         /* sz.state */
+    size_t nparams, nstate; /* the float layer's sz.params and sz.state */
+    double *params, *grads; /* nparams each */
+    double *state;         /* nstate */
     double *mask;          /* dropout: the scaled mask (max batch x in), else NULL */
 } cnn_layer64_t;
 

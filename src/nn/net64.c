@@ -37,7 +37,7 @@ static cnn_status_t copy_layer(cnn_net64_t *n, const cnn_net_t *net, int i)
     const cnn_layer_t *l = &net->layers[i];
     cnn_layer64_t *d = &n->layers[i];
     *d = (cnn_layer64_t){.ops = l->ops, .spec = l->spec, .index = l->index, .in = l->in,
-                         .out = l->out};
+                         .out = l->out, .nparams = l->sz.params, .nstate = l->sz.state};
     if (l->sz.params) {
         const size_t at = (size_t)(l->params - net->params);
         d->params = n->params + at;
