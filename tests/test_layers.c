@@ -1328,6 +1328,45 @@ static void test_reference_backward_options(void **state)
     }
 }
 
+/* Max pooling on ties: the float kernels (the vectorized 2x2 one and the
+ * general one) send a window's gradient to the same input as
+ * reference_backward, its first maximum in row-major order. Inputs take
+ * three values only, so most windows tie. */
+static void check_pool_ties(cnn_layer_spec_t s, cnn_shape_t in)
+{
+    cnn_net_t *net = NULL;
+    if (cnn_net_create(&s, 1, in, 1, &net) != CNN_OK) fail_msg("%s", cnn_error_message());
+    cnn_layer_t *l = &net->layers[0];
+    const size_t nin = (size_t)in.n * cnn_shape_image(in), nout = (size_t)in.n * cnn_shape_image(l->out);
+    double *x = malloc(sizeof(double) * nin), *dx = malloc(sizeof(double) * nin);
+    double *dy = malloc(sizeof(double) * nout), *y = malloc(sizeof(double) * nout);
+    float *dyf = malloc(sizeof(float) * nout), *dxf = malloc(sizeof(float) * nin);
+    uint64_t seed = 3;
+    for (size_t i = 0; i < nin; i++)
+        net->act[0][i] = (float)(x[i] = (double)(int)tu_uniform(&seed, 0, 2.999));
+    for (size_t i = 0; i < nout; i++) dyf[i] = (float)(dy[i] = 1 + (double)i);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 0, 1, 0, 0);
+    cnn_net_forward(net, &ctx, in.n);
+    l->ops->backward(l, &ctx, in.n, net->act[0], net->act[1], dyf, dxf);
+    const cnn_ref_args_t r = {.spec = &s, .in = in, .out = l->out, .x = x};
+    l->ops->reference(&r, y);
+    l->ops->reference_backward(&r, y, dy, dx, NULL);
+    for (size_t i = 0; i < nin; i++)
+        if ((double)dxf[i] != dx[i])
+            fail_msg("maxpool %dx%d stride %d pad %d: ties: dx[%zu] %g (float) vs %g (reference)",
+                     s.kh, s.kw, s.stride, s.pad, i, (double)dxf[i], dx[i]);
+    free(x), free(dx), free(dy), free(y), free(dyf), free(dxf);
+    cnn_net_free(net);
+}
+
+static void test_maxpool_ties(void **state)
+{
+    check_pool_ties(pool_spec("maxpool", 2, 2, 2, 0, 0, 0), sh(2, 3, 8, 9));
+    check_pool_ties(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(2, 3, 7, 9));
+    check_pool_ties(pool_spec("maxpool", 3, 3, 2, 1, 1, 0), sh(2, 2, 7, 8));
+    check_pool_ties(pool_spec("maxpool", 3, 2, 1, 1, 0, 0), sh(1, 2, 6, 5));
+}
+
 static void test_registry(void **state)
 {
     const cnn_layer_ops_t *const *all = cnn_layer_all();
@@ -1373,6 +1412,7 @@ int main(void)
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
         cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_registry),
         cmocka_unit_test(test_reference_backward_options),
+        cmocka_unit_test(test_maxpool_ties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
