@@ -31,7 +31,8 @@ typedef struct {
     size_t nparams, nstate; /* the float layer's sz.params and sz.state */
     double *params, *grads; /* nparams each */
     double *state;         /* nstate */
-    double *mask;          /* dropout: the scaled mask (max batch x in), else NULL */
+    double *mask;          /* a type with key p (dropout): its scaled mask
+                              (max batch x in), else NULL */
 } cnn_layer64_t;
 
 typedef struct {

@@ -31,7 +31,8 @@ static size_t shape_values(cnn_shape_t s)
 }
 
 /* Layer i of n from layer l of the float net: its slices at the same
- * offsets, a mask buffer for dropout. */
+ * offsets, and a mask buffer for a type with a drop probability (key p:
+ * dropout), whose reference reads a mask in training. */
 static cnn_status_t copy_layer(cnn_net64_t *n, const cnn_net_t *net, int i)
 {
     const cnn_layer_t *l = &net->layers[i];
@@ -44,7 +45,7 @@ static cnn_status_t copy_layer(cnn_net64_t *n, const cnn_net_t *net, int i)
         d->grads = n->grads + at;
     }
     if (l->sz.state) d->state = n->state + (size_t)(l->state - net->state);
-    if (l->ops == &cnn_dropout_ops && !(d->mask = malloc(sizeof(double) * shape_values(l->in))))
+    if (cnn_layer_key(l->ops, "p") && !(d->mask = malloc(sizeof(double) * shape_values(l->in))))
         return cnn_error_set(CNN_ENOMEM, "out of memory for a double net");
     return CNN_OK;
 }
