@@ -12,6 +12,7 @@
 #include "mpicnn/layer.h"
 #include "mpicnn/loss.h"
 #include "mpicnn/net.h"
+#include "mpicnn/net64.h"
 #include "mpicnn/optim.h"
 #include "mpicnn/config.h"
 #include "mpicnn/data.h"

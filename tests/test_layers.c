@@ -1457,6 +1457,182 @@ static void check_reference(const cnn_layer_spec_t *s, cnn_shape_t in)
     cnn_net_free(net);
 }
 
+/* A layer's reference forward in double, for the finite differences of
+ * check_reference_backward: L = sum of y * w over the outputs. */
+typedef struct {
+    cnn_ref_args_t r;
+    const double *w; /* the weights of L (nout) */
+    double *y;       /* scratch (nout) */
+    size_t nout;
+} ref_loss_t;
+
+static double ref_loss(const ref_loss_t *f)
+{
+    double s = 0;
+    cnn_layer_find(f->r.spec->type)->reference(&f->r, f->y);
+    for (size_t i = 0; i < f->nout; i++) s += f->y[i] * f->w[i];
+    return s;
+}
+
+/* The largest |a - b| over the largest |a|, of n values; fails above tol. */
+static void check_rel(const char *what, const char *type, int train, const double *a,
+                      const double *b, size_t n, double tol)
+{
+    double err = 0, big = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs(a[i] - b[i]));
+        big = fmax(big, fabs(a[i]));
+    }
+    if (!(err <= tol * big))
+        fail_msg("%s (%s mode) %s: analytic vs finite differences: max diff %.3g, max %.3g",
+                 type, train ? "train" : "test", what, err, big);
+}
+
+/* Central differences (step h) of L in each value of v (n). */
+static void fd_grad(ref_loss_t *f, double *v, size_t n, double *out)
+{
+    const double h = 1e-5;
+    for (size_t i = 0; i < n; i++) {
+        const double keep = v[i];
+        v[i] = keep + h;
+        const double up = ref_loss(f);
+        v[i] = keep - h;
+        const double down = ref_loss(f);
+        v[i] = keep;
+        out[i] = (up - down) / (2 * h);
+    }
+}
+
+/* reference_backward against central differences of reference, in double,
+ * with random input, parameters, state (positive: running variances) and
+ * a random dropout mask, in training or test mode. */
+static void check_reference_backward(const cnn_layer_spec_t *s, cnn_shape_t in, int train)
+{
+    const cnn_layer_ops_t *t = cnn_layer_find(s->type);
+    cnn_shape_t out;
+    cnn_layer_sizes_t sz;
+    if (t->shape(s, in, &out, &sz) != CNN_OK) fail_msg("shape %s: %s", s->type, cnn_error_message());
+    const size_t nin = (size_t)in.n * cnn_shape_image(in), nout = (size_t)in.n * cnn_shape_image(out);
+    const size_t np = sz.params + 1;
+    double *x = malloc(sizeof(double) * nin), *dx = malloc(sizeof(double) * nin);
+    double *fdx = malloc(sizeof(double) * nin), *mask = malloc(sizeof(double) * nin);
+    double *y = malloc(sizeof(double) * nout), *w = malloc(sizeof(double) * nout);
+    double *p = malloc(sizeof(double) * np), *dp = calloc(np, sizeof(double));
+    double *fdp = malloc(sizeof(double) * np), *st = malloc(sizeof(double) * (sz.state + 1));
+    uint64_t seed = 11;
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < nin; i++) mask[i] = tu_uniform(&seed, 0, 1) < 0.3 ? 0 : 1 / 0.7;
+    for (size_t i = 0; i < nout; i++) w[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < sz.state + 1; i++) st[i] = tu_uniform(&seed, 0.5, 1.5);
+    ref_loss_t f = {.r = {.spec = s, .in = in, .out = out, .x = x, .params = p, .state = st,
+                          .mask = mask, .train = train},
+                    .w = w, .y = y, .nout = nout};
+    ref_loss(&f);
+    assert_non_null(t->reference_backward);
+    t->reference_backward(&f.r, y, w, dx, dp);
+    fd_grad(&f, x, nin, fdx);
+    check_rel("dx", s->type, train, dx, fdx, nin, 1e-8);
+    fd_grad(&f, p, sz.params, fdp);
+    check_rel("dparams", s->type, train, dp, fdp, sz.params, 1e-8);
+    free(x), free(dx), free(fdx), free(mask), free(y), free(w);
+    free(p), free(dp), free(fdp), free(st);
+}
+
+/* A merge type's reference_backward against central differences of its
+ * reference: the inputs lie one after another in one buffer, as the
+ * gradients do in dx. */
+static void check_merge_reference_backward(const cnn_layer_ops_t *t, int nx,
+                                           const cnn_shape_t *ins)
+{
+    cnn_layer_spec_t s = mk(t->type, 0, 0, 0, 0, 0);
+    cnn_shape_t out;
+    cnn_layer_sizes_t sz;
+    if (t->shape_n(&s, nx, ins, &out, &sz) != CNN_OK) {
+        /* add takes one shape: use the first for every input */
+        cnn_shape_t same[CNN_LAYER_INPUTS_MAX];
+        for (int k = 0; k < nx; k++) same[k] = ins[0];
+        check_merge_reference_backward(t, nx, same);
+        return;
+    }
+    size_t nin = 0, at[CNN_LAYER_INPUTS_MAX];
+    for (int k = 0; k < nx; k++) at[k] = nin, nin += (size_t)ins[k].n * cnn_shape_image(ins[k]);
+    const size_t nout = (size_t)out.n * cnn_shape_image(out);
+    double *x = malloc(sizeof(double) * nin), *dx = malloc(sizeof(double) * nin);
+    double *fdx = malloc(sizeof(double) * nin), *y = malloc(sizeof(double) * nout);
+    double *w = malloc(sizeof(double) * nout);
+    const double *xs[CNN_LAYER_INPUTS_MAX];
+    uint64_t seed = 13;
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < nout; i++) w[i] = tu_uniform(&seed, -1, 1);
+    for (int k = 0; k < nx; k++) xs[k] = x + at[k];
+    ref_loss_t f = {.r = {.spec = &s, .in = ins[0], .out = out, .x = x, .train = 1, .nx = nx,
+                          .xs = xs, .ins = ins},
+                    .w = w, .y = y, .nout = nout};
+    ref_loss(&f);
+    t->reference_backward(&f.r, y, w, dx, NULL);
+    fd_grad(&f, x, nin, fdx);
+    check_rel("dx", t->type, 1, dx, fdx, nin, 1e-8);
+    free(x), free(dx), free(fdx), free(y), free(w);
+}
+
+/* reference_backward with the settings the registry's samples leave at
+ * their defaults: conv stride and padding, pools' padding, ceil mode and
+ * divisors, global sum, gelu's tanh form, leaky_relu's and elu's keys. */
+static void test_reference_backward_options(void **state)
+{
+    const cnn_layer_spec_t specs[] = {
+        mk("conv", 4, 3, 3, 2, 1), mk("conv", 2, 3, 2, 1, 2), mk("dense", 5, 0, 0, 0, 0),
+        pool_spec("maxpool", 3, 3, 2, 1, 1, 0), pool_spec("maxpool", 2, 3, 1, 1, 0, 0),
+        pool_spec("avgpool", 3, 3, 2, 1, 1, 1), pool_spec("avgpool", 3, 2, 2, 1, 1, 0),
+        act_spec("gap", "mode", "sum"), act_spec("gelu", "approximate", "tanh"),
+        act_spec("leaky_relu", "slope", "0.2"), act_spec("elu", "alpha", "0.5"),
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        check_reference_backward(&specs[i], sh(2, 3, 7, 6), 1);
+        check_reference_backward(&specs[i], sh(1, 2, 5, 5), 0);
+    }
+}
+
+/* Max pooling on ties: the float kernels (the vectorized 2x2 one and the
+ * general one) send a window's gradient to the same input as
+ * reference_backward, its first maximum in row-major order. Inputs take
+ * three values only, so most windows tie. */
+static void check_pool_ties(cnn_layer_spec_t s, cnn_shape_t in)
+{
+    cnn_net_t *net = NULL;
+    if (cnn_net_create(&s, 1, in, 1, &net) != CNN_OK) fail_msg("%s", cnn_error_message());
+    cnn_layer_t *l = &net->layers[0];
+    const size_t nin = (size_t)in.n * cnn_shape_image(in), nout = (size_t)in.n * cnn_shape_image(l->out);
+    double *x = malloc(sizeof(double) * nin), *dx = malloc(sizeof(double) * nin);
+    double *dy = malloc(sizeof(double) * nout), *y = malloc(sizeof(double) * nout);
+    float *dyf = malloc(sizeof(float) * nout), *dxf = malloc(sizeof(float) * nin);
+    uint64_t seed = 3;
+    for (size_t i = 0; i < nin; i++)
+        net->act[0][i] = (float)(x[i] = (double)(int)tu_uniform(&seed, 0, 2.999));
+    for (size_t i = 0; i < nout; i++) dyf[i] = (float)(dy[i] = 1 + (double)i);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 0, 1, 0, 0);
+    cnn_net_forward(net, &ctx, in.n);
+    l->ops->backward(l, &ctx, in.n, net->act[0], net->act[1], dyf, dxf);
+    const cnn_ref_args_t r = {.spec = &s, .in = in, .out = l->out, .x = x};
+    l->ops->reference(&r, y);
+    l->ops->reference_backward(&r, y, dy, dx, NULL);
+    for (size_t i = 0; i < nin; i++)
+        if ((double)dxf[i] != dx[i])
+            fail_msg("maxpool %dx%d stride %d pad %d: ties: dx[%zu] %g (float) vs %g (reference)",
+                     s.kh, s.kw, s.stride, s.pad, i, (double)dxf[i], dx[i]);
+    free(x), free(dx), free(dy), free(y), free(dyf), free(dxf);
+    cnn_net_free(net);
+}
+
+static void test_maxpool_ties(void **state)
+{
+    check_pool_ties(pool_spec("maxpool", 2, 2, 2, 0, 0, 0), sh(2, 3, 8, 9));
+    check_pool_ties(pool_spec("maxpool", 2, 2, 2, 0, 1, 0), sh(2, 3, 7, 9));
+    check_pool_ties(pool_spec("maxpool", 3, 3, 2, 1, 1, 0), sh(2, 2, 7, 8));
+    check_pool_ties(pool_spec("maxpool", 3, 2, 1, 1, 0, 0), sh(1, 2, 6, 5));
+}
+
 static void test_registry(void **state)
 {
     const cnn_layer_ops_t *const *all = cnn_layer_all();
@@ -1479,10 +1655,15 @@ static void test_registry(void **state)
         assert_true(t->fd == CNN_FD_LINEAR || t->fd == CNN_FD_SMOOTH || t->fd == CNN_FD_KINKED);
         cnn_layer_spec_t s = sample_spec(t);
         check_cli(t);
-        if (cnn_layer_is_merge(t))
+        if (!t->reference_backward) fail_msg("%s: no reference_backward", t->type);
+        if (cnn_layer_is_merge(t)) {
             check_merge(t->type, 2, (cnn_shape_t[]){sh(2, 3, 8, 8), sh(2, 3, 8, 8)});
-        else
+            check_merge_reference_backward(t, 2, (cnn_shape_t[]){sh(2, 3, 5, 6), sh(2, 2, 5, 6)});
+        } else {
             check_reference(&s, sh(2, 3, 8, 8));
+            check_reference_backward(&s, sh(2, 3, 5, 6), 0);
+            check_reference_backward(&s, sh(2, 3, 5, 6), 1);
+        }
     }
     assert_null(names[n]);
     assert_true(n >= 16);
@@ -1510,6 +1691,8 @@ int main(void)
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
         cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_add),
         cmocka_unit_test(test_concat),        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_reference_backward_options),
+        cmocka_unit_test(test_maxpool_ties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* test_net.c - whole networks: shape inference and parameter counts,
  * memory planning and its budget check, a finite-difference check of the chained backward pass
  * with the loss, and reproducibility. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -666,6 +667,65 @@ static void test_plan_overflow(void **state)
     assert_int_equal(cnn_mem_mul(3, 4), 12);
 }
 
+/* The double net: its forward pass in training mode (batch statistics,
+ * the float layer's dropout mask) agrees with the float net's to float
+ * precision, and its backward pass with central differences of its own
+ * loss in double to about 1e-8. */
+static void test_net64(void **state)
+{
+    cnn_layer_spec_t a[] = {
+        L("c1", "conv", 4, 3, 1, 1),  L("t1", "tanh", 0, 0, 0, 0),
+        L("p1", "maxpool", 0, 2, 2, 0), L("c2", "conv", 3, 3, 2, 1),
+        L("bn", "batchnorm", 0, 0, 0, 0), L("s2", "sigmoid", 0, 0, 0, 0),
+        L("f", "flatten", 0, 0, 0, 0), L("d1", "dense", 6, 0, 0, 0),
+        L("do", "dropout", 0, 0, 0, 0), L("d2", "dense", 3, 0, 0, 0),
+    };
+    a[8].p = 0.25f;
+    const int nl = 10, k = 4, labels[4] = {0, 2, 1, 2};
+    cnn_net_t *net = NULL;
+    cnn_net64_t *n64 = NULL;
+    assert_int_equal(cnn_net_create(a, nl, (cnn_shape_t){k, 2, 9, 9}, 1, &net), CNN_OK);
+    cnn_net_init(net, 3);
+    assert_int_equal(cnn_net64_create(net, &n64), CNN_OK);
+    const size_t nin = (size_t)k * cnn_shape_image(net->input);
+    uint64_t seed = 9;
+    for (size_t i = 0; i < nin; i++)
+        n64->act[0][i] = net->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+    cnn_ctx_t ctx = cnn_net_ctx(net, 1, 77, 0, 0);
+    const float *yf = cnn_net_forward(net, &ctx, k);
+    const double *y = cnn_net64_forward(n64, 1, 77, k);
+    const int K = net->output.c;
+    TU_ASSERT_CLOSE("net64 forward", yf, y, (size_t)k * K, 1e-5, 1e-4);
+    double dz[12];
+    cnn_net64_loss(y, labels, k, K, 0, dz);
+    cnn_net64_zero_grad(n64);
+    cnn_net64_backward(n64, 1, k, dz);
+    /* every 7th parameter and input value against central differences */
+    double *xin = malloc(sizeof(double) * nin);
+    memcpy(xin, n64->act[0], sizeof(double) * nin);
+    for (int pass = 0; pass < 2; pass++) {
+        double *v = pass ? xin : n64->params, *g = pass ? n64->grad[0] : n64->grads;
+        const size_t nv = pass ? nin : n64->nparams;
+        for (size_t i = 0; i < nv; i += 7) {
+            const double keep = v[i], h = 1e-5;
+            double f[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                v[i] = keep + (sgn ? -h : h);
+                memcpy(n64->act[0], xin, sizeof(double) * nin);
+                f[sgn] = cnn_net64_loss(cnn_net64_forward(n64, 1, 77, k), labels, k, K, 0, NULL);
+            }
+            v[i] = keep;
+            const double fd = (f[0] - f[1]) / (2 * h);
+            if (fabs(fd - g[i]) > 1e-8 * fmax(1, fabs(g[i])))
+                fail_msg("net64 %s[%zu]: analytic %.12g, differences %.12g", pass ? "dx" : "dparams",
+                         i, g[i], fd);
+        }
+    }
+    free(xin);
+    cnn_net64_free(n64);
+    cnn_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -675,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_plan_overflow), cmocka_unit_test(test_graph_plan),
         cmocka_unit_test(test_graph_errors), cmocka_unit_test(test_graph_gradient),
         cmocka_unit_test(test_graph_infer),   cmocka_unit_test(test_graph_fold),
+        cmocka_unit_test(test_net64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

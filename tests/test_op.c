@@ -2,6 +2,7 @@
  * CSV files out, compared with the naive double reference (forward) and
  * its finite differences (backward) to 1e-5 relative; and the errors for
  * bad shapes, counts, numbers and files. Needs $MPICNN (the program). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -363,6 +364,164 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "--labels"));
 }
 
+/* ---- --dtype f64 ----------------------------------------------------- */
+
+static double *load64(const char *name, size_t want)
+{
+    double *v;
+    size_t n;
+    if (cnn_csv_read64(path(name), name, &v, &n) != CNN_OK) fail_msg("%s", cnn_error_message());
+    assert_int_equal(n, want);
+    return v;
+}
+
+/* The largest |got - want| over the largest |want| must be <= tol. */
+static void check_rel64(const char *what, const double *got, const double *want, size_t n,
+                        double tol)
+{
+    double err = 0, big = 1e-300;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs(got[i] - want[i]));
+        big = fmax(big, fabs(want[i]));
+    }
+    if (!(err <= tol * big)) fail_msg("%s: relative error %.3g > %.3g", what, err / big, tol);
+}
+
+/* One conv case: x (N,C,H,W), w (K,C,KH,KW), b (K), stride S, pad P;
+ * y, dx, dw and db straight from the formula
+ * y[n,k,oy,ox] = b[k] + sum_{c,ky,kx} w[k,c,ky,kx] x[n,c,oy*S-P+ky,ox*S-P+kx]. */
+typedef struct {
+    int N, C, H, W, K, KH, KW, S, P, OH, OW;
+} conv_case_t;
+
+static size_t at4(int a, int b, int c, int d, int B, int C, int D)
+{
+    return (((size_t)a * B + b) * C + c) * D + d;
+}
+
+static void conv_direct(const conv_case_t *g, const double *x, const double *w, const double *b,
+                        const double *dy, double *y, double *dx, double *dw, double *db)
+{
+    memset(dx, 0, sizeof(double) * g->N * g->C * g->H * g->W);
+    memset(dw, 0, sizeof(double) * g->K * g->C * g->KH * g->KW);
+    memset(db, 0, sizeof(double) * g->K);
+    for (int n = 0; n < g->N; n++)
+        for (int k = 0; k < g->K; k++)
+            for (int oy = 0; oy < g->OH; oy++)
+                for (int ox = 0; ox < g->OW; ox++) {
+                    const size_t o = at4(n, k, oy, ox, g->K, g->OH, g->OW);
+                    double acc = b[k];
+                    db[k] += dy[o];
+                    for (int c = 0; c < g->C; c++)
+                        for (int ky = 0; ky < g->KH; ky++)
+                            for (int kx = 0; kx < g->KW; kx++) {
+                                const int iy = oy * g->S - g->P + ky, ix = ox * g->S - g->P + kx;
+                                if (iy < 0 || ix < 0 || iy >= g->H || ix >= g->W) continue;
+                                const size_t xi = at4(n, c, iy, ix, g->C, g->H, g->W);
+                                const size_t wi = at4(k, c, ky, kx, g->C, g->KH, g->KW);
+                                acc += w[wi] * x[xi];
+                                dw[wi] += dy[o] * x[xi];
+                                dx[xi] += dy[o] * w[wi];
+                            }
+                    y[o] = acc;
+                }
+}
+
+static void check_conv64(uint64_t seed)
+{
+    conv_case_t g;
+    g.N = 1 + (int)tu_uniform(&seed, 0, 2.99);
+    g.C = 1 + (int)tu_uniform(&seed, 0, 3.99);
+    g.K = 1 + (int)tu_uniform(&seed, 0, 3.99);
+    g.KH = 1 + (int)tu_uniform(&seed, 0, 3.99);
+    g.KW = 1 + (int)tu_uniform(&seed, 0, 3.99);
+    g.S = 1 + (int)tu_uniform(&seed, 0, 2.99);
+    g.P = (int)tu_uniform(&seed, 0, 2.99);
+    g.H = g.KH + (int)tu_uniform(&seed, 0, 6.99);
+    g.W = g.KW + (int)tu_uniform(&seed, 0, 6.99);
+    g.OH = (g.H + 2 * g.P - g.KH) / g.S + 1;
+    g.OW = (g.W + 2 * g.P - g.KW) / g.S + 1;
+    const size_t nx = (size_t)g.N * g.C * g.H * g.W, nw = (size_t)g.K * g.C * g.KH * g.KW;
+    const size_t ny = (size_t)g.N * g.K * g.OH * g.OW;
+    double *x = malloc(sizeof(double) * nx), *w = malloc(sizeof(double) * nw), b[4];
+    double *dy = malloc(sizeof(double) * ny), *y = malloc(sizeof(double) * ny);
+    double *dx = malloc(sizeof(double) * nx), *dw = malloc(sizeof(double) * nw), db[4];
+    fill(x, nx, seed + 1);
+    fill(w, nw, seed + 2);
+    fill(b, (size_t)g.K, seed + 3);
+    fill(dy, ny, seed + 4);
+    save("x", x, nx);
+    save("w", w, nw);
+    save("b", b, (size_t)g.K);
+    save("dout", dy, ny);
+    char args[512], err[1024];
+    snprintf(args, sizeof args,
+             "conv --dtype f64 --x x --x-shape %d,%d,%d,%d --w w --w-shape %d,%d,%d,%d --b b "
+             "--stride %d --pad %d --out out --dout dout --dx dx --dw dw --db db",
+             g.N, g.C, g.H, g.W, g.K, g.C, g.KH, g.KW, g.S, g.P);
+    int rc = run(err, sizeof err, args);
+    if (rc != 0) fail_msg("%s: exit %d: %s", args, rc, err);
+    conv_direct(&g, x, w, b, dy, y, dx, dw, db);
+    double *o = load64("out", ny), *ox = load64("dx", nx), *ow = load64("dw", nw);
+    double *ob = load64("db", (size_t)g.K);
+    check_rel64("op conv f64 out", o, y, ny, 1e-12);
+    check_rel64("op conv f64 dx", ox, dx, nx, 1e-12);
+    check_rel64("op conv f64 dw", ow, dw, nw, 1e-12);
+    check_rel64("op conv f64 db", ob, db, (size_t)g.K, 1e-12);
+    free(o), free(ox), free(ow), free(ob);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw);
+}
+
+/* conv in f64 against the formula, on random shapes, strides and pads */
+static void test_conv_f64(void **state)
+{
+    for (uint64_t k = 0; k < 12; k++) check_conv64(1000 + 17 * k);
+}
+
+/* dense (its weight file transposed) and softmax-ce in f64: 17 digits,
+ * exact to double rounding */
+static void test_dense_loss_f64(void **state)
+{
+    double x[6], w[12], b[4], dout[8], lab[2] = {3, 1};
+    fill(x, 6, 5), fill(w, 12, 6), fill(b, 4, 7), fill(dout, 8, 8);
+    save("x", x, 6), save("w", w, 12), save("b", b, 4), save("dout", dout, 8), save("lab", lab, 2);
+    char err[1024];
+    int rc = run(err, sizeof err, "dense --dtype f64 --x x --x-shape 2,3 --w w --w-shape 3,4 "
+                                  "--b b --out out --dout dout --dx dx --dw dw --db db");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    double y[8], dx[6] = {0}, dw[12] = {0}, db[4] = {0};
+    for (int n = 0; n < 2; n++)
+        for (int m = 0; m < 4; m++) {
+            y[n * 4 + m] = b[m];
+            db[m] += dout[n * 4 + m];
+            for (int d = 0; d < 3; d++) {
+                y[n * 4 + m] += x[n * 3 + d] * w[d * 4 + m];
+                dw[d * 4 + m] += x[n * 3 + d] * dout[n * 4 + m];
+                dx[n * 3 + d] += dout[n * 4 + m] * w[d * 4 + m];
+            }
+        }
+    double *o = load64("out", 8), *ox = load64("dx", 6), *ow = load64("dw", 12);
+    check_rel64("op dense f64 out", o, y, 8, 1e-15);
+    check_rel64("op dense f64 dx", ox, dx, 6, 1e-15);
+    check_rel64("op dense f64 dw", ow, dw, 12, 1e-15);
+    free(o), free(ox), free(ow);
+    save("z", y, 8);
+    rc = run(err, sizeof err, "softmax-ce --dtype f64 --x z --x-shape 2,4 --labels lab --out out");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    double loss = 0;
+    for (int n = 0; n < 2; n++) {
+        double se = 0;
+        for (int m = 0; m < 4; m++) se += exp(y[n * 4 + m]);
+        loss += (log(se) - y[n * 4 + (int)lab[n]]) / 2;
+    }
+    o = load64("out", 1);
+    check_rel64("op softmax-ce f64", o, &loss, 1, 1e-15);
+    free(o);
+    assert_int_equal(run(err, sizeof err, "dense --dtype f16 --x x --x-shape 2,3 --w w "
+                                          "--w-shape 3,4 --b b --out out"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "--dtype"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_pool_relu),  cmocka_unit_test(test_activations),
         cmocka_unit_test(test_batchnorm_dropout),
         cmocka_unit_test(test_losses),     cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_conv_f64),   cmocka_unit_test(test_dense_loss_f64),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

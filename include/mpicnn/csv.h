@@ -26,4 +26,12 @@ cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
  * written completely. */
 cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n);
 
+/* The same in double: numbers unrounded (finite, within float32's range
+ * as above), written with 17 significant digits (which read back to the
+ * same double). */
+cnn_status_t cnn_csv_parse64(const char *text, size_t len, const char *what,
+                             const char *name, double **out, size_t *n);
+cnn_status_t cnn_csv_read64(const char *path, const char *what, double **out, size_t *n);
+cnn_status_t cnn_csv_write64(const char *path, const double *v, size_t n);
+
 #endif

@@ -212,6 +212,11 @@ cnn_status_t cnn_h5r_shape(cnn_h5r_t *r, const char *obj, int *ndims,
 cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
                             const size_t *want_dims, float *out);
 
+/* As cnn_h5r_floats, into doubles: float32 or float64 data, unrounded
+ * (float64 keeps its full precision), every value finite. */
+cnn_status_t cnn_h5r_reals(cnn_h5r_t *r, const char *obj, int ndims,
+                           const size_t *want_dims, double *out);
+
 /* Read a 1-d dataset of at most `maxlen` values into a malloc'd array
  * (*out, caller frees; never NULL on success, even for length 0) and its
  * length *n. doubles takes float or integer data (converted), int64s only

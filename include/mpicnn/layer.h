@@ -7,15 +7,17 @@
  * besides the compute functions it holds the type's config keys, the
  * tensors it stores in model files, how `mpicnn op` reads it from flags,
  * how a finite-difference check treats it, and its double-precision
- * reference forward pass. The config parser, the model files, the CLI and
+ * reference forward and backward passes (the f64 mode runs on them). The
+ * config parser, the model files, the CLI and
  * the tests read these fields and name no type themselves.
  *
  * Adding a layer type:
  *  1. src/layers/NAME.c with static shape/forward/backward (and init if it
  *     has parameters or state), its key table, its tensor table with a
  *     tensor_dims callback if it stores anything, optionally a cli
- *     descriptor, its fd kind, its reference function and its ONNX
- *     mapping (onnx.h), all in one `const cnn_layer_ops_t cnn_NAME_ops`;
+ *     descriptor, its fd kind, its reference functions (forward and
+ *     backward, in double) and its ONNX mapping (onnx.h), all in one
+ *     `const cnn_layer_ops_t cnn_NAME_ops`;
  *  2. one line in src/layers/registry.c (and the extern below), and the
  *     file in src/layers/local.mk;
  *  3. a case in tests/test_layers.c against its reference.
@@ -23,7 +25,8 @@
  * backward_n instead of shape, forward and backward.
  * tests/test_layers.c checks every registered table for completeness.
  * An elementwise type (an activation) writes only its kernels over a span
- * of values, its reference for one value and its keys; LAYER_ELEMENTWISE
+ * of values, its reference for one value and its derivative there, and its
+ * keys; LAYER_ELEMENTWISE
  * and LAYER_ELEMENTWISE_OPS in src/layers/layer_util.h make the rest
  * (src/layers/sigmoid.c is the smallest example).
  *
@@ -230,6 +233,18 @@ typedef struct {
  * loops, no blocking, no threads. Writes y. */
 typedef void (*cnn_layer_ref_fn)(const cnn_ref_args_t *r, double *y);
 
+/* A type's backward pass in double, straight from its definition, for the
+ * forward pass `reference` ran with the same r and wrote y: given dy (the
+ * shape r->out), WRITES dx (the shape r->in; may be NULL: not needed) and
+ * ADDS the parameter gradients into dparams (the params layout; may be
+ * NULL for a type without params, or when they are not needed). In
+ * training mode batchnorm's statistics depend on x, and dx says so. A
+ * merge type (r->nx inputs) writes the gradients of its inputs into dx
+ * one after another, input k's after those of inputs 0..k-1 (the shapes
+ * r->ins). Plain loops, no threads; all pointers borrowed. */
+typedef void (*cnn_layer_ref_bwd_fn)(const cnn_ref_args_t *r, const double *y,
+                                     const double *dy, double *dx, double *dparams);
+
 typedef struct {
     const char *type;
     /* Validates `spec` against input shape `in` (in.n = max batch) and
@@ -315,6 +330,7 @@ typedef struct {
      * holding the type cannot be exported (mpicnn export exits 4). */
     cnn_status_t (*onnx)(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
                          const char *out);
+    cnn_layer_ref_bwd_fn reference_backward;
 } cnn_layer_ops_t;
 
 struct cnn_layer {

@@ -75,6 +75,14 @@ cnn_status_t cnn_model_load_meta(const char *path, cnn_model_meta_t *meta);
  * was expected vs found; the net is then left unchanged. */
 cnn_status_t cnn_model_load_weights(const char *path, cnn_net_t *net);
 
+/* The params and state of `path`, with the checks of
+ * cnn_model_load_weights(), into double arenas laid out as net's
+ * (net->nparams and net->nstate doubles; net's own arenas are not
+ * touched): float64 datasets keep their full precision, float32 ones are
+ * widened. On failure the arenas may be partly written. */
+cnn_status_t cnn_model_load_weights64(const char *path, const cnn_net_t *net, double *params,
+                                      double *state);
+
 /* Writes the layer groups of net under `prefix` ("/layers" in a model,
  * e.g. "/best/layers" in a checkpoint): the prefix group gets attributes
  * `order` and `types` (every layer's name and type, in order), and each

@@ -83,6 +83,15 @@ cnn_status_t cli_load_model_within(const char *path, const char *const *sets, in
  * (memlimit.h). CNN_EUSAGE for a value that is not 1..1e9. */
 cnn_status_t cli_max_memory(cli_args_t *a, MPI_Comm comm, cnn_membudget_t *budget);
 
+/* --dtype f32|f64 (default f32): *f64 = 1 for f64, the exact double-
+ * precision mode of op, predict and gradcheck. CNN_EUSAGE for another
+ * value. */
+cnn_status_t cli_dtype(cli_args_t *a, int *f64);
+#define CLI_DTYPE_USAGE                                                        \
+    "  --dtype f64: compute everything in double precision, forward and\n"    \
+    "  backward, from each layer's double reference (slow; for checks against\n"\
+    "  float64 references); numbers are written with 17 significant digits.\n"
+
 /* What `train` and `sweep` share: one CONFIG, --set overrides, --out DIR
  * (default runs/<config base name without .ini>), --resume,
  * --auto-resume, --force and --lock-wait SECONDS. */

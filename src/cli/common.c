@@ -56,6 +56,15 @@ cnn_status_t cli_load_model(const char *path, const char *const *sets, int nsets
     return cli_load_model_within(path, sets, nsets, batch, NULL, meta, cfg, net);
 }
 
+cnn_status_t cli_dtype(cli_args_t *a, int *f64)
+{
+    const char *s = cli_get(a, "--dtype");
+    *f64 = s && !strcmp(s, "f64");
+    if (s && !*f64 && strcmp(s, "f32"))
+        return cnn_error_set(CNN_EUSAGE, "--dtype: '%s' must be f32 or f64", s);
+    return CNN_OK;
+}
+
 cnn_status_t cli_max_memory(cli_args_t *a, MPI_Comm comm, cnn_membudget_t *budget)
 {
     const char *s = cli_get(a, "--max-memory");

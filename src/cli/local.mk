@@ -27,11 +27,13 @@ src_mpicnn_LDADD = src/libmpicnn.la $(LIBDEPS)
 check_PROGRAMS += tests/make_badfiles
 tests_make_badfiles_LDADD = $(LIBDEPS)
 check_PROGRAMS += tests/make_images
+check_PROGRAMS += tests/make_model64
 TESTS += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
 	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh \
-	tests/test_export.sh
+	tests/test_export.sh tests/test_predict_f64.sh tests/test_gradcheck.sh
 EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh tests/test_pack.sh \
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
 	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh \
-	tests/test_export.sh tests/ort_run.js
+	tests/test_export.sh tests/ort_run.js tests/test_predict_f64.sh tests/test_gradcheck.sh \
+	tests/model64_reference.py

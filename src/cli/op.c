@@ -3,7 +3,10 @@
  * type takes comes from its ops table (layer.h): its cli descriptor (the
  * --x-shape rule, a shape flag such as --w-shape, --mode, --seed), its
  * keys marked op_flag (--stride, ...) and its tensors' flags (--w, --dw,
- * ...). The losses softmax-ce and hinge are handled here. */
+ * ...). The losses softmax-ce and hinge are handled here. With
+ * --dtype f64 the layer runs in double, through its reference and
+ * reference_backward (the double net of net64.h), and numbers are
+ * written with 17 significant digits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +23,9 @@ static const char op_usage_losses[] =
     "  softmax-ce --x F --x-shape N,K --labels F --out F [--dx F]\n"
     "  hinge      --x F --x-shape N,K --labels F --out F [--dx F]\n"
     "Arrays are C-order numbers separated by commas, spaces or newlines;\n"
-    "outputs have one value per line with 9 significant digits.\n";
+    "outputs have one value per line with 9 significant digits.\n"
+    "--dtype f64 (any op): computes in double precision from each layer's\n"
+    "double reference, forward and backward, and writes 17 significant digits.\n";
 
 /* One layer op being set up from its flags. */
 typedef struct {
@@ -31,6 +36,7 @@ typedef struct {
     cnn_shape_t in;             /* from --x-shape */
     char xdesc[64];             /* --x-shape as "(N,...)", for messages */
     int train;                  /* --mode, else 1 */
+    int f64;                    /* --dtype f64 */
     uint64_t seed;              /* --seed, else 0 */
     unsigned set;               /* bit j: key j was set by a flag */
 } op_t;
@@ -53,16 +59,17 @@ static cnn_status_t unknown_op(const char *op)
     return cnn_error_set(CNN_EUSAGE, "op: unknown layer '%s' (%ssoftmax-ce, hinge)", op, list);
 }
 
-/* Reads the file named by `flag` and checks it holds exactly `want`
- * values; `shape` describes where `want` comes from for the message. */
-static cnn_status_t read_exact(cli_args_t *a, const char *flag, size_t want,
-                               const char *shape, float **out)
+/* Reads the file named by `flag` into doubles and checks it holds
+ * exactly `want` values; `shape` describes where `want` comes from for
+ * the message. */
+static cnn_status_t read_exact64(cli_args_t *a, const char *flag, size_t want,
+                                 const char *shape, double **out)
 {
     const char *path;
     size_t n;
     *out = NULL;
     CNN_TRY(cli_need(a, flag, &path));
-    CNN_TRY(cnn_csv_read(path, flag, out, &n));
+    CNN_TRY(cnn_csv_read64(path, flag, out, &n));
     if (n != want) {
         free(*out);
         *out = NULL;
@@ -72,11 +79,33 @@ static cnn_status_t read_exact(cli_args_t *a, const char *flag, size_t want,
     return CNN_OK;
 }
 
+/* read_exact64 rounded to float. */
+static cnn_status_t read_exact(cli_args_t *a, const char *flag, size_t want,
+                               const char *shape, float **out)
+{
+    double *d;
+    *out = NULL;
+    CNN_TRY(read_exact64(a, flag, want, shape, &d));
+    if (!(*out = malloc(sizeof(float) * (want ? want : 1)))) {
+        free(d);
+        return cnn_error_set(CNN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < want; i++) (*out)[i] = (float)d[i];
+    free(d);
+    return CNN_OK;
+}
+
 /* Writes to the file named by `flag`, if that flag was given. */
 static cnn_status_t write_opt(cli_args_t *a, const char *flag, const float *v, size_t n)
 {
     const char *path = cli_get(a, flag);
     return path ? cnn_csv_write(path, v, n) : CNN_OK;
+}
+
+static cnn_status_t write_opt64(cli_args_t *a, const char *flag, const double *v, size_t n)
+{
+    const char *path = cli_get(a, flag);
+    return path ? cnn_csv_write64(path, v, n) : CNN_OK;
 }
 
 static void dims_str(const int *d, int nd, char *buf, size_t len)
@@ -111,6 +140,12 @@ static void transpose(const float *src, size_t rows, size_t cols, float *dst)
         for (size_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
 }
 
+static void transpose64(const double *src, size_t rows, size_t cols, double *dst)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+}
+
 static size_t prod(const int *d, int nd)
 {
     size_t p = 1;
@@ -118,8 +153,51 @@ static size_t prod(const int *d, int nd)
     return p;
 }
 
+/* The labels (n) from --labels: class indices in [0, k). */
+static cnn_status_t read_labels(cli_args_t *a, int n, int k, int **labels)
+{
+    double *lab = NULL;
+    cnn_status_t st = read_exact64(a, "--labels", (size_t)n, "(N)", &lab);
+    if (st == CNN_OK && !(*labels = malloc(sizeof(int) * ((size_t)n + 1))))
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    for (int i = 0; st == CNN_OK && i < n; i++) {
+        if (lab[i] != (int)lab[i] || lab[i] < 0 || lab[i] >= k)
+            st = cnn_error_set(CNN_EDATA, "--labels: value %d is %g, not a class index in [0, %d)",
+                               i, lab[i], k);
+        else (*labels)[i] = (int)lab[i];
+    }
+    free(lab);
+    return st;
+}
+
+/* The loss ops in double (--dtype f64): the mean loss and dx = its
+ * gradient, x (n, k). */
+static cnn_status_t op_loss64(cli_args_t *a, int hinge, const int *d, const char *shape)
+{
+    double *x = NULL, *dx = NULL;
+    int *labels = NULL;
+    const char *out;
+    cnn_status_t st = read_exact64(a, "--x", prod(d, 2), shape, &x);
+    if (st == CNN_OK) st = read_labels(a, d[0], d[1], &labels);
+    if (st == CNN_OK && !(dx = malloc(sizeof(double) * prod(d, 2))))
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    if (st != CNN_OK) goto done;
+    double mean = cnn_net64_loss(x, labels, d[0], d[1], hinge, dx) / d[0];
+    for (size_t i = 0; i < prod(d, 2); i++) dx[i] /= d[0];
+    if ((st = cli_need(a, "--out", &out)) != CNN_OK) goto done;
+    (void)cli_get(a, "--dx"); /* the one optional flag */
+    if ((st = cli_check_unused(a)) != CNN_OK) goto done;
+    if ((st = cnn_csv_write64(out, &mean, 1)) != CNN_OK) goto done;
+    st = write_opt64(a, "--dx", dx, prod(d, 2));
+done:
+    free(x);
+    free(dx);
+    free(labels);
+    return st;
+}
+
 /* The softmax-ce and hinge ops: x (N,K), labels (N). */
-static cnn_status_t op_loss(cli_args_t *a, const cnn_loss_t *loss)
+static cnn_status_t op_loss(cli_args_t *a, const cnn_loss_t *loss, int f64)
 {
     const char *s;
     int d[4], nd;
@@ -131,6 +209,7 @@ static cnn_status_t op_loss(cli_args_t *a, const cnn_loss_t *loss)
     CNN_TRY(cli_dims("--x-shape", s, 2, d, &nd));
     if (nd != 2) return cnn_error_set(CNN_EUSAGE, "--x-shape: %s needs N,K (2 dimensions)", loss->name);
     dims_str(d, nd, shape, sizeof shape);
+    if (f64) return op_loss64(a, loss == &cnn_loss_hinge, d, shape);
     if ((st = read_exact(a, "--x", prod(d, 2), shape, &x)) != CNN_OK) goto done;
     if ((st = read_exact(a, "--labels", (size_t)d[0], "(N)", &lab)) != CNN_OK) goto done;
     labels = malloc(sizeof(int) * (size_t)d[0]);
@@ -314,39 +393,46 @@ static cnn_status_t op_spec(op_t *o)
     return CNN_OK;
 }
 
-/* Reads tensor t from its flag into the layer's slice `at` (its params or
- * state). The file holds it in PyTorch order, or transposed. */
-static cnn_status_t op_read_tensor(op_t *o, const cnn_layer_tensor_t *t, float *at)
+/* Reads tensor t from its flag into the layer's slice: `at` (its params
+ * or state) or, in f64 mode, `at64`. The file holds it in PyTorch order,
+ * or transposed. */
+static cnn_status_t op_read_tensor(op_t *o, const cnn_layer_tensor_t *t, float *at,
+                                   double *at64)
 {
     const cnn_tensor_desc_t *d = t->desc;
     const int tr = d->transposed && t->ndims == 2;
     size_t fdims[4];
     char desc[192], dims[64];
-    float *buf;
+    double *buf;
     memcpy(fdims, t->dims, sizeof fdims);
     if (tr) fdims[0] = t->dims[1], fdims[1] = t->dims[0];
     sizes_str(fdims, t->ndims, dims, sizeof dims);
     if (d->note) snprintf(desc, sizeof desc, "%s (%s --x-shape %s)", dims, d->note, o->xdesc);
     else snprintf(desc, sizeof desc, "%s", dims);
-    CNN_TRY(read_exact(o->a, d->flag, t->count, desc, &buf));
-    if (tr) transpose(buf, fdims[0], fdims[1], at + t->offset);
-    else memcpy(at + t->offset, buf, t->count * sizeof(float));
+    CNN_TRY(read_exact64(o->a, d->flag, t->count, desc, &buf));
+    for (size_t i = 0; i < t->count; i++) {
+        /* layout value i = (r, c) of (dims[0], dims[1]) is file value (c, r) */
+        const double v = tr ? buf[(i % t->dims[1]) * t->dims[0] + i / t->dims[1]] : buf[i];
+        if (at64) at64[t->offset + i] = v;
+        else at[t->offset + i] = (float)v;
+    }
     free(buf);
     return CNN_OK;
 }
 
-/* The layer's tensors from their flags. State tensors start as init makes
+/* The layer's tensors from their flags, into the net's arenas or, when
+ * n64 is not NULL, the double net's. State tensors start as init makes
  * them, and are required in test mode only, which uses them. */
-static cnn_status_t op_read_tensors(op_t *o, cnn_net_t *net)
+static cnn_status_t op_read_tensors(op_t *o, cnn_net_t *net, cnn_net64_t *n64)
 {
     cnn_layer_t *l = &net->layers[0];
     cnn_layer_tensor_t t[CNN_LAYER_TENSORS_MAX];
-    cnn_net_init(net, 0);
     const int n = cnn_layer_tensors(l, t);
     for (int i = 0; i < n; i++) {
         const cnn_tensor_desc_t *d = t[i].desc;
         if (!d->flag || (d->in_state && o->train && !cli_get(o->a, d->flag))) continue;
-        CNN_TRY(op_read_tensor(o, &t[i], d->in_state ? l->state : l->params));
+        if (n64) CNN_TRY(op_read_tensor(o, &t[i], NULL, d->in_state ? n64->state : n64->params));
+        else CNN_TRY(op_read_tensor(o, &t[i], d->in_state ? l->state : l->params, NULL));
     }
     return CNN_OK;
 }
@@ -424,7 +510,8 @@ static cnn_status_t op_layer(op_t *o)
     const size_t nout = (size_t)o->in.n * cnn_shape_image(net->layers[0].out);
     if ((st = read_exact(o->a, "--x", nin, o->xdesc, &x)) != CNN_OK) goto done;
     memcpy(net->act[0], x, nin * sizeof(float));
-    if ((st = op_read_tensors(o, net)) != CNN_OK) goto done;
+    cnn_net_init(net, 0);
+    if ((st = op_read_tensors(o, net, NULL)) != CNN_OK) goto done;
     cnn_ctx_t ctx = cnn_net_ctx(net, o->train, o->seed, 0, 0);
     const float *y = cnn_net_forward(net, &ctx, o->in.n);
     if ((st = cli_need(o->a, "--out", &out)) != CNN_OK) goto done;
@@ -438,6 +525,74 @@ done:
     free(x);
     free(dx);
     free(dy);
+    cnn_net_free(net);
+    return st;
+}
+
+/* op_write_grads in f64 mode: dx and the layer's gradients (grads, in
+ * its params layout) as doubles. */
+static cnn_status_t op_write_grads64(op_t *o, const cnn_layer_t *l, const double *grads,
+                                     const double *dx)
+{
+    cnn_layer_tensor_t t[CNN_LAYER_TENSORS_MAX];
+    CNN_TRY(write_opt64(o->a, "--dx", dx, (size_t)o->in.n * cnn_shape_image(o->in)));
+    const int n = cnn_layer_tensors(l, t);
+    for (int i = 0; i < n; i++) {
+        const cnn_tensor_desc_t *d = t[i].desc;
+        const double *g = grads + t[i].offset;
+        double *buf = NULL;
+        if (!d->grad_flag || d->in_state) continue;
+        if (d->transposed && t[i].ndims == 2) {
+            if (!(buf = malloc(sizeof(double) * t[i].count)))
+                return cnn_error_set(CNN_ENOMEM, "out of memory");
+            transpose64(g, t[i].dims[0], t[i].dims[1], buf);
+            g = buf;
+        }
+        cnn_status_t st = write_opt64(o->a, d->grad_flag, g, t[i].count);
+        free(buf);
+        CNN_TRY(st);
+    }
+    return CNN_OK;
+}
+
+/* op_layer in double (--dtype f64): the float net checks the flags and
+ * gives the layout; the double net (net64.h) reads --x and the tensors
+ * unrounded and runs the layer's reference and reference_backward. */
+static cnn_status_t op_layer64(op_t *o)
+{
+    cnn_net_t *net = NULL;
+    cnn_net64_t *n64 = NULL;
+    double *x = NULL, *dy = NULL;
+    const char *out, *dout;
+    char desc[160];
+    cnn_status_t st = cnn_net_create(&o->spec, 1, o->in, 1, &net);
+    if (st != CNN_OK) {
+        cnn_error_prefix("op %s", o->ops->type);
+        return CNN_EUSAGE;
+    }
+    cnn_net_init(net, 0);
+    const size_t nin = (size_t)o->in.n * cnn_shape_image(o->in);
+    const size_t nout = (size_t)o->in.n * cnn_shape_image(net->layers[0].out);
+    if ((st = cnn_net64_create(net, &n64)) != CNN_OK) goto done;
+    if ((st = read_exact64(o->a, "--x", nin, o->xdesc, &x)) != CNN_OK) goto done;
+    memcpy(cnn_net64_input(n64), x, nin * sizeof(double));
+    if ((st = op_read_tensors(o, net, n64)) != CNN_OK) goto done;
+    const double *y = cnn_net64_forward(n64, o->train, o->seed, o->in.n);
+    if ((st = cli_need(o->a, "--out", &out)) != CNN_OK) goto done;
+    if ((dout = cli_get(o->a, "--dout"))) {
+        snprintf(desc, sizeof desc, "(output of %s on %s)", o->ops->type, o->xdesc);
+        if ((st = read_exact64(o->a, "--dout", nout, desc, &dy)) != CNN_OK) goto done;
+        cnn_net64_zero_grad(n64);
+        cnn_net64_backward(n64, o->train, o->in.n, dy);
+    }
+    if ((st = check_grad_flags(o->a, dout)) != CNN_OK) goto done;
+    if ((st = cli_check_unused(o->a)) != CNN_OK) goto done;
+    if ((st = cnn_csv_write64(out, y, nout)) != CNN_OK) goto done;
+    if (dout) st = op_write_grads64(o, &net->layers[0], n64->grads, n64->grad[0]);
+done:
+    free(x);
+    free(dy);
+    cnn_net64_free(n64);
     cnn_net_free(net);
     return st;
 }
@@ -456,11 +611,13 @@ cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm)
         return cnn_error_set(CNN_EUSAGE, "op: one layer name expected, got '%s' and '%s'",
                              a.pos[0], a.pos[1]);
     const char *op = a.pos[0];
-    if (!strcmp(op, "softmax-ce")) return op_loss(&a, &cnn_loss_softmax_ce);
-    if (!strcmp(op, "hinge")) return op_loss(&a, &cnn_loss_hinge);
+    int f64;
+    CNN_TRY(cli_dtype(&a, &f64));
+    if (!strcmp(op, "softmax-ce")) return op_loss(&a, &cnn_loss_softmax_ce, f64);
+    if (!strcmp(op, "hinge")) return op_loss(&a, &cnn_loss_hinge, f64);
     const cnn_layer_ops_t *ops = cnn_layer_find(op);
     if (!ops || !ops->cli) return unknown_op(op);
-    op_t o = {.a = &a, .ops = ops, .cli = ops->cli, .train = 1};
+    op_t o = {.a = &a, .ops = ops, .cli = ops->cli, .train = 1, .f64 = f64};
     CNN_TRY(op_spec(&o));
-    return op_layer(&o);
+    return f64 ? op_layer64(&o) : op_layer(&o);
 }

@@ -11,7 +11,14 @@
  * ranks like `eval`; rank 0 writes one CSV row per image:
  *   input,index,predicted,class,score
  * (index within its file; score: the softmax probability of the predicted
- * class, or its raw score for a hinge-loss model). */
+ * class, or its raw score for a hinge-loss model).
+ *
+ * --tensor FILE.h5[:DATASET] scores a float tensor (N, C, H, W) instead,
+ * in pixel/255 space, unrounded (with the model's normalisation, or as it
+ * is with --no-normalize); --tensor-labels adds the mean loss. With
+ * --dtype f64 the scores come from the double net (net64.h) with the
+ * model's weights unrounded, and are written with 17 digits. The tensor
+ * and f64 paths compute on rank 0 alone. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +35,9 @@
 
 static const char predict_usage[] =
     "usage: mpicnn predict MODEL.h5 INPUT... [--out FILE.csv] [--logits] [--max-memory MB]\n"
+    "                      [--dtype f32|f64]\n"
+    "       mpicnn predict MODEL.h5 --tensor FILE.h5[:DATASET] [--tensor-labels FILE.h5[:DATASET]]\n"
+    "                      [--no-normalize] [--out FILE.csv] [--logits] [--dtype f32|f64]\n"
     "  Classifies images: each INPUT is a PNG or JPEG image, an IDX images file\n"
     "  (raw or .gz) or a CIFAR binary file (as the model's data.format). Images\n"
     "  must have the model's height and width, unless the model was trained on a\n"
@@ -38,7 +48,15 @@ static const char predict_usage[] =
     "    input,index,predicted,class,score\n"
     "  score: the softmax probability of the predicted class (the raw score for a\n"
     "  hinge-loss model). --logits adds the columns logit_0 ... logit_K-1: every\n"
-    "  output of the net (before the softmax), with 9 significant digits.\n" CLI_MAX_MEMORY_USAGE;
+    "  output of the net (before the softmax), with 9 significant digits.\n"
+    "  --tensor: scores the float32 or float64 tensor (N,C,H,W) of dataset\n"
+    "  DATASET (default x) instead of images, unrounded: values in pixel/255\n"
+    "  space, normalised as the model's images (--no-normalize: fed as they\n"
+    "  are); its rows are named FILE.h5:DATASET. --tensor-labels: the integer\n"
+    "  labels (N) of dataset DATASET (default y); prints the mean loss of the\n"
+    "  model's loss function, \"loss,N,VALUE\" (to standard error when the CSV\n"
+    "  goes to standard output, else to standard output).\n"
+    CLI_DTYPE_USAGE CLI_MAX_MEMORY_USAGE;
 
 /* How the model's training images were resized (data file attributes the
  * model records); resize 0: not at all. */
@@ -149,20 +167,39 @@ static cnn_status_t load_input(const char *path, const cnn_config_t *cfg,
     return st;
 }
 
-/* Rank 0: the CSV rows. */
-static void write_rows(FILE *f, const input_t *ins, int nin, const float *scores, int K,
-                       int hinge, int logits, const cnn_model_meta_t *m)
+/* What the CSV rows say: the scores (exact doubles of float scores, or
+ * f64's), and how. */
+typedef struct {
+    const double *scores; /* (images, K) */
+    int K, hinge, logits;
+    int digits;           /* of score and logits: 0 as float (6 and 9), 17 in f64 */
+} rows_t;
+
+/* Index of the largest of k scores (first one on ties), as cnn_argmax. */
+static int argmax64(const double *v, int k)
 {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (v[j] > v[best]) best = j;
+    return best;
+}
+
+/* Rank 0: the CSV rows. */
+static void write_rows(FILE *f, const input_t *ins, int nin, const rows_t *rw,
+                       const cnn_model_meta_t *m)
+{
+    const int K = rw->K, logits = rw->logits, sd = rw->digits ? rw->digits : 6;
+    const int ld = rw->digits ? rw->digits : 9;
     fprintf(f, "input,index,predicted,class,score");
     for (int k = 0; logits && k < K; k++) fprintf(f, ",logit_%d", k);
     fputc('\n', f);
     size_t row = 0;
     for (int j = 0; j < nin; j++)
         for (size_t i = 0; i < ins[j].n; i++, row++) {
-            const float *s = scores + row * (size_t)K;
-            const int p = cnn_argmax(s, K);
+            const double *s = rw->scores + row * (size_t)K;
+            const int p = argmax64(s, K);
             double score = s[p];
-            if (!hinge) {
+            if (!rw->hinge) {
                 double z = 0.0;
                 for (int k = 0; k < K; k++) z += exp((double)s[k] - s[p]);
                 score = 1.0 / z;
@@ -180,19 +217,19 @@ static void write_rows(FILE *f, const input_t *ins, int nin, const float *scores
                 fputs(path, f);
             }
             if (m->class_names && p < m->nclasses)
-                fprintf(f, ",%zu,%d,%s,%.6g", i, p, m->class_names[p], score);
+                fprintf(f, ",%zu,%d,%s,%.*g", i, p, m->class_names[p], sd, score);
             else
-                fprintf(f, ",%zu,%d,%d,%.6g", i, p, p, score);
-            for (int k = 0; logits && k < K; k++) fprintf(f, ",%.9g", (double)s[k]);
+                fprintf(f, ",%zu,%d,%d,%.*g", i, p, p, sd, score);
+            for (int k = 0; logits && k < K; k++) fprintf(f, ",%.*g", ld, s[k]);
             fputc('\n', f);
         }
 }
 
-static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, const float *scores,
-                              int K, int hinge, int logits, const cnn_model_meta_t *m)
+static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, const rows_t *rw,
+                              const cnn_model_meta_t *m)
 {
     if (!path) {
-        write_rows(stdout, ins, nin, scores, K, hinge, logits, m);
+        write_rows(stdout, ins, nin, rw, m);
         if (fflush(stdout) != 0 || ferror(stdout))
             return cnn_error_set(CNN_EIO, "standard output: write failed: %s", strerror(errno));
         return CNN_OK;
@@ -200,19 +237,20 @@ static cnn_status_t write_csv(const char *path, const input_t *ins, int nin, con
     cnn_afile_t *af;
     FILE *f;
     CNN_TRY(cnn_afile_open(path, &af, &f));
-    write_rows(f, ins, nin, scores, K, hinge, logits, m);
+    write_rows(f, ins, nin, rw, m);
     return cnn_afile_commit(af);
 }
 
 /* Rank 0: CNN_ENUMERIC naming the first image whose scores are not
  * finite (finite weights too large for float32), rather than a CSV of NaN. */
 static cnn_status_t check_scores(const char *model, const input_t *ins, int nin,
-                                 const float *scores, int K)
+                                 const double *scores, int K)
 {
-    size_t n = 0;
+    size_t n = 0, bad = 0;
     for (int j = 0; j < nin; j++) n += ins[j].n;
-    size_t bad = cnn_scores_first_nonfinite(scores, n, K);
-    if (bad == n) return CNN_OK;
+    while (bad < n * (size_t)K && isfinite(scores[bad])) bad++;
+    if (bad == n * (size_t)K) return CNN_OK;
+    bad /= (size_t)K;
     int j = 0;
     while (bad >= ins[j].n) bad -= ins[j++].n;
     return cnn_error_set(CNN_ENUMERIC, "%s: the scores of %s (image %zu) are not finite (NaN or "
@@ -220,10 +258,247 @@ static cnn_status_t check_scores(const char *model, const input_t *ins, int nin,
                          ins[j].path, bad);
 }
 
+/* The flags of one predict run. */
+typedef struct {
+    const char *model, *out;
+    int logits, f64, normalize;
+    const char *tensor, *tensor_labels; /* FILE.h5[:DATASET] or NULL */
+    cnn_membudget_t budget;
+} predict_args_t;
+
+/* FILE.h5[:DATASET] into path and obj ("/" + DATASET, default def): a
+ * colon splits them unless the whole argument names an existing file. */
+static cnn_status_t split_spec(const char *flag, const char *arg, const char *def, char *path,
+                               char *obj, size_t len)
+{
+    const char *colon = strrchr(arg, ':');
+    FILE *f = colon ? fopen(arg, "rb") : NULL;
+    if (f) fclose(f), colon = NULL;
+    const size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+    const char *ds = colon ? colon + 1 : def;
+    if (n == 0 || !*ds || n >= len || strlen(ds) + 2 > len)
+        return cnn_error_set(CNN_EUSAGE, "%s: '%s' is not FILE.h5[:DATASET]", flag, arg);
+    snprintf(path, len, "%.*s", (int)n, arg);
+    snprintf(obj, len, "%s%s", ds[0] == '/' ? "" : "/", ds);
+    return CNN_OK;
+}
+
+/* The --tensor dataset: (N, C, H, W) floats of the model's shape, as
+ * doubles (*x, malloc'd), one input_t naming it. */
+static cnn_status_t load_tensor(const char *spec, const cnn_model_meta_t *m, input_t *in,
+                                double **x, char *name, size_t namelen)
+{
+    char path[1024], obj[1024];
+    size_t dims[CNN_H5_MAXDIMS];
+    int nd;
+    cnn_h5r_t *r = NULL;
+    CNN_TRY(split_spec("--tensor", spec, "x", path, obj, sizeof path));
+    snprintf(name, namelen, "%s:%s", path, obj + 1);
+    CNN_TRY(cnn_h5r_open(path, &r));
+    cnn_status_t st = cnn_h5r_shape(r, obj, &nd, dims);
+    if (st == CNN_OK && (nd != 4 || dims[1] != (size_t)m->c || dims[2] != (size_t)m->h ||
+                         dims[3] != (size_t)m->w))
+        st = cnn_error_set(CNN_EDATA, "%s: %s: a tensor of %d dims, but the model takes "
+                           "(N,%d,%d,%d)", path, obj, nd, m->c, m->h, m->w);
+    if (st == CNN_OK && dims[0] > ((size_t)1 << 31))
+        st = cnn_error_set(CNN_EDATA, "%s: %s: %zu images, too many", path, obj, dims[0]);
+    if (st == CNN_OK && !(*x = malloc(sizeof(double) * (dims[0] * m->c * m->h * m->w + 1))))
+        st = cnn_error_set(CNN_ENOMEM, "%s: out of memory", path);
+    if (st == CNN_OK) st = cnn_h5r_reals(r, obj, 4, dims, *x);
+    if (st == CNN_OK) *in = (input_t){.path = name, .n = dims[0]};
+    cnn_h5r_close(r);
+    return st;
+}
+
+/* The --tensor-labels dataset: n integers in [0, K), into *labels. */
+static cnn_status_t load_labels(const char *spec, size_t n, int K, int **labels)
+{
+    char path[1024], obj[1024];
+    int64_t *v = NULL;
+    size_t got = 0;
+    cnn_h5r_t *r = NULL;
+    CNN_TRY(split_spec("--tensor-labels", spec, "y", path, obj, sizeof path));
+    CNN_TRY(cnn_h5r_open(path, &r));
+    cnn_status_t st = cnn_h5r_int64s(r, obj, n, &v, &got);
+    if (st == CNN_OK && got != n)
+        st = cnn_error_set(CNN_EDATA, "%s: %s: %zu labels for %zu images", path, obj, got, n);
+    if (st == CNN_OK && !(*labels = malloc(sizeof(int) * (n + 1))))
+        st = cnn_error_set(CNN_ENOMEM, "out of memory");
+    for (size_t i = 0; st == CNN_OK && i < n; i++) {
+        if (v[i] < 0 || v[i] >= K)
+            st = cnn_error_set(CNN_EDATA, "%s: %s[%zu] is %lld, not a class in [0, %d)", path,
+                               obj, i, (long long)v[i], K);
+        else (*labels)[i] = (int)v[i];
+    }
+    free(v);
+    cnn_h5r_close(r);
+    return st;
+}
+
+/* Where the images to score come from: a data set of 8-bit pixels or a
+ * float tensor (pixel/255 space), n of them, (n, c, h, w). */
+typedef struct {
+    size_t n;
+    const cnn_dataset_t *ds;
+    const double *tensor;
+    int normalize; /* 0: the tensor goes to the net as it is */
+} batch_src_t;
+
+/* Float scores of a tensor through the float net: values rounded to
+ * float, normalised as images are ((x - mean) / std in float), in chunks
+ * of the net's batch. */
+static void scores_f32_tensor(cnn_net_t *net, const cnn_model_meta_t *m, const batch_src_t *b,
+                              double *scores)
+{
+    const size_t chw = cnn_shape_image(net->input), hw = (size_t)m->h * m->w;
+    const int K = net->output.c, norm = b->normalize && m->mean && m->std;
+    cnn_ctx_t ctx = cnn_net_ctx(net, 0, 0, 0, 0);
+    for (size_t at = 0; at < b->n; at += (size_t)net->input.n) {
+        const int k = (int)(b->n - at < (size_t)net->input.n ? b->n - at : (size_t)net->input.n);
+        float *x = cnn_net_input(net);
+        for (size_t j = 0; j < (size_t)k * chw; j++) {
+            const float v = (float)b->tensor[at * chw + j];
+            const int c = (int)(j % chw / hw);
+            x[j] = norm ? (v - m->mean[c]) / m->std[c] : v;
+        }
+        const float *y = cnn_net_forward(net, &ctx, k);
+        for (size_t j = 0; j < (size_t)k * K; j++) scores[at * K + j] = y[j];
+    }
+}
+
+/* Double scores through the double net, with the weights of `model`
+ * unrounded, in chunks of the net's batch. */
+static cnn_status_t scores_f64(const char *model, const cnn_net_t *net, const cnn_model_meta_t *m,
+                               const batch_src_t *b, double *scores)
+{
+    cnn_net64_t *n64 = NULL;
+    CNN_TRY(cnn_net64_create(net, &n64));
+    cnn_status_t st = cnn_model_load_weights64(model, net, n64->params, n64->state);
+    const size_t chw = cnn_shape_image(net->input);
+    const int K = net->output.c;
+    const float *mean = b->normalize ? m->mean : NULL, *std = b->normalize ? m->std : NULL;
+    for (size_t at = 0; st == CNN_OK && at < b->n; at += (size_t)net->input.n) {
+        const int k = (int)(b->n - at < (size_t)net->input.n ? b->n - at : (size_t)net->input.n);
+        if (b->tensor) cnn_net64_set_input(n64, b->tensor + at * chw, k, mean, std);
+        else cnn_net64_set_pixels(n64, b->ds->images + at * chw, k, mean, std);
+        const double *y = cnn_net64_forward(n64, 0, 0, k);
+        memcpy(scores + at * K, y, sizeof(double) * (size_t)k * K);
+    }
+    cnn_net64_free(n64);
+    return st;
+}
+
+/* The mean loss of the model's loss function over the n labelled scores,
+ * in double for f64 scores, else as the float loss computes it. */
+static double mean_loss(const double *scores, const int *labels, size_t n, int K, int hinge,
+                        int f64)
+{
+    if (f64 || n == 0) return n ? cnn_net64_loss(scores, labels, (int)n, K, hinge, NULL) / n : 0;
+    float *z = malloc(sizeof(float) * n * K);
+    double sum = NAN;
+    if (z) {
+        for (size_t j = 0; j < n * K; j++) z[j] = (float)scores[j];
+        (hinge ? &cnn_loss_hinge : &cnn_loss_softmax_ce)->compute(z, labels, (int)n, K, 1.0f,
+                                                                  &sum, NULL);
+    }
+    free(z);
+    return sum / n;
+}
+
+/* Every image of the inputs in one data set, labels 0 (unused). */
+static cnn_status_t gather_images(const input_t *ins, int nin, const cnn_model_meta_t *m,
+                                  cnn_dataset_t *ds)
+{
+    const size_t chw = (size_t)m->c * m->h * m->w;
+    for (int j = 0; j < nin; j++) ds->n += ins[j].n;
+    ds->c = m->c;
+    ds->h = m->h;
+    ds->w = m->w;
+    ds->nclasses = 1;
+    ds->images = malloc(ds->n * chw + 1);
+    ds->labels = calloc(ds->n + 1, sizeof *ds->labels);
+    if (!ds->images || !ds->labels)
+        return cnn_error_set(CNN_ENOMEM, "out of memory for %zu images", ds->n);
+    size_t at = 0;
+    for (int j = 0; j < nin; j++) {
+        memcpy(ds->images + at * chw, ins[j].images, ins[j].n * chw);
+        at += ins[j].n;
+    }
+    return CNN_OK;
+}
+
+/* The scores of every image into scores (rank 0: n x K doubles): f32
+ * images through cnn_evaluate over the ranks, the rest on rank 0. */
+static cnn_status_t score_all(MPI_Comm comm, const predict_args_t *pa, cnn_net_t *net,
+                              const cnn_model_meta_t *m, const batch_src_t *b, int hinge,
+                              double *scores)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    cnn_status_t st = CNN_OK;
+    if (!pa->f64 && !b->tensor) {
+        const size_t nk = b->n * (size_t)net->output.c;
+        float *f = rank == 0 ? malloc(sizeof(float) * nk + 1) : NULL;
+        if (rank == 0 && !f) st = cnn_error_set(CNN_ENOMEM, "out of memory");
+        if ((st = cnn_dist_agree(comm, st)) != CNN_OK) return st;
+        cnn_eval_t ev;
+        st = cnn_evaluate(comm, net, b->ds, m->mean, m->std,
+                          hinge ? &cnn_loss_hinge : &cnn_loss_softmax_ce, 1, f, &ev);
+        for (size_t j = 0; rank == 0 && st == CNN_OK && j < nk; j++) scores[j] = f[j];
+        free(f);
+        return st;
+    }
+    if (rank == 0 && pa->f64) st = scores_f64(pa->model, net, m, b, scores);
+    else if (rank == 0) scores_f32_tensor(net, m, b, scores);
+    return cnn_dist_agree(comm, st);
+}
+
+/* Rank 0: the CSV, then the mean loss line when there are labels. */
+static cnn_status_t report(const predict_args_t *pa, const input_t *ins, int nin,
+                           const rows_t *rw, const cnn_model_meta_t *m, const int *labels)
+{
+    size_t n = 0;
+    for (int j = 0; j < nin; j++) n += ins[j].n;
+    CNN_TRY(check_scores(pa->model, ins, nin, rw->scores, rw->K));
+    CNN_TRY(write_csv(pa->out, ins, nin, rw, m));
+    if (!labels) return CNN_OK;
+    FILE *f = pa->out ? stdout : stderr;
+    fprintf(f, "loss,%zu,%.*g\n", n, pa->f64 ? 17 : 9,
+            mean_loss(rw->scores, labels, n, rw->K, rw->hinge, pa->f64));
+    if (fflush(f) != 0 || ferror(f))
+        return cnn_error_set(CNN_EIO, "output: write failed: %s", strerror(errno));
+    return CNN_OK;
+}
+
+/* The flags, checked. */
+static cnn_status_t predict_flags(cli_args_t *a, MPI_Comm comm, predict_args_t *pa)
+{
+    pa->model = a->npos ? a->pos[0] : NULL;
+    pa->out = cli_get(a, "--out");
+    pa->logits = cli_has(a, "--logits");
+    pa->normalize = !cli_has(a, "--no-normalize");
+    pa->tensor = cli_get(a, "--tensor");
+    pa->tensor_labels = cli_get(a, "--tensor-labels");
+    CNN_TRY(cli_dtype(a, &pa->f64));
+    CNN_TRY(cli_max_memory(a, comm, &pa->budget));
+    CNN_TRY(cli_check_unused(a));
+    if (a->npos < 1 || (a->npos < 2 && !pa->tensor))
+        return cnn_error_set(CNN_EUSAGE, "predict: expected MODEL.h5 and at least one INPUT "
+                             "or --tensor (see --help)");
+    if (pa->tensor && a->npos > 1)
+        return cnn_error_set(CNN_EUSAGE, "predict: --tensor takes no INPUT files (got '%s')",
+                             a->pos[1]);
+    if (!pa->tensor && (pa->tensor_labels || !pa->normalize))
+        return cnn_error_set(CNN_EUSAGE, "predict: %s needs --tensor",
+                             pa->tensor_labels ? "--tensor-labels" : "--no-normalize");
+    return CNN_OK;
+}
+
 cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
 {
-    static const char *const sw[] = {"--help", "--logits", NULL};
+    static const char *const sw[] = {"--help", "--logits", "--no-normalize", NULL};
     cli_args_t a;
+    predict_args_t pa = {0};
     int rank;
     MPI_Comm_rank(comm, &rank);
     CNN_TRY(cli_parse(argc, argv, sw, &a));
@@ -231,59 +506,39 @@ cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm)
         if (rank == 0) fputs(predict_usage, stdout);
         return CNN_OK;
     }
-    if (a.npos < 2)
-        return cnn_error_set(CNN_EUSAGE, "predict: expected MODEL.h5 and at least one INPUT "
-                             "(see --help)");
-    const char *out = cli_get(&a, "--out");
-    const int logits = cli_has(&a, "--logits");
-    cnn_membudget_t budget;
-    CNN_TRY(cli_max_memory(&a, comm, &budget));
-    CNN_TRY(cli_check_unused(&a));
+    CNN_TRY(predict_flags(&a, comm, &pa));
 
-    const int nin = a.npos - 1;
+    const int nin = pa.tensor ? 1 : a.npos - 1;
     cnn_config_t *cfg = malloc(sizeof *cfg);
     input_t *ins = calloc((size_t)nin, sizeof *ins);
     cnn_model_meta_t meta = {0};
     cnn_net_t *net = NULL;
     cnn_dataset_t ds = {0};
-    float *scores = NULL;
+    double *scores = NULL, *tensor = NULL;
+    int *labels = NULL;
+    char tname[2100];
     cnn_status_t st = cfg && ins ? CNN_OK : cnn_error_set(CNN_ENOMEM, "out of memory");
     geometry_t geom = {0};
-    if (st == CNN_OK) st = cli_load_model_within(a.pos[0], NULL, 0, 0, &budget, &meta, cfg, &net);
+    if (st == CNN_OK)
+        st = cli_load_model_within(pa.model, NULL, 0, 0, &pa.budget, &meta, cfg, &net);
     if (st == CNN_OK) geom = geometry_of(&meta);
-    for (int j = 0; st == CNN_OK && j < nin; j++)
+    if (st == CNN_OK && pa.tensor) st = load_tensor(pa.tensor, &meta, &ins[0], &tensor, tname,
+                                                    sizeof tname);
+    for (int j = 0; st == CNN_OK && !pa.tensor && j < nin; j++)
         st = load_input(a.pos[1 + j], cfg, &meta, &geom, &ins[j]);
-    /* one data set of every image, labels 0 (unused) */
-    const size_t chw = (size_t)meta.c * meta.h * meta.w;
-    if (st == CNN_OK) {
-        for (int j = 0; j < nin; j++) ds.n += ins[j].n;
-        ds.c = meta.c;
-        ds.h = meta.h;
-        ds.w = meta.w;
-        ds.nclasses = 1;
-        ds.images = malloc(ds.n * chw + 1);
-        ds.labels = calloc(ds.n + 1, sizeof *ds.labels);
-        if (!ds.images || !ds.labels) st = cnn_error_set(CNN_ENOMEM, "out of memory for %zu images", ds.n);
-    }
-    if (st == CNN_OK) {
-        size_t at = 0;
-        for (int j = 0; j < nin; j++) {
-            memcpy(ds.images + at * chw, ins[j].images, ins[j].n * chw);
-            at += ins[j].n;
-        }
-    }
+    if (st == CNN_OK && !pa.tensor) st = gather_images(ins, nin, &meta, &ds);
     const int K = net ? net->output.c : 0;
-    if (st == CNN_OK && rank == 0 && !(scores = malloc(sizeof(float) * ds.n * (size_t)K + 1)))
+    const size_t n = pa.tensor ? ins[0].n : ds.n;
+    if (st == CNN_OK && pa.tensor_labels) st = load_labels(pa.tensor_labels, n, K, &labels);
+    if (st == CNN_OK && rank == 0 && !(scores = malloc(sizeof(double) * n * (size_t)K + 1)))
         st = cnn_error_set(CNN_ENOMEM, "out of memory");
     if ((st = cnn_dist_agree(comm, st)) != CNN_OK) goto done;
     const int hinge = cfg->train.loss == CNN_LOSS_HINGE;
-    cnn_eval_t ev;
-    st = cnn_evaluate(comm, net, &ds, meta.mean, meta.std,
-                      hinge ? &cnn_loss_hinge : &cnn_loss_softmax_ce, 1, scores, &ev);
-    if (st != CNN_OK) goto done;
-    if (rank == 0) st = check_scores(a.pos[0], ins, nin, scores, K);
-    if (rank == 0 && st == CNN_OK)
-        st = write_csv(out, ins, nin, scores, K, hinge, logits, &meta);
+    const batch_src_t b = {.n = n, .ds = &ds, .tensor = tensor, .normalize = pa.normalize};
+    if ((st = score_all(comm, &pa, net, &meta, &b, hinge, scores)) != CNN_OK) goto done;
+    const rows_t rw = {.scores = scores, .K = K, .hinge = hinge, .logits = pa.logits,
+                       .digits = pa.f64 ? 17 : 0};
+    if (rank == 0) st = report(&pa, ins, nin, &rw, &meta, labels);
     st = cnn_dist_agree(comm, st);
 done:
     for (int j = 0; ins && j < nin; j++) free(ins[j].images);
@@ -291,6 +546,8 @@ done:
     free(ds.images);
     free(ds.labels);
     free(scores);
+    free(tensor);
+    free(labels);
     cnn_net_free(net);
     cnn_model_meta_free(&meta);
     free(cfg);

@@ -1094,86 +1094,114 @@ cnn_status_t cnn_h5r_shape(cnn_h5r_t *r, const char *obj, int *ndims,
     return st;
 }
 
-cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
-                            const size_t *want_dims, float *out)
+/* Checks float dataset s's dtype (float32 or float64) and its shape
+ * against want (ndims dims); *total gets the product of want. */
+static cnn_status_t check_real_shape(cnn_h5r_t *r, const src_t *s, int ndims,
+                                     const size_t *want_dims, size_t *total, size_t *size)
 {
-    cnn_status_t st;
-    src_t s;
+    cnn_status_t st = CNN_OK;
     hid_t t = H5I_INVALID_HID;
     hsize_t dims[CNN_H5_MAXDIMS], want[CNN_H5_MAXDIMS];
-    double *tmp = NULL;
     int nd = 0;
-    size_t total = 1, bad = 0;
     char a[200], b[200];
-
-    if (ndims < 0 || ndims > CNN_H5_MAXDIMS)
-        return cnn_error_set(CNN_EINTERNAL, "%s: %s: rank %d not in 0..%d", r->path,
-                             obj, ndims, CNN_H5_MAXDIMS);
+    *total = 1;
     for (int i = 0; i < ndims; i++) {
         want[i] = want_dims[i];
-        total *= want_dims[i];
+        *total *= want_dims[i];
     }
-    st = open_dataset(r, obj, &s);
-    if (st != CNN_OK) return st;
-    CNN_H5_CHECK_AS(CNN_EDATA, t = src_type(&s), h5fail);
-    const size_t size = H5Tget_size(t);
-    if (H5Tget_class(t) != H5T_FLOAT || (size != 4 && size != 8)) {
+    CNN_H5_CHECK_AS(CNN_EDATA, t = src_type(s), h5fail);
+    *size = H5Tget_size(t);
+    if (H5Tget_class(t) != H5T_FLOAT || (*size != 4 && *size != 8)) {
         type_text(t, a, sizeof a);
-        st = src_error(r, &s, "dtype %s, expected float32", a);
+        st = src_error(r, s, "dtype %s, expected float32", a);
         goto done;
     }
-    st = src_shape(r, &s, &nd, dims);
-    if (st != CNN_OK) goto done;
+    if ((st = src_shape(r, s, &nd, dims)) != CNN_OK) goto done;
     int same = nd == ndims;
     for (int i = 0; same && i < nd; i++) same = dims[i] == want[i];
     if (!same) {
         shape_text(a, sizeof a, nd, dims);
         shape_text(b, sizeof b, ndims, want);
-        st = src_error(r, &s, "shape %s expected %s", a, b);
-        goto done;
+        st = src_error(r, s, "shape %s expected %s", a, b);
     }
-    if (total == 0) {
-        st = verify_numeric(r, &s, H5T_NATIVE_FLOAT, out, 0);
-        goto done;
+    goto done;
+h5fail:
+    cnn_error_prefix("%s: %s", r->path, s->what);
+done:
+    if (t >= 0) H5Tclose(t);
+    return st;
+}
+
+/* Reads the total values of float dataset s (stored as `size` bytes
+ * each) into outd as double, unrounded, or, when outd is NULL, into outf
+ * as float: float64 data are then read as double first so that values
+ * beyond float32 are caught, not clipped by the conversion. Every value
+ * must be finite (and, for outf, within float32). */
+static cnn_status_t read_reals(cnn_h5r_t *r, const src_t *s, const char *obj, size_t total,
+                               size_t size, float *outf, double *outd)
+{
+    cnn_status_t st = CNN_OK;
+    double *tmp = outd;
+    if (total == 0) return verify_numeric(r, s, outd ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT,
+                                          outd ? (void *)outd : (void *)outf, 0);
+    if (!outd && size == 4) {
+        size_t bad;
+        CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, H5T_NATIVE_FLOAT, outf), h5fail);
+        for (bad = 0; bad < total && isfinite(outf[bad]); bad++) {
+        }
+        if (bad < total)
+            return src_error(r, s, "contains %s at index %zu", isnan(outf[bad]) ? "NaN" : "Inf",
+                             bad);
+        return verify_numeric(r, s, H5T_NATIVE_FLOAT, outf, total);
     }
-    if (size == 8) {
-        /* read float64 as double so out-of-range values are caught, not
-         * clipped by the conversion */
-        tmp = malloc(total * sizeof *tmp);
-        if (!tmp) {
-            st = cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, obj);
+    if (!tmp && !(tmp = malloc(total * sizeof *tmp)))
+        return cnn_error_set(CNN_ENOMEM, "%s: %s: out of memory", r->path, obj);
+    CNN_H5_CHECK_AS(CNN_EDATA, src_read(s, H5T_NATIVE_DOUBLE, tmp), h5fail);
+    for (size_t i = 0; i < total; i++) {
+        if (!isfinite(tmp[i]) || (!outd && fabs(tmp[i]) > FLT_MAX)) {
+            st = src_error(r, s, "contains %s at index %zu",
+                           isnan(tmp[i]) ? "NaN" : isinf(tmp[i]) ? "Inf" : "a value beyond float32",
+                           i);
             goto done;
         }
-        CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, H5T_NATIVE_DOUBLE, tmp), h5fail);
-        for (size_t i = 0; i < total; i++) {
-            if (!isfinite(tmp[i]) || fabs(tmp[i]) > FLT_MAX) {
-                st = src_error(r, &s, "contains %s at index %zu",
-                               isnan(tmp[i]) ? "NaN" : isinf(tmp[i]) ? "Inf"
-                                                                      : "a value beyond float32",
-                               i);
-                goto done;
-            }
-            out[i] = (float)tmp[i];
-        }
-        st = verify_numeric(r, &s, H5T_NATIVE_DOUBLE, tmp, total);
-        goto done;
+        if (!outd) outf[i] = (float)tmp[i];
     }
-    CNN_H5_CHECK_AS(CNN_EDATA, src_read(&s, H5T_NATIVE_FLOAT, out), h5fail);
-    for (bad = 0; bad < total && isfinite(out[bad]); bad++) {
-    }
-    if (bad < total)
-        st = src_error(r, &s, "contains %s at index %zu", isnan(out[bad]) ? "NaN" : "Inf",
-                       bad);
-    else
-        st = verify_numeric(r, &s, H5T_NATIVE_FLOAT, out, total);
+    st = verify_numeric(r, s, H5T_NATIVE_DOUBLE, tmp, total);
     goto done;
 h5fail:
     cnn_error_prefix("%s: %s", r->path, obj);
 done:
-    free(tmp);
-    if (t >= 0) H5Tclose(t);
+    if (tmp != outd) free(tmp);
+    return st;
+}
+
+/* cnn_h5r_floats (outd NULL) and cnn_h5r_reals (outf NULL). */
+static cnn_status_t read_real_dataset(cnn_h5r_t *r, const char *obj, int ndims,
+                                      const size_t *want_dims, float *outf, double *outd)
+{
+    src_t s;
+    size_t total = 0, size = 0;
+    if (ndims < 0 || ndims > CNN_H5_MAXDIMS)
+        return cnn_error_set(CNN_EINTERNAL, "%s: %s: rank %d not in 0..%d", r->path,
+                             obj, ndims, CNN_H5_MAXDIMS);
+    cnn_status_t st = open_dataset(r, obj, &s);
+    if (st != CNN_OK) return st;
+    st = check_real_shape(r, &s, ndims, want_dims, &total, &size);
+    if (st == CNN_OK) st = read_reals(r, &s, obj, total, size, outf, outd);
     src_close(&s);
     return st;
+}
+
+cnn_status_t cnn_h5r_floats(cnn_h5r_t *r, const char *obj, int ndims,
+                            const size_t *want_dims, float *out)
+{
+    return read_real_dataset(r, obj, ndims, want_dims, out, NULL);
+}
+
+cnn_status_t cnn_h5r_reals(cnn_h5r_t *r, const char *obj, int ndims,
+                           const size_t *want_dims, double *out)
+{
+    return read_real_dataset(r, obj, ndims, want_dims, NULL, out);
 }
 
 /* Reads 1-d numeric dataset obj, of at most maxlen elements, converted

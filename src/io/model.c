@@ -76,13 +76,27 @@ static cnn_status_t layer_layout(const cnn_layer_t *l, ds_t *d, int *n)
     return CNN_OK;
 }
 
+/* Where dataset d of layer l starts in its arena (net's params or
+ * state), in values. */
+static size_t ds_offset(const cnn_net_t *net, const cnn_layer_t *l, const ds_t *d)
+{
+    return (size_t)(d->in_state ? l->state - net->state : l->params - net->params) + d->offset;
+}
+
 /* The start of dataset d of layer l inside the given arenas. */
 static const float *ds_src(const cnn_net_t *net, const cnn_layer_t *l, const ds_t *d,
                            const float *params, const float *state)
 {
-    return d->in_state ? state + (l->state - net->state) + d->offset
-                       : params + (l->params - net->params) + d->offset;
+    return (d->in_state ? state : params) + ds_offset(net, l, d);
 }
+
+/* Arenas to read a net's layers into: float (f) or, with f64 set,
+ * double (d); [0] params, [1] state. */
+typedef struct {
+    int f64;
+    float *f[2];
+    double *d[2];
+} arenas_t;
 
 static cnn_status_t obj_path(char *buf, const char *a, const char *b, const char *c)
 {
@@ -482,19 +496,25 @@ static int stored_layer(const cnn_net_t *net, const char *name)
     return -1;
 }
 
-cnn_status_t cnn_model_read_layers(cnn_h5r_t *r, const char *path_for_msgs,
-                                   const char *prefix, cnn_net_t *net,
-                                   float *params, float *state)
+/* Reads dataset dso, layer l's d, into its place in the arenas a. */
+static cnn_status_t read_tensor(cnn_h5r_t *r, const char *dso, const cnn_net_t *net,
+                                const cnn_layer_t *l, const ds_t *d, const arenas_t *a)
 {
-    const char *path = path_for_msgs ? path_for_msgs : cnn_h5r_path(r);
+    const size_t at = ds_offset(net, l, d);
+    if (a->f64) return cnn_h5r_reals(r, dso, d->ndims, d->dims, a->d[d->in_state] + at);
+    return cnn_h5r_floats(r, dso, d->ndims, d->dims, a->f[d->in_state] + at);
+}
+
+/* cnn_model_read_layers into the arenas a. */
+static cnn_status_t read_layers(cnn_h5r_t *r, const char *path, const char *prefix,
+                                const cnn_net_t *net, const arenas_t *a)
+{
     char **names = NULL;
     size_t nnames = 0;
     char obj[OBJ_MAX], dso[OBJ_MAX];
     char *type = NULL;
     cnn_status_t st;
 
-    if (!params) params = net->params;
-    if (!state) state = net->state;
     if (!cnn_h5r_is_group(r, prefix))
         return cnn_error_set(CNN_EDATA, "%s: %s: group missing", path, prefix);
     /* every group under prefix must be a layer of the net that stores
@@ -548,9 +568,7 @@ cnn_status_t cnn_model_read_layers(cnn_h5r_t *r, const char *path_for_msgs,
         names = NULL;
         for (int k = 0; k < n; k++) {
             if ((st = obj_path(dso, prefix, l->spec.name, d[k].name)) != CNN_OK) goto done;
-            float *dst = (float *)ds_src(net, l, &d[k], params, state);
-            if ((st = cnn_h5r_floats(r, dso, d[k].ndims, d[k].dims, dst)) != CNN_OK)
-                goto done;
+            if ((st = read_tensor(r, dso, net, l, &d[k], a)) != CNN_OK) goto done;
         }
     }
 done:
@@ -559,22 +577,55 @@ done:
     return st;
 }
 
-cnn_status_t cnn_model_load_weights(const char *path, cnn_net_t *net)
+cnn_status_t cnn_model_read_layers(cnn_h5r_t *r, const char *path_for_msgs,
+                                   const char *prefix, cnn_net_t *net,
+                                   float *params, float *state)
+{
+    const arenas_t a = {.f = {params ? params : net->params, state ? state : net->state}};
+    return read_layers(r, path_for_msgs ? path_for_msgs : cnn_h5r_path(r), prefix, net, &a);
+}
+
+/* Opens model file path for net: its format and input shape checked. */
+static cnn_status_t open_for(const char *path, const cnn_net_t *net, cnn_h5r_t **out)
 {
     cnn_h5r_t *r = NULL;
-    float *p = NULL, *s = NULL;
     int chw[3];
     cnn_status_t st;
-
+    *out = NULL;
     if ((st = cnn_h5r_open(path, &r)) != CNN_OK) return st;
-    if ((st = check_format(r)) != CNN_OK) goto done;
-    if ((st = read_input_shape(r, chw)) != CNN_OK) goto done;
+    if ((st = check_format(r)) != CNN_OK) goto fail;
+    if ((st = read_input_shape(r, chw)) != CNN_OK) goto fail;
     if (chw[0] != net->input.c || chw[1] != net->input.h || chw[2] != net->input.w) {
         st = cnn_error_set(CNN_EDATA, "%s: /input_shape: (%d,%d,%d) expected (%d,%d,%d) "
                            "for this net", path, chw[0], chw[1], chw[2], net->input.c,
                            net->input.h, net->input.w);
-        goto done;
+        goto fail;
     }
+    *out = r;
+    return CNN_OK;
+fail:
+    cnn_h5r_close(r);
+    return st;
+}
+
+cnn_status_t cnn_model_load_weights64(const char *path, const cnn_net_t *net, double *params,
+                                      double *state)
+{
+    cnn_h5r_t *r = NULL;
+    CNN_TRY(open_for(path, net, &r));
+    const arenas_t a = {.f64 = 1, .d = {params, state}};
+    cnn_status_t st = read_layers(r, path, "/layers", net, &a);
+    cnn_h5r_close(r);
+    return st;
+}
+
+cnn_status_t cnn_model_load_weights(const char *path, cnn_net_t *net)
+{
+    cnn_h5r_t *r = NULL;
+    float *p = NULL, *s = NULL;
+    cnn_status_t st;
+
+    if ((st = open_for(path, net, &r)) != CNN_OK) return st;
     /* read into scratch so a bad file leaves the net as it was */
     p = malloc(sizeof *p * (net->nparams ? net->nparams : 1));
     s = malloc(sizeof *s * (net->nstate ? net->nstate : 1));

@@ -52,6 +52,16 @@ static void add_reference(const cnn_ref_args_t *r, double *y)
     }
 }
 
+/* Every input's gradient is dy. */
+static void add_reference_backward(const cnn_ref_args_t *r, const double *y, const double *dy,
+                                   double *dx, double *dparams)
+{
+    (void)y, (void)dparams;
+    const size_t total = (size_t)r->out.n * cnn_shape_image(r->out);
+    for (int k = 0; dx && k < r->nx; k++)
+        for (size_t i = 0; i < total; i++) dx[(size_t)k * total + i] = dy[i];
+}
+
 /* The elementwise sum of every input, left to right. */
 static cnn_status_t add_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
                              const char *out)
@@ -74,5 +84,6 @@ const cnn_layer_ops_t cnn_add_ops = {
     .backward_n = add_backward,
     .fd = CNN_FD_LINEAR,
     .reference = add_reference,
+    .reference_backward = add_reference_backward,
     .onnx = add_onnx,
 };

@@ -332,6 +332,52 @@ static void bn_reference(const cnn_ref_args_t *r, double *y)
     }
 }
 
+/* The gradients of bn_reference in double, per channel, with
+ * xhat = (x - mean) / sqrt(var + eps): dgamma += sum dy xhat, dbeta +=
+ * sum dy; dx = gamma / sqrt(var + eps) (dy - a - xhat b), where in
+ * training a and b are the batch means of dy and dy xhat (the batch
+ * statistics depend on x), in test mode 0. */
+static void bn_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                  const double *dy, double *dx, double *dp)
+{
+    const cnn_shape_t in = r->in;
+    const double *x = r->x, *p = r->params, *state = r->state;
+    const int C = in.c;
+    const size_t hw = (size_t)in.h * in.w, m = (size_t)in.n * hw;
+    (void)y;
+    for (int c = 0; c < C; c++) {
+        double mean = state ? state[c] : 0, var = state ? state[C + c] : 1;
+        if (r->train) {
+            double s1 = 0.0, s2 = 0.0;
+            for (int n = 0; n < in.n; n++)
+                for (size_t j = 0; j < hw; j++) s1 += x[((size_t)n * C + c) * hw + j];
+            mean = s1 / (double)m;
+            for (int n = 0; n < in.n; n++)
+                for (size_t j = 0; j < hw; j++) {
+                    double d = x[((size_t)n * C + c) * hw + j] - mean;
+                    s2 += d * d;
+                }
+            var = s2 / (double)m;
+        }
+        const double is = 1 / sqrt(var + r->spec->eps);
+        double sdy = 0.0, sdyx = 0.0;
+        for (int n = 0; n < in.n; n++)
+            for (size_t j = 0; j < hw; j++) {
+                const size_t i = ((size_t)n * C + c) * hw + j;
+                sdy += dy[i];
+                sdyx += dy[i] * (x[i] - mean) * is;
+            }
+        if (dp) dp[c] += sdyx, dp[C + c] += sdy;
+        if (!dx) continue;
+        const double a = r->train ? sdy / (double)m : 0, b = r->train ? sdyx / (double)m : 0;
+        for (int n = 0; n < in.n; n++)
+            for (size_t j = 0; j < hw; j++) {
+                const size_t i = ((size_t)n * C + c) * hw + j;
+                dx[i] = p[c] * is * (dy[i] - a - (x[i] - mean) * is * b);
+            }
+    }
+}
+
 static const cnn_layer_cli_t bn_cli = {
     .usage = "--x F --x-shape ... --gamma F --beta F --mode train|test [--mean F --var F] "
              "--eps E\n"
@@ -366,4 +412,5 @@ const cnn_layer_ops_t cnn_batchnorm_ops = {
     .fd = CNN_FD_SMOOTH,
     .reference = bn_reference,
     .onnx = bn_onnx,
+    .reference_backward = bn_reference_backward,
 };

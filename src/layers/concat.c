@@ -73,6 +73,26 @@ static void concat_reference(const cnn_ref_args_t *r, double *y)
     }
 }
 
+/* Input k's gradient is its channels of dy. */
+static void concat_reference_backward(const cnn_ref_args_t *r, const double *y, const double *dy,
+                                      double *dx, double *dparams)
+{
+    (void)y, (void)dparams;
+    const cnn_shape_t o = r->out;
+    size_t at = 0; /* where input k's gradient starts in dx */
+    for (int k = 0, c0 = 0; dx && k < r->nx; k++) {
+        const cnn_shape_t s = r->ins[k];
+        for (int i = 0; i < o.n; i++)
+            for (int c = 0; c < s.c; c++)
+                for (int h = 0; h < s.h; h++)
+                    for (int w = 0; w < s.w; w++)
+                        dx[at + layer_idx(i, c, h, w, s.c, s.h, s.w)] =
+                            dy[layer_idx(i, c0 + c, h, w, o.c, o.h, o.w)];
+        at += (size_t)o.n * cnn_shape_image(s);
+        c0 += s.c;
+    }
+}
+
 /* Along the channels (axis 1), in input order. */
 static cnn_status_t concat_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,
                                 int nin, const char *out)
@@ -89,5 +109,6 @@ const cnn_layer_ops_t cnn_concat_ops = {
     .backward_n = concat_backward,
     .fd = CNN_FD_LINEAR,
     .reference = concat_reference,
+    .reference_backward = concat_reference_backward,
     .onnx = concat_onnx,
 };

@@ -21,6 +21,7 @@
  * Every engine computes each element in an order that does not depend on
  * the thread count, so results are the same bits for any thread count. */
 #include <math.h>
+#include <string.h>
 
 #include "conv_engine.h"
 #include "init.h"
@@ -250,6 +251,39 @@ static void conv_reference(const cnn_ref_args_t *r, double *y)
                 }
 }
 
+/* The gradients of conv_reference, in double: each product W x of an
+ * output sends dy to the weight (times x) and to the input (times W);
+ * the bias gets dy itself. */
+static void conv_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                    const double *dy, double *dx, double *dp)
+{
+    const cnn_layer_spec_t *s = r->spec;
+    const cnn_shape_t in = r->in, out = r->out;
+    const double *x = r->x, *p = r->params;
+    const int K = out.c, C = in.c, KH = s->kh, KW = s->kw;
+    const size_t nw = (size_t)K * C * KH * KW;
+    (void)y;
+    if (dx) memset(dx, 0, sizeof(double) * (size_t)in.n * cnn_shape_image(in));
+    for (int n = 0; n < in.n; n++)
+        for (int k = 0; k < K; k++)
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++) {
+                    const double g = dy[layer_idx(n, k, oy, ox, K, out.h, out.w)];
+                    if (dp) dp[nw + k] += g;
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < KH; ky++)
+                            for (int kx = 0; kx < KW; kx++) {
+                                int iy = oy * s->stride - s->pad + ky;
+                                int ix = ox * s->stride - s->pad + kx;
+                                if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;
+                                const size_t wi = layer_idx(k, c, ky, kx, C, KH, KW);
+                                const size_t xi = layer_idx(n, c, iy, ix, C, in.h, in.w);
+                                if (dp) dp[wi] += g * x[xi];
+                                if (dx) dx[xi] += g * p[wi];
+                            }
+                }
+}
+
 static const cnn_layer_cli_t conv_cli = {
     .usage = "--x F --x-shape N,C,H,W --w F --w-shape K,C,KH,KW --b F --stride S --pad P "
              "--out F\n"
@@ -294,4 +328,5 @@ const cnn_layer_ops_t cnn_conv_ops = {
     .fd = CNN_FD_LINEAR,
     .reference = conv_reference,
     .onnx = conv_onnx,
+    .reference_backward = conv_reference_backward,
 };

@@ -178,6 +178,27 @@ static void dense_reference(const cnn_ref_args_t *r, double *y)
         }
 }
 
+/* The gradients of dense_reference in double: dW += dy^T x, db += the
+ * sum of dy over the batch, dx = dy W */
+static void dense_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                     const double *dy, double *dx, double *dp)
+{
+    const cnn_shape_t in = r->in, out = r->out;
+    const double *x = r->x, *w = r->params;
+    const int D = in.c * in.h * in.w, M = out.c;
+    (void)y;
+    if (dx) memset(dx, 0, sizeof(double) * (size_t)in.n * D);
+    for (int n = 0; n < in.n; n++)
+        for (int m = 0; m < M; m++) {
+            const double g = dy[(size_t)n * M + m];
+            if (dp) dp[(size_t)M * D + m] += g;
+            for (int d = 0; d < D; d++) {
+                if (dp) dp[(size_t)m * D + d] += g * x[(size_t)n * D + d];
+                if (dx) dx[(size_t)n * D + d] += g * w[(size_t)m * D + d];
+            }
+        }
+}
+
 static const cnn_layer_cli_t dense_cli = {
     .usage = "--x F --x-shape N,D --w F --w-shape D,M --b F --out F "
              "[--dout F --dx F --dw F --db F]",
@@ -222,4 +243,5 @@ const cnn_layer_ops_t cnn_dense_ops = {
     .fd = CNN_FD_LINEAR,
     .reference = dense_reference,
     .onnx = dense_onnx,
+    .reference_backward = dense_reference_backward,
 };

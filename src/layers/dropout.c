@@ -69,6 +69,14 @@ static void dropout_reference(const cnn_ref_args_t *r, double *y)
     for (size_t i = 0; i < nin; i++) y[i] = r->train ? r->x[i] * r->mask[i] : r->x[i];
 }
 
+/* dx = dy * mask in training, else dy */
+static void dropout_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                       const double *dy, double *dx, double *dparams)
+{
+    const size_t nin = (size_t)r->in.n * cnn_shape_image(r->in);
+    for (size_t i = 0; dx && i < nin; i++) dx[i] = r->train ? dy[i] * r->mask[i] : dy[i];
+}
+
 static const cnn_layer_cli_t dropout_cli = {
     .usage = "--x F --x-shape ... --p P --mode train|test --seed K --out F [--dout F --dx F]",
     .mode = 1,
@@ -94,4 +102,5 @@ const cnn_layer_ops_t cnn_dropout_ops = {
     .fd = CNN_FD_LINEAR,
     .reference = dropout_reference,
     .onnx = dropout_onnx,
+    .reference_backward = dropout_reference_backward,
 };

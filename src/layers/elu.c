@@ -25,6 +25,11 @@ static double elu_ref(const cnn_layer_spec_t *s, double x)
     return x > 0 ? x : s->alpha * (exp(x) - 1);
 }
 
+static double elu_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    return x > 0 ? 1 : s->alpha * exp(x);
+}
+
 LAYER_ELEMENTWISE(elu)
 
 static cnn_status_t elu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,

@@ -38,6 +38,13 @@ static cnn_status_t flatten_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char
     return cnn_onnx_node(g, "Flatten", in, 1, out, &axis, 1);
 }
 
+/* the same gradient: only the shape changes */
+static void flatten_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                       const double *dy, double *dx, double *dparams)
+{
+    if (dx) memcpy(dx, dy, sizeof(double) * (size_t)r->in.n * cnn_shape_image(r->in));
+}
+
 const cnn_layer_ops_t cnn_flatten_ops = {
     .type = "flatten",
     .shape = flatten_shape,
@@ -46,4 +53,5 @@ const cnn_layer_ops_t cnn_flatten_ops = {
     .fd = CNN_FD_LINEAR,
     .reference = flatten_reference,
     .onnx = flatten_onnx,
+    .reference_backward = flatten_reference_backward,
 };

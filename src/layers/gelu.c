@@ -59,6 +59,17 @@ static double gelu_ref(const cnn_layer_spec_t *s, double x)
     return 0.5 * x * (1 + erf(x / sqrt(2)));
 }
 
+/* Phi(x) + x Phi'(x); the tanh form's 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u'
+ * with u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2) */
+static double gelu_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    if (s->approximate) {
+        const double b = sqrt(2 / M_PI), t = tanh(b * (x + 0.044715 * x * x * x));
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * b * (1 + 3 * 0.044715 * x * x);
+    }
+    return 0.5 * (1 + erf(x / sqrt(2))) + x * exp(-0.5 * x * x) / sqrt(2 * M_PI);
+}
+
 LAYER_ELEMENTWISE(gelu)
 
 /* Opset 13 has no Gelu: built from its definition. Exact (approximate =

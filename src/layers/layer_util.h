@@ -106,9 +106,10 @@ static inline void layer_map(const cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 }
 
 /* The ops entry points of an elementwise layer NAME from its kernels
- * NAME_fwd, NAME_bwd and its reference NAME_ref(spec, x), f(x) in double:
- * NAME_forward, NAME_backward (which writes nothing when dx is NULL) and
- * NAME_reference. */
+ * NAME_fwd, NAME_bwd, its reference NAME_ref(spec, x), f(x) in double, and
+ * its derivative NAME_ref_grad(spec, x), f'(x) in double: NAME_forward,
+ * NAME_backward (which writes nothing when dx is NULL), NAME_reference and
+ * NAME_reference_backward (dx = dy f'(x); no params). */
 #define LAYER_ELEMENTWISE(NAME)                                                \
     static void NAME##_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,    \
                                const float *x, float *y)                       \
@@ -125,6 +126,15 @@ static inline void layer_map(const cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     {                                                                          \
         const size_t nin = (size_t)r->in.n * cnn_shape_image(r->in);           \
         for (size_t i = 0; i < nin; i++) y[i] = NAME##_ref(r->spec, r->x[i]);  \
+    }                                                                          \
+    static void NAME##_reference_backward(const cnn_ref_args_t *r,             \
+                                          const double *y, const double *dy,   \
+                                          double *dx, double *dparams)         \
+    {                                                                          \
+        const size_t nin = (size_t)r->in.n * cnn_shape_image(r->in);           \
+        (void)y, (void)dparams;                                                \
+        for (size_t i = 0; dx && i < nin; i++)                                 \
+            dx[i] = dy[i] * NAME##_ref_grad(r->spec, r->x[i]);                 \
     }
 
 /* The fields of an elementwise layer's ops table that LAYER_ELEMENTWISE
@@ -135,6 +145,7 @@ static inline void layer_map(const cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     .type = #NAME, .shape = layer_same_shape, .forward = NAME##_forward,       \
     .backward = NAME##_backward, .reference = NAME##_reference,                \
     .onnx = NAME##_onnx,                                                       \
+    .reference_backward = NAME##_reference_backward,                           \
     .cli = &(const cnn_layer_cli_t){                                           \
         .usage = "--x F --x-shape ... " OPT "--out F [--dout F --dx F]"}
 

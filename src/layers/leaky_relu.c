@@ -24,6 +24,11 @@ static double leaky_relu_ref(const cnn_layer_spec_t *s, double x)
     return x > 0 ? x : s->slope * x;
 }
 
+static double leaky_relu_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    return x > 0 ? 1 : s->slope;
+}
+
 LAYER_ELEMENTWISE(leaky_relu)
 
 static cnn_status_t leaky_relu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,

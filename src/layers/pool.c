@@ -356,6 +356,61 @@ static void gap_reference(const cnn_ref_args_t *r, double *y)
     }
 }
 
+/* The gradient of pool_reference in double: a window's dy goes to its
+ * first maximum (in row-major order, as the float kernels choose: strict
+ * '>'), or is shared by its inputs over the divisor. */
+static void pool_reference_grad(const cnn_layer_spec_t *s, cnn_shape_t in, cnn_shape_t out,
+                                const double *x, const double *dy, double *dx, int is_max)
+{
+    memset(dx, 0, sizeof(double) * (size_t)in.n * cnn_shape_image(in));
+    for (int n = 0; n < in.n; n++)
+        for (int c = 0; c < in.c; c++)
+            for (int oy = 0; oy < out.h; oy++)
+                for (int ox = 0; ox < out.w; ox++) {
+                    double m = -INFINITY, real = 0, padded = 0;
+                    size_t best = 0;
+                    for (int pass = 0; pass < 2; pass++)
+                        for (int ky = 0; ky < s->kh; ky++)
+                            for (int kx = 0; kx < s->kw; kx++) {
+                                const int iy = oy * s->stride - s->pad + ky;
+                                const int ix = ox * s->stride - s->pad + kx;
+                                if (iy >= in.h + s->pad || ix >= in.w + s->pad) continue;
+                                padded += pass == 0;
+                                if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) continue;
+                                real += pass == 0;
+                                const size_t i = layer_idx(n, c, iy, ix, in.c, in.h, in.w);
+                                const double g = dy[layer_idx(n, c, oy, ox, in.c, out.h, out.w)];
+                                /* pass 0 finds the maximum and the divisor, pass 1 spreads */
+                                if (pass == 0 && x[i] > m) m = x[i], best = i;
+                                if (pass == 1 && !is_max)
+                                    dx[i] += g / (s->count_pad ? padded : real);
+                                if (pass == 1 && is_max && i == best) dx[i] += g;
+                            }
+                }
+}
+
+static void maxpool_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                       const double *dy, double *dx, double *dparams)
+{
+    if (dx) pool_reference_grad(r->spec, r->in, r->out, r->x, dy, dx, 1);
+}
+
+static void avgpool_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                       const double *dy, double *dx, double *dparams)
+{
+    if (dx) pool_reference_grad(r->spec, r->in, r->out, r->x, dy, dx, 0);
+}
+
+/* each input of a plane gets the plane's dy (sum), or dy / (h w) (mean) */
+static void gap_reference_backward(const cnn_ref_args_t *r, const double *y,
+                                   const double *dy, double *dx, double *dparams)
+{
+    const size_t hw = (size_t)r->in.h * r->in.w;
+    for (int p = 0; dx && p < r->in.n * r->in.c; p++)
+        for (size_t j = 0; j < hw; j++)
+            dx[p * hw + j] = r->spec->mode == GAP_SUM ? dy[p] : dy[p] / (double)hw;
+}
+
 /* ---- the tables ------------------------------------------------------ */
 
 /* The window is `size`; the stride defaults to the window's height. The
@@ -410,12 +465,14 @@ static const cnn_layer_cli_t pool_cli[] = {
 };
 
 /* What maxpool's and avgpool's tables share: functions NAME_shape,
- * NAME_forward, NAME_backward, NAME_reference and NAME_onnx, pool_keys (the first
+ * NAME_forward, NAME_backward, NAME_reference, NAME_reference_backward
+ * and NAME_onnx, pool_keys (the first
  * nkeys of them) and op descriptor pool_cli[cli]. */
 #define POOL_OPS(NAME, nkeys_, cli_, fd_)                                                    \
     .type = #NAME, .shape = NAME##_shape, .forward = NAME##_forward,                        \
     .backward = NAME##_backward, .keys = pool_keys, .nkeys = (nkeys_),                      \
-    .cli = &pool_cli[cli_], .fd = (fd_), .reference = NAME##_reference, .onnx = NAME##_onnx
+    .cli = &pool_cli[cli_], .fd = (fd_), .reference = NAME##_reference,                     \
+    .reference_backward = NAME##_reference_backward, .onnx = NAME##_onnx
 
 const cnn_layer_ops_t cnn_maxpool_ops = {
     POOL_OPS(maxpool, LAYER_COUNT(pool_keys) - 1, 0, CNN_FD_KINKED),
@@ -454,6 +511,6 @@ static cnn_status_t gap_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *co
 const cnn_layer_ops_t cnn_gap_ops = {
     .type = "gap", .shape = gap_shape, .forward = gap_forward, .backward = gap_backward,
     .keys = gap_keys, .nkeys = LAYER_COUNT(gap_keys), .fd = CNN_FD_LINEAR,
-    .reference = gap_reference,
+    .reference = gap_reference, .reference_backward = gap_reference_backward,
     .onnx = gap_onnx,
 };

@@ -23,6 +23,11 @@ static double relu_ref(const cnn_layer_spec_t *s, double x)
     return x > 0 ? x : 0;
 }
 
+static double relu_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    return x > 0 ? 1 : 0;
+}
+
 LAYER_ELEMENTWISE(relu)
 
 static cnn_status_t relu_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,

@@ -19,6 +19,12 @@ static double sigmoid_ref(const cnn_layer_spec_t *s, double x)
     return 1 / (1 + exp(-x));
 }
 
+static double sigmoid_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    const double y = 1 / (1 + exp(-x));
+    return y * (1 - y);
+}
+
 LAYER_ELEMENTWISE(sigmoid)
 
 static cnn_status_t sigmoid_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in,

@@ -22,6 +22,12 @@ static double tanh_ref(const cnn_layer_spec_t *s, double x)
     return tanh(x);
 }
 
+static double tanh_ref_grad(const cnn_layer_spec_t *s, double x)
+{
+    const double t = tanh(x);
+    return 1 - t * t;
+}
+
 LAYER_ELEMENTWISE(tanh)
 
 static cnn_status_t tanh_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,

@@ -9,12 +9,12 @@
 
 #include "mpicnn/fs.h"
 
-cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
-                           const char *name, float **out, size_t *n)
+cnn_status_t cnn_csv_parse64(const char *text, size_t len, const char *what,
+                             const char *name, double **out, size_t *n)
 {
     size_t cap = 64, count = 0;
     int line = 1;
-    float *v = malloc(cap * sizeof *v);
+    double *v = malloc(cap * sizeof *v);
     if (!v) return cnn_error_set(CNN_ENOMEM, "%s: out of memory", what);
     size_t i = 0;
     while (i < len) {
@@ -60,14 +60,14 @@ cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
         }
         if (count == cap) {
             cap *= 2;
-            float *nv = realloc(v, cap * sizeof *v);
+            double *nv = realloc(v, cap * sizeof *v);
             if (!nv) {
                 free(v);
                 return cnn_error_set(CNN_ENOMEM, "%s: out of memory", what);
             }
             v = nv;
         }
-        v[count++] = (float)d;
+        v[count++] = d;
         i = j;
     }
     *out = v;
@@ -75,8 +75,24 @@ cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
     return CNN_OK;
 }
 
-cnn_status_t cnn_csv_read(const char *path, const char *what, float **out,
-                          size_t *n)
+cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
+                           const char *name, float **out, size_t *n)
+{
+    double *d;
+    CNN_TRY(cnn_csv_parse64(text, len, what, name, &d, n));
+    float *v = malloc(*n ? *n * sizeof *v : 1);
+    if (!v) {
+        free(d);
+        return cnn_error_set(CNN_ENOMEM, "%s: out of memory", what);
+    }
+    for (size_t i = 0; i < *n; i++) v[i] = (float)d[i];
+    free(d);
+    *out = v;
+    return CNN_OK;
+}
+
+/* The bytes of file `path` into a malloc'd *text of *tlen bytes. */
+static cnn_status_t read_text(const char *path, const char *what, char **text, size_t *tlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -108,7 +124,27 @@ cnn_status_t cnn_csv_read(const char *path, const char *what, float **out,
         free(buf);
         return cnn_error_set(CNN_EDATA, "%s %s: read error", what, path);
     }
+    *text = buf;
+    *tlen = len;
+    return CNN_OK;
+}
+
+cnn_status_t cnn_csv_read(const char *path, const char *what, float **out, size_t *n)
+{
+    char *buf;
+    size_t len;
+    CNN_TRY(read_text(path, what, &buf, &len));
     cnn_status_t st = cnn_csv_parse(buf, len, what, path, out, n);
+    free(buf);
+    return st;
+}
+
+cnn_status_t cnn_csv_read64(const char *path, const char *what, double **out, size_t *n)
+{
+    char *buf;
+    size_t len;
+    CNN_TRY(read_text(path, what, &buf, &len));
+    cnn_status_t st = cnn_csv_parse64(buf, len, what, path, out, n);
     free(buf);
     return st;
 }
@@ -119,5 +155,14 @@ cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n)
     FILE *f;
     CNN_TRY(cnn_afile_open(path, &out, &f));
     for (size_t i = 0; i < n; i++) fprintf(f, "%.9g\n", (double)v[i]);
+    return cnn_afile_commit(out);
+}
+
+cnn_status_t cnn_csv_write64(const char *path, const double *v, size_t n)
+{
+    cnn_afile_t *out;
+    FILE *f;
+    CNN_TRY(cnn_afile_open(path, &out, &f));
+    for (size_t i = 0; i < n; i++) fprintf(f, "%.17g\n", v[i]);
     return cnn_afile_commit(out);
 }
