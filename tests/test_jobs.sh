@@ -64,7 +64,7 @@ grep -q "already here, checksum ok" "$d/log.again" || fail "a checked download w
 echo "ok: get-data fetched, checked and packed every set"
 
 # --- every job on those files, one epoch
-for job in cifar10-3layer cifar100-coarse cifar2 mnist-01-hinge; do
+for job in cifar10-3layer cifar100-coarse cifar2 mnist-01-hinge cifar10-resnet20; do
     (cd "$d" && "$MPIEXEC" -np 2 "$MPICNN" train "$top_srcdir/jobs/$job.ini" --out "runs/$job" \
         --set train.epochs=1 --set data.validation=2 --set train.log_every=0) >"$d/log.$job" 2>&1
     rc=$?
