@@ -150,18 +150,28 @@ cnn_status_t cli_rundir_open(MPI_Comm comm, cli_run_args_t *r, const char *const
  * the recorded message is st's. */
 cnn_status_t cli_rundir_close(cli_rundir_t *rd, cnn_status_t st);
 
-/* Subcommands. argv[0] is the subcommand's name. */
-cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_train(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_sweep(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_eval(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_predict(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_pack(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_export(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_info(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_knn(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_filter(int argc, char **argv, MPI_Comm comm);
-cnn_status_t cli_plot(int argc, char **argv, MPI_Comm comm);
+/* The subcommands, the one list of them, in the order `mpicnn --help`
+ * gives: X(NAME, summary, collective), where collective 0 says that rank
+ * 0 does the work and the other ranks wait. Subcommand NAME is
+ * cnn_status_t cli_NAME(int argc, char **argv, MPI_Comm comm), argv[0]
+ * its name (src/cli/NAME.c). */
+#define CLI_COMMANDS(X)                                                                      \
+    X(train, "train a net from a config file", 1)                                            \
+    X(sweep, "grid search over [sweep] values on groups of ranks", 1)                        \
+    X(eval, "score a model on a test set", 1)                                                \
+    X(predict, "classify PNG or JPEG images, or IDX or CIFAR files, with a model", 1)        \
+    X(pack, "convert an image folder, IDX or CIFAR files into one HDF5 data file", 1)        \
+    X(export, "write a model as an ONNX model for ONNX Runtime", 0)                          \
+    X(info, "describe a model or data file", 0)                                              \
+    X(gradcheck, "check a config's gradients by finite differences", 0)                      \
+    X(op, "run one layer forward/backward on CSV files", 0)                                  \
+    X(knn, "k-nearest-neighbour baseline, or k-NN regions of 2-D points as a PNG", 1)        \
+    X(filter, "filter a PNG image with a kernel through the conv layer", 0)                  \
+    X(plot, "PNG pictures of a run: learning curves, filters, confusion, mistakes", 0)
+
+#define CLI_DECLARE(name, summary, collective)                                               \
+    cnn_status_t cli_##name(int argc, char **argv, MPI_Comm comm);
+CLI_COMMANDS(CLI_DECLARE)
+#undef CLI_DECLARE
 
 #endif

@@ -87,6 +87,39 @@ static double objective(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, in
     return f;
 }
 
+/* Direction k as a unit vector into dir (nv): k = 0 the analytic
+ * gradient ga itself, else uniform in [-1, 1) from (salt, k). Returns the
+ * directional derivative ga . dir, or NAN for a zero direction. */
+static double unit_direction(double *dir, const double *ga, size_t nv, long k, int salt)
+{
+    double norm = 0, an = 0;
+    for (size_t j = 0; j < nv; j++) {
+        dir[j] = k == 0 ? ga[j] : 2.0 * cnn_u01(cnn_hash4(99, (uint64_t)salt, (uint64_t)k, j)) - 1.0;
+        norm += dir[j] * dir[j];
+    }
+    if (norm == 0) return NAN;
+    norm = sqrt(norm);
+    for (size_t j = 0; j < nv; j++) an += ga[j] * (dir[j] /= norm);
+    return an;
+}
+
+/* Scores one direction from the objective at steps h, -h, h/2, -h/2 (f):
+ * a linear layer's central difference, a smooth one's Richardson
+ * extrapolation, against the analytic an; raises *worst and counts it, or
+ * counts a kink when the two step sizes disagree (by over 5% + `tiny`). */
+static void score_direction(const double f[4], double h, double an, int linear, double tiny,
+                            double *worst, int *checked, int *kinks)
+{
+    const double fd1 = (f[0] - f[1]) / (2 * h), fd2 = (f[2] - f[3]) / h;
+    if (!linear && fabs(fd1 - fd2) > 0.05 * fabs(fd2) + tiny) {
+        (*kinks)++;
+        return;
+    }
+    const double fd = linear ? fd1 : (4 * fd2 - fd1) / 3;
+    *worst = fmax(*worst, fabs(an - fd) / fmax(fmax(fabs(an), fabs(fd)), tiny));
+    (*checked)++;
+}
+
 /* Worst relative error of the directional derivatives of the objective
  * with respect to v (nv floats, the layer's params or its input x) against
  * the analytic gradient ga, over `ndir` directions. */
@@ -96,25 +129,14 @@ static double check_dirs(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, i
 {
     double worst = 0;
     float *keep = malloc(sizeof(float) * nv);
-    double *dir = malloc(sizeof(double) * nv);
-    if (!keep || !dir) {
-        free(keep);
-        free(dir);
-        return INFINITY;
+    double *dir = malloc(sizeof(double) * nv), *gad = malloc(sizeof(double) * nv);
+    if (keep && dir && gad) {
+        memcpy(keep, v, sizeof(float) * nv);
+        for (size_t j = 0; j < nv; j++) gad[j] = ga[j];
     }
-    memcpy(keep, v, sizeof(float) * nv);
-    for (long k = 0; k < ndir; k++) {
-        double norm = 0, an = 0;
-        for (size_t j = 0; j < nv; j++) {
-            dir[j] = k == 0 ? ga[j] : 2.0 * cnn_u01(cnn_hash4(99, (uint64_t)salt, (uint64_t)k, j)) - 1.0;
-            norm += dir[j] * dir[j];
-        }
-        if (norm == 0) continue;
-        norm = sqrt(norm);
-        for (size_t j = 0; j < nv; j++) {
-            dir[j] /= norm;
-            an += ga[j] * dir[j];
-        }
+    for (long k = 0; keep && dir && gad && k < ndir; k++) {
+        const double an = unit_direction(dir, gad, nv, k, salt);
+        if (isnan(an)) continue;
         /* smooth layers: each value moves by about 1e-3 */
         const double h = linear ? 1.0 : 1e-3 * sqrt((double)nv);
         const double hs[4] = {h, -h, h / 2, -h / 2};
@@ -124,18 +146,12 @@ static double check_dirs(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, i
             f[s] = objective(net, l, ctx, n, y, r);
         }
         memcpy(v, keep, sizeof(float) * nv);
-        const double fd1 = (f[0] - f[1]) / (2 * h), fd2 = (f[2] - f[3]) / h;
-        if (!linear && fabs(fd1 - fd2) > 0.05 * fabs(fd2) + 1e-6) {
-            (*kinks)++;
-            continue;
-        }
-        const double fd = linear ? fd1 : (4 * fd2 - fd1) / 3;
-        const double denom = fmax(fmax(fabs(an), fabs(fd)), 1e-6);
-        worst = fmax(worst, fabs(an - fd) / denom);
-        (*checked)++;
+        score_direction(f, h, an, linear, 1e-6, &worst, checked, kinks);
     }
+    if (!keep || !dir || !gad) worst = INFINITY;
     free(keep);
     free(dir);
+    free(gad);
     return worst;
 }
 
@@ -212,21 +228,10 @@ static double check_dirs64(const obj64_t *o, double *v, size_t nv, const double 
 {
     double worst = 0;
     double *keep = malloc(sizeof(double) * nv), *dir = malloc(sizeof(double) * nv);
-    if (!keep || !dir) {
-        free(keep);
-        free(dir);
-        return INFINITY;
-    }
-    memcpy(keep, v, sizeof(double) * nv);
-    for (long k = 0; k < ndir; k++) {
-        double norm = 0, an = 0;
-        for (size_t j = 0; j < nv; j++) {
-            dir[j] = k == 0 ? ga[j] : 2.0 * cnn_u01(cnn_hash4(99, (uint64_t)salt, (uint64_t)k, j)) - 1.0;
-            norm += dir[j] * dir[j];
-        }
-        if (norm == 0) continue;
-        norm = sqrt(norm);
-        for (size_t j = 0; j < nv; j++) an += ga[j] * (dir[j] /= norm);
+    if (keep && dir) memcpy(keep, v, sizeof(double) * nv);
+    for (long k = 0; keep && dir && k < ndir; k++) {
+        const double an = unit_direction(dir, ga, nv, k, salt);
+        if (isnan(an)) continue;
         const double h = linear ? 1.0 : 1e-4 * sqrt((double)nv);
         const double hs[4] = {h, -h, h / 2, -h / 2};
         double f[4];
@@ -235,15 +240,9 @@ static double check_dirs64(const obj64_t *o, double *v, size_t nv, const double 
             f[s] = objective64(o);
         }
         memcpy(v, keep, sizeof(double) * nv);
-        const double fd1 = (f[0] - f[1]) / (2 * h), fd2 = (f[2] - f[3]) / h;
-        if (!linear && fabs(fd1 - fd2) > 0.05 * fabs(fd2) + 1e-12) {
-            (*kinks)++;
-            continue;
-        }
-        const double fd = linear ? fd1 : (4 * fd2 - fd1) / 3;
-        worst = fmax(worst, fabs(an - fd) / fmax(fmax(fabs(an), fabs(fd)), 1e-12));
-        (*checked)++;
+        score_direction(f, h, an, linear, 1e-12, &worst, checked, kinks);
     }
+    if (!keep || !dir) worst = INFINITY;
     free(keep);
     free(dir);
     return worst;

@@ -13,20 +13,9 @@ typedef struct {
     int collective; /* 0: rank 0 does the work, other ranks wait */
 } command_t;
 
-static const command_t commands[] = {
-    {"train", cli_train, "train a net from a config file", 1},
-    {"sweep", cli_sweep, "grid search over [sweep] values on groups of ranks", 1},
-    {"eval", cli_eval, "score a model on a test set", 1},
-    {"predict", cli_predict, "classify PNG or JPEG images, or IDX or CIFAR files, with a model", 1},
-    {"pack", cli_pack, "convert an image folder, IDX or CIFAR files into one HDF5 data file", 1},
-    {"export", cli_export, "write a model as an ONNX model for ONNX Runtime", 0},
-    {"info", cli_info, "describe a model or data file", 0},
-    {"gradcheck", cli_gradcheck, "check a config's gradients by finite differences", 0},
-    {"op", cli_op, "run one layer forward/backward on CSV files", 0},
-    {"knn", cli_knn, "k-nearest-neighbour baseline, or k-NN regions of 2-D points as a PNG", 1},
-    {"filter", cli_filter, "filter a PNG image with a kernel through the conv layer", 0},
-    {"plot", cli_plot, "PNG pictures of a run: learning curves, filters, confusion, mistakes", 0},
-};
+#define CLI_ENTRY(name, summary, collective) {#name, cli_##name, summary, collective},
+static const command_t commands[] = {CLI_COMMANDS(CLI_ENTRY)};
+#undef CLI_ENTRY
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f)

@@ -75,20 +75,26 @@ cnn_status_t cnn_csv_parse64(const char *text, size_t len, const char *what,
     return CNN_OK;
 }
 
+/* The n doubles d as floats into a new *out; frees d either way. */
+static cnn_status_t narrow(double *d, size_t n, const char *what, float **out)
+{
+    float *v = malloc(n ? n * sizeof *v : 1);
+    if (!v) {
+        free(d);
+        return cnn_error_set(CNN_ENOMEM, "%s: out of memory", what);
+    }
+    for (size_t i = 0; i < n; i++) v[i] = (float)d[i];
+    free(d);
+    *out = v;
+    return CNN_OK;
+}
+
 cnn_status_t cnn_csv_parse(const char *text, size_t len, const char *what,
                            const char *name, float **out, size_t *n)
 {
     double *d;
     CNN_TRY(cnn_csv_parse64(text, len, what, name, &d, n));
-    float *v = malloc(*n ? *n * sizeof *v : 1);
-    if (!v) {
-        free(d);
-        return cnn_error_set(CNN_ENOMEM, "%s: out of memory", what);
-    }
-    for (size_t i = 0; i < *n; i++) v[i] = (float)d[i];
-    free(d);
-    *out = v;
-    return CNN_OK;
+    return narrow(d, *n, what, out);
 }
 
 /* The bytes of file `path` into a malloc'd *text of *tlen bytes. */
@@ -129,24 +135,21 @@ static cnn_status_t read_text(const char *path, const char *what, char **text, s
     return CNN_OK;
 }
 
-cnn_status_t cnn_csv_read(const char *path, const char *what, float **out, size_t *n)
-{
-    char *buf;
-    size_t len;
-    CNN_TRY(read_text(path, what, &buf, &len));
-    cnn_status_t st = cnn_csv_parse(buf, len, what, path, out, n);
-    free(buf);
-    return st;
-}
-
 cnn_status_t cnn_csv_read64(const char *path, const char *what, double **out, size_t *n)
 {
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     CNN_TRY(read_text(path, what, &buf, &len));
     cnn_status_t st = cnn_csv_parse64(buf, len, what, path, out, n);
     free(buf);
     return st;
+}
+
+cnn_status_t cnn_csv_read(const char *path, const char *what, float **out, size_t *n)
+{
+    double *d;
+    CNN_TRY(cnn_csv_read64(path, what, &d, n));
+    return narrow(d, *n, what, out);
 }
 
 cnn_status_t cnn_csv_write(const char *path, const float *v, size_t n)
