@@ -466,12 +466,14 @@ static void test_points_plot(void **state)
     double *rxy;
     int32_t *rlab;
     size_t n;
-    assert_int_equal(cnn_knn_points_read(path("pts.csv"), &rxy, &rlab, &n), CNN_OK);
+    cnn_knn_classes_t cl;
+    assert_int_equal(cnn_knn_points_read(path("pts.csv"), &rxy, &rlab, &n, &cl), CNN_OK);
     assert_int_equal(n, N);
     for (int i = 0; i < N; i++) {
         assert_true(fabs(rxy[2 * i] - xy[2 * i]) < 1e-5);
-        assert_int_equal(rlab[i], lab[i]);
+        assert_int_equal(rlab[i], lab[i]); /* integer labels keep their number */
     }
+    assert_in_range(cl.n, 1, 5);
 
     /* regions alone: the pixel of each point has its class's light colour */
     cnn_knn_view_t v = cnn_knn_view(rxy, n, S);
@@ -525,11 +527,11 @@ static void test_points_plot(void **state)
 
     /* errors */
     f = fopen(path("bad.csv"), "w");
-    fprintf(f, "0,0,1\n1,1,12\n");
+    fprintf(f, "0,0,1\n1,1,a-label-of-thirty-two-characters\n");
     fclose(f);
     rc = run(out, sizeof out, err, sizeof err, "--points bad.csv --k 1 --plot p.png");
     assert_int_equal(rc, CNN_EXIT_DATA);
-    assert_non_null(strstr(err, "bad.csv"));
+    assert_non_null(strstr(err, "bad.csv: line 2"));
     assert_non_null(strstr(err, "label"));
     f = fopen(path("odd.csv"), "w");
     fprintf(f, "0,0,1\n1,1\n");
@@ -555,6 +557,93 @@ static void test_points_plot(void **state)
     free(pred);
 }
 
+/* Writes text to file `name` of the test directory. */
+static void put(const char *name, const char *text)
+{
+    FILE *f = fopen(path(name), "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* string labels: classes in order of first appearance, printed with
+ * their labels; the plot is the one of those class indices */
+static void test_points_labels(void **state)
+{
+    put("iris.csv", "# sepal length, width\n"
+                    "x;y;species\n"
+                    "5.1;3.5;Iris setosa\n"
+                    "7.0;3.2;versicolor\n"
+                    "4.9 ; 3.0 ; Iris setosa\n"
+                    "6.3;3.3;virginica # a comment\n"
+                    "\n"
+                    "6.4;3.2;versicolor\r\n");
+    double *xy;
+    int32_t *lab;
+    size_t n;
+    cnn_knn_classes_t cl;
+    assert_int_equal(cnn_knn_points_read(path("iris.csv"), &xy, &lab, &n, &cl), CNN_OK);
+    assert_int_equal(n, 5);
+    const int32_t want[5] = {0, 1, 0, 2, 1};
+    for (int i = 0; i < 5; i++) assert_int_equal(lab[i], want[i]);
+    assert_int_equal(cl.n, 3);
+    assert_string_equal(cl.names[0], "Iris setosa");
+    assert_string_equal(cl.names[1], "versicolor");
+    assert_string_equal(cl.names[2], "virginica");
+    /* coordinates are rounded to float, as every CSV number */
+    if (!(xy[4] == (double)4.9f && xy[5] == (double)3.0f)) fail_msg("%.17g %.17g", xy[4], xy[5]);
+    /* space separated, numbers that are not 0..9 are strings too */
+    put("sp.csv", "0 0 12\n1 1 cat\n2 2 12\n");
+    free(xy);
+    free(lab);
+    assert_int_equal(cnn_knn_points_read(path("sp.csv"), &xy, &lab, &n, NULL), CNN_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(lab[0], 0);
+    assert_int_equal(lab[1], 1);
+    assert_int_equal(lab[2], 0);
+
+    char out[4096], err[2048];
+    int rc = run(out, sizeof out, err, sizeof err, "--points iris.csv --k 1 --plot iris.png --size 64");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(out, "class 0 blue   Iris setosa: 2 points"));
+    assert_non_null(strstr(out, "class 1 orange versicolor: 2 points"));
+    assert_non_null(strstr(out, "class 2 green  virginica: 1 point\n"));
+    cnn_image_t img;
+    assert_int_equal(cnn_png_read(path("iris.png"), &img), CNN_OK);
+    free(xy);
+    free(lab);
+    assert_int_equal(cnn_knn_points_read(path("iris.csv"), &xy, &lab, &n, NULL), CNN_OK);
+    uint8_t *rgb = malloc(64 * 64 * 3);
+    const cnn_knn_view_t v = cnn_knn_view(xy, n, 64);
+    assert_int_equal(cnn_knn_render(xy, lab, n, 1, &v, 1, rgb), CNN_OK);
+    assert_memory_equal(img.pixels, rgb, 64 * 64 * 3);
+    cnn_image_free(&img);
+    free(rgb);
+    free(xy);
+    free(lab);
+
+    /* errors name the file and the line */
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"0,0,a\n1,1\n", "line 2: has 2 fields"},
+        {"0,0,a\n1,1,b,c\n", "line 2: has more than 3 fields"},
+        {"0,0,a\n\n1,1,\n", "line 3: label '' must have 1 to 31"},
+        {"0,0,a\n1,z,b\n", "line 2: 'z' is not a finite number"},
+        {"0 0 a\n1 1 two words\n", "line 2: has more than 3 fields"},
+        {"0,0,a\n0,0,b\n0,0,c\n0,0,d\n0,0,e\n0,0,f\n0,0,g\n0,0,h\n0,0,i\n0,0,j\n0,0,a\n"
+         "0,0,k\n", "line 12: label 11 of a kind; at most 10"},
+        {"x,y,label\n", "no points"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put("bad.csv", bad[i].text);
+        rc = run(out, sizeof out, err, sizeof err, "--points bad.csv --k 1 --plot p.png");
+        assert_int_equal(rc, CNN_EXIT_DATA);
+        if (!strstr(err, "bad.csv") || !strstr(err, bad[i].want))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     size_t nenv = 0;
@@ -569,7 +658,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_vote),           cmocka_unit_test(test_small_sets),
         cmocka_unit_test(test_k_above_n),      cmocka_unit_test(test_self),
         cmocka_unit_test(test_program),        cmocka_unit_test(test_points_predict),
-        cmocka_unit_test(test_points_plot),
+        cmocka_unit_test(test_points_plot),    cmocka_unit_test(test_points_labels),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     MPI_Finalize();

@@ -364,6 +364,134 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "--labels"));
 }
 
+/* the flags left out take the config's defaults: conv stride 1, pad 0
+ * and no bias; a pool's stride is its window; the output's shape is
+ * printed on stderr */
+static void test_defaults(void **state)
+{
+    cnn_layer_spec_t s = {.name = "conv", .type = "conv", .filters = 2, .kh = 3, .kw = 2,
+                          .stride = 1, .pad = 0};
+    cnn_shape_t in = {2, 3, 4, 5}, out = {2, 2, 2, 4};
+    double x[120], p[38] = {0}, y[32], dout[32], gx[120], gp[38];
+    fill(x, 120, 31);
+    fill(p, 36, 32); /* the bias p[36..37] stays 0 */
+    fill(dout, 32, 33);
+    save("x", x, 120);
+    save("w", p, 36);
+    save("dout", dout, 32);
+    char err[1024];
+    int rc = run(err, sizeof err, "conv --x x --x-shape 2,3,4,5 --w w --w-shape 2,3,3,2 "
+                                  "--out out --dout dout --dx dx --dw dw");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "op conv: output (2,2,2,4)"));
+    naive_forward(&s, in, out, x, p, NULL, NULL, 1, y);
+    naive_grad(&s, in, out, x, p, NULL, NULL, 1, dout, 0, 120, gx);
+    naive_grad(&s, in, out, x, p, NULL, NULL, 1, dout, 1, 38, gp);
+    float *o = load("out", 32), *dx = load("dx", 120), *dw = load("dw", 36);
+    TU_ASSERT_CLOSE("op conv defaults out", o, y, 32, 1e-7, 1e-5);
+    TU_ASSERT_CLOSE("op conv defaults dx", dx, gx, 120, 1e-6, 1e-5);
+    TU_ASSERT_CLOSE("op conv defaults dw", dw, gp, 36, 1e-6, 1e-5);
+    free(o); free(dx); free(dw);
+    /* the same in double */
+    rc = run(err, sizeof err, "conv --x x --x-shape 2,3,4,5 --w w --w-shape 2,3,3,2 "
+                              "--out out --dtype f64");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "op conv: output (2,2,2,4)"));
+    o = load("out", 32);
+    TU_ASSERT_CLOSE("op conv f64 defaults out", o, y, 32, 1e-7, 1e-5);
+    free(o);
+    /* a gradient of the bias needs one */
+    assert_int_equal(run(err, sizeof err, "conv --x x --x-shape 2,3,4,5 --w w --w-shape 2,3,3,2 "
+                                          "--out out --dout dout --db nodb"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "--db needs --b"));
+    assert_int_equal(access(path("nodb"), F_OK), -1);
+
+    /* maxpool's stride is its window's height */
+    cnn_layer_spec_t mp = {.name = "m", .type = "maxpool", .kh = 2, .kw = 2, .stride = 2};
+    check_simple("maxpool", "--x-shape 1,2,4,6 --size 2", mp, (cnn_shape_t){1, 2, 4, 6},
+                 (cnn_shape_t){1, 2, 2, 3});
+    /* flat shapes print as given */
+    save("x", x, 12);
+    rc = run(err, sizeof err, "relu --x x --x-shape 3,4 --out out");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "op relu: output (3,4)"));
+    double lab[3] = {0, 1, 3};
+    save("lab", lab, 3);
+    rc = run(err, sizeof err, "hinge --x x --x-shape 3,4 --labels lab --out out");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "op hinge: output (1)"));
+}
+
+/* dense --w-layout out,in: W and dW as (M,D), PyTorch's order; no --b */
+static void test_dense_layout(void **state)
+{
+    const int N = 2, D = 3, M = 4;
+    double x[6], p[16] = {0}, y[8], dout[8], gx[6], gp[16];
+    fill(x, 6, 41);
+    fill(p, 12, 42); /* (M,D), bias 0 */
+    fill(dout, 8, 43);
+    save("x", x, 6);
+    save("w", p, 12);
+    save("dout", dout, 8);
+    char err[1024];
+    int rc = run(err, sizeof err, "dense --x x --x-shape 2,3 --w w --w-shape 4,3 "
+                                  "--w-layout out,in --out out --dout dout --dx dx --dw dw");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "op dense: output (2,4)"));
+    cnn_layer_spec_t s = {.name = "fc", .type = "dense", .filters = M};
+    cnn_shape_t in = {N, D, 1, 1}, out = {N, M, 1, 1};
+    naive_forward(&s, in, out, x, p, NULL, NULL, 1, y);
+    naive_grad(&s, in, out, x, p, NULL, NULL, 1, dout, 0, 6, gx);
+    naive_grad(&s, in, out, x, p, NULL, NULL, 1, dout, 1, 16, gp);
+    float *o = load("out", 8), *dx = load("dx", 6), *dw = load("dw", 12);
+    TU_ASSERT_CLOSE("op dense out,in out", o, y, 8, 1e-7, 1e-5);
+    TU_ASSERT_CLOSE("op dense out,in dx", dx, gx, 6, 1e-6, 1e-5);
+    TU_ASSERT_CLOSE("op dense out,in dw", dw, gp, 12, 1e-6, 1e-5);
+    free(o); free(dx); free(dw);
+    /* f64: the same file order */
+    rc = run(err, sizeof err, "dense --x x --x-shape 2,3 --w w --w-shape 4,3 "
+                              "--w-layout out,in --out out --dout dout --dw dw --dtype f64");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+    dw = load("dw", 12);
+    TU_ASSERT_CLOSE("op dense out,in f64 dw", dw, gp, 12, 1e-6, 1e-5);
+    free(dw);
+    /* in,out is the default, named */
+    rc = run(err, sizeof err, "dense --x x --x-shape 2,3 --w w --w-shape 3,4 --w-layout in,out "
+                              "--out out");
+    if (rc != 0) fail_msg("exit %d: %s", rc, err);
+
+    /* errors: the shape in the other order, a bad value, another type */
+    assert_int_equal(run(err, sizeof err, "dense --x x --x-shape 2,3 --w w --w-shape 3,4 "
+                                          "--w-layout out,in --out out"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "must be M,D with D = 3"));
+    assert_int_equal(run(err, sizeof err, "dense --x x --x-shape 2,3 --w w --w-shape 3,4 "
+                                          "--w-layout M,D --out out"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "'M,D' must be in,out or out,in"));
+    assert_int_equal(run(err, sizeof err, "conv --x x --x-shape 1,1,2,3 --w w --w-shape 1,1,1,1 "
+                                          "--w-layout out,in --out out"), CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "--w-layout: op conv has no such flag (dense takes it)"));
+    assert_int_equal(run(err, sizeof err, "relu --x x --x-shape 6 --w-layout in,out --out out"),
+                     CNN_EXIT_USAGE);
+    assert_non_null(strstr(err, "--w-layout"));
+}
+
+/* --help names the layouts */
+static void test_help(void **state)
+{
+    char cmd[512], out[8192];
+    snprintf(cmd, sizeof cmd, "%s op --help", prog);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(out, 1, sizeof out - 1, f);
+    out[got] = '\0';
+    assert_int_equal(pclose(f), 0);
+    static const char *const want[] = {"(N,C,H,W)", "(K,C,KH,KW)", "on each side",
+                                       "--w-layout out,in as (M,D)", "(D,M)",
+                                       "one value per channel, (C)", "no bias"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i])) fail_msg("op --help lacks '%s':\n%s", want[i], out);
+}
+
 /* ---- --dtype f64 ----------------------------------------------------- */
 
 static double *load64(const char *name, size_t want)
@@ -530,6 +658,8 @@ int main(void)
         cmocka_unit_test(test_batchnorm_dropout),
         cmocka_unit_test(test_losses),     cmocka_unit_test(test_errors),
         cmocka_unit_test(test_conv_f64),   cmocka_unit_test(test_dense_loss_f64),
+        cmocka_unit_test(test_defaults),   cmocka_unit_test(test_dense_layout),
+        cmocka_unit_test(test_help),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

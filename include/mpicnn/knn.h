@@ -21,8 +21,9 @@
  * Rank 0 gathers each rank's k candidates per test image (MPI_Gather of
  * fixed-size arrays), keeps the k best and votes.
  *
- * Points (the decision-region plot): 2-D points with labels 0..9, the same
- * neighbour order and vote, in double precision. */
+ * Points (the decision-region plot): 2-D points with up to 10 classes
+ * named by short string labels, the same neighbour order and vote (on
+ * the class indices), in double precision. */
 #ifndef MPICNN_KNN_H
 #define MPICNN_KNN_H
 
@@ -34,7 +35,8 @@
 #include "mpicnn/status.h"
 
 #define CNN_KNN_MAX_K 1000
-#define CNN_KNN_POINT_CLASSES 10 /* labels 0..9 in points mode (palette) */
+#define CNN_KNN_POINT_CLASSES 10 /* classes in points mode (palette) */
+#define CNN_KNN_LABEL_MAX 31     /* characters of a points-mode label */
 #define CNN_KNN_MAX_PLOT 4096    /* largest plot side in pixels */
 
 /* One neighbour. An empty slot (fewer than k training samples) has
@@ -82,15 +84,32 @@ void cnn_knn_plan(size_t ntrain, size_t ntest, size_t dim, int k, int rank, int 
 
 /* ---- points mode ----------------------------------------------------- */
 
-/* Reads a CSV of rows "x,y,label" (comma or space separated; an optional
- * first line with letters, such as "x,y,label", is a header and skipped;
- * '#' starts a comment). labels must be integers in 0..9. On success *xy
- * (n, 2) and *labels (n) are malloc'd and owned by the caller. Errors
- * (naming the file, and the row for a bad label): CNN_EDATA for a missing
- * file, a non-number, a count that is not a multiple of 3, no rows, or a
- * bad label; CNN_ENOMEM. On failure both pointers are NULL. */
+/* The classes of a points file: class i is named names[i], the label as
+ * first written in the file ("" for an index no point has). */
+typedef struct {
+    int n; /* 1..CNN_KNN_POINT_CLASSES */
+    char names[CNN_KNN_POINT_CLASSES][CNN_KNN_LABEL_MAX + 1];
+} cnn_knn_classes_t;
+
+/* Reads a CSV of one point a line, "x,y,label": fields separated by
+ * commas or semicolons, or, on a line with neither, by spaces or tabs;
+ * an optional first line whose first field is not a number, such as
+ * "x,y,label", is a header and skipped; '#' starts a comment. x and y are
+ * numbers (read as floats, as `mpicnn op` reads numbers); a label is any
+ * string of 1 to CNN_KNN_LABEL_MAX characters without a comma, semicolon
+ * or '#' (and without spaces when spaces separate the fields), taken as
+ * written after trimming. Labels name the classes: if every label is an
+ * integer in 0..9 (such as "3"), class = that integer; otherwise the
+ * distinct labels are classes 0, 1, ... in order of first appearance, at
+ * most CNN_KNN_POINT_CLASSES of them. On success *xy (n, 2) and *labels
+ * (n, class indices) are malloc'd and owned by the caller, and *classes
+ * (if not NULL) names the classes. Errors (naming the file, and the line
+ * for a bad row): CNN_EDATA for a missing file, a non-number, a row
+ * without exactly three fields, a bad label, more than
+ * CNN_KNN_POINT_CLASSES labels, or no rows; CNN_ENOMEM. On failure both
+ * pointers are NULL. */
 cnn_status_t cnn_knn_points_read(const char *path, double **xy, int32_t **labels,
-                                 size_t *n);
+                                 size_t *n, cnn_knn_classes_t *classes);
 
 /* Predicts the labels (nq) of the query points q (nq, 2) from the n points
  * xy (n, 2) with labels (n), brute force with OpenMP. Errors: CNN_EUSAGE
@@ -121,6 +140,10 @@ void cnn_knn_view_pixel(const cnn_knn_view_t *v, double x, double y, int *row, i
 /* Class colour: the strong one for points (strong = 1) or the light one
  * for regions (strong = 0), into rgb[3]. cls in 0..9 (Tableau 10). */
 void cnn_knn_palette(int cls, int strong, uint8_t rgb[3]);
+
+/* The name of class cls's colour ("blue", ...), or "white" outside 0..9.
+ * Static. */
+const char *cnn_knn_palette_name(int cls);
 
 /* Renders the decision regions of the k-NN classifier of the points into
  * rgb (size, size, 3) of view v: each pixel in the light colour of the

@@ -156,7 +156,10 @@ typedef struct {
      * "=KEY": the (first) value of key KEY of the same layer, e.g. a
      * pool's stride is "=size", the window's height. */
     const char *def;
-    int op_flag;          /* 1: `mpicnn op` requires it as --NAME */
+    /* 1: `mpicnn op` requires it as --NAME; 0: --NAME is optional and
+     * the key otherwise takes its default (a key with a default should be
+     * 0, so that op and the config agree on what may be left out) */
+    int op_flag;
     const char *const *choices; /* CNN_LKEY_ENUM: the values, NULL-terminated */
 } cnn_layer_key_t;
 
@@ -178,13 +181,18 @@ typedef struct {
     int transposed;        /* op: the file holds the 2-D tensor transposed */
     const char *note;      /* op: what ties its size to --x-shape, in
                               messages ("the channels of"), or NULL */
+    /* op: 1 if the file flag may be left out: the tensor is then zero
+     * (a conv's or dense's bias: a layer without bias, as bias=False in
+     * PyTorch), and its grad_flag is refused (there is no such tensor) */
+    int optional;
 } cnn_tensor_desc_t;
 
 /* How `mpicnn op TYPE` builds its one-layer net from flags. Besides these,
  * op reads --x (shaped by --x-shape), the tensors' flags, the keys marked
- * op_flag (e.g. --stride), and writes --out (and --dx and the gradient
- * flags when --dout is given). Keys that neither a flag nor the shape
- * flag sets take their default. */
+ * op_flag (required) and the other keys' optional --NAME flags (e.g.
+ * --stride), and writes --out (and --dx and the gradient flags when
+ * --dout is given). Keys that neither a flag nor the shape flag sets take
+ * their default. */
 typedef struct {
     const char *usage;      /* the flags, for op's help text */
     const char *x_dims;     /* names of the dims --x-shape must have
@@ -200,6 +208,13 @@ typedef struct {
     const char *shape_keys[4];
     int mode;               /* 1: takes --mode train|test (else: train) */
     int seed;               /* 1: takes --seed K, the run seed */
+    /* Optional, for a 2-D shape flag: a flag choosing the order of the
+     * first tensor's file ("--w-layout"), and its two values, e.g.
+     * {"in,out", "out,in"}: layouts[0] (the default) is the order
+     * shape_dims names; layouts[1] the reverse, for the shape flag, the
+     * tensor's file and its gradient's file alike. NULL: no such flag. */
+    const char *layout_flag;
+    const char *layouts[2];
 } cnn_layer_cli_t;
 
 /* How a finite-difference gradient check treats a type (cli gradcheck). */

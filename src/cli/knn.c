@@ -25,9 +25,14 @@ static const char knn_usage[] =
     "  and a per-class table. --limit-* keep the first N images.\n"
     "  --format idx (the default) reads IDX files, raw or gzip; cifar100 uses the\n"
     "  100 fine labels, or the 20 superclasses with --coarse.\n"
-    "  Points mode reads rows x,y,label (labels 0..9, optional header line) and\n"
+    "  Points mode reads one point a line, x,y,label (optional header line;\n"
+    "  fields split at commas, or at spaces on a line without commas) and\n"
     "  draws the k-NN decision regions over the points' bounding box (plus a\n"
-    "  margin) with the points on top, as a SIZE x SIZE RGB PNG.\n"
+    "  margin) with the points on top, as a SIZE x SIZE RGB PNG. A label is\n"
+    "  any string of 1 to 31 characters without ',', ';' or '#'; at most 10\n"
+    "  distinct labels, each a class and a colour, in order of first\n"
+    "  appearance (labels that are all integers 0..9 keep their number as\n"
+    "  class). Prints each class's label, colour and number of points.\n"
     "  Data mode takes --max-memory MB: refuse (exit 8) before the search when\n"
     "  the data sets and the search's buffers need more than MB per rank;\n"
     "  default 80% of the node's limit (cgroup, MemAvailable, Slurm) over the\n"
@@ -101,6 +106,18 @@ done:
     return st;
 }
 
+/* One line per class of the points: its index, colour, label and count. */
+static void print_classes(const cnn_knn_classes_t *cl, const int32_t *labels, size_t n)
+{
+    for (int c = 0; c < cl->n; c++) {
+        size_t cnt = 0;
+        for (size_t i = 0; i < n; i++) cnt += labels[i] == c;
+        if (cnt)
+            printf("  class %d %-6s %s: %zu point%s\n", c, cnn_knn_palette_name(c),
+                   cl->names[c], cnt, cnt == 1 ? "" : "s");
+    }
+}
+
 static cnn_status_t knn_points(cli_args_t *a, int k)
 {
     const char *pts, *plot, *s = cli_get(a, "--size");
@@ -108,18 +125,21 @@ static cnn_status_t knn_points(cli_args_t *a, int k)
     double *xy = NULL;
     int32_t *labels = NULL;
     size_t n = 0;
+    cnn_knn_classes_t classes;
     cnn_status_t st;
     CNN_TRY(cli_need(a, "--points", &pts));
     CNN_TRY(cli_need(a, "--plot", &plot));
     if (s) CNN_TRY(cli_int("--size", s, 16, CNN_KNN_MAX_PLOT, &size));
     CNN_TRY(cli_check_unused(a));
-    CNN_TRY(cnn_knn_points_read(pts, &xy, &labels, &n));
+    CNN_TRY(cnn_knn_points_read(pts, &xy, &labels, &n, &classes));
     if ((size_t)k > n) {
         st = cnn_error_set(CNN_EUSAGE, "--k %d: only %zu points in %s", k, n, pts);
         goto done;
     }
     st = cnn_knn_plot(plot, xy, labels, n, k, (int)size);
-    if (st == CNN_OK) printf("knn: %zu points, k = %d: wrote %s (%ld x %ld)\n", n, k, plot, size, size);
+    if (st != CNN_OK) goto done;
+    printf("knn: %zu points, k = %d: wrote %s (%ld x %ld)\n", n, k, plot, size, size);
+    print_classes(&classes, labels, n);
 done:
     free(xy);
     free(labels);

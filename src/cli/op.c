@@ -2,8 +2,11 @@
  * CSV files, through the same layer code the trainer uses. What a layer
  * type takes comes from its ops table (layer.h): its cli descriptor (the
  * --x-shape rule, a shape flag such as --w-shape, --mode, --seed), its
- * keys marked op_flag (--stride, ...) and its tensors' flags (--w, --dw,
- * ...). The losses softmax-ce and hinge are handled here. With
+ * keys (--stride, ...: required if marked op_flag, else optional with the
+ * key's default), its tensors' flags (--w, --dw, ...; an optional tensor
+ * such as a bias is zero when its flag is left out) and its layout flag
+ * (dense's --w-layout). The losses softmax-ce and hinge are handled here.
+ * On success the output's shape is printed on stderr. With
  * --dtype f64 the layer runs in double, through its reference and
  * reference_backward (the double net of net64.h), and numbers are
  * written with 17 significant digits. */
@@ -22,8 +25,16 @@
 static const char op_usage_losses[] =
     "  softmax-ce --x F --x-shape N,K --labels F --out F [--dx F]\n"
     "  hinge      --x F --x-shape N,K --labels F --out F [--dx F]\n"
+    "             --labels (N) class indices in 0..K-1; --out the mean loss (1)\n"
     "Arrays are C-order numbers separated by commas, spaces or newlines;\n"
     "outputs have one value per line with 9 significant digits.\n"
+    "Layouts: --x, --dx and the outputs are NCHW, (N,C,H,W); a shape with\n"
+    "fewer dims is (N,D) or (N,C,H), read as (N,D,1,1) or (N,C,H,1), as\n"
+    "the layers see it. Each tensor file holds its tensor in the layout its\n"
+    "layer names above; batchnorm's --gamma, --beta, --mean, --var and their\n"
+    "gradients hold one value per channel, (C). Gradient files have the\n"
+    "layout of their tensor. On success the output's shape is printed on\n"
+    "stderr, e.g. \"op conv: output (2,4,5,5)\".\n"
     "--dtype f64 (any op): computes in double precision from each layer's\n"
     "double reference, forward and backward, and writes 17 significant digits.\n";
 
@@ -35,6 +46,8 @@ typedef struct {
     cnn_layer_spec_t spec;
     cnn_shape_t in;             /* from --x-shape */
     char xdesc[64];             /* --x-shape as "(N,...)", for messages */
+    int xnd;                    /* the number of dims --x-shape gave */
+    int layout;                 /* index in cli->layouts; 0 by default */
     int train;                  /* --mode, else 1 */
     int f64;                    /* --dtype f64 */
     uint64_t seed;              /* --seed, else 0 */
@@ -125,6 +138,18 @@ static void sizes_str(const size_t *d, int nd, char *buf, size_t len)
     dims_str(di, nd, buf, len);
 }
 
+/* "op TYPE: output (N,...)" on stderr: the output's dims, as many as
+ * --x-shape gave (at least 2) where the trailing ones are 1. */
+static void print_output(const char *type, cnn_shape_t out, int xnd)
+{
+    const int d[4] = {out.n, out.c, out.h, out.w}, least = xnd > 2 ? xnd : 2;
+    int nd = 4;
+    char buf[64];
+    while (nd > least && d[nd - 1] == 1) nd--;
+    dims_str(d, nd, buf, sizeof buf);
+    fprintf(stderr, "op %s: output %s\n", type, buf);
+}
+
 /* The number of dims named in "A,B,C". */
 static int count_dims(const char *names)
 {
@@ -188,7 +213,8 @@ static cnn_status_t op_loss64(cli_args_t *a, int hinge, const int *d, const char
     (void)cli_get(a, "--dx"); /* the one optional flag */
     if ((st = cli_check_unused(a)) != CNN_OK) goto done;
     if ((st = cnn_csv_write64(out, &mean, 1)) != CNN_OK) goto done;
-    st = write_opt64(a, "--dx", dx, prod(d, 2));
+    if ((st = write_opt64(a, "--dx", dx, prod(d, 2))) == CNN_OK)
+        fprintf(stderr, "op %s: output (1)\n", hinge ? "hinge" : "softmax-ce");
 done:
     free(x);
     free(dx);
@@ -234,7 +260,8 @@ static cnn_status_t op_loss(cli_args_t *a, const cnn_loss_t *loss, int f64)
     (void)cli_get(a, "--dx"); /* the one optional flag */
     if ((st = cli_check_unused(a)) != CNN_OK) goto done;
     if ((st = cnn_csv_write(out, &mean, 1)) != CNN_OK) goto done;
-    st = write_opt(a, "--dx", dx, prod(d, 2));
+    if ((st = write_opt(a, "--dx", dx, prod(d, 2))) == CNN_OK)
+        fprintf(stderr, "op %s: output (1)\n", loss == &cnn_loss_hinge ? "hinge" : "softmax-ce");
 done:
     free(x);
     free(lab);
@@ -255,6 +282,7 @@ static cnn_status_t op_x_shape(op_t *o)
     if (want && nd != want)
         return cnn_error_set(CNN_EUSAGE, "--x-shape: '%s' must be %s", s, o->cli->x_dims);
     dims_str(d, nd, o->xdesc, sizeof o->xdesc);
+    o->xnd = nd;
     if (nd == 4) o->in = (cnn_shape_t){d[0], d[1], d[2], d[3]};
     else if (nd == 3) o->in = (cnn_shape_t){d[0], d[1], d[2], 1};
     else o->in = (cnn_shape_t){d[0], nd == 2 ? d[1] : 1, 1, 1};
@@ -275,28 +303,77 @@ static cnn_status_t set_shape_key(op_t *o, const char *name, int v)
     return CNN_OK;
 }
 
+/* The layout flag (--w-layout), for the types that take it: o->layout
+ * is the index of its value in cli->layouts. Another type refuses it. */
+static cnn_status_t op_layout(op_t *o)
+{
+    const cnn_layer_cli_t *c = o->cli;
+    for (const cnn_layer_ops_t *const *t = cnn_layer_all(); *t; t++) {
+        const char *f = (*t)->cli ? (*t)->cli->layout_flag : NULL;
+        if (f && (!c->layout_flag || strcmp(f, c->layout_flag)) && cli_get(o->a, f))
+            return cnn_error_set(CNN_EUSAGE, "%s: op %s has no such flag (%s takes it)", f,
+                                 o->ops->type, (*t)->type);
+    }
+    const char *s;
+    if (!c->layout_flag || !(s = cli_get(o->a, c->layout_flag))) return CNN_OK;
+    for (o->layout = 0; o->layout < 2; o->layout++)
+        if (!strcmp(s, c->layouts[o->layout])) return CNN_OK;
+    return cnn_error_set(CNN_EUSAGE, "%s: '%s' must be %s or %s", c->layout_flag, s,
+                         c->layouts[0], c->layouts[1]);
+}
+
+/* The names "A,B" of a 2-D shape flag's dims in the order of o->layout
+ * ("B,A" for layouts[1]), into buf. */
+static const char *shape_names(const op_t *o, char *buf, size_t len)
+{
+    const char *n = o->cli->shape_dims, *comma = strchr(n, ',');
+    if (!o->layout || !comma) return n;
+    snprintf(buf, len, "%s,%.*s", comma + 1, (int)(comma - n), n);
+    return buf;
+}
+
 /* The shape flag (--w-shape): the first tensor's file dims, one of them
- * the input's channels; the others set keys (filters, kernel, units). */
+ * the input's channels; the others set keys (filters, kernel, units).
+ * With the reversed layout the dims come in reverse order. */
 static cnn_status_t op_shape_flag(op_t *o)
 {
     const cnn_layer_cli_t *c = o->cli;
     if (!c->shape_flag) return CNN_OK;
     const char *s;
     int d[4], nd;
-    char wdesc[64];
+    char wdesc[64], nbuf[64];
     const int want = count_dims(c->shape_dims);
     CNN_TRY(cli_need(o->a, c->shape_flag, &s));
     CNN_TRY(cli_dims(c->shape_flag, s, want, d, &nd));
     dims_str(d, nd, wdesc, sizeof wdesc);
+    if (o->layout && nd == 2) { /* back to the order of shape_dims */
+        const int t = d[0];
+        d[0] = d[1];
+        d[1] = t;
+    }
     if (nd != want || d[c->shape_in] != o->in.c) {
-        const char *name = c->shape_dims; /* the name of dim shape_in */
-        for (int i = 0; i < c->shape_in; i++) name = strchr(name, ',') + 1;
+        const char *names = shape_names(o, nbuf, sizeof nbuf), *name = names;
+        const int at = o->layout ? want - 1 - c->shape_in : c->shape_in;
+        for (int i = 0; i < at; i++) name = strchr(name, ',') + 1;
         return cnn_error_set(CNN_EUSAGE, "%s: %s must be %s with %.*s = %d (%s --x-shape %s)",
-                             c->shape_flag, wdesc, c->shape_dims, (int)strcspn(name, ","),
-                             name, o->in.c, c->shape_in_why, o->xdesc);
+                             c->shape_flag, wdesc, names, (int)strcspn(name, ","), name,
+                             o->in.c, c->shape_in_why, o->xdesc);
     }
     for (int i = 0; i < nd; i++)
         if (c->shape_keys[i]) CNN_TRY(set_shape_key(o, c->shape_keys[i], d[i]));
+    return CNN_OK;
+}
+
+/* An optional tensor (a bias) left out has no gradient to write. */
+static cnn_status_t op_check_optional(const op_t *o)
+{
+    for (int i = 0; i < o->ops->ntensors; i++) {
+        const cnn_tensor_desc_t *d = &o->ops->tensors[i];
+        if (d->optional && d->grad_flag && !cli_get(o->a, d->flag) && cli_get(o->a, d->grad_flag))
+            return cnn_error_set(CNN_EUSAGE,
+                                 "%s needs %s: without %s the layer has no %s to differentiate",
+                                 d->grad_flag, d->flag, d->flag, d->name);
+    }
     return CNN_OK;
 }
 
@@ -383,14 +460,24 @@ static cnn_status_t op_spec(op_t *o)
     snprintf(o->spec.name, sizeof o->spec.name, "%s", o->ops->type);
     snprintf(o->spec.type, sizeof o->spec.type, "%s", o->ops->type);
     CNN_TRY(op_x_shape(o));
+    CNN_TRY(op_layout(o));
     CNN_TRY(op_shape_flag(o));
     CNN_TRY(op_mode(o));
     for (int j = 0; j < o->ops->nkeys; j++)
         if (!(o->set & (1u << j))) CNN_TRY(op_key_flag(o, &o->ops->keys[j]));
     CNN_TRY(op_seed(o));
+    CNN_TRY(op_check_optional(o));
     for (int j = 0; j < o->ops->nkeys; j++)
         if (!(o->set & (1u << j))) CNN_TRY(cnn_config_layer_default(&o->spec, &o->ops->keys[j]));
     return CNN_OK;
+}
+
+/* 1 if the file of tensor t holds it transposed: as its table says, the
+ * other way round for the first tensor under the reversed layout. */
+static int file_transposed(const op_t *o, const cnn_layer_tensor_t *t)
+{
+    const int flip = o->layout && t->desc == &o->ops->tensors[0];
+    return t->ndims == 2 && (t->desc->transposed ^ flip);
 }
 
 /* Reads tensor t from its flag into the layer's slice: `at` (its params
@@ -400,7 +487,7 @@ static cnn_status_t op_read_tensor(op_t *o, const cnn_layer_tensor_t *t, float *
                                    double *at64)
 {
     const cnn_tensor_desc_t *d = t->desc;
-    const int tr = d->transposed && t->ndims == 2;
+    const int tr = file_transposed(o, t);
     size_t fdims[4];
     char desc[192], dims[64];
     double *buf;
@@ -422,7 +509,8 @@ static cnn_status_t op_read_tensor(op_t *o, const cnn_layer_tensor_t *t, float *
 
 /* The layer's tensors from their flags, into the net's arenas or, when
  * n64 is not NULL, the double net's. State tensors start as init makes
- * them, and are required in test mode only, which uses them. */
+ * them, and are required in test mode only, which uses them; an optional
+ * params tensor left out is zero. */
 static cnn_status_t op_read_tensors(op_t *o, cnn_net_t *net, cnn_net64_t *n64)
 {
     cnn_layer_t *l = &net->layers[0];
@@ -430,6 +518,11 @@ static cnn_status_t op_read_tensors(op_t *o, cnn_net_t *net, cnn_net64_t *n64)
     const int n = cnn_layer_tensors(l, t);
     for (int i = 0; i < n; i++) {
         const cnn_tensor_desc_t *d = t[i].desc;
+        if (d->flag && d->optional && !cli_get(o->a, d->flag)) { /* none: zero */
+            if (n64) memset(n64->params + t[i].offset, 0, sizeof(double) * t[i].count);
+            else memset(l->params + t[i].offset, 0, sizeof(float) * t[i].count);
+            continue;
+        }
         if (!d->flag || (d->in_state && o->train && !cli_get(o->a, d->flag))) continue;
         if (n64) CNN_TRY(op_read_tensor(o, &t[i], NULL, d->in_state ? n64->state : n64->params));
         else CNN_TRY(op_read_tensor(o, &t[i], d->in_state ? l->state : l->params, NULL));
@@ -479,7 +572,7 @@ static cnn_status_t op_write_grads(op_t *o, const cnn_layer_t *l, const float *d
         const cnn_tensor_desc_t *d = t[i].desc;
         const float *g = l->grads + t[i].offset;
         if (!d->grad_flag || d->in_state) continue;
-        if (!d->transposed || t[i].ndims != 2) {
+        if (!file_transposed(o, &t[i])) {
             CNN_TRY(write_opt(o->a, d->grad_flag, g, t[i].count));
             continue;
         }
@@ -521,6 +614,7 @@ static cnn_status_t op_layer(op_t *o)
     if ((st = cli_check_unused(o->a)) != CNN_OK) goto done;
     if ((st = cnn_csv_write(out, y, nout)) != CNN_OK) goto done;
     if (dout) st = op_write_grads(o, &net->layers[0], dx);
+    if (st == CNN_OK) print_output(o->ops->type, net->layers[0].out, o->xnd);
 done:
     free(x);
     free(dx);
@@ -542,7 +636,7 @@ static cnn_status_t op_write_grads64(op_t *o, const cnn_layer_t *l, const double
         const double *g = grads + t[i].offset;
         double *buf = NULL;
         if (!d->grad_flag || d->in_state) continue;
-        if (d->transposed && t[i].ndims == 2) {
+        if (file_transposed(o, &t[i])) {
             if (!(buf = malloc(sizeof(double) * t[i].count)))
                 return cnn_error_set(CNN_ENOMEM, "out of memory");
             transpose64(g, t[i].dims[0], t[i].dims[1], buf);
@@ -589,6 +683,7 @@ static cnn_status_t op_layer64(op_t *o)
     if ((st = cli_check_unused(o->a)) != CNN_OK) goto done;
     if ((st = cnn_csv_write64(out, y, nout)) != CNN_OK) goto done;
     if (dout) st = op_write_grads64(o, &net->layers[0], n64->grads, n64->grad[0]);
+    if (st == CNN_OK) print_output(o->ops->type, net->layers[0].out, o->xnd);
 done:
     free(x);
     free(dy);
@@ -603,7 +698,7 @@ cnn_status_t cli_op(int argc, char **argv, MPI_Comm comm)
     cli_args_t a;
     CNN_TRY(cli_parse(argc, argv, sw, &a));
     if (cli_has(&a, "--help") || a.npos == 0) {
-        print_usage(a.npos ? stdout : stderr);
+        print_usage(cli_has(&a, "--help") ? stdout : stderr);
         return a.npos || cli_has(&a, "--help") ? CNN_OK
                                                : cnn_error_set(CNN_EUSAGE, "op: which layer?");
     }

@@ -205,15 +205,16 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 static const cnn_layer_key_t conv_keys[] = {
     LAYER_INT_KEY("filters", filters, 1, 65536, NULL, 0),
     LAYER_PAIR_KEY("kernel", kh, kw, 1, 4096, NULL, 0),
-    LAYER_INT_KEY("stride", stride, 1, 4096, "1", 1),
-    LAYER_INT_KEY("pad", pad, 0, 4096, "0", 1),
+    LAYER_INT_KEY("stride", stride, 1, 4096, "1", 0),
+    LAYER_INT_KEY("pad", pad, 0, 4096, "0", 0),
     CNN_INIT_KEYS,
 };
 
-/* weight (K,C,KH,KW) then bias (K), as nn.Conv2d */
+/* weight (K,C,KH,KW) then bias (K), as nn.Conv2d; `mpicnn op` without
+ * --b runs the layer without bias (zero) */
 static const cnn_tensor_desc_t conv_tensors[] = {
     {.name = "weight", .flag = "--w", .grad_flag = "--dw"},
-    {.name = "bias", .flag = "--b", .grad_flag = "--db"},
+    {.name = "bias", .flag = "--b", .grad_flag = "--db", .optional = 1},
 };
 
 static int conv_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
@@ -285,9 +286,11 @@ static void conv_reference_backward(const cnn_ref_args_t *r, const double *y,
 }
 
 static const cnn_layer_cli_t conv_cli = {
-    .usage = "--x F --x-shape N,C,H,W --w F --w-shape K,C,KH,KW --b F --stride S --pad P "
-             "--out F\n"
-             "            [--dout F --dx F --dw F --db F]",
+    .usage = "--x F --x-shape N,C,H,W --w F --w-shape K,C,KH,KW [--b F] [--stride S]\n"
+             "            [--pad P] --out F [--dout F --dx F --dw F [--db F]]\n"
+             "            --w holds W as (K,C,KH,KW), PyTorch's Conv2d weight; --b (K), none:\n"
+             "            no bias (then no --db); --stride 1 and --pad 0 by default, the\n"
+             "            zero padding added on each side; --out and --dout (N,K,OH,OW)",
     .x_dims = "N,C,H,W",
     .shape_flag = "--w-shape",
     .shape_dims = "K,C,KH,KW",

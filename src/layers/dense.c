@@ -148,10 +148,11 @@ static const cnn_layer_key_t dense_keys[] = {
 };
 
 /* weight (M,D) then bias (M), as nn.Linear; `mpicnn op` files hold the
- * weight as (D,M), so that out = x.w + b */
+ * weight as (D,M), so that out = x.w + b, or with --w-layout out,in as
+ * (M,D); op without --b runs the layer without bias (zero) */
 static const cnn_tensor_desc_t dense_tensors[] = {
     {.name = "weight", .flag = "--w", .grad_flag = "--dw", .transposed = 1},
-    {.name = "bias", .flag = "--b", .grad_flag = "--db"},
+    {.name = "bias", .flag = "--b", .grad_flag = "--db", .optional = 1},
 };
 
 static int dense_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
@@ -200,14 +201,20 @@ static void dense_reference_backward(const cnn_ref_args_t *r, const double *y,
 }
 
 static const cnn_layer_cli_t dense_cli = {
-    .usage = "--x F --x-shape N,D --w F --w-shape D,M --b F --out F "
-             "[--dout F --dx F --dw F --db F]",
+    .usage = "--x F --x-shape N,D --w F --w-shape D,M [--w-layout in,out|out,in] [--b F]\n"
+             "            --out F [--dout F --dx F --dw F [--db F]]\n"
+             "            --w holds W as (D,M) (in,out: out = x.W + b), or with\n"
+             "            --w-layout out,in as (M,D), PyTorch's Linear weight, and\n"
+             "            --w-shape is then M,D; --dw in the same order; --b (M), none:\n"
+             "            no bias (then no --db); --out and --dout (N,M)",
     .x_dims = "N,D",
     .shape_flag = "--w-shape",
     .shape_dims = "D,M",
     .shape_in = 0,
     .shape_in_why = "from",
     .shape_keys = {NULL, "units"},
+    .layout_flag = "--w-layout",
+    .layouts = {"in,out", "out,in"},
 };
 
 /* Gemm on the flattened input (NCHW order, as nn.Flatten) with the

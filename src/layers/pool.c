@@ -417,7 +417,7 @@ static void gap_reference_backward(const cnn_ref_args_t *r, const double *y,
  * last key, count_pad, is avgpool's alone: maxpool takes the others. */
 static const cnn_layer_key_t pool_keys[] = {
     LAYER_PAIR_KEY("size", kh, kw, 1, 4096, NULL, 1),
-    LAYER_INT_KEY("stride", stride, 1, 4096, "=size", 1),
+    LAYER_INT_KEY("stride", stride, 1, 4096, "=size", 0),
     LAYER_INT_KEY("pad", pad, 0, 2048, "0", 0),
     {.name = "ceil_mode", .kind = CNN_LKEY_BOOL, .off = offsetof(cnn_layer_spec_t, ceil_mode),
      .hi = 1, .def = "false"},
@@ -458,8 +458,10 @@ static cnn_status_t maxpool_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char
 
 /* `mpicnn op` flags: [0] maxpool's, [1] avgpool's */
 static const cnn_layer_cli_t pool_cli[] = {
-    {.usage = "--x F --x-shape N,C,H,W --size PH,PW --stride S [--pad P] [--ceil_mode B] "
-              "--out F [--dout F --dx F]",
+    {.usage = "--x F --x-shape N,C,H,W --size PH,PW [--stride S] [--pad P] [--ceil_mode B]\n"
+              "            --out F [--dout F --dx F]\n"
+              "            --stride is the window's height PH by default; --pad 0 by default,\n"
+              "            added on each side; --out and --dout (N,C,OH,OW)",
      .x_dims = "N,C,H,W"},
     {.usage = "(maxpool's flags) [--count_pad B]", .x_dims = "N,C,H,W"},
 };

@@ -15,6 +15,7 @@
 #include "mpicnn/dist.h"
 #include "mpicnn/kernels.h"
 #include "mpicnn/png.h"
+#include "mpicnn/str.h"
 
 #define TB 256       /* test images per block: the rows of one GEMM */
 #define NB 512       /* training images per block: its columns */
@@ -318,92 +319,207 @@ cnn_status_t cnn_knn_points_predict(const double *xy, const int32_t *labels, siz
     return CNN_OK;
 }
 
-cnn_status_t cnn_knn_points_read(const char *path, double **xy, int32_t **labels, size_t *n)
+/* The bytes of file `path` into a malloc'd, NUL-terminated *text of
+ * *len bytes. */
+static cnn_status_t read_all(const char *path, char **text, size_t *len)
 {
     cnn_status_t st = CNN_OK;
+    size_t cap = 0;
+    FILE *f = fopen(path, "rb");
+    *text = NULL;
+    *len = 0;
+    if (!f)
+        return cnn_error_set(CNN_EDATA, "--points %s: cannot open: %s", path, strerror(errno));
+    for (;;) {
+        if (*len + 4096 + 1 > cap) {
+            if (cap > ((size_t)1 << 30)) {
+                st = cnn_error_set(CNN_EDATA, "--points %s: file too large", path);
+                break;
+            }
+            cap = cap ? 2 * cap : 65536;
+            char *p = realloc(*text, cap);
+            if (!p) {
+                st = cnn_error_set(CNN_ENOMEM, "--points %s: out of memory", path);
+                break;
+            }
+            *text = p;
+        }
+        size_t got = fread(*text + *len, 1, cap - *len - 1, f);
+        *len += got;
+        if (got == 0) break;
+    }
+    if (st == CNN_OK && ferror(f)) st = cnn_error_set(CNN_EDATA, "--points %s: read error", path);
+    fclose(f);
+    if (st != CNN_OK) {
+        free(*text);
+        *text = NULL;
+        return st;
+    }
+    (*text)[*len] = '\0';
+    return CNN_OK;
+}
+
+/* Splits one line (no newline, comment cut off) into at most 4 trimmed
+ * fields f: at commas and semicolons, or, when it has neither, at runs
+ * of spaces and tabs. Returns their number (4: too many). */
+static int split_row(char *line, char **f)
+{
+    int nf = 0;
+    if (strpbrk(line, ",;")) {
+        for (char *p = line, *tok; nf < 4 && (tok = strsep(&p, ",;"));)
+            f[nf++] = cnn_str_trim(tok);
+        return nf;
+    }
+    for (char *p = line, *tok; nf < 4 && (tok = strsep(&p, " \t\r"));)
+        if (*tok) f[nf++] = tok;
+    return nf;
+}
+
+/* s as one coordinate, read by csv.h's number reader (as `mpicnn op`
+ * reads numbers: rounded to float): 0 if it is one number, else -1. */
+static int coord(const char *s, double *v)
+{
+    float *f = NULL;
+    size_t n = 0;
+    if (cnn_csv_parse(s, strlen(s), "--points", "", &f, &n) != CNN_OK) return -1;
+    if (n == 1) *v = f[0];
+    free(f);
+    return n == 1 ? 0 : -1;
+}
+
+/* The integer 0..9 a label spells as a number, else -1. */
+static int label_number(const char *s)
+{
+    char *end;
+    const double d = strtod(s, &end);
+    if (end == s || *end || !(d >= 0 && d < CNN_KNN_POINT_CLASSES) || d != floor(d)) return -1;
+    return (int)d;
+}
+
+/* A points file being read: the points and, for each, its label as a
+ * number (num: 0..9 or -1) and as the index of its text among the
+ * distinct labels in order of first appearance (app: -1 past the
+ * CNN_KNN_POINT_CLASSES-th, whose line is kept in `over`). */
+typedef struct {
+    const char *path;
+    double *xy;
+    int32_t *num, *app;
+    size_t n, cap;
+    int over;                   /* line of the first label past the classes */
+    int ntext;                  /* distinct label texts seen, at most the classes */
+    cnn_knn_classes_t texts;    /* their names, in order of first appearance */
+    cnn_knn_classes_t numbers;  /* names[v]: the text that first spelt v */
+} points_in_t;
+
+static cnn_status_t points_grow(points_in_t *p)
+{
+    if (p->n < p->cap) return CNN_OK;
+    const size_t cap = p->cap ? 2 * p->cap : 256;
+    double *xy = realloc(p->xy, sizeof *xy * 2 * cap);
+    if (xy) p->xy = xy;
+    int32_t *num = xy ? realloc(p->num, sizeof *num * cap) : NULL;
+    if (num) p->num = num;
+    int32_t *app = num ? realloc(p->app, sizeof *app * cap) : NULL;
+    if (app) p->app = app;
+    if (!app) return cnn_error_set(CNN_ENOMEM, "--points %s: out of memory", p->path);
+    p->cap = cap;
+    return CNN_OK;
+}
+
+/* Adds the point of one split row (three fields f) from line `line`. */
+static cnn_status_t points_add(points_in_t *p, char **f, int line)
+{
+    double x = 0, y = 0;
+    const char *lab = f[2];
+    if (coord(f[0], &x) || coord(f[1], &y))
+        return cnn_error_set(CNN_EDATA, "--points %s: line %d: '%s' is not a finite number",
+                             p->path, line, coord(f[0], &x) ? f[0] : f[1]);
+    const size_t len = strlen(lab);
+    if (len == 0 || len > CNN_KNN_LABEL_MAX)
+        return cnn_error_set(CNN_EDATA, "--points %s: line %d: label '%.40s%s' must have 1 to %d "
+                             "characters", p->path, line, lab, len > 40 ? "..." : "",
+                             CNN_KNN_LABEL_MAX);
+    CNN_TRY(points_grow(p));
+    const int v = label_number(lab);
+    int a = 0;
+    while (a < p->ntext && strcmp(p->texts.names[a], lab)) a++;
+    if (a == p->ntext && a < CNN_KNN_POINT_CLASSES)
+        snprintf(p->texts.names[p->ntext++], CNN_KNN_LABEL_MAX + 1, "%s", lab);
+    else if (a == p->ntext && !p->over)
+        p->over = line;
+    if (v >= 0 && !p->numbers.names[v][0])
+        snprintf(p->numbers.names[v], CNN_KNN_LABEL_MAX + 1, "%s", lab);
+    p->xy[2 * p->n] = x;
+    p->xy[2 * p->n + 1] = y;
+    p->num[p->n] = v;
+    p->app[p->n] = a < CNN_KNN_POINT_CLASSES ? a : -1;
+    p->n++;
+    return CNN_OK;
+}
+
+/* Reads the rows of text (NUL-terminated; changed in place). */
+static cnn_status_t points_parse(points_in_t *p, char *text)
+{
+    int line = 0, seen_row = 0;
+    for (char *rest = text, *l; (l = strsep(&rest, "\n"));) {
+        char *f[4];
+        line++;
+        l[strcspn(l, "#")] = '\0';
+        if (!*cnn_str_trim(l)) continue;
+        const int nf = split_row(l, f);
+        double dummy;
+        if (!seen_row++ && nf > 0 && coord(f[0], &dummy)) continue; /* a header */
+        if (nf != 3)
+            return cnn_error_set(CNN_EDATA, "--points %s: line %d: has %s fields; expected "
+                                 "x,y,label", p->path, line, nf > 3 ? "more than 3" :
+                                 nf == 2 ? "2" : "1");
+        CNN_TRY(points_add(p, f, line));
+    }
+    if (p->n == 0)
+        return cnn_error_set(CNN_EDATA, "--points %s: no points (rows x,y,label)", p->path);
+    return CNN_OK;
+}
+
+cnn_status_t cnn_knn_points_read(const char *path, double **xy, int32_t **labels, size_t *n,
+                                 cnn_knn_classes_t *classes)
+{
+    points_in_t p = {.path = path};
     char *text = NULL;
-    float *v = NULL;
-    size_t len = 0, cap = 0, cnt = 0;
-    FILE *f = NULL;
+    size_t len;
+    cnn_status_t st = read_all(path, &text, &len);
     *xy = NULL;
     *labels = NULL;
     *n = 0;
-
-    f = fopen(path, "rb");
-    if (!f) {
-        st = cnn_error_set(CNN_EDATA, "--points %s: cannot open: %s", path, strerror(errno));
-        goto done;
-    }
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            if (cap > ((size_t)1 << 30)) {
-                st = cnn_error_set(CNN_EDATA, "--points %s: file too large", path);
-                goto done;
-            }
-            cap = cap ? 2 * cap : 65536;
-            char *p = realloc(text, cap);
-            if (!p) {
-                st = cnn_error_set(CNN_ENOMEM, "--points %s: out of memory", path);
-                goto done;
-            }
-            text = p;
+    if (st == CNN_OK && memchr(text, '\0', len))
+        st = cnn_error_set(CNN_EDATA, "--points %s: unexpected NUL byte", path);
+    if (st == CNN_OK) st = points_parse(&p, text);
+    /* all labels integers 0..9: they are the classes; else the texts are */
+    int numeric = 1;
+    for (size_t i = 0; st == CNN_OK && i < p.n; i++) numeric &= p.num[i] >= 0;
+    if (st == CNN_OK && !numeric && p.over)
+        st = cnn_error_set(CNN_EDATA, "--points %s: line %d: label %d of a kind; at most %d "
+                           "distinct labels (one colour each)", path, p.over,
+                           CNN_KNN_POINT_CLASSES + 1, CNN_KNN_POINT_CLASSES);
+    if (st == CNN_OK) {
+        *xy = p.xy;
+        *labels = numeric ? p.num : p.app;
+        *n = p.n;
+        p.xy = NULL;
+        if (numeric) p.num = NULL;
+        else p.app = NULL;
+        if (numeric) {
+            p.numbers.n = 0;
+            for (size_t i = 0; i < p.n; i++)
+                if ((*labels)[i] >= p.numbers.n) p.numbers.n = (*labels)[i] + 1;
+        } else {
+            p.texts.n = p.ntext;
         }
-        size_t got = fread(text + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
+        if (classes) *classes = numeric ? p.numbers : p.texts;
     }
-    if (ferror(f)) {
-        st = cnn_error_set(CNN_EDATA, "--points %s: read error", path);
-        goto done;
-    }
-    text[len] = '\0';
-    /* a first line that does not start with a number is a header: make it
-     * a comment, which keeps the parser's line numbers right */
-    size_t s = 0;
-    while (s < len && (text[s] == ' ' || text[s] == '\t' || text[s] == '\r')) s++;
-    if (s < len && text[s] != '#' && text[s] != '\n') {
-        char *end;
-        (void)strtod(text + s, &end);
-        if (end == text + s) text[s] = '#';
-    }
-    if ((st = cnn_csv_parse(text, len, "--points", path, &v, &cnt)) != CNN_OK) goto done;
-    if (cnt == 0 || cnt % 3 != 0) {
-        st = cnn_error_set(CNN_EDATA,
-                           "--points %s: has %zu numbers; expected rows of x,y,label (a "
-                           "multiple of 3, at least one row)", path, cnt);
-        goto done;
-    }
-    const size_t np = cnt / 3;
-    *xy = malloc(sizeof **xy * 2 * np);
-    *labels = malloc(sizeof **labels * np);
-    if (!*xy || !*labels) {
-        st = cnn_error_set(CNN_ENOMEM, "--points %s: out of memory", path);
-        goto done;
-    }
-    for (size_t i = 0; i < np; i++) {
-        const float lab = v[3 * i + 2];
-        if (lab != floorf(lab) || lab < 0 || lab >= CNN_KNN_POINT_CLASSES) {
-            st = cnn_error_set(CNN_EDATA,
-                               "--points %s: point %zu: label %g is not an integer in 0..%d",
-                               path, i + 1, (double)lab, CNN_KNN_POINT_CLASSES - 1);
-            goto done;
-        }
-        (*xy)[2 * i] = v[3 * i];
-        (*xy)[2 * i + 1] = v[3 * i + 1];
-        (*labels)[i] = (int32_t)lab;
-    }
-    *n = np;
-
-done:
-    if (f) fclose(f);
     free(text);
-    free(v);
-    if (st != CNN_OK) {
-        free(*xy);
-        free(*labels);
-        *xy = NULL;
-        *labels = NULL;
-    }
+    free(p.xy);
+    free(p.num);
+    free(p.app);
     return st;
 }
 
@@ -433,6 +549,13 @@ void cnn_knn_view_pixel(const cnn_knn_view_t *v, double x, double y, int *row, i
     double c = floor((x - v->x0) / v->scale), r = floor((v->y1 - y) / v->scale);
     *col = c < 0 ? 0 : c >= v->size ? v->size - 1 : (int)c;
     *row = r < 0 ? 0 : r >= v->size ? v->size - 1 : (int)r;
+}
+
+const char *cnn_knn_palette_name(int cls)
+{
+    static const char *const names[CNN_KNN_POINT_CLASSES] = {
+        "blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan"};
+    return cls >= 0 && cls < CNN_KNN_POINT_CLASSES ? names[cls] : "white";
 }
 
 void cnn_knn_palette(int cls, int strong, uint8_t rgb[3])
