@@ -281,7 +281,7 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 /* ---- the table ------------------------------------------------------ */
 
 static const cnn_layer_key_t bn_keys[] = {
-    LAYER_FLOAT_KEY("eps", eps, 0, 1, HUGE_VAL, 0, "1e-05", 1),
+    LAYER_FLOAT_KEY("eps", eps, 0, 1, HUGE_VAL, 0, "1e-05", 0),
     LAYER_FLOAT_KEY("momentum", momentum, 0, 1, 1, 0, "0.1", 0),
     {"sync", CNN_LKEY_BOOL, offsetof(cnn_layer_spec_t, sync), 0, 0, 1, 0, 0, "false", 0, NULL},
 };
@@ -380,7 +380,7 @@ static void bn_reference_backward(const cnn_ref_args_t *r, const double *y,
 
 static const cnn_layer_cli_t bn_cli = {
     .usage = "--x F --x-shape ... --gamma F --beta F --mode train|test [--mean F --var F] "
-             "--eps E\n"
+             "[--eps E]\n"
              "            --out F [--dout F --dx F --dgamma F --dbeta F]",
     .mode = 1,
 };
