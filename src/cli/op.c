@@ -586,6 +586,16 @@ static cnn_status_t op_write_grads(op_t *o, const cnn_layer_t *l, const float *d
     return CNN_OK;
 }
 
+/* The one-layer net of the flags, on `threads` threads (0: OpenMP's
+ * default). A spec the layer refuses is a usage error: the shape check
+ * names the layer, but here the culprit is the flags. */
+static cnn_status_t op_net(const op_t *o, int threads, cnn_net_t **net)
+{
+    if (cnn_net_create(&o->spec, 1, o->in, threads, net) == CNN_OK) return CNN_OK;
+    cnn_error_prefix("op %s", o->ops->type);
+    return CNN_EUSAGE;
+}
+
 /* Builds the one-layer net, runs it on --x and writes --out (and the
  * gradients when --dout is given). */
 static cnn_status_t op_layer(op_t *o)
@@ -593,12 +603,8 @@ static cnn_status_t op_layer(op_t *o)
     cnn_net_t *net = NULL;
     float *x = NULL, *dx = NULL, *dy = NULL;
     const char *out, *dout;
-    cnn_status_t st = cnn_net_create(&o->spec, 1, o->in, 0, &net);
-    if (st != CNN_OK) {
-        /* the shape check names the layer; here the culprit is the flags */
-        cnn_error_prefix("op %s", o->ops->type);
-        return CNN_EUSAGE;
-    }
+    cnn_status_t st;
+    CNN_TRY(op_net(o, 0, &net));
     const size_t nin = (size_t)o->in.n * cnn_shape_image(o->in);
     const size_t nout = (size_t)o->in.n * cnn_shape_image(net->layers[0].out);
     if ((st = read_exact(o->a, "--x", nin, o->xdesc, &x)) != CNN_OK) goto done;
@@ -659,11 +665,8 @@ static cnn_status_t op_layer64(op_t *o)
     double *x = NULL, *dy = NULL;
     const char *out, *dout;
     char desc[160];
-    cnn_status_t st = cnn_net_create(&o->spec, 1, o->in, 1, &net);
-    if (st != CNN_OK) {
-        cnn_error_prefix("op %s", o->ops->type);
-        return CNN_EUSAGE;
-    }
+    cnn_status_t st;
+    CNN_TRY(op_net(o, 1, &net));
     cnn_net_init(net, 0);
     const size_t nin = (size_t)o->in.n * cnn_shape_image(o->in);
     const size_t nout = (size_t)o->in.n * cnn_shape_image(net->layers[0].out);

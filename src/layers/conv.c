@@ -226,6 +226,17 @@ static int conv_tensor_dims(const cnn_layer_t *l, int i, size_t dims[4])
     return i == 0 ? 4 : 1;
 }
 
+/* The index in x (n, C, H, W) of the input that kernel tap (ky, kx) of
+ * output (oy, ox) reads for channel c of image n, or SIZE_MAX where the
+ * tap falls on the zero padding. */
+static size_t conv_tap(const cnn_layer_spec_t *s, cnn_shape_t in, int n, int c, int oy, int ox,
+                       int ky, int kx)
+{
+    const int iy = oy * s->stride - s->pad + ky, ix = ox * s->stride - s->pad + kx;
+    if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) return SIZE_MAX;
+    return layer_idx(n, c, iy, ix, in.c, in.h, in.w);
+}
+
 /* y = b + sum over c, ky, kx of W x (zero outside the input), in double */
 static void conv_reference(const cnn_ref_args_t *r, double *y)
 {
@@ -242,11 +253,9 @@ static void conv_reference(const cnn_ref_args_t *r, double *y)
                     for (int c = 0; c < C; c++)
                         for (int ky = 0; ky < KH; ky++)
                             for (int kx = 0; kx < KW; kx++) {
-                                int iy = oy * s->stride - s->pad + ky;
-                                int ix = ox * s->stride - s->pad + kx;
-                                if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;
-                                acc += p[layer_idx(k, c, ky, kx, C, KH, KW)] *
-                                       x[layer_idx(n, c, iy, ix, C, in.h, in.w)];
+                                const size_t xi = conv_tap(s, in, n, c, oy, ox, ky, kx);
+                                if (xi != SIZE_MAX)
+                                    acc += p[layer_idx(k, c, ky, kx, C, KH, KW)] * x[xi];
                             }
                     y[layer_idx(n, k, oy, ox, K, out.h, out.w)] = acc;
                 }
@@ -274,11 +283,9 @@ static void conv_reference_backward(const cnn_ref_args_t *r, const double *y,
                     for (int c = 0; c < C; c++)
                         for (int ky = 0; ky < KH; ky++)
                             for (int kx = 0; kx < KW; kx++) {
-                                int iy = oy * s->stride - s->pad + ky;
-                                int ix = ox * s->stride - s->pad + kx;
-                                if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;
+                                const size_t xi = conv_tap(s, in, n, c, oy, ox, ky, kx);
+                                if (xi == SIZE_MAX) continue;
                                 const size_t wi = layer_idx(k, c, ky, kx, C, KH, KW);
-                                const size_t xi = layer_idx(n, c, iy, ix, C, in.h, in.w);
                                 if (dp) dp[wi] += g * x[xi];
                                 if (dx) dx[xi] += g * p[wi];
                             }
