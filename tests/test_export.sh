@@ -265,10 +265,44 @@ type = gap
 [fc]
 type = dense
 units = 4"
+# merges of a flat (N, D) dense output with a (N, C, 1, 1) gap output
+net mix-add true "c, g, fl, fc0, s" "[c]
+type = conv
+filters = 4
+kernel = 3
+[g]
+type = gap
+[fl]
+type = flatten
+input = c
+[fc0]
+type = dense
+units = 4
+[s]
+type = add
+inputs = g, fc0"
+net mix-concat true "c, g, fl, fc0, cat, fc" "[c]
+type = conv
+filters = 4
+kernel = 3
+[g]
+type = gap
+[fl]
+type = flatten
+input = c
+[fc0]
+type = dense
+units = 3
+[cat]
+type = concat
+inputs = fc0, g
+[fc]
+type = dense
+units = 4"
 
 for n in fmnist-ref conv relu maxpool avgpool gap batchnorm dropout dense flat-bn \
     sigmoid tanh leaky_relu elu gelu gelu-tanh maxpool-ceil avgpool-ceil avgpool-pad gap-sum \
-    residual; do
+    residual mix-add mix-concat; do
     "$MPICNN" train "$d/$n.ini" --out "$d/$n" --progress none >"$d/log.train" 2>&1 ||
         fail "$n: training failed"
     "$MPICNN" export "$d/$n/model.h5" --out "$d/$n.onnx" >"$d/log.export" 2>&1 ||

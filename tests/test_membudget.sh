@@ -4,7 +4,8 @@
 #   - train: a conv pad of 4096 over [train] max_memory_mb = 64 exits 8
 #     with the plan per layer, before the output directory exists, on one
 #     rank and on two; the same config with the default pad trains;
-#   - eval, predict and knn: --max-memory 1 below the plan exits 8 naming
+#   - eval, predict (also --dtype f64) and knn: --max-memory below the
+#     plan exits 8 naming
 #     the flag, a larger one runs, a bad value is a usage error (2);
 #   - sweep: a trial over the budget is a failed trial ("out of memory")
 #     and the others run; a sweep whose every trial is over exits 8.
@@ -70,6 +71,12 @@ expect 8 "predict --max-memory 1" "over the budget of 1.0 MB" \
     "$MPICNN" predict "$model" "$d/test-images.idx" --max-memory 1
 expect 0 "predict --max-memory 64" "test-images.idx,0," \
     "$MPICNN" predict "$model" "$d/test-images.idx" --max-memory 64
+# --dtype f64 keeps every layer's output and gradient in double beside the
+# float net: over a budget the float net alone fits in
+expect 8 "predict --dtype f64 --max-memory 4" "the double-precision net" \
+    "$MPICNN" predict "$model" "$d/test-images.idx" --dtype f64 --max-memory 4
+expect 0 "predict --dtype f64 --max-memory 64" "test-images.idx,0," \
+    "$MPICNN" predict "$model" "$d/test-images.idx" --dtype f64 --max-memory 64
 knn="$MPICNN knn --train-images $d/train-images.idx --train-labels $d/train-labels.idx
      --test-images $d/test-images.idx --test-labels $d/test-labels.idx"
 expect 8 "knn --k 500 --max-memory 1" "k-NN candidates" $knn --k 500 --max-memory 1

@@ -60,6 +60,10 @@ typedef struct {
  * CNN_ENOMEM (then *out is NULL). Free with cnn_net64_free(). */
 cnn_status_t cnn_net64_create(const cnn_net_t *net, cnn_net64_t **out);
 
+/* The bytes cnn_net64_create(net) allocates (SIZE_MAX: more than size_t
+ * holds), for a memory budget. */
+size_t cnn_net64_bytes(const cnn_net_t *net);
+
 /* Frees n and everything it owns; NULL is a no-op. */
 void cnn_net64_free(cnn_net64_t *n);
 

@@ -88,6 +88,13 @@ int cnn_onnx_rank(const cnn_onnx_t *g, const char *name);
 cnn_status_t cnn_onnx_image(cnn_onnx_t *g, const cnn_layer_t *l, const char *in,
                             const char **out);
 
+/* A merge layer's inputs in[0..nin) as values of one rank into out: as
+ * they are when their ranks agree, else each flat (N, D) one reshaped to
+ * (N, D, 1, 1), as mpicnn adds or stacks a flat vector with images of
+ * 1x1. The names in out are owned by g or are in's. */
+cnn_status_t cnn_onnx_merge_inputs(cnn_onnx_t *g, const cnn_layer_t *l, const char *const *in,
+                                   int nin, const char **out);
+
 /* What an ONNX model is made of: a net's layers (model.h's metadata and
  * net.h's net give them; this header leaves both out, so that the layer
  * files that include it stay below them). All borrowed. */

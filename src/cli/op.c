@@ -186,7 +186,8 @@ static cnn_status_t read_labels(cli_args_t *a, int n, int k, int **labels)
     if (st == CNN_OK && !(*labels = malloc(sizeof(int) * ((size_t)n + 1))))
         st = cnn_error_set(CNN_ENOMEM, "out of memory");
     for (int i = 0; st == CNN_OK && i < n; i++) {
-        if (lab[i] != (int)lab[i] || lab[i] < 0 || lab[i] >= k)
+        /* the range first: a value outside int's may not be cast */
+        if (!(lab[i] >= 0 && lab[i] < k) || lab[i] != (int)lab[i])
             st = cnn_error_set(CNN_EDATA, "--labels: value %d is %g, not a class index in [0, %d)",
                                i, lab[i], k);
         else (*labels)[i] = (int)lab[i];

@@ -448,8 +448,15 @@ static cnn_status_t score_all(MPI_Comm comm, const predict_args_t *pa, cnn_net_t
         free(f);
         return st;
     }
-    if (rank == 0 && pa->f64) st = scores_f64(pa->model, net, m, b, scores);
-    else if (rank == 0) scores_f32_tensor(net, m, b, scores);
+    if (rank == 0 && pa->f64) {
+        /* the double net beside the float one, within --max-memory */
+        const cnn_mem_item_t item = {"the double-precision net (--dtype f64)",
+                                     cnn_net64_bytes(net)};
+        st = cnn_mem_check(&item, 1, &pa->budget);
+        if (st == CNN_OK) st = scores_f64(pa->model, net, m, b, scores);
+    } else if (rank == 0) {
+        scores_f32_tensor(net, m, b, scores);
+    }
     return cnn_dist_agree(comm, st);
 }
 

@@ -227,6 +227,28 @@ cnn_status_t cnn_onnx_image(cnn_onnx_t *g, const cnn_layer_t *l, const char *in,
     return set_rank(g, img, 4);
 }
 
+cnn_status_t cnn_onnx_merge_inputs(cnn_onnx_t *g, const cnn_layer_t *l, const char *const *in,
+                                   int nin, const char **out)
+{
+    int flat = 0;
+    for (int k = 0; k < nin; k++) flat += cnn_onnx_rank(g, in[k]) == 2;
+    for (int k = 0; k < nin; k++) out[k] = in[k];
+    if (flat == 0 || flat == nin) return CNN_OK;
+    static const int64_t shape4[4] = {0, -1, 1, 1};
+    const char *shape = cnn_onnx_name(g, l, "shape4");
+    CNN_TRY(const_i64(g, shape, shape4, 4));
+    for (int k = 0; k < nin; k++) {
+        if (cnn_onnx_rank(g, in[k]) != 2) continue;
+        char what[16];
+        snprintf(what, sizeof what, "image%d", k);
+        out[k] = cnn_onnx_name(g, l, what);
+        const char *ins[2] = {in[k], shape};
+        CNN_TRY(cnn_onnx_node(g, "Reshape", ins, 2, out[k], NULL, 0));
+        CNN_TRY(set_rank(g, out[k], 4));
+    }
+    return CNN_OK;
+}
+
 /* ---- the model around the layers' nodes --------------------------------- */
 
 /* A ValueInfoProto: float32 tensor `name` with dims; dims[k] < 0 is the

@@ -66,6 +66,9 @@ static void add_reference_backward(const cnn_ref_args_t *r, const double *y, con
 static cnn_status_t add_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *const *in, int nin,
                              const char *out)
 {
+    const char *x[CNN_LAYER_INPUTS_MAX];
+    CNN_TRY(cnn_onnx_merge_inputs(g, l, in, nin, x));
+    in = x;
     const char *acc = in[0];
     for (int i = 1; i < nin; i++) {
         char what[16];

@@ -98,8 +98,9 @@ static cnn_status_t concat_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char 
                                 int nin, const char *out)
 {
     const cnn_onnx_attr_t axis = CNN_ONNX_INT("axis", 1);
-    (void)l;
-    return cnn_onnx_node(g, "Concat", in, nin, out, &axis, 1);
+    const char *x[CNN_LAYER_INPUTS_MAX];
+    CNN_TRY(cnn_onnx_merge_inputs(g, l, in, nin, x));
+    return cnn_onnx_node(g, "Concat", x, nin, out, &axis, 1);
 }
 
 const cnn_layer_ops_t cnn_concat_ops = {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpicnn/memlimit.h"
 #include "mpicnn/rng.h"
 
 void cnn_net64_free(cnn_net64_t *n)
@@ -55,6 +56,24 @@ static cnn_status_t copy_layer(cnn_net64_t *n, const cnn_net_t *net, int i)
     if (cnn_layer_key(l->ops, "p") && !(d->mask = malloc(sizeof(double) * shape_values(l->in))))
         return cnn_error_set(CNN_ENOMEM, "out of memory for a double net");
     return CNN_OK;
+}
+
+size_t cnn_net64_bytes(const cnn_net_t *net)
+{
+    /* params, grads and state; an output and a gradient buffer per layer
+     * and for the input; the largest layer's input gradients */
+    size_t doubles = cnn_mem_add(cnn_mem_add(net->nparams, net->nparams), net->nstate), dx = 1;
+    for (int i = 0; i <= net->nlayers; i++) {
+        const size_t v = shape_values(i ? net->layers[i - 1].out : net->input);
+        doubles = cnn_mem_add(doubles, cnn_mem_mul(v, 2));
+    }
+    for (int i = 0; i < net->nlayers; i++) {
+        size_t v = 0;
+        for (int k = 0; k < net->layers[i].ninputs; k++)
+            v = cnn_mem_add(v, shape_values(net->layers[i].ins[k]));
+        dx = v > dx ? v : dx;
+    }
+    return cnn_mem_mul(cnn_mem_add(doubles, dx), sizeof(double));
 }
 
 cnn_status_t cnn_net64_create(const cnn_net_t *net, cnn_net64_t **out)
