@@ -5,8 +5,8 @@
 #     with the plan per layer, before the output directory exists, on one
 #     rank and on two; the same config with the default pad trains;
 #   - eval, predict (also --dtype f64) and knn: --max-memory below the
-#     plan exits 8 naming
-#     the flag, a larger one runs, a bad value is a usage error (2);
+#     plan exits 8 naming the flag, a larger one runs, a bad value is a
+#     usage error (2);
 #   - sweep: a trial over the budget is a failed trial ("out of memory")
 #     and the others run; a sweep whose every trial is over exits 8.
 # Needs $MPICNN, $MPIEXEC and $top_builddir (set by `make check`).
