@@ -51,12 +51,14 @@ for t in idx cifar csv config model image; do
     csv) src="$srcdir/src/util/csv.c" ;;
     image) src="$srcdir/src/io/png.c $srcdir/src/io/jpeg.c $srcdir/src/data/resize.c"
       extra="$(pkg-config --cflags --libs libpng16 libjpeg)" ;;
-    config) # the layer keys come from the layer types' ops tables
-      src="$srcdir/src/config/config.c $srcdir/src/layers/*.c $srcdir/src/kernels/*.c"
+    config) # the layer keys come from the layer types' ops tables (which
+      # also hold their ONNX mappings: the ONNX builder links with them)
+      src="$srcdir/src/config/config.c $srcdir/src/layers/*.c $srcdir/src/kernels/*.c
+           $srcdir/src/io/onnx.c $srcdir/src/io/pb.c"
       extra="-fopenmp -I$out/stub $(pkg-config --cflags --libs openblas)" ;;
     model)
       src="$srcdir/src/io/h5io.c $srcdir/src/io/model.c $srcdir/src/parallel/fault.c $srcdir/src/nn/net.c
-           $srcdir/src/layers/*.c $srcdir/src/kernels/*.c"
+           $srcdir/src/layers/*.c $srcdir/src/kernels/*.c $srcdir/src/io/onnx.c $srcdir/src/io/pb.c"
       extra="-fopenmp -I$out/stub $(pkg-config --cflags --libs hdf5-openmpi openblas)" ;;
   esac
   # shellcheck disable=SC2086

@@ -130,12 +130,16 @@ typedef struct {
     double trust_coefficient;        /* lars: eta, > 0 */
 } cnn_opt_config_t;
 
+/* The value a number key stores for "auto" (the config parser writes one
+ * value for every such key). */
+#define CNN_CONFIG_AUTO (-1.0)
+
 /* optimizer.lr_warmup_start = auto: the warmup starts from optimizer.lr. */
-#define CNN_LR_WARMUP_START_AUTO (-1.0)
+#define CNN_LR_WARMUP_START_AUTO CNN_CONFIG_AUTO
 
 /* train.watchdog_seconds = auto (watchdog.h): a limit from the measured
  * step time and the size of each phase. */
-#define CNN_WATCHDOG_AUTO (-1.0)
+#define CNN_WATCHDOG_AUTO CNN_CONFIG_AUTO
 
 typedef struct {
     int epochs;                      /* 1..100000 */

@@ -36,7 +36,6 @@
 
 /* Enum fields are written through an int pointer by the setter. */
 _Static_assert(sizeof(cnn_opt_kind_t) == sizeof(int), "enums are int-sized");
-_Static_assert(CNN_LR_WARMUP_START_AUTO == CNN_WATCHDOG_AUTO, "one stored value for auto");
 
 #define CONFIG_FILE_MAX (16L << 20) /* refuse config files above 16 MiB */
 #define WHERE_MAX (CNN_PATH_MAX + 256)
@@ -66,8 +65,7 @@ enum {
     F_C100 = 1u << 3,     /* only for cifar100 */
     F_NONEMPTY = 1u << 4, /* a list that may not be empty */
     F_REQ_CIFAR = 1u << 5, /* required for the cifar formats */
-    F_AUTO = 1u << 6,      /* K_REAL: also "auto", stored as CNN_WATCHDOG_AUTO
-                              (= CNN_LR_WARMUP_START_AUTO) */
+    F_AUTO = 1u << 6,      /* K_REAL: also "auto", stored as CNN_CONFIG_AUTO */
     F_H5 = 1u << 7         /* only for data.format = hdf5 (and required then) */
 };
 
@@ -526,7 +524,7 @@ static cnn_status_t set_real(char *base, const keydef_t *k, const char *v, const
 {
     double x = 0;
     if ((k->flags & F_AUTO) && strcmp(v, "auto") == 0) {
-        *(double *)(base + k->off) = CNN_WATCHDOG_AUTO;
+        *(double *)(base + k->off) = CNN_CONFIG_AUTO;
         return CNN_OK;
     }
     int r = parse_real(v, &x);
@@ -660,7 +658,7 @@ static void format_value(sbuf_t *b, const void *basep, const keydef_t *k)
         sb_printf(b, "%llu", (unsigned long long)*(const uint64_t *)(base + k->off));
         return;
     case K_REAL:
-        if ((k->flags & F_AUTO) && *(const double *)(base + k->off) == CNN_WATCHDOG_AUTO) {
+        if ((k->flags & F_AUTO) && *(const double *)(base + k->off) == CNN_CONFIG_AUTO) {
             sb_printf(b, "auto");
             return;
         }
