@@ -2,27 +2,14 @@
 # test_np_equiv.sh - data parallelism changes nothing but the rounding:
 # 20 steps of fmnist-ref's net, and of a residual net with warmup and
 # cosine, at a global batch of 64 on one rank (batch_size 64) and on two
-# (batch_size 32 each) end with the same weights within 1e-5. Each rank's loss is scaled by the
-# global batch, so the summed gradient is the one-rank gradient; a loss
-# scaled by the local batch would double it at -np 2, and the control run
-# (-np 2 at twice the rate, which is what that would look like) must fail
-# the same comparison.
+# (batch_size 32 each) end with the same weights within 1e-5. Each
+# rank's loss is scaled by the global batch, so the summed gradient is
+# the one-rank gradient; a loss scaled by the local batch would double it
+# at -np 2, and the control run (-np 2 at twice the rate, which is what
+# that would look like) must fail the same comparison.
 # Needs $MPICNN, $MPIEXEC and $top_builddir (set by `make check`).
 set -u
-: "${MPICNN:?MPICNN must name the mpicnn program}"
-MPIEXEC=${MPIEXEC:-mpirun}
-builddir=${top_builddir:-.}
-
-d=$(mktemp -d "${TMPDIR:-/tmp}/mpicnn-npequiv-XXXXXX") || exit 99
-trap 'rm -rf "$d"' EXIT
-fail() {
-    echo "FAIL: $*"
-    for f in "$d"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done
-    exit 1
-}
-
-# 1380 images of 28x28 in 4 classes; 100 held out: 1280 = 20 steps of 64
-"$builddir/tests/test_resume_synth" "$d" 1380 100 28 || exit 99
+. "$(dirname "$0")/np_equiv_lib.sh"
 # fmnist-ref's net and optimizer, on this data, one epoch, no scaling
 sed -e "s|^dir = .*|dir = $d|" \
     -e 's|^train_images = .*|train_images = train-images.idx|' \
@@ -34,19 +21,6 @@ sed -e "s|^dir = .*|dir = $d|" \
 common="--set data.validation=100 --set fc2.units=4 --set train.epochs=1
         --set optimizer.lr_scaling=none --set early_stopping.enabled=false
         --set train.threads=1 --set train.log_every=0 --set checkpoint.every_minutes=0"
-
-# The values of every dataset under /layers of model file $1, one a line
-values() {
-    h5dump -A 0 -y -w 0 -m %.9g -g /layers "$1" | sed -n 's/^ *\(-\{0,1\}[0-9][0-9.e+-]*\),\{0,1\}$/\1/p'
-}
-# Prints the largest |a - b| over the weights of runs $1 and $2; fails on
-# a count mismatch or no values
-maxdiff() {
-    values "$d/$1/model.h5" >"$d/$1.txt" && values "$d/$2/model.h5" >"$d/$2.txt" || return 1
-    [ -s "$d/$1.txt" ] && [ "$(wc -l <"$d/$1.txt")" -eq "$(wc -l <"$d/$2.txt")" ] || return 1
-    paste "$d/$1.txt" "$d/$2.txt" |
-        awk '{ e = $1 - $2; if (e < 0) e = -e; if (e > m) m = e } END { printf "%.3g\n", m }'
-}
 
 run() { # NAME NP BATCH [more --set ...]
     name=$1 np=$2 batch=$3

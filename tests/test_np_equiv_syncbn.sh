@@ -9,20 +9,7 @@
 # its 32 images alone), must fail the same comparison.
 # Needs $MPICNN, $MPIEXEC and $top_builddir (set by `make check`).
 set -u
-: "${MPICNN:?MPICNN must name the mpicnn program}"
-MPIEXEC=${MPIEXEC:-mpirun}
-builddir=${top_builddir:-.}
-
-d=$(mktemp -d "${TMPDIR:-/tmp}/mpicnn-syncbn-XXXXXX") || exit 99
-trap 'rm -rf "$d"' EXIT
-fail() {
-    echo "FAIL: $*"
-    for f in "$d"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done
-    exit 1
-}
-
-# 1380 images of 28x28 in 4 classes; 100 held out: 1280 = 20 steps of 64
-"$builddir/tests/test_resume_synth" "$d" 1380 100 28 || exit 99
+. "$(dirname "$0")/np_equiv_lib.sh"
 cat >"$d/bn.ini" <<EOF || exit 99
 [data]
 format = idx
@@ -108,20 +95,6 @@ enabled = false
 [checkpoint]
 every_minutes = 0
 EOF
-
-# The values of every dataset under /layers of model file $1, one a line
-# (weights and running statistics)
-values() {
-    h5dump -A 0 -y -w 0 -m %.9g -g /layers "$1" | sed -n 's/^ *\(-\{0,1\}[0-9][0-9.e+-]*\),\{0,1\}$/\1/p'
-}
-# Prints the largest |a - b| over the values of runs $1 and $2; fails on
-# a count mismatch or no values
-maxdiff() {
-    values "$d/$1/model.h5" >"$d/$1.txt" && values "$d/$2/model.h5" >"$d/$2.txt" || return 1
-    [ -s "$d/$1.txt" ] && [ "$(wc -l <"$d/$1.txt")" -eq "$(wc -l <"$d/$2.txt")" ] || return 1
-    paste "$d/$1.txt" "$d/$2.txt" |
-        awk '{ e = $1 - $2; if (e < 0) e = -e; if (e > m) m = e } END { printf "%.3g\n", m }'
-}
 
 run() { # NAME NP BATCH [more --set ...]
     name=$1 np=$2 batch=$3

@@ -26,4 +26,4 @@ TESTS += tests/test_train tests/test_train_np2.sh tests/test_resume_np2.sh tests
 EXTRA_DIST += tests/test_train_np2.sh tests/test_resume_np2.sh tests/test_resume.sh \
 	tests/fault_lib.sh tests/small_run.sh tests/test_fault_ranks.sh tests/test_fault_nan.sh \
 	tests/test_fault_disk.sh tests/test_fault_inputs.sh tests/test_stop_np2.sh tests/test_np_equiv.sh \
-	tests/test_np_equiv_syncbn.sh
+	tests/test_np_equiv_syncbn.sh tests/np_equiv_lib.sh
