@@ -24,21 +24,7 @@ d=$(mktemp -d "${TMPDIR:-/tmp}/mpicnn-export-XXXXXX") || exit 99
 trap 'rm -rf "$d"' EXIT
 trap 'exit 1' INT TERM
 
-fail() {
-    echo "FAIL: $*"
-    for f in "$d"/log.*; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
-    exit 1
-}
-# expect CODE WHAT TEXT COMMAND...: COMMAND exits with CODE and says TEXT
-expect() {
-    code=$1 what=$2 text=$3
-    shift 3
-    "$@" >"$d/log.err" 2>&1
-    rc=$?
-    [ $rc -eq "$code" ] || fail "$what: exit code $rc, expected $code"
-    grep -qF -- "$text" "$d/log.err" || fail "$what: the message does not say '$text'"
-    echo "ok: $what: exit $rc: $(head -n 1 "$d/log.err")"
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # --- a small model and the bad model files (as tests/test_badinput.sh)
 . "$top_srcdir/tests/small_run.sh"

@@ -20,21 +20,7 @@ top_builddir=${top_builddir:-.}
 T=$top_builddir/tests/test_plot
 d=$(mktemp -d /tmp/mpicnn-predict-XXXXXX) || exit 99
 trap 'rm -rf "$d"' EXIT INT TERM
-fail() {
-    echo "FAIL: $*"
-    for f in "$d"/log.*; do echo "--- $f"; cat "$f"; done
-    exit 1
-}
-# expect CODE WHAT TEXT COMMAND...: COMMAND exits with CODE and says TEXT
-expect() {
-    code=$1 what=$2 text=$3
-    shift 3
-    "$@" >"$d/log.err" 2>&1
-    rc=$?
-    [ $rc -eq "$code" ] || fail "$what: exit code $rc, expected $code"
-    grep -q -- "$text" "$d/log.err" || fail "$what: the message does not say '$text'"
-    echo "ok: $what: exit $rc: $(head -n 1 "$d/log.err")"
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 "$T" --synth "$d" >/dev/null || fail "cannot write the data"
 "$MPICNN" train "$d/plot.ini" --out "$d/run" >"$d/log.train" 2>&1 || fail "train failed"

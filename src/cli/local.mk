@@ -36,4 +36,4 @@ EXTRA_DIST += tests/test_sweep_cli.sh tests/test_plot.sh tests/test_predict.sh t
 	tests/test_jobs.sh tests/test_badinput.sh tests/test_slurm.sh tests/test_install.sh \
 	tests/test_membudget.sh tests/test_rundir.sh tests/test_exitcodes.sh tests/test_graph.sh \
 	tests/test_export.sh tests/ort_run.js tests/test_predict_f64.sh tests/test_gradcheck.sh \
-	tests/model64_reference.py
+	tests/model64_reference.py tests/cli_lib.sh
