@@ -307,6 +307,12 @@ typedef struct {
      * maximum first and clamps its 4x fewer outputs: the two commute). */
     void (*forward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                const float *x, float *y);
+    /* 1: the layer can run a ReLU over its own output (cnn_layer_t's
+     * relu_out), which saves the ReLU's passes over memory. The net sets
+     * relu_out when a ReLU is the one consumer of this layer's output
+     * (batchnorm -> relu, add -> relu), and then runs neither the ReLU's
+     * forward nor its backward. */
+    int relu_out;
 
     /* A merge type (add, concat) takes 2..CNN_LAYER_INPUTS_MAX inputs
      * through these three instead of shape, forward and backward, which
@@ -362,6 +368,12 @@ struct cnn_layer {
     float *grads;          /* sz.params floats in the gradient arena */
     float *state;          /* sz.state floats in the state arena */
     float *cache;          /* sz.cache floats, private to this layer */
+    /* 1 (set by the net, only for a type with ops->relu_out): the layer
+     * ends with a ReLU. forward writes max(y, 0), the ReLU's output, and
+     * backward is given dy at the ReLU's output: it backpropagates dy
+     * where its own output before the ReLU was > 0 and 0 elsewhere, as
+     * the ReLU's backward would have. Its y is then the ReLU's output. */
+    int relu_out;
 };
 
 /* 1 if the type is a merge type (several inputs through shape_n). */

@@ -204,6 +204,13 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
  * ReLU runs in place) or nothing. */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
+/* 1 (the default): nets built after the call fold a ReLU into the layer
+ * that produces its input (ops->relu_out) or the max pool that takes its
+ * output (forward_after_relu), where the graph allows; 0: every layer
+ * runs on its own. The results are the same bit for bit; for tests and
+ * benchmarks. */
+void cnn_net_set_fuse(int on);
+
 /* Layer i's output buffer (net->act[i + 1]) after the last forward pass
  * on n images, as it would be had every layer run on its own: where a
  * ReLU at i, or a ReLU running in place over i's output, was left to the
