@@ -283,6 +283,103 @@ static void test_graph_fold(void **state)
     free(gb);
 }
 
+/* ReLUs folded into the layer before them (ops->relu_out): the same
+ * bits as every layer on its own (cnn_net_set_fuse(0)), in training
+ * (output and gradients) and inference; a ReLU folds only where its
+ * input has no other consumer. Nets: the residual block (sum -> r2, and
+ * b1 -> r1 when batchnorm can), a three-input add whose ReLU is the
+ * net's output (dout is its gradient), and an add another layer also
+ * reads (not folded). */
+static void check_relu_out(const cnn_layer_spec_t *a, int nl, cnn_shape_t in)
+{
+    float *y[2], *g[2];
+    size_t ny[2], np[2];
+    for (int f = 0; f < 2; f++) {
+        cnn_net_set_fuse(f);
+        run_net(a, nl, in, &y[f], &g[f], &ny[f], &np[f]);
+    }
+    assert_int_equal(ny[0], ny[1]);
+    assert_memory_equal(y[0], y[1], sizeof(float) * ny[0]);
+    assert_memory_equal(g[0], g[1], sizeof(float) * np[0]);
+    for (int f = 0; f < 2; f++) {
+        free(y[f]);
+        free(g[f]);
+    }
+    for (int f = 0; f < 2; f++) { /* inference: the same output fused or not */
+        cnn_net_set_fuse(f);
+        cnn_net_plan_t p;
+        cnn_net_t *net;
+        assert_int_equal(cnn_net_plan_infer(a, nl, in, 1, &p), CNN_OK);
+        assert_int_equal(cnn_net_build(&p, a, &net), CNN_OK);
+        cnn_net_init(net, 6);
+        uint64_t seed = 12;
+        for (size_t i = 0; i < (size_t)in.n * cnn_shape_image(in); i++)
+            net->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+        cnn_ctx_t ctx = cnn_net_ctx(net, 0, 1, 0, 0);
+        ny[f] = (size_t)in.n * cnn_shape_image(net->output);
+        y[f] = malloc(sizeof(float) * ny[f]);
+        memcpy(y[f], cnn_net_forward(net, &ctx, in.n), sizeof(float) * ny[f]);
+        cnn_net_free(net);
+        cnn_net_plan_free(&p);
+    }
+    assert_memory_equal(y[0], y[1], sizeof(float) * ny[0]);
+    free(y[0]);
+    free(y[1]);
+    cnn_net_set_fuse(1);
+}
+
+/* Which ReLUs of a net are folded into the layer before them. */
+static void check_relu_out_plan(const cnn_layer_spec_t *a, int nl, cnn_shape_t in,
+                                const int *want)
+{
+    cnn_net_t *net;
+    assert_int_equal(cnn_net_create(a, nl, in, 1, &net), CNN_OK);
+    for (int i = 0; i < nl; i++) {
+        const int s = net->layers[i].src[0];
+        const int folded = net->fold[i] >= 0 && net->fold[i] < i;
+        assert_int_equal(folded, want[i]);
+        if (folded) {
+            assert_int_equal(net->fold[i], s);
+            assert_int_equal(net->layers[s].relu_out, 1);
+            assert_ptr_equal(net->act[i + 1], net->act[s + 1]);
+        }
+    }
+    cnn_net_free(net);
+}
+
+static void test_relu_out(void **state)
+{
+    (void)state;
+    cnn_layer_spec_t a[11];
+    residual_net(a);
+    int want[11] = {0};
+    want[8] = 1;                                    /* sum -> r2 */
+    want[4] = cnn_batchnorm_ops.relu_out;           /* b1 -> r1 */
+    check_relu_out_plan(a, 11, (cnn_shape_t){4, 2, 6, 6}, want);
+    check_relu_out(a, 11, (cnn_shape_t){4, 2, 6, 6});
+    const cnn_layer_spec_t b[] = {
+        L("c1", "conv", 3, 3, 1, 1), G(L("c2", "conv", 3, 3, 1, 1), "input", NULL, NULL),
+        G(L("c3", "conv", 3, 1, 1, 0), "input", NULL, NULL),
+        G(L("s", "add", 0, 0, 0, 0), "c1", "c2", "c3"), L("r", "relu", 0, 0, 0, 0),
+    };
+    const int wb[5] = {0, 0, 0, 0, 1};
+    check_relu_out_plan(b, 5, (cnn_shape_t){2, 3, 5, 5}, wb);
+    check_relu_out(b, 5, (cnn_shape_t){2, 3, 5, 5});
+    const cnn_layer_spec_t c[] = {
+        L("c1", "conv", 3, 3, 1, 1), G(L("c2", "conv", 3, 3, 1, 1), "input", NULL, NULL),
+        G(L("s", "add", 0, 0, 0, 0), "c1", "c2", NULL), L("r", "relu", 0, 0, 0, 0),
+        G(L("t", "add", 0, 0, 0, 0), "r", "s", NULL), L("f", "flatten", 0, 0, 0, 0),
+        L("fc", "dense", 4, 0, 0, 0),
+    };
+    const int wc[7] = {0};
+    check_relu_out_plan(c, 7, (cnn_shape_t){2, 3, 5, 5}, wc);
+    check_relu_out(c, 7, (cnn_shape_t){2, 3, 5, 5});
+    /* off: nothing folds, the pool fold included */
+    cnn_net_set_fuse(0);
+    check_relu_out_plan(a, 11, (cnn_shape_t){4, 2, 6, 6}, (const int[11]){0});
+    cnn_net_set_fuse(1);
+}
+
 /* The output of a net planned for inference (buffers reused) equals a
  * training net's, bit for bit, and its plan is smaller. */
 static void check_infer(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, int nslots)
@@ -735,7 +832,7 @@ int main(void)
         cmocka_unit_test(test_plan_overflow), cmocka_unit_test(test_graph_plan),
         cmocka_unit_test(test_graph_errors), cmocka_unit_test(test_graph_gradient),
         cmocka_unit_test(test_graph_infer),   cmocka_unit_test(test_graph_fold),
-        cmocka_unit_test(test_net64),
+        cmocka_unit_test(test_net64),        cmocka_unit_test(test_relu_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,7 +93,10 @@ typedef struct {
     int slot;                 /* the buffer its output lives in */
     int in_place;             /* 1: its output is its input's buffer */
     int fold;                 /* the layer that runs this ReLU's passes
-                                 (cnn_net_relu_folded), else -1 */
+                                 (cnn_net_relu_folded), else -1: the max
+                                 pool after it, or the layer before it */
+    int relu_out;             /* the ReLU this layer runs over its own
+                                 output (cnn_layer_t.relu_out), else -1 */
     cnn_layer_sizes_t sz;     /* what the layer's shape asked for, in floats */
     size_t params, grads;     /* its slices of the parameter and gradient arenas */
     size_t state, cache;      /* its slices of the state and cache arenas */
@@ -197,11 +200,14 @@ static inline float *cnn_net_input(cnn_net_t *net) { return net->act[0]; }
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
 
 /* 1 if layer i is a ReLU whose passes cnn_net_forward and
- * cnn_net_backward leave to its one consumer's forward_after_relu and
- * backward_after_relu (a max pool whose input is the ReLU, and the only
- * layer taking the ReLU's output), else 0. The ReLU's output buffer is
- * then not written: it holds the ReLU's input (the same buffer, when the
- * ReLU runs in place) or nothing. */
+ * cnn_net_backward leave to another layer, else 0. Either to its one
+ * consumer's forward_after_relu and backward_after_relu (a max pool whose
+ * input is the ReLU, and the only layer taking the ReLU's output): the
+ * ReLU's output buffer is then not written, it holds the ReLU's input
+ * (the same buffer, when the ReLU runs in place) or nothing. Or to the
+ * layer before it (ops->relu_out, a batchnorm or add whose one consumer
+ * is the ReLU), which writes the ReLU's output into the buffer the two
+ * share. */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
 /* 1 (the default): nets built after the call fold a ReLU into the layer

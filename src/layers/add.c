@@ -1,6 +1,10 @@
 /* add.c - y = x0 + x1 + ...: the elementwise sum of 2 to
  * CNN_LAYER_INPUTS_MAX inputs of one shape (a residual connection). Sums
- * run in input order, as (x0 + x1) + x2 in PyTorch. */
+ * run in input order, as (x0 + x1) + x2 in PyTorch.
+ *
+ * A ResNet block ends with add then ReLU: the net folds the ReLU into the
+ * add (relu_out, layer.h), which then clamps the sum as it writes it and
+ * passes dy back only where its output is positive, in the same sweeps. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,29 +21,58 @@ static cnn_status_t add_shape(const cnn_layer_spec_t *s, int nin, const cnn_shap
     return CNN_OK;
 }
 
-/* xs[k] and y are (n, c, h, w) */
+/* y = a + b, n floats, clamped at 0 (as relu.c: NaN and -0 give 0) if
+ * clamp; y may be a. */
+static void add_pair(const float *a, const float *b, size_t n, int clamp, float *y,
+                     int nthreads)
+{
+    if (clamp) {
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+        for (size_t i = 0; i < n; i++) {
+            const float v = a[i] + b[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+        for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    }
+}
+
+/* xs[k] and y are (n, c, h, w); with relu_out the last sum is clamped as
+ * it is written */
 static void add_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, int nin,
                         const float *const *xs, float *y)
 {
     const size_t total = (size_t)n * cnn_shape_image(l->out);
-    const float *a = xs[0], *b = xs[1];
-#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
-    for (size_t i = 0; i < total; i++) y[i] = a[i] + b[i];
-    for (int k = 2; k < nin; k++) {
-        const float *c = xs[k];
-#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
-        for (size_t i = 0; i < total; i++) y[i] += c[i];
-    }
+    for (int k = 1; k < nin; k++)
+        add_pair(k == 1 ? xs[0] : y, xs[k], total, l->relu_out && k == nin - 1, y,
+                 ctx->nthreads);
 }
 
-/* every input's gradient is dy */
+/* Every input's gradient is dy; with relu_out, dy where y > 0, else 0
+ * (the ReLU's backward: y is its output). */
 static void add_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, int nin,
                          const float *const *xs, const float *y, const float *dy,
                          float *const *dxs)
 {
+    (void)xs;
     const size_t total = (size_t)n * cnn_shape_image(l->out);
-    for (int k = 0; k < nin; k++)
-        if (dxs[k]) memcpy(dxs[k], dy, sizeof(float) * total);
+    int first = -1; /* the first gradient written, which the others copy */
+    for (int k = 0; k < nin && first < 0; k++)
+        if (dxs[k]) first = k;
+    if (first < 0) return;
+    float *d = dxs[first];
+    if (l->relu_out) {
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+        for (size_t i = 0; i < total; i++) {
+            const float g = dy[i]; /* read always: a select, which vectorizes */
+            d[i] = y[i] > 0.0f ? g : 0.0f;
+        }
+    } else {
+        memcpy(d, dy, sizeof(float) * total);
+    }
+    for (int k = first + 1; k < nin; k++)
+        if (dxs[k]) memcpy(dxs[k], d, sizeof(float) * total);
 }
 
 static void add_reference(const cnn_ref_args_t *r, double *y)
@@ -89,4 +122,5 @@ const cnn_layer_ops_t cnn_add_ops = {
     .reference = add_reference,
     .reference_backward = add_reference_backward,
     .onnx = add_onnx,
+    .relu_out = 1,
 };

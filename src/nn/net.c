@@ -146,9 +146,31 @@ static cnn_status_t plan_unused(const cnn_layer_spec_t *specs, const cnn_net_pla
     return CNN_OK;
 }
 
+/* Fusions on (cnn_net_set_fuse). */
+static int fuse_on = 1;
+
+void cnn_net_set_fuse(int on)
+{
+    fuse_on = on != 0;
+}
+
+/* A ReLU (i, in place over its one input s) whose input no other layer
+ * reads, and not folded into a pool after it: the layer s runs it over
+ * its own output if its type can (ops->relu_out). */
+static void plan_relu_out(cnn_net_plan_layer_t *ls, int i)
+{
+    cnn_net_plan_layer_t *pl = &ls[i];
+    const int s = pl->src[0];
+    if (!pl->ops->relu || !pl->in_place || pl->fold >= 0 || !ls[s].ops->relu_out ||
+        ls[s].relu_out >= 0)
+        return;
+    pl->fold = s;
+    ls[s].relu_out = i;
+}
+
 /* The consumers of every layer's output, and the decisions that depend
  * on them: which layers run in place and which ReLUs are folded into the
- * max pool after them. */
+ * max pool after them or the layer before them. */
 static void plan_uses(cnn_net_plan_t *plan)
 {
     cnn_net_plan_layer_t *ls = plan->layers;
@@ -162,12 +184,13 @@ static void plan_uses(cnn_net_plan_t *plan)
         /* an in-place layer (relu) writes over its input: never over the
          * net's, nor over one another layer reads */
         pl->in_place = pl->ops->in_place && pl->ninputs == 1 && s >= 0 && ls[s].uses == 1;
-        pl->fold = -1;
+        pl->fold = pl->relu_out = -1;
         /* a ReLU whose one consumer is a max pool: the pool runs both */
-        if (pl->ninputs == 1 && s >= 0 && ls[s].ops->relu && ls[s].uses == 1 &&
+        if (fuse_on && pl->ninputs == 1 && s >= 0 && ls[s].ops->relu && ls[s].uses == 1 &&
             pl->ops->backward_after_relu && pl->ops->forward_after_relu)
             ls[s].fold = i;
     }
+    for (int i = 0; i < nl && fuse_on; i++) plan_relu_out(ls, i);
 }
 
 /* Layer i's type and inputs. */
@@ -245,7 +268,9 @@ static cnn_status_t plan_step(cnn_net_plan_t *plan, int i, int *gb, bufs_t *b,
                               cnn_net_bstep_t *s)
 {
     const cnn_net_plan_layer_t *pl = &plan->layers[i];
-    *s = (cnn_net_bstep_t){.layer = i, .dy = i == plan->nlayers - 1 ? -1 : gb[i]};
+    /* the output whose gradient the step takes: a folded ReLU's */
+    const int o = pl->relu_out >= 0 ? pl->relu_out : i;
+    *s = (cnn_net_bstep_t){.layer = i, .dy = o == plan->nlayers - 1 ? -1 : gb[o]};
     s->fused = pl->ninputs == 1 && pl->src[0] >= 0 && plan->layers[pl->src[0]].fold == i;
     for (int k = 0; k < CNN_LAYER_INPUTS_MAX; k++) s->dx[k] = s->acc[k] = -1;
     for (int k = 0; k < pl->ninputs; k++) {
@@ -277,13 +302,13 @@ static cnn_status_t plan_backward(cnn_net_plan_t *plan)
     cnn_status_t st = CNN_OK;
     plan->nsteps = 0;
     for (int i = nl - 1; i >= 0 && st == CNN_OK; i--) {
-        if (plan->layers[i].fold >= 0) continue; /* its pool's step */
+        if (plan->layers[i].fold >= 0) continue; /* its pool's or producer's step */
         cnn_net_bstep_t *s = &plan->steps[plan->nsteps++];
         st = plan_step(plan, i, gb, &b, s);
         for (int k = 0; k < CNN_LAYER_INPUTS_MAX; k++)
             if (s->acc[k] >= 0) b.busy[s->dx[k]] = 0; /* added in: free again */
         if (s->dy >= 0) b.busy[s->dy] = 0;
-        if (i == nl - 1) b.busy[1] = 0;
+        if (plan->nsteps == 1) b.busy[1] = 0; /* dout has been read */
     }
     plan->ndbuf = b.n;
     free(gb);
@@ -300,15 +325,17 @@ static cnn_status_t plan_backward(cnn_net_plan_t *plan)
  * takes it: the largest output it holds sizes it. The net's input has a
  * buffer of its own (the caller fills it). */
 
-/* The last layer that reads each layer's output: a folded ReLU's pool
- * reads the ReLU's input; the net's output is read after every layer. */
+/* The last layer that reads each layer's output: a ReLU folded into the
+ * pool after it reads nothing, the pool reads the ReLU's input; one
+ * folded into the layer before it reads that layer's output, in place;
+ * the net's output is read after every layer. */
 static void plan_last_use(const cnn_net_plan_t *plan, int *last)
 {
     const cnn_net_plan_layer_t *ls = plan->layers;
     const int nl = plan->nlayers;
     for (int i = 0; i < nl; i++) last[i] = i + 1 < nl ? i : nl;
     for (int c = 0; c < nl; c++) {
-        if (ls[c].fold >= 0) continue; /* runs nothing itself */
+        if (ls[c].fold > c) continue; /* its pool reads its input */
         for (int k = 0; k < ls[c].ninputs; k++) {
             int t = ls[c].src[k];
             if (t >= 0 && ls[t].fold == c) t = ls[t].src[0];
@@ -534,6 +561,7 @@ static cnn_status_t net_alloc(cnn_net_t *net, const cnn_net_plan_t *plan,
         memcpy(l->src, pl->src, sizeof l->src);
         memcpy(l->ins, pl->ins, sizeof l->ins);
         net->fold[i] = pl->fold;
+        l->relu_out = pl->relu_out >= 0;
         ncache += pl->sz.cache;
         if (pl->sz.work > net->work_stride) net->work_stride = pl->sz.work;
         if (pl->sz.shared > net->nshared) net->nshared = pl->sz.shared;
