@@ -10,6 +10,8 @@
  *   bench/mpicnn-bench --resnet-convs [--threads T] [--algo N] [--net LAYER] [--cpu-time]
  *                      (ResNet-20's conv layers, or the one named; --algo
  *                      forces an engine, as cnn_conv_set_algo)
+ *   --no-fuse: every layer runs on its own (cnn_net_set_fuse(0)): no ReLU is
+ *              folded into the layer before or after it
  *
  * Random data: only speed is measured here (accuracy is the trainer's).
  * The steps copy their batch from a few made in advance, as the trainer
@@ -529,11 +531,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--resnet-convs")) convs = 1;
         else if (!strcmp(argv[i], "--cpu-time")) cpu_time = 1;
         else if (!strcmp(argv[i], "--algo") && i + 1 < argc) cnn_conv_set_algo(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--no-fuse")) cnn_net_set_fuse(0);
         else if (!strcmp(argv[i], "--net") && i + 1 < argc) only = argv[++i];
         else {
             if (rank == 0)
                 fprintf(stderr, "usage: mpicnn-bench [--threads T] [--batch B] [--seconds S] "
-                                "[--net NAME] [--phases] [--algo N] [--cpu-time] "
+                                "[--net NAME] [--phases] [--algo N] [--no-fuse] [--cpu-time] "
                                 "[--steps-only|--layers-only|--allreduce|--resnet-convs]\n");
             MPI_Finalize();
             return 2;
