@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/simd.h"
 #include "layer_util.h"
 
 /* With sync, the statistics of the global batch come from per-channel
@@ -59,30 +60,118 @@ static int bn_synced(const cnn_layer_t *l, const cnn_ctx_t *ctx)
     return ctx->train && l->spec.sync && ctx->allreduce_sum;
 }
 
-/* Channel c of x (n,C,H,W), m = n*h*w > 0 values: their sum and the sum of
- * their squared deviations from the mean sum / m, in double (two passes:
- * no cancellation). The sums over a row run in SIMD lanes: a fixed order,
- * whatever the thread count. */
-static void bn_moments(const float *x, int n, int c, size_t hw, size_t chw,
-                       double *sum, double *sq)
+/* ---- per-channel sums in fixed lanes --------------------------------
+ * A channel's sums run in BN_LANES float lanes: value j of an image's row
+ * (hw values) goes to lane j % BN_LANES. After at most BN_TERMS values a
+ * float lane is added into its double lane and restarts from 0, so no
+ * float sum holds more than BN_TERMS terms; at the end the double lanes
+ * are added in lane order. The order depends on the shape alone (threads
+ * split channels, never one channel's values), and the lanes are
+ * independent chains that keep the adders busy where one accumulator
+ * would wait on each add. */
+#define BN_LANES 16
+#define BN_TERMS 32
+
+typedef double v8d __attribute__((vector_size(64)));
+
+/* What a lane sum adds up, per value: x; (x - mean)^2; dy and dy * xhat. */
+enum { BN_SUM_X, BN_SUM_SQDEV, BN_SUM_GRAD };
+
+/* Two lane sums (u, v; BN_SUM_X and BN_SUM_SQDEV use u only) */
+typedef struct {
+    v8 fu[2], fv[2];  /* float lanes 0..7, 8..15 */
+    v8d du[2], dv[2]; /* double lanes */
+    int terms;        /* values each float lane took since it was folded */
+} bn_lanes_t;
+
+INLINE void bn_lanes_fold(bn_lanes_t *s)
 {
-    double s = 0.0, s2 = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float *xp = x + i * chw + c * hw;
-#pragma omp simd reduction(+ : s)
-        for (size_t j = 0; j < hw; j++) s += xp[j];
+    for (int k = 0; k < 2; k++) {
+        s->du[k] += __builtin_convertvector(s->fu[k], v8d);
+        s->dv[k] += __builtin_convertvector(s->fv[k], v8d);
+        s->fu[k] = (v8){0};
+        s->fv[k] = (v8){0};
     }
-    const double mu = s / (double)((size_t)n * hw);
-    for (int i = 0; i < n; i++) {
-        const float *xp = x + i * chw + c * hw;
-#pragma omp simd reduction(+ : s2)
-        for (size_t j = 0; j < hw; j++) {
-            const double d = xp[j] - mu;
-            s2 += d * d;
+    s->terms = 0;
+}
+
+/* The terms of 8 values a (x, or dy) and b (xhat) of a channel whose
+ * normalisation subtracts mean, into u and v; lanes off in `on` give 0. */
+INLINE void bn_lanes_terms(int op, v8 a, v8 b, float mean, v8i on, v8 *u, v8 *v)
+{
+    v8 tu = a, tv = {0};
+    if (op == BN_SUM_SQDEV) {
+        const v8 d = a - mean;
+        tu = d * d;
+    } else if (op == BN_SUM_GRAD) {
+        tv = a * b;
+    }
+    *u = (v8)((v8i)tu & on);
+    *v = (v8)((v8i)tv & on);
+}
+
+/* Adds BN_LANES values from a and b (len of them, the rest 0) to s. */
+INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, size_t len,
+                         float mean)
+{
+    static const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int k = 0; k < 2; k++) {
+        v8 va, vb = {0}, u, v;
+        const v8i on = lane + 8 * k < (int)len;
+        if (len >= BN_LANES) {
+            va = *(const v8 *)(a + 8 * k);
+            if (op == BN_SUM_GRAD) vb = *(const v8 *)(b + 8 * k);
+        } else {
+            va = (v8){0};
+            for (int l = 0; l < 8 && 8 * k + l < (int)len; l++) {
+                va[l] = a[8 * k + l];
+                if (op == BN_SUM_GRAD) vb[l] = b[8 * k + l];
+            }
         }
+        bn_lanes_terms(op, va, vb, mean, on, &u, &v);
+        s->fu[k] += u;
+        s->fv[k] += v;
     }
-    *sum = s;
-    *sq = s2;
+    if (++s->terms == BN_TERMS) bn_lanes_fold(s);
+}
+
+/* The sums of op's terms over channel c of a (and b: the same layout),
+ * n images of (C, H, W) with hw = H*W and chw = C*H*W: out[0] the sum of
+ * u, out[1] that of v. */
+INLINE void bn_lane_sums(int op, const float *a, const float *b, int n, int c, size_t hw,
+                         size_t chw, float mean, double out[2])
+{
+    bn_lanes_t s = {.terms = 0};
+    for (int i = 0; i < n; i++) {
+        const size_t o = (size_t)i * chw + (size_t)c * hw;
+        for (size_t j = 0; j < hw; j += BN_LANES)
+            bn_lanes_add(&s, op, a + o + j, b ? b + o + j : NULL, hw - j, mean);
+    }
+    bn_lanes_fold(&s);
+    out[0] = out[1] = 0.0;
+    for (int l = 0; l < BN_LANES; l++) {
+        out[0] += s.du[l / 8][l % 8];
+        out[1] += s.dv[l / 8][l % 8];
+    }
+}
+
+/* Channel c of x (n,C,H,W), m = n*h*w > 0 values: their sum and the sum of
+ * their squared deviations from their mean, in two passes (no
+ * cancellation). The second pass subtracts the mean rounded to float, the
+ * one the normalisation uses, and corrects for its distance d from the
+ * exact one: sum (x - mf)^2 = M2 + m d^2. */
+CLONES static void bn_moments(const float *x, int n, int c, size_t hw, size_t chw,
+                              double *sum, double *sq)
+{
+    double s[2], q[2];
+    bn_lane_sums(BN_SUM_X, x, NULL, n, c, hw, chw, 0.0f, s);
+    const double m = (double)((size_t)n * hw);
+    const float mf = (float)(s[0] / m);
+    bn_lane_sums(BN_SUM_SQDEV, x, NULL, n, c, hw, chw, mf, q);
+    const double d = s[0] - m * (double)mf; /* m (mean - mf) */
+    const double m2 = q[0] - d * (d / m);
+    *sum = s[0];
+    *sq = m2 > 0.0 ? m2 : 0.0;
 }
 
 /* Sums `own` (BN_SUMS(C) doubles) over the ranks into `all`. If the
@@ -187,21 +276,13 @@ static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 }
 
 /* Channel c's sums of dy and of dy * xhat over this rank's n images. */
-static void bn_grad_sums(const float *dy, const float *xhat, int n, int c, size_t hw,
-                         size_t chw, double *sdy_out, double *sdyx_out)
+CLONES static void bn_grad_sums(const float *dy, const float *xhat, int n, int c, size_t hw,
+                                size_t chw, double *sdy_out, double *sdyx_out)
 {
-    double sdy = 0.0, sdyx = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float *dp = dy + i * chw + c * hw;
-        const float *hp = xhat + i * chw + c * hw;
-#pragma omp simd reduction(+ : sdy, sdyx)
-        for (size_t j = 0; j < hw; j++) {
-            sdy += dp[j];
-            sdyx += (double)dp[j] * hp[j];
-        }
-    }
-    *sdy_out = sdy;
-    *sdyx_out = sdyx;
+    double g[2];
+    bn_lane_sums(BN_SUM_GRAD, dy, xhat, n, c, hw, chw, 0.0f, g);
+    *sdy_out = g[0];
+    *sdyx_out = g[1];
 }
 
 /* dx of channel c: g (dy - a - xhat b), a and b the batch means of dy and
