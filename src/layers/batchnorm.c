@@ -24,6 +24,11 @@
  * two such blocks: this rank's sums and their total. */
 #define BN_SUMS(C) (2 * (size_t)(C) + 1)
 
+/* xhat = (x - mean) * invstd, in the one sequence of float operations that
+ * forward and backward share: backward recomputes forward's values to the
+ * bit. Written for floats and for vectors of them (v8). */
+#define BN_XHAT(x, mean, is) (((x) - (mean)) * (is))
+
 static cnn_status_t bn_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                              cnn_shape_t *out, cnn_layer_sizes_t *sz)
 {
@@ -37,8 +42,9 @@ static cnn_status_t bn_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     *sz = (cnn_layer_sizes_t){0};
     sz->params = 2 * (size_t)in.c;
     sz->state = 2 * (size_t)in.c;
-    /* xhat (n,C,H,W), then the inverse std used per channel (C) */
-    sz->cache = (size_t)in.n * cnn_shape_image(in) + (size_t)in.c;
+    /* the mean and inverse std each channel was normalised with (C, C):
+     * backward recomputes xhat from them and x */
+    sz->cache = 2 * (size_t)in.c;
     /* sync: two blocks of BN_SUMS doubles */
     if (s->sync) sz->shared = 2 * 2 * BN_SUMS(in.c);
     return CNN_OK;
@@ -74,7 +80,8 @@ static int bn_synced(const cnn_layer_t *l, const cnn_ctx_t *ctx)
 
 typedef double v8d __attribute__((vector_size(64)));
 
-/* What a lane sum adds up, per value: x; (x - mean)^2; dy and dy * xhat. */
+/* What a lane sum adds up, per value: x; (x - mean)^2; dy and dy * xhat,
+ * xhat recomputed from x. */
 enum { BN_SUM_X, BN_SUM_SQDEV, BN_SUM_GRAD };
 
 /* Two lane sums (u, v; BN_SUM_X and BN_SUM_SQDEV use u only) */
@@ -95,16 +102,16 @@ INLINE void bn_lanes_fold(bn_lanes_t *s)
     s->terms = 0;
 }
 
-/* The terms of 8 values a (x, or dy) and b (xhat) of a channel whose
- * normalisation subtracts mean, into u and v; lanes off in `on` give 0. */
-INLINE void bn_lanes_terms(int op, v8 a, v8 b, float mean, v8i on, v8 *u, v8 *v)
+/* The terms of 8 values a (x, or dy) and b (x) of a channel normalised
+ * with mean and invstd is, into u and v; lanes off in `on` give 0. */
+INLINE void bn_lanes_terms(int op, v8 a, v8 b, float mean, float is, v8i on, v8 *u, v8 *v)
 {
     v8 tu = a, tv = {0};
     if (op == BN_SUM_SQDEV) {
         const v8 d = a - mean;
         tu = d * d;
     } else if (op == BN_SUM_GRAD) {
-        tv = a * b;
+        tv = a * BN_XHAT(b, mean, is);
     }
     *u = (v8)((v8i)tu & on);
     *v = (v8)((v8i)tv & on);
@@ -112,7 +119,7 @@ INLINE void bn_lanes_terms(int op, v8 a, v8 b, float mean, v8i on, v8 *u, v8 *v)
 
 /* Adds BN_LANES values from a and b (len of them, the rest 0) to s. */
 INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, size_t len,
-                         float mean)
+                         float mean, float is)
 {
     static const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int k = 0; k < 2; k++) {
@@ -128,7 +135,7 @@ INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, 
                 if (op == BN_SUM_GRAD) vb[l] = b[8 * k + l];
             }
         }
-        bn_lanes_terms(op, va, vb, mean, on, &u, &v);
+        bn_lanes_terms(op, va, vb, mean, is, on, &u, &v);
         s->fu[k] += u;
         s->fv[k] += v;
     }
@@ -139,13 +146,13 @@ INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, 
  * n images of (C, H, W) with hw = H*W and chw = C*H*W: out[0] the sum of
  * u, out[1] that of v. */
 INLINE void bn_lane_sums(int op, const float *a, const float *b, int n, int c, size_t hw,
-                         size_t chw, float mean, double out[2])
+                         size_t chw, float mean, float is, double out[2])
 {
     bn_lanes_t s = {.terms = 0};
     for (int i = 0; i < n; i++) {
         const size_t o = (size_t)i * chw + (size_t)c * hw;
         for (size_t j = 0; j < hw; j += BN_LANES)
-            bn_lanes_add(&s, op, a + o + j, b ? b + o + j : NULL, hw - j, mean);
+            bn_lanes_add(&s, op, a + o + j, b ? b + o + j : NULL, hw - j, mean, is);
     }
     bn_lanes_fold(&s);
     out[0] = out[1] = 0.0;
@@ -164,10 +171,10 @@ CLONES static void bn_moments(const float *x, int n, int c, size_t hw, size_t ch
                               double *sum, double *sq)
 {
     double s[2], q[2];
-    bn_lane_sums(BN_SUM_X, x, NULL, n, c, hw, chw, 0.0f, s);
+    bn_lane_sums(BN_SUM_X, x, NULL, n, c, hw, chw, 0.0f, 0.0f, s);
     const double m = (double)((size_t)n * hw);
     const float mf = (float)(s[0] / m);
-    bn_lane_sums(BN_SUM_SQDEV, x, NULL, n, c, hw, chw, mf, q);
+    bn_lane_sums(BN_SUM_SQDEV, x, NULL, n, c, hw, chw, mf, 0.0f, q);
     const double d = s[0] - m * (double)mf; /* m (mean - mf) */
     const double m2 = q[0] - d * (d / m);
     *sum = s[0];
@@ -225,76 +232,91 @@ static int bn_global_stats(const double *g, int C, int c, double *mean, double *
     return 1;
 }
 
-/* x, y (n,C,H,W) */
+/* Channel c's mean and variance to normalise with: in training those of
+ * the batch (from the global sums g, or from this rank's x (n,C,H,W)),
+ * which also update the running statistics; in test mode the running
+ * ones. */
+static void bn_channel_stats(cnn_layer_t *l, const cnn_ctx_t *ctx, const double *g, int n,
+                             const float *x, int c, float *mean, float *var)
+{
+    const int C = l->in.c;
+    const size_t hw = (size_t)l->in.h * l->in.w, m = (size_t)n * hw;
+    float *rmean = l->state, *rvar = l->state + C;
+    const float mom = l->spec.momentum;
+    double mu = 0.0, v = 0.0, unbiased = 0.0;
+    int batch = 0;
+    if (g) {
+        batch = bn_global_stats(g, C, c, &mu, &v, &unbiased);
+    } else if (ctx->train && m > 0) {
+        double s, s2;
+        bn_moments(x, n, c, hw, (size_t)C * hw, &s, &s2);
+        mu = s / (double)m;
+        v = s2 / (double)m;
+        unbiased = m > 1 ? s2 / (double)(m - 1) : s2;
+        batch = 1;
+    }
+    if (batch) {
+        *mean = (float)mu;
+        *var = (float)v;
+        rmean[c] = (1.0f - mom) * rmean[c] + mom * *mean;
+        rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)unbiased;
+    } else {
+        *mean = rmean[c];
+        *var = rvar[c];
+    }
+}
+
+/* y = gamma xhat + beta over channel c of x, y (n,C,H,W) */
+CLONES static void bn_normalise(const float *x, float *y, int n, int c, size_t hw, size_t chw,
+                                float mean, float is, float gamma, float beta)
+{
+    for (int i = 0; i < n; i++) {
+        const float *xp = x + i * chw + c * hw;
+        float *yp = y + i * chw + c * hw;
+        for (size_t j = 0; j < hw; j++) yp[j] = gamma * BN_XHAT(xp[j], mean, is) + beta;
+    }
+}
+
+/* x, y (n,C,H,W); the cache gets each channel's mean and inverse std */
 static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                        const float *x, float *y)
 {
     const int C = l->in.c;
     const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
-    const size_t m = (size_t)n * hw;
     const float *gamma = l->params, *beta = l->params + C;
-    float *rmean = l->state, *rvar = l->state + C;
-    float *xhat = l->cache, *invstd = l->cache + (size_t)l->in.n * chw;
-    const float eps = l->spec.eps, mom = l->spec.momentum;
+    float *mean = l->cache, *invstd = l->cache + C;
     const double *g = bn_synced(l, ctx) ? bn_global_moments(l, ctx, n, x) : NULL;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
-        float mean, var;
-        double mu = 0.0, v = 0.0, unbiased = 0.0;
-        int batch = 0;
-        if (g) {
-            batch = bn_global_stats(g, C, c, &mu, &v, &unbiased);
-        } else if (ctx->train && m > 0) {
-            double s, s2;
-            bn_moments(x, n, c, hw, chw, &s, &s2);
-            mu = s / (double)m;
-            v = s2 / (double)m;
-            unbiased = m > 1 ? s2 / (double)(m - 1) : s2;
-            batch = 1;
-        }
-        if (batch) {
-            mean = (float)mu;
-            var = (float)v;
-            rmean[c] = (1.0f - mom) * rmean[c] + mom * mean;
-            rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)unbiased;
-        } else {
-            mean = rmean[c];
-            var = rvar[c];
-        }
-        const float is = 1.0f / sqrtf(var + eps);
-        invstd[c] = is;
-        for (int i = 0; i < n; i++) {
-            const float *xp = x + i * chw + c * hw;
-            float *hp = xhat + i * chw + c * hw;
-            float *yp = y + i * chw + c * hw;
-            for (size_t j = 0; j < hw; j++) {
-                hp[j] = (xp[j] - mean) * is;
-                yp[j] = gamma[c] * hp[j] + beta[c];
-            }
-        }
+        float var;
+        bn_channel_stats(l, ctx, g, n, x, c, &mean[c], &var);
+        invstd[c] = 1.0f / sqrtf(var + l->spec.eps);
+        bn_normalise(x, y, n, c, hw, chw, mean[c], invstd[c], gamma[c], beta[c]);
     }
 }
 
-/* Channel c's sums of dy and of dy * xhat over this rank's n images. */
-CLONES static void bn_grad_sums(const float *dy, const float *xhat, int n, int c, size_t hw,
-                                size_t chw, double *sdy_out, double *sdyx_out)
+/* Channel c's sums of dy and of dy * xhat over this rank's n images, xhat
+ * recomputed from x (n,C,H,W) with the channel's mean and invstd is. */
+CLONES static void bn_grad_sums(const float *dy, const float *x, int n, int c, size_t hw,
+                                size_t chw, float mean, float is, double *sdy_out,
+                                double *sdyx_out)
 {
     double g[2];
-    bn_lane_sums(BN_SUM_GRAD, dy, xhat, n, c, hw, chw, 0.0f, g);
+    bn_lane_sums(BN_SUM_GRAD, dy, x, n, c, hw, chw, mean, is, g);
     *sdy_out = g[0];
     *sdyx_out = g[1];
 }
 
 /* dx of channel c: g (dy - a - xhat b), a and b the batch means of dy and
  * of dy * xhat (0 in test mode: the statistics do not depend on x). */
-static void bn_channel_dx(const float *dy, const float *xhat, int n, int c, size_t hw,
-                          size_t chw, float g, float a, float b, float *dx)
+CLONES static void bn_channel_dx(const float *dy, const float *x, int n, int c, size_t hw,
+                                 size_t chw, float mean, float is, float g, float a, float b,
+                                 float *dx)
 {
     for (int i = 0; i < n; i++) {
-        const float *dp = dy + i * chw + c * hw;
-        const float *hp = xhat + i * chw + c * hw;
+        const float *dp = dy + i * chw + c * hw, *xp = x + i * chw + c * hw;
         float *op = dx + i * chw + c * hw;
-        for (size_t j = 0; j < hw; j++) op[j] = g * (dp[j] - a - hp[j] * b);
+        for (size_t j = 0; j < hw; j++) op[j] = g * (dp[j] - a - BN_XHAT(xp[j], mean, is) * b);
     }
 }
 
@@ -302,18 +324,18 @@ static void bn_channel_dx(const float *dy, const float *xhat, int n, int c, size
  * get this rank's sums (the gradient sum of the trainer adds the other
  * ranks'), dx the means of dy and dy * xhat over the global batch, so
  * that it is the gradient of the global batch's loss. */
-static void bn_backward_synced(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float *dy,
-                               float *dx)
+static void bn_backward_synced(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, const float *x,
+                               const float *dy, float *dx)
 {
     const int C = l->in.c;
     const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
     const float *gamma = l->params;
     float *dgamma = l->grads, *dbeta = l->grads + C;
-    const float *xhat = l->cache, *invstd = l->cache + (size_t)l->in.n * chw;
+    const float *mean = l->cache, *invstd = l->cache + C;
     double *own = (double *)ctx->shared, *all = own + BN_SUMS(C);
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
-        bn_grad_sums(dy, xhat, n, c, hw, chw, &own[c], &own[C + c]);
+        bn_grad_sums(dy, x, n, c, hw, chw, mean[c], invstd[c], &own[c], &own[C + c]);
         dgamma[c] += (float)own[C + c];
         dbeta[c] += (float)own[c];
     }
@@ -326,16 +348,18 @@ static void bn_backward_synced(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, cons
     for (int c = 0; c < C; c++) {
         const float a = m > 0.0 ? (float)(g[c] / m) : 0.0f;
         const float b = m > 0.0 ? (float)(g[C + c] / m) : 0.0f;
-        bn_channel_dx(dy, xhat, n, c, hw, chw, gamma[c] * invstd[c], a, b, dx);
+        bn_channel_dx(dy, x, n, c, hw, chw, mean[c], invstd[c], gamma[c] * invstd[c], a, b,
+                      dx);
     }
 }
 
+/* x, y, dy, dx (n,C,H,W); xhat comes from x and the cached statistics */
 static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                         const float *x, const float *y, const float *dy,
                         float *dx)
 {
     if (bn_synced(l, ctx)) {
-        bn_backward_synced(l, ctx, n, dy, dx);
+        bn_backward_synced(l, ctx, n, x, dy, dx);
         return;
     }
     const int C = l->in.c;
@@ -343,11 +367,11 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     const size_t m = (size_t)n * hw;
     const float *gamma = l->params;
     float *dgamma = l->grads, *dbeta = l->grads + C;
-    const float *xhat = l->cache, *invstd = l->cache + (size_t)l->in.n * chw;
+    const float *mean = l->cache, *invstd = l->cache + C;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
         double sdy, sdyx;
-        bn_grad_sums(dy, xhat, n, c, hw, chw, &sdy, &sdyx);
+        bn_grad_sums(dy, x, n, c, hw, chw, mean[c], invstd[c], &sdy, &sdyx);
         dgamma[c] += (float)sdyx;
         dbeta[c] += (float)sdy;
         if (!dx) continue;
@@ -355,7 +379,7 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         /* training: the batch statistics depend on x too */
         const float a = ctx->train && m > 0 ? (float)(sdy / (double)m) : 0.0f;
         const float b = ctx->train && m > 0 ? (float)(sdyx / (double)m) : 0.0f;
-        bn_channel_dx(dy, xhat, n, c, hw, chw, g, a, b, dx);
+        bn_channel_dx(dy, x, n, c, hw, chw, mean[c], invstd[c], g, a, b, dx);
     }
 }
 
