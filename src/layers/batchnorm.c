@@ -24,10 +24,19 @@
  * two such blocks: this rank's sums and their total. */
 #define BN_SUMS(C) (2 * (size_t)(C) + 1)
 
-/* xhat = (x - mean) * invstd, in the one sequence of float operations that
- * forward and backward share: backward recomputes forward's values to the
- * bit. Written for floats and for vectors of them (v8). */
-#define BN_XHAT(x, mean, is) (((x) - (mean)) * (is))
+/* What the kernels know of one channel. */
+typedef struct {
+    float mean, is;    /* normalised with: xhat = (x - mean) * is */
+    float gamma, beta; /* the output before a ReLU: gamma xhat + beta */
+    int relu;          /* 1: the layer ends with a ReLU (relu_out) */
+} bn_chan_t;
+
+/* xhat, and the output before a ReLU, of x in channel p, in the one
+ * sequence of float operations that forward and backward share: backward
+ * recomputes forward's values to the bit. For floats and for vectors of
+ * them (v8). */
+#define BN_XHAT(x, p) (((x) - (p).mean) * (p).is)
+#define BN_OUT(xhat, p) ((p).gamma * (xhat) + (p).beta)
 
 static cnn_status_t bn_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
                              cnn_shape_t *out, cnn_layer_sizes_t *sz)
@@ -81,7 +90,8 @@ static int bn_synced(const cnn_layer_t *l, const cnn_ctx_t *ctx)
 typedef double v8d __attribute__((vector_size(64)));
 
 /* What a lane sum adds up, per value: x; (x - mean)^2; dy and dy * xhat,
- * xhat recomputed from x. */
+ * xhat recomputed from x and dy taken as 0 where a ReLU at the output
+ * (relu_out) gave 0, as its backward pass would have. */
 enum { BN_SUM_X, BN_SUM_SQDEV, BN_SUM_GRAD };
 
 /* Two lane sums (u, v; BN_SUM_X and BN_SUM_SQDEV use u only) */
@@ -102,16 +112,18 @@ INLINE void bn_lanes_fold(bn_lanes_t *s)
     s->terms = 0;
 }
 
-/* The terms of 8 values a (x, or dy) and b (x) of a channel normalised
- * with mean and invstd is, into u and v; lanes off in `on` give 0. */
-INLINE void bn_lanes_terms(int op, v8 a, v8 b, float mean, float is, v8i on, v8 *u, v8 *v)
+/* The terms of 8 values a (x, or dy) and b (x) of channel p into u and
+ * v; lanes off in `on` give 0. */
+INLINE void bn_lanes_terms(int op, v8 a, v8 b, const bn_chan_t *p, v8i on, v8 *u, v8 *v)
 {
     v8 tu = a, tv = {0};
     if (op == BN_SUM_SQDEV) {
-        const v8 d = a - mean;
+        const v8 d = a - p->mean;
         tu = d * d;
     } else if (op == BN_SUM_GRAD) {
-        tv = a * BN_XHAT(b, mean, is);
+        const v8 h = BN_XHAT(b, *p);
+        if (p->relu) tu = (v8)((v8i)a & (BN_OUT(h, *p) > 0.0f));
+        tv = tu * h;
     }
     *u = (v8)((v8i)tu & on);
     *v = (v8)((v8i)tv & on);
@@ -119,7 +131,7 @@ INLINE void bn_lanes_terms(int op, v8 a, v8 b, float mean, float is, v8i on, v8 
 
 /* Adds BN_LANES values from a and b (len of them, the rest 0) to s. */
 INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, size_t len,
-                         float mean, float is)
+                         const bn_chan_t *p)
 {
     static const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int k = 0; k < 2; k++) {
@@ -135,7 +147,7 @@ INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, 
                 if (op == BN_SUM_GRAD) vb[l] = b[8 * k + l];
             }
         }
-        bn_lanes_terms(op, va, vb, mean, is, on, &u, &v);
+        bn_lanes_terms(op, va, vb, p, on, &u, &v);
         s->fu[k] += u;
         s->fv[k] += v;
     }
@@ -146,13 +158,13 @@ INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, 
  * n images of (C, H, W) with hw = H*W and chw = C*H*W: out[0] the sum of
  * u, out[1] that of v. */
 INLINE void bn_lane_sums(int op, const float *a, const float *b, int n, int c, size_t hw,
-                         size_t chw, float mean, float is, double out[2])
+                         size_t chw, const bn_chan_t *p, double out[2])
 {
     bn_lanes_t s = {.terms = 0};
     for (int i = 0; i < n; i++) {
         const size_t o = (size_t)i * chw + (size_t)c * hw;
         for (size_t j = 0; j < hw; j += BN_LANES)
-            bn_lanes_add(&s, op, a + o + j, b ? b + o + j : NULL, hw - j, mean, is);
+            bn_lanes_add(&s, op, a + o + j, b ? b + o + j : NULL, hw - j, p);
     }
     bn_lanes_fold(&s);
     out[0] = out[1] = 0.0;
@@ -171,10 +183,12 @@ CLONES static void bn_moments(const float *x, int n, int c, size_t hw, size_t ch
                               double *sum, double *sq)
 {
     double s[2], q[2];
-    bn_lane_sums(BN_SUM_X, x, NULL, n, c, hw, chw, 0.0f, 0.0f, s);
+    bn_chan_t p = {.mean = 0.0f};
+    bn_lane_sums(BN_SUM_X, x, NULL, n, c, hw, chw, &p, s);
     const double m = (double)((size_t)n * hw);
     const float mf = (float)(s[0] / m);
-    bn_lane_sums(BN_SUM_SQDEV, x, NULL, n, c, hw, chw, mf, 0.0f, q);
+    p.mean = mf;
+    bn_lane_sums(BN_SUM_SQDEV, x, NULL, n, c, hw, chw, &p, q);
     const double d = s[0] - m * (double)mf; /* m (mean - mf) */
     const double m2 = q[0] - d * (d / m);
     *sum = s[0];
@@ -266,15 +280,31 @@ static void bn_channel_stats(cnn_layer_t *l, const cnn_ctx_t *ctx, const double 
     }
 }
 
-/* y = gamma xhat + beta over channel c of x, y (n,C,H,W) */
+/* y = gamma xhat + beta over channel c of x, y (n,C,H,W), then the ReLU
+ * with p.relu (as relu.c writes it: x > 0 ? x : 0) */
 CLONES static void bn_normalise(const float *x, float *y, int n, int c, size_t hw, size_t chw,
-                                float mean, float is, float gamma, float beta)
+                                bn_chan_t p)
 {
     for (int i = 0; i < n; i++) {
         const float *xp = x + i * chw + c * hw;
         float *yp = y + i * chw + c * hw;
-        for (size_t j = 0; j < hw; j++) yp[j] = gamma * BN_XHAT(xp[j], mean, is) + beta;
+        if (p.relu) {
+            for (size_t j = 0; j < hw; j++) {
+                const float o = BN_OUT(BN_XHAT(xp[j], p), p);
+                yp[j] = o > 0.0f ? o : 0.0f;
+            }
+        } else {
+            for (size_t j = 0; j < hw; j++) yp[j] = BN_OUT(BN_XHAT(xp[j], p), p);
+        }
     }
+}
+
+/* Channel c of layer l as the kernels see it. */
+static bn_chan_t bn_chan(const cnn_layer_t *l, int c)
+{
+    const int C = l->in.c;
+    return (bn_chan_t){.mean = l->cache[c], .is = l->cache[C + c], .gamma = l->params[c],
+                       .beta = l->params[C + c], .relu = l->relu_out};
 }
 
 /* x, y (n,C,H,W); the cache gets each channel's mean and inverse std */
@@ -283,7 +313,6 @@ static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
 {
     const int C = l->in.c;
     const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
-    const float *gamma = l->params, *beta = l->params + C;
     float *mean = l->cache, *invstd = l->cache + C;
     const double *g = bn_synced(l, ctx) ? bn_global_moments(l, ctx, n, x) : NULL;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
@@ -291,32 +320,40 @@ static void bn_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
         float var;
         bn_channel_stats(l, ctx, g, n, x, c, &mean[c], &var);
         invstd[c] = 1.0f / sqrtf(var + l->spec.eps);
-        bn_normalise(x, y, n, c, hw, chw, mean[c], invstd[c], gamma[c], beta[c]);
+        bn_normalise(x, y, n, c, hw, chw, bn_chan(l, c));
     }
 }
 
 /* Channel c's sums of dy and of dy * xhat over this rank's n images, xhat
- * recomputed from x (n,C,H,W) with the channel's mean and invstd is. */
+ * recomputed from x (n,C,H,W); with p.relu dy is 0 where the output was. */
 CLONES static void bn_grad_sums(const float *dy, const float *x, int n, int c, size_t hw,
-                                size_t chw, float mean, float is, double *sdy_out,
-                                double *sdyx_out)
+                                size_t chw, bn_chan_t p, double *sdy_out, double *sdyx_out)
 {
     double g[2];
-    bn_lane_sums(BN_SUM_GRAD, dy, x, n, c, hw, chw, mean, is, g);
+    bn_lane_sums(BN_SUM_GRAD, dy, x, n, c, hw, chw, &p, g);
     *sdy_out = g[0];
     *sdyx_out = g[1];
 }
 
-/* dx of channel c: g (dy - a - xhat b), a and b the batch means of dy and
- * of dy * xhat (0 in test mode: the statistics do not depend on x). */
+/* dx of channel c: gamma invstd (dy - a - xhat b), a and b the batch
+ * means of dy and of dy * xhat (0 in test mode: the statistics do not
+ * depend on x); with p.relu dy is 0 where the output was (relu.c's
+ * backward: x > 0 ? dy : 0). */
 CLONES static void bn_channel_dx(const float *dy, const float *x, int n, int c, size_t hw,
-                                 size_t chw, float mean, float is, float g, float a, float b,
-                                 float *dx)
+                                 size_t chw, bn_chan_t p, float a, float b, float *dx)
 {
+    const float g = p.gamma * p.is;
     for (int i = 0; i < n; i++) {
         const float *dp = dy + i * chw + c * hw, *xp = x + i * chw + c * hw;
         float *op = dx + i * chw + c * hw;
-        for (size_t j = 0; j < hw; j++) op[j] = g * (dp[j] - a - BN_XHAT(xp[j], mean, is) * b);
+        if (p.relu) {
+            for (size_t j = 0; j < hw; j++) {
+                const float h = BN_XHAT(xp[j], p), d = dp[j];
+                op[j] = g * ((BN_OUT(h, p) > 0.0f ? d : 0.0f) - a - h * b);
+            }
+        } else {
+            for (size_t j = 0; j < hw; j++) op[j] = g * (dp[j] - a - BN_XHAT(xp[j], p) * b);
+        }
     }
 }
 
@@ -329,13 +366,11 @@ static void bn_backward_synced(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, cons
 {
     const int C = l->in.c;
     const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
-    const float *gamma = l->params;
     float *dgamma = l->grads, *dbeta = l->grads + C;
-    const float *mean = l->cache, *invstd = l->cache + C;
     double *own = (double *)ctx->shared, *all = own + BN_SUMS(C);
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
-        bn_grad_sums(dy, x, n, c, hw, chw, mean[c], invstd[c], &own[c], &own[C + c]);
+        bn_grad_sums(dy, x, n, c, hw, chw, bn_chan(l, c), &own[c], &own[C + c]);
         dgamma[c] += (float)own[C + c];
         dbeta[c] += (float)own[c];
     }
@@ -348,8 +383,7 @@ static void bn_backward_synced(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, cons
     for (int c = 0; c < C; c++) {
         const float a = m > 0.0 ? (float)(g[c] / m) : 0.0f;
         const float b = m > 0.0 ? (float)(g[C + c] / m) : 0.0f;
-        bn_channel_dx(dy, x, n, c, hw, chw, mean[c], invstd[c], gamma[c] * invstd[c], a, b,
-                      dx);
+        bn_channel_dx(dy, x, n, c, hw, chw, bn_chan(l, c), a, b, dx);
     }
 }
 
@@ -365,21 +399,19 @@ static void bn_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
     const int C = l->in.c;
     const size_t hw = (size_t)l->in.h * l->in.w, chw = (size_t)C * hw;
     const size_t m = (size_t)n * hw;
-    const float *gamma = l->params;
     float *dgamma = l->grads, *dbeta = l->grads + C;
-    const float *mean = l->cache, *invstd = l->cache + C;
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
     for (int c = 0; c < C; c++) {
+        const bn_chan_t p = bn_chan(l, c);
         double sdy, sdyx;
-        bn_grad_sums(dy, x, n, c, hw, chw, mean[c], invstd[c], &sdy, &sdyx);
+        bn_grad_sums(dy, x, n, c, hw, chw, p, &sdy, &sdyx);
         dgamma[c] += (float)sdyx;
         dbeta[c] += (float)sdy;
         if (!dx) continue;
-        const float g = gamma[c] * invstd[c];
         /* training: the batch statistics depend on x too */
         const float a = ctx->train && m > 0 ? (float)(sdy / (double)m) : 0.0f;
         const float b = ctx->train && m > 0 ? (float)(sdyx / (double)m) : 0.0f;
-        bn_channel_dx(dy, x, n, c, hw, chw, mean[c], invstd[c], g, a, b, dx);
+        bn_channel_dx(dy, x, n, c, hw, chw, p, a, b, dx);
     }
 }
 
@@ -508,6 +540,7 @@ const cnn_layer_ops_t cnn_batchnorm_ops = {
     .init = bn_init,
     .forward = bn_forward,
     .backward = bn_backward,
+    .relu_out = 1,
     .keys = bn_keys,
     .nkeys = LAYER_COUNT(bn_keys),
     .tensors = bn_tensors,
