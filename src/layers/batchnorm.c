@@ -81,77 +81,96 @@ static int bn_synced(const cnn_layer_t *l, const cnn_ctx_t *ctx)
  * float lane is added into its double lane and restarts from 0, so no
  * float sum holds more than BN_TERMS terms; at the end the double lanes
  * are added in lane order. The order depends on the shape alone (threads
- * split channels, never one channel's values), and the lanes are
- * independent chains that keep the adders busy where one accumulator
- * would wait on each add. */
-#define BN_LANES 16
+ * split channels, never one channel's values), and the lanes, 4 vectors
+ * of 8, are independent chains that keep the adders busy where one
+ * accumulator would wait on each add. */
+#define BN_VECS 4
+#define BN_LANES (8 * BN_VECS)
 #define BN_TERMS 32
 
 typedef double v8d __attribute__((vector_size(64)));
 
 /* What a lane sum adds up, per value: x; (x - mean)^2; dy and dy * xhat,
- * xhat recomputed from x and dy taken as 0 where a ReLU at the output
- * (relu_out) gave 0, as its backward pass would have. */
-enum { BN_SUM_X, BN_SUM_SQDEV, BN_SUM_GRAD };
-
-/* Two lane sums (u, v; BN_SUM_X and BN_SUM_SQDEV use u only) */
-typedef struct {
-    v8 fu[2], fv[2];  /* float lanes 0..7, 8..15 */
-    v8d du[2], dv[2]; /* double lanes */
-    int terms;        /* values each float lane took since it was folded */
-} bn_lanes_t;
-
-INLINE void bn_lanes_fold(bn_lanes_t *s)
-{
-    for (int k = 0; k < 2; k++) {
-        s->du[k] += __builtin_convertvector(s->fu[k], v8d);
-        s->dv[k] += __builtin_convertvector(s->fv[k], v8d);
-        s->fu[k] = (v8){0};
-        s->fv[k] = (v8){0};
-    }
-    s->terms = 0;
-}
+ * xhat recomputed from x; the same with dy taken as 0 where a ReLU at the
+ * output (relu_out) gave 0, as its backward pass would have. */
+enum { BN_SUM_X, BN_SUM_SQDEV, BN_SUM_GRAD, BN_SUM_GRAD_RELU };
 
 /* The terms of 8 values a (x, or dy) and b (x) of channel p into u and
- * v; lanes off in `on` give 0. */
-INLINE void bn_lanes_terms(int op, v8 a, v8 b, const bn_chan_t *p, v8i on, v8 *u, v8 *v)
+ * v (BN_SUM_X and BN_SUM_SQDEV use u only). */
+INLINE void bn_lanes_terms(int op, v8 a, v8 b, const bn_chan_t *p, v8 *u, v8 *v)
 {
     v8 tu = a, tv = {0};
     if (op == BN_SUM_SQDEV) {
         const v8 d = a - p->mean;
         tu = d * d;
-    } else if (op == BN_SUM_GRAD) {
+    } else if (op >= BN_SUM_GRAD) {
         const v8 h = BN_XHAT(b, *p);
-        if (p->relu) tu = (v8)((v8i)a & (BN_OUT(h, *p) > 0.0f));
+        if (op == BN_SUM_GRAD_RELU) tu = (v8)((v8i)a & (BN_OUT(h, *p) > 0.0f));
         tv = tu * h;
     }
-    *u = (v8)((v8i)tu & on);
-    *v = (v8)((v8i)tv & on);
+    *u = tu;
+    *v = tv;
 }
 
-/* Adds BN_LANES values from a and b (len of them, the rest 0) to s. */
-INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, size_t len,
-                         const bn_chan_t *p)
+/* Float lanes fu, fv into the double lanes du, dv; the float lanes restart
+ * from 0. */
+INLINE void bn_lanes_fold(v8 *fu, v8 *fv, v8d *du, v8d *dv)
+{
+#pragma GCC unroll 8
+    for (int k = 0; k < BN_VECS; k++) {
+        du[k] += __builtin_convertvector(fu[k], v8d);
+        dv[k] += __builtin_convertvector(fv[k], v8d);
+        fu[k] = fv[k] = (v8){0};
+    }
+}
+
+/* Adds BN_LANES values from a and b (op's inputs) to the lanes fu, fv. */
+INLINE void bn_lanes_add(int op, const float *a, const float *b, const bn_chan_t *p, v8 *fu,
+                         v8 *fv)
+{
+#pragma GCC unroll 8
+    for (int k = 0; k < BN_VECS; k++) {
+        const v8 vb = op >= BN_SUM_GRAD ? *(const v8 *)(b + 8 * k) : (v8){0};
+        v8 u, v;
+        bn_lanes_terms(op, *(const v8 *)(a + 8 * k), vb, p, &u, &v);
+        fu[k] += u;
+        fv[k] += v;
+    }
+}
+
+/* Adds the len < BN_LANES values left at the end of a row of hw values
+ * to the lanes: whole vectors of 8 as bn_lanes_add, the last r < 8 values
+ * to the last r lanes of the next vector, loaded as the 8 values that end
+ * the row (if the row has 8) with the ones before masked off, else to its
+ * first r lanes one by one. */
+INLINE void bn_lanes_add_tail(int op, const float *a, const float *b, int len, size_t hw,
+                              const bn_chan_t *p, v8 *fu, v8 *fv)
 {
     static const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    for (int k = 0; k < 2; k++) {
-        v8 va, vb = {0}, u, v;
-        const v8i on = lane + 8 * k < (int)len;
-        if (len >= BN_LANES) {
+    const int whole = len / 8, r = len % 8;
+#pragma GCC unroll 8
+    for (int k = 0; k < BN_VECS; k++) {
+        if (k > whole || (k == whole && r == 0)) break;
+        v8 va = {0}, vb = {0}, u, v;
+        v8i on = lane >= 0;
+        if (k < whole) {
             va = *(const v8 *)(a + 8 * k);
-            if (op == BN_SUM_GRAD) vb = *(const v8 *)(b + 8 * k);
+            if (op >= BN_SUM_GRAD) vb = *(const v8 *)(b + 8 * k);
+        } else if (hw >= 8) {
+            va = *(const v8 *)(a + len - 8);
+            if (op >= BN_SUM_GRAD) vb = *(const v8 *)(b + len - 8);
+            on = lane >= 8 - r;
         } else {
-            va = (v8){0};
-            for (int l = 0; l < 8 && 8 * k + l < (int)len; l++) {
+            for (int l = 0; l < r; l++) {
                 va[l] = a[8 * k + l];
-                if (op == BN_SUM_GRAD) vb[l] = b[8 * k + l];
+                if (op >= BN_SUM_GRAD) vb[l] = b[8 * k + l];
             }
+            on = lane < r;
         }
-        bn_lanes_terms(op, va, vb, p, on, &u, &v);
-        s->fu[k] += u;
-        s->fv[k] += v;
+        bn_lanes_terms(op, va, vb, p, &u, &v);
+        fu[k] += (v8)((v8i)u & on); /* the values outside give 0 */
+        fv[k] += (v8)((v8i)v & on);
     }
-    if (++s->terms == BN_TERMS) bn_lanes_fold(s);
 }
 
 /* The sums of op's terms over channel c of a (and b: the same layout),
@@ -160,17 +179,27 @@ INLINE void bn_lanes_add(bn_lanes_t *s, int op, const float *a, const float *b, 
 INLINE void bn_lane_sums(int op, const float *a, const float *b, int n, int c, size_t hw,
                          size_t chw, const bn_chan_t *p, double out[2])
 {
-    bn_lanes_t s = {.terms = 0};
+    v8 fu[BN_VECS] = {{0}}, fv[BN_VECS] = {{0}};
+    v8d du[BN_VECS] = {{0}}, dv[BN_VECS] = {{0}};
+    int terms = 0; /* values each float lane took since it was folded */
     for (int i = 0; i < n; i++) {
         const size_t o = (size_t)i * chw + (size_t)c * hw;
-        for (size_t j = 0; j < hw; j += BN_LANES)
-            bn_lanes_add(&s, op, a + o + j, b ? b + o + j : NULL, hw - j, p);
+        const float *ar = a + o, *br = b ? b + o : NULL;
+        size_t j = 0;
+        for (; j + BN_LANES <= hw; j += BN_LANES) {
+            bn_lanes_add(op, ar + j, br ? br + j : NULL, p, fu, fv);
+            if (++terms == BN_TERMS) bn_lanes_fold(fu, fv, du, dv), terms = 0;
+        }
+        if (j < hw) {
+            bn_lanes_add_tail(op, ar + j, br ? br + j : NULL, (int)(hw - j), hw, p, fu, fv);
+            if (++terms == BN_TERMS) bn_lanes_fold(fu, fv, du, dv), terms = 0;
+        }
     }
-    bn_lanes_fold(&s);
+    bn_lanes_fold(fu, fv, du, dv);
     out[0] = out[1] = 0.0;
     for (int l = 0; l < BN_LANES; l++) {
-        out[0] += s.du[l / 8][l % 8];
-        out[1] += s.dv[l / 8][l % 8];
+        out[0] += du[l / 8][l % 8];
+        out[1] += dv[l / 8][l % 8];
     }
 }
 
@@ -330,7 +359,10 @@ CLONES static void bn_grad_sums(const float *dy, const float *x, int n, int c, s
                                 size_t chw, bn_chan_t p, double *sdy_out, double *sdyx_out)
 {
     double g[2];
-    bn_lane_sums(BN_SUM_GRAD, dy, x, n, c, hw, chw, &p, g);
+    if (p.relu)
+        bn_lane_sums(BN_SUM_GRAD_RELU, dy, x, n, c, hw, chw, &p, g);
+    else
+        bn_lane_sums(BN_SUM_GRAD, dy, x, n, c, hw, chw, &p, g);
     *sdy_out = g[0];
     *sdyx_out = g[1];
 }
