@@ -5,13 +5,29 @@
  * variance (C), updated in training as running = (1-m)*running + m*batch
  * with the unbiased batch variance (PyTorch's convention). Training mode
  * normalises with the batch statistics (biased variance), test mode with
- * the running ones. Threads split channels; sums are in double.
+ * the running ones. The cache keeps the mean and inverse std each channel
+ * was normalised with; backward recomputes xhat from them and x. With
+ * relu_out (layer.h) the layer also runs the ReLU after it: forward
+ * writes max(y, 0), backward takes dy where y was > 0.
+ *
+ * Threads split channels, and each channel's passes run back to back in
+ * one thread, so that after the first pass reads a channel (n*h*w
+ * floats: 200 KB at 28x28 and batch 64) from memory the others find it
+ * in L2:
+ *   forward:  sum of x; sum of squared deviations from the mean (L2);
+ *             y = gamma xhat + beta (L2; writes y).
+ *   backward: sums of dy and dy * xhat (reads dy and x); dx (L2; writes
+ *             dx).
+ * Each sum runs in fixed float lanes folded into double (see "sums in
+ * fixed lanes" below), in an order that depends on the shape alone.
  *
  * With sync = true and a reduction hook in the context (the trainer sets
  * one on more than one rank), training takes its statistics over the
  * global batch: one sum of per-channel moments over the ranks in
- * forward, one of the two sums dx needs in backward. Without either,
- * each rank normalises with its own images' statistics. */
+ * forward, one of the two sums dx needs in backward. The sums of all
+ * channels must then be complete before the reduction, so the pass after
+ * it reads x (forward) or dy and x (backward) from memory again. Without
+ * either, each rank normalises with its own images' statistics. */
 #include <math.h>
 #include <string.h>
 
@@ -77,7 +93,8 @@ static int bn_synced(const cnn_layer_t *l, const cnn_ctx_t *ctx)
 
 /* ---- per-channel sums in fixed lanes --------------------------------
  * A channel's sums run in BN_LANES float lanes: value j of an image's row
- * (hw values) goes to lane j % BN_LANES. After at most BN_TERMS values a
+ * (hw values) goes to lane j % BN_LANES, but for the row's last hw % 8
+ * values (bn_lanes_add_tail). After at most BN_TERMS values a
  * float lane is added into its double lane and restarts from 0, so no
  * float sum holds more than BN_TERMS terms; at the end the double lanes
  * are added in lane order. The order depends on the shape alone (threads
@@ -203,11 +220,11 @@ INLINE void bn_lane_sums(int op, const float *a, const float *b, int n, int c, s
     }
 }
 
-/* Channel c of x (n,C,H,W), m = n*h*w > 0 values: their sum and the sum of
- * their squared deviations from their mean, in two passes (no
- * cancellation). The second pass subtracts the mean rounded to float, the
- * one the normalisation uses, and corrects for its distance d from the
- * exact one: sum (x - mf)^2 = M2 + m d^2. */
+/* Channel c of x (n,C,H,W), m = n*h*w > 0 values: their sum and the sum
+ * M2 of their squared deviations from their mean, in two passes (no
+ * cancellation). The second pass squares x - mf in float, mf the mean
+ * rounded to float (the one the normalisation uses), and corrects for its
+ * distance d from the exact mean: sum (x - mf)^2 = M2 + m d^2. */
 CLONES static void bn_moments(const float *x, int n, int c, size_t hw, size_t chw,
                               double *sum, double *sq)
 {
@@ -218,8 +235,8 @@ CLONES static void bn_moments(const float *x, int n, int c, size_t hw, size_t ch
     const float mf = (float)(s[0] / m);
     p.mean = mf;
     bn_lane_sums(BN_SUM_SQDEV, x, NULL, n, c, hw, chw, &p, q);
-    const double d = s[0] - m * (double)mf; /* m (mean - mf) */
-    const double m2 = q[0] - d * (d / m);
+    const double md = s[0] - m * (double)mf; /* m d */
+    const double m2 = q[0] - md * (md / m);
     *sum = s[0];
     *sq = m2 > 0.0 ? m2 : 0.0;
 }
