@@ -1091,6 +1091,159 @@ static void test_batchnorm_sync(void **state)
     assert_string_equal(k->def, "false");
 }
 
+/* ---- batchnorm with its ReLU folded in (relu_out) ------------------- */
+
+/* What one forward and backward pass of a batchnorm layer left: y, dx,
+ * the parameter gradients and the running statistics. */
+typedef struct {
+    float *y, *dx, *grads, *state;
+} bn_run_t;
+
+static void bn_run_free(bn_run_t *r)
+{
+    free(r->y);
+    free(r->dx);
+    free(r->grads);
+    free(r->state);
+}
+
+/* A batchnorm layer (bn_net's parameters) on x with the gradient dy at the
+ * end, in training or test mode on nthreads: with relu_out set as given,
+ * and with relu_layer a separate relu layer after it, run in place as the
+ * net runs it. sync runs the synchronised path through a reduction that
+ * adds nothing (one rank). The layers are called through their ops
+ * tables, so that the net's own choice of fusion does not enter. */
+static bn_run_t bn_relu_run(cnn_shape_t in, int sync, int relu_out, int relu_layer, int train,
+                            int nthreads, const float *x, const float *dy)
+{
+    const size_t all = (size_t)in.n * cnn_shape_image(in), C = (size_t)in.c;
+    cnn_net_t *net = bn_net(sync, in, nthreads);
+    cnn_layer_t *l = &net->layers[0];
+    l->relu_out = relu_out;
+    fake_sum_t f = {.peer = NULL};
+    cnn_ctx_t ctx = cnn_net_ctx(net, train, 1, 0, 0);
+    if (sync) {
+        ctx.allreduce_sum = fake_sum;
+        ctx.allreduce_arg = &f;
+    }
+    bn_run_t r = {malloc(sizeof(float) * all), malloc(sizeof(float) * all),
+                  malloc(sizeof(float) * 2 * C), malloc(sizeof(float) * 2 * C)};
+    float *dyr = malloc(sizeof(float) * all);
+    memcpy(net->act[0], x, sizeof(float) * all);
+    l->ops->forward(l, &ctx, in.n, net->act[0], r.y);
+    memcpy(dyr, dy, sizeof(float) * all);
+    if (relu_layer) {
+        cnn_layer_spec_t rs = mk("relu", 0, 0, 0, 0, 0);
+        cnn_net_t *rn = NULL;
+        assert_int_equal(cnn_net_create(&rs, 1, in, nthreads, &rn), CNN_OK);
+        cnn_layer_t *rl = &rn->layers[0];
+        const cnn_ctx_t rctx = cnn_net_ctx(rn, train, 1, 0, 0);
+        rl->ops->forward(rl, &rctx, in.n, r.y, r.y);
+        rl->ops->backward(rl, &rctx, in.n, r.y, r.y, dy, dyr);
+        cnn_net_free(rn);
+    }
+    cnn_net_zero_grad(net);
+    l->ops->backward(l, &ctx, in.n, net->act[0], r.y, dyr, r.dx);
+    memcpy(r.grads, l->grads, sizeof(float) * 2 * C);
+    memcpy(r.state, l->state, sizeof(float) * 2 * C);
+    free(dyr);
+    cnn_net_free(net);
+    return r;
+}
+
+/* a and b the same to the bit */
+static void same_run(const char *what, const bn_run_t *a, const bn_run_t *b, cnn_shape_t in)
+{
+    const size_t all = (size_t)in.n * cnn_shape_image(in), C = (size_t)in.c;
+    if (memcmp(a->y, b->y, sizeof(float) * all) || memcmp(a->dx, b->dx, sizeof(float) * all) ||
+        memcmp(a->grads, b->grads, sizeof(float) * 2 * C) ||
+        memcmp(a->state, b->state, sizeof(float) * 2 * C))
+        fail_msg("batchnorm %s on (%d,%d,%d,%d): not the same to the bit", what, in.n, in.c,
+                 in.h, in.w);
+}
+
+/* relu(batchnorm(x)) and its gradients in double (bn_reference and
+ * bn_reference_backward with dy taken where the output before the ReLU
+ * was > 0), against run r. */
+static void check_bn_relu_ref(const bn_run_t *r, cnn_shape_t in, int train, const float *x,
+                              const float *dy)
+{
+    const size_t all = (size_t)in.n * cnn_shape_image(in), C = (size_t)in.c;
+    cnn_net_t *net = bn_net(0, in, 1);
+    double *xd = malloc(sizeof(double) * all), *dyd = malloc(sizeof(double) * all);
+    double *y = malloc(sizeof(double) * all), *dx = malloc(sizeof(double) * all);
+    double p[2 * FAKE_MAX], st[2 * FAKE_MAX], dp[2 * FAKE_MAX] = {0};
+    assert_true(C <= FAKE_MAX);
+    for (size_t i = 0; i < 2 * C; i++) p[i] = net->params[i], st[i] = net->state[i];
+    for (size_t i = 0; i < all; i++) xd[i] = x[i];
+    const cnn_ref_args_t a = {.spec = &net->layers[0].spec, .in = in, .out = in, .x = xd,
+                              .params = p, .state = st, .train = train};
+    cnn_batchnorm_ops.reference(&a, y);
+    for (size_t i = 0; i < all; i++) dyd[i] = y[i] > 0 ? dy[i] : 0.0;
+    cnn_batchnorm_ops.reference_backward(&a, y, dyd, dx, dp);
+    for (size_t i = 0; i < all; i++) y[i] = y[i] > 0 ? y[i] : 0.0;
+    TU_ASSERT_CLOSE("relu_out forward", r->y, y, all, FWD_ATOL, FWD_RTOL);
+    TU_ASSERT_CLOSE("relu_out input gradient", r->dx, dx, all, GRAD_ATOL, GRAD_RTOL);
+    TU_ASSERT_CLOSE("relu_out parameter gradients", r->grads, dp, 2 * C, GRAD_ATOL, GRAD_RTOL);
+    size_t zeros = 0;
+    for (size_t i = 0; i < all; i++) zeros += r->y[i] == 0.0f;
+    assert_true(zeros > all / 10 && zeros < all * 9 / 10); /* both sides of the ReLU */
+    cnn_net_free(net);
+    free(xd);
+    free(dyd);
+    free(y);
+    free(dx);
+}
+
+/* relu_out against the double reference, bit for bit the same as
+ * batchnorm then a relu layer, and the same on 1 and 2 threads; in
+ * training and test mode, on the plain and the synchronised path. */
+static void check_bn_relu_out(cnn_shape_t in)
+{
+    const size_t all = (size_t)in.n * cnn_shape_image(in);
+    float *x = malloc(sizeof(float) * all), *dy = malloc(sizeof(float) * all);
+    uint64_t seed = 23 ^ all;
+    for (size_t i = 0; i < all; i++) {
+        x[i] = (float)tu_uniform(&seed, -2, 2);
+        dy[i] = (float)tu_uniform(&seed, -1, 1);
+    }
+    for (int train = 0; train < 2; train++)
+        for (int sync = 0; sync < 2; sync++) {
+            bn_run_t f = bn_relu_run(in, sync, 1, 0, train, 1, x, dy);
+            bn_run_t two = bn_relu_run(in, sync, 0, 1, train, 1, x, dy);
+            bn_run_t f2 = bn_relu_run(in, sync, 1, 0, train, 2, x, dy);
+            bn_run_t p1 = bn_relu_run(in, sync, 0, 0, train, 1, x, dy);
+            bn_run_t p2 = bn_relu_run(in, sync, 0, 0, train, 2, x, dy);
+            same_run("relu_out vs batchnorm, relu", &f, &two, in);
+            same_run("relu_out, 2 threads vs 1", &f2, &f, in);
+            same_run("2 threads vs 1", &p2, &p1, in);
+            check_bn_relu_ref(&f, in, train, x, dy);
+            bn_run_free(&f);
+            bn_run_free(&two);
+            bn_run_free(&f2);
+            bn_run_free(&p1);
+            bn_run_free(&p2);
+        }
+    free(x);
+    free(dy);
+}
+
+static void test_batchnorm_relu_out(void **state)
+{
+    assert_int_equal(cnn_batchnorm_ops.relu_out, 1);
+    check_bn_relu_out(sh(4, 3, 5, 7));  /* rows of 35: a partial lane block */
+    check_bn_relu_out(sh(3, 5, 20, 30)); /* rows of 600: sums fold within a row */
+    check_bn_relu_out(sh(9, 6, 1, 1));  /* dense outputs: rows of 1 */
+    check_bn_relu_out(sh(5, 3, 2, 3));  /* rows shorter than a vector */
+    check_bn_relu_out(sh(2, 4, 16, 16));
+    /* the same sums over more terms than a row holds: finite differences */
+    check_layer(mk("batchnorm", 0, 0, 0, 0, 0), sh(2, 2, 17, 33), 1);
+    /* the cache keeps a mean and an inverse std per channel, no activation */
+    cnn_net_t *net = bn_net(0, sh(8, 5, 12, 12), 1);
+    assert_int_equal(net->layers[0].sz.cache, 2 * 5);
+    cnn_net_free(net);
+}
+
 /* Course-style fixed values: linspace inputs as the course notebooks build
  * them; the expected values come from the double reference. */
 static void test_course_linspace(void **state)
@@ -1687,7 +1840,7 @@ int main(void)
         cmocka_unit_test(test_pool_errors),
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
-        cmocka_unit_test(test_batchnorm_sync),
+        cmocka_unit_test(test_batchnorm_sync), cmocka_unit_test(test_batchnorm_relu_out),
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
         cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_add),
         cmocka_unit_test(test_concat),        cmocka_unit_test(test_registry),
