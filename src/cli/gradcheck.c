@@ -3,7 +3,8 @@
  * of the configured net against central finite differences, on the
  * activations that real training images produce.
  *
- * Each layer is checked on its own: with x its input from a forward pass
+ * Each layer is checked on its own, as defined (the net folds no ReLU
+ * into the layer before it, cnn_net_set_fuse): with x its input from a forward pass
  * over N training images and r a fixed random tensor of its output's
  * shape, the objective f = sum(r * layer(x)) has the gradients the
  * layer's backward computes from dy = r. Checking layer by layer keeps the
@@ -347,8 +348,12 @@ cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm)
     if ((st = cnn_data_prepare(cfg, 1, &d)) != CNN_OK) goto done;
     const int n = (int)samples;
     const cnn_shape_t in = {n, d.c, d.h, d.w};
-    if ((st = cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &net)) != CNN_OK)
-        goto done;
+    /* every layer as defined: no ReLU folded into a batchnorm or add,
+     * whose check would then cross the ReLU's kinks */
+    cnn_net_set_fuse(0);
+    st = cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &net);
+    cnn_net_set_fuse(1);
+    if (st != CNN_OK) goto done;
     cnn_net_init(net, cfg->train.seed);
     size_t maxact = (size_t)n * cnn_shape_image(in);
     for (int i = 0; i < net->nlayers; i++)
