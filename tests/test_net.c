@@ -284,8 +284,9 @@ static void test_graph_fold(void **state)
 }
 
 /* ReLUs folded into the layer before them (ops->relu_out): the same
- * bits as every layer on its own (cnn_net_set_fuse(0)), in training
- * (output and gradients) and inference; a ReLU folds only where its
+ * bits as every layer on its own (cnn_net_set_fuse(0)) in training
+ * (output and gradients), and in inference the same to rounding (where
+ * the batchnorms are folded into their convs); a ReLU folds only where its
  * input has no other consumer. Nets: the residual block (sum -> r2, and
  * b1 -> r1 when batchnorm can), a three-input add whose ReLU is the
  * net's output (dout is its gradient), and an add another layer also
@@ -322,7 +323,11 @@ static void check_relu_out(const cnn_layer_spec_t *a, int nl, cnn_shape_t in)
         cnn_net_free(net);
         cnn_net_plan_free(&p);
     }
-    assert_memory_equal(y[0], y[1], sizeof(float) * ny[0]);
+    /* the batchnorms are folded into their convs: the same to rounding */
+    double *ref = malloc(sizeof(double) * ny[0]);
+    for (size_t i = 0; i < ny[0]; i++) ref[i] = y[0][i];
+    TU_ASSERT_CLOSE("inference, fused vs not", y[1], ref, ny[0], 1e-5, 1e-5);
+    free(ref);
     free(y[0]);
     free(y[1]);
     cnn_net_set_fuse(1);
@@ -381,11 +386,13 @@ static void test_relu_out(void **state)
 }
 
 /* The output of a net planned for inference (buffers reused) equals a
- * training net's, bit for bit, and its plan is smaller. */
+ * training net's, bit for bit, and its plan is smaller. (Fusions off: a
+ * batchnorm folded into its conv changes the rounding; test_affine_fold.) */
 static void check_infer(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, int nslots)
 {
     cnn_net_plan_t pt, pi;
     cnn_net_t *nt, *ni;
+    cnn_net_set_fuse(0);
     assert_int_equal(cnn_net_plan(a, nl, in, 2, &pt), CNN_OK);
     assert_int_equal(cnn_net_plan_infer(a, nl, in, 2, &pi), CNN_OK);
     assert_int_equal(pi.nslots, nslots);
@@ -404,6 +411,73 @@ static void check_infer(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, int n
     cnn_net_free(nt);
     cnn_net_free(ni);
     cnn_net_plan_free(&pt);
+    cnn_net_plan_free(&pi);
+    cnn_net_set_fuse(1);
+}
+
+/* Inference folds each batchnorm into the conv before it: the
+ * batchnorm runs in place over the conv's buffer and not at all, the
+ * conv with scaled weights; the output agrees with the training plan's
+ * in test mode to float rounding, for running statistics, gamma and beta
+ * far from their initial 0 and 1. A batchnorm whose conv output another
+ * layer reads, or one after a non-conv, is not folded. */
+static void test_affine_fold(void **state)
+{
+    (void)state;
+    cnn_layer_spec_t a[11];
+    residual_net(a);
+    const cnn_shape_t in = {3, 2, 6, 6};
+    cnn_net_plan_t pt, pi;
+    cnn_net_t *nt, *ni;
+    assert_int_equal(cnn_net_plan(a, 11, in, 2, &pt), CNN_OK);
+    assert_int_equal(cnn_net_plan_infer(a, 11, in, 2, &pi), CNN_OK);
+    assert_int_equal(pi.layers[3].affine_into, 2); /* b1 into c1 */
+    assert_int_equal(pi.layers[6].affine_into, 5); /* b2 into c2 */
+    assert_int_equal(pi.layers[2].affine_from, 3);
+    assert_int_equal(pt.layers[3].affine_into, -1); /* training: never */
+    assert_int_equal(pi.layers[2].folded, pi.layers[2].params);
+    assert_int_equal(cnn_net_build(&pt, a, &nt), CNN_OK);
+    assert_int_equal(cnn_net_build(&pi, a, &ni), CNN_OK);
+    assert_ptr_equal(ni->act[4], ni->act[3]);
+    assert_int_equal(ni->layers[4].relu_out, 0); /* r1 runs on its own */
+    cnn_net_init(nt, 4);
+    uint64_t seed = 8;
+    for (int i = 0; i < 11; i++) { /* batchnorm: gamma, beta, mean, var */
+        cnn_layer_t *l = &nt->layers[i];
+        if (!l->ops->test_affine) continue;
+        for (int c = 0; c < l->in.c; c++) {
+            l->params[c] = (float)tu_uniform(&seed, 0.5, 2);
+            l->params[l->in.c + c] = (float)tu_uniform(&seed, -1, 1);
+            l->state[c] = (float)tu_uniform(&seed, -0.5, 0.5);
+            l->state[l->in.c + c] = (float)tu_uniform(&seed, 0.2, 3);
+        }
+    }
+    memcpy(ni->params, nt->params, sizeof(float) * nt->nparams);
+    memcpy(ni->state, nt->state, sizeof(float) * nt->nstate);
+    for (size_t i = 0; i < (size_t)in.n * cnn_shape_image(in); i++)
+        nt->act[0][i] = ni->act[0][i] = (float)tu_uniform(&seed, -1, 1);
+    cnn_ctx_t ct = cnn_net_ctx(nt, 0, 1, 0, 0), ci = cnn_net_ctx(ni, 0, 1, 0, 0);
+    const size_t ny = (size_t)in.n * cnn_shape_image(nt->output);
+    const float *yt = cnn_net_forward(nt, &ct, in.n), *yi = cnn_net_forward(ni, &ci, in.n);
+    double *ref = malloc(sizeof(double) * ny);
+    for (size_t i = 0; i < ny; i++) ref[i] = yt[i];
+    TU_ASSERT_CLOSE("batchnorm folded into conv vs on its own", yi, ref, ny, 1e-5, 1e-5);
+    /* the params the model holds are not touched */
+    assert_memory_equal(ni->params, nt->params, sizeof(float) * nt->nparams);
+    free(ref);
+    cnn_net_free(nt);
+    cnn_net_free(ni);
+    cnn_net_plan_free(&pt);
+    cnn_net_plan_free(&pi);
+    /* not folded: the conv's output fans out; the batchnorm follows a relu */
+    const cnn_layer_spec_t b[] = {
+        L("c", "conv", 3, 3, 1, 1),      L("bn", "batchnorm", 0, 0, 0, 0),
+        G(L("s", "add", 0, 0, 0, 0), "bn", "c", NULL), L("r", "relu", 0, 0, 0, 0),
+        L("bn2", "batchnorm", 0, 0, 0, 0),
+    };
+    assert_int_equal(cnn_net_plan_infer(b, 5, (cnn_shape_t){2, 3, 5, 5}, 1, &pi), CNN_OK);
+    assert_int_equal(pi.layers[1].affine_into, -1);
+    assert_int_equal(pi.layers[4].affine_into, -1);
     cnn_net_plan_free(&pi);
 }
 
@@ -833,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_graph_errors), cmocka_unit_test(test_graph_gradient),
         cmocka_unit_test(test_graph_infer),   cmocka_unit_test(test_graph_fold),
         cmocka_unit_test(test_net64),        cmocka_unit_test(test_relu_out),
+        cmocka_unit_test(test_affine_fold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -313,6 +313,16 @@ typedef struct {
      * (batchnorm -> relu, add -> relu), and then runs neither the ReLU's
      * forward nor its backward. */
     int relu_out;
+    /* Optional: in test mode the layer is y = a x + b on channel c (a
+     * batchnorm with its running statistics): *a and *b of channel c. The
+     * net of an inference plan folds such a layer into the conv before it
+     * (fold_affine), and skips it. */
+    void (*test_affine)(const cnn_layer_t *l, int c, float *a, float *b);
+    /* 1: the params are out.c rows of weights, then out.c biases, and
+     * output channel k is linear in row k and bias k (conv): the layer
+     * with row k and bias k scaled by a and b added to the bias computes
+     * a y + b on channel k. */
+    int fold_affine;
 
     /* A merge type (add, concat) takes 2..CNN_LAYER_INPUTS_MAX inputs
      * through these three instead of shape, forward and backward, which

@@ -60,6 +60,12 @@ typedef struct {
                               buffer holds the in-place layer's output */
     int *fold;             /* (nlayers) the layer that runs ReLU i's passes
                               (cnn_net_relu_folded), else -1 */
+    int *affine_into;      /* (nlayers) inference: the conv batchnorm i is
+                              folded into, else -1 */
+    int *affine_from;      /* (nlayers) inference: the batchnorm folded into
+                              conv i, else -1 */
+    float **folded;        /* (nlayers) conv i's params with its batchnorm
+                              folded in, remade by each forward; else NULL */
     int nsteps;            /* the backward pass, in order */
     cnn_net_bstep_t *steps;
     int ndbuf;             /* gradient buffers (>= 2; 0 in a net planned
@@ -97,13 +103,19 @@ typedef struct {
                                  pool after it, or the layer before it */
     int relu_out;             /* the ReLU this layer runs over its own
                                  output (cnn_layer_t.relu_out), else -1 */
+    int affine_into;          /* inference: the conv this batchnorm is
+                                 folded into (test_affine), else -1 */
+    int affine_from;          /* inference: the batchnorm folded into this
+                                 conv, else -1 */
     cnn_layer_sizes_t sz;     /* what the layer's shape asked for, in floats */
     size_t params, grads;     /* its slices of the parameter and gradient arenas */
     size_t state, cache;      /* its slices of the state and cache arenas */
     size_t act;               /* its output buffer (0 when it runs in place) */
     size_t work;              /* the scratch one call needs: nthreads x work
                                  + shared; the net holds the largest once */
-    size_t total;             /* params + grads + state + cache + act */
+    size_t folded;            /* its params with a batchnorm folded in */
+    size_t total;             /* params + grads + state + cache + act
+                                 + folded */
 } cnn_net_plan_layer_t;
 
 typedef struct {
@@ -212,9 +224,12 @@ int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
 /* 1 (the default): nets built after the call fold a ReLU into the layer
  * that produces its input (ops->relu_out) or the max pool that takes its
- * output (forward_after_relu), where the graph allows; 0: every layer
- * runs on its own. The results are the same bit for bit; for tests and
- * benchmarks. */
+ * output (forward_after_relu), where the graph allows, and a net planned
+ * for inference folds a batchnorm into the conv before it (test_affine:
+ * the conv runs with scaled weights, the batchnorm not at all); 0: every
+ * layer runs on its own. The ReLU folds give the same bits as without;
+ * the batchnorm fold changes outputs by float rounding (the scaling
+ * happens before the sums, not after). For tests and benchmarks. */
 void cnn_net_set_fuse(int on);
 
 /* Layer i's output buffer (net->act[i + 1]) after the last forward pass

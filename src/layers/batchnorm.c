@@ -583,6 +583,16 @@ static cnn_status_t bn_onnx(const cnn_layer_t *l, cnn_onnx_t *g, const char *con
     return cnn_onnx_node(g, "BatchNormalization", x, 5, out, &eps, 1);
 }
 
+/* Test mode on channel c: y = a x + b with a = gamma / sqrt(var + eps)
+ * and b = beta - mean a, from the running statistics. */
+static void bn_test_affine(const cnn_layer_t *l, int c, float *a, float *b)
+{
+    const int C = l->in.c;
+    const float is = 1.0f / sqrtf(l->state[C + c] + l->spec.eps);
+    *a = l->params[c] * is;
+    *b = l->params[C + c] - l->state[c] * *a;
+}
+
 const cnn_layer_ops_t cnn_batchnorm_ops = {
     .type = "batchnorm",
     .shape = bn_shape,
@@ -590,6 +600,7 @@ const cnn_layer_ops_t cnn_batchnorm_ops = {
     .forward = bn_forward,
     .backward = bn_backward,
     .relu_out = 1,
+    .test_affine = bn_test_affine,
     .keys = bn_keys,
     .nkeys = LAYER_COUNT(bn_keys),
     .tensors = bn_tensors,

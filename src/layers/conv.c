@@ -339,4 +339,5 @@ const cnn_layer_ops_t cnn_conv_ops = {
     .reference = conv_reference,
     .onnx = conv_onnx,
     .reference_backward = conv_reference_backward,
+    .fold_affine = 1,
 };

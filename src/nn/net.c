@@ -56,6 +56,11 @@ void cnn_net_free(cnn_net_t *net)
     free(net->act);
     free(net->layers);
     free(net->fold);
+    free(net->affine_into);
+    free(net->affine_from);
+    if (net->folded)
+        for (int i = 0; i < net->nlayers; i++) free(net->folded[i]);
+    free(net->folded);
     free(net->steps);
     free(net->params);
     free(net->grads_own);
@@ -162,15 +167,31 @@ static void plan_relu_out(cnn_net_plan_layer_t *ls, int i)
     cnn_net_plan_layer_t *pl = &ls[i];
     const int s = pl->src[0];
     if (!pl->ops->relu || !pl->in_place || pl->fold >= 0 || !ls[s].ops->relu_out ||
-        ls[s].relu_out >= 0)
+        ls[s].relu_out >= 0 || ls[s].affine_into >= 0)
         return;
     pl->fold = s;
     ls[s].relu_out = i;
 }
 
+/* Inference: a batchnorm (test_affine) whose input is a conv
+ * (fold_affine) that no other layer reads is folded into the conv, and
+ * its output is the conv's buffer. */
+static void plan_affine(cnn_net_plan_layer_t *ls, int i)
+{
+    cnn_net_plan_layer_t *pl = &ls[i];
+    const int s = pl->src[0];
+    if (!pl->ops->test_affine || pl->ninputs != 1 || s < 0 || ls[s].uses != 1 ||
+        !ls[s].ops->fold_affine)
+        return;
+    pl->affine_into = s;
+    pl->in_place = 1;
+    ls[s].affine_from = i;
+}
+
 /* The consumers of every layer's output, and the decisions that depend
- * on them: which layers run in place and which ReLUs are folded into the
- * max pool after them or the layer before them. */
+ * on them: which layers run in place, which ReLUs are folded into the
+ * max pool after them or the layer before them, and in inference which
+ * batchnorms into the conv before them. */
 static void plan_uses(cnn_net_plan_t *plan)
 {
     cnn_net_plan_layer_t *ls = plan->layers;
@@ -184,12 +205,13 @@ static void plan_uses(cnn_net_plan_t *plan)
         /* an in-place layer (relu) writes over its input: never over the
          * net's, nor over one another layer reads */
         pl->in_place = pl->ops->in_place && pl->ninputs == 1 && s >= 0 && ls[s].uses == 1;
-        pl->fold = pl->relu_out = -1;
+        pl->fold = pl->relu_out = pl->affine_into = pl->affine_from = -1;
         /* a ReLU whose one consumer is a max pool: the pool runs both */
         if (fuse_on && pl->ninputs == 1 && s >= 0 && ls[s].ops->relu && ls[s].uses == 1 &&
             pl->ops->backward_after_relu && pl->ops->forward_after_relu)
             ls[s].fold = i;
     }
+    for (int i = 0; i < nl && fuse_on && plan->infer; i++) plan_affine(ls, i);
     for (int i = 0; i < nl && fuse_on; i++) plan_relu_out(ls, i);
 }
 
@@ -227,9 +249,10 @@ static cnn_status_t plan_layer(const cnn_layer_spec_t *spec, const cnn_net_plan_
     pl->work = cnn_mem_add(cnn_mem_mul(cnn_mem_mul(work_stride(sz->work), (size_t)nthreads),
                                        sizeof(float)),
                            cnn_mem_mul(sz->shared, sizeof(float)));
+    pl->folded = pl->affine_from >= 0 ? pl->params : 0;
     size_t t = cnn_mem_add(pl->params, pl->grads);
     t = cnn_mem_add(t, cnn_mem_add(pl->state, pl->cache));
-    pl->total = t; /* plus its activations: plan_slots */
+    pl->total = cnn_mem_add(t, pl->folded); /* plus its activations: plan_slots */
     return CNN_OK;
 }
 
@@ -417,7 +440,8 @@ static void plan_totals(cnn_net_plan_t *plan)
     t = cnn_mem_mul(floats_bytes(plan->nparams), 2);
     t = cnn_mem_add(t, cnn_mem_add(floats_bytes(plan->nstate), floats_bytes(ncache)));
     t = cnn_mem_add(t, cnn_mem_add(plan->input, cnn_mem_add(plan->dbuf, plan->work)));
-    for (int i = 0; i < plan->nlayers; i++) t = cnn_mem_add(t, plan->layers[i].act);
+    for (int i = 0; i < plan->nlayers; i++)
+        t = cnn_mem_add(t, cnn_mem_add(plan->layers[i].act, plan->layers[i].folded));
     plan->total = t;
 }
 
@@ -561,6 +585,10 @@ static cnn_status_t net_alloc(cnn_net_t *net, const cnn_net_plan_t *plan,
         memcpy(l->src, pl->src, sizeof l->src);
         memcpy(l->ins, pl->ins, sizeof l->ins);
         net->fold[i] = pl->fold;
+        net->affine_into[i] = pl->affine_into;
+        net->affine_from[i] = pl->affine_from;
+        if (pl->affine_from >= 0 && !(net->folded[i] = alloc_floats(pl->sz.params)))
+            return CNN_ENOMEM;
         l->relu_out = pl->relu_out >= 0;
         ncache += pl->sz.cache;
         if (pl->sz.work > net->work_stride) net->work_stride = pl->sz.work;
@@ -630,10 +658,14 @@ cnn_status_t cnn_net_build(const cnn_net_plan_t *plan, const cnn_layer_spec_t *s
     net->layers = calloc((size_t)plan->nlayers, sizeof *net->layers);
     net->act = calloc((size_t)plan->nlayers + 1, sizeof *net->act);
     net->fold = calloc((size_t)plan->nlayers, sizeof *net->fold);
+    net->affine_into = calloc((size_t)plan->nlayers, sizeof *net->affine_into);
+    net->affine_from = calloc((size_t)plan->nlayers, sizeof *net->affine_from);
+    net->folded = calloc((size_t)plan->nlayers, sizeof *net->folded);
     net->steps = calloc((size_t)plan->nlayers, sizeof *net->steps);
     net->dbuf = calloc((size_t)plan->ndbuf + 1, sizeof *net->dbuf);
     if (net->steps) memcpy(net->steps, plan->steps, sizeof *net->steps * (size_t)plan->nsteps);
-    if (!net->layers || !net->act || !net->fold || !net->steps || !net->dbuf ||
+    if (!net->layers || !net->act || !net->fold || !net->affine_into || !net->affine_from ||
+        !net->folded || !net->steps || !net->dbuf ||
         net_alloc(net, plan, specs) != CNN_OK || net_bind(net, plan) != CNN_OK) {
         cnn_net_free(net);
         return cnn_error_set(CNN_ENOMEM, "out of memory building the net");
@@ -680,6 +712,23 @@ cnn_ctx_t cnn_net_ctx(const cnn_net_t *net, int train, uint64_t seed,
     return ctx;
 }
 
+/* The params of conv l with batchnorm bn folded in, into p: row k and
+ * bias k of the weights scaled by bn's a of channel k, and its b added
+ * to the bias (layer.h: test_affine, fold_affine). */
+static void fold_affine(const cnn_layer_t *l, const cnn_layer_t *bn, float *p)
+{
+    const int K = l->out.c;
+    const size_t row = (l->sz.params - (size_t)K) / (size_t)K;
+    for (int k = 0; k < K; k++) {
+        float a, b;
+        bn->ops->test_affine(bn, k, &a, &b);
+        const float *w = l->params + (size_t)k * row;
+        float *o = p + (size_t)k * row;
+        for (size_t j = 0; j < row; j++) o[j] = a * w[j];
+        p[(size_t)K * row + k] = a * l->params[(size_t)K * row + k] + b;
+    }
+}
+
 /* Layer l's forward pass: its input(s) from act, its output to act. */
 static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, int n)
 {
@@ -691,6 +740,14 @@ static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, 
         return;
     }
     const int s = l->src[0];
+    if (net->affine_from[l->index] >= 0) {
+        /* a conv with the batchnorm after it: one pass, scaled weights */
+        cnn_layer_t folded = *l;
+        folded.params = net->folded[l->index];
+        fold_affine(l, &net->layers[net->affine_from[l->index]], folded.params);
+        l->ops->forward(&folded, ctx, n, net->act[s + 1], y);
+        return;
+    }
     if (s >= 0 && net->fold[s] == l->index) {
         /* a ReLU and the max pool after it: the pool reads the ReLU's
          * input and clamps its own output */
@@ -703,7 +760,7 @@ static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, 
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
 {
     for (int i = 0; i < net->nlayers; i++)
-        if (net->fold[i] < 0) layer_forward(net, &net->layers[i], ctx, n);
+        if (net->fold[i] < 0 && net->affine_into[i] < 0) layer_forward(net, &net->layers[i], ctx, n);
     return net->act[net->nlayers];
 }
 
