@@ -224,12 +224,12 @@ void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
 
 /* q's rows for one input row src (W floats) of padded row parity: q0[j]
  * = src[2 j - pad], q1[j] = src[2 j + 1 - pad] for j in [0, QW), zero
- * outside the row. Vectors where both pairs are inside. */
+ * outside the row. Vectors of 8 or 4 pairs where they are inside. */
 INLINE void split_row(const float *src, int W, int pad, int QW, float *q0, float *q1)
 {
     int j = 0;
     for (; j < QW && 2 * j - pad < 0; j++) { /* the left padding */
-        q0[j] = 2 * j - pad >= 0 ? src[2 * j - pad] : 0.0f;
+        q0[j] = 0.0f;
         q1[j] = 2 * j + 1 - pad >= 0 && 2 * j + 1 - pad < W ? src[2 * j + 1 - pad] : 0.0f;
     }
     for (; j + VW <= QW && 2 * j - pad + 2 * VW <= W; j += VW) {
@@ -238,6 +238,12 @@ INLINE void split_row(const float *src, int W, int pad, int QW, float *q0, float
         *(v8 *)(q0 + j) = SHUFFLE8(a, b, IDX8_EVEN);
         *(v8 *)(q1 + j) = SHUFFLE8(a, b, IDX8_ODD);
     }
+    for (; j + 4 <= QW && 2 * j - pad + 8 <= W; j += 4) {
+        const float *s = src + 2 * j - pad;
+        const v4 a = *(const v4 *)s, b = *(const v4 *)(s + 4);
+        *(v4 *)(q0 + j) = SHUFFLE4(a, b, IDX4_EVEN);
+        *(v4 *)(q1 + j) = SHUFFLE4(a, b, IDX4_ODD);
+    }
     for (; j < QW; j++) {
         const int s = 2 * j - pad;
         q0[j] = s < W ? src[s] : 0.0f;
@@ -245,25 +251,30 @@ INLINE void split_row(const float *src, int W, int pad, int QW, float *q0, float
     }
 }
 
-/* The inverse for the columns of the row: dst[s] = q0 or q1 at
- * (s + pad) / 2 by the parity of s + pad, 0 past QW. */
+/* The inverse for the columns of the row: dst[2 j - pad] = q0[j],
+ * dst[2 j + 1 - pad] = q1[j] where inside the row, and 0 for the columns
+ * past the planes (j >= QW). */
 INLINE void merge_row(const float *q0, const float *q1, int W, int pad, int QW, float *dst)
 {
-    int s = 0;
-    for (; s < W && (s + pad) % 2; s++) { /* the first column, of odd padded index */
-        const int j = (s + pad) / 2;
-        dst[s] = j < QW ? q1[j] : 0.0f;
-    }
-    for (; s + 2 * VW <= W && (s + pad) / 2 + VW <= QW; s += 2 * VW) {
-        const int j = (s + pad) / 2;
+    int j = 0;
+    for (; j < QW && 2 * j - pad < 0; j++) /* the left padding */
+        if (2 * j + 1 - pad >= 0 && 2 * j + 1 - pad < W) dst[2 * j + 1 - pad] = q1[j];
+    for (; j + VW <= QW && 2 * j - pad + 2 * VW <= W; j += VW) {
         const v8 a = *(const v8 *)(q0 + j), b = *(const v8 *)(q1 + j);
-        *(v8 *)(dst + s) = SHUFFLE8(a, b, IDX8_LO);
-        *(v8 *)(dst + s + VW) = SHUFFLE8(a, b, IDX8_HI);
+        *(v8 *)(dst + 2 * j - pad) = SHUFFLE8(a, b, IDX8_LO);
+        *(v8 *)(dst + 2 * j - pad + VW) = SHUFFLE8(a, b, IDX8_HI);
     }
-    for (; s < W; s++) {
-        const int j = (s + pad) / 2;
-        dst[s] = j >= QW ? 0.0f : (s + pad) % 2 ? q1[j] : q0[j];
+    for (; j + 4 <= QW && 2 * j - pad + 8 <= W; j += 4) {
+        const v4 a = *(const v4 *)(q0 + j), b = *(const v4 *)(q1 + j);
+        *(v4 *)(dst + 2 * j - pad) = SHUFFLE4(a, b, IDX4_LO);
+        *(v4 *)(dst + 2 * j - pad + 4) = SHUFFLE4(a, b, IDX4_HI);
     }
+    for (; j < QW; j++) {
+        const int s = 2 * j - pad;
+        if (s < W) dst[s] = q0[j];
+        if (s + 1 < W) dst[s + 1] = q1[j];
+    }
+    for (int s = 2 * QW - pad > 0 ? 2 * QW - pad : 0; s < W; s++) dst[s] = 0.0f;
 }
 
 /* Rows ahead that polyphase_split prefetches */

@@ -43,7 +43,7 @@
  * The forward and input-gradient products take BLOCK_COLS columns at a
  * time through all taps, so that the block's outputs stay in L1/L2
  * between taps. */
-#define GROUP_PIXELS 512
+#define GROUP_PIXELS 768
 #define BLOCK_COLS 192
 
 static size_t lines(size_t n)
