@@ -507,6 +507,7 @@ static void test_conv_stride2(void **state)
     cnn_net_free(net);
     check_layer(s, sh(3, 9, 7, 7), 1);
     check_layer(mk("conv", 3, 3, 3, 2, 0), sh(1, 12, 7, 7), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 17, 7, 7), 1); /* dW by the blocked kernel */
     cnn_conv_set_algo(CNN_CONV_STRIDE2);
     cnn_layer_spec_t s1 = mk("conv", 8, 3, 3, 1, 1), k5 = mk("conv", 4, 5, 5, 2, 1);
     assert_int_equal(cnn_net_create(&s1, 1, sh(2, 8, 6, 6), 1, &net), CNN_OK);
