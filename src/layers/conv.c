@@ -11,7 +11,7 @@
  * - Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c) for 3x3
  *   stride-1 layers with enough channels (wino_variant), or as
  *   cnn_conv_set_algo forces;
- * - per-image columns unfolded through the planes' even and odd columns
+ * - one product per tap on the images' polyphase planes
  *   (conv_stride2.c) for 3x3 stride-2 layers whose column matrix has
  *   more than SMALL_D rows (ResNet's downsampling), or as
  *   cnn_conv_set_algo forces;
@@ -101,9 +101,9 @@ static int conv_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
 
 /* The engine for a layer: the one shape chose (Winograd, 1x1, stride
  * 2), else the columns of im2col, multiplied by the blocked kernels when
- * they have at most SMALL_D rows. Depends on the sizes and the shape alone, so that
- * every call of a built layer takes the engine its memory was planned
- * for. */
+ * they have at most SMALL_D rows. Depends on the sizes and the shape
+ * alone, so that every call of a built layer takes the engine its memory
+ * was planned for. */
 static const conv_engine_t *engine_of(int variant, size_t ckk)
 {
     if (variant == CNN_CONV_1X1) return &cnn_conv_1x1_engine;
