@@ -313,7 +313,7 @@ static void time_conv(const convdef_t *c, int B, int threads, double seconds, do
 static void bench_convs(int B, int threads, double seconds, const char *only)
 {
     printf("\nResNet-20 conv layers, batch %d, %d thread%s (engine: 0 im2col, 2/3 Winograd "
-           "F(2x2)/F(4x4), 4 1x1)\n%-12s %4s %4s %4s %6s %6s %9s %8s %9s %8s\n",
+           "F(2x2)/F(4x4), 4 1x1, 5 stride 2)\n%-12s %4s %4s %4s %6s %6s %9s %8s %9s %8s\n",
            B, threads, threads > 1 ? "s" : "", "layer", "C", "HW", "K", "k/s", "engine", "fwd ms",
            "GFLOP/s", "bwd ms", "GFLOP/s");
     double sum[2][2] = {{0}};

@@ -1,4 +1,5 @@
 /* test_kernels.c - im2col/col2im against direct indexing and as adjoints,
+ * the polyphase planes of stride 2 against direct indexing,
  * the GEMM wrapper in every transpose against a naive product, and the
  * counter-based RNG. */
 #include <math.h>
@@ -91,6 +92,54 @@ static void test_im2col_wide(void **state)
     cnn_col2im(one[1], ohw, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx1);
     cnn_col2im(wide + ohw, 2 * ohw, q.C, q.H, q.W, q.KH, q.KW, q.S, q.P, dx2);
     assert_memory_equal(dx1, dx2, sizeof dx1);
+}
+
+/* The polyphase planes of stride 2 against direct indexing, rows of
+ * several sizes (vectors of 8 and 4 pairs and single pixels, odd and
+ * even widths, pads 0-2), side by side (ldq > QW) with nothing written
+ * between them; the merge puts every input pixel back, and zeros past
+ * the planes. */
+static void test_polyphase(void **state)
+{
+    static const int cases[][5] = {/* C, H, W, pad, QW - OW */
+                                   {2, 7, 7, 1, 1}, {1, 15, 15, 0, 1}, {3, 32, 32, 1, 1},
+                                   {2, 14, 14, 1, 1}, {1, 6, 7, 2, 1}, {2, 8, 6, 0, 1},
+                                   {1, 41, 41, 1, 1}, {1, 9, 9, 1, 0}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int C = cases[t][0], H = cases[t][1], W = cases[t][2], pad = cases[t][3];
+        const int QH = cnn_conv_out_size(H, 3, 2, pad) + cases[t][4];
+        const int QW = cnn_conv_out_size(W, 3, 2, pad) + cases[t][4];
+        const size_t ldq = (size_t)QW + 3, cs = (size_t)QH * ldq, ps = (size_t)C * cs;
+        const size_t nx = (size_t)C * H * W;
+        float *x = malloc(nx * sizeof(float)), *q = malloc(4 * ps * sizeof(float));
+        float *dx = malloc(nx * sizeof(float));
+        uint64_t seed = 5 + t;
+        for (size_t i = 0; i < nx; i++) x[i] = (float)tu_uniform(&seed, -1, 1);
+        for (size_t i = 0; i < 4 * ps; i++) q[i] = 7.0f; /* not written: stays 7 */
+        cnn_polyphase_split(x, C, H, W, pad, QH, QW, ldq, cs, ps, q);
+        for (int ph = 0; ph < 4; ph++)
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < QH; i++)
+                    for (size_t j = 0; j < ldq; j++) {
+                        const int r = 2 * i + ph / 2 - pad, s = 2 * (int)j + ph % 2 - pad;
+                        const float v = q[ph * ps + c * cs + i * ldq + j];
+                        if (j >= (size_t)QW)
+                            assert_true(v == 7.0f);
+                        else if (r < 0 || r >= H || s < 0 || s >= W)
+                            assert_true(v == 0.0f);
+                        else
+                            assert_true(v == x[((size_t)c * H + r) * W + s]);
+                    }
+        cnn_polyphase_merge(q, C, H, W, pad, QH, QW, ldq, cs, ps, dx);
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < H; r++)
+                for (int s = 0; s < W; s++) {
+                    const size_t e = ((size_t)c * H + r) * W + s;
+                    const int inside = (r + pad) / 2 < QH && (s + pad) / 2 < QW;
+                    assert_true(dx[e] == (inside ? x[e] : 0.0f));
+                }
+        free(x); free(q); free(dx);
+    }
 }
 
 static void test_sgemm(void **state)
@@ -314,7 +363,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_size), cmocka_unit_test(test_im2col),
-        cmocka_unit_test(test_im2col_wide),
+        cmocka_unit_test(test_im2col_wide), cmocka_unit_test(test_polyphase),
         cmocka_unit_test(test_sgemm),    cmocka_unit_test(test_gemm_small),
         cmocka_unit_test(test_maxpool2x2), cmocka_unit_test(test_rng),
         cmocka_unit_test(test_all_finite),

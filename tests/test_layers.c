@@ -483,9 +483,66 @@ static void test_conv_1x1_vs_im2col(void **state)
     compare_engines(mk("conv", 32, 1, 1, 2, 0), sh(5, 16, 32, 32), CNN_CONV_AUTO);
     compare_engines(mk("conv", 64, 1, 1, 2, 0), sh(5, 32, 16, 16), CNN_CONV_AUTO);
     compare_engines(mk("conv", 64, 1, 1, 1, 0), sh(3, 96, 15, 15), CNN_CONV_AUTO);
-    /* and ResNet's 3x3 stride-2 layers (im2col both times): 1 vs 2 threads */
+    /* and ResNet's 3x3 stride-2 layers (the stride-2 engine) */
     compare_engines(mk("conv", 32, 3, 3, 2, 1), sh(3, 16, 32, 32), CNN_CONV_AUTO);
     compare_engines(mk("conv", 64, 3, 3, 2, 1), sh(3, 32, 7, 7), CNN_CONV_AUTO);
+}
+
+/* The stride-2 engine: chosen for 3x3 stride-2 layers of more than 80
+ * column rows (C >= 9), forced on the others; checked three ways on odd
+ * and even sizes (7x7, 15x15, 8x6), pads 0-2, channel and filter counts
+ * that are not multiples of 4 or 8, batches of 1 and 3 (a group of
+ * images not full), eval mode and one slot per chunk. */
+static void test_conv_stride2(void **state)
+{
+    (void)state;
+    cnn_net_t *net = NULL;
+    cnn_layer_spec_t s = mk("conv", 5, 3, 3, 2, 1);
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 9, 7, 7), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_STRIDE2);
+    assert_int_equal(net->layers[0].sz.cache, 0); /* nothing kept */
+    cnn_net_free(net);
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 8, 7, 7), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0); /* 72 rows: the blocked kernels */
+    cnn_net_free(net);
+    check_layer(s, sh(3, 9, 7, 7), 1);
+    check_layer(mk("conv", 3, 3, 3, 2, 0), sh(1, 12, 7, 7), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 17, 7, 7), 1); /* dW by the blocked kernel */
+    cnn_conv_set_algo(CNN_CONV_STRIDE2);
+    cnn_layer_spec_t s1 = mk("conv", 8, 3, 3, 1, 1), k5 = mk("conv", 4, 5, 5, 2, 1);
+    assert_int_equal(cnn_net_create(&s1, 1, sh(2, 8, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0); /* stride 1: im2col */
+    cnn_net_free(net);
+    assert_int_equal(cnn_net_create(&k5, 1, sh(2, 8, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0); /* 5x5: im2col */
+    cnn_net_free(net);
+    check_layer(s, sh(3, 3, 7, 7), 1);
+    check_layer(s, sh(1, 5, 15, 15), 1);
+    check_layer(mk("conv", 6, 3, 3, 2, 0), sh(3, 2, 15, 15), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 0), sh(1, 5, 7, 7), 1);
+    check_layer(mk("conv", 8, 3, 3, 2, 1), sh(2, 3, 8, 6), 1);
+    check_layer(mk("conv", 3, 3, 3, 2, 2), sh(2, 3, 6, 7), 1);
+    check_layer(mk("conv", 4, 3, 3, 2, 1), sh(2, 2, 3, 2), 1); /* 2x1 outputs */
+    check_layer(s, sh(3, 3, 7, 7), 0);
+    cnn_conv_set_chunk_floats(1); /* one slot a chunk */
+    check_layer(s, sh(3, 3, 7, 7), 1);
+    cnn_conv_set_chunk_floats(0);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+}
+
+/* The stride-2 engine against im2col at ResNet's sizes and on several
+ * groups of images (16, 16 and 8 of 7x7 outputs; 2, 2 and 1 of 16x16),
+ * one group and one slot per chunk; 1 and 2 threads bit for bit. */
+static void test_conv_stride2_vs_im2col(void **state)
+{
+    (void)state;
+    compare_engines(mk("conv", 32, 3, 3, 2, 1), sh(4, 16, 28, 28), CNN_CONV_AUTO);
+    compare_engines(mk("conv", 64, 3, 3, 2, 1), sh(4, 32, 14, 14), CNN_CONV_AUTO);
+    compare_engines(mk("conv", 6, 3, 3, 2, 0), sh(40, 12, 15, 15), CNN_CONV_STRIDE2);
+    compare_engines(mk("conv", 32, 3, 3, 2, 1), sh(5, 16, 32, 32), CNN_CONV_STRIDE2);
+    cnn_conv_set_chunk_floats(1);
+    compare_engines(mk("conv", 6, 3, 3, 2, 0), sh(40, 12, 15, 15), CNN_CONV_STRIDE2);
+    cnn_conv_set_chunk_floats(0);
 }
 
 static void test_relu(void **state)
@@ -1827,7 +1884,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv), cmocka_unit_test(test_conv_1x1),
-        cmocka_unit_test(test_conv_1x1_vs_im2col),
+        cmocka_unit_test(test_conv_1x1_vs_im2col), cmocka_unit_test(test_conv_stride2),
+        cmocka_unit_test(test_conv_stride2_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),

@@ -27,6 +27,21 @@ void cnn_im2col(const float *x, int C, int H, int W, int KH, int KW,
 void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
                 int KW, int stride, int pad, float *dx);
 
+/* The polyphase planes of x (C,H,W) zero-padded by `pad` per side, for a
+ * stride-2 convolution: plane (py, px) of channel c starts at
+ * q + (2 py + px) pstride + c cstride, and its row i, ldq floats apart
+ * (ldq >= QW: several images side by side), holds at [j] the padded
+ * input at (2i + py, 2j + px), i < QH, j < QW (zero in the padding). Its
+ * QH rows of QW floats are written, nothing else in q. Tap (ky, kx) of
+ * output (oy, ox) then reads plane (ky % 2, kx % 2) at (oy + ky/2,
+ * ox + kx/2). cnn_polyphase_merge is the inverse, for the gradient: it
+ * WRITES dx (C,H,W) from such planes, zero where a pixel is past them (no
+ * tap reads it). */
+void cnn_polyphase_split(const float *x, int C, int H, int W, int pad, int QH, int QW,
+                         size_t ldq, size_t cstride, size_t pstride, float *q);
+void cnn_polyphase_merge(const float *q, int C, int H, int W, int pad, int QH, int QW,
+                         size_t ldq, size_t cstride, size_t pstride, float *dx);
+
 /* C = alpha * op(A) * op(B) + beta * C, row-major.
  * op(A) is (M,K), op(B) is (K,N), C is (M,N). ta/tb: 1 = transposed. */
 void cnn_sgemm(int ta, int tb, int M, int N, int K, float alpha,

@@ -214,3 +214,120 @@ void cnn_col2im(const float *col, size_t ldcol, int C, int H, int W, int KH,
         }
     }
 }
+
+/* ---- the polyphase planes of a stride-2 convolution ------------------
+ *
+ * With stride 2, tap (ky, kx) of output (oy, ox) reads the padded input
+ * at (2 oy + ky, 2 ox + kx): the plane of rows of parity ky % 2 and
+ * columns of parity kx % 2, at (oy + ky / 2, ox + kx / 2). So each tap is
+ * one of four "polyphase" planes, shifted. */
+
+/* q's rows for one input row src (W floats) of padded row parity: q0[j]
+ * = src[2 j - pad], q1[j] = src[2 j + 1 - pad] for j in [0, QW), zero
+ * outside the row. Vectors of 8 or 4 pairs where they are inside. */
+INLINE void split_row(const float *src, int W, int pad, int QW, float *q0, float *q1)
+{
+    int j = 0;
+    for (; j < QW && 2 * j - pad < 0; j++) { /* the left padding */
+        q0[j] = 0.0f;
+        q1[j] = 2 * j + 1 - pad >= 0 && 2 * j + 1 - pad < W ? src[2 * j + 1 - pad] : 0.0f;
+    }
+    for (; j + VW <= QW && 2 * j - pad + 2 * VW <= W; j += VW) {
+        const float *s = src + 2 * j - pad;
+        const v8 a = *(const v8 *)s, b = *(const v8 *)(s + VW);
+        *(v8 *)(q0 + j) = SHUFFLE8(a, b, IDX8_EVEN);
+        *(v8 *)(q1 + j) = SHUFFLE8(a, b, IDX8_ODD);
+    }
+    for (; j + 4 <= QW && 2 * j - pad + 8 <= W; j += 4) {
+        const float *s = src + 2 * j - pad;
+        const v4 a = *(const v4 *)s, b = *(const v4 *)(s + 4);
+        *(v4 *)(q0 + j) = SHUFFLE4(a, b, IDX4_EVEN);
+        *(v4 *)(q1 + j) = SHUFFLE4(a, b, IDX4_ODD);
+    }
+    for (; j < QW; j++) {
+        const int s = 2 * j - pad;
+        q0[j] = s < W ? src[s] : 0.0f;
+        q1[j] = s + 1 < W ? src[s + 1] : 0.0f;
+    }
+}
+
+/* The inverse for the columns of the row: dst[2 j - pad] = q0[j],
+ * dst[2 j + 1 - pad] = q1[j] where inside the row, and 0 for the columns
+ * past the planes (j >= QW). */
+INLINE void merge_row(const float *q0, const float *q1, int W, int pad, int QW, float *dst)
+{
+    int j = 0;
+    for (; j < QW && 2 * j - pad < 0; j++) /* the left padding */
+        if (2 * j + 1 - pad >= 0 && 2 * j + 1 - pad < W) dst[2 * j + 1 - pad] = q1[j];
+    for (; j + VW <= QW && 2 * j - pad + 2 * VW <= W; j += VW) {
+        const v8 a = *(const v8 *)(q0 + j), b = *(const v8 *)(q1 + j);
+        *(v8 *)(dst + 2 * j - pad) = SHUFFLE8(a, b, IDX8_LO);
+        *(v8 *)(dst + 2 * j - pad + VW) = SHUFFLE8(a, b, IDX8_HI);
+    }
+    for (; j + 4 <= QW && 2 * j - pad + 8 <= W; j += 4) {
+        const v4 a = *(const v4 *)(q0 + j), b = *(const v4 *)(q1 + j);
+        *(v4 *)(dst + 2 * j - pad) = SHUFFLE4(a, b, IDX4_LO);
+        *(v4 *)(dst + 2 * j - pad + 4) = SHUFFLE4(a, b, IDX4_HI);
+    }
+    for (; j < QW; j++) {
+        const int s = 2 * j - pad;
+        if (s < W) dst[s] = q0[j];
+        if (s + 1 < W) dst[s + 1] = q1[j];
+    }
+    for (int s = 2 * QW - pad > 0 ? 2 * QW - pad : 0; s < W; s++) dst[s] = 0.0f;
+}
+
+/* Rows ahead that polyphase_split prefetches */
+#define PREFETCH_ROWS 8
+
+/* The planes of input plane c: plane (py, px) of channel c at
+ * q + (2 py + px) pstride + c cstride, rows ldq apart. Every one of their
+ * QH rows of QW floats is written: from an input row, or zeros. */
+CLONES static void polyphase_split(const float *x, int C, int H, int W, int pad, int QH,
+                                   int QW, size_t ldq, size_t cstride, size_t pstride, float *q)
+{
+    for (int c = 0; c < C; c++)
+        for (int py = 0; py < 2; py++)
+            for (int i = 0; i < QH; i++) {
+                const int r = 2 * i + py - pad; /* the input row */
+                float *q0 = q + 2 * py * pstride + c * cstride + (size_t)i * ldq;
+                if (r < 0 || r >= H) {
+                    memset(q0, 0, sizeof(float) * (size_t)QW);
+                    memset(q0 + pstride, 0, sizeof(float) * (size_t)QW);
+                    continue;
+                }
+                const float *src = x + ((size_t)c * H + r) * W;
+                /* the image comes from memory: ask for the rows ahead (a
+                 * prefetch past the end of x is harmless) */
+                for (int l = 0; l < W; l += 16) __builtin_prefetch(src + PREFETCH_ROWS * W + l);
+                split_row(src, W, pad, QW, q0, q0 + pstride);
+            }
+}
+
+CLONES static void polyphase_merge(const float *q, int C, int H, int W, int pad, int QH,
+                                   int QW, size_t ldq, size_t cstride, size_t pstride, float *dx)
+{
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < H; r++) {
+            const int i = (r + pad) / 2, py = (r + pad) % 2;
+            float *dst = dx + ((size_t)c * H + r) * W;
+            if (i >= QH) {
+                memset(dst, 0, sizeof(float) * (size_t)W);
+                continue;
+            }
+            const float *q0 = q + 2 * py * pstride + c * cstride + (size_t)i * ldq;
+            merge_row(q0, q0 + pstride, W, pad, QW, dst);
+        }
+}
+
+void cnn_polyphase_split(const float *x, int C, int H, int W, int pad, int QH, int QW,
+                         size_t ldq, size_t cstride, size_t pstride, float *q)
+{
+    polyphase_split(x, C, H, W, pad, QH, QW, ldq, cstride, pstride, q);
+}
+
+void cnn_polyphase_merge(const float *q, int C, int H, int W, int pad, int QH, int QW,
+                         size_t ldq, size_t cstride, size_t pstride, float *dx)
+{
+    polyphase_merge(q, C, H, W, pad, QH, QW, ldq, cstride, pstride, dx);
+}

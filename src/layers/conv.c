@@ -3,13 +3,17 @@
  * Parameters: W (K, C, KH, KW) as PyTorch stores them, then b (K).
  * x (n, C, H, W) -> y (n, K, OH, OW).
  *
- * The layer computes with one of four engines (conv_engine.h), chosen
+ * The layer computes with one of five engines (conv_engine.h), chosen
  * once when the net is built (conv_shape) and recorded in sz.variant, so
  * that every later call agrees with the memory planned for it:
  * - a plain product per image (conv_1x1.c) for 1x1 kernels without
  *   padding, any stride;
  * - Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c) for 3x3
  *   stride-1 layers with enough channels (wino_variant), or as
+ *   cnn_conv_set_algo forces;
+ * - one product per tap on the images' polyphase planes
+ *   (conv_stride2.c) for 3x3 stride-2 layers whose column matrix has
+ *   more than SMALL_D rows (ResNet's downsampling), or as
  *   cnn_conv_set_algo forces;
  * - else im2col + GEMM: with the blocked kernels of kernels/smallgemm.c
  *   (conv_smallgemm.c) when the column matrix has at most SMALL_D rows,
@@ -66,7 +70,7 @@ void cnn_conv_set_algo(int algo)
 static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int ow)
 {
     if (s->kh != 3 || s->kw != 3 || s->stride != 1 || conv_algo == CNN_CONV_IM2COL ||
-        conv_algo == CNN_CONV_1X1)
+        conv_algo == CNN_CONV_1X1 || conv_algo == CNN_CONV_STRIDE2)
         return 0;
     if (conv_algo == CNN_CONV_WINOGRAD || conv_algo == CNN_CONV_WINOGRAD4) return conv_algo;
     if (in.c < CNN_CONV_WINO_MIN || s->filters < CNN_CONV_WINO_MIN) return 0;
@@ -79,24 +83,31 @@ static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
 }
 
 /* A layer's engine, as recorded in sz.variant: a Winograd variant,
- * CNN_CONV_1X1 for a 1x1 kernel without padding (any stride), or 0 for
- * the columns of im2col. */
+ * CNN_CONV_1X1 for a 1x1 kernel without padding (any stride),
+ * CNN_CONV_STRIDE2 for a 3x3 stride-2 kernel whose columns are too many
+ * for the blocked kernels (fewer go to conv_smallgemm.c), or 0 for the
+ * columns of im2col. */
 static int conv_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int ow)
 {
     if (s->kh == 1 && s->kw == 1 && s->pad == 0 &&
         (conv_algo == CNN_CONV_AUTO || conv_algo == CNN_CONV_1X1))
         return CNN_CONV_1X1;
+    if (s->kh == 3 && s->kw == 3 && s->stride == 2 &&
+        ((conv_algo == CNN_CONV_AUTO && (size_t)in.c * 9 > SMALL_D) ||
+         conv_algo == CNN_CONV_STRIDE2))
+        return CNN_CONV_STRIDE2;
     return wino_variant(s, in, oh, ow);
 }
 
-/* The engine for a layer: the one shape chose (Winograd, 1x1), else the
- * columns of im2col, multiplied by the blocked kernels when they have at
- * most SMALL_D rows. Depends on the sizes and the shape alone, so that
- * every call of a built layer takes the engine its memory was planned
- * for. */
+/* The engine for a layer: the one shape chose (Winograd, 1x1, stride
+ * 2), else the columns of im2col, multiplied by the blocked kernels when
+ * they have at most SMALL_D rows. Depends on the sizes and the shape
+ * alone, so that every call of a built layer takes the engine its memory
+ * was planned for. */
 static const conv_engine_t *engine_of(int variant, size_t ckk)
 {
     if (variant == CNN_CONV_1X1) return &cnn_conv_1x1_engine;
+    if (variant == CNN_CONV_STRIDE2) return &cnn_conv_stride2_engine;
     if (variant) return &cnn_conv_winograd_engine;
     return ckk <= SMALL_D ? &cnn_conv_smallgemm_engine : &cnn_conv_im2col_engine;
 }

@@ -6,7 +6,9 @@
  *   im2col + GEMM (conv_im2col.c), the same columns with the blocked
  *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c),
  *   Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c), and plain
- *   products on the NCHW images for 1x1 kernels (conv_1x1.c).
+ *   products on the NCHW images for 1x1 kernels (conv_1x1.c), and one
+ *   product per tap on the images' polyphase planes for 3x3 stride-2
+ *   kernels (conv_stride2.c).
  * The helpers below are shared by the engines, defined once: the chunk
  * planning and the bias gradient in conv.c, the column steps in
  * conv_im2col.c. Names visible to the linker carry the cnn_conv_ prefix. */
@@ -36,7 +38,7 @@ typedef struct {
 } conv_engine_t;
 
 extern const conv_engine_t cnn_conv_im2col_engine, cnn_conv_smallgemm_engine,
-    cnn_conv_winograd_engine, cnn_conv_1x1_engine;
+    cnn_conv_winograd_engine, cnn_conv_1x1_engine, cnn_conv_stride2_engine;
 
 /* Thread t's share [lo, hi) of n items, of T threads. */
 static inline void conv_split(size_t n, int t, int T, size_t *lo, size_t *hi)

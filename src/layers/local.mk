@@ -1,6 +1,7 @@
 # layers: one file per layer type behind the ops table, the registry, the losses.
 src_libmpicnn_la_SOURCES += src/layers/registry.c src/layers/conv.c src/layers/conv_im2col.c \
 	src/layers/conv_smallgemm.c src/layers/conv_winograd.c src/layers/conv_1x1.c \
+	src/layers/conv_stride2.c \
 	src/layers/conv_engine.h \
 	src/layers/relu.c src/layers/pool.c src/layers/flatten.c src/layers/dense.c \
 	src/layers/dropout.c src/layers/batchnorm.c src/layers/loss.c \
