@@ -58,6 +58,28 @@ INLINE void SG(fwd_panel)(const float *w, const float *b, int K, int D, const fl
 #ifndef TAIL_J
 #define TAIL_J 64
 #endif
+/* Rows k..k+nr-1 of fwd_tail's piece j0 (nj rows of the panel pan): nr
+ * sums side by side (nr constant where it is inlined), so that the
+ * multiply-adds of one row do not each wait for the one before. */
+INLINE void SG(tail_rows)(const float *w, const float *b, int D, const VF *pan, int j0, int nj,
+                          int n, int acc, float *y, size_t ldy, int k, int nr)
+{
+    VF a[KB];
+    for (int r = 0; r < nr; r++) {
+        const float *yk = y + (size_t)(k + r) * ldy;
+        a[r] = (VF){0};
+        if (acc || j0 > 0)
+            for (int l = 0; l < n; l++) a[r][l] = yk[l];
+        else
+            a[r] += b ? b[k + r] : 0.0f;
+    }
+    const float *wk = w + (size_t)k * D + j0;
+    for (int j = 0; j < nj; j++)
+        for (int r = 0; r < nr; r++) a[r] += wk[(size_t)r * D + j] * pan[j];
+    for (int r = 0; r < nr; r++)
+        for (int l = 0; l < n; l++) y[(size_t)(k + r) * ldy + l] = a[r][l];
+}
+
 INLINE void SG(fwd_tail)(const float *w, const float *b, int K, int D, const float *col,
                          size_t ldcol, int n, int acc, float *y, size_t ldy)
 {
@@ -68,17 +90,9 @@ INLINE void SG(fwd_tail)(const float *w, const float *b, int K, int D, const flo
             pan[j] = (VF){0};
             for (int l = 0; l < n; l++) pan[j][l] = col[(size_t)(j0 + j) * ldcol + l];
         }
-        for (int k = 0; k < K; k++) {
-            float *yk = y + (size_t)k * ldy;
-            VF a = (VF){0};
-            if (acc || j0 > 0)
-                for (int l = 0; l < n; l++) a[l] = yk[l];
-            else
-                a += b ? b[k] : 0.0f;
-            const float *wk = w + (size_t)k * D + j0;
-            for (int j = 0; j < nj; j++) a += wk[j] * pan[j];
-            for (int l = 0; l < n; l++) yk[l] = a[l];
-        }
+        int k = 0;
+        for (; k + KB <= K; k += KB) SG(tail_rows)(w, b, D, pan, j0, nj, n, acc, y, ldy, k, KB);
+        for (; k < K; k++) SG(tail_rows)(w, b, D, pan, j0, nj, n, acc, y, ldy, k, 1);
     }
 }
 
