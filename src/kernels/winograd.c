@@ -147,14 +147,15 @@ INLINE int lanes_to_store(int t, int tpi, int spill)
 
 /* Input transform: d is the first tile's corner in the plane (rows ps
  * floats apart); writes V[xi] of the 8 tiles to v + xi * xs, the first n
- * lanes. */
-INLINE void input8_f2(const float *d, int ps, float *v, size_t xs, int n)
+ * lanes. hs is where lanes 4-7's inputs start, from d: VW for one tile
+ * row of 8 tiles, or 2 ps for two tile rows of 4 (see pair_rows). */
+INLINE void input8_f2(const float *d, int ps, int hs, float *v, size_t xs, int n)
 {
     v8 col[4][4]; /* col[row][q]: column q of each tile's 4x4 input */
     for (int r = 0; r < 4; r++) {
-        const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + VW);
+        const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + hs);
         const v8 e = load8(d + (size_t)r * ps + 2);
-        const v8 f = load8(d + (size_t)r * ps + 2 + VW);
+        const v8 f = load8(d + (size_t)r * ps + 2 + hs);
         col[r][0] = SHUFFLE8(a, b, IDX8_EVEN);
         col[r][1] = SHUFFLE8(a, b, IDX8_ODD);
         col[r][2] = SHUFFLE8(e, f, IDX8_EVEN);
@@ -214,8 +215,9 @@ INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], f
 }
 
 /* Output transform: A^T M A + b of the 8 tiles whose M[xi] is at
- * m + xi * xs, to the plane at y0 (rows ps floats apart). */
-INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps)
+ * m + xi * xs, to the plane at y0 (rows ps floats apart), lanes 4-7's
+ * outputs hs floats from lanes 0-3's. */
+INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps, int hs)
 {
     v8 t0[4], t1[4]; /* A^T M */
     for (int q = 0; q < 4; q++) {
@@ -230,17 +232,18 @@ INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps)
     const v8 b0 = t1[0] + t1[1] + t1[2] + b, b1 = t1[1] - t1[2] - t1[3] + b;
     float *y1 = y0 + ps;
     *(v8 *)y0 = SHUFFLE8(a0, a1, IDX8_LO);
-    *(v8 *)(y0 + VW) = SHUFFLE8(a0, a1, IDX8_HI);
+    *(v8 *)(y0 + hs) = SHUFFLE8(a0, a1, IDX8_HI);
     *(v8 *)y1 = SHUFFLE8(b0, b1, IDX8_LO);
-    *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
+    *(v8 *)(y1 + hs) = SHUFFLE8(b0, b1, IDX8_HI);
 }
 
 /* Its adjoint without the bias: dM[xi] = A dY A^T of the 8 tiles whose
- * dY is in the plane at y0, to mv + xi * xs, the first n lanes. */
-INLINE void output_grad8_f2(const float *y0, int ps, float *mv, size_t xs, int n)
+ * dY is in the plane at y0 (lanes 4-7's hs floats further), to
+ * mv + xi * xs, the first n lanes. */
+INLINE void output_grad8_f2(const float *y0, int ps, int hs, float *mv, size_t xs, int n)
 {
     const float *y1 = y0 + ps;
-    const v8 p0 = load8(y0), p1 = load8(y0 + VW), q0 = load8(y1), q1 = load8(y1 + VW);
+    const v8 p0 = load8(y0), p1 = load8(y0 + hs), q0 = load8(y1), q1 = load8(y1 + hs);
     const v8 a0 = SHUFFLE8(p0, p1, IDX8_EVEN);
     const v8 a1 = SHUFFLE8(p0, p1, IDX8_ODD);
     const v8 b0 = SHUFFLE8(q0, q1, IDX8_EVEN);
@@ -329,19 +332,30 @@ void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw)
  * such vectors, the same arithmetic as on one tile's values. */
 
 /* Columns 0-5 of the 8 tiles whose first columns are p[0], p[4], ...,
- * p[28]; reads p[0..39]. */
-INLINE void cols6(const float *p, v8 c[6])
+ * p[12] and p[hs], ..., p[hs + 12]: hs = 16 for 8 tiles of a tile row
+ * (reads p[0..39]), 4 ps for 4 tiles of two tile rows (reads p[0..23]
+ * and p[hs..hs + 23]). Column 4 (5) of lanes 0-3 is column 0 (1) of the
+ * lane after, but for lane 3, whose comes from p[16] (p[17]); the same
+ * for lanes 4-7. */
+INLINE void cols6(const float *p, int hs, int two, v8 c[6])
 {
-    const v8 a = load8(p), b = load8(p + VW), e = load8(p + 2 * VW), f = load8(p + 3 * VW);
-    const v8 g = load8(p + 4 * VW);
+    const v8 a = load8(p), b = load8(p + VW), e = load8(p + hs), f = load8(p + hs + VW);
     const v8 ab0 = SHUFFLE8(a, b, IDX8_EVEN), ab1 = SHUFFLE8(a, b, IDX8_ODD);
     const v8 ef0 = SHUFFLE8(e, f, IDX8_EVEN), ef1 = SHUFFLE8(e, f, IDX8_ODD);
     c[0] = SHUFFLE8(ab0, ef0, IDX8_EVEN);
     c[1] = SHUFFLE8(ab1, ef1, IDX8_EVEN);
     c[2] = SHUFFLE8(ab0, ef0, IDX8_ODD);
     c[3] = SHUFFLE8(ab1, ef1, IDX8_ODD);
-    c[4] = SHUFFLE8(c[0], g, 1, 2, 3, 4, 5, 6, 7, 8);
-    c[5] = SHUFFLE8(c[1], g, 1, 2, 3, 4, 5, 6, 7, 9);
+    if (two) {
+        const v8 g = load8(p + 2 * VW), h = load8(p + hs + 2 * VW);
+        const v8 gh = SHUFFLE8(g, h, 0, 1, 8, 9, 2, 3, 10, 11);
+        c[4] = SHUFFLE8(c[0], gh, 1, 2, 3, 8, 5, 6, 7, 10);
+        c[5] = SHUFFLE8(c[1], gh, 1, 2, 3, 9, 5, 6, 7, 11);
+    } else {
+        const v8 g = load8(p + 4 * VW);
+        c[4] = SHUFFLE8(c[0], g, 1, 2, 3, 4, 5, 6, 7, 8);
+        c[5] = SHUFFLE8(c[1], g, 1, 2, 3, 4, 5, 6, 7, 9);
+    }
 }
 
 /* The inverse of the four-way split: columns 0-3 of 8 tiles back into 32
@@ -405,12 +419,12 @@ INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
     m[5 * ms] = y3;
 }
 
-/* The F(4x4) transforms of 8 tiles of a tile row, as the F(2x2) ones
- * above: the same arguments, 36 matrices. */
-INLINE void input8_f4(const float *d, int ps, float *v, size_t xs, int n)
+/* The F(4x4) transforms of 8 tiles of a tile row (or 4 of two), as the
+ * F(2x2) ones above: the same arguments, 36 matrices, hs = 16 or 4 ps. */
+INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t xs, int n)
 {
     v8 col[6][6], bd[6][6]; /* [row][column] of each tile's 6x6 */
-    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, col[r]);
+    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, hs, two, col[r]);
     for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
     for (int r = 0; r < 6; r++) { /* (B^T d) B */
         v8 vr[6];
@@ -446,7 +460,7 @@ INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], f
     }
 }
 
-INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps)
+INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, int hs)
 {
     v8 t[4][6]; /* A^T M */
     for (int q = 0; q < 6; q++) {
@@ -459,14 +473,19 @@ INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps)
         at6(t[a], 1, o, 1);
         for (int j = 0; j < 4; j++) o[j] = o[j] + b;
         join4(o, out);
-        for (int j = 0; j < 4; j++) *(v8 *)(y0 + (size_t)a * ps + j * VW) = out[j];
+        float *row = y0 + (size_t)a * ps;
+        *(v8 *)row = out[0];
+        *(v8 *)(row + VW) = out[1];
+        *(v8 *)(row + hs) = out[2];
+        *(v8 *)(row + hs + VW) = out[3];
     }
 }
 
-INLINE void output_grad8_f4(const float *y0, int ps, float *mv, size_t xs, int n)
+INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv, size_t xs,
+                            int n)
 {
     v8 g[4][6], tr[6][4]; /* g[a]: row a of the tiles, columns 0-3 used */
-    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, g[a]);
+    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, hs, two, g[a]);
     for (int a = 0; a < 4; a++) { /* dY A^T */
         v8 m[6];
         a6(g[a], 1, m, 1);
@@ -500,6 +519,43 @@ static size_t plane_floats(int m, int th, int tw)
 }
 
 size_t cnn_wino_scratch(int th, int tw) { return plane_floats(2, th, tw); }
+
+/* 1: tile rows ti and ti + 1 in one vector, 4 tiles each, where a row
+ * has 4 tiles (ResNet-20's 8x8 F(2x2) and 16x16 F(4x4) layers), which
+ * would leave half of each vector idle. Their tiles are consecutive in V
+ * and M as a row's 8 are, and lanes 4-7's plane data starts m rows below
+ * lanes 0-3's, where for one tile row it starts 4 tiles (m * 4 columns)
+ * further along. */
+static int pair_rows(int ti, int th, int tw) { return tw == VW / 2 && ti + 1 < th; }
+
+/* One vector of tiles of the plane at d: 8 of a tile row, or 4 of each
+ * of two (two, a constant where it is inlined). */
+INLINE void input_vec(int m, int two, const float *d, int ps, float *v, size_t xs, int n)
+{
+    const int hs = two ? m * ps : m * VW / 2;
+    if (m == 2)
+        input8_f2(d, ps, hs, v, xs, n);
+    else
+        input8_f4(d, ps, hs, two, v, xs, n);
+}
+
+INLINE void output_vec(int m, int two, const float *mt, size_t xs, float b, float *y0, int ps)
+{
+    const int hs = two ? m * ps : m * VW / 2;
+    if (m == 2)
+        output8_f2(mt, xs, b, y0, ps, hs);
+    else
+        output8_f4(mt, xs, b, y0, ps, hs);
+}
+
+INLINE void output_grad_vec(int m, int two, const float *p, int ps, float *mv, size_t xs, int n)
+{
+    const int hs = two ? m * ps : m * VW / 2;
+    if (m == 2)
+        output_grad8_f2(p, ps, hs, mv, xs, n);
+    else
+        output_grad8_f4(p, ps, hs, two, mv, xs, n);
+}
 size_t cnn_wino4_scratch(int th, int tw) { return plane_floats(4, th, tw); }
 
 INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int th, int tw,
@@ -510,15 +566,17 @@ INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
         float *vc = V + (size_t)c * ld;
-        for (int ti = 0; ti < th; ti++)
+        for (int ti = 0, two; ti < th; ti += 1 + two) {
+            two = pair_rows(ti, th, tw);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *d = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
-                    input8_f2(d, ps, vc + t, xs, n);
+                if (two)
+                    input_vec(m, 1, d, ps, vc + t, xs, n);
                 else
-                    input8_f4(d, ps, vc + t, xs, n);
+                    input_vec(m, 0, d, ps, vc + t, xs, n);
             }
+        }
         /* the plane's padding stays zero: only the interior is rewritten */
     }
 }
@@ -560,15 +618,17 @@ INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int
     for (int k = 0; k < K; k++) {
         const float *mk = M + (size_t)k * ld;
         const float b = bias[k];
-        for (int ti = 0; ti < th; ti++)
+        for (int ti = 0, two; ti < th; ti += 1 + two) {
+            two = pair_rows(ti, th, tw);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const float *mt = mk + (size_t)ti * tw + tj0;
                 float *yo = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
-                    output8_f2(mt, xs, b, yo, ps);
+                if (two)
+                    output_vec(m, 1, mt, xs, b, yo, ps);
                 else
-                    output8_f4(mt, xs, b, yo, ps);
+                    output_vec(m, 0, mt, xs, b, yo, ps);
             }
+        }
         float *yk = y + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
@@ -584,15 +644,17 @@ INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
             copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
         float *mk = dM + (size_t)k * ld;
-        for (int ti = 0; ti < th; ti++)
+        for (int ti = 0, two; ti < th; ti += 1 + two) {
+            two = pair_rows(ti, th, tw);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *p = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
-                    output_grad8_f2(p, ps, mk + t, xs, n);
+                if (two)
+                    output_grad_vec(m, 1, p, ps, mk + t, xs, n);
                 else
-                    output_grad8_f4(p, ps, mk + t, xs, n);
+                    output_grad_vec(m, 0, p, ps, mk + t, xs, n);
             }
+        }
     }
 }
 
