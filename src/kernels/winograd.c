@@ -117,6 +117,14 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
     }
 }
 
+/* Asks for p[0..n) in the cache: the next channel of an image, which
+ * the hardware prefetcher, following a channel's short rows, does not
+ * fetch early enough, while this channel's tiles are transformed. */
+INLINE void prefetch_floats(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}
+
 /* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
  * memcpy, which costs more than the stores.) */
 INLINE void store8(float *p, v8 v, int n)
@@ -565,6 +573,7 @@ INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
+        if (c + 1 < C) prefetch_floats(x + (size_t)(c + 1) * H * W, (size_t)H * W);
         float *vc = V + (size_t)c * ld;
         for (int ti = 0, two; ti < th; ti += 1 + two) {
             two = pair_rows(ti, th, tw);
