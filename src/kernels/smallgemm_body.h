@@ -158,12 +158,23 @@ INLINE void SG(dw_block)(const float *dy, size_t ldy, int k, size_t P, const flo
         for (int r = 0; r < KB; r++)
             for (int s = 0; s < nj; s++)
                 a[r][s][l] += g[(size_t)r * ldy + p] * c[(size_t)s * ldcol + p];
+#ifdef LANE_SUMS
+    for (int e0 = 0; e0 < KB * nj; e0 += VN) { /* VN accumulators at a time */
+        VF t[VN];
+        for (int e = 0; e < VN; e++)
+            t[e] = e0 + e < KB * nj ? a[(e0 + e) / nj][(e0 + e) % nj] : (VF){0};
+        const VF sum = LANE_SUMS(t);
+        for (int e = 0; e0 + e < KB * nj && e < VN; e++)
+            dw[(size_t)(k + (e0 + e) / nj) * D + j + (e0 + e) % nj] += sum[e];
+    }
+#else
     for (int r = 0; r < KB; r++)
         for (int s = 0; s < nj; s++) {
             float sum = 0.0f;
             for (int l = 0; l < VN; l++) sum += a[r][s][l];
             dw[(size_t)(k + r) * D + j + s] += sum;
         }
+#endif
 }
 
 KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
