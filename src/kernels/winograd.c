@@ -117,12 +117,13 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
     }
 }
 
-/* Asks for p[0..n) in the cache: the next channel of an image, which
- * the hardware prefetcher, following a channel's short rows, does not
- * fetch early enough, while this channel's tiles are transformed. */
-INLINE void prefetch_floats(const float *p, size_t n)
+/* Asks for p[0..min(n, most)) in the cache: a share of the next channel
+ * of an image, which the hardware prefetcher, following a channel's
+ * short rows, does not fetch early enough, asked for at each tile row of
+ * this channel (all at once, the requests wait on each other). */
+INLINE void prefetch_floats(const float *p, size_t n, size_t most)
 {
-    for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+    for (size_t i = 0; i < n && i < most; i += 16) __builtin_prefetch(p + i);
 }
 
 /* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
@@ -573,10 +574,14 @@ INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
-        if (c + 1 < C) prefetch_floats(x + (size_t)(c + 1) * H * W, (size_t)H * W);
+        /* the next channel, a share at each tile row */
+        const float *next = c + 1 < C ? x + (size_t)(c + 1) * H * W : NULL;
+        const size_t share = ((size_t)H * W + th - 1) / th;
         float *vc = V + (size_t)c * ld;
         for (int ti = 0, two; ti < th; ti += 1 + two) {
             two = pair_rows(ti, th, tw);
+            if (next && ti * share < (size_t)H * W)
+                prefetch_floats(next + ti * share, (size_t)H * W - ti * share, (1 + two) * share);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *d = plane + (size_t)(m * ti) * ps + m * tj0;
