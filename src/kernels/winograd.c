@@ -118,9 +118,10 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
 }
 
 /* Asks for p[0..min(n, most)) in the cache: a share of the next channel
- * of an image, which the hardware prefetcher, following a channel's
- * short rows, does not fetch early enough, asked for at each tile row of
- * this channel (all at once, the requests wait on each other). */
+ * of an image (or of its output gradient), which the hardware
+ * prefetcher, following a channel's short rows, does not fetch early
+ * enough, asked for at each tile row of this channel (all at once, the
+ * requests wait on each other). */
 INLINE void prefetch_floats(const float *p, size_t n, size_t most)
 {
     for (size_t i = 0; i < n && i < most; i += 16) __builtin_prefetch(p + i);
@@ -657,9 +658,14 @@ INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
             copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+        const float *next = k + 1 < K ? dyk + (size_t)OH * OW : NULL;
+        const size_t share = ((size_t)OH * OW + th - 1) / th;
         float *mk = dM + (size_t)k * ld;
         for (int ti = 0, two; ti < th; ti += 1 + two) {
             two = pair_rows(ti, th, tw);
+            if (next && ti * share < (size_t)OH * OW)
+                prefetch_floats(next + ti * share, (size_t)OH * OW - ti * share,
+                                (1 + two) * share);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *p = plane + (size_t)(m * ti) * ps + m * tj0;
