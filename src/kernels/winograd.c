@@ -187,15 +187,9 @@ INLINE void input8_f2(const float *d, int ps, int hs, float *v, size_t xs, int n
     }
 }
 
-/* Its adjoint: adds B dV B^T of the 8 tiles whose dV[xi] is at
- * v + xi * xs (lanes outside keep count as zero) into the plane at d.
- * Columns 2 and 3 of tile tj are tile tj + 1's 0 and 1: carry[r] holds
- * row r's of the vector before, and takes this one's. */
-INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
-                           int ps)
+/* B dV B^T of 8 tiles: row r, column q of each tile in rows[r][q] */
+INLINE void igrad_rows_f2(const v8 dv[16], v8 rows[4][4])
 {
-    v8 dv[16];
-    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
     v8 g[4][4]; /* dV B^T, row by row */
     for (int r = 0; r < 4; r++) {
         const v8 v0 = dv[4 * r], v1 = dv[4 * r + 1], v2 = dv[4 * r + 2];
@@ -205,13 +199,24 @@ INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], f
         g[r][2] = v1 + v2 - v0;
         g[r][3] = -v3;
     }
-    v8 rows[4][4]; /* B (dV B^T): row r, column q of each tile */
     for (int q = 0; q < 4; q++) {
         rows[0][q] = g[0][q];
         rows[1][q] = g[1][q] - g[2][q] + g[3][q];
         rows[2][q] = g[1][q] + g[2][q] - g[0][q];
         rows[3][q] = -g[3][q];
     }
+}
+
+/* Its adjoint: adds B dV B^T of the 8 tiles whose dV[xi] is at
+ * v + xi * xs (lanes outside keep count as zero) into the plane at d.
+ * Columns 2 and 3 of tile tj are tile tj + 1's 0 and 1: carry[r] holds
+ * row r's of the vector before, and takes this one's. */
+INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
+                           int ps)
+{
+    v8 dv[16], rows[4][4];
+    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
+    igrad_rows_f2(dv, rows);
     for (int r = 0; r < 4; r++) { /* added into place */
         const v8 *col = rows[r];
         const v8 e = col[0] + SHUFFLE8(carry[r][0], col[2], 7, 8, 9, 10, 11, 12, 13, 14);
@@ -222,6 +227,40 @@ INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], f
         *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
         *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(e, o, IDX8_HI);
     }
+}
+
+/* Lanes 0-3 of x moved up one within each half: (0, x0, x1, x2, 0, x4,
+ * x5, x6), the 0 being +0 */
+#define SHIFT_HALVES(x) SHUFFLE8(x, (v8){0}, 8, 0, 1, 2, 8, 4, 5, 6)
+
+/* input_grad8_f2 for two tile rows of 4 tiles (lanes 0-3 and 4-7; tile
+ * rows at d and 2 rows below): the same sums in the same order as on
+ * each row alone, where a row's first tile starts from a carry of +0
+ * and its last tile's columns 2 and 3 meet the lanes past the row, which
+ * hold B dV B^T of a tile of zeros (zr). Tile row ti's sums go into the
+ * plane before tile row ti + 1's, which share two plane rows with it. */
+INLINE void input_grad8_f2_pair(const float *v, size_t xs, float *d, int ps)
+{
+    v8 dv[16], rows[4][4], zr[4][4];
+    for (int xi = 0; xi < 16; xi++) dv[xi] = load8(v + (size_t)xi * xs);
+    igrad_rows_f2(dv, rows);
+    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8){0};
+    igrad_rows_f2(dv, zr);
+    for (int half = 0; half < 2; half++)
+        for (int r = 0; r < 4; r++) {
+            const v8 *col = rows[r];
+            const v8 e = col[0] + SHIFT_HALVES(col[2]), o = col[1] + SHIFT_HALVES(col[3]);
+            const v8 te = zr[r][0] + SHUFFLE8(col[2], col[2], 3, 7, 3, 7, 3, 7, 3, 7);
+            const v8 to = zr[r][1] + SHUFFLE8(col[3], col[3], 3, 7, 3, 7, 3, 7, 3, 7);
+            float *p = d + (size_t)(2 * half + r) * ps;
+            if (half == 0) {
+                *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
+                *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(te, to, IDX8_LO);
+            } else {
+                *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_HI);
+                *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(te, to, 1, 9, 1, 9, 1, 9, 1, 9);
+            }
+        }
 }
 
 /* Output transform: A^T M A + b of the 8 tiles whose M[xi] is at
@@ -443,18 +482,21 @@ INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t 
     }
 }
 
+/* B dV B^T of 8 tiles, dv[6 r + q] at row r, column q: rows[r][q] */
+INLINE void igrad_rows_f4(const v8 dv[36], v8 rows[6][6])
+{
+    v8 g[6][6];
+    for (int r = 0; r < 6; r++) b6(dv + 6 * r, 1, g[r], 1); /* dV B^T, row by row */
+    for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
+}
+
 /* Columns 4 and 5 of tile tj are tile tj + 1's 0 and 1. */
 INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
                            int ps)
 {
-    v8 g[6][6], rows[6][6];
-    for (int r = 0; r < 6; r++) { /* dV B^T, row by row */
-        v8 dv[6];
-        for (int q = 0; q < 6; q++)
-            dv[q] = (v8)((v8i)load8(v + (size_t)(6 * r + q) * xs) & keep);
-        b6(dv, 1, g[r], 1);
-    }
-    for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
+    v8 dv[36], rows[6][6];
+    for (int xi = 0; xi < 36; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
+    igrad_rows_f4(dv, rows);
     for (int r = 0; r < 6; r++) { /* added into place */
         const v8 *col = rows[r];
         const v8 sum[4] = {
@@ -468,6 +510,34 @@ INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], f
         float *p = d + (size_t)r * ps;
         for (int j = 0; j < 4; j++) *(v8 *)(p + j * VW) = load8(p + j * VW) + out[j];
     }
+}
+
+/* input_grad8_f4 for two tile rows of 4 tiles, as input_grad8_f2_pair:
+ * a row's 16 columns, then columns 16 and 17, where its last tile's
+ * columns 4 and 5 meet a tile of zeros' (zr). */
+INLINE void input_grad8_f4_pair(const float *v, size_t xs, float *d, int ps)
+{
+    v8 dv[36], rows[6][6], zr[6][6];
+    for (int xi = 0; xi < 36; xi++) dv[xi] = load8(v + (size_t)xi * xs);
+    igrad_rows_f4(dv, rows);
+    for (int xi = 0; xi < 36; xi++) dv[xi] = (v8){0};
+    igrad_rows_f4(dv, zr);
+    for (int half = 0; half < 2; half++)
+        for (int r = 0; r < 6; r++) {
+            const v8 *col = rows[r];
+            const v8 sum[4] = {col[0] + SHIFT_HALVES(col[4]), col[1] + SHIFT_HALVES(col[5]),
+                               col[2], col[3]};
+            const v8 t4 = zr[r][0] + SHUFFLE8(col[4], col[4], 3, 7, 3, 7, 3, 7, 3, 7);
+            const v8 t5 = zr[r][1] + SHUFFLE8(col[5], col[5], 3, 7, 3, 7, 3, 7, 3, 7);
+            v8 out[4];
+            join4(sum, out);
+            float *p = d + (size_t)(4 * half + r) * ps;
+            const v8 tail = half ? SHUFFLE8(t4, t5, 1, 9, 1, 9, 1, 9, 1, 9)
+                                 : SHUFFLE8(t4, t5, IDX8_LO);
+            *(v8 *)p = load8(p) + out[2 * half];
+            *(v8 *)(p + VW) = load8(p + VW) + out[2 * half + 1];
+            *(v8 *)(p + 2 * VW) = load8(p + 2 * VW) + tail;
+        }
 }
 
 INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, int hs)
@@ -609,6 +679,15 @@ INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C
         memset(plane, 0, sizeof(float) * (size_t)ph * ps);
         const float *vc = dV + (size_t)c * ld;
         for (int ti = 0; ti < th; ti++) {
+            if (pair_rows(ti, th, tw)) {
+                float *d = plane + (size_t)(m * ti) * ps;
+                if (m == 2)
+                    input_grad8_f2_pair(vc + ti * tw, xs, d, ps);
+                else
+                    input_grad8_f4_pair(vc + ti * tw, xs, d, ps);
+                ti++;
+                continue;
+            }
             v8 carry[6][2] = {{{0}}}; /* by tile row: the last two columns before */
             for (int tj0 = 0; tj0 < tend; tj0 += VW) {
                 const int t = ti * tw + tj0;
