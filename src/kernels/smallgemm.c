@@ -82,7 +82,9 @@ INLINE v16 lane_sums_16(v16 t[16])
 #undef SWAP_BLOCKS
 #undef UNPAREN
 
-/* 16 lanes: 4 x 6 accumulators of dW in 32 vector registers */
+/* 16 lanes: 4 x 4 accumulators of dW, one LANE_SUMS, where dW's columns
+ * come in fours (the Winograd layers' channels), else 4 x 6 in 32
+ * vector registers */
 #define LANE_SUMS lane_sums_16
 #define VN 16
 #define JB 6

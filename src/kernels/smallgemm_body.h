@@ -183,6 +183,11 @@ KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
     int k = k0;
     for (; k + KB <= k1; k += KB) {
         int j = 0;
+#ifdef LANE_SUMS
+        /* 4 x 4 accumulators: the VN sums of one LANE_SUMS */
+        if (KB * 4 == VN && D % 4 == 0)
+            for (; j < D; j += 4) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 4, dw);
+#endif
         for (; j + JB <= D; j += JB) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, JB, dw);
         for (; j + 3 <= D; j += 3) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 3, dw);
         if (D - j == 2) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 2, dw);
