@@ -115,12 +115,12 @@ static int wino_blocks(int nb, size_t tpi)
     return nblk < (size_t)nb ? (int)nblk : nb;
 }
 
-/* Columns a block's bounds fall on: whole panels of the blocked kernel
- * (3 vectors of 16 lanes, or 6 of 8), so that only a chunk's last block
- * has a tail of columns narrower than a vector, which the kernel takes
- * more slowly. The kernel gives a column the same bits wherever the
- * blocks cut, so this choice changes the speed only. */
-#define BLOCK_ALIGN 48
+/* Columns a block's bounds fall on: whole vectors of the blocked kernel
+ * (of 16 lanes, or 2 of 8), so that only a chunk's last block has a tail
+ * of columns narrower than a vector, which the kernel takes more slowly.
+ * The kernel gives a column the same bits wherever the blocks cut, so
+ * this choice changes the speed only. */
+#define BLOCK_ALIGN 16
 
 /* Block b's columns [c0, c1): about images [nb b / nblk, nb (b + 1) /
  * nblk), the inner bounds rounded down to BLOCK_ALIGN columns. */
