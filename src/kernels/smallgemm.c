@@ -56,7 +56,8 @@ typedef int32_t v16i __attribute__((vector_size(64)));
  * that order, as a loop over one vector's lanes adds them, for 16 vectors
  * at once. The 16 x 16 lanes are transposed (the off-diagonal blocks of
  * 8, 4, 2 and 1 lanes swapped), and then 16 vectors added: 64 shuffles
- * and 16 adds where the lanes one at a time took some 500 instructions. */
+ * and 16 adds for 16 sums, where a sum of one vector's lanes in scalar
+ * code takes some 30 instructions. */
 #define UNPAREN(...) __VA_ARGS__
 #define SWAP_BLOCKS(t, h, LO, HI)                                                   \
     for (int i = 0; i < 16; i++)                                                  \
