@@ -172,7 +172,8 @@ static void test_sgemm(void **state)
  * shapes that reach every block and tail: rows in blocks of 4, 2 and 1,
  * columns in blocks of 3 vectors, of 1 and single ones (vectors of 16
  * and of 8 lanes), inner dimensions (dW's columns) in blocks of 6, 3, 2
- * and 1, inner dimensions past the tail's pieces of 64, leading
+ * and 1, or of 4 where they come in fours (16 lanes: their sums added 16
+ * at a time), inner dimensions past the tail's pieces of 64, leading
  * dimensions beyond the width. dW and db must come out bitwise the same
  * however the rows are split (threads split them), and y however the
  * columns are (Winograd's blocks split them: a column must get the same
@@ -181,7 +182,7 @@ static void check_gemm_small(void)
 {
     static const int cases[][3] = {{4, 9, 784}, {5, 27, 100}, {8, 10, 37}, {3, 4, 7},
                                    {32, 9, 30}, {6, 1, 1}, {4, 8, 50},
-                                   {7, 5, 40}, {8, 130, 45}, {4, 70, 21}};
+                                   {7, 5, 40}, {8, 130, 45}, {4, 70, 21}, {8, 16, 100}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int K = cases[t][0], D = cases[t][1], P = cases[t][2];
         const size_t ldc = (size_t)P + 3, ldy = (size_t)P + 5;

@@ -245,6 +245,10 @@ static void test_conv_winograd(void **state)
     assert_int_equal(net->layers[0].sz.variant, 0); /* stride 2: im2col */
     cnn_net_free(net);
     check_wino_cases(s);
+    /* rows of 4 tiles, two to a vector: 3 tile rows (a pair and one
+     * alone), and 4, the last cut by the edge */
+    check_layer(s, sh(2, 2, 6, 8), 1);
+    check_layer(s, sh(3, 2, 7, 7), 0);
     /* tile rows of 8 tiles at a time: 10 tiles (a vector and 2 lanes),
      * exactly 8 (the last tile's share carried one vector further), 7 */
     check_layer(s, sh(2, 2, 3, 19), 1);
@@ -295,6 +299,10 @@ static void test_conv_winograd4(void **state)
     assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD4);
     cnn_net_free(net);
     check_wino_cases(s);
+    /* rows of 4 tiles, two to a vector: 3 tile rows (a pair and one
+     * alone, the last cut by the edge), and 4 */
+    check_layer(s, sh(2, 2, 10, 14), 1);
+    check_layer(s, sh(3, 2, 16, 13), 0);
     check_layer(mk("conv", 3, 3, 3, 1, 1), sh(2, 2, 9, 8), 1);
     check_layer(mk("conv", 8, 3, 3, 1, 1), sh(2, 4, 9, 8), 1); /* the blocked kernel */
     /* tile rows of 8 tiles at a time: 10 tiles (a vector and 2 lanes),

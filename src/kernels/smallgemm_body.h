@@ -58,6 +58,28 @@ INLINE void SG(fwd_panel)(const float *w, const float *b, int K, int D, const fl
 #ifndef TAIL_J
 #define TAIL_J 64
 #endif
+/* Rows k..k+nr-1 of fwd_tail's piece j0 (nj rows of the panel pan): nr
+ * sums side by side (nr constant where it is inlined), so that the
+ * multiply-adds of one row do not each wait for the one before. */
+INLINE void SG(tail_rows)(const float *w, const float *b, int D, const VF *pan, int j0, int nj,
+                          int n, int acc, float *y, size_t ldy, int k, int nr)
+{
+    VF a[KB];
+    for (int r = 0; r < nr; r++) {
+        const float *yk = y + (size_t)(k + r) * ldy;
+        a[r] = (VF){0};
+        if (acc || j0 > 0)
+            for (int l = 0; l < n; l++) a[r][l] = yk[l];
+        else
+            a[r] += b ? b[k + r] : 0.0f;
+    }
+    const float *wk = w + (size_t)k * D + j0;
+    for (int j = 0; j < nj; j++)
+        for (int r = 0; r < nr; r++) a[r] += wk[(size_t)r * D + j] * pan[j];
+    for (int r = 0; r < nr; r++)
+        for (int l = 0; l < n; l++) y[(size_t)(k + r) * ldy + l] = a[r][l];
+}
+
 INLINE void SG(fwd_tail)(const float *w, const float *b, int K, int D, const float *col,
                          size_t ldcol, int n, int acc, float *y, size_t ldy)
 {
@@ -68,17 +90,9 @@ INLINE void SG(fwd_tail)(const float *w, const float *b, int K, int D, const flo
             pan[j] = (VF){0};
             for (int l = 0; l < n; l++) pan[j][l] = col[(size_t)(j0 + j) * ldcol + l];
         }
-        for (int k = 0; k < K; k++) {
-            float *yk = y + (size_t)k * ldy;
-            VF a = (VF){0};
-            if (acc || j0 > 0)
-                for (int l = 0; l < n; l++) a[l] = yk[l];
-            else
-                a += b ? b[k] : 0.0f;
-            const float *wk = w + (size_t)k * D + j0;
-            for (int j = 0; j < nj; j++) a += wk[j] * pan[j];
-            for (int l = 0; l < n; l++) yk[l] = a[l];
-        }
+        int k = 0;
+        for (; k + KB <= K; k += KB) SG(tail_rows)(w, b, D, pan, j0, nj, n, acc, y, ldy, k, KB);
+        for (; k < K; k++) SG(tail_rows)(w, b, D, pan, j0, nj, n, acc, y, ldy, k, 1);
     }
 }
 
@@ -144,12 +158,23 @@ INLINE void SG(dw_block)(const float *dy, size_t ldy, int k, size_t P, const flo
         for (int r = 0; r < KB; r++)
             for (int s = 0; s < nj; s++)
                 a[r][s][l] += g[(size_t)r * ldy + p] * c[(size_t)s * ldcol + p];
+#ifdef LANE_SUMS
+    for (int e0 = 0; e0 < KB * nj; e0 += VN) { /* VN accumulators at a time */
+        VF t[VN];
+        for (int e = 0; e < VN; e++)
+            t[e] = e0 + e < KB * nj ? a[(e0 + e) / nj][(e0 + e) % nj] : (VF){0};
+        const VF sum = LANE_SUMS(t);
+        for (int e = 0; e0 + e < KB * nj && e < VN; e++)
+            dw[(size_t)(k + (e0 + e) / nj) * D + j + (e0 + e) % nj] += sum[e];
+    }
+#else
     for (int r = 0; r < KB; r++)
         for (int s = 0; s < nj; s++) {
             float sum = 0.0f;
             for (int l = 0; l < VN; l++) sum += a[r][s][l];
             dw[(size_t)(k + r) * D + j + s] += sum;
         }
+#endif
 }
 
 KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
@@ -158,6 +183,11 @@ KATTR static void SG(dw)(const float *dy, size_t ldy, int k0, int k1, size_t P,
     int k = k0;
     for (; k + KB <= k1; k += KB) {
         int j = 0;
+#ifdef LANE_SUMS
+        /* 4 x 4 accumulators: the VN sums of one LANE_SUMS */
+        if (KB * 4 == VN && D % 4 == 0)
+            for (; j < D; j += 4) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 4, dw);
+#endif
         for (; j + JB <= D; j += JB) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, JB, dw);
         for (; j + 3 <= D; j += 3) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 3, dw);
         if (D - j == 2) SG(dw_block)(dy, ldy, k, P, col, ldcol, D, j, 2, dw);

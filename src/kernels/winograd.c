@@ -117,6 +117,16 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
     }
 }
 
+/* Asks for p[0..min(n, most)) in the cache: a share of the next channel
+ * of an image (or of its output gradient), which the hardware
+ * prefetcher, following a channel's short rows, does not fetch early
+ * enough, asked for at each tile row of this channel (all at once, the
+ * requests wait on each other). */
+INLINE void prefetch_floats(const float *p, size_t n, size_t most)
+{
+    for (size_t i = 0; i < n && i < most; i += 16) __builtin_prefetch(p + i);
+}
+
 /* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
  * memcpy, which costs more than the stores.) */
 INLINE void store8(float *p, v8 v, int n)
@@ -147,14 +157,15 @@ INLINE int lanes_to_store(int t, int tpi, int spill)
 
 /* Input transform: d is the first tile's corner in the plane (rows ps
  * floats apart); writes V[xi] of the 8 tiles to v + xi * xs, the first n
- * lanes. */
-INLINE void input8_f2(const float *d, int ps, float *v, size_t xs, int n)
+ * lanes. hs is where lanes 4-7's inputs start, from d: VW for one tile
+ * row of 8 tiles, or 2 ps for two tile rows of 4 (see pair_rows). */
+INLINE void input8_f2(const float *d, int ps, int hs, float *v, size_t xs, int n)
 {
     v8 col[4][4]; /* col[row][q]: column q of each tile's 4x4 input */
     for (int r = 0; r < 4; r++) {
-        const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + VW);
+        const v8 a = load8(d + (size_t)r * ps), b = load8(d + (size_t)r * ps + hs);
         const v8 e = load8(d + (size_t)r * ps + 2);
-        const v8 f = load8(d + (size_t)r * ps + 2 + VW);
+        const v8 f = load8(d + (size_t)r * ps + 2 + hs);
         col[r][0] = SHUFFLE8(a, b, IDX8_EVEN);
         col[r][1] = SHUFFLE8(a, b, IDX8_ODD);
         col[r][2] = SHUFFLE8(e, f, IDX8_EVEN);
@@ -176,15 +187,9 @@ INLINE void input8_f2(const float *d, int ps, float *v, size_t xs, int n)
     }
 }
 
-/* Its adjoint: adds B dV B^T of the 8 tiles whose dV[xi] is at
- * v + xi * xs (lanes outside keep count as zero) into the plane at d.
- * Columns 2 and 3 of tile tj are tile tj + 1's 0 and 1: carry[r] holds
- * row r's of the vector before, and takes this one's. */
-INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
-                           int ps)
+/* B dV B^T of 8 tiles: row r, column q of each tile in rows[r][q] */
+INLINE void igrad_rows_f2(const v8 dv[16], v8 rows[4][4])
 {
-    v8 dv[16];
-    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
     v8 g[4][4]; /* dV B^T, row by row */
     for (int r = 0; r < 4; r++) {
         const v8 v0 = dv[4 * r], v1 = dv[4 * r + 1], v2 = dv[4 * r + 2];
@@ -194,13 +199,24 @@ INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], f
         g[r][2] = v1 + v2 - v0;
         g[r][3] = -v3;
     }
-    v8 rows[4][4]; /* B (dV B^T): row r, column q of each tile */
     for (int q = 0; q < 4; q++) {
         rows[0][q] = g[0][q];
         rows[1][q] = g[1][q] - g[2][q] + g[3][q];
         rows[2][q] = g[1][q] + g[2][q] - g[0][q];
         rows[3][q] = -g[3][q];
     }
+}
+
+/* Its adjoint: adds B dV B^T of the 8 tiles whose dV[xi] is at
+ * v + xi * xs (lanes outside keep count as zero) into the plane at d.
+ * Columns 2 and 3 of tile tj are tile tj + 1's 0 and 1: carry[r] holds
+ * row r's of the vector before, and takes this one's. */
+INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
+                           int ps)
+{
+    v8 dv[16], rows[4][4];
+    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
+    igrad_rows_f2(dv, rows);
     for (int r = 0; r < 4; r++) { /* added into place */
         const v8 *col = rows[r];
         const v8 e = col[0] + SHUFFLE8(carry[r][0], col[2], 7, 8, 9, 10, 11, 12, 13, 14);
@@ -213,9 +229,44 @@ INLINE void input_grad8_f2(const float *v, size_t xs, v8i keep, v8 carry[][2], f
     }
 }
 
+/* Lanes 0-3 of x moved up one within each half: (0, x0, x1, x2, 0, x4,
+ * x5, x6), the 0 being +0 */
+#define SHIFT_HALVES(x) SHUFFLE8(x, (v8){0}, 8, 0, 1, 2, 8, 4, 5, 6)
+
+/* input_grad8_f2 for two tile rows of 4 tiles (lanes 0-3 and 4-7; tile
+ * rows at d and 2 rows below): the same sums in the same order as on
+ * each row alone, where a row's first tile starts from a carry of +0
+ * and its last tile's columns 2 and 3 meet the lanes past the row, which
+ * hold B dV B^T of a tile of zeros (zr). Tile row ti's sums go into the
+ * plane before tile row ti + 1's, which share two plane rows with it. */
+INLINE void input_grad8_f2_pair(const float *v, size_t xs, float *d, int ps)
+{
+    v8 dv[16], rows[4][4], zr[4][4];
+    for (int xi = 0; xi < 16; xi++) dv[xi] = load8(v + (size_t)xi * xs);
+    igrad_rows_f2(dv, rows);
+    for (int xi = 0; xi < 16; xi++) dv[xi] = (v8){0};
+    igrad_rows_f2(dv, zr);
+    for (int half = 0; half < 2; half++)
+        for (int r = 0; r < 4; r++) {
+            const v8 *col = rows[r];
+            const v8 e = col[0] + SHIFT_HALVES(col[2]), o = col[1] + SHIFT_HALVES(col[3]);
+            const v8 te = zr[r][0] + SHUFFLE8(col[2], col[2], 3, 7, 3, 7, 3, 7, 3, 7);
+            const v8 to = zr[r][1] + SHUFFLE8(col[3], col[3], 3, 7, 3, 7, 3, 7, 3, 7);
+            float *p = d + (size_t)(2 * half + r) * ps;
+            if (half == 0) {
+                *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
+                *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(te, to, IDX8_LO);
+            } else {
+                *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_HI);
+                *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(te, to, 1, 9, 1, 9, 1, 9, 1, 9);
+            }
+        }
+}
+
 /* Output transform: A^T M A + b of the 8 tiles whose M[xi] is at
- * m + xi * xs, to the plane at y0 (rows ps floats apart). */
-INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps)
+ * m + xi * xs, to the plane at y0 (rows ps floats apart), lanes 4-7's
+ * outputs hs floats from lanes 0-3's. */
+INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps, int hs)
 {
     v8 t0[4], t1[4]; /* A^T M */
     for (int q = 0; q < 4; q++) {
@@ -230,17 +281,18 @@ INLINE void output8_f2(const float *m, size_t xs, float b, float *y0, int ps)
     const v8 b0 = t1[0] + t1[1] + t1[2] + b, b1 = t1[1] - t1[2] - t1[3] + b;
     float *y1 = y0 + ps;
     *(v8 *)y0 = SHUFFLE8(a0, a1, IDX8_LO);
-    *(v8 *)(y0 + VW) = SHUFFLE8(a0, a1, IDX8_HI);
+    *(v8 *)(y0 + hs) = SHUFFLE8(a0, a1, IDX8_HI);
     *(v8 *)y1 = SHUFFLE8(b0, b1, IDX8_LO);
-    *(v8 *)(y1 + VW) = SHUFFLE8(b0, b1, IDX8_HI);
+    *(v8 *)(y1 + hs) = SHUFFLE8(b0, b1, IDX8_HI);
 }
 
 /* Its adjoint without the bias: dM[xi] = A dY A^T of the 8 tiles whose
- * dY is in the plane at y0, to mv + xi * xs, the first n lanes. */
-INLINE void output_grad8_f2(const float *y0, int ps, float *mv, size_t xs, int n)
+ * dY is in the plane at y0 (lanes 4-7's hs floats further), to
+ * mv + xi * xs, the first n lanes. */
+INLINE void output_grad8_f2(const float *y0, int ps, int hs, float *mv, size_t xs, int n)
 {
     const float *y1 = y0 + ps;
-    const v8 p0 = load8(y0), p1 = load8(y0 + VW), q0 = load8(y1), q1 = load8(y1 + VW);
+    const v8 p0 = load8(y0), p1 = load8(y0 + hs), q0 = load8(y1), q1 = load8(y1 + hs);
     const v8 a0 = SHUFFLE8(p0, p1, IDX8_EVEN);
     const v8 a1 = SHUFFLE8(p0, p1, IDX8_ODD);
     const v8 b0 = SHUFFLE8(q0, q1, IDX8_EVEN);
@@ -329,19 +381,30 @@ void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw)
  * such vectors, the same arithmetic as on one tile's values. */
 
 /* Columns 0-5 of the 8 tiles whose first columns are p[0], p[4], ...,
- * p[28]; reads p[0..39]. */
-INLINE void cols6(const float *p, v8 c[6])
+ * p[12] and p[hs], ..., p[hs + 12]: hs = 16 for 8 tiles of a tile row
+ * (reads p[0..39]), 4 ps for 4 tiles of two tile rows (reads p[0..23]
+ * and p[hs..hs + 23]). Column 4 (5) of lanes 0-3 is column 0 (1) of the
+ * lane after, but for lane 3, whose comes from p[16] (p[17]); the same
+ * for lanes 4-7. */
+INLINE void cols6(const float *p, int hs, int two, v8 c[6])
 {
-    const v8 a = load8(p), b = load8(p + VW), e = load8(p + 2 * VW), f = load8(p + 3 * VW);
-    const v8 g = load8(p + 4 * VW);
+    const v8 a = load8(p), b = load8(p + VW), e = load8(p + hs), f = load8(p + hs + VW);
     const v8 ab0 = SHUFFLE8(a, b, IDX8_EVEN), ab1 = SHUFFLE8(a, b, IDX8_ODD);
     const v8 ef0 = SHUFFLE8(e, f, IDX8_EVEN), ef1 = SHUFFLE8(e, f, IDX8_ODD);
     c[0] = SHUFFLE8(ab0, ef0, IDX8_EVEN);
     c[1] = SHUFFLE8(ab1, ef1, IDX8_EVEN);
     c[2] = SHUFFLE8(ab0, ef0, IDX8_ODD);
     c[3] = SHUFFLE8(ab1, ef1, IDX8_ODD);
-    c[4] = SHUFFLE8(c[0], g, 1, 2, 3, 4, 5, 6, 7, 8);
-    c[5] = SHUFFLE8(c[1], g, 1, 2, 3, 4, 5, 6, 7, 9);
+    if (two) {
+        const v8 g = load8(p + 2 * VW), h = load8(p + hs + 2 * VW);
+        const v8 gh = SHUFFLE8(g, h, 0, 1, 8, 9, 2, 3, 10, 11);
+        c[4] = SHUFFLE8(c[0], gh, 1, 2, 3, 8, 5, 6, 7, 10);
+        c[5] = SHUFFLE8(c[1], gh, 1, 2, 3, 9, 5, 6, 7, 11);
+    } else {
+        const v8 g = load8(p + 4 * VW);
+        c[4] = SHUFFLE8(c[0], g, 1, 2, 3, 4, 5, 6, 7, 8);
+        c[5] = SHUFFLE8(c[1], g, 1, 2, 3, 4, 5, 6, 7, 9);
+    }
 }
 
 /* The inverse of the four-way split: columns 0-3 of 8 tiles back into 32
@@ -405,12 +468,12 @@ INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
     m[5 * ms] = y3;
 }
 
-/* The F(4x4) transforms of 8 tiles of a tile row, as the F(2x2) ones
- * above: the same arguments, 36 matrices. */
-INLINE void input8_f4(const float *d, int ps, float *v, size_t xs, int n)
+/* The F(4x4) transforms of 8 tiles of a tile row (or 4 of two), as the
+ * F(2x2) ones above: the same arguments, 36 matrices, hs = 16 or 4 ps. */
+INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t xs, int n)
 {
     v8 col[6][6], bd[6][6]; /* [row][column] of each tile's 6x6 */
-    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, col[r]);
+    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, hs, two, col[r]);
     for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
     for (int r = 0; r < 6; r++) { /* (B^T d) B */
         v8 vr[6];
@@ -419,18 +482,21 @@ INLINE void input8_f4(const float *d, int ps, float *v, size_t xs, int n)
     }
 }
 
+/* B dV B^T of 8 tiles, dv[6 r + q] at row r, column q: rows[r][q] */
+INLINE void igrad_rows_f4(const v8 dv[36], v8 rows[6][6])
+{
+    v8 g[6][6];
+    for (int r = 0; r < 6; r++) b6(dv + 6 * r, 1, g[r], 1); /* dV B^T, row by row */
+    for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
+}
+
 /* Columns 4 and 5 of tile tj are tile tj + 1's 0 and 1. */
 INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
                            int ps)
 {
-    v8 g[6][6], rows[6][6];
-    for (int r = 0; r < 6; r++) { /* dV B^T, row by row */
-        v8 dv[6];
-        for (int q = 0; q < 6; q++)
-            dv[q] = (v8)((v8i)load8(v + (size_t)(6 * r + q) * xs) & keep);
-        b6(dv, 1, g[r], 1);
-    }
-    for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
+    v8 dv[36], rows[6][6];
+    for (int xi = 0; xi < 36; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
+    igrad_rows_f4(dv, rows);
     for (int r = 0; r < 6; r++) { /* added into place */
         const v8 *col = rows[r];
         const v8 sum[4] = {
@@ -446,7 +512,35 @@ INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], f
     }
 }
 
-INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps)
+/* input_grad8_f4 for two tile rows of 4 tiles, as input_grad8_f2_pair:
+ * a row's 16 columns, then columns 16 and 17, where its last tile's
+ * columns 4 and 5 meet a tile of zeros' (zr). */
+INLINE void input_grad8_f4_pair(const float *v, size_t xs, float *d, int ps)
+{
+    v8 dv[36], rows[6][6], zr[6][6];
+    for (int xi = 0; xi < 36; xi++) dv[xi] = load8(v + (size_t)xi * xs);
+    igrad_rows_f4(dv, rows);
+    for (int xi = 0; xi < 36; xi++) dv[xi] = (v8){0};
+    igrad_rows_f4(dv, zr);
+    for (int half = 0; half < 2; half++)
+        for (int r = 0; r < 6; r++) {
+            const v8 *col = rows[r];
+            const v8 sum[4] = {col[0] + SHIFT_HALVES(col[4]), col[1] + SHIFT_HALVES(col[5]),
+                               col[2], col[3]};
+            const v8 t4 = zr[r][0] + SHUFFLE8(col[4], col[4], 3, 7, 3, 7, 3, 7, 3, 7);
+            const v8 t5 = zr[r][1] + SHUFFLE8(col[5], col[5], 3, 7, 3, 7, 3, 7, 3, 7);
+            v8 out[4];
+            join4(sum, out);
+            float *p = d + (size_t)(4 * half + r) * ps;
+            const v8 tail = half ? SHUFFLE8(t4, t5, 1, 9, 1, 9, 1, 9, 1, 9)
+                                 : SHUFFLE8(t4, t5, IDX8_LO);
+            *(v8 *)p = load8(p) + out[2 * half];
+            *(v8 *)(p + VW) = load8(p + VW) + out[2 * half + 1];
+            *(v8 *)(p + 2 * VW) = load8(p + 2 * VW) + tail;
+        }
+}
+
+INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, int hs)
 {
     v8 t[4][6]; /* A^T M */
     for (int q = 0; q < 6; q++) {
@@ -459,14 +553,19 @@ INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps)
         at6(t[a], 1, o, 1);
         for (int j = 0; j < 4; j++) o[j] = o[j] + b;
         join4(o, out);
-        for (int j = 0; j < 4; j++) *(v8 *)(y0 + (size_t)a * ps + j * VW) = out[j];
+        float *row = y0 + (size_t)a * ps;
+        *(v8 *)row = out[0];
+        *(v8 *)(row + VW) = out[1];
+        *(v8 *)(row + hs) = out[2];
+        *(v8 *)(row + hs + VW) = out[3];
     }
 }
 
-INLINE void output_grad8_f4(const float *y0, int ps, float *mv, size_t xs, int n)
+INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv, size_t xs,
+                            int n)
 {
     v8 g[4][6], tr[6][4]; /* g[a]: row a of the tiles, columns 0-3 used */
-    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, g[a]);
+    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, hs, two, g[a]);
     for (int a = 0; a < 4; a++) { /* dY A^T */
         v8 m[6];
         a6(g[a], 1, m, 1);
@@ -500,6 +599,43 @@ static size_t plane_floats(int m, int th, int tw)
 }
 
 size_t cnn_wino_scratch(int th, int tw) { return plane_floats(2, th, tw); }
+
+/* 1: tile rows ti and ti + 1 in one vector, 4 tiles each, where a row
+ * has 4 tiles (ResNet-20's 8x8 F(2x2) and 16x16 F(4x4) layers), which
+ * would leave half of each vector idle. Their tiles are consecutive in V
+ * and M as a row's 8 are, and lanes 4-7's plane data starts m rows below
+ * lanes 0-3's, where for one tile row it starts 4 tiles (m * 4 columns)
+ * further along. */
+static int pair_rows(int ti, int th, int tw) { return tw == VW / 2 && ti + 1 < th; }
+
+/* One vector of tiles of the plane at d: 8 of a tile row, or 4 of each
+ * of two (two, a constant where it is inlined). */
+INLINE void input_vec(int m, int two, const float *d, int ps, float *v, size_t xs, int n)
+{
+    const int hs = two ? m * ps : m * VW / 2;
+    if (m == 2)
+        input8_f2(d, ps, hs, v, xs, n);
+    else
+        input8_f4(d, ps, hs, two, v, xs, n);
+}
+
+INLINE void output_vec(int m, int two, const float *mt, size_t xs, float b, float *y0, int ps)
+{
+    const int hs = two ? m * ps : m * VW / 2;
+    if (m == 2)
+        output8_f2(mt, xs, b, y0, ps, hs);
+    else
+        output8_f4(mt, xs, b, y0, ps, hs);
+}
+
+INLINE void output_grad_vec(int m, int two, const float *p, int ps, float *mv, size_t xs, int n)
+{
+    const int hs = two ? m * ps : m * VW / 2;
+    if (m == 2)
+        output_grad8_f2(p, ps, hs, mv, xs, n);
+    else
+        output_grad8_f4(p, ps, hs, two, mv, xs, n);
+}
 size_t cnn_wino4_scratch(int th, int tw) { return plane_floats(4, th, tw); }
 
 INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int th, int tw,
@@ -509,16 +645,23 @@ INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
+        /* the next channel, a share at each tile row */
+        const float *next = c + 1 < C ? x + (size_t)(c + 1) * H * W : NULL;
+        const size_t share = ((size_t)H * W + th - 1) / th;
         float *vc = V + (size_t)c * ld;
-        for (int ti = 0; ti < th; ti++)
+        for (int ti = 0, two; ti < th; ti += 1 + two) {
+            two = pair_rows(ti, th, tw);
+            if (next && ti * share < (size_t)H * W)
+                prefetch_floats(next + ti * share, (size_t)H * W - ti * share, (1 + two) * share);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *d = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
-                    input8_f2(d, ps, vc + t, xs, n);
+                if (two)
+                    input_vec(m, 1, d, ps, vc + t, xs, n);
                 else
-                    input8_f4(d, ps, vc + t, xs, n);
+                    input_vec(m, 0, d, ps, vc + t, xs, n);
             }
+        }
         /* the plane's padding stays zero: only the interior is rewritten */
     }
 }
@@ -536,6 +679,15 @@ INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C
         memset(plane, 0, sizeof(float) * (size_t)ph * ps);
         const float *vc = dV + (size_t)c * ld;
         for (int ti = 0; ti < th; ti++) {
+            if (pair_rows(ti, th, tw)) {
+                float *d = plane + (size_t)(m * ti) * ps;
+                if (m == 2)
+                    input_grad8_f2_pair(vc + ti * tw, xs, d, ps);
+                else
+                    input_grad8_f4_pair(vc + ti * tw, xs, d, ps);
+                ti++;
+                continue;
+            }
             v8 carry[6][2] = {{{0}}}; /* by tile row: the last two columns before */
             for (int tj0 = 0; tj0 < tend; tj0 += VW) {
                 const int t = ti * tw + tj0;
@@ -560,15 +712,17 @@ INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int
     for (int k = 0; k < K; k++) {
         const float *mk = M + (size_t)k * ld;
         const float b = bias[k];
-        for (int ti = 0; ti < th; ti++)
+        for (int ti = 0, two; ti < th; ti += 1 + two) {
+            two = pair_rows(ti, th, tw);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const float *mt = mk + (size_t)ti * tw + tj0;
                 float *yo = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
-                    output8_f2(mt, xs, b, yo, ps);
+                if (two)
+                    output_vec(m, 1, mt, xs, b, yo, ps);
                 else
-                    output8_f4(mt, xs, b, yo, ps);
+                    output_vec(m, 0, mt, xs, b, yo, ps);
             }
+        }
         float *yk = y + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
@@ -583,16 +737,23 @@ INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
             copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+        const float *next = k + 1 < K ? dyk + (size_t)OH * OW : NULL;
+        const size_t share = ((size_t)OH * OW + th - 1) / th;
         float *mk = dM + (size_t)k * ld;
-        for (int ti = 0; ti < th; ti++)
+        for (int ti = 0, two; ti < th; ti += 1 + two) {
+            two = pair_rows(ti, th, tw);
+            if (next && ti * share < (size_t)OH * OW)
+                prefetch_floats(next + ti * share, (size_t)OH * OW - ti * share,
+                                (1 + two) * share);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *p = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
-                    output_grad8_f2(p, ps, mk + t, xs, n);
+                if (two)
+                    output_grad_vec(m, 1, p, ps, mk + t, xs, n);
                 else
-                    output_grad8_f4(p, ps, mk + t, xs, n);
+                    output_grad_vec(m, 0, p, ps, mk + t, xs, n);
             }
+        }
     }
 }
 

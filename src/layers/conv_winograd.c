@@ -104,9 +104,10 @@ static wgeom_t wgeom_layer(const cnn_layer_t *l)
     return w;
 }
 
-/* Column blocks of a chunk's GEMMs, of whole images and about
- * WINO_BLOCK columns: fixed by the chunk, not the threads, so that every
- * element is summed in the same order whatever the thread count. */
+/* Column blocks of a chunk's GEMMs, of about WINO_BLOCK columns (whole
+ * images, but for the bounds' rounding in block_range): fixed by the
+ * chunk, not the threads, so that every element is summed in the same
+ * order whatever the thread count. */
 #define WINO_BLOCK 512
 static int wino_blocks(int nb, size_t tpi)
 {
@@ -114,11 +115,20 @@ static int wino_blocks(int nb, size_t tpi)
     return nblk < (size_t)nb ? (int)nblk : nb;
 }
 
-/* Block b's columns [c0, c1): images [nb b / nblk, nb (b + 1) / nblk). */
+/* Columns a block's bounds fall on: whole vectors of the blocked kernel
+ * (of 16 lanes, or 2 of 8), so that only a chunk's last block has a tail
+ * of columns narrower than a vector, which the kernel takes more slowly.
+ * The kernel gives a column the same bits wherever the blocks cut, so
+ * this choice changes the speed only. */
+#define BLOCK_ALIGN 16
+
+/* Block b's columns [c0, c1): about images [nb b / nblk, nb (b + 1) /
+ * nblk), the inner bounds rounded down to BLOCK_ALIGN columns. */
 static void block_range(int nb, size_t tpi, int nblk, int b, size_t *c0, size_t *c1)
 {
-    *c0 = tpi * (size_t)(nb * b / nblk);
-    *c1 = tpi * (size_t)(nb * (b + 1) / nblk);
+    const size_t tc = tpi * (size_t)nb;
+    *c0 = tpi * (size_t)(nb * b / nblk) / BLOCK_ALIGN * BLOCK_ALIGN;
+    *c1 = b + 1 == nblk ? tc : tpi * (size_t)(nb * (b + 1) / nblk) / BLOCK_ALIGN * BLOCK_ALIGN;
 }
 
 /* The calling thread's images [lo, hi) of a chunk of nb, in a parallel
