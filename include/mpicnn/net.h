@@ -151,8 +151,11 @@ cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_
  * activation buffer is given back when the last layer that reads it has
  * run, and a later output takes it; there are no gradient buffers. A net
  * built from it must not run cnn_net_backward (which then does nothing)
- * nor cnn_net_layer_output (an earlier layer's output may be gone); its
- * forward pass gives the same output as a training net's. */
+ * nor cnn_net_layer_output (an earlier layer's output may be gone). In
+ * test mode its forward pass gives a training net's output to float
+ * rounding (a batchnorm after a conv is folded into the conv's weights,
+ * cnn_net_set_fuse), and bit for bit with fusions off; in training mode
+ * the conv and the batchnorm run in turn, as in a training net. */
 cnn_status_t cnn_net_plan_infer(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
                                 int nthreads, cnn_net_plan_t *plan);
 
@@ -230,13 +233,15 @@ int cnn_net_relu_folded(const cnn_net_t *net, int i);
  * layer runs on its own. The ReLU folds give the same bits as without;
  * the batchnorm fold changes outputs by float rounding (the scaling
  * happens before the sums, not after). For tests and benchmarks. */
-void cnn_net_set_fuse(int on);
+int cnn_net_set_fuse(int on); /* returns the setting before the call */
 
 /* Layer i's output buffer (net->act[i + 1]) after the last forward pass
  * on n images, as it would be had every layer run on its own: where a
  * ReLU at i, or a ReLU running in place over i's output, was left to the
  * max pool after it, the ReLU runs here (again, harmlessly, if called
- * twice). For looking at activations, not for training. */
+ * twice). A buffer shared with a ReLU running in place, or folded into
+ * the layer that writes it, holds the ReLU's output. For looking at
+ * activations, not for training. */
 const float *cnn_net_layer_output(cnn_net_t *net, const cnn_ctx_t *ctx, int n, int i);
 
 /* The buffer of input k of layer i (k < ninputs): the net's input or an

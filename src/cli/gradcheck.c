@@ -350,9 +350,9 @@ cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm)
     const cnn_shape_t in = {n, d.c, d.h, d.w};
     /* every layer as defined: no ReLU folded into a batchnorm or add,
      * whose check would then cross the ReLU's kinks */
-    cnn_net_set_fuse(0);
+    const int fuse = cnn_net_set_fuse(0);
     st = cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &net);
-    cnn_net_set_fuse(1);
+    cnn_net_set_fuse(fuse);
     if (st != CNN_OK) goto done;
     cnn_net_init(net, cfg->train.seed);
     size_t maxact = (size_t)n * cnn_shape_image(in);

@@ -38,7 +38,7 @@
 
 /* Images per group are the fewest (a power of two, so that batches of
  * a power of two split into whole groups) whose outputs make product rows
- * of at least GROUP_PIXELS floats, and no more than a batch needs: dW's
+ * of at least GROUP_PIXELS floats, and at most the planned batch: dW's
  * kernel sums a row into vector lanes and then the lanes, which for one
  * image's short rows (72 floats at 8x8 outputs) cost more than the sums.
  * The forward and input-gradient products take BLOCK_COLS columns at a
@@ -88,7 +88,7 @@ typedef struct {
 static s2_layout_t s2_layout(const conv_geom_t *g, int nmax)
 {
     s2_layout_t s = {.QH = g->OH + (g->KH - 1) / 2, .QW = g->OW + (g->KW - 1) / 2, .G = 1};
-    while ((size_t)s.G * g->OH * s.QW < GROUP_PIXELS && s.G < nmax) s.G *= 2;
+    while ((size_t)s.G * g->OH * s.QW < GROUP_PIXELS && 2 * s.G <= nmax) s.G *= 2;
     s.RW = (size_t)s.G * s.QW;
     s.P = lines((size_t)g->OH * s.RW);
     /* the last tap's columns, from its offset, stay inside the plane */

@@ -154,9 +154,11 @@ static cnn_status_t plan_unused(const cnn_layer_spec_t *specs, const cnn_net_pla
 /* Fusions on (cnn_net_set_fuse). */
 static int fuse_on = 1;
 
-void cnn_net_set_fuse(int on)
+int cnn_net_set_fuse(int on)
 {
+    const int was = fuse_on;
     fuse_on = on != 0;
+    return was;
 }
 
 /* A ReLU (i, in place over its one input s) whose input no other layer
@@ -249,7 +251,7 @@ static cnn_status_t plan_layer(const cnn_layer_spec_t *spec, const cnn_net_plan_
     pl->work = cnn_mem_add(cnn_mem_mul(cnn_mem_mul(work_stride(sz->work), (size_t)nthreads),
                                        sizeof(float)),
                            cnn_mem_mul(sz->shared, sizeof(float)));
-    pl->folded = pl->affine_from >= 0 ? pl->params : 0;
+    pl->folded = pl->affine_from >= 0 ? floats_bytes(pl->sz.params) : 0;
     size_t t = cnn_mem_add(pl->params, pl->grads);
     t = cnn_mem_add(t, cnn_mem_add(pl->state, pl->cache));
     pl->total = cnn_mem_add(t, pl->folded); /* plus its activations: plan_slots */
@@ -542,8 +544,10 @@ static void put_table(msgbuf_t *m, const cnn_net_plan_t *plan, const cnn_layer_s
             break;
         }
         snprintf(name, sizeof name, "%s (%s)", specs[i].name, specs[i].type);
-        put_row(m, name, (size_t[]){pl->params, pl->grads, pl->state, pl->act, pl->cache,
-                                    pl->work, pl->total}, 7);
+        /* a conv's copy of its params with a batchnorm folded in counts
+         * as its cache */
+        put_row(m, name, (size_t[]){pl->params, pl->grads, pl->state, pl->act,
+                                    cnn_mem_add(pl->cache, pl->folded), pl->work, pl->total}, 7);
     }
     snprintf(name, sizeof name, "gradient buffers (%d)", plan->ndbuf);
     if (plan->ndbuf) put_row(m, name, (size_t[]){0, 0, 0, 0, 0, 0, plan->dbuf}, 7);
@@ -740,8 +744,9 @@ static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, 
         return;
     }
     const int s = l->src[0];
-    if (net->affine_from[l->index] >= 0) {
-        /* a conv with the batchnorm after it: one pass, scaled weights */
+    if (net->affine_from[l->index] >= 0 && !ctx->train) {
+        /* a conv with the batchnorm after it: one pass, scaled weights
+         * (in training mode the two run in turn, the batchnorm in place) */
         cnn_layer_t folded = *l;
         folded.params = net->folded[l->index];
         fold_affine(l, &net->layers[net->affine_from[l->index]], folded.params);
@@ -760,7 +765,8 @@ static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, 
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
 {
     for (int i = 0; i < net->nlayers; i++)
-        if (net->fold[i] < 0 && net->affine_into[i] < 0) layer_forward(net, &net->layers[i], ctx, n);
+        if (net->fold[i] < 0 && (net->affine_into[i] < 0 || ctx->train))
+            layer_forward(net, &net->layers[i], ctx, n);
     return net->act[net->nlayers];
 }
 
@@ -776,10 +782,13 @@ float *cnn_net_layer_in(const cnn_net_t *net, int i, int k)
 
 const float *cnn_net_layer_output(cnn_net_t *net, const cnn_ctx_t *ctx, int n, int i)
 {
-    /* the folded ReLU at i, or one running in place over i's output */
-    int r = cnn_net_relu_folded(net, i) ? i : -1;
+    /* the ReLU at i folded into the max pool after it, or one running in
+     * place over i's output (a ReLU folded into the layer before it ran
+     * with that layer) */
+    int r = cnn_net_relu_folded(net, i) && net->fold[i] > i ? i : -1;
     for (int j = i + 1; j < net->nlayers && r < 0; j++)
-        if (cnn_net_relu_folded(net, j) && net->act[j + 1] == net->act[i + 1]) r = j;
+        if (cnn_net_relu_folded(net, j) && net->fold[j] > j && net->act[j + 1] == net->act[i + 1])
+            r = j;
     if (r >= 0) {
         cnn_layer_t *relu = &net->layers[r];
         relu->ops->forward(relu, ctx, n, cnn_net_layer_in(net, r, 0), net->act[r + 1]);
