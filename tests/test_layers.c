@@ -464,10 +464,15 @@ static void compare_engines(cnn_layer_spec_t s, cnn_shape_t in, int algo)
     cnn_conv_set_algo(algo);
     run_t b = run_layer(&s, in, 1, 2, x, p, st, dy);
     run_t c = run_layer(&s, in, 1, 1, x, p, st, dy);
+    run_t d = run_layer(&s, in, 1, 3, x, p, st, dy); /* more threads than cores */
     cnn_conv_set_algo(CNN_CONV_AUTO);
     assert_memory_equal(b.y, c.y, sizeof(float) * nout);
     assert_memory_equal(b.dx, c.dx, sizeof(float) * nin);
     assert_memory_equal(b.dp, c.dp, sizeof(float) * np);
+    assert_memory_equal(d.y, c.y, sizeof(float) * nout);
+    assert_memory_equal(d.dx, c.dx, sizeof(float) * nin);
+    assert_memory_equal(d.dp, c.dp, sizeof(float) * np);
+    run_free(&d);
     double *ad = malloc(sizeof(double) * (nin + nout + np));
     for (size_t i = 0; i < nout; i++) ad[i] = a.y[i];
     TU_ASSERT_CLOSE("forward vs im2col", b.y, ad, nout, 3e-6 * max_abs(a.y, nout), 0);
@@ -483,6 +488,16 @@ static void compare_engines(cnn_layer_spec_t s, cnn_shape_t in, int algo)
     free(p);
     free(dy);
     free(st);
+}
+
+/* im2col + BLAS on 1, 2 and 3 threads, bit for bit: dW split by its
+ * columns (K < C KH KW) and by its rows. */
+static void test_conv_im2col_threads(void **state)
+{
+    (void)state;
+    compare_engines(mk("conv", 5, 3, 3, 1, 1), sh(4, 9, 6, 6), CNN_CONV_IM2COL);
+    compare_engines(mk("conv", 96, 3, 3, 1, 1), sh(3, 9, 7, 5), CNN_CONV_IM2COL);
+    compare_engines(mk("conv", 40, 5, 5, 2, 2), sh(3, 7, 11, 9), CNN_CONV_IM2COL);
 }
 
 static void test_conv_1x1_vs_im2col(void **state)
@@ -1892,7 +1907,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv), cmocka_unit_test(test_conv_1x1),
-        cmocka_unit_test(test_conv_1x1_vs_im2col), cmocka_unit_test(test_conv_stride2),
+        cmocka_unit_test(test_conv_im2col_threads), cmocka_unit_test(test_conv_1x1_vs_im2col), cmocka_unit_test(test_conv_stride2),
         cmocka_unit_test(test_conv_stride2_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),

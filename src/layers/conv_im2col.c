@@ -18,10 +18,12 @@
  * scratch.
  *
  * Threads: the forward pass and the input gradient take whole images per
- * thread (each thread unfolds into its own scratch); dW and db are split
- * into blocks of rows or columns, each thread summing over every image in
- * order. No two threads write one element, and every element is summed in
- * the same order whatever the thread count.
+ * thread (each thread unfolds into its own scratch); dW is split into
+ * blocks of DW_BLOCK rows or columns (fixed by the shape, so that the
+ * BLAS gets the same calls whatever the thread count) and db by rows,
+ * each thread summing over every image in order. No two threads write one
+ * element, and every element is summed in the same order whatever the
+ * thread count.
  *
  * The column steps (unfold, sizes, forward, input gradient) serve the
  * small-D engine (conv_smallgemm.c) too. */
@@ -89,20 +91,30 @@ static void im2col_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom
     cnn_conv_cols_forward(l, ctx, g, n, x, y, cnn_conv_gemm_product);
 }
 
+/* dW is split into blocks of DW_BLOCK rows (by_rows) or columns, fixed
+ * by the shape: the BLAS may sum in another order for another width, so
+ * a thread's share of the products is whole blocks, each one call, the
+ * same calls whatever the thread count. */
+#define DW_BLOCK 32
+
 /* dW += sum over the chunk's nb images of dy_i x col_i^T, the calling
- * thread's share: rows [lo, hi) of dW (by_rows) or its columns [lo, hi). */
-static void weight_grad_share(const conv_geom_t *g, int by_rows, size_t lo, size_t hi, int nb,
+ * thread's share: blocks [blo, bhi) of dW's rows (by_rows) or columns. */
+static void weight_grad_share(const conv_geom_t *g, int by_rows, size_t blo, size_t bhi, int nb,
                               const float *dy, const float *col, float *dw)
 {
-    const size_t kohw = (size_t)g->K * g->ohw;
-    for (int i = 0; i < nb && hi > lo; i++) {
-        const float *dyi = dy + (size_t)i * kohw, *ci = col + (size_t)i * g->colsz;
-        if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
-            cnn_sgemm(0, 1, (int)(hi - lo), (int)g->ckk, (int)g->ohw, 1.0f, dyi + lo * g->ohw,
-                      (int)g->ohw, ci, (int)g->ohw, 1.0f, dw + lo * g->ckk, (int)g->ckk);
-        else /* dW[:, lo:hi] += dy_i x col_i[lo:hi, :]^T */
-            cnn_sgemm(0, 1, g->K, (int)(hi - lo), (int)g->ohw, 1.0f, dyi, (int)g->ohw,
-                      ci + lo * g->ohw, (int)g->ohw, 1.0f, dw + lo, (int)g->ckk);
+    const size_t kohw = (size_t)g->K * g->ohw, dim = by_rows ? (size_t)g->K : g->ckk;
+    for (size_t b = blo; b < bhi; b++) {
+        const size_t lo = b * DW_BLOCK, hi = lo + DW_BLOCK < dim ? lo + DW_BLOCK : dim;
+        for (int i = 0; i < nb; i++) {
+            const float *dyi = dy + (size_t)i * kohw, *ci = col + (size_t)i * g->colsz;
+            if (by_rows) /* dW[lo:hi, :] += dy_i[lo:hi, :] x col_i^T */
+                cnn_sgemm(0, 1, (int)(hi - lo), (int)g->ckk, (int)g->ohw, 1.0f,
+                          dyi + lo * g->ohw, (int)g->ohw, ci, (int)g->ohw, 1.0f,
+                          dw + lo * g->ckk, (int)g->ckk);
+            else /* dW[:, lo:hi] += dy_i x col_i[lo:hi, :]^T */
+                cnn_sgemm(0, 1, g->K, (int)(hi - lo), (int)g->ohw, 1.0f, dyi, (int)g->ohw,
+                          ci + lo * g->ohw, (int)g->ohw, 1.0f, dw + lo, (int)g->ckk);
+        }
     }
 }
 
@@ -132,10 +144,11 @@ static void im2col_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geo
                 for (int i = 0; i < nb; i++)
                     cnn_conv_unfold(g, x + (size_t)(b0 + i) * chw, col + (size_t)i * g->colsz);
             }
-            size_t lo, hi;
-            conv_split(by_rows ? (size_t)g->K : g->ckk, omp_get_thread_num(),
-                       omp_get_num_threads(), &lo, &hi);
-            weight_grad_share(g, by_rows, lo, hi, nb, dy + (size_t)b0 * kohw, col, dw);
+            const size_t dim = by_rows ? (size_t)g->K : g->ckk;
+            size_t blo, bhi;
+            conv_split((dim + DW_BLOCK - 1) / DW_BLOCK, omp_get_thread_num(),
+                       omp_get_num_threads(), &blo, &bhi);
+            weight_grad_share(g, by_rows, blo, bhi, nb, dy + (size_t)b0 * kohw, col, dw);
             if (dx) {
 #pragma omp for schedule(static)
                 for (int i = 0; i < nb; i++)
