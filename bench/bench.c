@@ -201,11 +201,12 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
             dxs[k] = l->src[k] < 0 ? NULL : grad + (size_t)B * big * (1 + k);
         }
         fill(dy, (size_t)B * cnn_shape_image(l->out), 3);
-        /* as the net runs them: a ReLU folded into a max pool has no pass
-         * of its own, the pool's forward_after_relu and
-         * backward_after_relu do it from the ReLU's input */
+        /* as the net runs them: a folded ReLU has no pass of its own.
+         * Folded into the max pool after it, the pool's forward_after_relu
+         * and backward_after_relu do it from the ReLU's input; folded into
+         * the layer before it (relu_out), that layer's passes do it */
         const int folded = cnn_net_relu_folded(net, i);
-        const int folds = l->ninputs == 1 && l->src[0] >= 0 && cnn_net_relu_folded(net, l->src[0]);
+        const int folds = l->ninputs == 1 && l->src[0] >= 0 && net->fold[l->src[0]] == i;
         const float *x = folds ? cnn_net_layer_in(net, l->src[0], 0) : xs[0];
         int reps = 0;
         double t = layer_clock(), tf, tb;
@@ -239,7 +240,8 @@ static void bench_layers(const netdef_t *d, int B, int threads, double peak, dou
                    tb * 1e3, fb * B / tb / 1e9, 100 * fb * B / tb / 1e9 / peak);
         else if (folded)
             printf("%-10s %-9s %10s %8s %6s %10s %8s %6s\n", l->spec.name, l->spec.type,
-                   "in next", "-", "", "in next", "-", "");
+                   net->fold[i] > i ? "in next" : "in prev", "-", "",
+                   net->fold[i] > i ? "in next" : "in prev", "-", "");
         else
             printf("%-10s %-9s %10.3f %8s %6s %10.3f %8s %6s\n", l->spec.name, l->spec.type,
                    tf * 1e3, "-", "", tb * 1e3, "-", "");
