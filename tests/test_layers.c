@@ -311,6 +311,12 @@ static void test_conv_winograd4(void **state)
     check_layer(s, sh(2, 2, 5, 40), 1);
     check_layer(mk("conv", 3, 3, 3, 1, 0), sh(1, 2, 6, 34), 1);
     check_layer(s, sh(1, 3, 6, 27), 0);
+    /* images of 2 x 2 tiles, two to a vector (5x5 above): 7x7 and 8x8,
+     * an odd image left over (on 2 threads one takes it alone), the
+     * blocked kernel, eval mode */
+    check_layer(mk("conv", 8, 3, 3, 1, 1), sh(5, 8, 7, 7), 1);
+    check_layer(mk("conv", 3, 3, 3, 1, 0), sh(3, 2, 10, 10), 1);
+    check_layer(s, sh(2, 3, 6, 8), 0);
     cnn_conv_set_chunk_floats(1000); /* one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3); /* U and dU only */
@@ -326,6 +332,16 @@ static void test_conv_winograd4(void **state)
     assert_int_equal(cnn_net_create(&big, 1, sh(2, CNN_CONV_WINO_MIN, 14, 14), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD);
     cnn_net_free(net);
+    /* and on 2 x 2 tiles where F(2x2) would need more than 3 x 3 */
+    const int sides[][3] = {{7, 7, CNN_CONV_WINOGRAD4}, {8, 8, CNN_CONV_WINOGRAD4},
+                            {6, 8, CNN_CONV_WINOGRAD4}, {6, 6, CNN_CONV_WINOGRAD},
+                            {5, 5, CNN_CONV_WINOGRAD}, {9, 9, CNN_CONV_WINOGRAD}};
+    for (int i = 0; i < 6; i++) {
+        const cnn_shape_t in = sh(2, CNN_CONV_WINO_MIN, sides[i][0], sides[i][1]);
+        assert_int_equal(cnn_net_create(&big, 1, in, 1, &net), CNN_OK);
+        assert_int_equal(net->layers[0].sz.variant, sides[i][2]);
+        cnn_net_free(net);
+    }
 }
 
 /* Largest |v| of n values. */
@@ -393,6 +409,9 @@ static void test_conv_winograd_vs_im2col(void **state)
      * the L2 caches, differ on 1 and 2 threads (2 and 3 images with a
      * 1 MB L2 a core, 3 and 6 with 2 MB) */
     compare_with_im2col(16, sh(6, 32, 32, 32), CNN_CONV_WINOGRAD4);
+    /* ResNet-20's last stage on Fashion-MNIST (7x7, 64 channels): F(4x4)
+     * two images a vector, 5 images, so that one is left over */
+    compare_with_im2col(64, sh(5, 64, 7, 7), CNN_CONV_WINOGRAD4);
 }
 
 /* A chunk's GEMMs run in column blocks of whole images (about 512

@@ -150,6 +150,19 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
 void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
+/* F(4x4) on images of 2 x 2 tiles (OH and OW of 5 to 8), two images at a
+ * time, the tiles of both in one vector: a (columns 0-3 of V and M) and b
+ * (columns 4-7), or a alone when b is NULL. Scratch:
+ * cnn_wino4_scratch(2, 2), which holds a plane for each. */
+void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int pad,
+                      float *V, size_t ld, size_t xs, float *scratch);
+void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
+                           float *dxa, float *dxb, float *scratch);
+void cnn_wino4_output2(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
+                       const float *bias, float *ya, float *yb, float *scratch);
+void cnn_wino4_output_grad2(const float *dya, const float *dyb, int K, int OH, int OW,
+                            float *dM, size_t ld, size_t xs, float *scratch);
+
 /* counter-based randomness (cnn_hash4, cnn_u01, cnn_randn) lives in rng.h */
 
 /* 1 if all n values are finite. */

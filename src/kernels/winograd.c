@@ -470,16 +470,23 @@ INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
 
 /* The F(4x4) transforms of 8 tiles of a tile row (or 4 of two), as the
  * F(2x2) ones above: the same arguments, 36 matrices, hs = 16 or 4 ps. */
-INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t xs, int n)
+/* V of 8 tiles from their 6x6 inputs, col[row][column] */
+INLINE void input_cols_f4(const v8 col[6][6], float *v, size_t xs, int n)
 {
-    v8 col[6][6], bd[6][6]; /* [row][column] of each tile's 6x6 */
-    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, hs, two, col[r]);
+    v8 bd[6][6];
     for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
     for (int r = 0; r < 6; r++) { /* (B^T d) B */
         v8 vr[6];
         bt6(bd[r], 1, vr, 1);
         for (int q = 0; q < 6; q++) store8(v + (size_t)(6 * r + q) * xs, vr[q], n);
     }
+}
+
+INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t xs, int n)
+{
+    v8 col[6][6]; /* [row][column] of each tile's 6x6 */
+    for (int r = 0; r < 6; r++) cols6(d + (size_t)r * ps, hs, two, col[r]);
+    input_cols_f4(col, v, xs, n);
 }
 
 /* B dV B^T of 8 tiles, dv[6 r + q] at row r, column q: rows[r][q] */
@@ -540,19 +547,33 @@ INLINE void input_grad8_f4_pair(const float *v, size_t xs, float *d, int ps)
         }
 }
 
-INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, int hs)
+/* A^T M of 8 tiles whose M[xi] is at m + xi * xs: t[row][column] */
+INLINE void output_rows_f4(const float *m, size_t xs, v8 t[4][6])
 {
-    v8 t[4][6]; /* A^T M */
     for (int q = 0; q < 6; q++) {
         v8 mq[6];
         for (int r = 0; r < 6; r++) mq[r] = load8(m + (size_t)(6 * r + q) * xs);
         at6(mq, 1, &t[0][q], 6);
     }
+}
+
+/* Output row a of the 8 tiles from A^T M (t), with the bias: out[j]
+ * holds tiles 2j and 2j + 1's 4 pixels each, in order */
+INLINE void output_row_f4(v8 t[4][6], int a, float b, v8 out[4])
+{
+    v8 o[4];
+    at6(t[a], 1, o, 1);
+    for (int j = 0; j < 4; j++) o[j] = o[j] + b;
+    join4(o, out);
+}
+
+INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, int hs)
+{
+    v8 t[4][6]; /* A^T M */
+    output_rows_f4(m, xs, t);
     for (int a = 0; a < 4; a++) { /* (A^T M) A, and the bias */
-        v8 o[4], out[4];
-        at6(t[a], 1, o, 1);
-        for (int j = 0; j < 4; j++) o[j] = o[j] + b;
-        join4(o, out);
+        v8 out[4];
+        output_row_f4(t, a, b, out);
         float *row = y0 + (size_t)a * ps;
         *(v8 *)row = out[0];
         *(v8 *)(row + VW) = out[1];
@@ -561,11 +582,11 @@ INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, in
     }
 }
 
-INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv, size_t xs,
-                            int n)
+/* dM of 8 tiles from their 4x4 output gradients, g[row][column]
+ * (columns 0-3 used) */
+INLINE void output_grad_cols_f4(const v8 g[4][6], float *mv, size_t xs, int n)
 {
-    v8 g[4][6], tr[6][4]; /* g[a]: row a of the tiles, columns 0-3 used */
-    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, hs, two, g[a]);
+    v8 tr[6][4];
     for (int a = 0; a < 4; a++) { /* dY A^T */
         v8 m[6];
         a6(g[a], 1, m, 1);
@@ -576,6 +597,14 @@ INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv,
         a6(tr[q], 1, m, 1);
         for (int r = 0; r < 6; r++) store8(mv + (size_t)(6 * r + q) * xs, m[r], n);
     }
+}
+
+INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv, size_t xs,
+                            int n)
+{
+    v8 g[4][6]; /* g[a]: row a of the tiles, columns 0-3 used */
+    for (int a = 0; a < 4; a++) cols6(y0 + (size_t)a * ps, hs, two, g[a]);
+    output_grad_cols_f4(g, mv, xs, n);
 }
 
 /* ---- The image transforms of both, F(m x m, 3x3) with m = 2 or 4: the
@@ -636,7 +665,11 @@ INLINE void output_grad_vec(int m, int two, const float *p, int ps, float *mv, s
     else
         output_grad8_f4(p, ps, hs, two, mv, xs, n);
 }
-size_t cnn_wino4_scratch(int th, int tw) { return plane_floats(4, th, tw); }
+size_t cnn_wino4_scratch(int th, int tw)
+{
+    /* images of 2 x 2 tiles go two at a time, each in its own plane */
+    return (th == 2 && tw == 2 ? 2 : 1) * plane_floats(4, th, tw);
+}
 
 INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int th, int tw,
                         float *V, size_t ld, size_t xs, float *plane, int spill)
@@ -757,6 +790,167 @@ INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int
     }
 }
 
+/* ---- F(4x4) on images of 2 x 2 tiles (outputs of 5 to 8 pixels a
+ * side: ResNet's last stage at 7x7 or 8x8), two images at a time. A tile
+ * row has 2 tiles, so a vector of one tile row (or of two, as
+ * pair_rows) would leave 6 (or 4) of its 8 lanes idle. Here lanes 2g and
+ * 2g + 1 hold tile row g % 2 of image g / 2: the 4 tiles of image a, then
+ * the 4 of image b, which is where V and M keep them (tile t of image i
+ * at column 4 i + t). Each image has its own plane (pa, pb), and lane
+ * group g's rows start at rows 0 and 4 of each. */
+
+/* Where lane group g's tile row starts: rows 0 and 4 of each plane */
+INLINE void quad_rows(const float *pa, const float *pb, int ps, const float *g[4])
+{
+    g[0] = pa;
+    g[1] = pa + 4 * (size_t)ps;
+    g[2] = pb;
+    g[3] = pb + 4 * (size_t)ps;
+}
+
+/* Columns 0-5 of the 8 tiles, one row r of each: group g's two tiles
+ * start at g[g] + r ps and 4 columns further (reads 12 floats a row) */
+INLINE void quad_cols6(const float *const g[4], size_t off, v8 c[6])
+{
+    v8 lo[4], hi[4];
+    for (int k = 0; k < 4; k++) {
+        /* x: the first tile's columns, y: the second's */
+        const v8 x = load8(g[k] + off), y = load8(g[k] + off + 4);
+        lo[k] = SHUFFLE8(x, y, IDX8_LO); /* columns 0-3 of both, interleaved */
+        hi[k] = SHUFFLE8(x, y, IDX8_HI); /* columns 4-5 (and 6-7, unused) */
+    }
+    v8 q01[2], q23[2], q45[2]; /* lanes 4h..4h+3 of columns 0 and 1, ... */
+    for (int h = 0; h < 2; h++) {
+        q01[h] = SHUFFLE8(lo[2 * h], lo[2 * h + 1], 0, 1, 8, 9, 2, 3, 10, 11);
+        q23[h] = SHUFFLE8(lo[2 * h], lo[2 * h + 1], 4, 5, 12, 13, 6, 7, 14, 15);
+        q45[h] = SHUFFLE8(hi[2 * h], hi[2 * h + 1], 0, 1, 8, 9, 2, 3, 10, 11);
+    }
+    c[0] = SHUFFLE8(q01[0], q01[1], 0, 1, 2, 3, 8, 9, 10, 11);
+    c[1] = SHUFFLE8(q01[0], q01[1], 4, 5, 6, 7, 12, 13, 14, 15);
+    c[2] = SHUFFLE8(q23[0], q23[1], 0, 1, 2, 3, 8, 9, 10, 11);
+    c[3] = SHUFFLE8(q23[0], q23[1], 4, 5, 6, 7, 12, 13, 14, 15);
+    c[4] = SHUFFLE8(q45[0], q45[1], 0, 1, 2, 3, 8, 9, 10, 11);
+    c[5] = SHUFFLE8(q45[0], q45[1], 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+/* t[l] = lane l of t[0..7]: an 8 x 8 transpose, the off-diagonal blocks
+ * of 4, 2 and 1 lanes swapped in turn */
+#define SWAP8(t, h, ...)                                                  \
+    for (int i = 0; i < 8; i++)                                           \
+        if (!(i & (h))) {                                                 \
+            const v8 x = t[i], y = t[i + (h)];                            \
+            t[i] = SHUFFLE8(x, y, __VA_ARGS__);                           \
+            t[i + (h)] = SHUFFLE8(x, y, QUAD_HI_##h);                     \
+        }
+#define QUAD_HI_4 4, 5, 6, 7, 12, 13, 14, 15
+#define QUAD_HI_2 2, 3, 10, 11, 6, 7, 14, 15
+#define QUAD_HI_1 1, 9, 3, 11, 5, 13, 7, 15
+INLINE void transpose8(v8 t[8])
+{
+    SWAP8(t, 4, 0, 1, 2, 3, 8, 9, 10, 11)
+    SWAP8(t, 2, 0, 1, 8, 9, 4, 5, 12, 13)
+    SWAP8(t, 1, 0, 8, 2, 10, 4, 12, 6, 14)
+}
+#undef SWAP8
+
+/* Planes a and b of the two images, ph rows of ps floats each, in the
+ * scratch one after the other */
+static int quad_stride(void) { return plane_stride(4, 2); }
+static size_t quad_plane(void) { return plane_floats(4, 2, 2); }
+
+/* V of two images xa and xb (xb NULL: lanes 4-7 are not stored) */
+INLINE void input_quad(const float *xa, const float *xb, int C, int H, int W, int pad,
+                       float *V, size_t ld, size_t xs, float *plane)
+{
+    const int ps = quad_stride(), n = xb ? VW : VW / 2;
+    float *pa = plane, *pb = plane + quad_plane();
+    memset(plane, 0, sizeof(float) * 2 * quad_plane());
+    const float *g[4];
+    quad_rows(pa, pb, ps, g);
+    for (int c = 0; c < C; c++) {
+        plane_put(xa + (size_t)c * H * W, H, W, pad, pa, 10, 10, ps);
+        if (xb) plane_put(xb + (size_t)c * H * W, H, W, pad, pb, 10, 10, ps);
+        v8 col[6][6];
+        for (int r = 0; r < 6; r++) quad_cols6(g, (size_t)r * ps, col[r]);
+        input_cols_f4(col, V + (size_t)c * ld, xs, n);
+    }
+}
+
+/* The adjoint: dxa (and dxb, unless NULL) from dV */
+INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H, int W,
+                            int pad, float *dxa, float *dxb, float *plane)
+{
+    const int ps = quad_stride();
+    float *pa = plane, *pb = plane + quad_plane();
+    const float *g[4];
+    quad_rows(pa, pb, ps, g);
+    for (int c = 0; c < C; c++) {
+        memset(plane, 0, sizeof(float) * 2 * quad_plane());
+        const float *vc = dV + (size_t)c * ld;
+        v8 dv[36], rows[6][6];
+        for (int xi = 0; xi < 36; xi++) dv[xi] = load8(vc + (size_t)xi * xs);
+        igrad_rows_f4(dv, rows);
+        for (int r = 0; r < 6; r++) {
+            /* lane l's 6 columns to t[l]: tile 2g's to group g's row at
+             * column 0, tile 2g + 1's at column 4 */
+            v8 t[8] = {rows[r][0], rows[r][1], rows[r][2], rows[r][3], rows[r][4], rows[r][5],
+                       (v8){0}, (v8){0}};
+            transpose8(t);
+            for (int k = 0; k < (dxb ? 4 : 2); k++) {
+                float *p = (float *)g[k] + (size_t)r * ps;
+                *(v8 *)p = load8(p) + t[2 * k];
+                *(v8 *)(p + 4) = load8(p + 4) + t[2 * k + 1];
+            }
+        }
+        plane_get(pa, 10, 10, ps, pad, dxa + (size_t)c * H * W, H, W);
+        if (dxb) plane_get(pb, 10, 10, ps, pad, dxb + (size_t)c * H * W, H, W);
+    }
+}
+
+/* ya (and yb, unless NULL) = bias + A^T M A */
+INLINE void output_quad(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
+                        const float *bias, float *ya, float *yb, float *plane)
+{
+    const int ps = quad_stride();
+    float *pa = plane, *pb = plane + quad_plane();
+    const float *g[4];
+    quad_rows(pa, pb, ps, g);
+    for (int k = 0; k < K; k++) {
+        v8 t[4][6];
+        output_rows_f4(M + (size_t)k * ld, xs, t);
+        for (int a = 0; a < 4; a++) {
+            v8 out[4];
+            output_row_f4(t, a, bias[k], out);
+            for (int j = 0; j < (yb ? 4 : 2); j++) *(v8 *)((float *)g[j] + (size_t)a * ps) = out[j];
+        }
+        for (int h = 0; h < OH; h++) {
+            copy_floats(ya + ((size_t)k * OH + h) * OW, pa + (size_t)h * ps, OW);
+            if (yb) copy_floats(yb + ((size_t)k * OH + h) * OW, pb + (size_t)h * ps, OW);
+        }
+    }
+}
+
+/* The adjoint without the bias: dM from dya (and dyb, unless NULL:
+ * lanes 4-7 are not stored) */
+INLINE void output_grad_quad(const float *dya, const float *dyb, int K, int OH, int OW,
+                             float *dM, size_t ld, size_t xs, float *plane)
+{
+    const int ps = quad_stride(), n = dyb ? VW : VW / 2;
+    float *pa = plane, *pb = plane + quad_plane();
+    memset(plane, 0, sizeof(float) * 2 * quad_plane()); /* the cropped border stays zero */
+    const float *g[4];
+    quad_rows(pa, pb, ps, g);
+    for (int k = 0; k < K; k++) {
+        for (int h = 0; h < OH; h++) {
+            copy_floats(pa + (size_t)h * ps, dya + ((size_t)k * OH + h) * OW, OW);
+            if (dyb) copy_floats(pb + (size_t)h * ps, dyb + ((size_t)k * OH + h) * OW, OW);
+        }
+        v8 gc[4][6];
+        for (int a = 0; a < 4; a++) quad_cols6(g, (size_t)a * ps, gc[a]);
+        output_grad_cols_f4(gc, dM + (size_t)k * ld, xs, n);
+    }
+}
+
 /* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
  * th * tw tiles of every channel, at V + xi * C * ld + c * ld + t (the
  * caller offsets V to this image's first tile), the 16 (36) matrices xs
@@ -826,4 +1020,35 @@ void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th, int t
                            size_t ld, size_t xs, float *plane, int spill)
 {
     output_grad_tiles(4, dy, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+}
+
+/* F(4x4) on images of 2 x 2 tiles, two at a time (b NULL: one image,
+ * its 4 tiles only): the same maps as the four above, with
+ * cnn_wino4_scratch(2, 2) floats of scratch. */
+CLONES
+void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int pad,
+                      float *V, size_t ld, size_t xs, float *plane)
+{
+    input_quad(xa, xb, C, H, W, pad, V, ld, xs, plane);
+}
+
+CLONES
+void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
+                           float *dxa, float *dxb, float *plane)
+{
+    input_grad_quad(dV, ld, xs, C, H, W, pad, dxa, dxb, plane);
+}
+
+CLONES
+void cnn_wino4_output2(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
+                       const float *bias, float *ya, float *yb, float *plane)
+{
+    output_quad(M, ld, xs, K, OH, OW, bias, ya, yb, plane);
+}
+
+CLONES
+void cnn_wino4_output_grad2(const float *dya, const float *dyb, int K, int OH, int OW,
+                            float *dM, size_t ld, size_t xs, float *plane)
+{
+    output_grad_quad(dya, dyb, K, OH, OW, dM, ld, xs, plane);
 }

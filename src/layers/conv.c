@@ -78,8 +78,13 @@ static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
      * pads the output to a multiple of 4: it pays on outputs of at least
      * 16x16 whose sides are multiples of 4, where the transforms' cost is
      * spread over enough tiles and no padded tile is wasted */
-    return oh % 4 == 0 && ow % 4 == 0 && oh >= 16 && ow >= 16 ? CNN_CONV_WINOGRAD4
-                                                             : CNN_CONV_WINOGRAD;
+    if (oh % 4 == 0 && ow % 4 == 0 && oh >= 16 && ow >= 16) return CNN_CONV_WINOGRAD4;
+    /* on 2 x 2 tiles F(4x4) takes two images a vector (kernels/winograd.c):
+     * it pays where F(2x2) would need more than 3 x 3 tiles (7x7 and
+     * 8x8: 16 tiles of 16 positions against 4 of 36) */
+    if ((oh + 3) / 4 == 2 && (ow + 3) / 4 == 2 && ((oh + 1) / 2) * ((ow + 1) / 2) > 9)
+        return CNN_CONV_WINOGRAD4;
+    return CNN_CONV_WINOGRAD;
 }
 
 /* A layer's engine, as recorded in sz.variant: a Winograd variant,

@@ -69,6 +69,8 @@ typedef struct {
     size_t ukc;          /* floats of U (and of dU, and U^T): npos*K*C */
     int nu;              /* U and dU, and U^T when dV uses small_left */
     int chunk;           /* most images per chunk */
+    int quad;            /* F(4x4) on 2 x 2 tiles: the image transforms take
+                            two images at a time (cnn_wino4_input2) */
 } wgeom_t;
 
 /* Images per chunk, at most. A chunk's V and M stay in the caches from
@@ -76,6 +78,12 @@ typedef struct {
  * chunk at a time, rather than kept for the whole batch: writing it out
  * to memory and reading it back costs more than transforming again. */
 #define WINO_IMAGES 16
+/* ... or more, up to WINO_TILES tiles, for images of few tiles: dU sums
+ * a chunk's tiles per (tile position, filter, channel), and at 4 tiles an
+ * image (F(4x4) on 7x7 and 8x8) 16 images made these sums too short to
+ * pay for their setup (ResNet-20's last stage, backward: 4.3-4.4 ms in
+ * chunks of 16 images, 3.2-3.4 in chunks of 64) */
+#define WINO_TILES 256
 
 static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
 {
@@ -87,10 +95,13 @@ static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
     g.mimg = (size_t)g.npos * K * g.tpi;
     g.ukc = (size_t)g.npos * K * C;
     g.nu = 2 + small_left(C, K);
-    /* at most WINO_IMAGES images and half the column budget per chunk,
-     * and chunks of the largest batch as even as possible */
+    g.quad = f == &wino4 && g.th == 2 && g.tw == 2;
+    /* at most WINO_IMAGES images (or WINO_TILES tiles) and half the
+     * column budget per chunk, and chunks of the largest batch as even as
+     * possible */
     size_t c = cnn_conv_chunk_floats() / 2 / (g.mimg + g.vimg);
-    c = c < 1 ? 1 : c < WINO_IMAGES ? c : WINO_IMAGES;
+    const size_t most = WINO_IMAGES > WINO_TILES / g.tpi ? WINO_IMAGES : WINO_TILES / g.tpi;
+    c = c < 1 ? 1 : c < most ? c : most;
     c = c < (size_t)nmax ? c : (size_t)nmax;
     const size_t nchunks = ((size_t)nmax + c - 1) / c;
     g.chunk = (int)(((size_t)nmax + nchunks - 1) / nchunks);
@@ -142,6 +153,15 @@ static void my_images(int nb, int *lo, int *hi)
     conv_split((size_t)nb, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
     *lo = (int)a;
     *hi = (int)b;
+}
+
+/* my_images for the two-image transforms (w->quad): whole pairs */
+static void my_pairs(int nb, int *lo, int *hi)
+{
+    size_t a, b;
+    conv_split((size_t)(nb + 1) / 2, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+    *lo = (int)(2 * a);
+    *hi = (int)(2 * b) < nb ? (int)(2 * b) : nb;
 }
 
 /* Bytes of one core's L2 cache: the forward pass's chunks fit their V
@@ -213,6 +233,21 @@ static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const w
 {
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     int lo, hi;
+    if (w->quad) {
+        my_pairs(c->nb, &lo, &hi);
+        for (int i = lo; i < hi; i += 2) {
+            const float *xa = x + (size_t)(c->b0 + i) * chw;
+            cnn_wino4_input2(xa, i + 1 < hi ? xa + chw : NULL, g->C, g->H, g->W, g->P,
+                             c->V + (size_t)i * w->tpi, c->tc, c->vxs, layer_work(ctx));
+            if (dy) {
+                const float *da = dy + (size_t)(c->b0 + i) * kohw;
+                cnn_wino4_output_grad2(da, i + 1 < hi ? da + kohw : NULL, g->K, g->OH, g->OW,
+                                       c->M + (size_t)i * w->tpi, c->tc, c->mxs,
+                                       layer_work(ctx));
+            }
+        }
+        return;
+    }
     my_images(c->nb, &lo, &hi);
     for (int i = lo; i < hi; i++) {
         w->f->input(x + (size_t)(c->b0 + i) * chw, g->C, g->H, g->W, g->P, w->th, w->tw,
@@ -322,6 +357,15 @@ static void forward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeo
 {
     const size_t kohw = (size_t)g->K * g->ohw;
     products_m(g, w, c, p->U);
+    if (w->quad) {
+#pragma omp for schedule(static)
+        for (int i = 0; i < c->nb; i += 2) {
+            float *ya = p->y + (size_t)(c->b0 + i) * kohw;
+            cnn_wino4_output2(c->M + (size_t)i * w->tpi, c->tc, c->mxs, g->K, g->OH, g->OW,
+                              p->b, ya, i + 1 < c->nb ? ya + kohw : NULL, layer_work(ctx));
+        }
+        return;
+    }
 #pragma omp for schedule(static)
     for (int i = 0; i < c->nb; i++)
         w->f->output(c->M + (size_t)i * w->tpi, c->tc, c->mxs, g->K, g->OH, g->OW, w->th, w->tw,
@@ -338,6 +382,15 @@ static void backward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wge
     products_du(g, w, c, p->small, p->dU);
     if (!p->dx) return;
     products_dv(g, w, c, p->small, p->U, p->UT);
+    if (w->quad) {
+#pragma omp for schedule(static)
+        for (int i = 0; i < c->nb; i += 2) {
+            float *da = p->dx + (size_t)(c->b0 + i) * chw;
+            cnn_wino4_input_grad2(c->V + (size_t)i * w->tpi, c->tc, c->vxs, g->C, g->H, g->W,
+                                  g->P, da, i + 1 < c->nb ? da + chw : NULL, layer_work(ctx));
+        }
+        return;
+    }
 #pragma omp for schedule(static)
     for (int i = 0; i < c->nb; i++)
         w->f->input_grad(c->V + (size_t)i * w->tpi, c->tc, c->vxs, g->C, g->H, g->W, g->P, w->th,
