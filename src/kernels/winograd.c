@@ -323,50 +323,76 @@ INLINE void output_grad8_f2(const float *y0, int ps, int hs, float *mv, size_t x
  * (tests/test_layers.c bounds it). g6 (G) and gt6 (G^T) work on values s
  * floats apart; the image transforms further down take 8 tiles at once. */
 
-static inline void g6(const float *g, size_t s, float *u, size_t us)
-{
-    const float g0 = g[0], g1 = g[s], g2 = g[2 * s];
-    u[0] = 0.25f * g0;
-    u[us] = -(g0 + g1 + g2) / 6.0f;
-    u[2 * us] = -(g0 - g1 + g2) / 6.0f;
-    u[3 * us] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
-    u[4 * us] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
-    u[5 * us] = g2;
-}
+/* g6 and gt6 for one filter (float) and for 8 side by side (v8, lane l
+ * filter l): the same operations, so the same bits either way */
+#define DEF_G6(name, T)                                                     \
+    static inline void name(const T *g, size_t s, T *u, size_t us)          \
+    {                                                                       \
+        const T g0 = g[0], g1 = g[s], g2 = g[2 * s];                        \
+        u[0] = 0.25f * g0;                                                  \
+        u[us] = -(g0 + g1 + g2) / 6.0f;                                     \
+        u[2 * us] = -(g0 - g1 + g2) / 6.0f;                                 \
+        u[3 * us] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;                    \
+        u[4 * us] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;                    \
+        u[5 * us] = g2;                                                     \
+    }
+#define DEF_GT6(name, T)                                                    \
+    static inline void name(const T *u, size_t us, T *g, size_t s)          \
+    {                                                                       \
+        const T u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us];      \
+        const T u4 = u[4 * us], u5 = u[5 * us];                             \
+        g[0] = 0.25f * u0 - (u1 + u2) / 6.0f + (u3 + u4) / 24.0f;           \
+        g[s] = (u2 - u1) / 6.0f + (u3 - u4) / 12.0f;                        \
+        g[2 * s] = (u3 + u4 - u1 - u2) / 6.0f + u5;                         \
+    }
+DEF_G6(g6, float)
+DEF_G6(g6v, v8)
+DEF_GT6(gt6, float)
+DEF_GT6(gt6v, v8)
+#undef DEF_G6
+#undef DEF_GT6
 
-static inline void gt6(const float *u, size_t us, float *g, size_t s)
-{
-    const float u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us], u4 = u[4 * us], u5 = u[5 * us];
-    g[0] = 0.25f * u0 - (u1 + u2) / 6.0f + (u3 + u4) / 24.0f;
-    g[s] = (u2 - u1) / 6.0f + (u3 - u4) / 12.0f;
-    g[2 * s] = (u3 + u4 - u1 - u2) / 6.0f + u5;
-}
-
-/* As cnn_wino_filter: U is 36 matrices (K, C). */
+/* As cnn_wino_filter: U is 36 matrices (K, C). 8 filters at a time in
+ * vectors (its divisions, which the scalar code waited on, take 1/8 the
+ * instructions), the last K*C % 8 one by one. */
+CLONES
 void cnn_wino4_filter(const float *w, int K, int C, float *U)
 {
     const size_t kc = (size_t)K * C;
-    for (size_t j = 0; j < kc; j++) {
+    size_t j = 0;
+    for (; j + VW <= kc; j += VW) {
+        v8 g[9], t[6][3], u[6][6];
+        for (int e = 0; e < 9; e++)
+            for (int l = 0; l < VW; l++) g[e][l] = w[9 * (j + l) + e];
+        for (int q = 0; q < 3; q++) g6v(g + q, 3, &t[0][q], 3); /* G g */
+        for (int r = 0; r < 6; r++) g6v(t[r], 1, u[r], 1);     /* (G g) G^T */
+        for (int xi = 0; xi < 36; xi++) *(v8 *)(U + (size_t)xi * kc + j) = u[xi / 6][xi % 6];
+    }
+    for (; j < kc; j++) {
         float t[6][3], u[6][6];
-        #pragma GCC unroll 6
-        for (int q = 0; q < 3; q++) g6(w + 9 * j + q, 3, &t[0][q], 3); /* G g */
-        #pragma GCC unroll 6
-        for (int r = 0; r < 6; r++) g6(t[r], 1, u[r], 1);              /* (G g) G^T */
-        #pragma GCC unroll 36
+        for (int q = 0; q < 3; q++) g6(w + 9 * j + q, 3, &t[0][q], 3);
+        for (int r = 0; r < 6; r++) g6(t[r], 1, u[r], 1);
         for (int xi = 0; xi < 36; xi++) U[(size_t)xi * kc + j] = u[xi / 6][xi % 6];
     }
 }
 
+CLONES
 void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw)
 {
     const size_t kc = (size_t)K * C;
-    for (size_t j = 0; j < kc; j++) {
+    size_t j = 0;
+    for (; j + VW <= kc; j += VW) {
+        v8 u[6][6], t[6][3], g[3][3];
+        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = *(const v8 *)(dU + (size_t)xi * kc + j);
+        for (int r = 0; r < 6; r++) gt6v(u[r], 1, t[r], 1);
+        for (int q = 0; q < 3; q++) gt6v(&t[0][q], 3, &g[0][q], 3);
+        for (int l = 0; l < VW; l++)
+            for (int e = 0; e < 9; e++) dw[9 * (j + l) + e] += g[e / 3][e % 3][l];
+    }
+    for (; j < kc; j++) {
         float u[6][6], t[6][3], g[3][3];
-        #pragma GCC unroll 36
         for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * kc + j];
-        #pragma GCC unroll 6
         for (int r = 0; r < 6; r++) gt6(u[r], 1, t[r], 1);
-        #pragma GCC unroll 6
         for (int q = 0; q < 3; q++) gt6(&t[0][q], 3, &g[0][q], 3);
         for (int e = 0; e < 9; e++) dw[9 * j + e] += g[e / 3][e % 3];
     }
