@@ -276,8 +276,8 @@ static void test_conv_winograd(void **state)
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
     check_layer(s, sh(3, 3, 5, 5), 0);
-    cnn_conv_set_chunk_floats(0); /* at most 16 images per chunk: 9 + 8 */
-    check_layer(s, sh(17, 2, 3, 3), 1);
+    cnn_conv_set_chunk_floats(0); /* at most 256 tiles per chunk: 9 + 8 images of 16 */
+    check_layer(s, sh(17, 2, 8, 8), 1);
     cnn_conv_set_chunk_floats(0);
     cnn_conv_set_algo(CNN_CONV_AUTO);
     cnn_layer_spec_t big = mk("conv", CNN_CONV_WINO_MIN, 3, 3, 1, 1);
@@ -324,19 +324,21 @@ static void test_conv_winograd4(void **state)
     check_layer(s, sh(3, 3, 5, 5), 1);
     cnn_conv_set_chunk_floats(0);
     cnn_conv_set_algo(CNN_CONV_AUTO);
-    /* by default: F(4x4) from 16x16 outputs in multiples of 4, else F(2x2) */
+    /* by default: F(4x4) where it has at most 3/4 of F(2x2)'s tile
+     * positions and rows of 4 tiles or more (16x16, 14x14), else F(2x2)
+     * (9x9 to 12x12: rows of 3 tiles) */
     cnn_layer_spec_t big = mk("conv", CNN_CONV_WINO_MIN, 3, 3, 1, 1);
     assert_int_equal(cnn_net_create(&big, 1, sh(2, CNN_CONV_WINO_MIN, 16, 16), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD4);
     cnn_net_free(net);
-    assert_int_equal(cnn_net_create(&big, 1, sh(2, CNN_CONV_WINO_MIN, 14, 14), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD);
-    cnn_net_free(net);
-    /* and on 2 x 2 tiles where F(2x2) would need more than 3 x 3 */
-    const int sides[][3] = {{7, 7, CNN_CONV_WINOGRAD4}, {8, 8, CNN_CONV_WINOGRAD4},
-                            {6, 8, CNN_CONV_WINOGRAD4}, {6, 6, CNN_CONV_WINOGRAD},
-                            {5, 5, CNN_CONV_WINOGRAD}, {9, 9, CNN_CONV_WINOGRAD}};
-    for (int i = 0; i < 6; i++) {
+    /* more shapes: rows of 4 tiles or more, 2 x 2 tiles where F(2x2) needs
+     * more than 3 x 3, and neither */
+    const int sides[][3] = {
+        {14, 14, CNN_CONV_WINOGRAD4}, {13, 28, CNN_CONV_WINOGRAD4}, {7, 7, CNN_CONV_WINOGRAD4},
+        {8, 8, CNN_CONV_WINOGRAD4},   {6, 8, CNN_CONV_WINOGRAD4},   {6, 6, CNN_CONV_WINOGRAD},
+        {5, 5, CNN_CONV_WINOGRAD},    {9, 9, CNN_CONV_WINOGRAD},    {12, 12, CNN_CONV_WINOGRAD},
+        {14, 3, CNN_CONV_WINOGRAD}};
+    for (int i = 0; i < 10; i++) {
         const cnn_shape_t in = sh(2, CNN_CONV_WINO_MIN, sides[i][0], sides[i][1]);
         assert_int_equal(cnn_net_create(&big, 1, in, 1, &net), CNN_OK);
         assert_int_equal(net->layers[0].sz.variant, sides[i][2]);
