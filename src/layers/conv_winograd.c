@@ -84,6 +84,11 @@ typedef struct {
  * pay for their setup (ResNet-20's last stage, backward: 4.3-4.4 ms in
  * chunks of 16 images, 3.2-3.4 in chunks of 64) */
 #define WINO_TILES 256
+/* The backward pass's chunks hold at most this much V and M (but at least
+ * WINO_TILES tiles): a constant, not the machine's cache, as the chunks
+ * decide the order of dU's sums. cifar-3layer's conv2 (442 KB an image)
+ * backward 10.7-11.5 -> 9.8-9.9 ms in chunks of 4 images instead of 16. */
+#define WINO_BWD_BYTES ((size_t)2 << 20)
 
 static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
 {
@@ -173,25 +178,26 @@ static size_t l2_bytes(void)
 }
 
 /* Images per chunk of a pass over a batch of n, as even as the chunk
- * limit allows. The backward pass takes chunks of w->chunk images, which
- * the shape alone decides, as the order of dU's sums depends on them. The
- * forward pass takes fewer where a chunk's V and M then stay in the L2
- * caches of the cores that compute it (each output is the same bits
- * whatever the chunk): from a transform to its products and from these to
- * the output transform, they are not written to memory and read back.
- * Measured on 32x32 F(4x4) layers (cifar-3layer's conv2, ResNet-20's
- * first stage) 10-25% faster. A chunk's tiles are kept a multiple of 16
- * columns, which the blocked kernel takes fastest, or the chunk stays as
- * it was: Fashion-MNIST's 28x28 and 14x14 layers, 49 tiles an image, are
- * slower in chunks of 2 or 4 images, whose tails are 2 or 4 columns. */
+ * limit allows. The forward pass takes fewer than w->chunk where a
+ * chunk's V and M then stay in the L2 caches of the cores that compute it
+ * (each output is the same bits whatever the chunk): from a transform to
+ * its products and from these to the output transform, they are not
+ * written to memory and read back. Measured on 32x32 F(4x4) layers
+ * (cifar-3layer's conv2, ResNet-20's first stage) 10-25% faster. The
+ * backward pass, whose chunks decide the order of dU's sums, takes chunks
+ * of at most WINO_BWD_BYTES, whatever the machine and the threads. A
+ * chunk's tiles are kept a multiple of 16 columns, which the blocked
+ * kernel takes fastest, or the chunk stays as it was: Fashion-MNIST's
+ * 28x28 layers, 49 tiles an image, are slower in chunks of 2 or 4 images,
+ * whose tails are 2 or 4 columns. */
 static int wino_chunk(const wgeom_t *w, int n, int fwd, int cores)
 {
     int most = w->chunk;
-    if (fwd) {
-        size_t c = l2_bytes() * (size_t)cores / (sizeof(float) * (w->mimg + w->vimg));
-        while (c >= 1 && c * w->tpi % 16) c--;
-        if (c >= 1 && c < (size_t)most) most = (int)c;
-    }
+    const size_t per = sizeof(float) * (w->mimg + w->vimg);
+    size_t c = fwd ? l2_bytes() * (size_t)cores / per : WINO_BWD_BYTES / per;
+    if (!fwd && c < WINO_TILES / w->tpi) c = WINO_TILES / w->tpi;
+    while (c >= 1 && c * w->tpi % 16) c--;
+    if (c >= 1 && c < (size_t)most) most = (int)c;
     const int nchunks = (n + most - 1) / most;
     return (n + nchunks - 1) / nchunks;
 }
