@@ -878,6 +878,9 @@ INLINE void transpose8(v8 t[8])
     SWAP8(t, 1, 0, 8, 2, 10, 4, 12, 6, 14)
 }
 #undef SWAP8
+#undef QUAD_HI_4
+#undef QUAD_HI_2
+#undef QUAD_HI_1
 
 /* Planes a and b of the two images, ph rows of ps floats each, in the
  * scratch one after the other */

@@ -11,9 +11,11 @@
  * (small_left). The cache holds U and dU (and U^T for that kernel); V is
  * computed again in the backward pass, a chunk of images at a time
  * (WINO_IMAGES; the forward pass takes smaller chunks where they fit the
- * L2 caches, wino_chunk). Threads take whole images for the transforms and whole
- * (xi, column block) GEMMs, whose blocks do not depend on the thread
- * count. */
+ * L2 caches, wino_chunk). Threads take whole images for the transforms
+ * and whole (xi, column block) GEMMs. Every element gets the same bits
+ * whatever the thread count: the backward pass's blocks depend on the
+ * shape alone, and the forward pass's only where the blocked kernel,
+ * which does not mind where blocks are cut, does the products. */
 #include <string.h>
 #include <unistd.h>
 
@@ -124,8 +126,9 @@ static wgeom_t wgeom_layer(const cnn_layer_t *l)
 
 /* Column blocks of a chunk's GEMMs, of about WINO_BLOCK columns (whole
  * images, but for the bounds' rounding in block_range): fixed by the
- * chunk, not the threads, so that every element is summed in the same
- * order whatever the thread count. */
+ * chunk, not the threads (wino_chunk says where the chunk may depend on
+ * them), so that every element is summed in the same order whatever the
+ * thread count. */
 #define WINO_BLOCK 512
 static int wino_blocks(int nb, size_t tpi)
 {
@@ -173,33 +176,47 @@ static void my_pairs(int nb, int *lo, int *hi)
  * and M into it (1 MB when the system does not say). */
 static size_t l2_bytes(void)
 {
+#ifdef _SC_LEVEL2_CACHE_SIZE
     const long b = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return b >= (256 << 10) && b <= (64 << 20) ? (size_t)b : (size_t)1 << 20;
+    if (b >= (256 << 10) && b <= (64 << 20)) return (size_t)b;
+#endif
+    return (size_t)1 << 20;
 }
 
 /* Images per chunk of a pass over a batch of n, as even as the chunk
  * limit allows. The forward pass takes fewer than w->chunk where a
- * chunk's V and M then stay in the L2 caches of the cores that compute it
- * (each output is the same bits whatever the chunk): from a transform to
- * its products and from these to the output transform, they are not
- * written to memory and read back. Measured on 32x32 F(4x4) layers
- * (cifar-3layer's conv2, ResNet-20's first stage) 10-25% faster. The
- * backward pass, whose chunks decide the order of dU's sums, takes chunks
- * of at most WINO_BWD_BYTES, whatever the machine and the threads. A
- * chunk's tiles are kept a multiple of 16 columns, which the blocked
+ * chunk's V and M then stay in the L2 caches of the cores that compute it:
+ * from a transform to its products and from these to the output
+ * transform, they are not written to memory and read back. Measured on
+ * 32x32 F(4x4) layers (cifar-3layer's conv2, ResNet-20's first stage)
+ * 10-25% faster. Only where the products take the blocked kernel
+ * (blocked), which gives a column the same bits wherever the column
+ * blocks are cut: the BLAS does not (a column's sums differ between
+ * blocks of 16 and of 44 columns), and the chunks, which set the blocks,
+ * would then make the outputs depend on the thread count. And never
+ * fewer images than threads (pairs of them with w->quad). The backward
+ * pass, whose chunks decide the order of dU's sums, takes chunks of at
+ * most WINO_BWD_BYTES whatever the machine and the threads. A smaller
+ * chunk keeps its tiles a multiple of 16 columns, which the blocked
  * kernel takes fastest, or the chunk stays as it was: Fashion-MNIST's
- * 28x28 layers, 49 tiles an image, are slower in chunks of 2 or 4 images,
- * whose tails are 2 or 4 columns. */
-static int wino_chunk(const wgeom_t *w, int n, int fwd, int cores)
+ * 28x28 layers, 49 tiles an image, are slower in chunks of 2 or 4
+ * images, whose tails are 2 or 4 columns. */
+static int wino_chunk(const wgeom_t *w, int n, int fwd, int cores, int blocked)
 {
-    int most = w->chunk;
+    int most = w->chunk, fewer = 0;
     const size_t per = sizeof(float) * (w->mimg + w->vimg);
+    const size_t least = fwd ? (size_t)cores * (w->quad ? 2 : 1) : WINO_TILES / w->tpi;
     size_t c = fwd ? l2_bytes() * (size_t)cores / per : WINO_BWD_BYTES / per;
-    if (!fwd && c < WINO_TILES / w->tpi) c = WINO_TILES / w->tpi;
+    if (c < least) c = least;
     while (c >= 1 && c * w->tpi % 16) c--;
-    if (c >= 1 && c < (size_t)most) most = (int)c;
+    if ((blocked || !fwd) && c >= 1 && c < (size_t)most) {
+        most = (int)c;
+        fewer = 1;
+    }
     const int nchunks = (n + most - 1) / most;
-    return (n + nchunks - 1) / nchunks;
+    int nc = (n + nchunks - 1) / nchunks;
+    while (fewer && nc < most && nc * w->tpi % 16) nc++; /* evened, still whole vectors */
+    return nc;
 }
 
 /* One chunk of images [b0, b0 + nb) of a batch cut into chunks of nc. */
@@ -408,7 +425,7 @@ static void backward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wge
 static void wino_pass(const cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g,
                       const wgeom_t *w, int n, const wpass_t *p)
 {
-    const int nc = wino_chunk(w, n, !p->dy, ctx->nthreads);
+    const int nc = wino_chunk(w, n, !p->dy, ctx->nthreads, small_left(g->K, g->C));
     for (int b0 = 0; b0 < n; b0 += nc) {
         const wchunk_t c = wino_chunk_at(l, ctx, w, n, b0, nc);
 #pragma omp parallel num_threads(ctx->nthreads)
