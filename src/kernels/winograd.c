@@ -826,7 +826,7 @@ INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int
  * group g's rows start at rows 0 and 4 of each. */
 
 /* Where lane group g's tile row starts: rows 0 and 4 of each plane */
-INLINE void quad_rows(const float *pa, const float *pb, int ps, const float *g[4])
+INLINE void quad_rows(float *pa, float *pb, int ps, float *g[4])
 {
     g[0] = pa;
     g[1] = pa + 4 * (size_t)ps;
@@ -836,7 +836,7 @@ INLINE void quad_rows(const float *pa, const float *pb, int ps, const float *g[4
 
 /* Columns 0-5 of the 8 tiles, one row r of each: group g's two tiles
  * start at g[g] + r ps and 4 columns further (reads 12 floats a row) */
-INLINE void quad_cols6(const float *const g[4], size_t off, v8 c[6])
+INLINE void quad_cols6(float *const g[4], size_t off, v8 c[6])
 {
     v8 lo[4], hi[4];
     for (int k = 0; k < 4; k++) {
@@ -894,7 +894,7 @@ INLINE void input_quad(const float *xa, const float *xb, int C, int H, int W, in
     const int ps = quad_stride(), n = xb ? VW : VW / 2;
     float *pa = plane, *pb = plane + quad_plane();
     memset(plane, 0, sizeof(float) * 2 * quad_plane());
-    const float *g[4];
+    float *g[4];
     quad_rows(pa, pb, ps, g);
     for (int c = 0; c < C; c++) {
         plane_put(xa + (size_t)c * H * W, H, W, pad, pa, 10, 10, ps);
@@ -911,7 +911,7 @@ INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H,
 {
     const int ps = quad_stride();
     float *pa = plane, *pb = plane + quad_plane();
-    const float *g[4];
+    float *g[4];
     quad_rows(pa, pb, ps, g);
     for (int c = 0; c < C; c++) {
         memset(plane, 0, sizeof(float) * 2 * quad_plane());
@@ -926,7 +926,7 @@ INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H,
                        (v8){0}, (v8){0}};
             transpose8(t);
             for (int k = 0; k < (dxb ? 4 : 2); k++) {
-                float *p = (float *)g[k] + (size_t)r * ps;
+                float *p = g[k] + (size_t)r * ps;
                 *(v8 *)p = load8(p) + t[2 * k];
                 *(v8 *)(p + 4) = load8(p + 4) + t[2 * k + 1];
             }
@@ -942,7 +942,7 @@ INLINE void output_quad(const float *M, size_t ld, size_t xs, int K, int OH, int
 {
     const int ps = quad_stride();
     float *pa = plane, *pb = plane + quad_plane();
-    const float *g[4];
+    float *g[4];
     quad_rows(pa, pb, ps, g);
     for (int k = 0; k < K; k++) {
         v8 t[4][6];
@@ -950,7 +950,7 @@ INLINE void output_quad(const float *M, size_t ld, size_t xs, int K, int OH, int
         for (int a = 0; a < 4; a++) {
             v8 out[4];
             output_row_f4(t, a, bias[k], out);
-            for (int j = 0; j < (yb ? 4 : 2); j++) *(v8 *)((float *)g[j] + (size_t)a * ps) = out[j];
+            for (int j = 0; j < (yb ? 4 : 2); j++) *(v8 *)(g[j] + (size_t)a * ps) = out[j];
         }
         for (int h = 0; h < OH; h++) {
             copy_floats(ya + ((size_t)k * OH + h) * OW, pa + (size_t)h * ps, OW);
@@ -967,7 +967,7 @@ INLINE void output_grad_quad(const float *dya, const float *dyb, int K, int OH, 
     const int ps = quad_stride(), n = dyb ? VW : VW / 2;
     float *pa = plane, *pb = plane + quad_plane();
     memset(plane, 0, sizeof(float) * 2 * quad_plane()); /* the cropped border stays zero */
-    const float *g[4];
+    float *g[4];
     quad_rows(pa, pb, ps, g);
     for (int k = 0; k < K; k++) {
         for (int h = 0; h < OH; h++) {
