@@ -420,6 +420,156 @@ static void test_conv_winograd_vs_im2col(void **state)
     compare_with_im2col(64, sh(5, 64, 7, 7), CNN_CONV_WINOGRAD4);
 }
 
+/* ---- conv with its ReLU folded in (relu_out) ------------------------ */
+
+/* One conv layer on x with dy at the end, on nthreads, as the net runs
+ * it: with relu_out (the layer clamps and masks), or followed by a relu
+ * layer run in place over its output (relu_out 0). Results in r. */
+static void conv_relu_run(cnn_layer_spec_t s, cnn_shape_t in, int algo, int relu_out,
+                          int train, int nthreads, const float *x, const float *p,
+                          const float *dy, run_t *r)
+{
+    cnn_conv_set_algo(algo);
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, in, nthreads, &net), CNN_OK);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    cnn_layer_t *l = &net->layers[0];
+    assert_int_equal(l->sz.no_relu_out, 0); /* its engine runs the ReLU */
+    r->nin = (size_t)in.n * cnn_shape_image(in);
+    r->nout = (size_t)in.n * cnn_shape_image(l->out);
+    r->np = l->sz.params;
+    r->y = malloc(sizeof(float) * r->nout);
+    r->dx = malloc(sizeof(float) * r->nin);
+    r->dp = malloc(sizeof(float) * r->np);
+    r->mask = NULL;
+    memcpy(l->params, p, sizeof(float) * r->np);
+    memcpy(net->act[0], x, sizeof(float) * r->nin);
+    const cnn_ctx_t ctx = cnn_net_ctx(net, train, 1, 0, 0);
+    l->relu_out = relu_out;
+    l->ops->forward(l, &ctx, in.n, net->act[0], r->y);
+    float *g = malloc(sizeof(float) * r->nout);
+    memcpy(g, dy, sizeof(float) * r->nout);
+    if (!relu_out) { /* the relu layer, in place as the net runs it */
+        cnn_layer_spec_t rs = mk("relu", 0, 0, 0, 0, 0);
+        cnn_net_t *rn = NULL;
+        assert_int_equal(cnn_net_create(&rs, 1, l->out, nthreads, &rn), CNN_OK);
+        cnn_layer_t *rl = &rn->layers[0];
+        const cnn_ctx_t rctx = cnn_net_ctx(rn, train, 1, 0, 0);
+        rl->ops->forward(rl, &rctx, in.n, r->y, r->y);
+        rl->ops->backward(rl, &rctx, in.n, r->y, r->y, dy, g);
+        cnn_net_free(rn);
+    }
+    cnn_net_zero_grad(net);
+    l->ops->backward(l, &ctx, in.n, net->act[0], r->y, g, r->dx);
+    memcpy(r->dp, l->grads, sizeof(float) * r->np);
+    free(g);
+    cnn_net_free(net);
+}
+
+static void same_conv_run(const char *what, const run_t *a, const run_t *b)
+{
+    if (memcmp(a->y, b->y, sizeof(float) * a->nout) ||
+        memcmp(a->dx, b->dx, sizeof(float) * a->nin) ||
+        memcmp(a->dp, b->dp, sizeof(float) * a->np))
+        fail_msg("conv %s: not the same to the bit", what);
+}
+
+/* relu(conv(x)) with relu_out: the same bits as the conv and a relu
+ * layer, on 1 and 2 threads, and against the double reference (conv's,
+ * clamped; its backward pass given dy where the output was > 0), with
+ * outputs on both sides of 0. */
+static void check_conv_relu_out(cnn_layer_spec_t s, cnn_shape_t in, int algo)
+{
+    cnn_net_t *probe = NULL;
+    cnn_conv_set_algo(algo);
+    assert_int_equal(cnn_net_create(&s, 1, in, 1, &probe), CNN_OK);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    const cnn_shape_t out = probe->layers[0].out;
+    const size_t np = probe->layers[0].sz.params;
+    cnn_net_free(probe);
+    const size_t nin = (size_t)in.n * cnn_shape_image(in);
+    const size_t nout = (size_t)in.n * cnn_shape_image(out);
+    uint64_t seed = 77 ^ nin ^ (np << 16);
+    float *x = malloc(sizeof(float) * nin), *p = malloc(sizeof(float) * np);
+    float *dy = malloc(sizeof(float) * nout);
+    for (size_t i = 0; i < nin; i++) x[i] = (float)tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = (float)tu_uniform(&seed, -0.3, 0.3);
+    for (size_t i = 0; i < nout; i++) dy[i] = (float)tu_uniform(&seed, -1, 1);
+    for (int train = 0; train < 2; train++) {
+        run_t f, two, f2;
+        conv_relu_run(s, in, algo, 1, train, 1, x, p, dy, &f);
+        conv_relu_run(s, in, algo, 0, train, 1, x, p, dy, &two);
+        conv_relu_run(s, in, algo, 1, train, 2, x, p, dy, &f2);
+        same_conv_run("relu_out vs conv, relu", &f, &two);
+        same_conv_run("relu_out, 2 threads vs 1", &f2, &f);
+        /* the reference */
+        double *xd = malloc(sizeof(double) * nin), *pd = malloc(sizeof(double) * np);
+        double *yd = malloc(sizeof(double) * nout), *dyd = malloc(sizeof(double) * nout);
+        double *dxd = malloc(sizeof(double) * nin), *dpd = calloc(np, sizeof(double));
+        for (size_t i = 0; i < nin; i++) xd[i] = x[i];
+        for (size_t i = 0; i < np; i++) pd[i] = p[i];
+        const cnn_ref_args_t a = {.spec = &s, .in = in, .out = out, .x = xd, .params = pd};
+        cnn_conv_ops.reference(&a, yd);
+        size_t zeros = 0;
+        for (size_t i = 0; i < nout; i++) {
+            dyd[i] = yd[i] > 0 ? dy[i] : 0.0;
+            yd[i] = yd[i] > 0 ? yd[i] : 0.0;
+            zeros += f.y[i] == 0.0f;
+        }
+        assert_true(zeros > nout / 10 && zeros < nout * 9 / 10);
+        cnn_conv_ops.reference_backward(&a, yd, dyd, dxd, dpd);
+        TU_ASSERT_CLOSE("conv relu_out forward", f.y, yd, nout, FWD_ATOL, FWD_RTOL);
+        TU_ASSERT_CLOSE("conv relu_out input gradient", f.dx, dxd, nin, GRAD_ATOL, GRAD_RTOL);
+        TU_ASSERT_CLOSE("conv relu_out parameter gradients", f.dp, dpd, np, GRAD_ATOL,
+                        GRAD_RTOL);
+        free(xd);
+        free(pd);
+        free(yd);
+        free(dyd);
+        free(dxd);
+        free(dpd);
+        run_free(&f);
+        run_free(&two);
+        run_free(&f2);
+    }
+    free(x);
+    free(p);
+    free(dy);
+}
+
+/* 1 where the net may fold a ReLU into the conv: its engine runs one */
+static int conv_takes_relu(cnn_layer_spec_t s, cnn_shape_t in)
+{
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, in, 1, &net), CNN_OK);
+    const int can = !net->layers[0].sz.no_relu_out;
+    cnn_net_free(net);
+    return can;
+}
+
+/* Every engine that runs the ReLU: the blocked kernels' columns (5x5 on
+ * 3 channels, as cifar-3layer's conv1; 6 filters, whose product goes to
+ * the BLAS; a grey 3x3, whose columns the layer keeps), Winograd F(2x2),
+ * F(4x4) (rows of 4 tiles, two to a vector; a cropped 13x13; two images
+ * to a vector on 7x7, with an odd one left over). The other engines
+ * (the BLAS's columns, 1x1, stride 2) do not take it. */
+static void test_conv_relu_out(void **state)
+{
+    (void)state;
+    assert_int_equal(cnn_conv_ops.relu_out, 1);
+    check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 12, 12), CNN_CONV_AUTO);
+    check_conv_relu_out(mk("conv", 6, 5, 5, 1, 2), sh(2, 3, 9, 11), CNN_CONV_AUTO);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 1, 10, 10), CNN_CONV_AUTO);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 12, 12), CNN_CONV_WINOGRAD);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
+    check_conv_relu_out(mk("conv", 12, 3, 3, 1, 1), sh(2, 8, 13, 13), CNN_CONV_WINOGRAD4);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 7, 7), CNN_CONV_WINOGRAD4);
+    assert_true(conv_takes_relu(mk("conv", 16, 3, 3, 1, 1), sh(2, 16, 14, 14)));
+    assert_false(conv_takes_relu(mk("conv", 8, 5, 5, 1, 2), sh(2, 4, 12, 12)));
+    assert_false(conv_takes_relu(mk("conv", 8, 1, 1, 1, 0), sh(2, 4, 6, 6)));
+    assert_false(conv_takes_relu(mk("conv", 16, 3, 3, 2, 1), sh(2, 16, 8, 8)));
+}
+
 /* A chunk's GEMMs run in column blocks of whole images (about 512
  * columns), taken block by block: 3 blocks of 1, 2 and 2 images (256
  * tiles each), which 2 threads cannot split evenly; chunks of 3 images,
@@ -1939,7 +2089,8 @@ int main(void)
         cmocka_unit_test(test_conv_stride2_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
-        cmocka_unit_test(test_conv_winograd_blocks),  cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_conv_winograd_blocks), cmocka_unit_test(test_conv_relu_out),
+        cmocka_unit_test(test_relu),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_maxpool),       cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap_flatten),

@@ -199,7 +199,7 @@ static void test_graph_plan(void **state)
     };
     assert_int_equal(cnn_net_create(f, 5, (cnn_shape_t){2, 1, 4, 4}, 1, &net), CNN_OK);
     assert_ptr_equal(net->act[2], net->act[1]); /* c has one consumer: r */
-    assert_int_equal(cnn_net_relu_folded(net, 1), 0);
+    assert_int_equal(net->fold[1], 0); /* into c (relu_out), not into a pool */
     cnn_net_free(net);
     f[3] = G(L("mp2", "maxpool", 0, 2, 2, 0), "c", NULL, NULL); /* c fans out now */
     f[1] = G(L("r", "relu", 0, 0, 0, 0), "c", NULL, NULL);
@@ -360,8 +360,24 @@ static void test_relu_out(void **state)
     int want[11] = {0};
     want[8] = 1;                                    /* sum -> r2 */
     want[4] = cnn_batchnorm_ops.relu_out;           /* b1 -> r1 */
+    want[1] = 1; /* stem -> r0, whose output two layers read */
     check_relu_out_plan(a, 11, (cnn_shape_t){4, 2, 6, 6}, want);
     check_relu_out(a, 11, (cnn_shape_t){4, 2, 6, 6});
+    /* convs: cifar-3layer's shape of net (the blocked kernels' columns,
+     * then Winograd), and engines that do not take the ReLU (the BLAS's
+     * columns at 5x5 on 4 channels, 1x1, stride 2) */
+    const cnn_layer_spec_t d[] = {
+        L("c1", "conv", 8, 5, 1, 2), L("r1", "relu", 0, 0, 0, 0),
+        L("c2", "conv", 16, 3, 1, 1), L("r2", "relu", 0, 0, 0, 0),
+        L("c3", "conv", 8, 3, 2, 1), L("r3", "relu", 0, 0, 0, 0),
+        L("c4", "conv", 4, 1, 1, 0), L("r4", "relu", 0, 0, 0, 0),
+        L("c5", "conv", 4, 5, 1, 2), L("r5", "relu", 0, 0, 0, 0),
+        L("f", "flatten", 0, 0, 0, 0), L("fc", "dense", 3, 0, 0, 0),
+    };
+    const int wd[12] = {0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    check_relu_out_plan(d, 12, (cnn_shape_t){3, 3, 16, 16}, wd);
+    check_relu_out(d, 12, (cnn_shape_t){3, 3, 16, 16});
     const cnn_layer_spec_t b[] = {
         L("c1", "conv", 3, 3, 1, 1), G(L("c2", "conv", 3, 3, 1, 1), "input", NULL, NULL),
         G(L("c3", "conv", 3, 1, 1, 0), "input", NULL, NULL),

@@ -122,14 +122,17 @@ void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                          int W, int pad, int th, int tw, float *dx, float *scratch);
 
 /* M: 16 matrices (K, ld) xs floats apart -> y (K, OH, OW) = bias (K) +
- * output tiles. */
+ * output tiles; relu != 0: max(that, 0), as the relu layer computes it
+ * (a conv with its ReLU folded in). */
 void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
                      int OW, int th, int tw, const float *bias, float *y,
-                     float *scratch);
+                     float *scratch, int relu);
 
 /* Adjoint of cnn_wino_output without the bias: dy (K, OH, OW) -> dM, 16
- * matrices (K, ld) xs floats apart; spill as for cnn_wino_input. */
-void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th,
+ * matrices (K, ld) xs floats apart; spill as for cnn_wino_input. y, unless
+ * NULL, is the output that cnn_wino_output gave with relu: dy is taken
+ * where y > 0 and 0 elsewhere, the ReLU's backward pass. */
+void cnn_wino_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                           int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
 /* The same six for Winograd F(4x4, 3x3): 6x6 input tiles, 36 matrices,
@@ -146,8 +149,8 @@ void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
                           int W, int pad, int th, int tw, float *dx, float *scratch);
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
                       int OW, int th, int tw, const float *bias, float *y,
-                      float *scratch);
-void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th,
+                      float *scratch, int relu);
+void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
 /* F(4x4) on images of 2 x 2 tiles (OH and OW of 5 to 8), two images at a
@@ -159,9 +162,10 @@ void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int
 void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
                            float *dxa, float *dxb, float *scratch);
 void cnn_wino4_output2(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
-                       const float *bias, float *ya, float *yb, float *scratch);
-void cnn_wino4_output_grad2(const float *dya, const float *dyb, int K, int OH, int OW,
-                            float *dM, size_t ld, size_t xs, float *scratch);
+                       const float *bias, float *ya, float *yb, float *scratch, int relu);
+void cnn_wino4_output_grad2(const float *dya, const float *dyb, const float *ya,
+                            const float *yb, int K, int OH, int OW, float *dM, size_t ld,
+                            size_t xs, float *scratch);
 
 /* counter-based randomness (cnn_hash4, cnn_u01, cnn_randn) lives in rng.h */
 

@@ -100,6 +100,9 @@ typedef struct {
     size_t shared; /* scratch shared by the threads of one call */
     int variant;   /* the layer's own choice made by shape (conv: the
                       algorithm), so later calls agree with the sizes */
+    int no_relu_out; /* 1: this layer cannot take the ReLU after it
+                        (ops->relu_out) after all: a conv whose algorithm
+                        does not run one */
 } cnn_layer_sizes_t;
 
 /* Per-call context: mode, randomness and scratch. Built by the caller. */
@@ -308,9 +311,10 @@ typedef struct {
     void (*forward_after_relu)(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                                const float *x, float *y);
     /* 1: the layer can run a ReLU over its own output (cnn_layer_t's
-     * relu_out), which saves the ReLU's passes over memory. The net sets
-     * relu_out when a ReLU is the one consumer of this layer's output
-     * (batchnorm -> relu, add -> relu), and then runs neither the ReLU's
+     * relu_out), which saves the ReLU's passes over memory, unless its
+     * sizes say otherwise (sz.no_relu_out). The net sets relu_out when a
+     * ReLU is the one consumer of this layer's output (batchnorm -> relu,
+     * add -> relu, conv -> relu), and then runs neither the ReLU's
      * forward nor its backward. */
     int relu_out;
     /* Optional: in test mode the layer is y = a x + b on channel c (a

@@ -4,6 +4,11 @@
 #include "kernels/simd.h"
 #include "mpicnn/kernels.h"
 
+/* The zeroing loops below stay loops: GCC would make each short run of
+ * zeros (a row's padded edge, 1 or 2 floats) a call to memset, which
+ * took as long as the copies (0.8% of a cifar-3layer step in each pass). */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+
 #include <stddef.h>
 #include <string.h>
 
@@ -21,9 +26,14 @@ int cnn_conv_out_size(int in, int k, int stride, int pad)
  * zeros above and below, and |kx - pad| zeros at one edge of each row
  * (what the copy brought in from the next or the previous row). One copy
  * a row of col instead of one a pixel row: fewer, longer copies, whose
- * call and edge handling no longer dominate at short image rows. */
-static void im2col_same_width(const float *x, int C, int H, int W, int KH, int KW, int pad,
-                              int OH, float *col, size_t ldcol)
+ * call and edge handling no longer dominate at short image rows. The
+ * copies and the zeros are vector loops (simd.h), not memcpy and memset:
+ * for cifar-3layer's 5x5 layer on 3 x 32 x 32 (75 rows of 1024, 300 KB
+ * an image, more than L1 holds) they unfold 64 images in 0.54 ms against
+ * 0.98; a grey 28 x 28 image with a 3x3 kernel in 0.048 against 0.050,
+ * an RGB 32 x 32 one in 0.18 against 0.17. */
+CLONES static void im2col_same_width(const float *x, int C, int H, int W, int KH, int KW,
+                                     int pad, int OH, float *col, size_t ldcol)
 {
     const ptrdiff_t plane = (ptrdiff_t)H * W, rows = (ptrdiff_t)OH * W;
     for (int c = 0; c < C; c++) {
@@ -45,9 +55,9 @@ static void im2col_same_width(const float *x, int C, int H, int W, int KH, int K
                 if (lo + shift < 0) lo = -shift;
                 if (hi + shift > plane) hi = plane - shift;
                 if (hi < lo) hi = lo;
-                memset(row, 0, sizeof(float) * (size_t)lo);
-                memcpy(row + lo, xc + lo + shift, sizeof(float) * (size_t)(hi - lo));
-                memset(row + hi, 0, sizeof(float) * (size_t)(rows - hi));
+                zero_floats(row, (int)lo);
+                copy_floats(row + lo, xc + lo + shift, (int)(hi - lo));
+                zero_floats(row + hi, (int)(rows - hi));
                 const int e0 = kx < pad ? 0 : W + pad - kx, e1 = kx < pad ? pad - kx : W;
                 for (int oy = oy0; oy < oy1; oy++)
                     for (int ox = e0; ox < e1; ox++) row[(size_t)oy * W + ox] = 0.0f;

@@ -67,8 +67,9 @@ typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));
 /* dst[0..n) = src[0..n), in vectors. Image rows are short (14-32 floats
  * in the reference nets), and for them memcpy's call and dispatch cost
  * more than the copy: 20% of an F(4x4) layer's time on 1 thread went to
- * memcpy in the Winograd planes' row copies. (im2col's runs of 28-32
- * floats measured level either way: there the stores are the cost.) */
+ * memcpy in the Winograd planes' row copies. (im2col's rows of a whole
+ * plane, longer copies, are faster so too where they leave L1:
+ * kernels/im2col.c.) */
 INLINE void copy_floats(float *dst, const float *src, int n)
 {
     if (n >= VW) { /* the last vector overlaps the one before */
@@ -78,6 +79,52 @@ INLINE void copy_floats(float *dst, const float *src, int n)
     }
     for (int l = 0; l < VW; l++) /* not a loop to n: that becomes memcpy */
         if (l < n) dst[l] = src[l];
+}
+
+/* dst[0..n) = the ReLU of src[0..n), src > 0 ? src : 0 (0 for NaN and
+ * -0, as the relu layer gives), in vectors as copy_floats */
+INLINE void relu_floats(float *dst, const float *src, int n)
+{
+    if (n >= VW) {
+        for (int i = 0; i + VW < n; i += VW) {
+            const v8 v = *(const v8 *)(src + i);
+            *(v8 *)(dst + i) = (v8)((v8i)v & (v > 0.0f));
+        }
+        const v8 v = *(const v8 *)(src + n - VW);
+        *(v8 *)(dst + n - VW) = (v8)((v8i)v & (v > 0.0f));
+        return;
+    }
+    for (int l = 0; l < VW; l++)
+        if (l < n) dst[l] = src[l] > 0.0f ? src[l] : 0.0f;
+}
+
+/* dst[0..n) = mask > 0 ? src : 0: the gradient src at a ReLU's output
+ * taken back to its input (mask the ReLU's output), as the relu layer's
+ * backward pass gives it */
+INLINE void relu_grad_floats(float *dst, const float *src, const float *mask, int n)
+{
+    if (n >= VW) {
+        for (int i = 0; i + VW < n; i += VW)
+            *(v8 *)(dst + i) = (v8)((v8i) * (const v8 *)(src + i) &
+                                    (*(const v8 *)(mask + i) > 0.0f));
+        *(v8 *)(dst + n - VW) = (v8)((v8i) * (const v8 *)(src + n - VW) &
+                                     (*(const v8 *)(mask + n - VW) > 0.0f));
+        return;
+    }
+    for (int l = 0; l < VW; l++)
+        if (l < n) dst[l] = mask[l] > 0.0f ? src[l] : 0.0f;
+}
+
+/* dst[0..n) = 0, in vectors, for the same reason */
+INLINE void zero_floats(float *dst, int n)
+{
+    if (n >= VW) {
+        for (int i = 0; i + VW < n; i += VW) *(v8 *)(dst + i) = (v8){0};
+        *(v8 *)(dst + n - VW) = (v8){0};
+        return;
+    }
+    for (int l = 0; l < VW; l++)
+        if (l < n) dst[l] = 0.0f;
 }
 
 #endif

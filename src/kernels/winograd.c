@@ -765,7 +765,7 @@ INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C
 /* The output tiles go to the plane, lanes past a tile row landing in its
  * slack, and the plane's first OH x OW to y. */
 INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int OH, int OW,
-                         int th, int tw, const float *bias, float *y, float *plane)
+                         int th, int tw, const float *bias, float *y, float *plane, int relu)
 {
     const int ps = plane_stride(m, tw);
     for (int k = 0; k < K; k++) {
@@ -783,19 +783,28 @@ INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int
             }
         }
         float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++) copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+        for (int h = 0; h < OH; h++)
+            if (relu)
+                relu_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+            else
+                copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
     }
 }
 
-INLINE void output_grad_tiles(int m, const float *dy, int K, int OH, int OW, int th, int tw,
-                              float *dM, size_t ld, size_t xs, float *plane, int spill)
+INLINE void output_grad_tiles(int m, const float *dy, const float *y, int K, int OH, int OW,
+                              int th, int tw, float *dM, size_t ld, size_t xs, float *plane,
+                              int spill)
 {
     const int ps = plane_stride(m, tw), tpi = th * tw;
     memset(plane, 0, sizeof(float) * (size_t)(m * th) * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
         for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+            if (y)
+                relu_grad_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW,
+                                 y + ((size_t)k * OH + h) * OW, OW);
+            else
+                copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
         const float *next = k + 1 < K ? dyk + (size_t)OH * OW : NULL;
         const size_t share = ((size_t)OH * OW + th - 1) / th;
         float *mk = dM + (size_t)k * ld;
@@ -938,7 +947,7 @@ INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H,
 
 /* ya (and yb, unless NULL) = bias + A^T M A */
 INLINE void output_quad(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
-                        const float *bias, float *ya, float *yb, float *plane)
+                        const float *bias, float *ya, float *yb, float *plane, int relu)
 {
     const int ps = quad_stride();
     float *pa = plane, *pb = plane + quad_plane();
@@ -953,16 +962,23 @@ INLINE void output_quad(const float *M, size_t ld, size_t xs, int K, int OH, int
             for (int j = 0; j < (yb ? 4 : 2); j++) *(v8 *)(g[j] + (size_t)a * ps) = out[j];
         }
         for (int h = 0; h < OH; h++) {
-            copy_floats(ya + ((size_t)k * OH + h) * OW, pa + (size_t)h * ps, OW);
-            if (yb) copy_floats(yb + ((size_t)k * OH + h) * OW, pb + (size_t)h * ps, OW);
+            const size_t r = ((size_t)k * OH + h) * OW;
+            if (relu) {
+                relu_floats(ya + r, pa + (size_t)h * ps, OW);
+                if (yb) relu_floats(yb + r, pb + (size_t)h * ps, OW);
+            } else {
+                copy_floats(ya + r, pa + (size_t)h * ps, OW);
+                if (yb) copy_floats(yb + r, pb + (size_t)h * ps, OW);
+            }
         }
     }
 }
 
 /* The adjoint without the bias: dM from dya (and dyb, unless NULL:
  * lanes 4-7 are not stored) */
-INLINE void output_grad_quad(const float *dya, const float *dyb, int K, int OH, int OW,
-                             float *dM, size_t ld, size_t xs, float *plane)
+INLINE void output_grad_quad(const float *dya, const float *dyb, const float *ya,
+                             const float *yb, int K, int OH, int OW, float *dM, size_t ld,
+                             size_t xs, float *plane)
 {
     const int ps = quad_stride(), n = dyb ? VW : VW / 2;
     float *pa = plane, *pb = plane + quad_plane();
@@ -971,8 +987,14 @@ INLINE void output_grad_quad(const float *dya, const float *dyb, int K, int OH, 
     quad_rows(pa, pb, ps, g);
     for (int k = 0; k < K; k++) {
         for (int h = 0; h < OH; h++) {
-            copy_floats(pa + (size_t)h * ps, dya + ((size_t)k * OH + h) * OW, OW);
-            if (dyb) copy_floats(pb + (size_t)h * ps, dyb + ((size_t)k * OH + h) * OW, OW);
+            const size_t r = ((size_t)k * OH + h) * OW;
+            if (ya) {
+                relu_grad_floats(pa + (size_t)h * ps, dya + r, ya + r, OW);
+                if (dyb) relu_grad_floats(pb + (size_t)h * ps, dyb + r, yb + r, OW);
+            } else {
+                copy_floats(pa + (size_t)h * ps, dya + r, OW);
+                if (dyb) copy_floats(pb + (size_t)h * ps, dyb + r, OW);
+            }
         }
         v8 gc[4][6];
         for (int a = 0; a < 4; a++) quad_cols6(g, (size_t)a * ps, gc[a]);
@@ -1023,32 +1045,32 @@ void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, i
  * each of M's rows. */
 CLONES
 void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
-                     int tw, const float *bias, float *y, float *plane)
+                     int tw, const float *bias, float *y, float *plane, int relu)
 {
-    output_tiles(2, M, ld, xs, K, OH, OW, th, tw, bias, y, plane);
+    output_tiles(2, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
 }
 
 CLONES
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
-                      int tw, const float *bias, float *y, float *plane)
+                      int tw, const float *bias, float *y, float *plane, int relu)
 {
-    output_tiles(4, M, ld, xs, K, OH, OW, th, tw, bias, y, plane);
+    output_tiles(4, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
 }
 
 /* The adjoint of cnn_wino_output (without the bias): dM laid out as 16
  * (36) matrices (K, ld) xs floats apart, from dy (K, OH, OW). */
 CLONES
-void cnn_wino_output_grad(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
-                          size_t ld, size_t xs, float *plane, int spill)
+void cnn_wino_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
+                          int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
 {
-    output_grad_tiles(2, dy, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+    output_grad_tiles(2, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
 }
 
 CLONES
-void cnn_wino4_output_grad(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
-                           size_t ld, size_t xs, float *plane, int spill)
+void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
+                           int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
 {
-    output_grad_tiles(4, dy, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+    output_grad_tiles(4, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
 }
 
 /* F(4x4) on images of 2 x 2 tiles, two at a time (b NULL: one image,
@@ -1070,14 +1092,15 @@ void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, 
 
 CLONES
 void cnn_wino4_output2(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
-                       const float *bias, float *ya, float *yb, float *plane)
+                       const float *bias, float *ya, float *yb, float *plane, int relu)
 {
-    output_quad(M, ld, xs, K, OH, OW, bias, ya, yb, plane);
+    output_quad(M, ld, xs, K, OH, OW, bias, ya, yb, plane, relu);
 }
 
 CLONES
-void cnn_wino4_output_grad2(const float *dya, const float *dyb, int K, int OH, int OW,
-                            float *dM, size_t ld, size_t xs, float *plane)
+void cnn_wino4_output_grad2(const float *dya, const float *dyb, const float *ya,
+                            const float *yb, int K, int OH, int OW, float *dM, size_t ld,
+                            size_t xs, float *plane)
 {
-    output_grad_quad(dya, dyb, K, OH, OW, dM, ld, xs, plane);
+    output_grad_quad(dya, dyb, ya, yb, K, OH, OW, dM, ld, xs, plane);
 }

@@ -22,6 +22,12 @@
  * (with init.c), and holds what the engines share: the column budget
  * (cnn_conv_set_chunk_floats) and the bias gradient.
  *
+ * A ReLU that reads only the conv's output can run inside the layer
+ * (relu_out) where the engine does it (conv_engine_t.relu: the blocked
+ * kernels' columns and Winograd): the output is clamped as it is written,
+ * and the output gradient masked as it is read, saving the ReLU's own
+ * passes over memory (cifar-3layer's two ReLUs).
+ *
  * Every engine computes each element in an order that does not depend on
  * the thread count, so results are the same bits for any thread count. */
 #include <math.h>
@@ -146,8 +152,21 @@ static inline void add_lanes(const float *x, size_t n, float acc[LANES])
     for (int j = 0; p < n; p++, j++) acc[j] += x[p];
 }
 
+/* acc[j] += (y > 0 ? dy : 0) at x[j], x[LANES + j], ..., as add_lanes:
+ * the same sums as add_lanes over the ReLU's output gradient */
+static inline void add_lanes_relu(const float *x, const float *y, size_t n, float acc[LANES])
+{
+    size_t p = 0;
+    for (; p + LANES <= n; p += LANES)
+        for (int j = 0; j < LANES; j++) {
+            const float v = x[p + j]; /* read always: a select, which vectorizes */
+            acc[j] += y[p + j] > 0.0f ? v : 0.0f;
+        }
+    for (int j = 0; p < n; p++, j++) acc[j] += y[p] > 0.0f ? x[p] : 0.0f;
+}
+
 void cnn_conv_bias_grad(const conv_geom_t *g, const cnn_ctx_t *ctx, int n, const float *dy,
-                        float *db)
+                        const float *y, float *db)
 {
     const size_t kohw = (size_t)g->K * g->ohw;
 #pragma omp parallel num_threads(ctx->nthreads)
@@ -156,7 +175,13 @@ void cnn_conv_bias_grad(const conv_geom_t *g, const cnn_ctx_t *ctx, int n, const
         conv_split((size_t)g->K, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         for (size_t k = lo; k < hi; k++) {
             float acc[LANES] = {0};
-            for (int i = 0; i < n; i++) add_lanes(dy + (size_t)i * kohw + k * g->ohw, g->ohw, acc);
+            for (int i = 0; i < n; i++) {
+                const size_t at = (size_t)i * kohw + k * g->ohw;
+                if (y)
+                    add_lanes_relu(dy + at, y + at, g->ohw, acc);
+                else
+                    add_lanes(dy + at, g->ohw, acc);
+            }
             float s = 0.0f;
             for (int j = 0; j < LANES; j++) s += acc[j];
             db[k] += s;
@@ -189,7 +214,9 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     *sz = (cnn_layer_sizes_t){0};
     sz->variant = conv_variant(s, in, oh, ow);
     sz->params = (size_t)s->filters * g.ckk + (size_t)s->filters;
-    engine_of(sz->variant, g.ckk)->sizes(&g, in.n, sz);
+    const conv_engine_t *e = engine_of(sz->variant, g.ckk);
+    e->sizes(&g, in.n, sz);
+    sz->no_relu_out = !e->relu;
     return CNN_OK;
 }
 
@@ -213,9 +240,8 @@ static void conv_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n,
                           const float *x, const float *y, const float *dy,
                           float *dx)
 {
-    (void)y;
     const conv_geom_t g = conv_geom(l);
-    engine_of(l->sz.variant, g.ckk)->backward(l, ctx, &g, n, x, dy, dx);
+    engine_of(l->sz.variant, g.ckk)->backward(l, ctx, &g, n, x, y, dy, dx);
 }
 
 /* ---- the table ------------------------------------------------------ */
@@ -358,4 +384,5 @@ const cnn_layer_ops_t cnn_conv_ops = {
     .onnx = conv_onnx,
     .reference_backward = conv_reference_backward,
     .fold_affine = 1,
+    .relu_out = 1, /* where the engine can (sz.no_relu_out) */
 };

@@ -105,8 +105,10 @@ static void pw_backward_image(const conv_geom_t *g, const float *w, const float 
 }
 
 static void pw_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                        const float *x, const float *dy, float *dx)
+                        const float *x, const float *y, const float *dy,
+                        float *dx)
 {
+    (void)y; /* no relu_out */
     const size_t slot = cnn_conv_slot_floats(g->K, g->ckk), nw = (size_t)g->K * g->C;
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     const float *w = l->params;

@@ -30,11 +30,17 @@ typedef struct {
      * sz->params and sz->variant are set already. */
     void (*sizes)(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz);
     /* The layer's forward and backward passes, as cnn_layer_ops_t's
-     * (x (n,C,H,W), y and dy (n,K,OH,OW); dx may be NULL). */
+     * (x (n,C,H,W), y and dy (n,K,OH,OW); dx may be NULL). An engine with
+     * `relu` runs the ReLU the net folds into the layer (l->relu_out):
+     * forward writes max(y, 0), and backward takes dy where y > 0 (y is
+     * what forward wrote) and 0 elsewhere, each image's share where it
+     * reads dy anyway, so that the ReLU's passes over memory are saved.
+     * Engines without it are never given l->relu_out (conv.c). */
     void (*forward)(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                     const float *x, float *y);
     void (*backward)(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                     const float *x, const float *dy, float *dx);
+                     const float *x, const float *y, const float *dy, float *dx);
+    int relu;
 } conv_engine_t;
 
 extern const conv_engine_t cnn_conv_im2col_engine, cnn_conv_smallgemm_engine,
@@ -58,9 +64,11 @@ size_t cnn_conv_chunk_floats(void);
 int cnn_conv_chunk_images(size_t floats, int nmax);
 
 /* db (K) += the sums over images and pixels of dy (n, K, OH*OW), split by
- * k over threads, each sum in a fixed order. */
+ * k over threads, each sum in a fixed order; with y (not NULL) only where
+ * y > 0 (a folded ReLU's backward pass), the same bits as the sums of the
+ * ReLU's own output gradient. */
 void cnn_conv_bias_grad(const conv_geom_t *g, const cnn_ctx_t *ctx, int n, const float *dy,
-                        float *db);
+                        const float *y, float *db);
 
 /* conv_im2col.c: the column steps that the small-D engine shares. */
 
@@ -81,7 +89,8 @@ void cnn_conv_gemm_product(const conv_geom_t *g, const float *w, const float *b,
 
 /* The forward pass over columns: each thread unfolds whole images (into
  * the cache in training when the layer keeps its columns, else into its
- * own scratch) and multiplies them by `product`. */
+ * own scratch) and multiplies them by `product`; with l->relu_out it
+ * clamps each image's output while that is in its cache. */
 void cnn_conv_cols_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                            const float *x, float *y, conv_product_fn product);
 

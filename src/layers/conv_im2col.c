@@ -66,6 +66,11 @@ void cnn_conv_cols_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom
         float *col = keep ? l->cache + (size_t)i * g->colsz : layer_work(ctx);
         cnn_conv_unfold(g, x + (size_t)i * chw, col);
         product(g, w, b, col, y + (size_t)i * kohw);
+        if (l->relu_out) /* while the image's output is in this core's cache */
+            for (size_t j = 0; j < kohw; j++) {
+                const float v = y[(size_t)i * kohw + j];
+                y[(size_t)i * kohw + j] = v > 0.0f ? v : 0.0f;
+            }
     }
 }
 
@@ -119,7 +124,8 @@ static void weight_grad_share(const conv_geom_t *g, int by_rows, size_t blo, siz
 }
 
 static void im2col_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                            const float *x, const float *dy, float *dx)
+                            const float *x, const float *y, const float *dy,
+                            float *dx)
 {
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     float *dw = l->grads, *db = l->grads + (size_t)g->K * g->ckk;
@@ -130,7 +136,8 @@ static void im2col_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geo
     const int have = cached && ctx->train;
     /* split dW by its longer side, so every thread gets real work */
     const int by_rows = (size_t)g->K >= g->ckk;
-    cnn_conv_bias_grad(g, ctx, n, dy, db);
+    (void)y; /* no relu_out */
+    cnn_conv_bias_grad(g, ctx, n, dy, NULL, db);
     for (int b0 = 0; b0 < n; b0 += chunk) {
         const int nb = n - b0 < chunk ? n - b0 : chunk;
         /* else unfold again, into the cache (an eval-mode forward left it

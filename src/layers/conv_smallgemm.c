@@ -11,7 +11,9 @@
  *
  * Threads take whole images in both passes. The backward pass sums each
  * image's dW and db into a partial-sum slot of the shared scratch, then
- * adds the slots to the gradient in image order. */
+ * adds the slots to the gradient in image order. A ReLU folded into the
+ * layer (relu_out) clamps each image's output after its product, and
+ * masks its output gradient into the thread's scratch before dW. */
 #include <string.h>
 
 #include "conv_engine.h"
@@ -25,6 +27,9 @@ size_t cnn_conv_slot_floats(int K, size_t ckk)
 static void small_sizes(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz)
 {
     (void)cnn_conv_cols_sizes(g, nmax, sz);
+    /* after one image's columns, its output gradient masked by a ReLU
+     * folded into the layer (relu_out) */
+    sz->work += (size_t)g->K * g->ohw;
     /* per-image partial dW and db, a chunk at a time */
     const size_t slot = cnn_conv_slot_floats(g->K, g->ckk);
     sz->shared = slot * (size_t)cnn_conv_chunk_images(slot, nmax);
@@ -68,7 +73,8 @@ void cnn_conv_add_slots(const float *part, size_t slot, size_t used, int nb, flo
  * rows instead would make every thread read every image's columns, which
  * is where such a layer's backward pass spends its time. */
 static void small_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                           const float *x, const float *dy, float *dx)
+                           const float *x, const float *y, const float *dy,
+                           float *dx)
 {
     const size_t nw = (size_t)g->K * g->ckk, slot = cnn_conv_slot_floats(g->K, g->ckk);
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
@@ -84,6 +90,15 @@ static void small_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom
             for (int i = 0; i < nb; i++) {
                 const float *dyi = dy + (size_t)(b0 + i) * kohw;
                 float *part = ctx->shared + (size_t)i * slot, *col = layer_work(ctx);
+                if (l->relu_out) { /* the ReLU's backward pass, into this core's cache */
+                    float *m = layer_work(ctx) + g->colsz;
+                    const float *yi = y + (size_t)(b0 + i) * kohw;
+                    for (size_t j = 0; j < kohw; j++) {
+                        const float v = dyi[j]; /* read always: a select */
+                        m[j] = yi[j] > 0.0f ? v : 0.0f;
+                    }
+                    dyi = m;
+                }
                 if (have)
                     col = l->cache + (size_t)(b0 + i) * g->colsz;
                 else
@@ -105,4 +120,5 @@ const conv_engine_t cnn_conv_smallgemm_engine = {
     .sizes = small_sizes,
     .forward = small_forward,
     .backward = small_backward,
+    .relu = 1,
 };

@@ -285,8 +285,10 @@ static void add_sum(const conv_geom_t *g, const float *sum, float *grads)
 }
 
 static void s2_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                        const float *x, const float *dy, float *dx)
+                        const float *x, const float *y, const float *dy,
+                        float *dx)
 {
+    (void)y; /* no relu_out */
     const s2_layout_t s = s2_layout(g, l->in.n);
     const size_t slot = slot_floats(g), used = (size_t)g->K * g->ckk + (size_t)g->K;
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;

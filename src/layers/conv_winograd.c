@@ -8,7 +8,9 @@
  * over V, which is not needed after), dx from dV, dW from dU. 2.25x (or
  * 4x) fewer multiply-adds than im2col in all three products. M and dV come
  * from the blocked kernel of kernels/smallgemm.c when U is small
- * (small_left). The cache holds U and dU (and U^T for that kernel); V is
+ * (small_left). A ReLU folded into the layer (relu_out) clamps the output
+ * where the output transform writes it, and masks dy where dM's transform
+ * reads it. The cache holds U and dU (and U^T for that kernel); V is
  * computed again in the backward pass, a chunk of images at a time
  * (WINO_IMAGES; the forward pass takes smaller chunks where they fit the
  * L2 caches, wino_chunk). Threads take whole images for the transforms
@@ -49,9 +51,9 @@ typedef struct {
     void (*input_grad)(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
                        int th, int tw, float *dx, float *scratch);
     void (*output)(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th, int tw,
-                   const float *bias, float *y, float *scratch);
-    void (*output_grad)(const float *dy, int K, int OH, int OW, int th, int tw, float *dM,
-                        size_t ld, size_t xs, float *scratch, int spill);
+                   const float *bias, float *y, float *scratch, int relu);
+    void (*output_grad)(const float *dy, const float *y, int K, int OH, int OW, int th, int tw,
+                        float *dM, size_t ld, size_t xs, float *scratch, int spill);
 } wino_impl_t;
 
 static const wino_impl_t wino2 = {2, 16, cnn_wino_scratch, cnn_wino_filter,
@@ -251,9 +253,10 @@ static void wino_sizes(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz)
 }
 
 /* In a parallel region: V from the calling thread's images of the chunk
- * and, with dy, dM from their output gradients. */
+ * and, with dy, dM from their output gradients (where y > 0, with y: a
+ * ReLU folded into the layer). */
 static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeom_t *w,
-                             const wchunk_t *c, const float *x, const float *dy)
+                             const wchunk_t *c, const float *x, const float *dy, const float *y)
 {
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     int lo, hi;
@@ -264,8 +267,10 @@ static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const w
             cnn_wino4_input2(xa, i + 1 < hi ? xa + chw : NULL, g->C, g->H, g->W, g->P,
                              c->V + (size_t)i * w->tpi, c->tc, c->vxs, layer_work(ctx));
             if (dy) {
-                const float *da = dy + (size_t)(c->b0 + i) * kohw;
-                cnn_wino4_output_grad2(da, i + 1 < hi ? da + kohw : NULL, g->K, g->OH, g->OW,
+                const size_t at = (size_t)(c->b0 + i) * kohw;
+                const float *da = dy + at, *ya = y ? y + at : NULL;
+                cnn_wino4_output_grad2(da, i + 1 < hi ? da + kohw : NULL, ya,
+                                       ya && i + 1 < hi ? ya + kohw : NULL, g->K, g->OH, g->OW,
                                        c->M + (size_t)i * w->tpi, c->tc, c->mxs,
                                        layer_work(ctx));
             }
@@ -276,10 +281,12 @@ static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const w
     for (int i = lo; i < hi; i++) {
         w->f->input(x + (size_t)(c->b0 + i) * chw, g->C, g->H, g->W, g->P, w->th, w->tw,
                     c->V + (size_t)i * w->tpi, c->tc, c->vxs, layer_work(ctx), i + 1 < hi);
-        if (dy)
-            w->f->output_grad(dy + (size_t)(c->b0 + i) * kohw, g->K, g->OH, g->OW, w->th,
-                              w->tw, c->M + (size_t)i * w->tpi, c->tc, c->mxs, layer_work(ctx),
+        if (dy) {
+            const size_t at = (size_t)(c->b0 + i) * kohw;
+            w->f->output_grad(dy + at, y ? y + at : NULL, g->K, g->OH, g->OW, w->th, w->tw,
+                              c->M + (size_t)i * w->tpi, c->tc, c->mxs, layer_work(ctx),
                               i + 1 < hi);
+        }
     }
 }
 
@@ -365,9 +372,12 @@ static void products_dv(const conv_geom_t *g, const wgeom_t *w, const wchunk_t *
 }
 
 /* The tensors of one pass over a batch: forward (x -> y; dy NULL) or
- * backward (x, dy -> dU and, if dx is not NULL, dx). */
+ * backward (x, dy -> dU and, if dx is not NULL, dx). relu: a ReLU folded
+ * into the layer, which clamps y (forward) and masks dy by the output yr
+ * (backward). */
 typedef struct {
-    const float *x, *dy;
+    const float *x, *dy, *yr;
+    int relu;
     const float *U, *UT; /* U; U^T when small (backward, for dV) */
     const float *b;      /* bias (forward) */
     float *y, *dU, *dx;
@@ -386,14 +396,15 @@ static void forward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeo
         for (int i = 0; i < c->nb; i += 2) {
             float *ya = p->y + (size_t)(c->b0 + i) * kohw;
             cnn_wino4_output2(c->M + (size_t)i * w->tpi, c->tc, c->mxs, g->K, g->OH, g->OW,
-                              p->b, ya, i + 1 < c->nb ? ya + kohw : NULL, layer_work(ctx));
+                              p->b, ya, i + 1 < c->nb ? ya + kohw : NULL, layer_work(ctx),
+                              p->relu);
         }
         return;
     }
 #pragma omp for schedule(static)
     for (int i = 0; i < c->nb; i++)
         w->f->output(c->M + (size_t)i * w->tpi, c->tc, c->mxs, g->K, g->OH, g->OW, w->th, w->tw,
-                     p->b, p->y + (size_t)(c->b0 + i) * kohw, layer_work(ctx));
+                     p->b, p->y + (size_t)(c->b0 + i) * kohw, layer_work(ctx), p->relu);
 }
 
 /* In a parallel region, once the chunk's V and dM are made: dU += dM x
@@ -431,7 +442,7 @@ static void wino_pass(const cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geo
         const wchunk_t c = wino_chunk_at(l, ctx, w, n, b0, nc);
 #pragma omp parallel num_threads(ctx->nthreads)
         {
-            transform_images(ctx, g, w, &c, p->x, p->dy);
+            transform_images(ctx, g, w, &c, p->x, p->dy, p->yr);
 #pragma omp barrier
             if (p->dy)
                 backward_chunk(ctx, g, w, &c, p);
@@ -446,19 +457,21 @@ static void wino_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t
 {
     const wgeom_t w = wgeom_layer(l);
     w.f->filter(l->params, g->K, g->C, l->cache);
-    const wpass_t p = {.x = x, .U = l->cache, .b = l->params + (size_t)g->K * g->ckk, .y = y};
+    const wpass_t p = {.x = x, .U = l->cache, .b = l->params + (size_t)g->K * g->ckk, .y = y,
+                       .relu = l->relu_out};
     wino_pass(l, ctx, g, &w, n, &p);
 }
 
 static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
-                          const float *x, const float *dy, float *dx)
+                          const float *x, const float *y, const float *dy,
+                          float *dx)
 {
     const wgeom_t w = wgeom_layer(l);
     float *dw = l->grads, *db = l->grads + (size_t)g->K * g->ckk;
     float *UT = l->cache + 2 * w.ukc;
-    const wpass_t p = {.x = x, .dy = dy, .U = l->cache, .UT = UT, .dU = l->cache + w.ukc,
-                       .dx = dx, .small = small_left(g->C, g->K)};
-    cnn_conv_bias_grad(g, ctx, n, dy, db);
+    const wpass_t p = {.x = x, .dy = dy, .yr = l->relu_out ? y : NULL, .U = l->cache, .UT = UT,
+                       .dU = l->cache + w.ukc, .dx = dx, .small = small_left(g->C, g->K)};
+    cnn_conv_bias_grad(g, ctx, n, dy, p.yr, db);
     if (dx && p.small) transpose_u(g, &w, p.U, UT);
     wino_pass(l, ctx, g, &w, n, &p);
     w.f->filter_grad(p.dU, g->K, g->C, dw);
@@ -469,4 +482,5 @@ const conv_engine_t cnn_conv_winograd_engine = {
     .sizes = wino_sizes,
     .forward = wino_forward,
     .backward = wino_backward,
+    .relu = 1,
 };

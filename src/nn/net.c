@@ -163,13 +163,14 @@ int cnn_net_set_fuse(int on)
 
 /* A ReLU (i, in place over its one input s) whose input no other layer
  * reads, and not folded into a pool after it: the layer s runs it over
- * its own output if its type can (ops->relu_out). */
+ * its own output if its type can (ops->relu_out) and its sizes do not
+ * say otherwise (sz.no_relu_out: a conv whose engine has no ReLU). */
 static void plan_relu_out(cnn_net_plan_layer_t *ls, int i)
 {
     cnn_net_plan_layer_t *pl = &ls[i];
     const int s = pl->src[0];
     if (!pl->ops->relu || !pl->in_place || pl->fold >= 0 || !ls[s].ops->relu_out ||
-        ls[s].relu_out >= 0 || ls[s].affine_into >= 0)
+        ls[s].sz.no_relu_out || ls[s].relu_out >= 0 || ls[s].affine_into >= 0)
         return;
     pl->fold = s;
     ls[s].relu_out = i;
@@ -192,8 +193,9 @@ static void plan_affine(cnn_net_plan_layer_t *ls, int i)
 
 /* The consumers of every layer's output, and the decisions that depend
  * on them: which layers run in place, which ReLUs are folded into the
- * max pool after them or the layer before them, and in inference which
- * batchnorms into the conv before them. */
+ * max pool after them, and in inference which batchnorms into the conv
+ * before them. (Which ReLUs are folded into the layer before them waits
+ * for the shapes: plan_relu_out.) */
 static void plan_uses(cnn_net_plan_t *plan)
 {
     cnn_net_plan_layer_t *ls = plan->layers;
@@ -214,7 +216,6 @@ static void plan_uses(cnn_net_plan_t *plan)
             ls[s].fold = i;
     }
     for (int i = 0; i < nl && fuse_on && plan->infer; i++) plan_affine(ls, i);
-    for (int i = 0; i < nl && fuse_on; i++) plan_relu_out(ls, i);
 }
 
 /* Layer i's type and inputs. */
@@ -471,6 +472,8 @@ static cnn_status_t net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_sha
     if (st == CNN_OK) plan_uses(plan);
     for (int i = 0; i < nlayers && st == CNN_OK; i++)
         st = plan_layer(&specs[i], plan, input, &plan->layers[i]);
+    /* after the shapes: a conv's sizes say whether it can take its ReLU */
+    for (int i = 0; i < nlayers && st == CNN_OK && fuse_on; i++) plan_relu_out(plan->layers, i);
     if (st == CNN_OK) st = plan_unused(specs, plan);
     if (st == CNN_OK) st = plan_slots(plan);
     if (st == CNN_OK && !infer) st = plan_backward(plan);
