@@ -220,9 +220,9 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
  * input is the ReLU, and the only layer taking the ReLU's output): the
  * ReLU's output buffer is then not written, it holds the ReLU's input
  * (the same buffer, when the ReLU runs in place) or nothing. Or to the
- * layer before it (ops->relu_out, a batchnorm or add whose one consumer
- * is the ReLU), which writes the ReLU's output into the buffer the two
- * share. */
+ * layer before it (ops->relu_out: a batchnorm, an add, or a conv on the
+ * blocked-kernel or Winograd engine, whose one consumer is the ReLU),
+ * which writes the ReLU's output into the buffer the two share. */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
 /* 1 (the default): nets built after the call fold a ReLU into the layer
