@@ -422,6 +422,10 @@ static void test_conv_winograd_vs_im2col(void **state)
 
 /* ---- conv with its ReLU folded in (relu_out) ------------------------ */
 
+/* The batch the conv_relu_run layers are planned for, when more than the
+ * images they run (0: those) */
+static int relu_plan_n;
+
 /* One conv layer on x with dy at the end, on nthreads, as the net runs
  * it: with relu_out (the layer clamps and masks), or followed by a relu
  * layer run in place over its output (relu_out 0). Results in r. */
@@ -431,7 +435,9 @@ static void conv_relu_run(cnn_layer_spec_t s, cnn_shape_t in, int algo, int relu
 {
     cnn_conv_set_algo(algo);
     cnn_net_t *net = NULL;
-    assert_int_equal(cnn_net_create(&s, 1, in, nthreads, &net), CNN_OK);
+    cnn_shape_t plan = in;
+    if (relu_plan_n > in.n) plan.n = relu_plan_n;
+    assert_int_equal(cnn_net_create(&s, 1, plan, nthreads, &net), CNN_OK);
     cnn_conv_set_algo(CNN_CONV_AUTO);
     cnn_layer_t *l = &net->layers[0];
     assert_int_equal(l->sz.no_relu_out, 0); /* its engine runs the ReLU */
@@ -551,8 +557,11 @@ static int conv_takes_relu(cnn_layer_spec_t s, cnn_shape_t in)
  * 3 channels, as cifar-3layer's conv1; 6 filters, whose product goes to
  * the BLAS; a grey 3x3, whose columns the layer keeps), Winograd F(2x2),
  * F(4x4) (rows of 4 tiles, two to a vector; a cropped 13x13; two images
- * to a vector on 7x7, with an odd one left over). The other engines
- * (the BLAS's columns, 1x1, stride 2) do not take it. */
+ * to a vector on 7x7, with an odd one left over). Then batches of fewer
+ * images than planned, and of several chunks: Winograd's (21 images,
+ * chunks of at most 16), and the blocked kernels' backward pass with dW
+ * slots for one image at a time. The other
+ * engines (the BLAS's columns, 1x1, stride 2) do not take it. */
 static void test_conv_relu_out(void **state)
 {
     (void)state;
@@ -564,6 +573,15 @@ static void test_conv_relu_out(void **state)
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 12, 3, 3, 1, 1), sh(2, 8, 13, 13), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 7, 7), CNN_CONV_WINOGRAD4);
+    relu_plan_n = 7; /* 3 of 7 images */
+    check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 12, 12), CNN_CONV_AUTO);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 7, 7), CNN_CONV_WINOGRAD4);
+    relu_plan_n = 0;
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(21, 4, 8, 8), CNN_CONV_WINOGRAD);
+    cnn_conv_set_chunk_floats(1000); /* under an image's dW slot, 8 x 76 */
+    check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(5, 3, 12, 12), CNN_CONV_AUTO);
+    cnn_conv_set_chunk_floats(0);
     assert_true(conv_takes_relu(mk("conv", 16, 3, 3, 1, 1), sh(2, 16, 14, 14)));
     assert_false(conv_takes_relu(mk("conv", 8, 5, 5, 1, 2), sh(2, 4, 12, 12)));
     assert_false(conv_takes_relu(mk("conv", 8, 1, 1, 1, 0), sh(2, 4, 6, 6)));

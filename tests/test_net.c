@@ -287,10 +287,11 @@ static void test_graph_fold(void **state)
  * bits as every layer on its own (cnn_net_set_fuse(0)) in training
  * (output and gradients), and in inference the same to rounding (where
  * the batchnorms are folded into their convs); a ReLU folds only where its
- * input has no other consumer. Nets: the residual block (sum -> r2, and
- * b1 -> r1 when batchnorm can), a three-input add whose ReLU is the
- * net's output (dout is its gradient), and an add another layer also
- * reads (not folded). */
+ * input has no other consumer. Nets: the residual block (sum -> r2,
+ * b1 -> r1, and the stem's conv -> r0), a three-input add whose ReLU is
+ * the net's output (dout is its gradient), an add another layer also
+ * reads (not folded), and convs on each engine (folded on the blocked
+ * kernels and Winograd only). */
 static void check_relu_out(const cnn_layer_spec_t *a, int nl, cnn_shape_t in)
 {
     float *y[2], *g[2];

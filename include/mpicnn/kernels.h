@@ -156,7 +156,9 @@ void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int O
 /* F(4x4) on images of 2 x 2 tiles (OH and OW of 5 to 8), two images at a
  * time, the tiles of both in one vector: a (columns 0-3 of V and M) and b
  * (columns 4-7), or a alone when b is NULL. Scratch:
- * cnn_wino4_scratch(2, 2), which holds a plane for each. */
+ * cnn_wino4_scratch(2, 2), which holds a plane for each. The output
+ * gradient's ya and yb, the outputs that mask dy (a folded ReLU), are
+ * NULL or not together (yb NULL with dyb). */
 void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int pad,
                       float *V, size_t ld, size_t xs, float *scratch);
 void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,

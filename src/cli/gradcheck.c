@@ -348,8 +348,8 @@ cnn_status_t cli_gradcheck(int argc, char **argv, MPI_Comm comm)
     if ((st = cnn_data_prepare(cfg, 1, &d)) != CNN_OK) goto done;
     const int n = (int)samples;
     const cnn_shape_t in = {n, d.c, d.h, d.w};
-    /* every layer as defined: no ReLU folded into a batchnorm or add,
-     * whose check would then cross the ReLU's kinks */
+    /* every layer as defined: no ReLU folded into the batchnorm, add or
+     * conv before it, whose check would then cross the ReLU's kinks */
     const int fuse = cnn_net_set_fuse(0);
     st = cnn_net_create(cfg->layers, cfg->nlayers, in, cfg->train.threads, &net);
     cnn_net_set_fuse(fuse);
