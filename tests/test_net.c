@@ -434,10 +434,12 @@ static void check_infer(const cnn_layer_spec_t *a, int nl, cnn_shape_t in, int n
 
 /* Inference folds each batchnorm into the conv before it: the
  * batchnorm runs in place over the conv's buffer and not at all, the
- * conv with scaled weights; the output agrees with the training plan's
+ * conv with scaled weights, and with the ReLU after the batchnorm (r1)
+ * clamping what it writes; the output agrees with the training plan's
  * in test mode to float rounding, for running statistics, gamma and beta
- * far from their initial 0 and 1. A batchnorm whose conv output another
- * layer reads, or one after a non-conv, is not folded. */
+ * far from their initial 0 and 1, and in training mode (the three layers
+ * in turn) bit for bit. A batchnorm whose conv output another layer
+ * reads, or one after a non-conv, is not folded. */
 static void test_affine_fold(void **state)
 {
     (void)state;
@@ -457,7 +459,12 @@ static void test_affine_fold(void **state)
     assert_int_equal(cnn_net_build(&pt, a, &nt), CNN_OK);
     assert_int_equal(cnn_net_build(&pi, a, &ni), CNN_OK);
     assert_ptr_equal(ni->act[4], ni->act[3]);
-    assert_int_equal(ni->layers[4].relu_out, 0); /* r1 runs on its own */
+    assert_ptr_equal(ni->act[5], ni->act[4]); /* r1 over b1 over c1 */
+    assert_int_equal(pi.layers[4].fold, 2); /* r1 into c1, through b1 */
+    assert_int_equal(pi.layers[2].relu_out, 4);
+    assert_int_equal(ni->layers[2].relu_out, 0); /* set in test mode only */
+    assert_int_equal(cnn_net_relu_folded(ni, 4), 1);
+    assert_int_equal(pt.layers[4].fold, 3); /* training: r1 into b1 */
     cnn_net_init(nt, 4);
     uint64_t seed = 8;
     for (int i = 0; i < 11; i++) { /* batchnorm: gamma, beta, mean, var */

@@ -154,8 +154,10 @@ cnn_status_t cnn_net_plan(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_
  * nor cnn_net_layer_output (an earlier layer's output may be gone). In
  * test mode its forward pass gives a training net's output to float
  * rounding (a batchnorm after a conv is folded into the conv's weights,
- * cnn_net_set_fuse), and bit for bit with fusions off; in training mode
- * the conv and the batchnorm run in turn, as in a training net. */
+ * and a ReLU after the batchnorm into the conv's output where its engine
+ * can: cnn_net_set_fuse), and bit for bit with fusions off; in training
+ * mode the conv, the batchnorm and the ReLU run in turn, as in a
+ * training net. */
 cnn_status_t cnn_net_plan_infer(const cnn_layer_spec_t *specs, int nlayers, cnn_shape_t input,
                                 int nthreads, cnn_net_plan_t *plan);
 
@@ -222,7 +224,9 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n);
  * (the same buffer, when the ReLU runs in place) or nothing. Or to the
  * layer before it (ops->relu_out: a batchnorm, an add, or a conv on the
  * blocked-kernel or Winograd engine, whose one consumer is the ReLU),
- * which writes the ReLU's output into the buffer the two share. */
+ * which writes the ReLU's output into the buffer the two share; in a net
+ * planned for inference, to the conv that a batchnorm before the ReLU is
+ * folded into (in test mode; in training mode the three run in turn). */
 int cnn_net_relu_folded(const cnn_net_t *net, int i);
 
 /* 1 (the default): nets built after the call fold a ReLU into the layer

@@ -164,14 +164,17 @@ int cnn_net_set_fuse(int on)
 /* A ReLU (i, in place over its one input s) whose input no other layer
  * reads, and not folded into a pool after it: the layer s runs it over
  * its own output if its type can (ops->relu_out) and its sizes do not
- * say otherwise (sz.no_relu_out: a conv whose engine has no ReLU). */
+ * say otherwise (sz.no_relu_out: a conv whose engine has no ReLU). In
+ * inference, where s is a batchnorm folded into the conv before it
+ * (plan_affine), that conv runs it: the batchnorm makes no pass, and the
+ * conv, which writes the batchnorm's output, clamps it. */
 static void plan_relu_out(cnn_net_plan_layer_t *ls, int i)
 {
     cnn_net_plan_layer_t *pl = &ls[i];
-    const int s = pl->src[0];
-    if (!pl->ops->relu || !pl->in_place || pl->fold >= 0 || !ls[s].ops->relu_out ||
-        ls[s].sz.no_relu_out || ls[s].relu_out >= 0 || ls[s].affine_into >= 0)
-        return;
+    if (!pl->ops->relu || !pl->in_place || pl->fold >= 0) return;
+    int s = pl->src[0];
+    if (ls[s].affine_into >= 0) s = ls[s].affine_into;
+    if (!ls[s].ops->relu_out || ls[s].sz.no_relu_out || ls[s].relu_out >= 0) return;
     pl->fold = s;
     ls[s].relu_out = i;
 }
@@ -596,7 +599,9 @@ static cnn_status_t net_alloc(cnn_net_t *net, const cnn_net_plan_t *plan,
         net->affine_from[i] = pl->affine_from;
         if (pl->affine_from >= 0 && !(net->folded[i] = alloc_floats(pl->sz.params)))
             return CNN_ENOMEM;
-        l->relu_out = pl->relu_out >= 0;
+        /* a conv with its batchnorm folded in runs the ReLU only then
+         * (affine_relu) */
+        l->relu_out = pl->relu_out >= 0 && pl->affine_from < 0;
         ncache += pl->sz.cache;
         if (pl->sz.work > net->work_stride) net->work_stride = pl->sz.work;
         if (pl->sz.shared > net->nshared) net->nshared = pl->sz.shared;
@@ -736,6 +741,17 @@ static void fold_affine(const cnn_layer_t *l, const cnn_layer_t *bn, float *p)
     }
 }
 
+/* The ReLU folded into conv i with the batchnorm after it (in inference:
+ * plan_relu_out), else -1. In training mode the three run in turn, and
+ * the conv's relu_out stays 0. */
+static int affine_relu(const cnn_net_t *net, int i)
+{
+    const int b = net->affine_from[i];
+    for (int j = b + 1; b >= 0 && j < net->nlayers; j++)
+        if (net->fold[j] == i && net->layers[j].src[0] == b) return j;
+    return -1;
+}
+
 /* Layer l's forward pass: its input(s) from act, its output to act. */
 static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, int n)
 {
@@ -752,6 +768,7 @@ static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, 
          * (in training mode the two run in turn, the batchnorm in place) */
         cnn_layer_t folded = *l;
         folded.params = net->folded[l->index];
+        folded.relu_out = affine_relu(net, l->index) >= 0;
         fold_affine(l, &net->layers[net->affine_from[l->index]], folded.params);
         l->ops->forward(&folded, ctx, n, net->act[s + 1], y);
         return;
@@ -767,9 +784,16 @@ static void layer_forward(cnn_net_t *net, cnn_layer_t *l, const cnn_ctx_t *ctx, 
 
 const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
 {
-    for (int i = 0; i < net->nlayers; i++)
-        if (net->fold[i] < 0 && (net->affine_into[i] < 0 || ctx->train))
+    for (int i = 0; i < net->nlayers; i++) {
+        const int f = net->fold[i];
+        /* folded away: a ReLU (into the pool after it or the layer before
+         * it), a batchnorm into its conv; but in training mode a ReLU
+         * folded into a conv through its batchnorm runs, as the batchnorm
+         * does */
+        const int relu_runs = f < 0 || (ctx->train && f < i && net->layers[i].src[0] != f);
+        if (relu_runs && (net->affine_into[i] < 0 || ctx->train))
             layer_forward(net, &net->layers[i], ctx, n);
+    }
     return net->act[net->nlayers];
 }
 
