@@ -560,8 +560,8 @@ static int conv_takes_relu(cnn_layer_spec_t s, cnn_shape_t in)
  * to a vector on 7x7, with an odd one left over). Then batches of fewer
  * images than planned, and of several chunks: Winograd's (21 images,
  * chunks of at most 16), and the blocked kernels' backward pass with dW
- * slots for one image at a time. The other
- * engines (the BLAS's columns, 1x1, stride 2) do not take it. */
+ * slots for one image at a time. The other engines (the BLAS's columns,
+ * 1x1, stride 2) do not take it. */
 static void test_conv_relu_out(void **state)
 {
     (void)state;

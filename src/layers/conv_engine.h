@@ -36,8 +36,8 @@ typedef struct {
      * what forward wrote) and 0 elsewhere, each image's share where it
      * reads dy anyway, so that the ReLU's passes over memory are saved.
      * Engines without it are never given l->relu_out: conv.c sets their
- * sz.no_relu_out, and the net's planning (net.c) then leaves the ReLU
- * on its own. */
+     * sz.no_relu_out, and the net's planning (net.c) then leaves the
+     * ReLU on its own. */
     void (*forward)(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                     const float *x, float *y);
     void (*backward)(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,

@@ -790,8 +790,8 @@ const float *cnn_net_forward(cnn_net_t *net, const cnn_ctx_t *ctx, int n)
          * it), a batchnorm into its conv; but in training mode a ReLU
          * folded into a conv through its batchnorm runs, as the batchnorm
          * does */
-        const int relu_runs = f < 0 || (ctx->train && f < i && net->layers[i].src[0] != f);
-        if (relu_runs && (net->affine_into[i] < 0 || ctx->train))
+        const int runs = f < 0 || (ctx->train && f < i && net->layers[i].src[0] != f);
+        if (runs && (net->affine_into[i] < 0 || ctx->train))
             layer_forward(net, &net->layers[i], ctx, n);
     }
     return net->act[net->nlayers];
