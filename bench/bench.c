@@ -4,7 +4,9 @@
  * and its share, and the peak resident memory per rank.
  *
  *   bench/mpicnn-bench [--threads T] [--batch B] [--seconds S] [--layers-only]
- *                      [--net fmnist-ref|cifar-3layer|resnet20|resnet20-fmnist|resnet20-cifar]
+ *                      [--net fmnist-ref|cifar-3layer|resnet20|resnet20-fmnist|resnet20-cifar|
+ *                             cifar-quick]
+ *   (cifar-quick, three 5x5 convs, only when named)
  *   mpirun -np 2 bench/mpicnn-bench --threads 1 --steps-only
  *   mpirun -np 2 bench/mpicnn-bench --allreduce
  *   bench/mpicnn-bench --resnet-convs [--threads T] [--algo N] [--net LAYER] [--cpu-time]
@@ -75,6 +77,22 @@ static netdef_t cifar3(void)
         L("conv1", "conv", 32, 5, 1, 2), L("relu1", "relu", 0, 0, 0, 0),
         L("conv2", "conv", 16, 3, 1, 1), L("relu2", "relu", 0, 0, 0, 0),
         L("fc", "dense", 10, 0, 0, 0)}};
+    return d;
+}
+
+/* Caffe's "CIFAR-10 quick" net, with 2x2 pools: three 5x5 convs, the
+ * last two on 32 channels (F(2x2, 5x5) Winograd by default). Only with
+ * --net cifar-quick. */
+static netdef_t cifar_quick(void)
+{
+    netdef_t d = {"cifar-quick", {1, 3, 32, 32}, 11, {
+        L("conv1", "conv", 32, 5, 1, 2), L("pool1", "maxpool", 0, 2, 2, 0),
+        L("relu1", "relu", 0, 0, 0, 0), L("conv2", "conv", 32, 5, 1, 2),
+        L("relu2", "relu", 0, 0, 0, 0), L("pool2", "avgpool", 0, 2, 2, 0),
+        L("conv3", "conv", 64, 5, 1, 2), L("relu3", "relu", 0, 0, 0, 0),
+        L("pool3", "avgpool", 0, 2, 2, 0), L("flatten", "flatten", 0, 0, 0, 0),
+        L("fc1", "dense", 64, 0, 0, 0)}};
+    d.layers[d.n++] = L("fc2", "dense", 10, 0, 0, 0);
     return d;
 }
 
@@ -559,13 +577,14 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 0;
     }
-    enum { NNETS = 4 };
+    enum { NNETS = 5 };
     static netdef_t nets[NNETS];
     nets[0] = fmnist();
     nets[1] = cifar3();
     nets[2] = resnet20("resnet20-fmnist", 1, 28);
     nets[3] = resnet20("resnet20-cifar", 3, 32);
-    int use[NNETS] = {1, 1, 1, 1}, any = 0;
+    nets[4] = cifar_quick();
+    int use[NNETS] = {1, 1, 1, 1, 0}, any = 0;
     if (only) {
         /* --net resnet20: both inputs */
         for (int i = 0; i < NNETS; i++)
@@ -574,7 +593,8 @@ int main(int argc, char **argv)
         if (!any) {
             if (rank == 0)
                 fprintf(stderr, "mpicnn-bench: --net %s: no such net (fmnist-ref, cifar-3layer, "
-                                "resnet20, resnet20-fmnist, resnet20-cifar)\n", only);
+                                "resnet20, resnet20-fmnist, resnet20-cifar, cifar-quick)\n",
+                        only);
             MPI_Finalize();
             return 2;
         }

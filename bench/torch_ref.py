@@ -40,6 +40,19 @@ def cifar3():
 
 NETS = {"fmnist-ref": (fmnist_ref, (1, 28, 28)), "cifar-3layer": (cifar3, (3, 32, 32))}
 
+
+def cifar_quick():
+    """mpicnn-bench's cifar-quick: three 5x5 convs (Caffe's CIFAR-10 quick, 2x2 pools)"""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 4 * 4, 64), nn.Linear(64, 10))
+
+
+# only when named (--net), as in mpicnn-bench
+NETS_NAMED = {"cifar-quick": (cifar_quick, (3, 32, 32))}
+
 # name, C, H = W, K, kernel, stride, pad, count in a ResNet-20 (bench.c's resnet_convs)
 RESNET_CONVS = [
     ("stem", 3, 32, 16, 3, 1, 1, 1), ("s1 3x3", 16, 32, 16, 3, 1, 1, 6),
@@ -126,7 +139,7 @@ NETS.update(NETS_RESNET)
 
 
 def run_steps(name, batch, seconds, rank=0, world=1):
-    make, shape = NETS[name] if name in NETS else NETS_RESNET[name]
+    make, shape = {**NETS, **NETS_NAMED}[name]
     torch.manual_seed(1)
     net = make()
     if world > 1:
@@ -219,6 +232,8 @@ def main():
     ap.add_argument("mode", choices=["steps", "ddp", "fmnist-to-91", "convs", "resnet20"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--net", choices=list(NETS) + list(NETS_NAMED),
+                    help="steps, ddp: this net only (cifar-quick only when named)")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--cpu-time", action="store_true",
@@ -226,14 +241,15 @@ def main():
     a = ap.parse_args()
     if a.cpu_time:
         CLOCK[0] = time.process_time
+    names = [a.net] if a.net else list(NETS)
     if a.mode == "steps":
         torch.set_num_threads(a.threads)
-        for name in NETS:
+        for name in names:
             ips = run_steps(name, a.batch, a.seconds)
             print(f"pytorch {name:13s} 1 process x {a.threads} thread{'s' if a.threads > 1 else ' '}, "
                   f"batch {a.batch}: {ips:8.0f} images/s")
     elif a.mode == "ddp":
-        for name in NETS:
+        for name in names:
             q = mp.get_context("spawn").SimpleQueue()
             mp.spawn(ddp_worker, args=(2, name, a.batch, a.seconds, q), nprocs=2, join=True)
             print(f"pytorch {name:13s} DDP 2 processes x 1 thread, batch {a.batch}/process: "

@@ -4,7 +4,8 @@
 # keeps the benchmark from breaking unseen.
 #   - --layers-only on all four nets, fused and --no-fuse: a row per
 #     layer, a sum per net; ResNet-20's ReLUs run inside the layer before
-#     them ("in prev") only when fused;
+#     them ("in prev") only when fused; cifar-quick only when named, and
+#     its steps with the columns forced (--algo 1);
 #   - --steps-only on 1 and 2 ranks: an images/s line per net;
 #   - --resnet-convs and --allreduce.
 # Timings are not checked (speed is measured by `make bench`, not here).
@@ -38,6 +39,11 @@ grep -q '^relu1  *relu  *in next' "$d/layers.out" || fail "layers: fmnist-ref re
 grep -q '^s1b1_relu  *relu  *[0-9]' "$d/nofuse.out" || fail "nofuse: s1b1_relu not timed"
 grep -q 'in prev\|in next' "$d/nofuse.out" && fail "nofuse: a ReLU folded"
 grep -q '^s3b3_c2 ' "$d/layers2.out" || fail "layers2: no s3b3_c2 row"
+grep -q '^cifar-quick' "$d/layers.out" && fail "layers: cifar-quick not named, but run"
+run quick "$B" --threads 1 --layers-only --seconds 0.02 --net cifar-quick
+grep -q '^conv3  *conv  *[0-9]' "$d/quick.out" || fail "quick: no conv3 row"
+run quick1 "$B" --threads 1 --steps-only --seconds 0.1 --net cifar-quick --algo 1
+grep -q '^cifar-quick  *-np 1 .* [0-9][0-9]* images/s' "$d/quick1.out" || fail "quick1: no line"
 run steps "$B" --threads 1 --steps-only --seconds 0.2
 $MPIEXEC -np 2 "$B" --threads 1 --steps-only --seconds 0.2 --net resnet20 >"$d/steps2.out" 2>&1 ||
     fail "steps2: exit $?"

@@ -346,6 +346,59 @@ static void test_conv_winograd4(void **state)
     }
 }
 
+/* Winograd F(2x2, 5x5), forced: pads 0-3, odd and even outputs, tile
+ * rows shorter than a vector and of one to three vectors, the last tile
+ * in each lane that carries its input gradient into the next vector,
+ * eval mode, one or more chunks; then the default for 5x5 layers. */
+static void test_conv_winograd25(void **state)
+{
+    (void)state;
+    cnn_conv_set_algo(CNN_CONV_WINOGRAD25);
+    cnn_layer_spec_t s = mk("conv", 4, 5, 5, 1, 2);
+    cnn_net_t *net = NULL;
+    assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, CNN_CONV_WINOGRAD25);
+    cnn_net_free(net);
+    cnn_layer_spec_t s3 = mk("conv", 4, 3, 3, 1, 1), s2 = mk("conv", 4, 5, 5, 2, 2);
+    assert_int_equal(cnn_net_create(&s3, 1, sh(3, 3, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0); /* 3x3: im2col */
+    cnn_net_free(net);
+    assert_int_equal(cnn_net_create(&s2, 1, sh(3, 3, 6, 6), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0); /* stride 2: im2col */
+    cnn_net_free(net);
+    check_layer(s, sh(2, 3, 6, 6), 1);
+    check_layer(s, sh(2, 3, 5, 7), 1);
+    check_layer(mk("conv", 3, 5, 5, 1, 0), sh(2, 2, 9, 8), 1);
+    check_layer(mk("conv", 2, 5, 5, 1, 1), sh(1, 3, 7, 6), 1);
+    check_layer(mk("conv", 3, 5, 5, 1, 3), sh(1, 2, 4, 5), 1);
+    check_layer(s, sh(3, 3, 6, 6), 0);
+    /* tile rows of 8 tiles at a time: 7 (the last tile in lane 6), 8
+     * (lane 7), 9, 14 (lane 5 of the second vector) and 15, 17 and 24 */
+    const int widths[] = {14, 16, 18, 28, 30, 34, 48};
+    for (int i = 0; i < 7; i++) check_layer(mk("conv", 2, 5, 5, 1, 2), sh(1, 2, 5, widths[i]), 1);
+    check_layer(mk("conv", 8, 5, 5, 1, 2), sh(2, 4, 12, 16), 1); /* the blocked kernels */
+    check_layer(mk("conv", 8, 5, 5, 1, 2), sh(2, 3, 12, 16), 1); /* dU by cnn_gemm_small_dw */
+    cnn_conv_set_chunk_floats(2000); /* one image per chunk */
+    check_layer(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 4, 4), 1);
+    check_layer(s, sh(3, 3, 6, 6), 1);
+    cnn_conv_set_chunk_floats(0);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    /* by default from 4 channels and CNN_CONV_WINO_MIN filters: not a
+     * first layer on RGB, nor few filters, nor stride 2 */
+    const int cases[][4] = {{4, CNN_CONV_WINO_MIN, 1, CNN_CONV_WINOGRAD25},
+                            {32, 64, 1, CNN_CONV_WINOGRAD25},
+                            {3, 32, 1, 0},
+                            {8, CNN_CONV_WINO_MIN - 1, 1, 0},
+                            {32, 32, 2, 0}};
+    for (int i = 0; i < 5; i++) {
+        cnn_layer_spec_t d = mk("conv", cases[i][1], 5, 5, cases[i][2], 2);
+        assert_int_equal(cnn_net_create(&d, 1, sh(2, cases[i][0], 12, 12), 1, &net), CNN_OK);
+        assert_int_equal(net->layers[0].sz.variant, cases[i][3]);
+        cnn_net_free(net);
+    }
+    check_layer(mk("conv", CNN_CONV_WINO_MIN, 5, 5, 1, 2), sh(2, 4, 9, 9), 1);
+}
+
 /* Largest |v| of n values. */
 static double max_abs(const float *v, size_t n)
 {
@@ -361,11 +414,12 @@ static double max_abs(const float *v, size_t n)
  * up to 7e-6 (its transforms scale by up to 8 and 1/24). */
 static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
 {
-    const double rel = algo == CNN_CONV_WINOGRAD4 ? 3e-5 : 3e-6;
-    cnn_layer_spec_t s = mk("conv", filters, 3, 3, 1, 1);
+    const double rel = algo == CNN_CONV_WINOGRAD ? 3e-6 : 3e-5;
+    const int r = algo == CNN_CONV_WINOGRAD25 ? 5 : 3;
+    cnn_layer_spec_t s = mk("conv", filters, r, r, 1, r / 2);
     size_t nin = (size_t)in.n * cnn_shape_image(in);
     size_t nout = (size_t)in.n * filters * in.h * in.w;
-    size_t np = (size_t)filters * in.c * 9 + filters;
+    size_t np = (size_t)filters * in.c * r * r + filters;
     uint64_t seed = 42;
     double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
     double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
@@ -418,6 +472,10 @@ static void test_conv_winograd_vs_im2col(void **state)
     /* ResNet-20's last stage on Fashion-MNIST (7x7, 64 channels): F(4x4)
      * two images a vector, 5 images, so that one is left over */
     compare_with_im2col(64, sh(5, 64, 7, 7), CNN_CONV_WINOGRAD4);
+    /* F(2x2, 5x5): cifar-3layer's conv1 (5x5 on RGB, 32 filters), and
+     * one with more channels, both products by the blocked kernels */
+    compare_with_im2col(32, sh(5, 3, 32, 32), CNN_CONV_WINOGRAD25);
+    compare_with_im2col(16, sh(3, 16, 16, 16), CNN_CONV_WINOGRAD25);
 }
 
 /* ---- conv with its ReLU folded in (relu_out) ------------------------ */
@@ -557,11 +615,11 @@ static int conv_takes_relu(cnn_layer_spec_t s, cnn_shape_t in)
  * 3 channels, as cifar-3layer's conv1; 6 filters, whose product goes to
  * the BLAS; a grey 3x3, whose columns the layer keeps), Winograd F(2x2),
  * F(4x4) (rows of 4 tiles, two to a vector; a cropped 13x13; two images
- * to a vector on 7x7, with an odd one left over). Then batches of fewer
- * images than planned, and of several chunks: Winograd's (21 images,
- * chunks of at most 16), and the blocked kernels' backward pass with dW
- * slots for one image at a time. The other engines (the BLAS's columns,
- * 1x1, stride 2) do not take it. */
+ * to a vector on 7x7, with an odd one left over), F(2x2, 5x5). Then
+ * batches of fewer images than planned, and of several chunks:
+ * Winograd's (21 images, chunks of at most 16), and the blocked kernels'
+ * backward pass with dW slots for one image at a time. The other engines
+ * (the BLAS's columns, 1x1, stride 2) do not take it. */
 static void test_conv_relu_out(void **state)
 {
     (void)state;
@@ -573,6 +631,7 @@ static void test_conv_relu_out(void **state)
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 12, 3, 3, 1, 1), sh(2, 8, 13, 13), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 7, 7), CNN_CONV_WINOGRAD4);
+    check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 4, 12, 18), CNN_CONV_WINOGRAD25);
     relu_plan_n = 7; /* 3 of 7 images */
     check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 12, 12), CNN_CONV_AUTO);
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
@@ -583,7 +642,8 @@ static void test_conv_relu_out(void **state)
     check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(5, 3, 12, 12), CNN_CONV_AUTO);
     cnn_conv_set_chunk_floats(0);
     assert_true(conv_takes_relu(mk("conv", 16, 3, 3, 1, 1), sh(2, 16, 14, 14)));
-    assert_false(conv_takes_relu(mk("conv", 8, 5, 5, 1, 2), sh(2, 4, 12, 12)));
+    assert_true(conv_takes_relu(mk("conv", 8, 5, 5, 1, 2), sh(2, 4, 12, 12))); /* F(2x2, 5x5) */
+    assert_false(conv_takes_relu(mk("conv", 4, 5, 5, 1, 2), sh(2, 4, 12, 12))); /* BLAS */
     assert_false(conv_takes_relu(mk("conv", 8, 1, 1, 1, 0), sh(2, 4, 6, 6)));
     assert_false(conv_takes_relu(mk("conv", 16, 3, 3, 2, 1), sh(2, 16, 8, 8)));
 }
@@ -2106,7 +2166,8 @@ int main(void)
         cmocka_unit_test(test_conv_im2col_threads), cmocka_unit_test(test_conv_1x1_vs_im2col), cmocka_unit_test(test_conv_stride2),
         cmocka_unit_test(test_conv_stride2_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
-        cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd_vs_im2col),
+        cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd25),
+        cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_conv_winograd_blocks), cmocka_unit_test(test_conv_relu_out),
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_activations),

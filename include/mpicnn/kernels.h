@@ -153,6 +153,24 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
 void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
+/* The same six for Winograd F(2x2, 5x5), for 5x5 stride-1 layers: 6x6
+ * input tiles, 36 matrices, th = ceil(OH/2) by tw = ceil(OW/2) tiles per
+ * image; scratch from cnn_wino25_scratch(): a padded plane of
+ * (2*th + 4) x (2*tw + 4), its rows with 24 floats of slack. w and dw
+ * are (K, C, 5, 5). */
+size_t cnn_wino25_scratch(int th, int tw);
+void cnn_wino25_filter(const float *w, int K, int C, float *U);
+void cnn_wino25_filter_grad(const float *dU, int K, int C, float *dw);
+void cnn_wino25_input(const float *x, int C, int H, int W, int pad, int th,
+                      int tw, float *V, size_t ld, size_t xs, float *scratch, int spill);
+void cnn_wino25_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
+                           int W, int pad, int th, int tw, float *dx, float *scratch);
+void cnn_wino25_output(const float *M, size_t ld, size_t xs, int K, int OH,
+                       int OW, int th, int tw, const float *bias, float *y,
+                       float *scratch, int relu);
+void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
+                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
+
 /* F(4x4) on images of 2 x 2 tiles (OH and OW of 5 to 8), two images at a
  * time, the tiles of both in one vector: a (columns 0-3 of V and M) and b
  * (columns 4-7), or a alone when b is NULL. Scratch:

@@ -446,15 +446,20 @@ void cnn_dense_set_chunk_floats(int n);
 /* How conv layers compute: CNN_CONV_AUTO picks one product per image on
  * the NCHW images for 1x1 kernels without padding (CNN_CONV_1X1),
  * Winograd for 3x3 stride-1 layers with at least CNN_CONV_WINO_MIN input
- * and output channels -- F(4x4, 3x3) when both output sides are
- * multiples of 4 and at least 16, F(2x2, 3x3) otherwise -- one product
- * per tap on the polyphase planes for 3x3 stride-2 layers of at least 9
- * input channels (CNN_CONV_STRIDE2), and im2col + GEMM for the rest. The
- * others force one where it applies (Winograd: 3x3, stride 1; 1x1: 1x1,
- * pad 0; stride 2: 3x3, stride 2), im2col elsewhere. Takes effect for
+ * and output channels -- F(4x4, 3x3) where it needs at most 3/4 of
+ * F(2x2, 3x3)'s tile positions and its tiles fill the vectors (rows of
+ * at least 4 tiles, or 2 x 2 tiles), F(2x2, 3x3) otherwise -- Winograd
+ * F(2x2, 5x5) for 5x5 stride-1 layers with at least 4 input channels and
+ * CNN_CONV_WINO_MIN filters (CNN_CONV_WINOGRAD25), one product per tap
+ * on the polyphase planes for 3x3 stride-2 layers of at least 9 input
+ * channels (CNN_CONV_STRIDE2), and im2col + GEMM for the rest. The
+ * others force one where it applies (Winograd: 3x3 or, for
+ * CNN_CONV_WINOGRAD25, 5x5, stride 1; 1x1: 1x1, pad 0; stride 2: 3x3,
+ * stride 2), im2col elsewhere. Takes effect for
  * nets built after the call; for tests and benchmarks. */
 enum { CNN_CONV_AUTO = 0, CNN_CONV_IM2COL = 1, CNN_CONV_WINOGRAD = 2,
-       CNN_CONV_WINOGRAD4 = 3, CNN_CONV_1X1 = 4, CNN_CONV_STRIDE2 = 5 };
+       CNN_CONV_WINOGRAD4 = 3, CNN_CONV_1X1 = 4, CNN_CONV_STRIDE2 = 5,
+       CNN_CONV_WINOGRAD25 = 6 };
 #define CNN_CONV_WINO_MIN 8
 void cnn_conv_set_algo(int algo);
 

@@ -1,7 +1,8 @@
 /* winograd.c - Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms for 3x3
- * stride-1 convolution (Lavin and Gray, "Fast Algorithms for
- * Convolutional Neural Networks", 2016). F(2x2) first, then F(4x4), then
- * the loops over an image's channels and tiles, which both share.
+ * stride-1 convolution, and F(2x2, 5x5) for 5x5 (Lavin and Gray, "Fast
+ * Algorithms for Convolutional Neural Networks", 2016). F(2x2) first,
+ * then F(4x4), then F(2x2, 5x5), then the loops over an image's channels
+ * and tiles, which all three share.
  *
  * One output tile of 2x2 pixels comes from a 4x4 input tile d and a 3x3
  * filter g:
@@ -633,27 +634,227 @@ INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv,
     output_grad_cols_f4(g, mv, xs, n);
 }
 
-/* ---- The image transforms of both, F(m x m, 3x3) with m = 2 or 4: the
- * loops over channels, tile rows and vectors of 8 tiles around the 8-tile
- * transforms above. m is a constant in every caller, so each inlined copy
- * keeps only its own variant's calls.
- *
- * An image's plane is its zero-padded channel, m * th + 2 rows of
- * m * tw + 2 columns, rows plane_stride() floats apart; tile (ti, tj)
- * covers rows m ti to m ti + m + 1 and columns m tj to m tj + m + 1. */
+/* ---- F(2x2, 5x5): 6x6 input tiles, 36 positions, 2x2 outputs per tile,
+ * for 5x5 stride-1 layers (a first layer's 5x5 on RGB). The same
+ * interpolation points as F(4x4, 3x3), so the same B^T (bt6 and b6 above),
+ * with
+ *   G   = [1/4 0 0 0 0; -1/6 -1/6 -1/6 -1/6 -1/6; -1/6 1/6 -1/6 1/6 -1/6;
+ *          1/24 1/12 1/6 1/3 2/3; 1/24 -1/12 1/6 -1/3 2/3; 0 0 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
+ * 36 * K * C multiply-adds per tile of 4 outputs instead of 100 * K * C,
+ * 2.78x fewer than im2col; the scales are those of F(4x4), and so is the
+ * rounding (tests/test_layers.c bounds it). Tile tj's 6 columns are the
+ * plane's columns 2tj to 2tj + 5: the even and odd ones of 16 columns
+ * from 2tj0, 2tj0 + 2 and 2tj0 + 4 give the 8 tiles' columns 0-1, 2-3 and
+ * 4-5, as F(2x2)'s image transforms split theirs. */
+#define DEF_G65(name, T)                                                    \
+    static inline void name(const T *g, size_t s, T *u, size_t us)          \
+    {                                                                       \
+        const T g0 = g[0], g1 = g[s], g2 = g[2 * s], g3 = g[3 * s];         \
+        const T g4 = g[4 * s];                                              \
+        u[0] = 0.25f * g0;                                                  \
+        u[us] = -(g0 + g1 + g2 + g3 + g4) / 6.0f;                           \
+        u[2 * us] = -(g0 - g1 + g2 - g3 + g4) / 6.0f;                       \
+        u[3 * us] = (g0 + 2.0f * g1 + 4.0f * g2 + 8.0f * g3 + 16.0f * g4) / 24.0f; \
+        u[4 * us] = (g0 - 2.0f * g1 + 4.0f * g2 - 8.0f * g3 + 16.0f * g4) / 24.0f; \
+        u[5 * us] = g4;                                                     \
+    }
+#define DEF_GT65(name, T)                                                   \
+    static inline void name(const T *u, size_t us, T *g, size_t s)          \
+    {                                                                       \
+        const T u0 = u[0], u1 = u[us], u2 = u[2 * us], u3 = u[3 * us];      \
+        const T u4 = u[4 * us], u5 = u[5 * us];                             \
+        const T p = u1 + u2, q = u2 - u1, a = u3 + u4, b = u3 - u4;         \
+        g[0] = 0.25f * u0 - p / 6.0f + a / 24.0f;                           \
+        g[s] = q / 6.0f + b / 12.0f;                                        \
+        g[2 * s] = (a - p) / 6.0f;                                          \
+        g[3 * s] = q / 6.0f + b / 3.0f;                                     \
+        g[4 * s] = 2.0f * a / 3.0f - p / 6.0f + u5;                         \
+    }
+DEF_G65(g65, float)
+DEF_G65(g65v, v8)
+DEF_GT65(gt65, float)
+DEF_GT65(gt65v, v8)
+#undef DEF_G65
+#undef DEF_GT65
 
-/* Floats between the rows of a plane: the slack lets a tile row's last
- * vector of 8 tiles load and store whole vectors. F(2x2) reads 16 + 2
- * columns from 2 tj0; F(4x4) 40 from 4 tj0, and its last vector of a
- * row may start at the row's last tile. */
-static int plane_stride(int m, int tw) { return m * tw + 2 + (m == 2 ? 2 : 5) * VW; }
-
-static size_t plane_floats(int m, int th, int tw)
+/* w (K, C, 5, 5) -> U: 36 matrices (K, C), as cnn_wino4_filter */
+CLONES
+void cnn_wino25_filter(const float *w, int K, int C, float *U)
 {
-    return (size_t)(m * th + 2) * (size_t)plane_stride(m, tw);
+    const size_t kc = (size_t)K * C;
+    size_t j = 0;
+    for (; j + VW <= kc; j += VW) {
+        v8 g[25], t[6][5], u[6][6];
+        for (int e = 0; e < 25; e++)
+            for (int l = 0; l < VW; l++) g[e][l] = w[25 * (j + l) + e];
+        for (int q = 0; q < 5; q++) g65v(g + q, 5, &t[0][q], 5); /* G g */
+        for (int r = 0; r < 6; r++) g65v(t[r], 1, u[r], 1);     /* (G g) G^T */
+        for (int xi = 0; xi < 36; xi++) *(v8 *)(U + (size_t)xi * kc + j) = u[xi / 6][xi % 6];
+    }
+    for (; j < kc; j++) {
+        float t[6][5], u[6][6];
+        for (int q = 0; q < 5; q++) g65(w + 25 * j + q, 5, &t[0][q], 5);
+        for (int r = 0; r < 6; r++) g65(t[r], 1, u[r], 1);
+        for (int xi = 0; xi < 36; xi++) U[(size_t)xi * kc + j] = u[xi / 6][xi % 6];
+    }
 }
 
-size_t cnn_wino_scratch(int th, int tw) { return plane_floats(2, th, tw); }
+/* The adjoint: dw (K, C, 5, 5) += G^T dU G */
+CLONES
+void cnn_wino25_filter_grad(const float *dU, int K, int C, float *dw)
+{
+    const size_t kc = (size_t)K * C;
+    size_t j = 0;
+    for (; j + VW <= kc; j += VW) {
+        v8 u[6][6], t[6][5], g[5][5];
+        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = *(const v8 *)(dU + (size_t)xi * kc + j);
+        for (int r = 0; r < 6; r++) gt65v(u[r], 1, t[r], 1);
+        for (int q = 0; q < 5; q++) gt65v(&t[0][q], 5, &g[0][q], 5);
+        for (int l = 0; l < VW; l++)
+            for (int e = 0; e < 25; e++) dw[25 * (j + l) + e] += g[e / 5][e % 5][l];
+    }
+    for (; j < kc; j++) {
+        float u[6][6], t[6][5], g[5][5];
+        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * kc + j];
+        for (int r = 0; r < 6; r++) gt65(u[r], 1, t[r], 1);
+        for (int q = 0; q < 5; q++) gt65(&t[0][q], 5, &g[0][q], 5);
+        for (int e = 0; e < 25; e++) dw[25 * j + e] += g[e / 5][e % 5];
+    }
+}
+
+/* y[0..1] = A^T m[0..5] */
+INLINE void at26(const v8 *m, int ms, v8 *y, int ys)
+{
+    const v8 m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms];
+    const v8 m5 = m[5 * ms];
+    y[0] = m0 + (m1 + m2) + (m3 + m4);
+    y[ys] = (m1 - m2) + 2.0f * (m3 - m4) + m5;
+}
+
+/* m[0..5] = A y[0..1], the adjoint of at26 */
+INLINE void a26(v8 y0, v8 y1, v8 *m, int ms)
+{
+    m[0] = y0;
+    m[ms] = y0 + y1;
+    m[2 * ms] = y0 - y1;
+    m[3 * ms] = y0 + 2.0f * y1;
+    m[4 * ms] = y0 - 2.0f * y1;
+    m[5 * ms] = y1;
+}
+
+/* Columns 0-5 of the 8 tiles whose first columns are p[0], p[2], ...,
+ * p[14] (reads p[0..19]) */
+INLINE void cols6_s2(const float *p, v8 c[6])
+{
+    for (int h = 0; h < 3; h++) {
+        const v8 a = load8(p + 2 * h), b = load8(p + 2 * h + VW);
+        c[2 * h] = SHUFFLE8(a, b, IDX8_EVEN);
+        c[2 * h + 1] = SHUFFLE8(a, b, IDX8_ODD);
+    }
+}
+
+/* V of 8 tiles of a tile row, from the plane at d (the first tile's
+ * corner), the first n lanes stored */
+INLINE void input8_f25(const float *d, int ps, float *v, size_t xs, int n)
+{
+    v8 col[6][6];
+    for (int r = 0; r < 6; r++) cols6_s2(d + (size_t)r * ps, col[r]);
+    input_cols_f4(col, v, xs, n);
+}
+
+/* Its adjoint: adds B dV B^T of the 8 tiles (lanes outside keep count as
+ * zero; v NULL: no tiles, only the carry) into the plane at d. The plane's
+ * column pair tj (columns 2tj and 2tj + 1) gets columns 0-1 of tile tj,
+ * 2-3 of tile tj - 1 and 4-5 of tile tj - 2: carry[r] holds row r's
+ * columns 2-5 of the vector before, and takes this one's. */
+INLINE void input_grad8_f25(const float *v, size_t xs, v8i keep, v8 carry[][4], float *d,
+                            int ps)
+{
+    v8 dv[36], rows[6][6];
+    for (int xi = 0; xi < 36; xi++)
+        dv[xi] = v ? (v8)((v8i)load8(v + (size_t)xi * xs) & keep) : (v8){0};
+    igrad_rows_f4(dv, rows);
+    for (int r = 0; r < 6; r++) { /* added into place */
+        const v8 *col = rows[r];
+        const v8 e = col[0] + SHUFFLE8(carry[r][0], col[2], 7, 8, 9, 10, 11, 12, 13, 14) +
+                     SHUFFLE8(carry[r][2], col[4], 6, 7, 8, 9, 10, 11, 12, 13);
+        const v8 o = col[1] + SHUFFLE8(carry[r][1], col[3], 7, 8, 9, 10, 11, 12, 13, 14) +
+                     SHUFFLE8(carry[r][3], col[5], 6, 7, 8, 9, 10, 11, 12, 13);
+        for (int q = 0; q < 4; q++) carry[r][q] = col[2 + q];
+        float *p = d + (size_t)r * ps;
+        *(v8 *)p = load8(p) + SHUFFLE8(e, o, IDX8_LO);
+        *(v8 *)(p + VW) = load8(p + VW) + SHUFFLE8(e, o, IDX8_HI);
+    }
+}
+
+/* Output transform: A^T M A + b of the 8 tiles whose M[xi] is at
+ * m + xi * xs, to the plane at y0 (rows ps floats apart) */
+INLINE void output8_f25(const float *m, size_t xs, float b, float *y0, int ps)
+{
+    v8 t[2][6]; /* A^T M */
+    for (int q = 0; q < 6; q++) {
+        v8 mq[6];
+        for (int r = 0; r < 6; r++) mq[r] = load8(m + (size_t)(6 * r + q) * xs);
+        at26(mq, 1, &t[0][q], 6);
+    }
+    for (int a = 0; a < 2; a++) { /* (A^T M) A, and the bias */
+        v8 o[2];
+        at26(t[a], 1, o, 1);
+        o[0] = o[0] + b;
+        o[1] = o[1] + b;
+        float *row = y0 + (size_t)a * ps;
+        *(v8 *)row = SHUFFLE8(o[0], o[1], IDX8_LO);
+        *(v8 *)(row + VW) = SHUFFLE8(o[0], o[1], IDX8_HI);
+    }
+}
+
+/* Its adjoint without the bias: dM[xi] = A dY A^T of the 8 tiles whose
+ * dY is in the plane at y0, to mv + xi * xs, the first n lanes */
+INLINE void output_grad8_f25(const float *y0, int ps, float *mv, size_t xs, int n)
+{
+    v8 t[2][6]; /* dY A^T, row by row */
+    for (int a = 0; a < 2; a++) {
+        const float *row = y0 + (size_t)a * ps;
+        const v8 p0 = load8(row), p1 = load8(row + VW);
+        a26(SHUFFLE8(p0, p1, IDX8_EVEN), SHUFFLE8(p0, p1, IDX8_ODD), t[a], 1);
+    }
+    for (int q = 0; q < 6; q++) { /* A (dY A^T) */
+        v8 m[6];
+        a26(t[0][q], t[1][q], m, 1);
+        for (int r = 0; r < 6; r++) store8(mv + (size_t)(6 * r + q) * xs, m[r], n);
+    }
+}
+
+/* ---- The image transforms of all three, F(m x m, r x r) with m = 2 or
+ * 4 and r = 3, or m = 2 and r = 5: the loops over channels, tile rows and
+ * vectors of 8 tiles around the 8-tile transforms above. m and r are
+ * constants in every caller, so each inlined copy keeps only its own
+ * variant's calls.
+ *
+ * An image's plane is its zero-padded channel, m * th + r - 1 rows of
+ * m * tw + r - 1 columns, rows plane_stride() floats apart; tile (ti, tj)
+ * covers rows m ti to m ti + m + r - 2 and columns m tj to
+ * m tj + m + r - 2. */
+
+/* Floats between the rows of a plane: the slack lets a tile row's last
+ * vector of 8 tiles load and store whole vectors. F(2x2, 3x3) reads
+ * 16 + 2 columns from 2 tj0; F(4x4) 40 from 4 tj0, and its last vector
+ * of a row may start at the row's last tile; F(2x2, 5x5) reads 20 from
+ * 2 tj0, and its input gradient adds 16 from 2 tj0 up to tj0 = tw + 1. */
+static int plane_stride(int m, int r, int tw)
+{
+    return m * tw + r - 1 + (m == 4 ? 5 : r == 5 ? 3 : 2) * VW;
+}
+
+static size_t plane_floats(int m, int r, int th, int tw)
+{
+    return (size_t)(m * th + r - 1) * (size_t)plane_stride(m, r, tw);
+}
+
+size_t cnn_wino_scratch(int th, int tw) { return plane_floats(2, 3, th, tw); }
+
+size_t cnn_wino25_scratch(int th, int tw) { return plane_floats(2, 5, th, tw); }
 
 /* 1: tile rows ti and ti + 1 in one vector, 4 tiles each, where a row
  * has 4 tiles (ResNet-20's 8x8 F(2x2) and 16x16 F(4x4) layers), which
@@ -661,32 +862,44 @@ size_t cnn_wino_scratch(int th, int tw) { return plane_floats(2, th, tw); }
  * and M as a row's 8 are, and lanes 4-7's plane data starts m rows below
  * lanes 0-3's, where for one tile row it starts 4 tiles (m * 4 columns)
  * further along. */
-static int pair_rows(int ti, int th, int tw) { return tw == VW / 2 && ti + 1 < th; }
+static int pair_rows(int r, int ti, int th, int tw)
+{
+    return r == 3 && tw == VW / 2 && ti + 1 < th;
+}
 
 /* One vector of tiles of the plane at d: 8 of a tile row, or 4 of each
  * of two (two, a constant where it is inlined). */
-INLINE void input_vec(int m, int two, const float *d, int ps, float *v, size_t xs, int n)
+INLINE void input_vec(int m, int r, int two, const float *d, int ps, float *v, size_t xs,
+                      int n)
 {
     const int hs = two ? m * ps : m * VW / 2;
-    if (m == 2)
+    if (r == 5)
+        input8_f25(d, ps, v, xs, n);
+    else if (m == 2)
         input8_f2(d, ps, hs, v, xs, n);
     else
         input8_f4(d, ps, hs, two, v, xs, n);
 }
 
-INLINE void output_vec(int m, int two, const float *mt, size_t xs, float b, float *y0, int ps)
+INLINE void output_vec(int m, int r, int two, const float *mt, size_t xs, float b, float *y0,
+                       int ps)
 {
     const int hs = two ? m * ps : m * VW / 2;
-    if (m == 2)
+    if (r == 5)
+        output8_f25(mt, xs, b, y0, ps);
+    else if (m == 2)
         output8_f2(mt, xs, b, y0, ps, hs);
     else
         output8_f4(mt, xs, b, y0, ps, hs);
 }
 
-INLINE void output_grad_vec(int m, int two, const float *p, int ps, float *mv, size_t xs, int n)
+INLINE void output_grad_vec(int m, int r, int two, const float *p, int ps, float *mv,
+                            size_t xs, int n)
 {
     const int hs = two ? m * ps : m * VW / 2;
-    if (m == 2)
+    if (r == 5)
+        output_grad8_f25(p, ps, mv, xs, n);
+    else if (m == 2)
         output_grad8_f2(p, ps, hs, mv, xs, n);
     else
         output_grad8_f4(p, ps, hs, two, mv, xs, n);
@@ -694,13 +907,14 @@ INLINE void output_grad_vec(int m, int two, const float *p, int ps, float *mv, s
 size_t cnn_wino4_scratch(int th, int tw)
 {
     /* images of 2 x 2 tiles go two at a time, each in its own plane */
-    return (th == 2 && tw == 2 ? 2 : 1) * plane_floats(4, th, tw);
+    return (th == 2 && tw == 2 ? 2 : 1) * plane_floats(4, 3, th, tw);
 }
 
-INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int th, int tw,
+INLINE void input_tiles(int m, int r, const float *x, int C, int H, int W, int pad, int th, int tw,
                         float *V, size_t ld, size_t xs, float *plane, int spill)
 {
-    const int ph = m * th + 2, pw = m * tw + 2, ps = plane_stride(m, tw), tpi = th * tw;
+    const int ph = m * th + r - 1, pw = m * tw + r - 1, ps = plane_stride(m, r, tw);
+    const int tpi = th * tw;
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
@@ -709,36 +923,38 @@ INLINE void input_tiles(int m, const float *x, int C, int H, int W, int pad, int
         const size_t share = ((size_t)H * W + th - 1) / th;
         float *vc = V + (size_t)c * ld;
         for (int ti = 0, two; ti < th; ti += 1 + two) {
-            two = pair_rows(ti, th, tw);
+            two = pair_rows(r, ti, th, tw);
             if (next && ti * share < (size_t)H * W)
                 prefetch_floats(next + ti * share, (size_t)H * W - ti * share, (1 + two) * share);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *d = plane + (size_t)(m * ti) * ps + m * tj0;
                 if (two)
-                    input_vec(m, 1, d, ps, vc + t, xs, n);
+                    input_vec(m, r, 1, d, ps, vc + t, xs, n);
                 else
-                    input_vec(m, 0, d, ps, vc + t, xs, n);
+                    input_vec(m, r, 0, d, ps, vc + t, xs, n);
             }
         }
         /* the plane's padding stays zero: only the interior is rewritten */
     }
 }
 
-INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C, int H, int W,
-                             int pad, int th, int tw, float *dx, float *plane)
+INLINE void input_grad_tiles(int m, int r, const float *dV, size_t ld, size_t xs, int C, int H,
+                             int W, int pad, int th, int tw, float *dx, float *plane)
 {
-    const int ph = m * th + 2, pw = m * tw + 2, ps = plane_stride(m, tw);
+    const int ph = m * th + r - 1, pw = m * tw + r - 1, ps = plane_stride(m, r, tw);
     const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    /* tile tj's last two columns are the next tile's first two, so each
-     * vector carries its last lane's share into the next one, and a row
-     * of whole vectors needs one more, of no tiles, to take it */
-    const int tend = tw + (tw % VW == 0);
+    /* tile tj's last two columns are the next tile's first two (F(2x2,
+     * 5x5): its last four are the next two tiles'), so each vector
+     * carries its last lanes' shares into the next one, and a row whose
+     * last tile is in lane 7 (or 6 or 7) needs one more, of no tiles, to
+     * take them */
+    const int tend = r == 5 ? tw + 2 : tw + (tw % VW == 0);
     for (int c = 0; c < C; c++) {
         memset(plane, 0, sizeof(float) * (size_t)ph * ps);
         const float *vc = dV + (size_t)c * ld;
         for (int ti = 0; ti < th; ti++) {
-            if (pair_rows(ti, th, tw)) {
+            if (pair_rows(r, ti, th, tw)) {
                 float *d = plane + (size_t)(m * ti) * ps;
                 if (m == 2)
                     input_grad8_f2_pair(vc + ti * tw, xs, d, ps);
@@ -748,11 +964,14 @@ INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C
                 continue;
             }
             v8 carry[6][2] = {{{0}}}; /* by tile row: the last two columns before */
+            v8 carry4[6][4] = {{{0}}}; /* F(2x2, 5x5): the last four */
             for (int tj0 = 0; tj0 < tend; tj0 += VW) {
                 const int t = ti * tw + tj0;
                 const v8i keep = lane < tw - tj0;
                 float *d = plane + (size_t)(m * ti) * ps + m * tj0;
-                if (m == 2)
+                if (r == 5)
+                    input_grad8_f25(tj0 < tw ? vc + t : NULL, xs, keep, carry4, d, ps);
+                else if (m == 2)
                     input_grad8_f2(vc + t, xs, keep, carry, d, ps);
                 else
                     input_grad8_f4(vc + t, xs, keep, carry, d, ps);
@@ -764,22 +983,22 @@ INLINE void input_grad_tiles(int m, const float *dV, size_t ld, size_t xs, int C
 
 /* The output tiles go to the plane, lanes past a tile row landing in its
  * slack, and the plane's first OH x OW to y. */
-INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int OH, int OW,
+INLINE void output_tiles(int m, int r, const float *M, size_t ld, size_t xs, int K, int OH, int OW,
                          int th, int tw, const float *bias, float *y, float *plane, int relu)
 {
-    const int ps = plane_stride(m, tw);
+    const int ps = plane_stride(m, r, tw);
     for (int k = 0; k < K; k++) {
         const float *mk = M + (size_t)k * ld;
         const float b = bias[k];
         for (int ti = 0, two; ti < th; ti += 1 + two) {
-            two = pair_rows(ti, th, tw);
+            two = pair_rows(r, ti, th, tw);
             for (int tj0 = 0; tj0 < tw; tj0 += VW) {
                 const float *mt = mk + (size_t)ti * tw + tj0;
                 float *yo = plane + (size_t)(m * ti) * ps + m * tj0;
                 if (two)
-                    output_vec(m, 1, mt, xs, b, yo, ps);
+                    output_vec(m, r, 1, mt, xs, b, yo, ps);
                 else
-                    output_vec(m, 0, mt, xs, b, yo, ps);
+                    output_vec(m, r, 0, mt, xs, b, yo, ps);
             }
         }
         float *yk = y + (size_t)k * OH * OW;
@@ -791,11 +1010,11 @@ INLINE void output_tiles(int m, const float *M, size_t ld, size_t xs, int K, int
     }
 }
 
-INLINE void output_grad_tiles(int m, const float *dy, const float *y, int K, int OH, int OW,
+INLINE void output_grad_tiles(int m, int r, const float *dy, const float *y, int K, int OH, int OW,
                               int th, int tw, float *dM, size_t ld, size_t xs, float *plane,
                               int spill)
 {
-    const int ps = plane_stride(m, tw), tpi = th * tw;
+    const int ps = plane_stride(m, r, tw), tpi = th * tw;
     memset(plane, 0, sizeof(float) * (size_t)(m * th) * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
@@ -809,7 +1028,7 @@ INLINE void output_grad_tiles(int m, const float *dy, const float *y, int K, int
         const size_t share = ((size_t)OH * OW + th - 1) / th;
         float *mk = dM + (size_t)k * ld;
         for (int ti = 0, two; ti < th; ti += 1 + two) {
-            two = pair_rows(ti, th, tw);
+            two = pair_rows(r, ti, th, tw);
             if (next && ti * share < (size_t)OH * OW)
                 prefetch_floats(next + ti * share, (size_t)OH * OW - ti * share,
                                 (1 + two) * share);
@@ -817,9 +1036,9 @@ INLINE void output_grad_tiles(int m, const float *dy, const float *y, int K, int
                 const int t = ti * tw + tj0, n = lanes_to_store(t, tpi, spill);
                 const float *p = plane + (size_t)(m * ti) * ps + m * tj0;
                 if (two)
-                    output_grad_vec(m, 1, p, ps, mk + t, xs, n);
+                    output_grad_vec(m, r, 1, p, ps, mk + t, xs, n);
                 else
-                    output_grad_vec(m, 0, p, ps, mk + t, xs, n);
+                    output_grad_vec(m, r, 0, p, ps, mk + t, xs, n);
             }
         }
     }
@@ -893,8 +1112,8 @@ INLINE void transpose8(v8 t[8])
 
 /* Planes a and b of the two images, ph rows of ps floats each, in the
  * scratch one after the other */
-static int quad_stride(void) { return plane_stride(4, 2); }
-static size_t quad_plane(void) { return plane_floats(4, 2, 2); }
+static int quad_stride(void) { return plane_stride(4, 3, 2); }
+static size_t quad_plane(void) { return plane_floats(4, 3, 2, 2); }
 
 /* V of two images xa and xb (xb NULL: lanes 4-7 are not stored) */
 INLINE void input_quad(const float *xa, const float *xb, int C, int H, int W, int pad,
@@ -1011,14 +1230,14 @@ CLONES
 void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                     size_t ld, size_t xs, float *plane, int spill)
 {
-    input_tiles(2, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+    input_tiles(2, 3, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
 }
 
 CLONES
 void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                      size_t ld, size_t xs, float *plane, int spill)
 {
-    input_tiles(4, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+    input_tiles(4, 3, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
 }
 
 /* The adjoint of cnn_wino_input: dx (C, H, W) = the input gradient from
@@ -1029,14 +1248,14 @@ CLONES
 void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
                          int th, int tw, float *dx, float *plane)
 {
-    input_grad_tiles(2, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+    input_grad_tiles(2, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
 }
 
 CLONES
 void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
                           int th, int tw, float *dx, float *plane)
 {
-    input_grad_tiles(4, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+    input_grad_tiles(4, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
 }
 
 /* Output tiles of one image: y (K, OH, OW) = bias + A^T M A, M laid out
@@ -1047,14 +1266,14 @@ CLONES
 void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
                      int tw, const float *bias, float *y, float *plane, int relu)
 {
-    output_tiles(2, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
+    output_tiles(2, 3, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
 }
 
 CLONES
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
                       int tw, const float *bias, float *y, float *plane, int relu)
 {
-    output_tiles(4, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
+    output_tiles(4, 3, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
 }
 
 /* The adjoint of cnn_wino_output (without the bias): dM laid out as 16
@@ -1063,14 +1282,43 @@ CLONES
 void cnn_wino_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                           int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
 {
-    output_grad_tiles(2, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+    output_grad_tiles(2, 3, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
 }
 
 CLONES
 void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
 {
-    output_grad_tiles(4, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+    output_grad_tiles(4, 3, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
+}
+
+/* The same for F(2x2, 5x5) */
+CLONES
+void cnn_wino25_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
+                      size_t ld, size_t xs, float *plane, int spill)
+{
+    input_tiles(2, 5, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+}
+
+CLONES
+void cnn_wino25_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
+                           int th, int tw, float *dx, float *plane)
+{
+    input_grad_tiles(2, 5, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+}
+
+CLONES
+void cnn_wino25_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
+                       int tw, const float *bias, float *y, float *plane, int relu)
+{
+    output_tiles(2, 5, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
+}
+
+CLONES
+void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
+                            int tw, float *dM, size_t ld, size_t xs, float *plane, int spill)
+{
+    output_grad_tiles(2, 5, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill);
 }
 
 /* F(4x4) on images of 2 x 2 tiles, two at a time (b NULL: one image,

@@ -9,7 +9,8 @@
  * - a plain product per image (conv_1x1.c) for 1x1 kernels without
  *   padding, any stride;
  * - Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c) for 3x3
- *   stride-1 layers with enough channels (wino_variant), or as
+ *   stride-1 layers with enough channels (wino_variant), F(2x2, 5x5) for
+ *   5x5 stride-1 layers with enough (wino25_pays), or as
  *   cnn_conv_set_algo forces;
  * - one product per tap on the images' polyphase planes
  *   (conv_stride2.c) for 3x3 stride-2 layers whose column matrix has
@@ -66,18 +67,39 @@ int cnn_conv_chunk_images(size_t floats, int nmax)
 
 static int conv_algo = CNN_CONV_AUTO;
 
+/* 1 where Winograd F(2x2, 5x5) is taken for a 5x5 stride-1 layer by
+ * default: from 4 input channels and CNN_CONV_WINO_MIN filters. Measured
+ * on one thread, batch 64, forward and backward (with the input
+ * gradient) against the columns: 32 -> 32 channels at 16x16 4.2/10.3
+ * against 11.1/27.2 ms, 32 -> 64 at 8x8 2.3/5.1 against 5.3/12.6, 8 -> 16
+ * at 16x16 0.8/1.7 against 1.5/3.4, 4 -> 32 at 16x16 1.1/1.7 against
+ * 1.2/2.5. A first layer's 5x5 on RGB stays with the blocked kernels of
+ * the columns: with 3 channels the transforms and the 9 floats of M per
+ * output cost what the multiply-adds save (cifar-3layer's conv1 in whole
+ * steps: 4.1/6.2 against 3.8/5.4 ms). */
+static int wino25_pays(const cnn_layer_spec_t *s, cnn_shape_t in)
+{
+    return in.c >= 4 && s->filters >= CNN_CONV_WINO_MIN;
+}
+
 void cnn_conv_set_algo(int algo)
 {
     conv_algo = algo;
 }
 
-/* The Winograd variant for a layer (CNN_CONV_WINOGRAD or _WINOGRAD4), or
- * 0 for im2col. */
+/* The Winograd variant for a layer (CNN_CONV_WINOGRAD, _WINOGRAD4 or
+ * _WINOGRAD25), or 0 for im2col. */
 static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int ow)
 {
-    if (s->kh != 3 || s->kw != 3 || s->stride != 1 || conv_algo == CNN_CONV_IM2COL ||
-        conv_algo == CNN_CONV_1X1 || conv_algo == CNN_CONV_STRIDE2)
+    if (s->stride != 1 || conv_algo == CNN_CONV_IM2COL || conv_algo == CNN_CONV_1X1 ||
+        conv_algo == CNN_CONV_STRIDE2)
         return 0;
+    if (s->kh == 5 && s->kw == 5) {
+        const int forced = conv_algo == CNN_CONV_WINOGRAD25;
+        return forced || (conv_algo == CNN_CONV_AUTO && wino25_pays(s, in)) ? CNN_CONV_WINOGRAD25
+                                                                             : 0;
+    }
+    if (s->kh != 3 || s->kw != 3 || conv_algo == CNN_CONV_WINOGRAD25) return 0;
     if (conv_algo == CNN_CONV_WINOGRAD || conv_algo == CNN_CONV_WINOGRAD4) return conv_algo;
     if (in.c < CNN_CONV_WINO_MIN || s->filters < CNN_CONV_WINO_MIN) return 0;
     /* F(4x4) does 1.78x fewer multiply-adds per tile position but has

@@ -5,8 +5,8 @@
  * scratch and cache and computes the forward and backward passes:
  *   im2col + GEMM (conv_im2col.c), the same columns with the blocked
  *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c),
- *   Winograd F(2x2, 3x3) or F(4x4, 3x3) (conv_winograd.c), and plain
- *   products on the NCHW images for 1x1 kernels (conv_1x1.c), and one
+ *   Winograd F(2x2, 3x3), F(4x4, 3x3) or F(2x2, 5x5) (conv_winograd.c),
+ *   plain products on the NCHW images for 1x1 kernels (conv_1x1.c), and one
  *   product per tap on the images' polyphase planes for 3x3 stride-2
  *   kernels (conv_stride2.c).
  * The helpers below are shared by the engines, defined once: the chunk

@@ -1,5 +1,6 @@
 /* conv_winograd.c - the conv engine of Winograd F(2x2, 3x3) and
- * F(4x4, 3x3), for 3x3 stride-1 layers (kernels/winograd.c).
+ * F(4x4, 3x3), for 3x3 stride-1 layers, and F(2x2, 5x5), for 5x5
+ * stride-1 layers (kernels/winograd.c).
  *
  * Per chunk of images, the input tiles are transformed (V), 16 (or 36)
  * GEMMs M[xi] = U[xi] x V[xi] replace the one big GEMM of im2col, and the
@@ -36,11 +37,20 @@ static int small_left(int rows, int inner)
     return rows % 4 == 0 && (size_t)rows * inner <= SMALL_LEFT;
 }
 
+/* dU = dM x V^T uses cnn_gemm_small_dw where dV takes the blocked kernel
+ * (small_left(C, K)), and also for fewer than 4 channels (a first
+ * layer's RGB), whose 3 columns the BLAS spends its time packing. */
+static int small_du(int C, int K)
+{
+    return small_left(C, K) || (C < 4 && (size_t)C * K <= SMALL_LEFT);
+}
+
 /* Floats between two of the 16 transformed matrices beyond their size:
  * one cache line, so that the 16 do not share cache sets. */
 #define XGAP 16
 
-/* The kernels of one Winograd variant: F(m x m, 3x3), (m+2)^2 positions. */
+/* The kernels of one Winograd variant: F(m x m, r x r), (m+r-1)^2
+ * positions. */
 typedef struct {
     int m, npos;
     size_t (*scratch)(int th, int tw);
@@ -62,10 +72,14 @@ static const wino_impl_t wino2 = {2, 16, cnn_wino_scratch, cnn_wino_filter,
 static const wino_impl_t wino4 = {4, 36, cnn_wino4_scratch, cnn_wino4_filter,
                                   cnn_wino4_filter_grad, cnn_wino4_input, cnn_wino4_input_grad,
                                   cnn_wino4_output, cnn_wino4_output_grad};
+static const wino_impl_t wino25 = {2, 36, cnn_wino25_scratch, cnn_wino25_filter,
+                                   cnn_wino25_filter_grad, cnn_wino25_input,
+                                   cnn_wino25_input_grad, cnn_wino25_output,
+                                   cnn_wino25_output_grad};
 
 /* Winograd geometry, from the spec and input shape alone. */
 typedef struct {
-    const wino_impl_t *f; /* F(2x2, 3x3) or F(4x4, 3x3) */
+    const wino_impl_t *f; /* F(2x2, 3x3), F(4x4, 3x3) or F(2x2, 5x5) */
     int npos;            /* 16 or 36 transformed matrices */
     int th, tw;          /* tiles per image: ceil(OH/m) x ceil(OW/m) */
     size_t tpi;          /* th * tw */
@@ -97,7 +111,9 @@ typedef struct {
 
 static wgeom_t wgeom(int variant, int C, int K, int OH, int OW, int nmax)
 {
-    const wino_impl_t *f = variant == CNN_CONV_WINOGRAD4 ? &wino4 : &wino2;
+    const wino_impl_t *f = variant == CNN_CONV_WINOGRAD4    ? &wino4
+                           : variant == CNN_CONV_WINOGRAD25 ? &wino25
+                                                            : &wino2;
     wgeom_t g = {.f = f, .npos = f->npos, .th = (OH + f->m - 1) / f->m,
                  .tw = (OW + f->m - 1) / f->m};
     g.tpi = (size_t)g.th * g.tw;
@@ -381,7 +397,8 @@ typedef struct {
     const float *U, *UT; /* U; U^T when small (backward, for dV) */
     const float *b;      /* bias (forward) */
     float *y, *dU, *dx;
-    int small;           /* backward: the blocked kernel for dU and dV */
+    int small;           /* backward: the blocked kernel for dV */
+    int small_du;        /* backward: the blocked kernel for dU */
 } wpass_t;
 
 /* In a parallel region, once the chunk's V is made: M = U x V, and the
@@ -414,7 +431,7 @@ static void backward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wge
                            const wchunk_t *c, const wpass_t *p)
 {
     const size_t chw = (size_t)g->C * g->H * g->W;
-    products_du(g, w, c, p->small, p->dU);
+    products_du(g, w, c, p->small_du, p->dU);
     if (!p->dx) return;
     products_dv(g, w, c, p->small, p->U, p->UT);
     if (w->quad) {
@@ -470,7 +487,8 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_
     float *dw = l->grads, *db = l->grads + (size_t)g->K * g->ckk;
     float *UT = l->cache + 2 * w.ukc;
     const wpass_t p = {.x = x, .dy = dy, .yr = l->relu_out ? y : NULL, .U = l->cache, .UT = UT,
-                       .dU = l->cache + w.ukc, .dx = dx, .small = small_left(g->C, g->K)};
+                       .dU = l->cache + w.ukc, .dx = dx, .small = small_left(g->C, g->K),
+                       .small_du = small_du(g->C, g->K)};
     cnn_conv_bias_grad(g, ctx, n, dy, p.yr, db);
     if (dx && p.small) transpose_u(g, &w, p.U, UT);
     wino_pass(l, ctx, g, &w, n, &p);
