@@ -353,51 +353,59 @@ DEF_GT6(gt6v, v8)
 #undef DEF_G6
 #undef DEF_GT6
 
-/* As cnn_wino_filter: U is 36 matrices (K, C). 8 filters at a time in
- * vectors (its divisions, which the scalar code waited on, take 1/8 the
- * instructions), the last K*C % 8 one by one. */
-CLONES
-void cnn_wino4_filter(const float *w, int K, int C, float *U)
-{
-    const size_t kc = (size_t)K * C;
-    size_t j = 0;
-    for (; j + VW <= kc; j += VW) {
-        v8 g[9], t[6][3], u[6][6];
-        for (int e = 0; e < 9; e++)
-            for (int l = 0; l < VW; l++) g[e][l] = w[9 * (j + l) + e];
-        for (int q = 0; q < 3; q++) g6v(g + q, 3, &t[0][q], 3); /* G g */
-        for (int r = 0; r < 6; r++) g6v(t[r], 1, u[r], 1);     /* (G g) G^T */
-        for (int xi = 0; xi < 36; xi++) *(v8 *)(U + (size_t)xi * kc + j) = u[xi / 6][xi % 6];
+/* U = G w G^T of K*C filters of r x r taps (w (K, C, r, r)) into 36
+ * matrices (K, C), with gv (G on vectors) and gs (on floats): 8 filters
+ * at a time in vectors (the divisions, which the scalar code waited on,
+ * take 1/8 the instructions), the last K*C % 8 one by one. And the
+ * adjoint, dw += G^T dU G, with gtv and gts. F(4x4, 3x3) and F(2x2, 5x5)
+ * each define theirs. */
+#define DEF_FILTER6(name, r, gv, gs)                                                       \
+    CLONES void name(const float *w, int K, int C, float *U)                               \
+    {                                                                                      \
+        const size_t kc = (size_t)K * C;                                                   \
+        size_t j = 0;                                                                      \
+        for (; j + VW <= kc; j += VW) {                                                    \
+            v8 g[r * r], t[6][r], u[6][6];                                                 \
+            for (int e = 0; e < r * r; e++)                                                \
+                for (int l = 0; l < VW; l++) g[e][l] = w[r * r * (j + l) + e];             \
+            for (int q = 0; q < r; q++) gv(g + q, r, &t[0][q], r); /* G g */               \
+            for (int a = 0; a < 6; a++) gv(t[a], 1, u[a], 1);      /* (G g) G^T */         \
+            for (int xi = 0; xi < 36; xi++)                                                \
+                *(v8 *)(U + (size_t)xi * kc + j) = u[xi / 6][xi % 6];                      \
+        }                                                                                  \
+        for (; j < kc; j++) {                                                              \
+            float t[6][r], u[6][6];                                                        \
+            for (int q = 0; q < r; q++) gs(w + r * r * j + q, r, &t[0][q], r);             \
+            for (int a = 0; a < 6; a++) gs(t[a], 1, u[a], 1);                              \
+            for (int xi = 0; xi < 36; xi++) U[(size_t)xi * kc + j] = u[xi / 6][xi % 6];    \
+        }                                                                                  \
     }
-    for (; j < kc; j++) {
-        float t[6][3], u[6][6];
-        for (int q = 0; q < 3; q++) g6(w + 9 * j + q, 3, &t[0][q], 3);
-        for (int r = 0; r < 6; r++) g6(t[r], 1, u[r], 1);
-        for (int xi = 0; xi < 36; xi++) U[(size_t)xi * kc + j] = u[xi / 6][xi % 6];
+#define DEF_FILTER6_GRAD(name, r, gtv, gts)                                                \
+    CLONES void name(const float *dU, int K, int C, float *dw)                             \
+    {                                                                                      \
+        const size_t kc = (size_t)K * C;                                                   \
+        size_t j = 0;                                                                      \
+        for (; j + VW <= kc; j += VW) {                                                    \
+            v8 u[6][6], t[6][r], g[r][r];                                                  \
+            for (int xi = 0; xi < 36; xi++)                                                \
+                u[xi / 6][xi % 6] = *(const v8 *)(dU + (size_t)xi * kc + j);               \
+            for (int a = 0; a < 6; a++) gtv(u[a], 1, t[a], 1);                             \
+            for (int q = 0; q < r; q++) gtv(&t[0][q], r, &g[0][q], r);                     \
+            for (int l = 0; l < VW; l++)                                                   \
+                for (int e = 0; e < r * r; e++) dw[r * r * (j + l) + e] += g[e / r][e % r][l]; \
+        }                                                                                  \
+        for (; j < kc; j++) {                                                              \
+            float u[6][6], t[6][r], g[r][r];                                               \
+            for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * kc + j];   \
+            for (int a = 0; a < 6; a++) gts(u[a], 1, t[a], 1);                             \
+            for (int q = 0; q < r; q++) gts(&t[0][q], r, &g[0][q], r);                     \
+            for (int e = 0; e < r * r; e++) dw[r * r * j + e] += g[e / r][e % r];          \
+        }                                                                                  \
     }
-}
 
-CLONES
-void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw)
-{
-    const size_t kc = (size_t)K * C;
-    size_t j = 0;
-    for (; j + VW <= kc; j += VW) {
-        v8 u[6][6], t[6][3], g[3][3];
-        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = *(const v8 *)(dU + (size_t)xi * kc + j);
-        for (int r = 0; r < 6; r++) gt6v(u[r], 1, t[r], 1);
-        for (int q = 0; q < 3; q++) gt6v(&t[0][q], 3, &g[0][q], 3);
-        for (int l = 0; l < VW; l++)
-            for (int e = 0; e < 9; e++) dw[9 * (j + l) + e] += g[e / 3][e % 3][l];
-    }
-    for (; j < kc; j++) {
-        float u[6][6], t[6][3], g[3][3];
-        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * kc + j];
-        for (int r = 0; r < 6; r++) gt6(u[r], 1, t[r], 1);
-        for (int q = 0; q < 3; q++) gt6(&t[0][q], 3, &g[0][q], 3);
-        for (int e = 0; e < 9; e++) dw[9 * j + e] += g[e / 3][e % 3];
-    }
-}
+/* As cnn_wino_filter (and its adjoint): U is 36 matrices (K, C). */
+DEF_FILTER6(cnn_wino4_filter, 3, g6v, g6)
+DEF_FILTER6_GRAD(cnn_wino4_filter_grad, 3, gt6v, gt6)
 
 /* The image transforms below take a tile row's 8 tiles at a time, lane l
  * holding tile tj0 + l, as F(2x2)'s do. Tile tj's 6 columns are the
@@ -678,50 +686,12 @@ DEF_GT65(gt65v, v8)
 #undef DEF_G65
 #undef DEF_GT65
 
-/* w (K, C, 5, 5) -> U: 36 matrices (K, C), as cnn_wino4_filter */
-CLONES
-void cnn_wino25_filter(const float *w, int K, int C, float *U)
-{
-    const size_t kc = (size_t)K * C;
-    size_t j = 0;
-    for (; j + VW <= kc; j += VW) {
-        v8 g[25], t[6][5], u[6][6];
-        for (int e = 0; e < 25; e++)
-            for (int l = 0; l < VW; l++) g[e][l] = w[25 * (j + l) + e];
-        for (int q = 0; q < 5; q++) g65v(g + q, 5, &t[0][q], 5); /* G g */
-        for (int r = 0; r < 6; r++) g65v(t[r], 1, u[r], 1);     /* (G g) G^T */
-        for (int xi = 0; xi < 36; xi++) *(v8 *)(U + (size_t)xi * kc + j) = u[xi / 6][xi % 6];
-    }
-    for (; j < kc; j++) {
-        float t[6][5], u[6][6];
-        for (int q = 0; q < 5; q++) g65(w + 25 * j + q, 5, &t[0][q], 5);
-        for (int r = 0; r < 6; r++) g65(t[r], 1, u[r], 1);
-        for (int xi = 0; xi < 36; xi++) U[(size_t)xi * kc + j] = u[xi / 6][xi % 6];
-    }
-}
-
-/* The adjoint: dw (K, C, 5, 5) += G^T dU G */
-CLONES
-void cnn_wino25_filter_grad(const float *dU, int K, int C, float *dw)
-{
-    const size_t kc = (size_t)K * C;
-    size_t j = 0;
-    for (; j + VW <= kc; j += VW) {
-        v8 u[6][6], t[6][5], g[5][5];
-        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = *(const v8 *)(dU + (size_t)xi * kc + j);
-        for (int r = 0; r < 6; r++) gt65v(u[r], 1, t[r], 1);
-        for (int q = 0; q < 5; q++) gt65v(&t[0][q], 5, &g[0][q], 5);
-        for (int l = 0; l < VW; l++)
-            for (int e = 0; e < 25; e++) dw[25 * (j + l) + e] += g[e / 5][e % 5][l];
-    }
-    for (; j < kc; j++) {
-        float u[6][6], t[6][5], g[5][5];
-        for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * kc + j];
-        for (int r = 0; r < 6; r++) gt65(u[r], 1, t[r], 1);
-        for (int q = 0; q < 5; q++) gt65(&t[0][q], 5, &g[0][q], 5);
-        for (int e = 0; e < 25; e++) dw[25 * j + e] += g[e / 5][e % 5];
-    }
-}
+/* w (K, C, 5, 5) -> U: 36 matrices (K, C), and the adjoint, dw (K, C,
+ * 5, 5) += G^T dU G */
+DEF_FILTER6(cnn_wino25_filter, 5, g65v, g65)
+DEF_FILTER6_GRAD(cnn_wino25_filter_grad, 5, gt65v, gt65)
+#undef DEF_FILTER6
+#undef DEF_FILTER6_GRAD
 
 /* y[0..1] = A^T m[0..5] */
 INLINE void at26(const v8 *m, int ms, v8 *y, int ys)
