@@ -383,11 +383,12 @@ static void test_conv_winograd25(void **state)
     check_layer(s, sh(3, 3, 6, 6), 1);
     cnn_conv_set_chunk_floats(0);
     cnn_conv_set_algo(CNN_CONV_AUTO);
-    /* by default from 4 channels and CNN_CONV_WINO_MIN filters: not a
-     * first layer on RGB, nor few filters, nor stride 2 */
+    /* by default from 4 channels and CNN_CONV_WINO_MIN filters; a first
+     * layer on 1-3 channels takes CNN_CONV_FUSED25 (test_conv_fused25);
+     * not few filters, nor stride 2 */
     const int cases[][4] = {{4, CNN_CONV_WINO_MIN, 1, CNN_CONV_WINOGRAD25},
                             {32, 64, 1, CNN_CONV_WINOGRAD25},
-                            {3, 32, 1, 0},
+                            {3, 32, 1, CNN_CONV_FUSED25},
                             {8, CNN_CONV_WINO_MIN - 1, 1, 0},
                             {32, 32, 2, 0}};
     for (int i = 0; i < 5; i++) {
@@ -397,6 +398,36 @@ static void test_conv_winograd25(void **state)
         cnn_net_free(net);
     }
     check_layer(mk("conv", CNN_CONV_WINO_MIN, 5, 5, 1, 2), sh(2, 4, 9, 9), 1);
+}
+
+/* 5x5 stride-1 layers on 1 to 3 channels (CNN_CONV_FUSED25): the
+ * forward pass by F(2x2, 5x5) with the products in registers, the
+ * backward pass by the blocked kernels' columns. Odd and even outputs,
+ * pads 0-3, outputs narrower than a vector of 8 tiles and cut by its
+ * edge, eval mode; forced onto 4 channels, the columns. */
+static void test_conv_fused25(void **state)
+{
+    (void)state;
+    cnn_layer_spec_t s = mk("conv", 8, 5, 5, 1, 2);
+    cnn_net_t *net = NULL;
+    for (int c = 1; c <= 3; c++) {
+        assert_int_equal(cnn_net_create(&s, 1, sh(2, c, 32, 32), 1, &net), CNN_OK);
+        assert_int_equal(net->layers[0].sz.variant, CNN_CONV_FUSED25);
+        assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 8 * c); /* U twice, no columns */
+        cnn_net_free(net);
+        check_layer(mk("conv", 4, 5, 5, 1, 2), sh(2, c, 6, 6), 1);
+    }
+    check_layer(mk("conv", 5, 5, 5, 1, 2), sh(2, 3, 7, 9), 1);
+    check_layer(mk("conv", 3, 5, 5, 1, 0), sh(2, 2, 9, 8), 1);
+    check_layer(mk("conv", 2, 5, 5, 1, 3), sh(1, 3, 4, 5), 1);
+    check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 34), 1); /* 17 tiles a row */
+    check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 30), 1); /* 15 */
+    check_layer(s, sh(3, 3, 6, 6), 0);
+    cnn_conv_set_algo(CNN_CONV_FUSED25);
+    assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 8, 8), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0);
+    cnn_net_free(net);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
 }
 
 /* Largest |v| of n values. */
@@ -415,7 +446,7 @@ static double max_abs(const float *v, size_t n)
 static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
 {
     const double rel = algo == CNN_CONV_WINOGRAD ? 3e-6 : 3e-5;
-    const int r = algo == CNN_CONV_WINOGRAD25 ? 5 : 3;
+    const int r = algo == CNN_CONV_WINOGRAD25 || algo == CNN_CONV_FUSED25 ? 5 : 3;
     cnn_layer_spec_t s = mk("conv", filters, r, r, 1, r / 2);
     size_t nin = (size_t)in.n * cnn_shape_image(in);
     size_t nout = (size_t)in.n * filters * in.h * in.w;
@@ -475,6 +506,7 @@ static void test_conv_winograd_vs_im2col(void **state)
     /* F(2x2, 5x5): cifar-3layer's conv1 (5x5 on RGB, 32 filters), and
      * one with more channels, both products by the blocked kernels */
     compare_with_im2col(32, sh(5, 3, 32, 32), CNN_CONV_WINOGRAD25);
+    compare_with_im2col(32, sh(5, 3, 32, 32), CNN_CONV_FUSED25);
     compare_with_im2col(16, sh(3, 16, 16, 16), CNN_CONV_WINOGRAD25);
 }
 
@@ -632,6 +664,7 @@ static void test_conv_relu_out(void **state)
     check_conv_relu_out(mk("conv", 12, 3, 3, 1, 1), sh(2, 8, 13, 13), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 7, 7), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 4, 12, 18), CNN_CONV_WINOGRAD25);
+    check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 12, 12), CNN_CONV_IM2COL);
     relu_plan_n = 7; /* 3 of 7 images */
     check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 12, 12), CNN_CONV_AUTO);
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
@@ -2167,6 +2200,7 @@ int main(void)
         cmocka_unit_test(test_conv_stride2_vs_im2col),
         cmocka_unit_test(test_conv_chunked),  cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd25),
+        cmocka_unit_test(test_conv_fused25),
         cmocka_unit_test(test_conv_winograd_vs_im2col),
         cmocka_unit_test(test_conv_winograd_blocks), cmocka_unit_test(test_conv_relu_out),
         cmocka_unit_test(test_relu),

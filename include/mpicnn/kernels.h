@@ -171,6 +171,15 @@ void cnn_wino25_output(const float *M, size_t ld, size_t xs, int K, int OH,
 void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                             int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
 
+/* The forward pass of F(2x2, 5x5) for few channels, M never stored: y
+ * (K, OH, OW) = bias + the output tiles of U x V, V one image's
+ * (cnn_wino25_input with ld = th*tw: 36 matrices of C rows, xs floats
+ * apart, readable up to 8 floats past each row's last tile), UK = U
+ * filter by filter (U[xi][k][c] at UK[(36 k + xi) C + c]); relu as for
+ * cnn_wino_output; vb: 288 * C floats of scratch, 32-byte aligned. */
+void cnn_wino25_fused(const float *V, size_t xs, int C, const float *UK, int K, int OH, int OW,
+                      int th, int tw, const float *bias, float *y, int relu, float *vb);
+
 /* F(4x4) on images of 2 x 2 tiles (OH and OW of 5 to 8), two images at a
  * time, the tiles of both in one vector: a (columns 0-3 of V and M) and b
  * (columns 4-7), or a alone when b is NULL. Scratch:

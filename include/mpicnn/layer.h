@@ -450,7 +450,10 @@ void cnn_dense_set_chunk_floats(int n);
  * F(2x2, 3x3)'s tile positions and its tiles fill the vectors (rows of
  * at least 4 tiles, or 2 x 2 tiles), F(2x2, 3x3) otherwise -- Winograd
  * F(2x2, 5x5) for 5x5 stride-1 layers with at least 4 input channels and
- * CNN_CONV_WINO_MIN filters (CNN_CONV_WINOGRAD25), one product per tap
+ * CNN_CONV_WINO_MIN filters (CNN_CONV_WINOGRAD25) -- and for 5x5
+ * stride-1 layers on 1 to 3 channels (a first layer), its forward pass
+ * with the products in registers, the backward pass by the blocked
+ * kernels' columns (CNN_CONV_FUSED25) -- one product per tap
  * on the polyphase planes for 3x3 stride-2 layers of at least 9 input
  * channels (CNN_CONV_STRIDE2), and im2col + GEMM for the rest. The
  * others force one where it applies (Winograd: 3x3 or, for
@@ -459,7 +462,7 @@ void cnn_dense_set_chunk_floats(int n);
  * nets built after the call; for tests and benchmarks. */
 enum { CNN_CONV_AUTO = 0, CNN_CONV_IM2COL = 1, CNN_CONV_WINOGRAD = 2,
        CNN_CONV_WINOGRAD4 = 3, CNN_CONV_1X1 = 4, CNN_CONV_STRIDE2 = 5,
-       CNN_CONV_WINOGRAD25 = 6 };
+       CNN_CONV_WINOGRAD25 = 6, CNN_CONV_FUSED25 = 7 };
 #define CNN_CONV_WINO_MIN 8
 void cnn_conv_set_algo(int algo);
 

@@ -127,4 +127,19 @@ INLINE void zero_floats(float *dst, int n)
         if (l < n) dst[l] = 0.0f;
 }
 
+/* The 8 floats at p, at any alignment */
+#define load8(p) (*(const v8 *)(p))
+
+/* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
+ * memcpy, which costs more than the stores.) */
+INLINE void store8(float *p, v8 v, int n)
+{
+    if (n == VW) {
+        *(v8 *)p = v;
+        return;
+    }
+    for (int l = 0; l < VW; l++)
+        if (l < n) p[l] = v[l];
+}
+
 #endif

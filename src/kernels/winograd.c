@@ -88,8 +88,6 @@ void cnn_wino_filter_grad(const float *dU, int K, int C, float *dw)
     }
 }
 
-#define load8(p) (*(const v8 *)(p))
-
 /* Copies channel xc (H, W) into the interior of the zero-padded plane
  * (ph, pw; rows ps floats apart), `pad` rows and columns in; the border
  * is left as it is. */
@@ -126,18 +124,6 @@ INLINE void plane_get(const float *plane, int ph, int pw, int ps, int pad, float
 INLINE void prefetch_floats(const float *p, size_t n, size_t most)
 {
     for (size_t i = 0; i < n && i < most; i += 16) __builtin_prefetch(p + i);
-}
-
-/* Lanes 0..n-1 of v to p[0..n-1]. (A loop to n would become a call to
- * memcpy, which costs more than the stores.) */
-INLINE void store8(float *p, v8 v, int n)
-{
-    if (n == VW) {
-        *(v8 *)p = v;
-        return;
-    }
-    for (int l = 0; l < VW; l++)
-        if (l < n) p[l] = v[l];
 }
 
 /* Lanes of a tile row's vector from tile t of an image of tpi tiles that

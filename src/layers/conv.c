@@ -18,7 +18,10 @@
  *   cnn_conv_set_algo forces;
  * - else im2col + GEMM: with the blocked kernels of kernels/smallgemm.c
  *   (conv_smallgemm.c) when the column matrix has at most SMALL_D rows,
- *   with the BLAS (conv_im2col.c) otherwise.
+ *   with the BLAS (conv_im2col.c) otherwise. A 5x5 stride-1 layer on 1 to
+ *   3 channels (a first layer) takes the blocked kernels' engine with
+ *   its forward pass by F(2x2, 5x5), the products summed and transformed
+ *   in registers (CNN_CONV_FUSED25).
  * This file checks the spec and the shapes, initialises the parameters
  * (with init.c), and holds what the engines share: the column budget
  * (cnn_conv_set_chunk_floats) and the bias gradient.
@@ -73,10 +76,10 @@ static int conv_algo = CNN_CONV_AUTO;
  * gradient) against the columns: 32 -> 32 channels at 16x16 4.2/10.3
  * against 11.1/27.2 ms, 32 -> 64 at 8x8 2.3/5.1 against 5.3/12.6, 8 -> 16
  * at 16x16 0.8/1.7 against 1.5/3.4, 4 -> 32 at 16x16 1.1/1.7 against
- * 1.2/2.5. A first layer's 5x5 on RGB stays with the blocked kernels of
- * the columns: with 3 channels the transforms and the 9 floats of M per
- * output cost what the multiply-adds save (cifar-3layer's conv1 in whole
- * steps: 4.1/6.2 against 3.8/5.4 ms). */
+ * 1.2/2.5. Not for a first layer's 5x5 on RGB: with 3 channels the
+ * output transform and the 9 floats of M per output cost what the
+ * multiply-adds save (cifar-3layer's conv1: 4.1/6.2 against the blocked
+ * kernels' 3.8/5.4 ms); conv_variant gives it CNN_CONV_FUSED25. */
 static int wino25_pays(const cnn_layer_spec_t *s, cnn_shape_t in)
 {
     return in.c >= 4 && s->filters >= CNN_CONV_WINO_MIN;
@@ -124,6 +127,9 @@ static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
  * columns of im2col. */
 static int conv_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int ow)
 {
+    if (s->kh == 5 && s->kw == 5 && s->stride == 1 && (size_t)in.c * 25 <= SMALL_D &&
+        (conv_algo == CNN_CONV_AUTO || conv_algo == CNN_CONV_FUSED25))
+        return CNN_CONV_FUSED25;
     if (s->kh == 1 && s->kw == 1 && s->pad == 0 &&
         (conv_algo == CNN_CONV_AUTO || conv_algo == CNN_CONV_1X1))
         return CNN_CONV_1X1;
@@ -143,6 +149,7 @@ static const conv_engine_t *engine_of(int variant, size_t ckk)
 {
     if (variant == CNN_CONV_1X1) return &cnn_conv_1x1_engine;
     if (variant == CNN_CONV_STRIDE2) return &cnn_conv_stride2_engine;
+    if (variant == CNN_CONV_FUSED25) return &cnn_conv_smallgemm_engine;
     if (variant) return &cnn_conv_winograd_engine;
     return ckk <= SMALL_D ? &cnn_conv_smallgemm_engine : &cnn_conv_im2col_engine;
 }

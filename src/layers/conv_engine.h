@@ -4,7 +4,8 @@
  * and runs the layer's passes through it; each engine plans the layer's
  * scratch and cache and computes the forward and backward passes:
  *   im2col + GEMM (conv_im2col.c), the same columns with the blocked
- *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c),
+ *   kernels of kernels/smallgemm.c for few rows (conv_smallgemm.c; a 5x5
+ *   layer on 1-3 channels runs its forward pass by Winograd instead),
  *   Winograd F(2x2, 3x3), F(4x4, 3x3) or F(2x2, 5x5) (conv_winograd.c),
  *   plain products on the NCHW images for 1x1 kernels (conv_1x1.c), and one
  *   product per tap on the images' polyphase planes for 3x3 stride-2

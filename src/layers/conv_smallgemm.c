@@ -13,7 +13,17 @@
  * image's dW and db into a partial-sum slot of the shared scratch, then
  * adds the slots to the gradient in image order. A ReLU folded into the
  * layer (relu_out) clamps each image's output after its product, and
- * masks its output gradient into the thread's scratch before dW. */
+ * masks its output gradient into the thread's scratch before dW.
+ *
+ * 5x5 stride-1 layers on 1 to 3 channels (CNN_CONV_FUSED25, a first
+ * layer's 5x5 on RGB) compute the forward pass by Winograd F(2x2, 5x5)
+ * instead, each image's tiles transformed into the thread's scratch and
+ * their 36 products per filter summed and transformed in registers
+ * (cnn_wino25_fused): 2.78x fewer multiply-adds and no columns. The
+ * backward pass stays with the columns: the blocked kernels' dW takes
+ * dy as it lies, where Winograd's would write dM, 9 floats per output.
+ * The gradient is that of the convolution, which the forward pass
+ * computes to rounding (tests/test_layers.c bounds the difference). */
 #include <string.h>
 
 #include "conv_engine.h"
@@ -24,12 +34,35 @@ size_t cnn_conv_slot_floats(int K, size_t ckk)
     return ((size_t)K * ckk + (size_t)K + 15) / 16 * 16;
 }
 
+/* CNN_CONV_FUSED25's forward pass: one image's V, 36 matrices of C rows
+ * of th*tw tiles with a cache line between them, then a vector of tiles'
+ * V in one block, then the input transform's plane; U in the cache, as
+ * cnn_wino25_filter writes it, then filter by filter (UK). */
+typedef struct {
+    int th, tw;
+    size_t xs, vfloats; /* between V's matrices; all of V, with the last gap */
+} fused_t;
+
+static fused_t fused_geom(const conv_geom_t *g)
+{
+    fused_t f = {.th = (g->OH + 1) / 2, .tw = (g->OW + 1) / 2};
+    f.xs = (size_t)g->C * f.th * f.tw + 16;
+    f.vfloats = 36 * f.xs + 36 * (size_t)g->C * 8; /* with the block */
+    return f;
+}
+
 static void small_sizes(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz)
 {
     (void)cnn_conv_cols_sizes(g, nmax, sz);
     /* after one image's columns, its output gradient masked by a ReLU
      * folded into the layer (relu_out) */
     sz->work += (size_t)g->K * g->ohw;
+    if (sz->variant == CNN_CONV_FUSED25) { /* no columns kept: U instead */
+        const fused_t f = fused_geom(g);
+        const size_t fwd = f.vfloats + cnn_wino25_scratch(f.th, f.tw);
+        sz->work = sz->work > fwd ? sz->work : fwd;
+        sz->cache = (size_t)2 * 36 * g->K * g->C;
+    }
     /* per-image partial dW and db, a chunk at a time */
     const size_t slot = cnn_conv_slot_floats(g->K, g->ckk);
     sz->shared = slot * (size_t)cnn_conv_chunk_images(slot, nmax);
@@ -45,10 +78,44 @@ static void small_product(const conv_geom_t *g, const float *w, const float *b,
         cnn_conv_gemm_product(g, w, b, col, yi);
 }
 
+/* CNN_CONV_FUSED25: U from W, then each thread transforms its images'
+ * tiles (V) and computes their outputs with the products in registers
+ * (cnn_wino25_fused). */
+static void fused_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
+                          const float *x, float *y)
+{
+    const fused_t f = fused_geom(g);
+    const float *b = l->params + (size_t)g->K * g->ckk;
+    const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
+    const size_t kc = (size_t)g->K * g->C;
+    float *U = l->cache, *UK = l->cache + 36 * kc;
+    cnn_wino25_filter(l->params, g->K, g->C, U);
+    for (int xi = 0; xi < 36; xi++)
+        for (int k = 0; k < g->K; k++)
+            for (int c = 0; c < g->C; c++)
+                UK[((size_t)36 * k + xi) * g->C + c] = U[xi * kc + (size_t)k * g->C + c];
+#pragma omp parallel num_threads(ctx->nthreads)
+    {
+        float *V = layer_work(ctx), *vb = V + 36 * f.xs, *plane = V + f.vfloats;
+        /* the gaps, which the last vector of a row reads past its tiles */
+        for (int xi = 0; xi < 36; xi++) memset(V + xi * f.xs + f.xs - 16, 0, 16 * sizeof(float));
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            cnn_wino25_input(x + (size_t)i * chw, g->C, g->H, g->W, g->P, f.th, f.tw, V,
+                             (size_t)f.th * f.tw, f.xs, plane, 0);
+            cnn_wino25_fused(V, f.xs, g->C, UK, g->K, g->OH, g->OW, f.th, f.tw, b,
+                             y + (size_t)i * kohw, l->relu_out, vb);
+        }
+    }
+}
+
 static void small_forward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                           const float *x, float *y)
 {
-    cnn_conv_cols_forward(l, ctx, g, n, x, y, small_product);
+    if (l->sz.variant == CNN_CONV_FUSED25)
+        fused_forward(l, ctx, g, n, x, y);
+    else
+        cnn_conv_cols_forward(l, ctx, g, n, x, y, small_product);
 }
 
 void cnn_conv_add_slots(const float *part, size_t slot, size_t used, int nb, float *grad)
@@ -80,7 +147,8 @@ static void small_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     /* the slots that fit the shared scratch, as small_sizes planned it */
     const int chunk = (int)(l->sz.shared / slot);
-    const int have = l->sz.cache > 0 && ctx->train; /* the forward pass kept the columns */
+    /* the forward pass kept the columns */
+    const int have = l->sz.cache > 0 && ctx->train && l->sz.variant != CNN_CONV_FUSED25;
     float *grad = l->grads; /* dW (K, CKK), then db (K), as in a slot */
     for (int b0 = 0; b0 < n; b0 += chunk) {
         const int nb = n - b0 < chunk ? n - b0 : chunk;
