@@ -257,21 +257,21 @@ static void test_conv_winograd(void **state)
     /* channels in blocks of 4: both products by the blocked kernel, with
      * U^T kept for dV (V is not kept: computed again in the backward pass) */
     assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 6, 6), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 3 * 16 * 4 * 4);
+    assert_int_equal(net->layers[0].sz.cache, 3 * 16 * 4 * 4 + 2 * 4); /* and the bias sums */
     cnn_net_free(net);
     check_layer(s, sh(2, 4, 6, 6), 1);
     /* 5x5 output: 9 tiles; V is 16*3*9 = 432 floats per image, M 576,
      * and each chunk of V or M has 16 gaps of a cache line (256 floats) */
     cnn_conv_set_chunk_floats(2200); /* one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3); /* U and dU */
+    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3 + 3 * 4); /* U, dU, bias sums */
     assert_int_equal(net->layers[0].sz.shared, 576 + 256 + 432 + 256);
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
     check_layer(s, sh(3, 4, 5, 5), 1); /* dU by the blocked kernel, summed over chunks */
     cnn_conv_set_chunk_floats(4100); /* two images per chunk: 2 + 1 */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3);
+    assert_int_equal(net->layers[0].sz.cache, 2 * 16 * 4 * 3 + 3 * 4);
     assert_int_equal(net->layers[0].sz.shared, 2 * (576 + 432) + 2 * 256);
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
@@ -319,7 +319,7 @@ static void test_conv_winograd4(void **state)
     check_layer(s, sh(2, 3, 6, 8), 0);
     cnn_conv_set_chunk_floats(1000); /* one image per chunk */
     assert_int_equal(cnn_net_create(&s, 1, sh(3, 3, 5, 5), 1, &net), CNN_OK);
-    assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3); /* U and dU only */
+    assert_int_equal(net->layers[0].sz.cache, 2 * 36 * 4 * 3 + 3 * 4); /* U, dU, bias sums */
     cnn_net_free(net);
     check_layer(s, sh(3, 3, 5, 5), 1);
     cnn_conv_set_chunk_floats(0);

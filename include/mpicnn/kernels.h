@@ -131,9 +131,12 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH,
 /* Adjoint of cnn_wino_output without the bias: dy (K, OH, OW) -> dM, 16
  * matrices (K, ld) xs floats apart; spill as for cnn_wino_input. y, unless
  * NULL, is the output that cnn_wino_output gave with relu: dy is taken
- * where y > 0 and 0 elsewhere, the ReLU's backward pass. */
+ * where y > 0 and 0 elsewhere, the ReLU's backward pass. db, unless NULL,
+ * gets (=) the sum of each channel of that dy, this image's share of the
+ * bias gradient, in an order fixed by OH and OW. */
 void cnn_wino_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
-                          int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
+                          int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill,
+                          float *db);
 
 /* The same six for Winograd F(4x4, 3x3): 6x6 input tiles, 36 matrices,
  * th = ceil(OH/4) by tw = ceil(OW/4) tiles per image; scratch from
@@ -151,7 +154,8 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
                       int OW, int th, int tw, const float *bias, float *y,
                       float *scratch, int relu);
 void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
-                           int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
+                           int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill,
+                           float *db);
 
 /* The same six for Winograd F(2x2, 5x5), for 5x5 stride-1 layers: 6x6
  * input tiles, 36 matrices, th = ceil(OH/2) by tw = ceil(OW/2) tiles per
@@ -169,7 +173,8 @@ void cnn_wino25_output(const float *M, size_t ld, size_t xs, int K, int OH,
                        int OW, int th, int tw, const float *bias, float *y,
                        float *scratch, int relu);
 void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
-                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill);
+                            int tw, float *dM, size_t ld, size_t xs, float *scratch, int spill,
+                            float *db);
 
 /* The forward pass of F(2x2, 5x5) for few channels, M never stored: y
  * (K, OH, OW) = bias + the output tiles of U x V, V one image's
@@ -185,7 +190,8 @@ void cnn_wino25_fused(const float *V, size_t xs, int C, const float *UK, int K, 
  * (columns 4-7), or a alone when b is NULL. Scratch:
  * cnn_wino4_scratch(2, 2), which holds a plane for each. The output
  * gradient's ya and yb, the outputs that mask dy (a folded ReLU), are
- * NULL or not together (yb NULL with dyb). */
+ * NULL or not together (yb NULL with dyb); its db, unless NULL, gets
+ * image a's channel sums in db[0, K) and b's in db[K, 2K). */
 void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int pad,
                       float *V, size_t ld, size_t xs, float *scratch);
 void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
@@ -194,7 +200,7 @@ void cnn_wino4_output2(const float *M, size_t ld, size_t xs, int K, int OH, int 
                        const float *bias, float *ya, float *yb, float *scratch, int relu);
 void cnn_wino4_output_grad2(const float *dya, const float *dyb, const float *ya,
                             const float *yb, int K, int OH, int OW, float *dM, size_t ld,
-                            size_t xs, float *scratch);
+                            size_t xs, float *scratch, float *db);
 
 /* counter-based randomness (cnn_hash4, cnn_u01, cnn_randn) lives in rng.h */
 

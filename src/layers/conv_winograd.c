@@ -11,10 +11,12 @@
  * from the blocked kernel of kernels/smallgemm.c when U is small
  * (small_left). A ReLU folded into the layer (relu_out) clamps the output
  * where the output transform writes it, and masks dy where dM's transform
- * reads it. The cache holds U and dU (and U^T for that kernel); V is
- * computed again in the backward pass, a chunk of images at a time
- * (WINO_IMAGES; the forward pass takes smaller chunks where they fit the
- * L2 caches, wino_chunk). Threads take whole images for the transforms
+ * reads it. dM's transform also sums each channel of an image's dy, the
+ * image's share of the bias gradient, which the pass adds up in image
+ * order at its end. The cache holds U and dU (and U^T for that kernel)
+ * and those shares; V is computed again in the backward pass, a chunk of
+ * images at a time (WINO_IMAGES; the forward pass takes smaller chunks
+ * where they fit the L2 caches, wino_chunk). Threads take whole images for the transforms
  * and whole (xi, column block) GEMMs. Every element gets the same bits
  * whatever the thread count: the backward pass's blocks depend on the
  * shape alone, and the forward pass's only where the blocked kernel,
@@ -63,7 +65,7 @@ typedef struct {
     void (*output)(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th, int tw,
                    const float *bias, float *y, float *scratch, int relu);
     void (*output_grad)(const float *dy, const float *y, int K, int OH, int OW, int th, int tw,
-                        float *dM, size_t ld, size_t xs, float *scratch, int spill);
+                        float *dM, size_t ld, size_t xs, float *scratch, int spill, float *db);
 } wino_impl_t;
 
 static const wino_impl_t wino2 = {2, 16, cnn_wino_scratch, cnn_wino_filter,
@@ -264,15 +266,17 @@ static void wino_sizes(const conv_geom_t *g, int nmax, cnn_layer_sizes_t *sz)
     const wgeom_t w = wgeom(sz->variant, g->C, g->K, g->OH, g->OW, nmax);
     const size_t gaps = (size_t)w.npos * XGAP;
     sz->work = w.f->scratch(w.th, w.tw);
-    sz->cache = w.nu * w.ukc;
+    sz->cache = w.nu * w.ukc + (size_t)nmax * g->K; /* U, dU (U^T); the bias sums */
     sz->shared = (size_t)w.chunk * (w.mimg + w.vimg) + 2 * gaps; /* M, then V */
 }
 
 /* In a parallel region: V from the calling thread's images of the chunk
  * and, with dy, dM from their output gradients (where y > 0, with y: a
- * ReLU folded into the layer). */
+ * ReLU folded into the layer) and each image's share of the bias
+ * gradient, K floats an image at dbp (image b0 + i at dbp + (b0 + i) K). */
 static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const wgeom_t *w,
-                             const wchunk_t *c, const float *x, const float *dy, const float *y)
+                             const wchunk_t *c, const float *x, const float *dy, const float *y,
+                             float *dbp)
 {
     const size_t chw = (size_t)g->C * g->H * g->W, kohw = (size_t)g->K * g->ohw;
     int lo, hi;
@@ -288,7 +292,7 @@ static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const w
                 cnn_wino4_output_grad2(da, i + 1 < hi ? da + kohw : NULL, ya,
                                        ya && i + 1 < hi ? ya + kohw : NULL, g->K, g->OH, g->OW,
                                        c->M + (size_t)i * w->tpi, c->tc, c->mxs,
-                                       layer_work(ctx));
+                                       layer_work(ctx), dbp + (size_t)(c->b0 + i) * g->K);
             }
         }
         return;
@@ -301,7 +305,7 @@ static void transform_images(const cnn_ctx_t *ctx, const conv_geom_t *g, const w
             const size_t at = (size_t)(c->b0 + i) * kohw;
             w->f->output_grad(dy + at, y ? y + at : NULL, g->K, g->OH, g->OW, w->th, w->tw,
                               c->M + (size_t)i * w->tpi, c->tc, c->mxs, layer_work(ctx),
-                              i + 1 < hi);
+                              i + 1 < hi, dbp + (size_t)(c->b0 + i) * g->K);
         }
     }
 }
@@ -397,6 +401,7 @@ typedef struct {
     const float *U, *UT; /* U; U^T when small (backward, for dV) */
     const float *b;      /* bias (forward) */
     float *y, *dU, *dx;
+    float *dbp;          /* backward: each image's bias gradient, K floats */
     int small;           /* backward: the blocked kernel for dV */
     int small_du;        /* backward: the blocked kernel for dU */
 } wpass_t;
@@ -459,7 +464,7 @@ static void wino_pass(const cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geo
         const wchunk_t c = wino_chunk_at(l, ctx, w, n, b0, nc);
 #pragma omp parallel num_threads(ctx->nthreads)
         {
-            transform_images(ctx, g, w, &c, p->x, p->dy, p->yr);
+            transform_images(ctx, g, w, &c, p->x, p->dy, p->yr, p->dbp);
 #pragma omp barrier
             if (p->dy)
                 backward_chunk(ctx, g, w, &c, p);
@@ -488,11 +493,16 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_
     float *UT = l->cache + 2 * w.ukc;
     const wpass_t p = {.x = x, .dy = dy, .yr = l->relu_out ? y : NULL, .U = l->cache, .UT = UT,
                        .dU = l->cache + w.ukc, .dx = dx, .small = small_left(g->C, g->K),
-                       .small_du = small_du(g->C, g->K)};
-    cnn_conv_bias_grad(g, ctx, n, dy, p.yr, db);
+                       .small_du = small_du(g->C, g->K),
+                       .dbp = l->cache + (size_t)w.nu * w.ukc};
     if (dx && p.small) transpose_u(g, &w, p.U, UT);
     wino_pass(l, ctx, g, &w, n, &p);
     w.f->filter_grad(p.dU, g->K, g->C, dw);
+    for (int k = 0; k < g->K; k++) { /* db: the images' sums in image order */
+        float s = 0.0f;
+        for (int i = 0; i < n; i++) s += p.dbp[(size_t)i * g->K + k];
+        db[k] += s;
+    }
 }
 
 const conv_engine_t cnn_conv_winograd_engine = {
