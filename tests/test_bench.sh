@@ -2,7 +2,7 @@
 # test_bench.sh - bench/mpicnn-bench runs every mode it offers, briefly,
 # and prints its tables: `make bench` is not part of `make check`, so this
 # keeps the benchmark from breaking unseen.
-#   - --layers-only on all four nets, fused and --no-fuse: a row per
+#   - --layers-only on the four default nets, fused and --no-fuse: a row per
 #     layer, a sum per net; ResNet-20's ReLUs run inside the layer before
 #     them ("in prev") only when fused; cifar-quick only when named, and
 #     its steps with the columns forced (--algo 1);

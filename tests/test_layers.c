@@ -349,7 +349,8 @@ static void test_conv_winograd4(void **state)
 /* Winograd F(2x2, 5x5), forced: pads 0-3, odd and even outputs, tile
  * rows shorter than a vector and of one to three vectors, the last tile
  * in each lane that carries its input gradient into the next vector,
- * eval mode, one or more chunks; then the default for 5x5 layers. */
+ * one output and one output row, eval mode, one or more chunks; then the
+ * default for 5x5 layers. */
 static void test_conv_winograd25(void **state)
 {
     (void)state;
@@ -371,6 +372,8 @@ static void test_conv_winograd25(void **state)
     check_layer(mk("conv", 3, 5, 5, 1, 0), sh(2, 2, 9, 8), 1);
     check_layer(mk("conv", 2, 5, 5, 1, 1), sh(1, 3, 7, 6), 1);
     check_layer(mk("conv", 3, 5, 5, 1, 3), sh(1, 2, 4, 5), 1);
+    check_layer(mk("conv", 3, 5, 5, 1, 2), sh(2, 2, 1, 1), 1); /* one output */
+    check_layer(mk("conv", 3, 5, 5, 1, 2), sh(1, 3, 1, 6), 1); /* one output row */
     check_layer(s, sh(3, 3, 6, 6), 0);
     /* tile rows of 8 tiles at a time: 7 (the last tile in lane 6), 8
      * (lane 7), 9, 14 (lane 5 of the second vector) and 15, 17 and 24 */
@@ -404,7 +407,8 @@ static void test_conv_winograd25(void **state)
  * forward pass by F(2x2, 5x5) with the products in registers, the
  * backward pass by the blocked kernels' columns. Odd and even outputs,
  * pads 0-3, outputs narrower than a vector of 8 tiles and cut by its
- * edge, eval mode; forced onto 4 channels, the columns. */
+ * edge, one output and one output row, eval mode; forced onto 4
+ * channels or a 3x3, the columns. */
 static void test_conv_fused25(void **state)
 {
     (void)state;
@@ -420,11 +424,17 @@ static void test_conv_fused25(void **state)
     check_layer(mk("conv", 5, 5, 5, 1, 2), sh(2, 3, 7, 9), 1);
     check_layer(mk("conv", 3, 5, 5, 1, 0), sh(2, 2, 9, 8), 1);
     check_layer(mk("conv", 2, 5, 5, 1, 3), sh(1, 3, 4, 5), 1);
+    check_layer(mk("conv", 3, 5, 5, 1, 2), sh(2, 2, 1, 1), 1); /* one output */
+    check_layer(mk("conv", 3, 5, 5, 1, 2), sh(1, 3, 1, 6), 1); /* one output row */
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 34), 1); /* 17 tiles a row */
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 30), 1); /* 15 */
     check_layer(s, sh(3, 3, 6, 6), 0);
     cnn_conv_set_algo(CNN_CONV_FUSED25);
     assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 8, 8), 1, &net), CNN_OK);
+    assert_int_equal(net->layers[0].sz.variant, 0);
+    cnn_net_free(net);
+    cnn_layer_spec_t s3 = mk("conv", 16, 3, 3, 1, 1); /* not a 5x5: the columns */
+    assert_int_equal(cnn_net_create(&s3, 1, sh(2, 16, 16, 16), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.variant, 0);
     cnn_net_free(net);
     cnn_conv_set_algo(CNN_CONV_AUTO);
@@ -438,11 +448,12 @@ static double max_abs(const float *v, size_t n)
     return m;
 }
 
-/* Both Winograd variants agree with im2col at realistic sizes, where the
+/* The Winograd variants agree with im2col at realistic sizes, where the
  * double reference would be slow: fmnist-ref's conv2 and cifar-3layer's.
  * The bound is relative to each tensor's largest value: against an exact
- * double computation im2col and F(2x2) err by 3e-7-7e-7 of it, F(4x4) by
- * up to 7e-6 (its transforms scale by up to 8 and 1/24). */
+ * double computation im2col and F(2x2, 3x3) err by 3e-7-7e-7 of it,
+ * F(4x4, 3x3) and F(2x2, 5x5) by up to 7e-6 (their transforms scale by up
+ * to 8 and 1/24). 1 and 2 threads give the same bits. */
 static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
 {
     const double rel = algo == CNN_CONV_WINOGRAD ? 3e-6 : 3e-5;
@@ -503,11 +514,16 @@ static void test_conv_winograd_vs_im2col(void **state)
     /* ResNet-20's last stage on Fashion-MNIST (7x7, 64 channels): F(4x4)
      * two images a vector, 5 images, so that one is left over */
     compare_with_im2col(64, sh(5, 64, 7, 7), CNN_CONV_WINOGRAD4);
-    /* F(2x2, 5x5): cifar-3layer's conv1 (5x5 on RGB, 32 filters), and
-     * one with more channels, both products by the blocked kernels */
+    /* F(2x2, 5x5): cifar-3layer's conv1 (5x5 on RGB, 32 filters: dU by
+     * the blocked kernels, dV by the BLAS), its forward pass in registers
+     * (CNN_CONV_FUSED25), one with more channels (all three products by
+     * the blocked kernels), and tile rows of 15 and 7 tiles, where the
+     * input gradient takes a vector of no tiles at the end of each row */
     compare_with_im2col(32, sh(5, 3, 32, 32), CNN_CONV_WINOGRAD25);
     compare_with_im2col(32, sh(5, 3, 32, 32), CNN_CONV_FUSED25);
     compare_with_im2col(16, sh(3, 16, 16, 16), CNN_CONV_WINOGRAD25);
+    compare_with_im2col(8, sh(3, 8, 14, 30), CNN_CONV_WINOGRAD25);
+    compare_with_im2col(8, sh(3, 8, 13, 14), CNN_CONV_WINOGRAD25);
 }
 
 /* ---- conv with its ReLU folded in (relu_out) ------------------------ */

@@ -160,7 +160,7 @@ void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int O
 /* The same six for Winograd F(2x2, 5x5), for 5x5 stride-1 layers: 6x6
  * input tiles, 36 matrices, th = ceil(OH/2) by tw = ceil(OW/2) tiles per
  * image; scratch from cnn_wino25_scratch(): a padded plane of
- * (2*th + 4) x (2*tw + 4), its rows with 24 floats of slack. w and dw
+ * (2*th + 4) x (2*tw + 4), its rows with 16 floats of slack. w and dw
  * are (K, C, 5, 5). */
 size_t cnn_wino25_scratch(int th, int tw);
 void cnn_wino25_filter(const float *w, int K, int C, float *U);
@@ -181,7 +181,7 @@ void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int 
  * (cnn_wino25_input with ld = th*tw: 36 matrices of C rows, xs floats
  * apart, readable up to 8 floats past each row's last tile), UK = U
  * filter by filter (U[xi][k][c] at UK[(36 k + xi) C + c]); relu as for
- * cnn_wino_output; vb: 288 * C floats of scratch, 32-byte aligned. */
+ * cnn_wino_output; vb: 288 * C floats of scratch. */
 void cnn_wino25_fused(const float *V, size_t xs, int C, const float *UK, int K, int OH, int OW,
                       int th, int tw, const float *bias, float *y, int relu, float *vb);
 

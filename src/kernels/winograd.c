@@ -140,7 +140,8 @@ INLINE int lanes_to_store(int t, int tpi, int spill)
 
 /* The F(2x2) transforms of 8 tiles of a tile row, lane l holding the
  * row's tile tj0 + l. The loops over an image's channels and tiles that
- * call them are at the end of the file, shared with F(4x4). */
+ * call them are at the end of the file, shared with F(4x4, 3x3) and
+ * F(2x2, 5x5). */
 
 /* Input transform: d is the first tile's corner in the plane (rows ps
  * floats apart); writes V[xi] of the 8 tiles to v + xi * xs, the first n
@@ -797,10 +798,11 @@ INLINE void output_grad8_f25(const float *y0, int ps, float *mv, size_t xs, int 
  * vector of 8 tiles load and store whole vectors. F(2x2, 3x3) reads
  * 16 + 2 columns from 2 tj0; F(4x4) 40 from 4 tj0, and its last vector
  * of a row may start at the row's last tile; F(2x2, 5x5) reads 20 from
- * 2 tj0, and its input gradient adds 16 from 2 tj0 up to tj0 = tw + 1. */
+ * 2 tj0, and its input gradient adds 16 from 2 tj0 up to tj0 = tw + 1:
+ * up to column 2 tw + 17 of a row of 2 tw + 4. */
 static int plane_stride(int m, int r, int tw)
 {
-    return m * tw + r - 1 + (m == 4 ? 5 : r == 5 ? 3 : 2) * VW;
+    return m * tw + r - 1 + (m == 4 ? 5 : 2) * VW;
 }
 
 static size_t plane_floats(int m, int r, int th, int tw)

@@ -102,7 +102,9 @@ static int wino_variant(const cnn_layer_spec_t *s, cnn_shape_t in, int oh, int o
         return forced || (conv_algo == CNN_CONV_AUTO && wino25_pays(s, in)) ? CNN_CONV_WINOGRAD25
                                                                              : 0;
     }
-    if (s->kh != 3 || s->kw != 3 || conv_algo == CNN_CONV_WINOGRAD25) return 0;
+    if (s->kh != 3 || s->kw != 3 || conv_algo == CNN_CONV_WINOGRAD25 ||
+        conv_algo == CNN_CONV_FUSED25)
+        return 0;
     if (conv_algo == CNN_CONV_WINOGRAD || conv_algo == CNN_CONV_WINOGRAD4) return conv_algo;
     if (in.c < CNN_CONV_WINO_MIN || s->filters < CNN_CONV_WINO_MIN) return 0;
     /* F(4x4) does 1.78x fewer multiply-adds per tile position but has
@@ -181,21 +183,8 @@ static inline void add_lanes(const float *x, size_t n, float acc[LANES])
     for (int j = 0; p < n; p++, j++) acc[j] += x[p];
 }
 
-/* acc[j] += (y > 0 ? dy : 0) at x[j], x[LANES + j], ..., as add_lanes:
- * the same sums as add_lanes over the ReLU's output gradient */
-static inline void add_lanes_relu(const float *x, const float *y, size_t n, float acc[LANES])
-{
-    size_t p = 0;
-    for (; p + LANES <= n; p += LANES)
-        for (int j = 0; j < LANES; j++) {
-            const float v = x[p + j]; /* read always: a select, which vectorizes */
-            acc[j] += y[p + j] > 0.0f ? v : 0.0f;
-        }
-    for (int j = 0; p < n; p++, j++) acc[j] += y[p] > 0.0f ? x[p] : 0.0f;
-}
-
 void cnn_conv_bias_grad(const conv_geom_t *g, const cnn_ctx_t *ctx, int n, const float *dy,
-                        const float *y, float *db)
+                        float *db)
 {
     const size_t kohw = (size_t)g->K * g->ohw;
 #pragma omp parallel num_threads(ctx->nthreads)
@@ -204,13 +193,7 @@ void cnn_conv_bias_grad(const conv_geom_t *g, const cnn_ctx_t *ctx, int n, const
         conv_split((size_t)g->K, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         for (size_t k = lo; k < hi; k++) {
             float acc[LANES] = {0};
-            for (int i = 0; i < n; i++) {
-                const size_t at = (size_t)i * kohw + k * g->ohw;
-                if (y)
-                    add_lanes_relu(dy + at, y + at, g->ohw, acc);
-                else
-                    add_lanes(dy + at, g->ohw, acc);
-            }
+            for (int i = 0; i < n; i++) add_lanes(dy + (size_t)i * kohw + k * g->ohw, g->ohw, acc);
             float s = 0.0f;
             for (int j = 0; j < LANES; j++) s += acc[j];
             db[k] += s;

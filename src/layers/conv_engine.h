@@ -67,11 +67,11 @@ size_t cnn_conv_chunk_floats(void);
 int cnn_conv_chunk_images(size_t floats, int nmax);
 
 /* db (K) += the sums over images and pixels of dy (n, K, OH*OW), split by
- * k over threads, each sum in a fixed order; with y (not NULL) only where
- * y > 0 (a folded ReLU's backward pass), the same bits as the sums of the
- * ReLU's own output gradient. */
+ * k over threads, each sum in a fixed order (the engines that take a
+ * folded ReLU sum its masked dy where they read it: the blocked kernels'
+ * dW, Winograd's dM transform). */
 void cnn_conv_bias_grad(const conv_geom_t *g, const cnn_ctx_t *ctx, int n, const float *dy,
-                        const float *y, float *db);
+                        float *db);
 
 /* conv_im2col.c: the column steps that the small-D engine shares. */
 

@@ -137,7 +137,7 @@ static void im2col_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geo
     /* split dW by its longer side, so every thread gets real work */
     const int by_rows = (size_t)g->K >= g->ckk;
     (void)y; /* no relu_out */
-    cnn_conv_bias_grad(g, ctx, n, dy, NULL, db);
+    cnn_conv_bias_grad(g, ctx, n, dy, db);
     for (int b0 = 0; b0 < n; b0 += chunk) {
         const int nb = n - b0 < chunk ? n - b0 : chunk;
         /* else unfold again, into the cache (an eval-mode forward left it

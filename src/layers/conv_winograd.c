@@ -6,10 +6,11 @@
  * GEMMs M[xi] = U[xi] x V[xi] replace the one big GEMM of im2col, and the
  * output transform adds the bias. The backward pass runs the adjoints: dM
  * from dy, dU[xi] += dM[xi] x V[xi]^T, dV[xi] = U[xi]^T x dM[xi] (written
- * over V, which is not needed after), dx from dV, dW from dU. 2.25x (or
- * 4x) fewer multiply-adds than im2col in all three products. M and dV come
- * from the blocked kernel of kernels/smallgemm.c when U is small
- * (small_left). A ReLU folded into the layer (relu_out) clamps the output
+ * over V, which is not needed after), dx from dV, dW from dU. 2.25x (4x
+ * for F(4x4, 3x3), 2.78x for F(2x2, 5x5)) fewer multiply-adds than
+ * im2col in all three products. M and dV come from the blocked kernel of
+ * kernels/smallgemm.c when U is small (small_left), and dU from its dW
+ * kernel then and for fewer than 4 channels (small_du). A ReLU folded into the layer (relu_out) clamps the output
  * where the output transform writes it, and masks dy where dM's transform
  * reads it. dM's transform also sums each channel of an image's dy, the
  * image's share of the bias gradient, which the pass adds up in image
