@@ -81,17 +81,16 @@ INLINE void copy_floats(float *dst, const float *src, int n)
         if (l < n) dst[l] = src[l];
 }
 
-/* dst[0..n) = the ReLU of src[0..n), src > 0 ? src : 0 (0 for NaN and
- * -0, as the relu layer gives), in vectors as copy_floats */
+/* The ReLU of 8 lanes, v > 0 ? v : 0 (0 for NaN and -0, as the relu
+ * layer gives) */
+INLINE v8 relu8(v8 v) { return (v8)((v8i)v & (v > 0.0f)); }
+
+/* dst[0..n) = the ReLU of src[0..n), as relu8, in vectors as copy_floats */
 INLINE void relu_floats(float *dst, const float *src, int n)
 {
     if (n >= VW) {
-        for (int i = 0; i + VW < n; i += VW) {
-            const v8 v = *(const v8 *)(src + i);
-            *(v8 *)(dst + i) = (v8)((v8i)v & (v > 0.0f));
-        }
-        const v8 v = *(const v8 *)(src + n - VW);
-        *(v8 *)(dst + n - VW) = (v8)((v8i)v & (v > 0.0f));
+        for (int i = 0; i + VW < n; i += VW) *(v8 *)(dst + i) = relu8(*(const v8 *)(src + i));
+        *(v8 *)(dst + n - VW) = relu8(*(const v8 *)(src + n - VW));
         return;
     }
     for (int l = 0; l < VW; l++)

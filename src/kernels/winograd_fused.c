@@ -87,7 +87,7 @@ INLINE void fused_tiles(int C, const float *V, size_t xs, const float *UK, int K
                 for (int a = 0; a < rows; a++)
                     for (int h = 0; h < 2; h++) {
                         v8 o = row[a][h];
-                        if (relu) o = (v8)((v8i)o & (o > 0.0f));
+                        if (relu) o = relu8(o);
                         const int n = cols - h * VW; /* lanes inside the row */
                         store8(yk + (size_t)a * OW + h * VW, o, n < 0 ? 0 : n > VW ? VW : n);
                     }
