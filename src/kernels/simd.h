@@ -114,11 +114,17 @@ INLINE void relu_grad_floats(float *dst, const float *src, const float *mask, in
         if (l < n) dst[l] = mask[l] > 0.0f ? src[l] : 0.0f;
 }
 
-/* dst[0..n) = 0, in vectors, for the same reason */
+/* dst[0..n) = 0, in vectors, for the same reason. GCC sees the plain
+ * loop as a memset and calls it (the empty asm, which may change i as far
+ * as GCC knows, keeps the loop): for the Winograd input gradients' rows
+ * of 8-32 floats that call was 1.3% of cifar-3layer's training step. */
 INLINE void zero_floats(float *dst, int n)
 {
     if (n >= VW) {
-        for (int i = 0; i + VW < n; i += VW) *(v8 *)(dst + i) = (v8){0};
+        for (int i = 0; i + VW < n; i += VW) {
+            *(v8 *)(dst + i) = (v8){0};
+            __asm__("" : "+r"(i));
+        }
         *(v8 *)(dst + n - VW) = (v8){0};
         return;
     }
