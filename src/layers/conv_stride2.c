@@ -48,10 +48,12 @@
 #define BLOCK_COLS 192
 
 /* dW of layers with at most this many input channels takes the BLAS:
- * the blocked kernel takes the channels in blocks of 6 (3 on 8 lanes),
- * and with 16 channels measured 6-13% slower than the BLAS at these
- * layers, with 32 channels 3-6% faster. */
-#define BLAS_DW_C 16
+ * the blocked kernel takes the channels in blocks of 4 (16 lanes) or 3
+ * (8 lanes). With 16 channels (ResNet-20's first stride-2 layer) it takes
+ * 2.0-2.3 ms of CPU time backward against the BLAS's 3.35-3.40 at 28x28
+ * and 2.7-2.9 against 4.2-4.3 at 32x32 (bench/mpicnn-bench --resnet-convs
+ * --cpu-time, 3 rounds, AVX-512 and the BLAS's Haswell kernels). */
+#define BLAS_DW_C 8
 
 /* The sum of v[0..n), in 16 lanes and then the lanes: db, when dW takes
  * the BLAS */
