@@ -1848,6 +1848,46 @@ static void test_add(void **state)
     assert_non_null(strstr(cnn_error_message(), "conv_b (2,4,4,4)"));
 }
 
+/* add with the ReLU after it folded in (relu_out): every input's
+ * gradient that is asked for is dy where y > 0, else 0, with 2 and 3
+ * inputs, any of them not asked for, on 1 and 2 threads. */
+static void test_add_relu_out(void **state)
+{
+    (void)state;
+    const cnn_shape_t s = sh(3, 2, 5, 7);
+    const size_t m = (size_t)s.n * cnn_shape_image(s);
+    cnn_layer_t l = {.ops = &cnn_add_ops, .in = s, .out = s, .relu_out = 1};
+    float *y = malloc(sizeof(float) * m), *dy = malloc(sizeof(float) * m);
+    float *dx[3];
+    uint64_t seed = 5;
+    for (size_t i = 0; i < m; i++) {
+        y[i] = i % 5 == 0 ? 0.0f : (float)tu_uniform(&seed, -1, 1);
+        dy[i] = (float)tu_uniform(&seed, -1, 1);
+    }
+    for (int k = 0; k < 3; k++) dx[k] = malloc(sizeof(float) * m);
+    for (int nin = 2; nin <= 3; nin++)
+        for (int skip = -1; skip < nin; skip++)
+            for (int threads = 1; threads <= 2; threads++) {
+                const cnn_ctx_t ctx = {.train = 1, .nthreads = threads};
+                float *dxs[3];
+                for (int k = 0; k < nin; k++) {
+                    for (size_t i = 0; i < m; i++) dx[k][i] = 99.0f;
+                    dxs[k] = k == skip ? NULL : dx[k];
+                }
+                cnn_add_ops.backward_n(&l, &ctx, s.n, nin, NULL, y, dy, dxs);
+                for (int k = 0; k < nin; k++)
+                    for (size_t i = 0; i < m; i++) {
+                        const float want = k == skip ? 99.0f : y[i] > 0.0f ? dy[i] : 0.0f;
+                        if (dx[k][i] != want)
+                            fail_msg("%d inputs, input %d not asked for, %d threads: dx%d[%zu] "
+                                     "= %g, want %g", nin, skip, threads, k, i, dx[k][i], want);
+                    }
+            }
+    for (int k = 0; k < 3; k++) free(dx[k]);
+    free(y);
+    free(dy);
+}
+
 static void test_concat(void **state)
 {
     (void)state;
@@ -2232,7 +2272,7 @@ int main(void)
         cmocka_unit_test(test_dropout),       cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_sync), cmocka_unit_test(test_batchnorm_relu_out),
         cmocka_unit_test(test_course_linspace), cmocka_unit_test(test_losses),
-        cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_add),
+        cmocka_unit_test(test_shape_errors),  cmocka_unit_test(test_add), cmocka_unit_test(test_add_relu_out),
         cmocka_unit_test(test_concat),        cmocka_unit_test(test_registry),
         cmocka_unit_test(test_reference_backward_options),
         cmocka_unit_test(test_maxpool_ties),

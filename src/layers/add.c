@@ -62,7 +62,18 @@ static void add_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, int nin,
         if (dxs[k]) first = k;
     if (first < 0) return;
     float *d = dxs[first];
-    if (l->relu_out) {
+    int second = -1; /* a residual block's shortcut: written in the same pass */
+    for (int k = first + 1; k < nin && second < 0; k++)
+        if (dxs[k]) second = k;
+    if (l->relu_out && second >= 0) {
+        float *e = dxs[second];
+#pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
+        for (size_t i = 0; i < total; i++) {
+            const float g = dy[i], o = y[i] > 0.0f ? g : 0.0f;
+            d[i] = o;
+            e[i] = o;
+        }
+    } else if (l->relu_out) {
 #pragma omp parallel for schedule(static) num_threads(ctx->nthreads)
         for (size_t i = 0; i < total; i++) {
             const float g = dy[i]; /* read always: a select, which vectorizes */
@@ -71,7 +82,7 @@ static void add_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, int n, int nin,
     } else {
         memcpy(d, dy, sizeof(float) * total);
     }
-    for (int k = first + 1; k < nin; k++)
+    for (int k = (l->relu_out && second >= 0 ? second : first) + 1; k < nin; k++)
         if (dxs[k]) memcpy(dxs[k], d, sizeof(float) * total);
 }
 
