@@ -409,6 +409,36 @@ static void test_conv_winograd25(void **state)
  * pads 0-3, outputs narrower than a vector of 8 tiles and cut by its
  * edge, one output and one output row, eval mode; forced onto 4
  * channels or a 3x3, the columns. */
+/* CNN_CONV_FUSED25's forward pass in 16 lanes (where the CPU has
+ * AVX-512) and in 8 (cnn_kernels_set_lanes): the same bits, every lane
+ * doing the same arithmetic. On a CPU without AVX-512 both runs take 8. */
+static void fused_lanes_same(int filters, cnn_shape_t in)
+{
+    cnn_layer_spec_t s = mk("conv", filters, 5, 5, 1, 2);
+    const size_t nin = (size_t)in.n * cnn_shape_image(in);
+    const size_t nout = (size_t)in.n * filters * in.h * in.w;
+    const size_t np = (size_t)filters * in.c * 25 + filters;
+    uint64_t seed = 7;
+    double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
+    double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
+    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.1, 0.1);
+    for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
+    cnn_conv_set_algo(CNN_CONV_FUSED25);
+    run_t wide = run_layer(&s, in, 1, 2, x, p, st, dy);
+    cnn_kernels_set_lanes(8);
+    run_t narrow = run_layer(&s, in, 1, 2, x, p, st, dy);
+    cnn_kernels_set_lanes(0);
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    assert_memory_equal(wide.y, narrow.y, sizeof(float) * nout);
+    run_free(&wide);
+    run_free(&narrow);
+    free(x);
+    free(p);
+    free(dy);
+    free(st);
+}
+
 static void test_conv_fused25(void **state)
 {
     (void)state;
@@ -429,6 +459,15 @@ static void test_conv_fused25(void **state)
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 34), 1); /* 17 tiles a row */
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 30), 1); /* 15 */
     check_layer(s, sh(3, 3, 6, 6), 0);
+    /* 16 tiles a row (cifar-3layer's conv1), 17, 15 and 4 */
+    fused_lanes_same(32, sh(3, 3, 32, 32));
+    fused_lanes_same(4, sh(2, 3, 5, 34));
+    fused_lanes_same(5, sh(2, 2, 7, 30));
+    fused_lanes_same(3, sh(2, 1, 9, 8));
+    cnn_kernels_set_lanes(8); /* the 8-lane kernel where the CPU has more */
+    check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 34), 1);
+    check_layer(mk("conv", 3, 5, 5, 1, 2), sh(2, 2, 1, 1), 1);
+    cnn_kernels_set_lanes(0);
     cnn_conv_set_algo(CNN_CONV_FUSED25);
     assert_int_equal(cnn_net_create(&s, 1, sh(2, 4, 8, 8), 1, &net), CNN_OK);
     assert_int_equal(net->layers[0].sz.variant, 0);

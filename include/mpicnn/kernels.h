@@ -179,9 +179,11 @@ void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int 
 /* The forward pass of F(2x2, 5x5) for few channels, M never stored: y
  * (K, OH, OW) = bias + the output tiles of U x V, V one image's
  * (cnn_wino25_input with ld = th*tw: 36 matrices of C rows, xs floats
- * apart, readable up to 8 floats past each row's last tile), UK = U
+ * apart, readable up to 15 floats past each row's last tile), UK = U
  * filter by filter (U[xi][k][c] at UK[(36 k + xi) C + c]); relu as for
- * cnn_wino_output; vb: 288 * C floats of scratch. */
+ * cnn_wino_output; vb: 576 * C floats of scratch. In 16 lanes where the
+ * CPU has AVX-512 (and cnn_kernels_set_lanes allows), else 8: the same
+ * bits. */
 void cnn_wino25_fused(const float *V, size_t xs, int C, const float *UK, int K, int OH, int OW,
                       int th, int tw, const float *bias, float *y, int relu, float *vb);
 

@@ -22,6 +22,21 @@
 typedef float v8 __attribute__((vector_size(4 * VW), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(4 * VW), aligned(4)));
 
+/* 16 floats or int32 (AVX-512), at any 4-byte alignment, for the kernels
+ * that come in a 16-lane version too, built for x86-64-v4 (V16_ATTR) and
+ * run where cnn_kernels_wide() says the CPU has it. GCC on x86-64 only:
+ * the 16-lane shuffles are __builtin_shuffle's. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HAVE_V16 1
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t v16i __attribute__((vector_size(64), aligned(4)));
+#define V16_ATTR __attribute__((target("arch=x86-64-v4")))
+#endif
+
+/* 1: the 16-lane kernels may run (the CPU has AVX-512 F, VL, BW and DQ,
+ * and cnn_kernels_set_lanes has not capped the width at 8) */
+int cnn_kernels_wide(void);
+
 /* 4 of them, for short rows */
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
 typedef int32_t v4i __attribute__((vector_size(16), aligned(4)));

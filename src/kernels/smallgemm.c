@@ -46,12 +46,7 @@
 #undef SG
 #undef KATTR
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define HAVE_V16 1
-/* 16 floats, loaded and stored at any 4-byte alignment */
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-
+#ifdef HAVE_V16
 /* Lane e of the result: 0 + t[e][0] + t[e][1] + ... + t[e][15], added in
  * that order, as a loop over one vector's lanes adds them, for 16 vectors
  * at once. The 16 x 16 lanes are transposed (the off-diagonal blocks of
@@ -91,7 +86,7 @@ INLINE v16 lane_sums_16(v16 t[16])
 #define JB 6
 #define VF v16
 #define SG(f) f##_16
-#define KATTR __attribute__((target("arch=x86-64-v4")))
+#define KATTR V16_ATTR
 #include "kernels/smallgemm_body.h"
 #undef VN
 #undef VF
@@ -104,8 +99,7 @@ static int max_lanes; /* 0: as wide as the CPU allows */
 
 void cnn_kernels_set_lanes(int lanes) { max_lanes = lanes; }
 
-/* 1: the 16-lane kernels (AVX-512 F, VL, BW, DQ: x86-64-v4) */
-static int wide(void)
+int cnn_kernels_wide(void)
 {
 #ifdef HAVE_V16
     return max_lanes != 8 && __builtin_cpu_supports("avx512f") &&
@@ -134,7 +128,7 @@ static const widths_t wide16 = {inner_16, dw_16};
 static const widths_t *kernels(void)
 {
 #ifdef HAVE_V16
-    if (wide()) return &wide16;
+    if (cnn_kernels_wide()) return &wide16;
 #endif
     return &narrow8;
 }

@@ -46,8 +46,8 @@ typedef struct {
 static fused_t fused_geom(const conv_geom_t *g)
 {
     fused_t f = {.th = (g->OH + 1) / 2, .tw = (g->OW + 1) / 2};
-    f.xs = (size_t)g->C * f.th * f.tw + 16;
-    f.vfloats = 36 * f.xs + 36 * (size_t)g->C * 8; /* with the block */
+    f.xs = (size_t)g->C * f.th * f.tw + 16; /* the kernel reads up to 15 past */
+    f.vfloats = 36 * f.xs + 36 * (size_t)g->C * 16; /* with the block (16 lanes) */
     return f;
 }
 
