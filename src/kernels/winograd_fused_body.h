@@ -16,7 +16,8 @@ INLINE void FN(fused_f25)(int C, const float *vb, const float *uk, float b, VF r
             const int xi = 6 * r + q;
             VF m = uk[xi * C] * *(const VF *)(vb + (size_t)xi * C * VN);
 #pragma GCC unroll 4
-            for (int c = 1; c < C; c++) m += uk[xi * C + c] * *(const VF *)(vb + (size_t)(xi * C + c) * VN);
+            for (int c = 1; c < C; c++)
+                m += uk[xi * C + c] * *(const VF *)(vb + (size_t)(xi * C + c) * VN);
             if (r < 5) t0 += m;
             if (r == 1 || r == 5) t1 += m;
             if (r == 2) t1 -= m;
@@ -55,8 +56,9 @@ INLINE void FN(fused_f25)(int C, const float *vb, const float *uk, float b, VF r
     row[1][1] = INTERLEAVE_HI(o10, o11);
 }
 
-INLINE void FN(fused_tiles)(int C, const float *V, size_t xs, const float *UK, int K, int OH, int OW,
-                        int th, int tw, const float *bias, float *y, int relu, float *vb)
+INLINE void FN(fused_tiles)(int C, const float *V, size_t xs, const float *UK, int K, int OH,
+                            int OW, int th, int tw, const float *bias, float *y, int relu,
+                            float *vb)
 {
     const size_t tpi = (size_t)th * tw, ohw = (size_t)OH * OW;
     for (int ti = 0; ti < th; ti++)
