@@ -409,28 +409,34 @@ static void test_conv_winograd25(void **state)
  * pads 0-3, outputs narrower than a vector of 8 tiles and cut by its
  * edge, one output and one output row, eval mode; forced onto 4
  * channels or a 3x3, the columns. */
-/* CNN_CONV_FUSED25's forward pass in 16 lanes (where the CPU has
- * AVX-512) and in 8 (cnn_kernels_set_lanes): the same bits, every lane
- * doing the same arithmetic. On a CPU without AVX-512 both runs take 8. */
-static void fused_lanes_same(int filters, cnn_shape_t in)
+/* A conv engine's kernels in 16 lanes (where the CPU has AVX-512) and
+ * in 8 (cnn_kernels_set_lanes): the same bits where every lane does the
+ * same arithmetic: CNN_CONV_FUSED25's forward pass, and F(4x4)'s
+ * forward pass and input gradient (its input transform takes two tile
+ * rows a vector; the products' blocked kernel sums each element in the
+ * same order at either width; dW's sums in lanes differ). On a CPU
+ * without AVX-512 both runs take 8. */
+static void lanes_same(int algo, int filters, cnn_shape_t in)
 {
-    cnn_layer_spec_t s = mk("conv", filters, 5, 5, 1, 2);
+    const int r = algo == CNN_CONV_FUSED25 ? 5 : 3;
+    cnn_layer_spec_t s = mk("conv", filters, r, r, 1, r / 2);
     const size_t nin = (size_t)in.n * cnn_shape_image(in);
     const size_t nout = (size_t)in.n * filters * in.h * in.w;
-    const size_t np = (size_t)filters * in.c * 25 + filters;
+    const size_t np = (size_t)filters * in.c * r * r + filters;
     uint64_t seed = 7;
     double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
     double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
     for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
     for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.1, 0.1);
     for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
-    cnn_conv_set_algo(CNN_CONV_FUSED25);
+    cnn_conv_set_algo(algo);
     run_t wide = run_layer(&s, in, 1, 2, x, p, st, dy);
     cnn_kernels_set_lanes(8);
     run_t narrow = run_layer(&s, in, 1, 2, x, p, st, dy);
     cnn_kernels_set_lanes(0);
     cnn_conv_set_algo(CNN_CONV_AUTO);
     assert_memory_equal(wide.y, narrow.y, sizeof(float) * nout);
+    if (algo != CNN_CONV_FUSED25) assert_memory_equal(wide.dx, narrow.dx, sizeof(float) * nin);
     run_free(&wide);
     run_free(&narrow);
     free(x);
@@ -460,10 +466,10 @@ static void test_conv_fused25(void **state)
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 30), 1); /* 15 */
     check_layer(s, sh(3, 3, 6, 6), 0);
     /* 16 tiles a row (cifar-3layer's conv1), 17, 15 and 4 */
-    fused_lanes_same(32, sh(3, 3, 32, 32));
-    fused_lanes_same(4, sh(2, 3, 5, 34));
-    fused_lanes_same(5, sh(2, 2, 7, 30));
-    fused_lanes_same(3, sh(2, 1, 9, 8));
+    lanes_same(CNN_CONV_FUSED25, 32, sh(3, 3, 32, 32));
+    lanes_same(CNN_CONV_FUSED25, 4, sh(2, 3, 5, 34));
+    lanes_same(CNN_CONV_FUSED25, 5, sh(2, 2, 7, 30));
+    lanes_same(CNN_CONV_FUSED25, 3, sh(2, 1, 9, 8));
     cnn_kernels_set_lanes(8); /* the 8-lane kernel where the CPU has more */
     check_layer(mk("conv", 4, 5, 5, 1, 2), sh(1, 3, 5, 34), 1);
     check_layer(mk("conv", 3, 5, 5, 1, 2), sh(2, 2, 1, 1), 1);
@@ -563,6 +569,18 @@ static void test_conv_winograd_vs_im2col(void **state)
     compare_with_im2col(16, sh(3, 16, 16, 16), CNN_CONV_WINOGRAD25);
     compare_with_im2col(8, sh(3, 8, 14, 30), CNN_CONV_WINOGRAD25);
     compare_with_im2col(8, sh(3, 8, 13, 14), CNN_CONV_WINOGRAD25);
+    /* F(4x4)'s input transform two tile rows a vector in 16 lanes: tile
+     * rows of 8 (32x32, an even count), 7 (28x28, odd: the last alone),
+     * 6 and 5 tiles; products by the blocked kernel and by the BLAS (6
+     * filters); the same against im2col with 8 lanes */
+    lanes_same(CNN_CONV_WINOGRAD4, 16, sh(3, 16, 32, 32));
+    lanes_same(CNN_CONV_WINOGRAD4, 16, sh(5, 16, 28, 28));
+    lanes_same(CNN_CONV_WINOGRAD4, 8, sh(3, 8, 8, 24));
+    lanes_same(CNN_CONV_WINOGRAD4, 6, sh(4, 8, 18, 20));
+    cnn_kernels_set_lanes(8);
+    compare_with_im2col(16, sh(6, 16, 28, 28), CNN_CONV_WINOGRAD4);
+    cnn_kernels_set_lanes(0);
+    compare_with_im2col(16, sh(6, 16, 28, 28), CNN_CONV_WINOGRAD4);
 }
 
 /* ---- conv with its ReLU folded in (relu_out) ------------------------ */

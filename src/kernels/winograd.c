@@ -447,17 +447,21 @@ INLINE void join4(const v8 c[4], v8 out[4])
     out[3] = SHUFFLE8(ef0, ef1, IDX8_HI);
 }
 
-/* r[0..5] (rs apart) = B^T d[0..5] (s apart) */
-INLINE void bt6(const v8 *d, int s, v8 *r, int rs)
-{
-    const v8 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
-    r[0] = 4.0f * d0 - 5.0f * d2 + d4;
-    r[rs] = (d3 + d4) - 4.0f * (d1 + d2);
-    r[2 * rs] = 4.0f * (d1 - d2) + (d4 - d3);
-    r[3 * rs] = (d4 - d2) - 2.0f * (d1 - d3);
-    r[4 * rs] = (d4 - d2) + 2.0f * (d1 - d3);
-    r[5 * rs] = 4.0f * d1 - 5.0f * d3 + d5;
-}
+/* r[0..5] (rs apart) = B^T d[0..5] (s apart), for vectors of type T
+ * (8 lanes, and 16 for the 16-lane input transform below) */
+#define DEF_BT6(name, T)                                                                     \
+    INLINE void name(const T *d, int s, T *r, int rs)                                       \
+    {                                                                                        \
+        const T d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s];           \
+        const T d5 = d[5 * s];                                                               \
+        r[0] = 4.0f * d0 - 5.0f * d2 + d4;                                                   \
+        r[rs] = (d3 + d4) - 4.0f * (d1 + d2);                                                \
+        r[2 * rs] = 4.0f * (d1 - d2) + (d4 - d3);                                            \
+        r[3 * rs] = (d4 - d2) - 2.0f * (d1 - d3);                                            \
+        r[4 * rs] = (d4 - d2) + 2.0f * (d1 - d3);                                            \
+        r[5 * rs] = 4.0f * d1 - 5.0f * d3 + d5;                                              \
+    }
+DEF_BT6(bt6, v8)
 
 /* d = B r, the adjoint of bt6 */
 INLINE void b6(const v8 *r, int rs, v8 *d, int s)
@@ -498,17 +502,20 @@ INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
 
 /* The F(4x4) transforms of 8 tiles of a tile row (or 4 of two), as the
  * F(2x2) ones above: the same arguments, 36 matrices, hs = 16 or 4 ps. */
-/* V of 8 tiles from their 6x6 inputs, col[row][column] */
-INLINE void input_cols_f4(const v8 col[6][6], float *v, size_t xs, int n)
-{
-    v8 bd[6][6];
-    for (int q = 0; q < 6; q++) bt6(&col[0][q], 6, &bd[0][q], 6); /* B^T d */
-    for (int r = 0; r < 6; r++) { /* (B^T d) B */
-        v8 vr[6];
-        bt6(bd[r], 1, vr, 1);
-        for (int q = 0; q < 6; q++) store8(v + (size_t)(6 * r + q) * xs, vr[q], n);
+/* V of 8 tiles from their 6x6 inputs, col[row][column] (T, bt, store:
+ * the vector type of VN lanes, its B^T and its store of n lanes) */
+#define DEF_INPUT_COLS_F4(name, T, bt, store)                                                \
+    INLINE void name(const T col[6][6], float *v, size_t xs, int n)                         \
+    {                                                                                        \
+        T bd[6][6];                                                                          \
+        for (int q = 0; q < 6; q++) bt(&col[0][q], 6, &bd[0][q], 6); /* B^T d */            \
+        for (int r = 0; r < 6; r++) { /* (B^T d) B */                                        \
+            T vr[6];                                                                         \
+            bt(bd[r], 1, vr, 1);                                                             \
+            for (int q = 0; q < 6; q++) store(v + (size_t)(6 * r + q) * xs, vr[q], n);       \
+        }                                                                                    \
     }
-}
+DEF_INPUT_COLS_F4(input_cols_f4, v8, bt6, store8)
 
 INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t xs, int n)
 {
@@ -1209,6 +1216,72 @@ INLINE void output_grad_quad(const float *dya, const float *dyb, const float *ya
  * caller offsets V to this image's first tile), the 16 (36) matrices xs
  * floats apart. pad is the conv's zero padding; plane is
  * cnn_wino_scratch() (cnn_wino4_scratch()) floats. */
+#ifdef HAVE_V16
+/* ---- F(4x4)'s input transform in 16 lanes, for tile rows of 5 to 8
+ * tiles (outputs of 17 to 32 pixels a side: cifar-3layer's conv2,
+ * ResNet-20's first stage at 32x32 and 28x28). A vector takes two tile
+ * rows: lanes 0 to tw-1 tile row ti, lanes tw to 2 tw - 1 tile row
+ * ti + 1, which is where V keeps them (tile t of the image at column t);
+ * lanes past 2 tw fall on later tiles, written after them, as
+ * lanes_to_store says for 8. Each row of the pair comes from cols6 in 8
+ * lanes, and the two are joined into one vector for B^T d B, whose
+ * arithmetic per lane is that of the 8-lane code: the same bits. A last
+ * tile row without a partner takes the 8-lane code. */
+
+static inline void store16(float *p, v16 v, int n)
+{
+    if (n == 16) {
+        *(v16 *)p = v;
+        return;
+    }
+    for (int l = 0; l < 16; l++)
+        if (l < n) p[l] = v[l];
+}
+DEF_BT6(bt6_16, v16)
+DEF_INPUT_COLS_F4(input_cols_f4_16, v16, bt6_16, store16)
+
+V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int pad, int th,
+                                       int tw, float *V, size_t ld, size_t xs, float *plane,
+                                       int spill)
+{
+    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw), tpi = th * tw;
+    /* lane l of the pair: lane l of the first row's 8, or lane l - tw of
+     * the second row's (lanes 8-15 of the two joined) */
+    v16i join;
+    for (int l = 0; l < 16; l++) join[l] = l < tw ? l : l < 2 * tw ? 8 + l - tw : 0;
+    memset(plane, 0, sizeof(float) * (size_t)ph * ps);
+    for (int c = 0; c < C; c++) {
+        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
+        const float *next = c + 1 < C ? x + (size_t)(c + 1) * H * W : NULL;
+        const size_t share = ((size_t)H * W + th - 1) / th;
+        float *vc = V + (size_t)c * ld;
+        for (int ti = 0; ti < th; ti += 2) {
+            if (next && ti * share < (size_t)H * W)
+                prefetch_floats(next + ti * share, (size_t)H * W - ti * share, 2 * share);
+            const int t = ti * tw;
+            const float *d = plane + (size_t)(4 * ti) * ps;
+            if (ti + 1 == th) { /* the last tile row alone */
+                input8_f4(d, ps, 16, 0, vc + t, xs, lanes_to_store(t, tpi, spill));
+                continue;
+            }
+            v16 col[6][6];
+            for (int r = 0; r < 6; r++) {
+                v8 a[6], b[6];
+                cols6(d + (size_t)r * ps, 16, 0, a);
+                cols6(d + (size_t)(r + 4) * ps, 16, 0, b);
+                for (int q = 0; q < 6; q++)
+                    col[r][q] = __builtin_shuffle(
+                        __builtin_shufflevector(a[q], b[q], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                12, 13, 14, 15),
+                        join);
+            }
+            const int n = t + 16 <= tpi || (spill && tpi >= 16) ? 16 : tpi - t;
+            input_cols_f4_16(col, vc + t, xs, n);
+        }
+    }
+}
+#endif
+
 CLONES
 void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                     size_t ld, size_t xs, float *plane, int spill)
@@ -1216,9 +1289,24 @@ void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th, int tw
     input_tiles(2, 3, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
 }
 
-CLONES
+static void wino4_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
+                        size_t ld, size_t xs, float *plane, int spill);
+
 void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                      size_t ld, size_t xs, float *plane, int spill)
+{
+#ifdef HAVE_V16
+    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+        input_tiles_f4_16(x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+        return;
+    }
+#endif
+    wino4_input(x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
+}
+
+CLONES
+static void wino4_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
+                        size_t ld, size_t xs, float *plane, int spill)
 {
     input_tiles(4, 3, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
 }
