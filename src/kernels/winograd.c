@@ -464,17 +464,19 @@ INLINE void join4(const v8 c[4], v8 out[4])
 DEF_BT6(bt6, v8)
 
 /* d = B r, the adjoint of bt6 */
-INLINE void b6(const v8 *r, int rs, v8 *d, int s)
-{
-    const v8 r0 = r[0], r1 = r[rs], r2 = r[2 * rs], r3 = r[3 * rs], r4 = r[4 * rs];
-    const v8 r5 = r[5 * rs];
-    d[0] = 4.0f * r0;
-    d[s] = 4.0f * (r2 - r1 + r5) + 2.0f * (r4 - r3);
-    d[2 * s] = -5.0f * r0 - 4.0f * (r1 + r2) - (r3 + r4);
-    d[3 * s] = (r1 - r2) + 2.0f * (r3 - r4) - 5.0f * r5;
-    d[4 * s] = r0 + r1 + r2 + r3 + r4;
-    d[5 * s] = r5;
-}
+#define DEF_B6(name, T)                                                                      \
+    INLINE void name(const T *r, int rs, T *d, int s)                                       \
+    {                                                                                        \
+        const T r0 = r[0], r1 = r[rs], r2 = r[2 * rs], r3 = r[3 * rs], r4 = r[4 * rs];       \
+        const T r5 = r[5 * rs];                                                              \
+        d[0] = 4.0f * r0;                                                                    \
+        d[s] = 4.0f * (r2 - r1 + r5) + 2.0f * (r4 - r3);                                     \
+        d[2 * s] = -5.0f * r0 - 4.0f * (r1 + r2) - (r3 + r4);                                \
+        d[3 * s] = (r1 - r2) + 2.0f * (r3 - r4) - 5.0f * r5;                                 \
+        d[4 * s] = r0 + r1 + r2 + r3 + r4;                                                   \
+        d[5 * s] = r5;                                                                       \
+    }
+DEF_B6(b6, v8)
 
 /* y[0..3] = A^T m[0..5] */
 INLINE void at6(const v8 *m, int ms, v8 *y, int ys)
@@ -525,20 +527,30 @@ INLINE void input8_f4(const float *d, int ps, int hs, int two, float *v, size_t 
 }
 
 /* B dV B^T of 8 tiles, dv[6 r + q] at row r, column q: rows[r][q] */
-INLINE void igrad_rows_f4(const v8 dv[36], v8 rows[6][6])
-{
-    v8 g[6][6];
-    for (int r = 0; r < 6; r++) b6(dv + 6 * r, 1, g[r], 1); /* dV B^T, row by row */
-    for (int q = 0; q < 6; q++) b6(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */
-}
+#define DEF_IGRAD_ROWS_F4(name, T, b)                                                        \
+    INLINE void name(const T dv[36], T rows[6][6])                                          \
+    {                                                                                        \
+        T g[6][6];                                                                           \
+        for (int r = 0; r < 6; r++) b(dv + 6 * r, 1, g[r], 1); /* dV B^T, row by row */      \
+        for (int q = 0; q < 6; q++) b(&g[0][q], 6, &rows[0][q], 6); /* B (dV B^T) */        \
+    }
+DEF_IGRAD_ROWS_F4(igrad_rows_f4, v8, b6)
 
 /* Columns 4 and 5 of tile tj are tile tj + 1's 0 and 1. */
+INLINE void input_grad8_f4_add(const v8 rows[6][6], v8 carry[][2], float *d, int ps);
 INLINE void input_grad8_f4(const float *v, size_t xs, v8i keep, v8 carry[][2], float *d,
                            int ps)
 {
     v8 dv[36], rows[6][6];
     for (int xi = 0; xi < 36; xi++) dv[xi] = (v8)((v8i)load8(v + (size_t)xi * xs) & keep);
     igrad_rows_f4(dv, rows);
+    input_grad8_f4_add(rows, carry, d, ps);
+}
+
+/* The 8 tiles' B dV B^T (rows) added into the plane at d, each tile's
+ * columns 4 and 5 carried into the next vector's lanes 0 and 1 */
+INLINE void input_grad8_f4_add(const v8 rows[6][6], v8 carry[][2], float *d, int ps)
+{
     for (int r = 0; r < 6; r++) { /* added into place */
         const v8 *col = rows[r];
         const v8 sum[4] = {
@@ -1239,6 +1251,8 @@ static inline void store16(float *p, v16 v, int n)
 }
 DEF_BT6(bt6_16, v16)
 DEF_INPUT_COLS_F4(input_cols_f4_16, v16, bt6_16, store16)
+DEF_B6(b6_16, v16)
+DEF_IGRAD_ROWS_F4(igrad_rows_f4_16, v16, b6_16)
 
 V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int pad, int th,
                                        int tw, float *V, size_t ld, size_t xs, float *plane,
@@ -1278,6 +1292,60 @@ V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int 
             const int n = t + 16 <= tpi || (spill && tpi >= 16) ? 16 : tpi - t;
             input_cols_f4_16(col, vc + t, xs, n);
         }
+    }
+}
+/* Its adjoint, the input gradient, on the same pairs of tile rows: B dV
+ * B^T of both rows in 16 lanes, then each row's 8 lanes added into the
+ * plane as input_grad8_f4 adds them, row ti's before row ti + 1's. Lanes
+ * past a row take B 0 B^T, as the 8-lane code's masked lanes do, so that
+ * every sum is the same, to the sign of a zero. */
+V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t xs, int C, int H,
+                                            int W, int pad, int th, int tw, float *dx,
+                                            float *plane)
+{
+    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw);
+    v16i keep, half[2];
+    for (int l = 0; l < 16; l++) {
+        keep[l] = l < 2 * tw ? -1 : 0;
+        half[0][l] = l < tw ? l : 16 + l; /* lanes of B 0 B^T past the row */
+        half[1][l] = l < tw ? tw + l : 16 + l;
+    }
+    v16 zero[36] = {{0}}, zr[6][6];
+    igrad_rows_f4_16(zero, zr);
+    v8 zr8[6][6];
+    for (int r = 0; r < 6; r++)
+        for (int q = 0; q < 6; q++)
+            zr8[r][q] = __builtin_shufflevector(zr[r][q], zr[r][q], 0, 1, 2, 3, 4, 5, 6, 7);
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    memset(plane, 0, sizeof(float) * (size_t)ph * ps); /* then plane_take clears */
+    for (int c = 0; c < C; c++) {
+        const float *vc = dV + (size_t)c * ld;
+        for (int ti = 0; ti < th; ti += 2) {
+            const int t = ti * tw;
+            if (ti + 1 == th) { /* the last tile row alone, as input_grad_tiles */
+                v8 carry[6][2] = {{{0}}};
+                float *d = plane + (size_t)(4 * ti) * ps;
+                input_grad8_f4(vc + t, xs, lane < tw, carry, d, ps);
+                if (tw == 8) input_grad8_f4_add(zr8, carry, d + 32, ps);
+                continue;
+            }
+            v16 dv[36], rows[6][6];
+            for (int xi = 0; xi < 36; xi++)
+                dv[xi] = (v16)((v16i) * (const v16 *)(vc + t + (size_t)xi * xs) & keep);
+            igrad_rows_f4_16(dv, rows);
+            for (int h = 0; h < 2; h++) {
+                v8 rows8[6][6], carry[6][2] = {{{0}}};
+                for (int r = 0; r < 6; r++)
+                    for (int q = 0; q < 6; q++) {
+                        const v16 x = __builtin_shuffle(rows[r][q], zr[r][q], half[h]);
+                        rows8[r][q] = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+                    }
+                float *d = plane + (size_t)(4 * (ti + h)) * ps;
+                input_grad8_f4_add(rows8, carry, d, ps);
+                if (tw == 8) input_grad8_f4_add(zr8, carry, d + 32, ps);
+            }
+        }
+        plane_take(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
     }
 }
 #endif
@@ -1322,9 +1390,24 @@ void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, in
     input_grad_tiles(2, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
 }
 
-CLONES
+static void wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W,
+                             int pad, int th, int tw, float *dx, float *plane);
+
 void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
                           int th, int tw, float *dx, float *plane)
+{
+#ifdef HAVE_V16
+    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+        input_grad_tiles_f4_16(dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+        return;
+    }
+#endif
+    wino4_input_grad(dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+}
+
+CLONES
+static void wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W,
+                             int pad, int th, int tw, float *dx, float *plane)
 {
     input_grad_tiles(4, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
 }
