@@ -409,6 +409,38 @@ static void test_conv_winograd25(void **state)
  * pads 0-3, outputs narrower than a vector of 8 tiles and cut by its
  * edge, one output and one output row, eval mode; forced onto 4
  * channels or a 3x3, the columns. */
+/* A same-padded stride-1 conv case with random data: x, the parameters
+ * and dy (in [-1, 1], [-0.1, 0.1], [-1, 1]) and the (empty) state. */
+typedef struct {
+    cnn_layer_spec_t s;
+    size_t nin, nout, np;
+    double *x, *p, *dy, *st;
+} conv_case_t;
+
+static conv_case_t conv_case(int filters, int r, cnn_shape_t in, uint64_t seed)
+{
+    conv_case_t k = {.s = mk("conv", filters, r, r, 1, r / 2)};
+    k.nin = (size_t)in.n * cnn_shape_image(in);
+    k.nout = (size_t)in.n * filters * in.h * in.w;
+    k.np = (size_t)filters * in.c * r * r + filters;
+    k.x = malloc(sizeof(double) * k.nin);
+    k.p = malloc(sizeof(double) * k.np);
+    k.dy = malloc(sizeof(double) * k.nout);
+    k.st = calloc(1, sizeof(double));
+    for (size_t i = 0; i < k.nin; i++) k.x[i] = tu_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < k.np; i++) k.p[i] = tu_uniform(&seed, -0.1, 0.1);
+    for (size_t i = 0; i < k.nout; i++) k.dy[i] = tu_uniform(&seed, -1, 1);
+    return k;
+}
+
+static void conv_case_free(conv_case_t *k)
+{
+    free(k->x);
+    free(k->p);
+    free(k->dy);
+    free(k->st);
+}
+
 /* A conv engine's kernels in 16 lanes (where the CPU has AVX-512) and
  * in 8 (cnn_kernels_set_lanes): the same bits where every lane does the
  * same arithmetic: CNN_CONV_FUSED25's forward pass, and F(4x4)'s
@@ -418,31 +450,19 @@ static void test_conv_winograd25(void **state)
  * without AVX-512 both runs take 8. */
 static void lanes_same(int algo, int filters, cnn_shape_t in)
 {
-    const int r = algo == CNN_CONV_FUSED25 ? 5 : 3;
-    cnn_layer_spec_t s = mk("conv", filters, r, r, 1, r / 2);
-    const size_t nin = (size_t)in.n * cnn_shape_image(in);
-    const size_t nout = (size_t)in.n * filters * in.h * in.w;
-    const size_t np = (size_t)filters * in.c * r * r + filters;
-    uint64_t seed = 7;
-    double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
-    double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
-    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
-    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.1, 0.1);
-    for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
+    conv_case_t k = conv_case(filters, algo == CNN_CONV_FUSED25 ? 5 : 3, in, 7);
     cnn_conv_set_algo(algo);
-    run_t wide = run_layer(&s, in, 1, 2, x, p, st, dy);
+    run_t wide = run_layer(&k.s, in, 1, 2, k.x, k.p, k.st, k.dy);
     cnn_kernels_set_lanes(8);
-    run_t narrow = run_layer(&s, in, 1, 2, x, p, st, dy);
+    run_t narrow = run_layer(&k.s, in, 1, 2, k.x, k.p, k.st, k.dy);
     cnn_kernels_set_lanes(0);
     cnn_conv_set_algo(CNN_CONV_AUTO);
-    assert_memory_equal(wide.y, narrow.y, sizeof(float) * nout);
-    if (algo != CNN_CONV_FUSED25) assert_memory_equal(wide.dx, narrow.dx, sizeof(float) * nin);
+    assert_memory_equal(wide.y, narrow.y, sizeof(float) * k.nout);
+    if (algo != CNN_CONV_FUSED25)
+        assert_memory_equal(wide.dx, narrow.dx, sizeof(float) * k.nin);
     run_free(&wide);
     run_free(&narrow);
-    free(x);
-    free(p);
-    free(dy);
-    free(st);
+    conv_case_free(&k);
 }
 
 static void test_conv_fused25(void **state)
@@ -503,16 +523,10 @@ static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
 {
     const double rel = algo == CNN_CONV_WINOGRAD ? 3e-6 : 3e-5;
     const int r = algo == CNN_CONV_WINOGRAD25 || algo == CNN_CONV_FUSED25 ? 5 : 3;
-    cnn_layer_spec_t s = mk("conv", filters, r, r, 1, r / 2);
-    size_t nin = (size_t)in.n * cnn_shape_image(in);
-    size_t nout = (size_t)in.n * filters * in.h * in.w;
-    size_t np = (size_t)filters * in.c * r * r + filters;
-    uint64_t seed = 42;
-    double *x = malloc(sizeof(double) * nin), *p = malloc(sizeof(double) * np);
-    double *dy = malloc(sizeof(double) * nout), *st = calloc(1, sizeof(double));
-    for (size_t i = 0; i < nin; i++) x[i] = tu_uniform(&seed, -1, 1);
-    for (size_t i = 0; i < np; i++) p[i] = tu_uniform(&seed, -0.1, 0.1);
-    for (size_t i = 0; i < nout; i++) dy[i] = tu_uniform(&seed, -1, 1);
+    conv_case_t k = conv_case(filters, r, in, 42);
+    cnn_layer_spec_t s = k.s;
+    const size_t nin = k.nin, nout = k.nout, np = k.np;
+    double *x = k.x, *p = k.p, *dy = k.dy, *st = k.st;
     cnn_conv_set_algo(CNN_CONV_IM2COL);
     run_t a = run_layer(&s, in, 1, 2, x, p, st, dy);
     cnn_conv_set_algo(algo);
@@ -536,10 +550,7 @@ static void compare_with_im2col(int filters, cnn_shape_t in, int algo)
     run_free(&a);
     run_free(&b);
     free(ad);
-    free(x);
-    free(p);
-    free(dy);
-    free(st);
+    conv_case_free(&k);
 }
 
 static void test_conv_winograd_vs_im2col(void **state)
