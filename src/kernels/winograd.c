@@ -1294,6 +1294,7 @@ V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int 
         }
     }
 }
+
 /* Its adjoint, the input gradient, on the same pairs of tile rows: B dV
  * B^T of both rows in 16 lanes, then each row's 8 lanes added into the
  * plane as input_grad8_f4 adds them, row ti's before row ti + 1's. Lanes
