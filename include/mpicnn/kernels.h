@@ -183,7 +183,7 @@ void cnn_wino25_output_grad(const float *dy, const float *y, int K, int OH, int 
  * filter by filter (U[xi][k][c] at UK[(36 k + xi) C + c]); relu as for
  * cnn_wino_output; vb: 576 * C floats of scratch. In 16 lanes where the
  * CPU has AVX-512 (and cnn_kernels_set_lanes allows), else 8: the same
- * bits. */
+ * bits as the 8-lane code built with FMA. */
 void cnn_wino25_fused(const float *V, size_t xs, int C, const float *UK, int K, int OH, int OW,
                       int th, int tw, const float *bias, float *y, int relu, float *vb);
 

@@ -1237,7 +1237,9 @@ INLINE void output_grad_quad(const float *dya, const float *dyb, const float *ya
  * lanes past 2 tw fall on later tiles, written after them, as
  * lanes_to_store says for 8. Each row of the pair comes from cols6 in 8
  * lanes, and the two are joined into one vector for B^T d B, whose
- * arithmetic per lane is that of the 8-lane code: the same bits. A last
+ * arithmetic per lane is that of the 8-lane code: the same bits (as its
+ * AVX2 + FMA clone, which an AVX-512 CPU runs; the arithmetic here has no
+ * multiply-adds to fuse, but the products after it do). A last
  * tile row without a partner takes the 8-lane code. */
 
 static inline void store16(float *p, v16 v, int n)

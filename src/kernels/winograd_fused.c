@@ -13,7 +13,8 @@
  * accumulators, so nothing is stored but the outputs. The kernel comes
  * in 8 lanes (AVX2 + FMA, or the baseline) and, where the CPU has
  * AVX-512, in 16 (winograd_fused_body.h): every lane does the same
- * arithmetic at either width. */
+ * arithmetic at either width, and the same bits as the 8-lane AVX2 + FMA
+ * clone, which an AVX-512 CPU runs. */
 #include "kernels/simd.h"
 #include "mpicnn/kernels.h"
 
