@@ -1223,11 +1223,6 @@ INLINE void output_grad_quad(const float *dya, const float *dyb, const float *ya
     }
 }
 
-/* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
- * th * tw tiles of every channel, at V + xi * C * ld + c * ld + t (the
- * caller offsets V to this image's first tile), the 16 (36) matrices xs
- * floats apart. pad is the conv's zero padding; plane is
- * cnn_wino_scratch() (cnn_wino4_scratch()) floats. */
 #ifdef HAVE_V16
 /* ---- F(4x4)'s input transform in 16 lanes, for tile rows of 5 to 8
  * tiles (outputs of 17 to 32 pixels a side: cifar-3layer's conv2,
@@ -1237,10 +1232,10 @@ INLINE void output_grad_quad(const float *dya, const float *dyb, const float *ya
  * lanes past 2 tw fall on later tiles, written after them, as
  * lanes_to_store says for 8. Each row of the pair comes from cols6 in 8
  * lanes, and the two are joined into one vector for B^T d B, whose
- * arithmetic per lane is that of the 8-lane code: the same bits (as its
- * AVX2 + FMA clone, which an AVX-512 CPU runs; the arithmetic here has no
- * multiply-adds to fuse, but the products after it do). A last
- * tile row without a partner takes the 8-lane code. */
+ * arithmetic per lane is that of the 8-lane code: the same bits (this
+ * file builds as ISO C, which fuses no multiply-adds; the products that
+ * follow match the 8-lane AVX2 + FMA clone's, which an AVX-512 CPU runs).
+ * A last tile row without a partner takes the 8-lane code. */
 
 static inline void store16(float *p, v16 v, int n)
 {
@@ -1353,6 +1348,11 @@ V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t x
 }
 #endif
 
+/* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
+ * th * tw tiles of every channel, at V + xi * C * ld + c * ld + t (the
+ * caller offsets V to this image's first tile), the 16 (36) matrices xs
+ * floats apart. pad is the conv's zero padding; plane is
+ * cnn_wino_scratch() (cnn_wino4_scratch()) floats. */
 CLONES
 void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                     size_t ld, size_t xs, float *plane, int spill)
