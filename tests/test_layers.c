@@ -444,10 +444,11 @@ static void conv_case_free(conv_case_t *k)
 /* A conv engine's kernels in 16 lanes (where the CPU has AVX-512) and
  * in 8 (cnn_kernels_set_lanes): the same bits where every lane does the
  * same arithmetic: CNN_CONV_FUSED25's forward pass, and F(4x4)'s
- * forward pass and input gradient (its input transform takes two tile
- * rows a vector; the products' blocked kernel sums each element in the
- * same order at either width; dW's sums in lanes differ). On a CPU
- * without AVX-512 both runs take 8. */
+ * forward pass and input gradient (its image transforms take two tile
+ * rows a vector, the output gradient's dM among them; the products'
+ * blocked kernel sums each element in the same order at either width;
+ * dW's sums in lanes differ). On a CPU without AVX-512 both runs take
+ * 8. */
 /* Largest |v| of n values. */
 static double max_abs(const float *v, size_t n)
 {
@@ -769,6 +770,11 @@ static void test_conv_relu_out(void **state)
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 16, 16), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 12, 3, 3, 1, 1), sh(2, 8, 13, 13), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(3, 8, 7, 7), CNN_CONV_WINOGRAD4);
+    /* F(4x4) on tile rows of 5-8 tiles, two rows a vector in 16 lanes:
+     * 28x28 (7 rows of 7 tiles that cover the output, which goes straight
+     * to y; the last row alone), 18x20 (cropped: through the plane) */
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(2, 8, 28, 28), CNN_CONV_WINOGRAD4);
+    check_conv_relu_out(mk("conv", 8, 3, 3, 1, 1), sh(2, 8, 18, 20), CNN_CONV_WINOGRAD4);
     check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 4, 12, 18), CNN_CONV_WINOGRAD25);
     check_conv_relu_out(mk("conv", 8, 5, 5, 1, 2), sh(3, 3, 12, 12), CNN_CONV_IM2COL);
     relu_plan_n = 7; /* 3 of 7 images */

@@ -478,29 +478,34 @@ DEF_BT6(bt6, v8)
     }
 DEF_B6(b6, v8)
 
-/* y[0..3] = A^T m[0..5] */
-INLINE void at6(const v8 *m, int ms, v8 *y, int ys)
-{
-    const v8 m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms];
-    const v8 m5 = m[5 * ms];
-    const v8 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-    y[0] = m0 + a + c;
-    y[ys] = b + 2.0f * d;
-    y[2 * ys] = a + 4.0f * c;
-    y[3 * ys] = b + 8.0f * d + m5;
-}
+/* y[0..3] = A^T m[0..5] (T: 8 lanes, and 16 for the 16-lane output
+ * transforms below) */
+#define DEF_AT6(name, T)                                                                     \
+    INLINE void name(const T *m, int ms, T *y, int ys)                                      \
+    {                                                                                        \
+        const T m0 = m[0], m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms];       \
+        const T m5 = m[5 * ms];                                                              \
+        const T a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;                          \
+        y[0] = m0 + a + c;                                                                   \
+        y[ys] = b + 2.0f * d;                                                                \
+        y[2 * ys] = a + 4.0f * c;                                                            \
+        y[3 * ys] = b + 8.0f * d + m5;                                                       \
+    }
+DEF_AT6(at6, v8)
 
 /* m[0..5] = A y[0..3], the adjoint of at6 */
-INLINE void a6(const v8 *y, int ys, v8 *m, int ms)
-{
-    const v8 y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];
-    m[0] = y0;
-    m[ms] = y0 + y1 + y2 + y3;
-    m[2 * ms] = y0 - y1 + y2 - y3;
-    m[3 * ms] = y0 + 2.0f * y1 + 4.0f * y2 + 8.0f * y3;
-    m[4 * ms] = y0 - 2.0f * y1 + 4.0f * y2 - 8.0f * y3;
-    m[5 * ms] = y3;
-}
+#define DEF_A6(name, T)                                                                      \
+    INLINE void name(const T *y, int ys, T *m, int ms)                                      \
+    {                                                                                        \
+        const T y0 = y[0], y1 = y[ys], y2 = y[2 * ys], y3 = y[3 * ys];                       \
+        m[0] = y0;                                                                           \
+        m[ms] = y0 + y1 + y2 + y3;                                                           \
+        m[2 * ms] = y0 - y1 + y2 - y3;                                                       \
+        m[3 * ms] = y0 + 2.0f * y1 + 4.0f * y2 + 8.0f * y3;                                  \
+        m[4 * ms] = y0 - 2.0f * y1 + 4.0f * y2 - 8.0f * y3;                                  \
+        m[5 * ms] = y3;                                                                      \
+    }
+DEF_A6(a6, v8)
 
 /* The F(4x4) transforms of 8 tiles of a tile row (or 4 of two), as the
  * F(2x2) ones above: the same arguments, 36 matrices, hs = 16 or 4 ps. */
@@ -595,14 +600,16 @@ INLINE void input_grad8_f4_pair(const float *v, size_t xs, float *d, int ps)
 }
 
 /* A^T M of 8 tiles whose M[xi] is at m + xi * xs: t[row][column] */
-INLINE void output_rows_f4(const float *m, size_t xs, v8 t[4][6])
-{
-    for (int q = 0; q < 6; q++) {
-        v8 mq[6];
-        for (int r = 0; r < 6; r++) mq[r] = load8(m + (size_t)(6 * r + q) * xs);
-        at6(mq, 1, &t[0][q], 6);
+#define DEF_OUTPUT_ROWS_F4(name, T, at)                                                      \
+    INLINE void name(const float *m, size_t xs, T t[4][6])                                  \
+    {                                                                                        \
+        for (int q = 0; q < 6; q++) {                                                        \
+            T mq[6];                                                                         \
+            for (int r = 0; r < 6; r++) mq[r] = *(const T *)(m + (size_t)(6 * r + q) * xs);  \
+            at(mq, 1, &t[0][q], 6);                                                          \
+        }                                                                                    \
     }
-}
+DEF_OUTPUT_ROWS_F4(output_rows_f4, v8, at6)
 
 /* Output row a of the 8 tiles from A^T M (t), with the bias: out[j]
  * holds tiles 2j and 2j + 1's 4 pixels each, in order */
@@ -630,21 +637,23 @@ INLINE void output8_f4(const float *m, size_t xs, float b, float *y0, int ps, in
 }
 
 /* dM of 8 tiles from their 4x4 output gradients, g[row][column]
- * (columns 0-3 used) */
-INLINE void output_grad_cols_f4(const v8 g[4][6], float *mv, size_t xs, int n)
-{
-    v8 tr[6][4];
-    for (int a = 0; a < 4; a++) { /* dY A^T */
-        v8 m[6];
-        a6(g[a], 1, m, 1);
-        for (int q = 0; q < 6; q++) tr[q][a] = m[q];
+ * (columns 0-3 used), the first n lanes stored */
+#define DEF_OUTPUT_GRAD_COLS_F4(name, T, a6f, store)                                         \
+    INLINE void name(const T g[4][6], float *mv, size_t xs, int n)                          \
+    {                                                                                        \
+        T tr[6][4];                                                                          \
+        for (int a = 0; a < 4; a++) { /* dY A^T */                                           \
+            T m[6];                                                                          \
+            a6f(g[a], 1, m, 1);                                                              \
+            for (int q = 0; q < 6; q++) tr[q][a] = m[q];                                     \
+        }                                                                                    \
+        for (int q = 0; q < 6; q++) { /* A (dY A^T) */                                       \
+            T m[6];                                                                          \
+            a6f(tr[q], 1, m, 1);                                                             \
+            for (int r = 0; r < 6; r++) store(mv + (size_t)(6 * r + q) * xs, m[r], n);       \
+        }                                                                                    \
     }
-    for (int q = 0; q < 6; q++) { /* A (dY A^T) */
-        v8 m[6];
-        a6(tr[q], 1, m, 1);
-        for (int r = 0; r < 6; r++) store8(mv + (size_t)(6 * r + q) * xs, m[r], n);
-    }
-}
+DEF_OUTPUT_GRAD_COLS_F4(output_grad_cols_f4, v8, a6, store8)
 
 INLINE void output_grad8_f4(const float *y0, int ps, int hs, int two, float *mv, size_t xs,
                             int n)
@@ -964,6 +973,17 @@ INLINE void input_grad_tiles(int m, int r, const float *dV, size_t ld, size_t xs
     }
 }
 
+/* The plane's first OH x OW (rows ps floats apart) to yk, clamped at 0
+ * with relu */
+INLINE void plane_out(const float *plane, int ps, float *yk, int OH, int OW, int relu)
+{
+    for (int h = 0; h < OH; h++)
+        if (relu)
+            relu_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+        else
+            copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+}
+
 /* The output tiles go to the plane, lanes past a tile row landing in its
  * slack, and the plane's first OH x OW to y. */
 INLINE void output_tiles(int m, int r, const float *M, size_t ld, size_t xs, int K, int OH, int OW,
@@ -984,12 +1004,7 @@ INLINE void output_tiles(int m, int r, const float *M, size_t ld, size_t xs, int
                     output_vec(m, r, 0, mt, xs, b, yo, ps);
             }
         }
-        float *yk = y + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++)
-            if (relu)
-                relu_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
-            else
-                copy_floats(yk + (size_t)h * OW, plane + (size_t)h * ps, OW);
+        plane_out(plane, ps, y + (size_t)k * OH * OW, OH, OW, relu);
     }
 }
 
@@ -1007,6 +1022,21 @@ INLINE float plane_sum(const float *plane, int ps, int OH, int OW)
     return s;
 }
 
+/* Output channel k's gradient dyk (OH, OW; 0 where yk, unless NULL, is)
+ * into the plane, whose cropped border stays zero, and its sum to db[k]
+ * (db NULL: none) */
+INLINE void grad_in_plane(float *plane, int ps, const float *dyk, const float *yk, int OH,
+                          int OW, float *db, int k)
+{
+    for (int h = 0; h < OH; h++)
+        if (yk)
+            relu_grad_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, yk + (size_t)h * OW,
+                             OW);
+        else
+            copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
+    if (db) db[k] = plane_sum(plane, ps, OH, OW);
+}
+
 INLINE void output_grad_tiles(int m, int r, const float *dy, const float *y, int K, int OH, int OW,
                               int th, int tw, float *dM, size_t ld, size_t xs, float *plane,
                               int spill, float *db)
@@ -1015,13 +1045,7 @@ INLINE void output_grad_tiles(int m, int r, const float *dy, const float *y, int
     memset(plane, 0, sizeof(float) * (size_t)(m * th) * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * OH * OW;
-        for (int h = 0; h < OH; h++) /* the cropped border stays zero */
-            if (y)
-                relu_grad_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW,
-                                 y + ((size_t)k * OH + h) * OW, OW);
-            else
-                copy_floats(plane + (size_t)h * ps, dyk + (size_t)h * OW, OW);
-        if (db) db[k] = plane_sum(plane, ps, OH, OW);
+        grad_in_plane(plane, ps, dyk, y ? y + (size_t)k * OH * OW : NULL, OH, OW, db, k);
         const float *next = k + 1 < K ? dyk + (size_t)OH * OW : NULL;
         const size_t share = ((size_t)OH * OW + th - 1) / th;
         float *mk = dM + (size_t)k * ld;
@@ -1250,16 +1274,45 @@ DEF_BT6(bt6_16, v16)
 DEF_INPUT_COLS_F4(input_cols_f4_16, v16, bt6_16, store16)
 DEF_B6(b6_16, v16)
 DEF_IGRAD_ROWS_F4(igrad_rows_f4_16, v16, b6_16)
+DEF_AT6(at6_16, v16)
+DEF_OUTPUT_ROWS_F4(output_rows_f4_16, v16, at6_16)
+DEF_A6(a6_16, v16)
+DEF_OUTPUT_GRAD_COLS_F4(output_grad_cols_f4_16, v16, a6_16, store16)
+
+/* Lanes of a pair's vector that may be stored, as lanes_to_store */
+static inline int lanes_to_store16(int t, int tpi, int spill)
+{
+    return t + 16 <= tpi || (spill && tpi >= 16) ? 16 : tpi - t;
+}
+
+/* Lane l of a pair: lane l of the first row's 8, or lane l - tw of the
+ * second row's (lanes 8-15 of the two side by side) */
+static inline v16i pair_join(int tw)
+{
+    v16i join;
+    for (int l = 0; l < 16; l++) join[l] = l < tw ? l : l < 2 * tw ? 8 + l - tw : 0;
+    return join;
+}
+
+/* Columns 0-5 of a pair's tiles, one row of each tile row: cols6 of the
+ * plane row at p and of the one 4 rows below, joined */
+V16_ATTR INLINE void cols6_pair(const float *p, int ps, v16i join, v16 c[6])
+{
+    v8 a[6], b[6];
+    cols6(p, 16, 0, a);
+    cols6(p + (size_t)4 * ps, 16, 0, b);
+    for (int q = 0; q < 6; q++)
+        c[q] = __builtin_shuffle(__builtin_shufflevector(a[q], b[q], 0, 1, 2, 3, 4, 5, 6, 7, 8,
+                                                         9, 10, 11, 12, 13, 14, 15),
+                                 join);
+}
 
 V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int pad, int th,
                                        int tw, float *V, size_t ld, size_t xs, float *plane,
                                        int spill)
 {
     const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw), tpi = th * tw;
-    /* lane l of the pair: lane l of the first row's 8, or lane l - tw of
-     * the second row's (lanes 8-15 of the two joined) */
-    v16i join;
-    for (int l = 0; l < 16; l++) join[l] = l < tw ? l : l < 2 * tw ? 8 + l - tw : 0;
+    const v16i join = pair_join(tw);
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
@@ -1276,18 +1329,8 @@ V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int 
                 continue;
             }
             v16 col[6][6];
-            for (int r = 0; r < 6; r++) {
-                v8 a[6], b[6];
-                cols6(d + (size_t)r * ps, 16, 0, a);
-                cols6(d + (size_t)(r + 4) * ps, 16, 0, b);
-                for (int q = 0; q < 6; q++)
-                    col[r][q] = __builtin_shuffle(
-                        __builtin_shufflevector(a[q], b[q], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                                12, 13, 14, 15),
-                        join);
-            }
-            const int n = t + 16 <= tpi || (spill && tpi >= 16) ? 16 : tpi - t;
-            input_cols_f4_16(col, vc + t, xs, n);
+            for (int r = 0; r < 6; r++) cols6_pair(d + (size_t)r * ps, ps, join, col[r]);
+            input_cols_f4_16(col, vc + t, xs, lanes_to_store16(t, tpi, spill));
         }
     }
 }
@@ -1344,6 +1387,115 @@ V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t x
             }
         }
         plane_take(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
+    }
+}
+
+/* One output row of a tile row's 8 tiles (out: output_row_f4's), when
+ * the tiles cover the output exactly: its first n = 4 tw columns, n a
+ * multiple of 4 from 20 to 32, straight to y, clamped at 0 with relu as
+ * plane_out clamps */
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+INLINE void row_out(float *row, const v8 out[4], int n, int relu)
+{
+    for (int j = 0; j < 4; j++) {
+        const v8 o = relu ? relu8(out[j]) : out[j];
+        if (8 * j + 8 <= n)
+            *(v8 *)(row + 8 * j) = o;
+        else if (8 * j + 4 == n)
+            *(v4 *)(row + 8 * j) = __builtin_shufflevector(o, o, 0, 1, 2, 3);
+    }
+}
+
+/* The output transform on the same pairs of tile rows: A^T M A of both
+ * rows in 16 lanes (M of tile t of the image at column t, as V), then
+ * each row's 8 lanes (the first row's lanes 0-7, the second's tw to
+ * tw + 7) joined as output8_f4 joins them. Where the tiles cover the
+ * output exactly (OH = 4 th, OW = 4 tw: 28x28, 32x32), the rows go
+ * straight to y; otherwise to the plane, lanes past a row landing in its
+ * slack, as there. */
+V16_ATTR static void output_tiles_f4_16(const float *M, size_t ld, size_t xs, int K, int OH,
+                                        int OW, int th, int tw, const float *bias, float *y,
+                                        float *plane, int relu)
+{
+    const int ps = plane_stride(4, 3, tw), direct = OH == 4 * th && OW == 4 * tw;
+    v16i second; /* the second row's lanes first */
+    for (int l = 0; l < 16; l++) second[l] = (tw + l) % 16;
+    for (int k = 0; k < K; k++) {
+        const float *mk = M + (size_t)k * ld;
+        const float b = bias[k];
+        float *yk = y + (size_t)k * OH * OW;
+        for (int ti = 0; ti < th; ti += 2) {
+            const float *mt = mk + (size_t)ti * tw;
+            float *yo = plane + (size_t)(4 * ti) * ps;
+            if (ti + 1 == th && direct) { /* the last tile row alone */
+                v8 t[4][6];
+                output_rows_f4(mt, xs, t);
+                for (int a = 0; a < 4; a++) {
+                    v8 out[4];
+                    output_row_f4(t, a, b, out);
+                    row_out(yk + (size_t)(4 * ti + a) * OW, out, OW, relu);
+                }
+                continue;
+            }
+            if (ti + 1 == th) {
+                output8_f4(mt, xs, b, yo, ps, 16);
+                continue;
+            }
+            v16 t[4][6]; /* A^T M */
+            output_rows_f4_16(mt, xs, t);
+            for (int a = 0; a < 4; a++) { /* (A^T M) A, and the bias */
+                v16 o[4];
+                at6_16(t[a], 1, o, 1);
+                for (int j = 0; j < 4; j++) o[j] = o[j] + b;
+                for (int h = 0; h < 2; h++) {
+                    v8 o8[4], out[4];
+                    for (int j = 0; j < 4; j++) {
+                        const v16 x = h ? __builtin_shuffle(o[j], second) : o[j];
+                        o8[j] = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+                    }
+                    join4(o8, out);
+                    if (direct) {
+                        row_out(yk + (size_t)(4 * (ti + h) + a) * OW, out, OW, relu);
+                        continue;
+                    }
+                    float *row = yo + (size_t)(4 * h + a) * ps;
+                    for (int j = 0; j < 4; j++) *(v8 *)(row + j * VW) = out[j];
+                }
+            }
+        }
+        if (!direct) plane_out(plane, ps, yk, OH, OW, relu);
+    }
+}
+
+/* Its adjoint, dM from dy, on the same pairs: each row's columns
+ * gathered by cols6 and joined, as the input transform's, then A dY A^T
+ * in 16 lanes */
+V16_ATTR static void output_grad_tiles_f4_16(const float *dy, const float *y, int K, int OH,
+                                             int OW, int th, int tw, float *dM, size_t ld,
+                                             size_t xs, float *plane, int spill, float *db)
+{
+    const int ps = plane_stride(4, 3, tw), tpi = th * tw;
+    const v16i join = pair_join(tw);
+    memset(plane, 0, sizeof(float) * (size_t)(4 * th) * ps);
+    for (int k = 0; k < K; k++) {
+        const float *dyk = dy + (size_t)k * OH * OW;
+        grad_in_plane(plane, ps, dyk, y ? y + (size_t)k * OH * OW : NULL, OH, OW, db, k);
+        const float *next = k + 1 < K ? dyk + (size_t)OH * OW : NULL;
+        const size_t share = ((size_t)OH * OW + th - 1) / th;
+        float *mk = dM + (size_t)k * ld;
+        for (int ti = 0; ti < th; ti += 2) {
+            if (next && ti * share < (size_t)OH * OW)
+                prefetch_floats(next + ti * share, (size_t)OH * OW - ti * share, 2 * share);
+            const int t = ti * tw;
+            const float *p = plane + (size_t)(4 * ti) * ps;
+            if (ti + 1 == th) { /* the last tile row alone */
+                output_grad8_f4(p, ps, 16, 0, mk + t, xs, lanes_to_store(t, tpi, spill));
+                continue;
+            }
+            v16 g[4][6];
+            for (int a = 0; a < 4; a++) cols6_pair(p + (size_t)a * ps, ps, join, g[a]);
+            output_grad_cols_f4_16(g, mk + t, xs, lanes_to_store16(t, tpi, spill));
+        }
     }
 }
 #endif
@@ -1426,9 +1578,24 @@ void cnn_wino_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW
     output_tiles(2, 3, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
 }
 
-CLONES
+static void wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
+                         int tw, const float *bias, float *y, float *plane, int relu);
+
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
                       int tw, const float *bias, float *y, float *plane, int relu)
+{
+#ifdef HAVE_V16
+    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+        output_tiles_f4_16(M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
+        return;
+    }
+#endif
+    wino4_output(M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
+}
+
+CLONES
+static void wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th,
+                         int tw, const float *bias, float *y, float *plane, int relu)
 {
     output_tiles(4, 3, M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
 }
@@ -1443,10 +1610,27 @@ void cnn_wino_output_grad(const float *dy, const float *y, int K, int OH, int OW
     output_grad_tiles(2, 3, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill, db);
 }
 
-CLONES
+static void wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
+                              int tw, float *dM, size_t ld, size_t xs, float *plane, int spill,
+                              float *db);
+
 void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
                            int tw, float *dM, size_t ld, size_t xs, float *plane, int spill,
                            float *db)
+{
+#ifdef HAVE_V16
+    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+        output_grad_tiles_f4_16(dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill, db);
+        return;
+    }
+#endif
+    wino4_output_grad(dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill, db);
+}
+
+CLONES
+static void wino4_output_grad(const float *dy, const float *y, int K, int OH, int OW, int th,
+                              int tw, float *dM, size_t ld, size_t xs, float *plane, int spill,
+                              float *db)
 {
     output_grad_tiles(4, 3, dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill, db);
 }
