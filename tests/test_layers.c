@@ -603,7 +603,7 @@ static void test_conv_winograd_vs_im2col(void **state)
     compare_with_im2col(16, sh(3, 16, 16, 16), CNN_CONV_WINOGRAD25);
     compare_with_im2col(8, sh(3, 8, 14, 30), CNN_CONV_WINOGRAD25);
     compare_with_im2col(8, sh(3, 8, 13, 14), CNN_CONV_WINOGRAD25);
-    /* F(4x4)'s input transform two tile rows a vector in 16 lanes: tile
+    /* F(4x4)'s image transforms two tile rows a vector in 16 lanes: tile
      * rows of 8 (32x32, an even count), 7 (28x28, odd: the last alone),
      * 6 and 5 tiles; products by the blocked kernel and by the BLAS (6
      * filters); the same against im2col with 8 lanes */
@@ -611,6 +611,11 @@ static void test_conv_winograd_vs_im2col(void **state)
     lanes_same(CNN_CONV_WINOGRAD4, 16, sh(5, 16, 28, 28));
     lanes_same(CNN_CONV_WINOGRAD4, 8, sh(3, 8, 8, 24));
     lanes_same(CNN_CONV_WINOGRAD4, 6, sh(4, 8, 18, 20));
+    /* and images of 4 x 4 tiles, a channel's 16 a vector: 16x16 (the
+     * output straight to y), 14x14 and 13x13 (through the plane) */
+    lanes_same(CNN_CONV_WINOGRAD4, 16, sh(3, 16, 16, 16));
+    lanes_same(CNN_CONV_WINOGRAD4, 32, sh(3, 16, 14, 14));
+    lanes_same(CNN_CONV_WINOGRAD4, 8, sh(2, 8, 13, 13));
     cnn_kernels_set_lanes(8);
     compare_with_im2col(16, sh(6, 16, 28, 28), CNN_CONV_WINOGRAD4);
     cnn_kernels_set_lanes(0);

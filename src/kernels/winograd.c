@@ -574,6 +574,7 @@ INLINE void input_grad8_f4_add(const v8 rows[6][6], v8 carry[][2], float *d, int
 /* input_grad8_f4 for two tile rows of 4 tiles, as input_grad8_f2_pair:
  * a row's 16 columns, then columns 16 and 17, where its last tile's
  * columns 4 and 5 meet a tile of zeros' (zr). */
+INLINE void input_grad8_f4_pair_add(const v8 rows[6][6], const v8 zr[6][6], float *d, int ps);
 INLINE void input_grad8_f4_pair(const float *v, size_t xs, float *d, int ps)
 {
     v8 dv[36], rows[6][6], zr[6][6];
@@ -581,6 +582,13 @@ INLINE void input_grad8_f4_pair(const float *v, size_t xs, float *d, int ps)
     igrad_rows_f4(dv, rows);
     for (int xi = 0; xi < 36; xi++) dv[xi] = (v8){0};
     igrad_rows_f4(dv, zr);
+    input_grad8_f4_pair_add(rows, zr, d, ps);
+}
+
+/* The two rows' B dV B^T (rows; zr: of a tile of zeros) added into the
+ * plane at d */
+INLINE void input_grad8_f4_pair_add(const v8 rows[6][6], const v8 zr[6][6], float *d, int ps)
+{
     for (int half = 0; half < 2; half++)
         for (int r = 0; r < 6; r++) {
             const v8 *col = rows[r];
@@ -1390,18 +1398,18 @@ V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t x
     }
 }
 
-/* One output row of a tile row's 8 tiles (out: output_row_f4's), when
- * the tiles cover the output exactly: its first n = 4 tw columns, n a
- * multiple of 4 from 20 to 32, straight to y, clamped at 0 with relu as
- * plane_out clamps */
+/* One output row of a tile row's tiles (out: output_row_f4's), when
+ * the tiles cover the output exactly: its n = 4 tw columns, n a multiple
+ * of 4 up to 32, straight to y, clamped at 0 with relu as plane_out
+ * clamps */
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
-INLINE void row_out(float *row, const v8 out[4], int n, int relu)
+INLINE void row_out(float *row, const v8 *out, int n, int relu)
 {
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; 8 * j < n; j++) {
         const v8 o = relu ? relu8(out[j]) : out[j];
         if (8 * j + 8 <= n)
             *(v8 *)(row + 8 * j) = o;
-        else if (8 * j + 4 == n)
+        else /* 8 j + 4 = n */
             *(v4 *)(row + 8 * j) = __builtin_shufflevector(o, o, 0, 1, 2, 3);
     }
 }
@@ -1498,6 +1506,125 @@ V16_ATTR static void output_grad_tiles_f4_16(const float *dy, const float *y, in
         }
     }
 }
+
+/* ---- F(4x4) on images of 4 x 4 tiles (outputs of 13 to 16 pixels a
+ * side: ResNet-20's second stage at 14x14 and 16x16) in 16 lanes: one
+ * vector holds a channel's 16 tiles, lanes 0-7 tile rows 0 and 1 and
+ * lanes 8-15 rows 2 and 3, each 8 as the 8-lane code's pairs
+ * (pair_rows) hold them. The same arithmetic per lane, the same sums
+ * into the plane in the same order: the same bits. */
+
+/* Columns 0-5 of the 16 tiles, one row r of each: cols6 of the two
+ * pairs (the plane rows at p and 4, 8 and 12 rows below) side by side */
+V16_ATTR INLINE void cols6_quad(const float *p, int ps, v16 c[6])
+{
+    v8 a[6], b[6];
+    cols6(p, 4 * ps, 1, a);
+    cols6(p + (size_t)8 * ps, 4 * ps, 1, b);
+    for (int q = 0; q < 6; q++)
+        c[q] = __builtin_shufflevector(a[q], b[q], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                       14, 15);
+}
+
+/* Lanes 8h to 8h + 7 of x */
+V16_ATTR INLINE v8 half16(v16 x, int h)
+{
+    return h ? __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15)
+             : __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+V16_ATTR static void input_tiles_f4_4x4_16(const float *x, int C, int H, int W, int pad,
+                                           float *V, size_t ld, size_t xs, float *plane)
+{
+    const int ps = plane_stride(4, 3, 4);
+    const size_t hw = (size_t)H * W;
+    memset(plane, 0, sizeof(float) * 18 * ps);
+    for (int c = 0; c < C; c++) {
+        plane_put(x + (size_t)c * hw, H, W, pad, plane, 18, 18, ps);
+        if (c + 1 < C) prefetch_floats(x + (size_t)(c + 1) * hw, hw, hw);
+        v16 col[6][6];
+        for (int r = 0; r < 6; r++) cols6_quad(plane + (size_t)r * ps, ps, col[r]);
+        input_cols_f4_16(col, V + (size_t)c * ld, xs, 16);
+    }
+}
+
+/* Its adjoint: B dV B^T of the 16 tiles, then each pair of tile rows
+ * added into the plane as input_grad8_f4_pair adds it */
+V16_ATTR static void input_grad_tiles_f4_4x4_16(const float *dV, size_t ld, size_t xs, int C,
+                                                int H, int W, int pad, float *dx, float *plane)
+{
+    const int ps = plane_stride(4, 3, 4);
+    v8 zero[36] = {{0}}, zr[6][6];
+    igrad_rows_f4(zero, zr);
+    memset(plane, 0, sizeof(float) * 18 * ps); /* then plane_take clears */
+    for (int c = 0; c < C; c++) {
+        const float *vc = dV + (size_t)c * ld;
+        v16 dv[36], rows[6][6];
+        for (int xi = 0; xi < 36; xi++) dv[xi] = *(const v16 *)(vc + (size_t)xi * xs);
+        igrad_rows_f4_16(dv, rows);
+        for (int h = 0; h < 2; h++) {
+            v8 rows8[6][6];
+            for (int r = 0; r < 6; r++)
+                for (int q = 0; q < 6; q++) rows8[r][q] = half16(rows[r][q], h);
+            input_grad8_f4_pair_add(rows8, zr, plane + (size_t)(8 * h) * ps, ps);
+        }
+        plane_take(plane, 18, 18, ps, pad, dx + (size_t)c * H * W, H, W);
+    }
+}
+
+/* The output transform: A^T M A of the 16 tiles, each pair of tile rows
+ * joined as output8_f4 joins it; a 16x16 output straight to y, a smaller
+ * one through the plane */
+V16_ATTR static void output_tiles_f4_4x4_16(const float *M, size_t ld, size_t xs, int K,
+                                            int OH, int OW, const float *bias, float *y,
+                                            float *plane, int relu)
+{
+    const int ps = plane_stride(4, 3, 4), direct = OH == 16 && OW == 16;
+    for (int k = 0; k < K; k++) {
+        float *yk = y + (size_t)k * OH * OW;
+        v16 t[4][6]; /* A^T M */
+        output_rows_f4_16(M + (size_t)k * ld, xs, t);
+        for (int a = 0; a < 4; a++) { /* (A^T M) A, and the bias */
+            v16 o[4];
+            at6_16(t[a], 1, o, 1);
+            for (int j = 0; j < 4; j++) o[j] = o[j] + bias[k];
+            for (int h = 0; h < 2; h++) {
+                v8 o8[4], out[4];
+                for (int j = 0; j < 4; j++) o8[j] = half16(o[j], h);
+                join4(o8, out);
+                if (direct) { /* tile rows 2h and 2h + 1's row a */
+                    row_out(yk + (size_t)(8 * h + a) * 16, out, 16, relu);
+                    row_out(yk + (size_t)(8 * h + 4 + a) * 16, out + 2, 16, relu);
+                    continue;
+                }
+                float *row = plane + (size_t)(8 * h + a) * ps;
+                *(v8 *)row = out[0];
+                *(v8 *)(row + VW) = out[1];
+                *(v8 *)(row + 4 * ps) = out[2];
+                *(v8 *)(row + 4 * ps + VW) = out[3];
+            }
+        }
+        if (!direct) plane_out(plane, ps, yk, OH, OW, relu);
+    }
+}
+
+/* Its adjoint, dM from dy */
+V16_ATTR static void output_grad_tiles_f4_4x4_16(const float *dy, const float *y, int K, int OH,
+                                                 int OW, float *dM, size_t ld, size_t xs,
+                                                 float *plane, float *db)
+{
+    const int ps = plane_stride(4, 3, 4);
+    const size_t ohw = (size_t)OH * OW;
+    memset(plane, 0, sizeof(float) * 16 * ps);
+    for (int k = 0; k < K; k++) {
+        const float *dyk = dy + (size_t)k * ohw;
+        grad_in_plane(plane, ps, dyk, y ? y + (size_t)k * ohw : NULL, OH, OW, db, k);
+        if (k + 1 < K) prefetch_floats(dyk + ohw, ohw, ohw);
+        v16 g[4][6];
+        for (int a = 0; a < 4; a++) cols6_quad(plane + (size_t)a * ps, ps, g[a]);
+        output_grad_cols_f4_16(g, dM + (size_t)k * ld, xs, 16);
+    }
+}
 #endif
 
 /* Input tiles of one image. x is (C, H, W); writes V[xi][c][t] for the
@@ -1519,6 +1646,10 @@ void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th, int t
                      size_t ld, size_t xs, float *plane, int spill)
 {
 #ifdef HAVE_V16
+    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+        input_tiles_f4_4x4_16(x, C, H, W, pad, V, ld, xs, plane);
+        return;
+    }
     if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
         input_tiles_f4_16(x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
         return;
@@ -1552,6 +1683,10 @@ void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, i
                           int th, int tw, float *dx, float *plane)
 {
 #ifdef HAVE_V16
+    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+        input_grad_tiles_f4_4x4_16(dV, ld, xs, C, H, W, pad, dx, plane);
+        return;
+    }
     if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
         input_grad_tiles_f4_16(dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
         return;
@@ -1585,6 +1720,10 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int O
                       int tw, const float *bias, float *y, float *plane, int relu)
 {
 #ifdef HAVE_V16
+    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+        output_tiles_f4_4x4_16(M, ld, xs, K, OH, OW, bias, y, plane, relu);
+        return;
+    }
     if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
         output_tiles_f4_16(M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
         return;
@@ -1619,6 +1758,10 @@ void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int O
                            float *db)
 {
 #ifdef HAVE_V16
+    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+        output_grad_tiles_f4_4x4_16(dy, y, K, OH, OW, dM, ld, xs, plane, db);
+        return;
+    }
     if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
         output_grad_tiles_f4_16(dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill, db);
         return;
