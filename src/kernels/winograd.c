@@ -1315,31 +1315,48 @@ V16_ATTR INLINE void cols6_pair(const float *p, int ps, v16i join, v16 c[6])
                                  join);
 }
 
+/* One channel's pairs of tile rows, from the plane (rows ps floats
+ * apart) to the matrices at m: V from 6x6 input tiles (rows 6), or dM
+ * from 4x4 output gradients (rows 4). A last tile row without a partner
+ * takes the 8-lane code. The next channel (hw floats at next, unless
+ * NULL) is asked for a share at each pair. */
+V16_ATTR INLINE void pairs_f4_16(int rows, const float *plane, int ps, int th, int tw,
+                                 v16i join, float *m, size_t xs, int spill, const float *next,
+                                 size_t hw)
+{
+    const int tpi = th * tw;
+    const size_t share = (hw + th - 1) / th;
+    for (int ti = 0; ti < th; ti += 2) {
+        if (next && ti * share < hw) prefetch_floats(next + ti * share, hw - ti * share, 2 * share);
+        const int t = ti * tw;
+        const float *d = plane + (size_t)(4 * ti) * ps;
+        if (ti + 1 == th) { /* the last tile row alone */
+            if (rows == 6)
+                input8_f4(d, ps, 16, 0, m + t, xs, lanes_to_store(t, tpi, spill));
+            else
+                output_grad8_f4(d, ps, 16, 0, m + t, xs, lanes_to_store(t, tpi, spill));
+            continue;
+        }
+        v16 col[6][6];
+        for (int r = 0; r < rows; r++) cols6_pair(d + (size_t)r * ps, ps, join, col[r]);
+        if (rows == 6)
+            input_cols_f4_16(col, m + t, xs, lanes_to_store16(t, tpi, spill));
+        else
+            output_grad_cols_f4_16(col, m + t, xs, lanes_to_store16(t, tpi, spill));
+    }
+}
+
 V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int pad, int th,
                                        int tw, float *V, size_t ld, size_t xs, float *plane,
                                        int spill)
 {
-    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw), tpi = th * tw;
-    const v16i join = pair_join(tw);
+    const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw);
+    const size_t hw = (size_t)H * W;
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
-        plane_put(x + (size_t)c * H * W, H, W, pad, plane, ph, pw, ps);
-        const float *next = c + 1 < C ? x + (size_t)(c + 1) * H * W : NULL;
-        const size_t share = ((size_t)H * W + th - 1) / th;
-        float *vc = V + (size_t)c * ld;
-        for (int ti = 0; ti < th; ti += 2) {
-            if (next && ti * share < (size_t)H * W)
-                prefetch_floats(next + ti * share, (size_t)H * W - ti * share, 2 * share);
-            const int t = ti * tw;
-            const float *d = plane + (size_t)(4 * ti) * ps;
-            if (ti + 1 == th) { /* the last tile row alone */
-                input8_f4(d, ps, 16, 0, vc + t, xs, lanes_to_store(t, tpi, spill));
-                continue;
-            }
-            v16 col[6][6];
-            for (int r = 0; r < 6; r++) cols6_pair(d + (size_t)r * ps, ps, join, col[r]);
-            input_cols_f4_16(col, vc + t, xs, lanes_to_store16(t, tpi, spill));
-        }
+        plane_put(x + (size_t)c * hw, H, W, pad, plane, ph, pw, ps);
+        pairs_f4_16(6, plane, ps, th, tw, pair_join(tw), V + (size_t)c * ld, xs, spill,
+                    c + 1 < C ? x + (size_t)(c + 1) * hw : NULL, hw);
     }
 }
 
@@ -1482,28 +1499,14 @@ V16_ATTR static void output_grad_tiles_f4_16(const float *dy, const float *y, in
                                              int OW, int th, int tw, float *dM, size_t ld,
                                              size_t xs, float *plane, int spill, float *db)
 {
-    const int ps = plane_stride(4, 3, tw), tpi = th * tw;
-    const v16i join = pair_join(tw);
+    const int ps = plane_stride(4, 3, tw);
+    const size_t ohw = (size_t)OH * OW;
     memset(plane, 0, sizeof(float) * (size_t)(4 * th) * ps);
     for (int k = 0; k < K; k++) {
-        const float *dyk = dy + (size_t)k * OH * OW;
-        grad_in_plane(plane, ps, dyk, y ? y + (size_t)k * OH * OW : NULL, OH, OW, db, k);
-        const float *next = k + 1 < K ? dyk + (size_t)OH * OW : NULL;
-        const size_t share = ((size_t)OH * OW + th - 1) / th;
-        float *mk = dM + (size_t)k * ld;
-        for (int ti = 0; ti < th; ti += 2) {
-            if (next && ti * share < (size_t)OH * OW)
-                prefetch_floats(next + ti * share, (size_t)OH * OW - ti * share, 2 * share);
-            const int t = ti * tw;
-            const float *p = plane + (size_t)(4 * ti) * ps;
-            if (ti + 1 == th) { /* the last tile row alone */
-                output_grad8_f4(p, ps, 16, 0, mk + t, xs, lanes_to_store(t, tpi, spill));
-                continue;
-            }
-            v16 g[4][6];
-            for (int a = 0; a < 4; a++) cols6_pair(p + (size_t)a * ps, ps, join, g[a]);
-            output_grad_cols_f4_16(g, mk + t, xs, lanes_to_store16(t, tpi, spill));
-        }
+        const float *dyk = dy + (size_t)k * ohw;
+        grad_in_plane(plane, ps, dyk, y ? y + (size_t)k * ohw : NULL, OH, OW, db, k);
+        pairs_f4_16(4, plane, ps, th, tw, pair_join(tw), dM + (size_t)k * ld, xs, spill,
+                    k + 1 < K ? dyk + ohw : NULL, ohw);
     }
 }
 
@@ -1639,6 +1642,20 @@ void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th, int tw
     input_tiles(2, 3, x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
 }
 
+/* The 16-lane F(4x4) image transforms an image of th x tw tiles takes:
+ * none (the 8-lane code), two tile rows of 5-8 tiles a vector, or a
+ * channel's 4 x 4 tiles a vector */
+#ifdef HAVE_V16
+enum { WIDE_NONE, WIDE_PAIRS, WIDE_4X4 };
+static int f4_wide(int th, int tw)
+{
+    if (!cnn_kernels_wide()) return WIDE_NONE;
+    if (th == 4 && tw == 4) return WIDE_4X4;
+    if (tw >= 5 && tw <= 8 && th >= 2) return WIDE_PAIRS;
+    return WIDE_NONE;
+}
+#endif
+
 static void wino4_input(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                         size_t ld, size_t xs, float *plane, int spill);
 
@@ -1646,11 +1663,11 @@ void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th, int t
                      size_t ld, size_t xs, float *plane, int spill)
 {
 #ifdef HAVE_V16
-    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_4X4) {
         input_tiles_f4_4x4_16(x, C, H, W, pad, V, ld, xs, plane);
         return;
     }
-    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_PAIRS) {
         input_tiles_f4_16(x, C, H, W, pad, th, tw, V, ld, xs, plane, spill);
         return;
     }
@@ -1683,11 +1700,11 @@ void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, i
                           int th, int tw, float *dx, float *plane)
 {
 #ifdef HAVE_V16
-    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_4X4) {
         input_grad_tiles_f4_4x4_16(dV, ld, xs, C, H, W, pad, dx, plane);
         return;
     }
-    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_PAIRS) {
         input_grad_tiles_f4_16(dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
         return;
     }
@@ -1720,11 +1737,11 @@ void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH, int O
                       int tw, const float *bias, float *y, float *plane, int relu)
 {
 #ifdef HAVE_V16
-    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_4X4) {
         output_tiles_f4_4x4_16(M, ld, xs, K, OH, OW, bias, y, plane, relu);
         return;
     }
-    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_PAIRS) {
         output_tiles_f4_16(M, ld, xs, K, OH, OW, th, tw, bias, y, plane, relu);
         return;
     }
@@ -1758,11 +1775,11 @@ void cnn_wino4_output_grad(const float *dy, const float *y, int K, int OH, int O
                            float *db)
 {
 #ifdef HAVE_V16
-    if (th == 4 && tw == 4 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_4X4) {
         output_grad_tiles_f4_4x4_16(dy, y, K, OH, OW, dM, ld, xs, plane, db);
         return;
     }
-    if (tw >= 5 && tw <= 8 && th >= 2 && cnn_kernels_wide()) {
+    if (f4_wide(th, tw) == WIDE_PAIRS) {
         output_grad_tiles_f4_16(dy, y, K, OH, OW, th, tw, dM, ld, xs, plane, spill, db);
         return;
     }
