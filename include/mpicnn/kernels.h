@@ -142,7 +142,10 @@ void cnn_wino_output_grad(const float *dy, const float *y, int K, int OH, int OW
  * th = ceil(OH/4) by tw = ceil(OW/4) tiles per image; scratch from
  * cnn_wino4_scratch(): a padded plane of (4*th + 2) x (4*tw + 2), its
  * rows with 40 floats of slack (the transforms load 8 tiles' columns in
- * whole vectors). */
+ * whole vectors). Where the CPU has AVX-512 (and cnn_kernels_set_lanes
+ * allows), the four image transforms of tile rows of 5 to 8 tiles and
+ * of images of 4 x 4 tiles run in 16 lanes: the same bits as the 8-lane
+ * code built with FMA. */
 size_t cnn_wino4_scratch(int th, int tw);
 void cnn_wino4_filter(const float *w, int K, int C, float *U);
 void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw);
