@@ -1352,10 +1352,11 @@ V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int 
 {
     const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw);
     const size_t hw = (size_t)H * W;
+    const v16i join = pair_join(tw);
     memset(plane, 0, sizeof(float) * (size_t)ph * ps);
     for (int c = 0; c < C; c++) {
         plane_put(x + (size_t)c * hw, H, W, pad, plane, ph, pw, ps);
-        pairs_f4_16(6, plane, ps, th, tw, pair_join(tw), V + (size_t)c * ld, xs, spill,
+        pairs_f4_16(6, plane, ps, th, tw, join, V + (size_t)c * ld, xs, spill,
                     c + 1 < C ? x + (size_t)(c + 1) * hw : NULL, hw);
     }
 }
@@ -1501,11 +1502,12 @@ V16_ATTR static void output_grad_tiles_f4_16(const float *dy, const float *y, in
 {
     const int ps = plane_stride(4, 3, tw);
     const size_t ohw = (size_t)OH * OW;
+    const v16i join = pair_join(tw);
     memset(plane, 0, sizeof(float) * (size_t)(4 * th) * ps);
     for (int k = 0; k < K; k++) {
         const float *dyk = dy + (size_t)k * ohw;
         grad_in_plane(plane, ps, dyk, y ? y + (size_t)k * ohw : NULL, OH, OW, db, k);
-        pairs_f4_16(4, plane, ps, th, tw, pair_join(tw), dM + (size_t)k * ld, xs, spill,
+        pairs_f4_16(4, plane, ps, th, tw, join, dM + (size_t)k * ld, xs, spill,
                     k + 1 < K ? dyk + ohw : NULL, ohw);
     }
 }
