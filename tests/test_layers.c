@@ -622,6 +622,69 @@ static void test_conv_winograd_vs_im2col(void **state)
     compare_with_im2col(16, sh(6, 16, 28, 28), CNN_CONV_WINOGRAD4);
 }
 
+/* ---- input gradients added in place (ctx.dx_add) -------------------- */
+
+/* A conv whose engine adds its input gradient into dx (sz.dx_adds, the
+ * first layer of a residual block: net.c) gives dx = d0 + g, float by
+ * float, to the bit: g the gradient it writes without dx_add, d0 what dx
+ * held. With relu_out too (dy masked by y), and on 1 and 2 threads. */
+static void check_dx_add(int algo, int filters, int r, cnn_shape_t in, int relu)
+{
+    conv_case_t k = conv_case(filters, r, in, 11);
+    cnn_conv_set_algo(algo);
+    for (int threads = 1; threads <= 2; threads++) {
+        cnn_net_t *net = NULL;
+        if (cnn_net_create(&k.s, 1, in, threads, &net) != CNN_OK)
+            fail_msg("create: %s", cnn_error_message());
+        cnn_layer_t *l = &net->layers[0];
+        assert_int_equal(l->sz.dx_adds, 1);
+        l->relu_out = relu;
+        for (size_t i = 0; i < k.nin; i++) net->act[0][i] = (float)k.x[i];
+        for (size_t i = 0; i < k.np; i++) l->params[i] = (float)k.p[i];
+        cnn_ctx_t ctx = cnn_net_ctx(net, 1, 1234, 1, 17);
+        const float *y = cnn_net_forward(net, &ctx, in.n);
+        float *dy = malloc(sizeof(float) * k.nout), *g = malloc(sizeof(float) * k.nin);
+        float *d = malloc(sizeof(float) * k.nin), *want = malloc(sizeof(float) * k.nin);
+        for (size_t i = 0; i < k.nout; i++) dy[i] = (float)k.dy[i];
+        l->ops->backward(l, &ctx, in.n, net->act[0], y, dy, g);
+        uint64_t seed = 99;
+        for (size_t i = 0; i < k.nin; i++) {
+            /* a -0 among the values: -0 + 0 is +0, as a separate add gives */
+            d[i] = i % 97 == 5 ? -0.0f : (float)tu_uniform(&seed, -1, 1);
+            want[i] = d[i] + g[i];
+        }
+        ctx.dx_add = 1;
+        l->ops->backward(l, &ctx, in.n, net->act[0], y, dy, d);
+        assert_memory_equal(d, want, sizeof(float) * k.nin);
+        free(dy);
+        free(g);
+        free(d);
+        free(want);
+        cnn_net_free(net);
+    }
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+    conv_case_free(&k);
+}
+
+static void test_conv_dx_add(void **state)
+{
+    (void)state;
+    /* F(4x4): tile rows of 7 (28x28, in 16 lanes two a vector), images
+     * of 4 x 4 tiles (14x14), of 2 x 2 (7x7, two images a vector: an odd
+     * batch leaves one alone), 18x20 through the plane; F(2x2) and
+     * F(2x2, 5x5) */
+    check_dx_add(CNN_CONV_WINOGRAD4, 8, 3, sh(2, 8, 28, 28), 0);
+    check_dx_add(CNN_CONV_WINOGRAD4, 16, 3, sh(3, 16, 14, 14), 1);
+    check_dx_add(CNN_CONV_WINOGRAD4, 8, 3, sh(3, 8, 7, 7), 0);
+    check_dx_add(CNN_CONV_WINOGRAD4, 6, 3, sh(2, 4, 18, 20), 1);
+    check_dx_add(CNN_CONV_WINOGRAD, 8, 3, sh(3, 8, 12, 12), 0);
+    check_dx_add(CNN_CONV_WINOGRAD25, 8, 5, sh(2, 4, 12, 18), 0);
+    cnn_kernels_set_lanes(8); /* the 8-lane transforms where the CPU has more */
+    check_dx_add(CNN_CONV_WINOGRAD4, 8, 3, sh(2, 8, 28, 28), 1);
+    check_dx_add(CNN_CONV_WINOGRAD4, 16, 3, sh(3, 16, 14, 14), 0);
+    cnn_kernels_set_lanes(0);
+}
+
 /* ---- conv with its ReLU folded in (relu_out) ------------------------ */
 
 /* The batch the conv_relu_run layers are planned for, when more than the
@@ -1886,7 +1949,7 @@ static void check_merge(const char *type, int nin, const cnn_shape_t *in)
     assert_int_equal(cnn_layer_find(type)->shape_n(&spec, nin, in, &out, &sz), CNN_OK);
     const size_t nout = (size_t)out.n * cnn_shape_image(out);
     uint64_t seed = 77 + (uint64_t)nin;
-    double *x[CNN_LAYER_INPUTS_MAX], *r = malloc(sizeof(double) * nout);
+    double *x[CNN_LAYER_INPUTS_MAX], *r = calloc(nout, sizeof(double));
     double *yref = malloc(sizeof(double) * nout);
     size_t m[CNN_LAYER_INPUTS_MAX];
     for (int k = 0; k < nin; k++) {
@@ -2360,6 +2423,7 @@ int main(void)
         cmocka_unit_test(test_conv_winograd4), cmocka_unit_test(test_conv_winograd25),
         cmocka_unit_test(test_conv_fused25),
         cmocka_unit_test(test_conv_winograd_vs_im2col),
+        cmocka_unit_test(test_conv_dx_add),
         cmocka_unit_test(test_conv_winograd_blocks), cmocka_unit_test(test_conv_relu_out),
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_activations),

@@ -402,6 +402,33 @@ static void test_relu_out(void **state)
     cnn_net_set_fuse(1);
 }
 
+/* A fan-out's gradient added by the Winograd conv that takes it (c1,
+ * the block's first conv: sz.dx_adds) as it writes its input gradient:
+ * the same bits as written apart and added after (fusions off), for
+ * the output and every parameter's gradient (the stem's sum both
+ * parts), on tile rows in pairs (28x28), images of 4 x 4 tiles (14x14)
+ * and two images of 2 x 2 a vector (7x7, a batch of 3). */
+static void test_fanout_add(void **state)
+{
+    (void)state;
+    cnn_layer_spec_t a[11];
+    residual_net(a);
+    cnn_conv_set_algo(CNN_CONV_WINOGRAD4);
+    const cnn_shape_t in[] = {{2, 2, 28, 28}, {3, 2, 14, 14}, {3, 2, 7, 7}};
+    for (int i = 0; i < 3; i++) {
+        cnn_net_t *net;
+        assert_int_equal(cnn_net_create(a, 11, in[i], 1, &net), CNN_OK);
+        assert_int_equal(net->layers[2].sz.dx_adds, 1); /* c1 */
+        int k = 0;
+        while (k < net->nsteps && net->steps[k].layer != 2) k++;
+        assert_true(k < net->nsteps);
+        assert_true(net->steps[k].acc[0] >= 0); /* r0's gradient, begun by the add */
+        cnn_net_free(net);
+        check_relu_out(a, 11, in[i]);
+    }
+    cnn_conv_set_algo(CNN_CONV_AUTO);
+}
+
 /* The output of a net planned for inference (buffers reused) equals a
  * training net's, bit for bit, and its plan is smaller. (Fusions off: a
  * batchnorm folded into its conv changes the rounding; test_affine_fold.) */
@@ -938,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_graph_errors), cmocka_unit_test(test_graph_gradient),
         cmocka_unit_test(test_graph_infer),   cmocka_unit_test(test_graph_fold),
         cmocka_unit_test(test_net64),        cmocka_unit_test(test_relu_out),
+        cmocka_unit_test(test_fanout_add),
         cmocka_unit_test(test_affine_fold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,9 +117,11 @@ void cnn_wino_input(const float *x, int C, int H, int W, int pad, int th,
                     int tw, float *V, size_t ld, size_t xs, float *scratch, int spill);
 
 /* Adjoint of cnn_wino_input: OVERWRITES dx (C, H, W) from dV (layout of
- * V). */
+ * V), or with add != 0 adds into it: dx[i] + g[i], the bits that adding
+ * the gradient g written elsewhere would give (a tensor with several
+ * consumers: net.c). */
 void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
-                         int W, int pad, int th, int tw, float *dx, float *scratch);
+                         int W, int pad, int th, int tw, float *dx, float *scratch, int add);
 
 /* M: 16 matrices (K, ld) xs floats apart -> y (K, OH, OW) = bias (K) +
  * output tiles; relu != 0: max(that, 0), as the relu layer computes it
@@ -152,7 +154,7 @@ void cnn_wino4_filter_grad(const float *dU, int K, int C, float *dw);
 void cnn_wino4_input(const float *x, int C, int H, int W, int pad, int th,
                      int tw, float *V, size_t ld, size_t xs, float *scratch, int spill);
 void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
-                          int W, int pad, int th, int tw, float *dx, float *scratch);
+                          int W, int pad, int th, int tw, float *dx, float *scratch, int add);
 void cnn_wino4_output(const float *M, size_t ld, size_t xs, int K, int OH,
                       int OW, int th, int tw, const float *bias, float *y,
                       float *scratch, int relu);
@@ -171,7 +173,7 @@ void cnn_wino25_filter_grad(const float *dU, int K, int C, float *dw);
 void cnn_wino25_input(const float *x, int C, int H, int W, int pad, int th,
                       int tw, float *V, size_t ld, size_t xs, float *scratch, int spill);
 void cnn_wino25_input_grad(const float *dV, size_t ld, size_t xs, int C, int H,
-                           int W, int pad, int th, int tw, float *dx, float *scratch);
+                           int W, int pad, int th, int tw, float *dx, float *scratch, int add);
 void cnn_wino25_output(const float *M, size_t ld, size_t xs, int K, int OH,
                        int OW, int th, int tw, const float *bias, float *y,
                        float *scratch, int relu);
@@ -200,7 +202,7 @@ void cnn_wino25_fused(const float *V, size_t xs, int C, const float *UK, int K, 
 void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int pad,
                       float *V, size_t ld, size_t xs, float *scratch);
 void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
-                           float *dxa, float *dxb, float *scratch);
+                           float *dxa, float *dxb, float *scratch, int add);
 void cnn_wino4_output2(const float *M, size_t ld, size_t xs, int K, int OH, int OW,
                        const float *bias, float *ya, float *yb, float *scratch, int relu);
 void cnn_wino4_output_grad2(const float *dya, const float *dyb, const float *ya,

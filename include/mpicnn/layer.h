@@ -103,6 +103,8 @@ typedef struct {
     int no_relu_out; /* 1: this layer cannot take the ReLU after it
                         (ops->relu_out) after all: a conv whose algorithm
                         does not run one */
+    int dx_adds;     /* 1: backward can add its input gradient into dx
+                        (cnn_ctx_t.dx_add) instead of writing it */
 } cnn_layer_sizes_t;
 
 /* Per-call context: mode, randomness and scratch. Built by the caller. */
@@ -127,6 +129,11 @@ typedef struct {
      * the failure (layers cannot return one). */
     cnn_status_t (*allreduce_sum)(void *arg, double *buf, size_t n);
     void *allreduce_arg; /* the hook's first argument, owned by its setter */
+    /* 1 (given only to a layer with sz.dx_adds, in backward): dx holds
+     * a gradient already (the part from another consumer of the layer's
+     * input), and the layer adds its own into it, dx[i] + g[i] as a
+     * separate add would, instead of overwriting dx */
+    int dx_add;
 } cnn_ctx_t;
 
 typedef struct cnn_layer cnn_layer_t;

@@ -37,7 +37,9 @@ typedef struct {
                                       input) */
     int acc[CNN_LAYER_INPUTS_MAX]; /* -1, or the buffer dx[k] is then added
                                       into: the input's gradient, begun by
-                                      a later consumer of it (fan-out) */
+                                      a later consumer of it (fan-out); a
+                                      layer with sz.dx_adds adds its input
+                                      0's gradient there itself */
 } cnn_net_bstep_t;
 
 typedef struct {
@@ -234,7 +236,10 @@ int cnn_net_relu_folded(const cnn_net_t *net, int i);
  * output (forward_after_relu), where the graph allows, and a net planned
  * for inference folds a batchnorm into the conv before it (test_affine:
  * the conv runs with scaled weights, the batchnorm not at all); 0: every
- * layer runs on its own. The ReLU folds give the same bits as without;
+ * layer runs on its own. Also on: a layer that can (sz.dx_adds) adds its
+ * part of a fan-out's gradient in as it writes it, where 0 writes it
+ * apart and adds it after. The ReLU folds and those adds give the same
+ * bits as without;
  * the batchnorm fold changes outputs by float rounding (the scaling
  * happens before the sums, not after). For tests and benchmarks. */
 int cnn_net_set_fuse(int on); /* returns the setting before the call */

@@ -96,6 +96,15 @@ INLINE void copy_floats(float *dst, const float *src, int n)
         if (l < n) dst[l] = src[l];
 }
 
+/* dst[0..n) += src[0..n): whole vectors, then the last n % 8 one by
+ * one (an overlapping vector, as copy_floats takes, would add twice) */
+INLINE void add_floats(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + VW <= n; i += VW) *(v8 *)(dst + i) = *(const v8 *)(dst + i) + *(const v8 *)(src + i);
+    for (; i < n; i++) dst[i] += src[i];
+}
+
 /* The ReLU of 8 lanes, v > 0 ? v : 0 (0 for NaN and -0, as the relu
  * layer gives) */
 INLINE v8 relu8(v8 v) { return (v8)((v8i)v & (v > 0.0f)); }

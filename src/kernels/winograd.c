@@ -100,25 +100,34 @@ INLINE void plane_put(const float *xc, int H, int W, int pad, float *plane, int 
 }
 
 /* The adjoint: channel xc (H, W) = the plane's interior; pixels no tile
- * reaches get 0. The interior is moved, not copied: it is left zero for
- * the next channel's sums, while its rows are still in L1. The input
- * gradients clear their plane once an image and then only this: the
- * rest of the plane takes sums that nothing reads (measured on
+ * reaches get 0. With add, xc += the interior instead (xc[i] + v, the
+ * one float add that adding a gradient computed apart would make; 0 for
+ * the pixels no tile reaches). The interior is moved, not copied: it is
+ * left zero for the next channel's sums, while its rows are still in L1.
+ * The input gradients clear their plane once an image and then only
+ * this: the rest of the plane takes sums that nothing reads (measured on
  * cifar-3layer's conv2, clearing the whole plane for every channel was
  * 2% of a training step). */
-INLINE void plane_take(float *plane, int ph, int pw, int ps, int pad, float *xc, int H, int W)
+INLINE void plane_take(float *plane, int ph, int pw, int ps, int pad, float *xc, int H, int W,
+                       int add)
 {
     const int n = W < pw - pad ? W : pw - pad;
     for (int h = 0; h < H; h++) {
         float *row = xc + (size_t)h * W;
-        if (h + pad >= ph) {
-            memset(row, 0, sizeof(float) * (size_t)W);
-            continue;
+        const int from = h + pad >= ph ? 0 : n; /* the row's pixels no tile reaches */
+        if (from) {
+            float *in = plane + (size_t)(h + pad) * ps + pad;
+            if (add)
+                add_floats(row, in, n);
+            else
+                copy_floats(row, in, n);
+            zero_floats(in, n);
         }
-        float *in = plane + (size_t)(h + pad) * ps + pad;
-        copy_floats(row, in, n);
-        zero_floats(in, n);
-        if (n < W) memset(row + n, 0, sizeof(float) * (size_t)(W - n));
+        if (from == W) continue;
+        if (add)
+            for (int j = from; j < W; j++) row[j] += 0.0f;
+        else
+            memset(row + from, 0, sizeof(float) * (size_t)(W - from));
     }
 }
 
@@ -940,7 +949,7 @@ INLINE void input_tiles(int m, int r, const float *x, int C, int H, int W, int p
 }
 
 INLINE void input_grad_tiles(int m, int r, const float *dV, size_t ld, size_t xs, int C, int H,
-                             int W, int pad, int th, int tw, float *dx, float *plane)
+                             int W, int pad, int th, int tw, float *dx, float *plane, int add)
 {
     const int ph = m * th + r - 1, pw = m * tw + r - 1, ps = plane_stride(m, r, tw);
     const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -953,6 +962,8 @@ INLINE void input_grad_tiles(int m, int r, const float *dV, size_t ld, size_t xs
     memset(plane, 0, sizeof(float) * (size_t)ph * ps); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
+        if (add) /* the channel's gradient so far, which plane_take reads */
+            prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
         for (int ti = 0; ti < th; ti++) {
             if (pair_rows(r, ti, th, tw)) {
                 float *d = plane + (size_t)(m * ti) * ps;
@@ -977,7 +988,7 @@ INLINE void input_grad_tiles(int m, int r, const float *dV, size_t ld, size_t xs
                     input_grad8_f4(vc + t, xs, keep, carry, d, ps);
             }
         }
-        plane_take(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
+        plane_take(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W, add);
     }
 }
 
@@ -1165,7 +1176,7 @@ INLINE void input_quad(const float *xa, const float *xb, int C, int H, int W, in
 
 /* The adjoint: dxa (and dxb, unless NULL) from dV */
 INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H, int W,
-                            int pad, float *dxa, float *dxb, float *plane)
+                            int pad, float *dxa, float *dxb, float *plane, int add)
 {
     const int ps = quad_stride();
     float *pa = plane, *pb = plane + quad_plane();
@@ -1174,6 +1185,10 @@ INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H,
     memset(plane, 0, sizeof(float) * 2 * quad_plane()); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
+        if (add) { /* the channel's gradients so far, which plane_take reads */
+            prefetch_floats(dxa + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
+            if (dxb) prefetch_floats(dxb + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
+        }
         v8 dv[36], rows[6][6];
         for (int xi = 0; xi < 36; xi++) dv[xi] = load8(vc + (size_t)xi * xs);
         igrad_rows_f4(dv, rows);
@@ -1189,8 +1204,8 @@ INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H,
                 *(v8 *)(p + 4) = load8(p + 4) + t[2 * k + 1];
             }
         }
-        plane_take(pa, 10, 10, ps, pad, dxa + (size_t)c * H * W, H, W);
-        if (dxb) plane_take(pb, 10, 10, ps, pad, dxb + (size_t)c * H * W, H, W);
+        plane_take(pa, 10, 10, ps, pad, dxa + (size_t)c * H * W, H, W, add);
+        if (dxb) plane_take(pb, 10, 10, ps, pad, dxb + (size_t)c * H * W, H, W, add);
     }
 }
 
@@ -1368,7 +1383,7 @@ V16_ATTR static void input_tiles_f4_16(const float *x, int C, int H, int W, int 
  * every sum is the same, to the sign of a zero. */
 V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t xs, int C, int H,
                                             int W, int pad, int th, int tw, float *dx,
-                                            float *plane)
+                                            float *plane, int add)
 {
     const int ph = 4 * th + 2, pw = 4 * tw + 2, ps = plane_stride(4, 3, tw);
     v16i keep, half[2];
@@ -1387,6 +1402,8 @@ V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t x
     memset(plane, 0, sizeof(float) * (size_t)ph * ps); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
+        if (add) /* the channel's gradient so far, which plane_take reads */
+            prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
         for (int ti = 0; ti < th; ti += 2) {
             const int t = ti * tw;
             if (ti + 1 == th) { /* the last tile row alone, as input_grad_tiles */
@@ -1412,7 +1429,7 @@ V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t x
                 if (tw == 8) input_grad8_f4_add(zr8, carry, d + 32, ps);
             }
         }
-        plane_take(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W);
+        plane_take(plane, ph, pw, ps, pad, dx + (size_t)c * H * W, H, W, add);
     }
 }
 
@@ -1556,7 +1573,8 @@ V16_ATTR static void input_tiles_f4_4x4_16(const float *x, int C, int H, int W, 
 /* Its adjoint: B dV B^T of the 16 tiles, then each pair of tile rows
  * added into the plane as input_grad8_f4_pair adds it */
 V16_ATTR static void input_grad_tiles_f4_4x4_16(const float *dV, size_t ld, size_t xs, int C,
-                                                int H, int W, int pad, float *dx, float *plane)
+                                                int H, int W, int pad, float *dx, float *plane,
+                                                int add)
 {
     const int ps = plane_stride(4, 3, 4);
     v8 zero[36] = {{0}}, zr[6][6];
@@ -1564,6 +1582,8 @@ V16_ATTR static void input_grad_tiles_f4_4x4_16(const float *dV, size_t ld, size
     memset(plane, 0, sizeof(float) * 18 * ps); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
+        if (add) /* the channel's gradient so far, which plane_take reads */
+            prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
         v16 dv[36], rows[6][6];
         for (int xi = 0; xi < 36; xi++) dv[xi] = *(const v16 *)(vc + (size_t)xi * xs);
         igrad_rows_f4_16(dv, rows);
@@ -1573,7 +1593,7 @@ V16_ATTR static void input_grad_tiles_f4_4x4_16(const float *dV, size_t ld, size
                 for (int q = 0; q < 6; q++) rows8[r][q] = half16(rows[r][q], h);
             input_grad8_f4_pair_add(rows8, zr, plane + (size_t)(8 * h) * ps, ps);
         }
-        plane_take(plane, 18, 18, ps, pad, dx + (size_t)c * H * W, H, W);
+        plane_take(plane, 18, 18, ps, pad, dx + (size_t)c * H * W, H, W, add);
     }
 }
 
@@ -1690,35 +1710,35 @@ static void wino4_input(const float *x, int C, int H, int W, int pad, int th, in
  * row count as zero. */
 CLONES
 void cnn_wino_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
-                         int th, int tw, float *dx, float *plane)
+                         int th, int tw, float *dx, float *plane, int add)
 {
-    input_grad_tiles(2, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+    input_grad_tiles(2, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane, add);
 }
 
 static void wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W,
-                             int pad, int th, int tw, float *dx, float *plane);
+                             int pad, int th, int tw, float *dx, float *plane, int add);
 
 void cnn_wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
-                          int th, int tw, float *dx, float *plane)
+                          int th, int tw, float *dx, float *plane, int add)
 {
 #ifdef HAVE_V16
     if (f4_wide(th, tw) == WIDE_4X4) {
-        input_grad_tiles_f4_4x4_16(dV, ld, xs, C, H, W, pad, dx, plane);
+        input_grad_tiles_f4_4x4_16(dV, ld, xs, C, H, W, pad, dx, plane, add);
         return;
     }
     if (f4_wide(th, tw) == WIDE_PAIRS) {
-        input_grad_tiles_f4_16(dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+        input_grad_tiles_f4_16(dV, ld, xs, C, H, W, pad, th, tw, dx, plane, add);
         return;
     }
 #endif
-    wino4_input_grad(dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+    wino4_input_grad(dV, ld, xs, C, H, W, pad, th, tw, dx, plane, add);
 }
 
 CLONES
 static void wino4_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W,
-                             int pad, int th, int tw, float *dx, float *plane)
+                             int pad, int th, int tw, float *dx, float *plane, int add)
 {
-    input_grad_tiles(4, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+    input_grad_tiles(4, 3, dV, ld, xs, C, H, W, pad, th, tw, dx, plane, add);
 }
 
 /* Output tiles of one image: y (K, OH, OW) = bias + A^T M A, M laid out
@@ -1807,9 +1827,9 @@ void cnn_wino25_input(const float *x, int C, int H, int W, int pad, int th, int 
 
 CLONES
 void cnn_wino25_input_grad(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
-                           int th, int tw, float *dx, float *plane)
+                           int th, int tw, float *dx, float *plane, int add)
 {
-    input_grad_tiles(2, 5, dV, ld, xs, C, H, W, pad, th, tw, dx, plane);
+    input_grad_tiles(2, 5, dV, ld, xs, C, H, W, pad, th, tw, dx, plane, add);
 }
 
 CLONES
@@ -1839,9 +1859,9 @@ void cnn_wino4_input2(const float *xa, const float *xb, int C, int H, int W, int
 
 CLONES
 void cnn_wino4_input_grad2(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
-                           float *dxa, float *dxb, float *plane)
+                           float *dxa, float *dxb, float *plane, int add)
 {
-    input_grad_quad(dV, ld, xs, C, H, W, pad, dxa, dxb, plane);
+    input_grad_quad(dV, ld, xs, C, H, W, pad, dxa, dxb, plane, add);
 }
 
 CLONES

@@ -229,6 +229,7 @@ static cnn_status_t conv_shape(const cnn_layer_spec_t *s, cnn_shape_t in,
     const conv_engine_t *e = engine_of(sz->variant, g.ckk);
     e->sizes(&g, in.n, sz);
     sz->no_relu_out = !e->relu;
+    sz->dx_adds = e->dx_add;
     return CNN_OK;
 }
 

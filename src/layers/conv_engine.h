@@ -38,12 +38,14 @@ typedef struct {
      * reads dy anyway, so that the ReLU's passes over memory are saved.
      * Engines without it are never given l->relu_out: conv.c sets their
      * sz.no_relu_out, and the net's planning (net.c) then leaves the
-     * ReLU on its own. */
+     * ReLU on its own. An engine with `dx_add` takes ctx->dx_add
+     * (layer.h): backward adds its input gradient into dx. */
     void (*forward)(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                     const float *x, float *y);
     void (*backward)(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_t *g, int n,
                      const float *x, const float *y, const float *dy, float *dx);
     int relu;
+    int dx_add;
 } conv_engine_t;
 
 extern const conv_engine_t cnn_conv_im2col_engine, cnn_conv_smallgemm_engine,

@@ -15,7 +15,9 @@
  * reads it. dM's transform also sums each channel of an image's dy, the
  * image's share of the bias gradient, which the pass adds up in image
  * order at its end. The cache holds U and dU (and U^T for that kernel)
- * and those shares; V is computed again in the backward pass, a chunk of
+ * and those shares; with ctx->dx_add the input gradient transform adds
+ * into dx instead of writing it (a fan-out's second part: net.c). V is
+ * computed again in the backward pass, a chunk of
  * images at a time (WINO_IMAGES; the forward pass takes smaller chunks
  * where they fit the L2 caches, wino_chunk). Threads take whole images for the transforms
  * and whole (xi, column block) GEMMs. Every element gets the same bits
@@ -62,7 +64,7 @@ typedef struct {
     void (*input)(const float *x, int C, int H, int W, int pad, int th, int tw, float *V,
                   size_t ld, size_t xs, float *scratch, int spill);
     void (*input_grad)(const float *dV, size_t ld, size_t xs, int C, int H, int W, int pad,
-                       int th, int tw, float *dx, float *scratch);
+                       int th, int tw, float *dx, float *scratch, int add);
     void (*output)(const float *M, size_t ld, size_t xs, int K, int OH, int OW, int th, int tw,
                    const float *bias, float *y, float *scratch, int relu);
     void (*output_grad)(const float *dy, const float *y, int K, int OH, int OW, int th, int tw,
@@ -405,6 +407,7 @@ typedef struct {
     const float *b;      /* bias (forward) */
     float *y, *dU, *dx;
     float *dbp;          /* backward: each image's bias gradient, K floats */
+    int add;             /* backward: dx += the input gradient (ctx->dx_add) */
     int small;           /* backward: the blocked kernel for dV */
     int small_du;        /* backward: the blocked kernel for dU */
 } wpass_t;
@@ -447,14 +450,15 @@ static void backward_chunk(const cnn_ctx_t *ctx, const conv_geom_t *g, const wge
         for (int i = 0; i < c->nb; i += 2) {
             float *da = p->dx + (size_t)(c->b0 + i) * chw;
             cnn_wino4_input_grad2(c->V + (size_t)i * w->tpi, c->tc, c->vxs, g->C, g->H, g->W,
-                                  g->P, da, i + 1 < c->nb ? da + chw : NULL, layer_work(ctx));
+                                  g->P, da, i + 1 < c->nb ? da + chw : NULL, layer_work(ctx),
+                                  p->add);
         }
         return;
     }
 #pragma omp for schedule(static)
     for (int i = 0; i < c->nb; i++)
         w->f->input_grad(c->V + (size_t)i * w->tpi, c->tc, c->vxs, g->C, g->H, g->W, g->P, w->th,
-                         w->tw, p->dx + (size_t)(c->b0 + i) * chw, layer_work(ctx));
+                         w->tw, p->dx + (size_t)(c->b0 + i) * chw, layer_work(ctx), p->add);
 }
 
 /* The batch of n a chunk at a time, each in one parallel region: its
@@ -497,7 +501,7 @@ static void wino_backward(cnn_layer_t *l, const cnn_ctx_t *ctx, const conv_geom_
     const wpass_t p = {.x = x, .dy = dy, .yr = l->relu_out ? y : NULL, .U = l->cache, .UT = UT,
                        .dU = l->cache + w.ukc, .dx = dx, .small = small_left(g->C, g->K),
                        .small_du = small_du(g->C, g->K),
-                       .dbp = l->cache + (size_t)w.nu * w.ukc};
+                       .dbp = l->cache + (size_t)w.nu * w.ukc, .add = ctx->dx_add};
     if (dx && p.small) transpose_u(g, &w, p.U, UT);
     wino_pass(l, ctx, g, &w, n, &p);
     w.f->filter_grad(p.dU, g->K, g->C, dw);
@@ -514,4 +518,5 @@ const conv_engine_t cnn_conv_winograd_engine = {
     .forward = wino_forward,
     .backward = wino_backward,
     .relu = 1,
+    .dx_add = 1,
 };

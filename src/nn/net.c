@@ -830,7 +830,13 @@ static void add_into(float *restrict a, const float *restrict b, size_t n, int n
     for (size_t i = 0; i < n; i++) a[i] += b[i];
 }
 
-/* One step of the backward pass (net.h: cnn_net_bstep_t). */
+/* One step of the backward pass (net.h: cnn_net_bstep_t). A layer input
+ * with another consumer (s->acc) gets this layer's part of its gradient
+ * added to the part already there: by the layer itself where it can
+ * (sz.dx_adds: a Winograd conv, the first layer of a residual block, adds
+ * as it writes, which saves a pass over memory that writing and then
+ * adding would take; a fusion: cnn_net_set_fuse), else by add_into. Both
+ * give the same bits. */
 static void backward_step(cnn_net_t *net, const cnn_net_bstep_t *s, const cnn_ctx_t *ctx,
                           int n, const float *dout)
 {
@@ -839,7 +845,16 @@ static void backward_step(cnn_net_t *net, const cnn_net_bstep_t *s, const cnn_ct
     const float *y = net->act[s->layer + 1];
     float *dx[CNN_LAYER_INPUTS_MAX];
     for (int k = 0; k < l->ninputs; k++) dx[k] = s->dx[k] < 0 ? NULL : net->dbuf[s->dx[k]];
-    if (cnn_layer_is_merge(l->ops)) {
+    const int merge = cnn_layer_is_merge(l->ops);
+    const int adds = fuse_on && !merge && !s->fused && l->sz.dx_adds && dx[0] && s->acc[0] >= 0;
+    cnn_ctx_t actx;
+    if (adds) {
+        actx = *ctx;
+        actx.dx_add = 1;
+        ctx = &actx;
+        dx[0] = net->dbuf[s->acc[0]];
+    }
+    if (merge) {
         const float *xs[CNN_LAYER_INPUTS_MAX];
         for (int k = 0; k < l->ninputs; k++) xs[k] = cnn_net_layer_in(net, s->layer, k);
         l->ops->backward_n(l, ctx, n, l->ninputs, xs, y, dy, dx);
@@ -850,7 +865,7 @@ static void backward_step(cnn_net_t *net, const cnn_net_bstep_t *s, const cnn_ct
     } else {
         l->ops->backward(l, ctx, n, cnn_net_layer_in(net, s->layer, 0), y, dy, dx[0]);
     }
-    for (int k = 0; k < l->ninputs; k++)
+    for (int k = adds; k < l->ninputs; k++)
         if (s->acc[k] >= 0) {
             const cnn_shape_t in = l->ins[k];
             add_into(net->dbuf[s->acc[k]], dx[k], (size_t)n * cnn_shape_image(in),
