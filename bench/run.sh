@@ -3,6 +3,7 @@
 # is installed, PyTorch side by side in one run, on the same cores.
 #   make bench            (or: sh bench/run.sh from the build directory)
 #   sh bench/run.sh pack  the pack benchmark instead (bench/pack.sh, make bench-pack)
+#   sh bench/run.sh steps the whole-step comparison alone
 #   BENCH_SECONDS=S       seconds per measurement (default 5)
 #   BENCH_ROUNDS=R        rounds of the whole-step and ResNet-20 conv comparisons (default 3)
 #   BENCH_CONV_SECONDS=S  seconds per ResNet-20 conv layer and pass (default 0.6)
@@ -11,6 +12,10 @@
 # Whole training steps are measured in R rounds that alternate mpicnn and
 # PyTorch, so both see the same load on a shared machine; the summary
 # takes each one's best round (and its median) and the ratio of the two.
+# On one thread both run pinned to the same core, core 0 in the first
+# round, core 1 in the second and so on: on a virtual machine one core
+# can run slower than the other for minutes, and a pair of runs on
+# different cores would measure that.
 #
 # PyTorch allocates and frees its activations every step. Under glibc's
 # default malloc settings blocks of this size are mmap'ed and unmapped
@@ -26,6 +31,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = pack ]; then exec sh "$here/pack.sh"; fi
+only=${1:-all}
 bench=${BENCH:-bench/mpicnn-bench}
 secs=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-3}
@@ -38,9 +44,11 @@ log=$(mktemp)
 pc=$(mktemp)
 trap 'rm -f "$log" "$log.out" "$pc" "$pc.out"' EXIT
 
+if [ "$only" != steps ]; then
 echo "== layers (1 thread, then $cores threads)"
 OMP_NUM_THREADS=1 "$bench" --threads 1 --layers-only --seconds "$secs"
 [ "$cores" -gt 1 ] && OMP_NUM_THREADS=$cores "$bench" --threads "$cores" --layers-only --seconds "$secs"
+fi
 
 # measure TAG COMMAND...: runs COMMAND, shows its output and keeps each
 # of its "NET ... N images/s" lines in $log as "TAG NET N"
@@ -56,8 +64,9 @@ measure() {
 # CPU time on one thread (a loaded machine inflates it less than the wall
 # clock); the summary gives the median of the rounds' sums over the net
 csecs=${BENCH_CONV_SECONDS:-0.6}
-echo "== ResNet-20's conv layers, $rounds rounds (mpicnn, then PyTorch; 1 thread, ms of CPU time)"
+[ "$only" != steps ] && echo "== ResNet-20's conv layers, $rounds rounds (mpicnn, then PyTorch; 1 thread, ms of CPU time)"
 r=1
+[ "$only" = steps ] && r=$((rounds + 1))
 while [ "$r" -le "$rounds" ]; do
   echo "-- round $r"
   OMP_NUM_THREADS=1 "$bench" --threads 1 --cpu-time --resnet-convs --seconds "$csecs" | tee "$pc.out"
@@ -68,7 +77,7 @@ while [ "$r" -le "$rounds" ]; do
   fi
   r=$((r + 1))
 done
-awk '{ n[$1]++; c[$1, n[$1]] = $2 + $3; f[$1, n[$1]] = $4 + $5 }
+[ "$only" != steps ] && awk '{ n[$1]++; c[$1, n[$1]] = $2 + $3; f[$1, n[$1]] = $4 + $5 }
      function median(a, who, m,   i, j, t, v) {
        for (i = 1; i <= m; i++) v[i] = a[who, i]
        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -86,9 +95,10 @@ echo "== whole training steps, $rounds rounds (mpicnn, then PyTorch, on the same
 [ "$torch" -eq 1 ] || echo "   (python3-torch is not installed: apt-get install python3-torch; no comparison)"
 r=1
 while [ "$r" -le "$rounds" ]; do
-  echo "-- round $r"
-  measure 1x1 "$MPIEXEC" -np 1 -x OMP_NUM_THREADS=1 "$bench" --threads 1 --steps-only --seconds "$secs"
-  [ "$torch" -eq 1 ] && measure 1x1-torch env $torchenv /usr/bin/python3 "$here/torch_ref.py" steps --threads 1 --seconds "$secs"
+  core=$(((r - 1) % cores))
+  echo "-- round $r (one thread: core $core)"
+  measure 1x1 "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=1 taskset -c "$core" "$bench" --threads 1 --steps-only --seconds "$secs"
+  [ "$torch" -eq 1 ] && measure 1x1-torch env $torchenv taskset -c "$core" /usr/bin/python3 "$here/torch_ref.py" steps --threads 1 --seconds "$secs"
   if [ "$cores" -gt 1 ]; then
     measure 1x2 "$MPIEXEC" -np 1 --bind-to none -x OMP_NUM_THREADS=2 "$bench" --threads 2 --steps-only --seconds "$secs"
     [ "$torch" -eq 1 ] && measure 1x2-torch env $torchenv /usr/bin/python3 "$here/torch_ref.py" steps --threads 2 --seconds "$secs"
@@ -127,7 +137,7 @@ awk -v torch="$torch" '
     }
   }' "$log"
 
-if [ "$cores" -gt 1 ]; then
+if [ "$cores" -gt 1 ] && [ "$only" != steps ]; then
   # mpirun binds -np 1 to core 0 and -np 2's ranks to cores 0 and 1, and
   # a step of -np 2 lasts as long as its slower rank. On a virtual machine
   # the cores need not be equally fast: one rank per core, then each
