@@ -141,6 +141,13 @@ INLINE void prefetch_floats(const float *p, size_t n, size_t most)
     for (size_t i = 0; i < n && i < most; i += 16) __builtin_prefetch(p + i);
 }
 
+/* With add: channel c of dx (H, W), the gradient so far that plane_take
+ * will read, asked for in the cache before the channel's transform */
+INLINE void prefetch_added(int add, const float *dx, int c, int H, int W)
+{
+    if (add && dx) prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
+}
+
 /* Lanes of a tile row's vector from tile t of an image of tpi tiles that
  * may be stored: all 8 while the lanes past the row fall on later tiles
  * of the image, which are written after them, or, with spill, on the
@@ -962,8 +969,7 @@ INLINE void input_grad_tiles(int m, int r, const float *dV, size_t ld, size_t xs
     memset(plane, 0, sizeof(float) * (size_t)ph * ps); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
-        if (add) /* the channel's gradient so far, which plane_take reads */
-            prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
+        prefetch_added(add, dx, c, H, W);
         for (int ti = 0; ti < th; ti++) {
             if (pair_rows(r, ti, th, tw)) {
                 float *d = plane + (size_t)(m * ti) * ps;
@@ -1185,10 +1191,8 @@ INLINE void input_grad_quad(const float *dV, size_t ld, size_t xs, int C, int H,
     memset(plane, 0, sizeof(float) * 2 * quad_plane()); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
-        if (add) { /* the channel's gradients so far, which plane_take reads */
-            prefetch_floats(dxa + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
-            if (dxb) prefetch_floats(dxb + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
-        }
+        prefetch_added(add, dxa, c, H, W);
+        prefetch_added(add, dxb, c, H, W);
         v8 dv[36], rows[6][6];
         for (int xi = 0; xi < 36; xi++) dv[xi] = load8(vc + (size_t)xi * xs);
         igrad_rows_f4(dv, rows);
@@ -1402,8 +1406,7 @@ V16_ATTR static void input_grad_tiles_f4_16(const float *dV, size_t ld, size_t x
     memset(plane, 0, sizeof(float) * (size_t)ph * ps); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
-        if (add) /* the channel's gradient so far, which plane_take reads */
-            prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
+        prefetch_added(add, dx, c, H, W);
         for (int ti = 0; ti < th; ti += 2) {
             const int t = ti * tw;
             if (ti + 1 == th) { /* the last tile row alone, as input_grad_tiles */
@@ -1582,8 +1585,7 @@ V16_ATTR static void input_grad_tiles_f4_4x4_16(const float *dV, size_t ld, size
     memset(plane, 0, sizeof(float) * 18 * ps); /* then plane_take clears */
     for (int c = 0; c < C; c++) {
         const float *vc = dV + (size_t)c * ld;
-        if (add) /* the channel's gradient so far, which plane_take reads */
-            prefetch_floats(dx + (size_t)c * H * W, (size_t)H * W, (size_t)H * W);
+        prefetch_added(add, dx, c, H, W);
         v16 dv[36], rows[6][6];
         for (int xi = 0; xi < 36; xi++) dv[xi] = *(const v16 *)(vc + (size_t)xi * xs);
         igrad_rows_f4_16(dv, rows);
